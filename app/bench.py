@@ -1,0 +1,132 @@
+"""`livevis bench`: the live pipeline, headless, against the bare model forward on the same frames.
+
+Both run in the same process on the same frames, interleaved frame by frame (alternating which goes
+first), so machine drift hits both alike and their ratio is what to compare across runs.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from itertools import cycle
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from app.sources import Resolution, iter_video, synthetic_frames
+from models import Engine, ViewOptions, Visualizer
+from models.errors import InputError
+
+STAGES = ("decode", "preprocess", "forward", "render", "copy")
+
+
+def _frames(source: str, resolution: Resolution):
+    """An endless iterator of frames plus a label; a video loops, synthetic frames cycle."""
+    if source == "synthetic":
+        return cycle(synthetic_frames(resolution)), f"synthetic {resolution.width}x{resolution.height}"
+
+    def looping_video():
+        while True:
+            produced = False
+            for frame in iter_video(source):
+                produced = True
+                yield frame
+            if not produced:
+                raise InputError(f"{source}: no frame could be decoded")
+
+    return looping_video(), source
+
+
+def _percentiles(values_ms: list[float]) -> dict[str, float]:
+    return {"p50": float(np.percentile(values_ms, 50)), "p95": float(np.percentile(values_ms, 95))}
+
+
+def run_bench(
+    model: str = "alexnet",
+    weights: str = "none",
+    source: str = "synthetic",
+    frames: int = 200,
+    warmup: int = 10,
+    resolution: str = "640x480",
+    device: str = "auto",
+    layer: str | None = None,
+    progress: bool = True,
+) -> dict:
+    if frames < 1:
+        raise InputError("--frames must be 1 or more")
+    size = Resolution.parse(resolution)
+    engine = Engine.load(model, weights, device=device, progress=progress)
+    options = ViewOptions(layer=layer, signed_input=False)
+    visualizer = Visualizer(engine, options)
+    stream, label = _frames(source, size)
+
+    stage_ms: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    pipeline_ms: list[float] = []
+    bare_ms: list[float] = []
+
+    def pipeline(frame_start: float) -> None:
+        frame = next(stream)
+        decoded = time.perf_counter()
+        views = visualizer.process(frame)
+        done = time.perf_counter()
+        if timed:
+            stage_ms["decode"].append((decoded - frame_start) * 1000)
+            for stage, ms in views.timings_ms.items():
+                stage_ms[stage].append(ms)
+            pipeline_ms.append((done - frame_start) * 1000)
+
+    def bare(x: torch.Tensor) -> None:
+        start = time.perf_counter()
+        engine.forward(x)
+        if engine.device.type == "cuda":
+            torch.cuda.synchronize()
+        if timed:
+            bare_ms.append((time.perf_counter() - start) * 1000)
+
+    probe = synthetic_frames(size, count=1)[0] if source == "synthetic" else next(stream)
+    with torch.inference_mode():
+        bare_input, _ = engine.preprocess(engine.upload(probe))
+    steps = range(warmup + frames)
+    for step in tqdm(steps, desc="bench", unit="frame", disable=not progress, leave=False):
+        timed = step >= warmup
+        if step % 2:
+            bare(bare_input)
+            pipeline(time.perf_counter())
+        else:
+            pipeline(time.perf_counter())
+            bare(bare_input)
+
+    pipeline_p50 = float(np.percentile(pipeline_ms, 50))
+    bare_p50 = float(np.percentile(bare_ms, 50))
+    return {
+        "model": engine.name,
+        "weights": engine.weights.label,
+        "device": str(engine.device),
+        "device_name": torch.cuda.get_device_name(engine.device)
+        if engine.device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "source": label,
+        "layer": visualizer.layer_info(options).name,
+        "frames": frames,
+        "fps": 1000.0 / pipeline_p50,
+        "bare_fps": 1000.0 / bare_p50,
+        "pipeline_ms": _percentiles(pipeline_ms),
+        "bare_forward_ms": _percentiles(bare_ms),
+        "stages_ms": {stage: _percentiles(values) for stage, values in stage_ms.items()},
+        "overhead_ratio": pipeline_p50 / bare_p50,
+    }
+
+
+def format_report(report: dict) -> str:
+    lines = [
+        f"{report['model']} [{report['weights']}] on {report['device']} ({report['device_name']}, "
+        f"{report['torch_threads']} threads), {report['source']}, layer {report['layer']}, {report['frames']} frames",
+        f"pipeline {report['fps']:.1f} fps, bare forward {report['bare_fps']:.1f} fps, "
+        f"overhead_ratio {report['overhead_ratio']:.3f}",
+        f"{'stage':<12}{'p50 ms':>9}{'p95 ms':>9}",
+    ]
+    rows = {**report["stages_ms"], "pipeline": report["pipeline_ms"], "bare forward": report["bare_forward_ms"]}
+    lines += [f"{name:<12}{v['p50']:>9.2f}{v['p95']:>9.2f}" for name, v in rows.items()]
+    return "\n".join(lines)

@@ -1,0 +1,189 @@
+"""`livevis` command line: the desktop app by default, and subcommands for scripts and tests.
+
+Errors a user can act on print as one line on stderr and exit with status 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that says where to look."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_model_options(parser: argparse.ArgumentParser, *, weights: bool = True, device: bool = True) -> None:
+    parser.add_argument("--model", default="alexnet", help="model name (default: alexnet); see `livevis models`")
+    if weights:
+        parser.add_argument(
+            "--weights",
+            default="default",
+            metavar="PATH|none",
+            help="a state-dict file, or `none` for random weights (default: the model's trained weights)",
+        )
+    if device:
+        parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda or mps")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="livevis", description="Live deep visualization of PyTorch convolutional networks.")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    layers = commands.add_parser("layers", help="list a model's layers in execution order")
+    _add_model_options(layers, device=False)
+    layers.set_defaults(weights="none")
+    layers.add_argument("--json", action="store_true", help="one JSON array on stdout")
+
+    render = commands.add_parser("render", help="render the views of one image or video frame to PNG files")
+    render.add_argument("input", metavar="INPUT", help="an image file or a video file")
+    _add_model_options(render)
+    render.add_argument("--layer", help="module path or friendly name (default: the model's default layer)")
+    render.add_argument("--channel", type=int, default=0, help="selected channel (default: 0)")
+    render.add_argument("--colormap", default="signed", help="signed (default), gray, viridis or inferno")
+    render.add_argument("--norm", default="layer", help="layer (default) or channel normalisation")
+    render.add_argument("--gamma", type=float, default=1.0, help="gamma boost, < 1 lifts weak responses")
+    render.add_argument("--boost", type=float, default=0.0, help="per-channel boost in [0, 1]")
+    render.add_argument("--overlay-mode", default="overlay", help="overlay (default) or mask")
+    render.add_argument("--frame", type=int, default=0, metavar="N", help="frame of a video (default: 0)")
+    render.add_argument("--out", default="out", metavar="DIR", help="output folder (default: out)")
+    render.add_argument(
+        "--save-activations", action="store_true", help="also write DIR/activations.npz (input, activation, top-5)"
+    )
+
+    bench = commands.add_parser("bench", help="time the live pipeline against the bare model forward")
+    _add_model_options(bench)
+    bench.add_argument("--source", default="synthetic", help="synthetic (default) or a video file")
+    bench.add_argument("--frames", type=int, default=200, help="frames to time (default: 200)")
+    bench.add_argument("--warmup", type=int, default=10, help="untimed frames first (default: 10)")
+    bench.add_argument("--resolution", default="640x480", metavar="WxH", help="frame size (default: 640x480)")
+    bench.add_argument("--layer", help="layer to capture and render (default: the model's default layer)")
+    bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from models.errors import LivevisError
+
+    try:
+        if args.command is None:
+            build_parser().print_help()
+            return 0
+        return COMMANDS[args.command](args)
+    except LivevisError as exc:
+        print(f"livevis: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("livevis: interrupted", file=sys.stderr)
+        return 130
+
+
+def _cmd_layers(args: argparse.Namespace) -> int:
+    from models import Engine
+
+    engine = Engine.load(args.model, args.weights, device="cpu")
+    rows = [
+        {"path": layer.path, "name": layer.name, "shape": list(layer.shape), "type": layer.module_type}
+        for layer in engine.layers
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    default = engine.layer().path
+    width = max(len(r["name"]) for r in rows)
+    path_width = max(len(r["path"]) for r in rows)
+    for row in rows:
+        mark = "*" if row["path"] == default else " "
+        shape = " x ".join(map(str, row["shape"]))
+        print(f"{mark} {row['name']:<{width}}  {row['path']:<{path_width}}  {shape:<16} {row['type']}")
+    print(f"(* default layer; {len(rows)} layers of {engine.name})")
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    import cv2
+    import numpy as np
+
+    from app.sources import read_frame
+    from models import Engine, ViewOptions, Visualizer
+    from models.render import grid_layout
+
+    frame = read_frame(args.input, args.frame)
+    options = ViewOptions(
+        layer=args.layer,
+        channel=args.channel,
+        colormap=args.colormap,
+        norm=args.norm,
+        gamma=args.gamma,
+        boost=args.boost,
+        overlay_mode=args.overlay_mode,
+    )
+    engine = Engine.load(args.model, args.weights, device=args.device)
+    visualizer = Visualizer(engine, options)
+    layer = visualizer.layer_info(options)
+    visualizer.check_channel(layer, args.channel)
+    tile_h, tile_w = layer.shape[1:] if layer.is_spatial else (3, 3)
+    natural = grid_layout(layer.channels, tile_h, tile_w)
+    options = options.with_(grid_scale=max(1, 720 // max(natural.width, natural.height)))
+    views = visualizer.process(frame, options, with_activations=args.save_activations)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, image in (("grid", views.grid), ("overlay", views.overlay), ("input_signed", views.input_signed)):
+        cv2.imwrite(str(out / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if args.save_activations:
+        np.savez(
+            out / "activations.npz",
+            input=views.network_input,
+            activation=views.activation,
+            layer=np.array(layer.path),
+            channel=np.array(views.channel),
+            crop=views.crop.as_array(),
+            top5_index=np.array([p.index for p in views.top5], dtype=np.int64),
+            top5_prob=np.array([p.probability for p in views.top5], dtype=np.float32),
+        )
+    print(
+        f"{engine.name} [{engine.weights.label}] on {engine.device}: {layer.name} ({layer.path}) "
+        f"channel {views.channel}, peak {views.peak.value:.3g} at frame x={views.peak.frame_xy[0]} "
+        f"y={views.peak.frame_xy[1]}"
+    )
+    for rank, prediction in enumerate(views.top5, 1):
+        print(f"{rank}. {prediction.label:<32} {prediction.probability:.4f}")
+    print(
+        f"wrote {out}/grid.png, overlay.png, input_signed.png" + (", activations.npz" if args.save_activations else "")
+    )
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from app.bench import format_report, run_bench
+
+    report = run_bench(
+        model=args.model,
+        weights=args.weights,
+        source=args.source,
+        frames=args.frames,
+        warmup=args.warmup,
+        resolution=args.resolution,
+        device=args.device,
+        layer=args.layer,
+        progress=not args.json,
+    )
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return 0
+
+
+COMMANDS = {"layers": _cmd_layers, "render": _cmd_render, "bench": _cmd_bench}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The PyTorch side of livevis: models, layers, activations, rendering. No Qt here.
+
+from models import Engine, Visualizer, ViewOptions
+engine = Engine.load("alexnet", weights="none")
+views = Visualizer(engine, ViewOptions(layer="conv5", channel=3)).process(rgb_frame)
+"""
+
+from .engine import CropRect, Engine, ForwardResult, Prediction, pick_device
+from .errors import (
+    ChannelOutOfRangeError,
+    ColormapError,
+    InputError,
+    LayerNotFoundError,
+    LivevisError,
+    ModelNotFoundError,
+    OptionError,
+    WeightsError,
+)
+from .layers import ActivationCapture, LayerInfo
+from .pipeline import FrameViews, ViewOptions, Visualizer
+from .registry import ModelSpec, get_spec, model_names
+from .render import COLORMAPS, GridLayout
+
+__all__ = [
+    "COLORMAPS",
+    "ActivationCapture",
+    "ChannelOutOfRangeError",
+    "ColormapError",
+    "OptionError",
+    "CropRect",
+    "Engine",
+    "ForwardResult",
+    "FrameViews",
+    "GridLayout",
+    "InputError",
+    "LayerInfo",
+    "LayerNotFoundError",
+    "LivevisError",
+    "ModelNotFoundError",
+    "ModelSpec",
+    "Prediction",
+    "ViewOptions",
+    "Visualizer",
+    "WeightsError",
+    "get_spec",
+    "model_names",
+    "pick_device",
+]

@@ -1,0 +1,186 @@
+"""A model resident on a device: frame in, network input and captured activations out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import InputError
+from .layers import INPUT, PROB, ActivationCapture, LayerInfo, discover_layers, find_layer
+from .registry import ModelSpec, get_spec
+from .weights import DEFAULT, WeightsInfo, load_into, resolve_weights
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """`auto` is cuda, else mps, else cpu."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for but no CUDA GPU is available; use --device auto or cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise InputError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from None
+
+
+@dataclass(frozen=True)
+class CropRect:
+    """The square of the frame the network sees, in frame pixels."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @classmethod
+    def centre_square(cls, height: int, width: int) -> CropRect:
+        side = min(height, width)
+        return cls((width - side) // 2, (height - side) // 2, side, side)
+
+    def as_array(self) -> np.ndarray:
+        return np.array([self.x, self.y, self.w, self.h], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int
+    label: str
+    probability: float
+
+
+@dataclass
+class ForwardResult:
+    frame: torch.Tensor
+    """The frame on the device, HxWx3 uint8 (uploaded once, reused by the overlay)."""
+    input: torch.Tensor
+    """The exact normalised network input, 1xCxSxS float32."""
+    crop: CropRect
+    logits: torch.Tensor
+    activations: dict[str, torch.Tensor]
+    """Captured outputs by layer path, batch dimension removed."""
+
+    def probabilities(self) -> torch.Tensor:
+        return self.logits[0].float().softmax(0)
+
+
+class Engine:
+    """A model on a device, its spec, its layers; runs frames and captures the layers asked for."""
+
+    def __init__(self, spec: ModelSpec, model: torch.nn.Module, weights: WeightsInfo, device: torch.device):
+        self.spec = spec
+        self.weights = weights
+        self.device = device
+        self.model = model.eval().to(device)
+        self.categories = spec.categories()
+        self.layers: list[LayerInfo] = discover_layers(
+            self.model,
+            (spec.in_channels, spec.input_size, spec.input_size),
+            spec.layer_names(self.model),
+            len(self.categories),
+        )
+        # (x / 255 - mean) / std as x * scale + shift.
+        std = torch.tensor(spec.std, dtype=torch.float32)
+        shape = (1, len(spec.std), 1, 1)
+        self._scale = (1.0 / (255.0 * std)).view(shape).to(device)
+        self._shift = (-torch.tensor(spec.mean, dtype=torch.float32) / std).view(shape).to(device)
+        self._pinned: torch.Tensor | None = None
+
+    @classmethod
+    def load(cls, name: str, weights: str | Path = DEFAULT, device: str = "auto", *, progress: bool = True) -> Engine:
+        spec = get_spec(name)
+        target = pick_device(device)
+        state_dict, info = resolve_weights(spec, weights, progress=progress)
+        model = spec.build()
+        if state_dict is not None:
+            load_into(model, state_dict, info.source)
+        return cls(spec, model, info, target)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def layer(self, key: str | None = None) -> LayerInfo:
+        """A layer by path or friendly name; None gives the model's default layer."""
+        return find_layer(self.layers, key or self.spec.default_layer)
+
+    def upload(self, frame: np.ndarray) -> torch.Tensor:
+        """The frame onto the device once, through a pinned buffer on CUDA."""
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise InputError(f"a frame must be an HxWx3 uint8 RGB image, got {frame.dtype} {frame.shape}")
+        host = torch.from_numpy(np.ascontiguousarray(frame))
+        if self.device.type != "cuda":
+            return host.to(self.device)
+        if self._pinned is None or self._pinned.shape != host.shape:
+            self._pinned = torch.empty(host.shape, dtype=torch.uint8, pin_memory=True)
+        self._pinned.copy_(host)
+        return self._pinned.to(self.device, non_blocking=True)
+
+    def preprocess(self, frame: torch.Tensor) -> tuple[torch.Tensor, CropRect]:
+        """Centre square crop, antialiased bilinear resize, [0,1], mean/std: all on the device."""
+        crop = CropRect.centre_square(frame.shape[0], frame.shape[1])
+        square = frame[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
+        nchw = square.permute(2, 0, 1).unsqueeze(0)
+        size = (self.spec.input_size, self.spec.input_size)
+        if nchw.device.type == "cpu":
+            # uint8 channels-last has a fast vectorised antialias kernel on the CPU.
+            nchw = nchw.contiguous(memory_format=torch.channels_last)
+        else:
+            nchw = nchw.float()
+        resized = F.interpolate(nchw, size=size, mode="bilinear", antialias=True, align_corners=False)
+        if self.spec.in_channels == 1:
+            luma = torch.tensor([0.299, 0.587, 0.114], device=resized.device).view(1, 3, 1, 1)
+            resized = (resized.float() * luma).sum(1, keepdim=True)
+        # Channels-first uint8 first: the float passes then run over contiguous memory.
+        x = resized.contiguous().float().mul_(self._scale).add_(self._shift)
+        return x, crop
+
+    @torch.inference_mode()
+    def run(
+        self,
+        frame: np.ndarray | torch.Tensor,
+        layers: Iterable[str] = (),
+        *,
+        on_stage: Callable[[str], None] | None = None,
+    ) -> ForwardResult:
+        """Preprocess one RGB frame, run the model, capture the given layer paths.
+
+        `on_stage("preprocess")` and `on_stage("forward")` are called as each stage ends (timing).
+        """
+        frame_t = frame if isinstance(frame, torch.Tensor) else self.upload(frame)
+        x, crop = self.preprocess(frame_t)
+        if on_stage:
+            on_stage("preprocess")
+        paths = list(layers)
+        with ActivationCapture(self.model, paths) as capture:
+            logits = self.model(x)
+        activations = {path: out[0] for path, out in capture.activations.items()}
+        if INPUT in paths:
+            activations[INPUT] = x[0]
+        if PROB in paths:
+            activations[PROB] = logits[0].float().softmax(0)
+        if on_stage:
+            on_stage("forward")
+        return ForwardResult(frame_t, x, crop, logits, activations)
+
+    @torch.inference_mode()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The bare model forward, no capture: the baseline the benchmark compares against."""
+        return self.model(x)
+
+    def top_k(self, probabilities: np.ndarray, k: int = 5) -> list[Prediction]:
+        """The k most probable classes, from probabilities already on the host."""
+        probs = np.asarray(probabilities, dtype=np.float32).ravel()
+        k = min(k, probs.size)
+        best = np.argpartition(probs, -k)[-k:]
+        best = best[np.argsort(probs[best])[::-1]]
+        labels = self.categories
+        return [Prediction(int(i), labels[i] if i < len(labels) else f"class {i}", float(probs[i])) for i in best]

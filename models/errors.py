@@ -1,0 +1,36 @@
+"""Errors a user can act on. The command line prints their message as one line and exits 2;
+the app shows it in the window. Anything else is a bug."""
+
+
+class LivevisError(Exception):
+    """Base class: the message says what went wrong and what to do."""
+
+
+class ModelNotFoundError(LivevisError, KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsError(LivevisError):
+    """Trained weights cannot be had, or a weights file does not fit the model."""
+
+
+class LayerNotFoundError(LivevisError, KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ChannelOutOfRangeError(LivevisError, IndexError):
+    pass
+
+
+class OptionError(LivevisError, ValueError):
+    """A view option outside what it can be (normalisation, overlay mode, gamma, boost)."""
+
+
+class ColormapError(OptionError):
+    pass
+
+
+class InputError(LivevisError):
+    """An image, video or camera that cannot be read."""

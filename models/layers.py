@@ -1,0 +1,122 @@
+"""Which layers a model has, in the order its forward pass produces them, and capturing them.
+
+Order and shapes come from one dry run with hooks on every module, so branching networks
+(ResNet's blocks, Inception's branches) list in execution order, not in declaration order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import LayerNotFoundError
+
+INPUT = "input"
+PROB = "prob"
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    path: str
+    """Module path as in `model.named_modules()`, or `input` / `prob` for the two pseudo-layers."""
+    name: str
+    """Friendly name: Caffe's for AlexNet and VGG (conv5), otherwise the path."""
+    shape: tuple[int, ...]
+    """Output shape without the batch: (C, H, W) or (F,)."""
+    module_type: str
+
+    @property
+    def channels(self) -> int:
+        return self.shape[0]
+
+    @property
+    def is_spatial(self) -> bool:
+        return len(self.shape) == 3
+
+    @property
+    def label(self) -> str:
+        shape = " x ".join(str(s) for s in self.shape)
+        named = self.name if self.name == self.path else f"{self.name} ({self.path})"
+        return f"{named}  {shape}"
+
+
+def discover_layers(
+    model: nn.Module, input_shape: tuple[int, int, int], names: Mapping[str, str], num_classes: int
+) -> list[LayerInfo]:
+    """Every module with a (N,C,H,W) or (N,F) output, ordered by when its output is final.
+
+    A module called twice (ResNet's shared ReLU) is placed where its last call happens, which is
+    also the output a capture keeps.
+    """
+    order: dict[str, LayerInfo] = {}
+    handles = []
+
+    def make_hook(path: str, module: nn.Module):
+        def hook(_module, _inputs, output):
+            if isinstance(output, torch.Tensor) and output.dim() in (2, 4):
+                order.pop(path, None)
+                order[path] = LayerInfo(path, names.get(path, path), tuple(output.shape[1:]), type(module).__name__)
+
+        return hook
+
+    for path, module in model.named_modules():
+        if path:
+            handles.append(module.register_forward_hook(make_hook(path, module)))
+    try:
+        device = next(model.parameters()).device
+        with torch.inference_mode():
+            output = model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    layers = [LayerInfo(INPUT, INPUT, tuple(input_shape), "Input"), *order.values()]
+    if isinstance(output, torch.Tensor) and output.dim() == 2 and output.shape[1] == num_classes:
+        layers.append(LayerInfo(PROB, PROB, (num_classes,), "Softmax"))
+    return layers
+
+
+def find_layer(layers: Iterable[LayerInfo], key: str) -> LayerInfo:
+    """By module path or friendly name; a wrong key says how to list the right ones."""
+    layers = list(layers)
+    for layer in layers:
+        if key in (layer.path, layer.name):
+            return layer
+    close = [layer.name for layer in layers if key.lower() in layer.name.lower() or key in layer.path][:8]
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise LayerNotFoundError(f"no layer {key!r} in this model{hint}; `livevis layers --model M` lists them")
+
+
+class ActivationCapture:
+    """Forward hooks on the layers being shown, used as a context manager; `release()` removes them.
+
+    Hooks clone what they capture: an in-place ReLU after a conv (AlexNet) would otherwise overwrite
+    the stored conv output, which would then show no negative values.
+    """
+
+    def __init__(self, model: nn.Module, paths: Iterable[str]):
+        self.activations: dict[str, torch.Tensor] = {}
+        self._handles = [
+            model.get_submodule(path).register_forward_hook(self._hook(path))
+            for path in paths
+            if path not in (INPUT, PROB)
+        ]
+
+    def _hook(self, path: str):
+        def hook(_module, _inputs, output):
+            self.activations[path] = output.detach().clone()
+
+        return hook
+
+    def release(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def __enter__(self) -> ActivationCapture:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

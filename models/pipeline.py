@@ -1,0 +1,233 @@
+"""The live pipeline: one frame in, every view of it out as host uint8 arrays.
+
+Used by the app's inference worker, by `livevis render` and by `livevis bench`, so that what is
+benchmarked is what runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from .engine import CropRect, Engine, ForwardResult, Prediction
+from .errors import ChannelOutOfRangeError, OptionError
+from .layers import LayerInfo
+from .render import (
+    GridLayout,
+    MapPeak,
+    apply_colormap,
+    as_maps,
+    check_colormap,
+    grid_layout,
+    locate_peak,
+    normalize_maps,
+    render_overlay,
+    render_signed_input,
+    tile_channels,
+)
+
+OVERLAY_MODES = ("overlay", "mask")
+NORMALIZATIONS = ("layer", "channel")
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    """How to draw: everything a user can change without touching the model."""
+
+    layer: str | None = None
+    """Path or friendly name; None is the model's default layer."""
+    channel: int = 0
+    colormap: str = "signed"
+    norm: str = "layer"
+    gamma: float = 1.0
+    boost: float = 0.0
+    overlay_mode: str = "overlay"
+    opacity: float = 0.6
+    grid_aspect: float = 1.0
+    grid_scale: int = 1
+    signed_input: bool = True
+    """Also render the normalised network input; the benchmark's live pipeline leaves it out."""
+
+    def __post_init__(self):
+        check_colormap(self.colormap)
+        if self.norm not in NORMALIZATIONS:
+            raise OptionError(f"unknown normalisation {self.norm!r}; use layer or channel")
+        if self.overlay_mode not in OVERLAY_MODES:
+            raise OptionError(f"unknown overlay mode {self.overlay_mode!r}; use overlay or mask")
+        if not self.gamma > 0:
+            raise OptionError(f"gamma must be above 0, got {self.gamma}")
+        if not 0 <= self.boost <= 1:
+            raise OptionError(f"boost must lie in [0, 1], got {self.boost}")
+        if not 0 <= self.opacity <= 1:
+            raise OptionError(f"opacity must lie in [0, 1], got {self.opacity}")
+
+    def with_(self, **changes) -> ViewOptions:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class FrameViews:
+    """Everything one frame produced, on the host, immutable: safe to hand to another thread."""
+
+    frame: np.ndarray
+    grid: np.ndarray
+    grid_layout: GridLayout
+    overlay: np.ndarray
+    channel_tile: np.ndarray
+    """The selected channel coloured at its own resolution (a zoomed view scales it up)."""
+    input_signed: np.ndarray
+    layer: LayerInfo
+    channel: int
+    channel_max: np.ndarray
+    channel_mean: np.ndarray
+    peak: MapPeak
+    crop: CropRect
+    top5: list[Prediction]
+    activation: np.ndarray | None = None
+    """The layer's raw output, float32 CxHxW or F, when asked for."""
+    network_input: np.ndarray | None = None
+    """The exact normalised network input, float32 1xCxSxS, when asked for."""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Visualizer:
+    """An engine plus view options: `process(frame)` runs the whole live pipeline once."""
+
+    def __init__(self, engine: Engine, options: ViewOptions | None = None):
+        self.engine = engine
+        self.options = options or ViewOptions()
+        self.layer_info(self.options)  # a wrong layer fails now, not on the first frame
+
+    def layer_info(self, options: ViewOptions) -> LayerInfo:
+        return self.engine.layer(options.layer)
+
+    def check_channel(self, layer: LayerInfo, channel: int) -> None:
+        if not 0 <= channel < layer.channels:
+            raise ChannelOutOfRangeError(
+                f"channel {channel} is out of range: layer {layer.name} has channels 0..{layer.channels - 1}"
+            )
+
+    def process(
+        self, frame: np.ndarray, options: ViewOptions | None = None, *, with_activations: bool = False
+    ) -> FrameViews:
+        """Run the whole pipeline on one RGB uint8 frame.
+
+        `with_activations` also copies the raw layer output and the network input to the host (for
+        saving); the live view does without.
+        """
+        options = options or self.options
+        layer = self.layer_info(options)
+        self.check_channel(layer, options.channel)
+        clock = _StageClock(self.engine.device)
+        result = self.engine.run(frame, [layer.path], on_stage=clock.lap)
+        views = self.render(result, layer, options)
+        if with_activations:
+            views["activation"] = result.activations[layer.path].float()
+            views["network_input"] = result.input.float()
+        clock.lap("render")
+        host = self._to_host(views)
+        clock.lap("copy")
+        channel_max, channel_mean, peak_index, probs = _split_numbers(host.pop("numbers"), layer.channels)
+        return FrameViews(
+            frame=frame,
+            grid=host["grid"],
+            grid_layout=views["grid_layout"],
+            overlay=host["overlay"],
+            channel_tile=host["channel_tile"],
+            input_signed=host["input_signed"],
+            layer=layer,
+            channel=options.channel,
+            channel_max=channel_max,
+            channel_mean=channel_mean,
+            peak=locate_peak(
+                peak_index,
+                float(channel_max[options.channel]),
+                host["channel_tile"].shape[:2],
+                _crop_tuple(result.crop),
+            ),
+            crop=result.crop,
+            top5=self.engine.top_k(probs),
+            activation=host.get("activation"),
+            network_input=host.get("network_input"),
+            timings_ms=clock.laps,
+        )
+
+    @torch.inference_mode()
+    def render(self, result: ForwardResult, layer: LayerInfo, options: ViewOptions) -> dict:
+        """Every view on the device; returns device tensors plus the grid layout.
+
+        The maps are normalised and coloured once: the grid, the zoomed tile and the overlay all
+        show the same colours for the same values.
+        """
+        maps = as_maps(result.activations[layer.path])
+        normalized = normalize_maps(
+            maps, options.colormap, per_channel=options.norm == "channel", boost=options.boost, gamma=options.gamma
+        )
+        colored = apply_colormap(normalized, options.colormap)
+        layout = grid_layout(maps.shape[0], maps.shape[1], maps.shape[2], options.grid_aspect, options.grid_scale)
+        selected = normalized[options.channel]
+        flat = maps.reshape(maps.shape[0], -1).float()
+        numbers = torch.cat(
+            [flat.amax(1), flat.mean(1), selected.flatten().argmax().float().view(1), result.probabilities()]
+        )
+        return {
+            "grid": tile_channels(colored, layout),
+            "grid_layout": layout,
+            "overlay": render_overlay(
+                result.frame,
+                colored[options.channel],
+                selected,
+                _crop_tuple(result.crop),
+                mode=options.overlay_mode,
+                opacity=options.opacity,
+            ),
+            "channel_tile": colored[options.channel].contiguous(),
+            "input_signed": render_signed_input(result.input[0]) if options.signed_input else _NO_IMAGE,
+            "numbers": numbers,
+        }
+
+    def _to_host(self, views: dict) -> dict[str, np.ndarray]:
+        """One copy back per view; on CUDA through pinned buffers, with a single synchronise."""
+        tensors = {k: v for k, v in views.items() if isinstance(v, torch.Tensor)}
+        if self.engine.device.type != "cuda":
+            return {k: v.cpu().numpy() for k, v in tensors.items()}
+        host = {k: torch.empty(v.shape, dtype=v.dtype, pin_memory=True) for k, v in tensors.items()}
+        for k, v in tensors.items():
+            host[k].copy_(v, non_blocking=True)
+        torch.cuda.current_stream(self.engine.device).synchronize()
+        return {k: v.numpy() for k, v in host.items()}
+
+
+_NO_IMAGE = torch.zeros((0, 0, 3), dtype=torch.uint8)
+
+
+def _split_numbers(numbers: np.ndarray, channels: int):
+    return (
+        numbers[:channels],
+        numbers[channels : 2 * channels],
+        int(numbers[2 * channels]),
+        numbers[2 * channels + 1 :],
+    )
+
+
+def _crop_tuple(crop: CropRect) -> tuple[int, int, int, int]:
+    return (crop.x, crop.y, crop.w, crop.h)
+
+
+class _StageClock:
+    """Per-stage wall times; synchronises CUDA so a stage's time is its own."""
+
+    def __init__(self, device: torch.device):
+        self._cuda = device.type == "cuda"
+        self._last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        if self._cuda:
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        self.laps[name] = (now - self._last) * 1000.0
+        self._last = now

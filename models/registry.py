@@ -1,0 +1,150 @@
+"""One frozen spec per model: architecture, preprocessing, labels, layer names, weight source.
+
+Everything the rest of livevis needs to know about a model comes from its spec, never from the GUI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+
+from torch import nn
+
+from .errors import ModelNotFoundError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class HubWeights:
+    """Weights that live at a URL and are cached in the torch hub folder once downloaded."""
+
+    url: str
+
+    @property
+    def file_name(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str
+    build: Callable[[], nn.Module]
+    """Builds the architecture with random weights; trained weights are loaded separately."""
+    default_layer: str
+    weights: HubWeights | None = None
+    input_size: int = 224
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    in_channels: int = 3
+    categories: Callable[[], list[str]] = field(default=lambda: [])
+    layer_names: Callable[[nn.Module], Mapping[str, str]] = field(default=lambda model: {})
+    """Friendly names by module path, e.g. AlexNet's `features.10` -> `conv5` as in Caffe."""
+    description: str = ""
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"a model named {spec.name!r} is registered already")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def model_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(_REGISTRY)
+        raise ModelNotFoundError(f"unknown model {name!r}; known models: {known}") from None
+
+
+@cache
+def imagenet_categories() -> list[str]:
+    """The 1000 ImageNet class names; torchvision ships them, no download needed."""
+    from torchvision.models import AlexNet_Weights
+
+    return list(AlexNet_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def caffe_style_names(model: nn.Module) -> dict[str, str]:
+    """Caffe's names for a `features` + `classifier` network (AlexNet, VGG), as the Toolbox showed them.
+
+    AlexNet: conv1, relu1, pool1, ... conv5, relu5, pool5, drop6, fc6, relu6, ... fc8.
+    VGG: conv1_1, relu1_1, conv1_2, relu1_2, pool1, ... conv5_3, pool5, fc6, ... fc8.
+    A network whose every pool closes a block of two or more convolutions gets the block_index form.
+    """
+    features = list(model.features.named_children())
+    convs_per_block: list[int] = [0]
+    for _, module in features:
+        if isinstance(module, nn.Conv2d):
+            convs_per_block[-1] += 1
+        elif isinstance(module, nn.MaxPool2d):
+            convs_per_block.append(0)
+    blockwise = min(n for n in convs_per_block if n) > 1
+    names: dict[str, str] = {}
+    block, conv_in_block, conv_count = 1, 0, 0
+    for child, module in features:
+        path = f"features.{child}"
+        if isinstance(module, nn.Conv2d):
+            conv_in_block += 1
+            conv_count += 1
+        suffix = f"{block}_{conv_in_block}" if blockwise else str(conv_count)
+        if isinstance(module, nn.Conv2d):
+            names[path] = f"conv{suffix}"
+        elif isinstance(module, nn.ReLU):
+            names[path] = f"relu{suffix}"
+        elif isinstance(module, nn.LocalResponseNorm):
+            names[path] = f"norm{suffix}"
+        elif isinstance(module, nn.MaxPool2d):
+            names[path] = f"pool{block if blockwise else conv_count}"
+            block, conv_in_block = block + 1, 0
+    last_fc = block - 1 if blockwise else conv_count
+    for child, module in model.classifier.named_children():
+        path = f"classifier.{child}"
+        if isinstance(module, nn.Linear):
+            last_fc += 1
+            names[path] = f"fc{last_fc}"
+        elif isinstance(module, nn.ReLU):
+            names[path] = f"relu{last_fc}"
+        elif isinstance(module, nn.Dropout):
+            names[path] = f"drop{last_fc}"
+    return names
+
+
+def _torchvision(name: str, family: str, weights_enum: str, default_layer: str, **kwargs) -> ModelSpec:
+    """A torchvision ImageNet classifier; its weights enum gives the URL, resolved lazily."""
+    import torchvision.models as tvm
+
+    def build() -> nn.Module:
+        return getattr(tvm, name)(weights=None)
+
+    enum_name, member = weights_enum.split(".")
+    url = getattr(getattr(tvm, enum_name), member).url
+    return register_model(
+        ModelSpec(
+            name=name,
+            family=family,
+            build=build,
+            default_layer=default_layer,
+            weights=HubWeights(url),
+            categories=imagenet_categories,
+            description=f"torchvision {name}, ImageNet ({weights_enum})",
+            **kwargs,
+        )
+    )
+
+
+_torchvision("alexnet", "alexnet", "AlexNet_Weights.IMAGENET1K_V1", "conv5", layer_names=caffe_style_names)
+_torchvision("vgg16", "vgg", "VGG16_Weights.IMAGENET1K_V1", "conv5_3", layer_names=caffe_style_names)
+for _depth in (18, 50, 152):
+    _torchvision(f"resnet{_depth}", "resnet", f"ResNet{_depth}_Weights.IMAGENET1K_V1", "layer4")

@@ -1,0 +1,124 @@
+"""Where trained weights come from, and loading them safely.
+
+Order of resolution: an explicit file; the torch hub cache; a download (with a progress bar).
+`none` asks for random weights on purpose. Files load with `weights_only=True`, so a weights file
+from anywhere cannot run code.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import URLError
+
+import torch
+from torch import nn
+
+from .errors import WeightsError
+from .registry import ModelSpec
+
+RANDOM = "none"
+DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """What was loaded, for the status line and the CLI output."""
+
+    trained: bool
+    source: str
+
+    @property
+    def label(self) -> str:
+        return self.source if self.trained else "UNTRAINED (random weights)"
+
+
+def hub_checkpoint_dir() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from a file, refusing anything that is not plain tensors."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist; give the path of a state-dict file or --weights none")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Weights only" in str(exc):
+            raise WeightsError(
+                f"{path} holds Python objects, not only tensors; livevis loads plain state dicts so that a "
+                "weights file cannot run code. Save it with torch.save(model.state_dict(), path)"
+            ) from None
+        raise WeightsError(f"{path} is not a PyTorch weights file ({exc})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path} is not a PyTorch weights file or is truncated ({exc})") from None
+    return _unwrap_state_dict(loaded, path)
+
+
+def _unwrap_state_dict(loaded: object, path: Path) -> dict[str, torch.Tensor]:
+    """Accept the common wrappings: {'state_dict': ...}, {'model': ...}, DataParallel's 'module.'."""
+    if isinstance(loaded, dict):
+        for key in ("state_dict", "model", "model_state_dict"):
+            if isinstance(loaded.get(key), dict):
+                loaded = loaded[key]
+                break
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise WeightsError(f"{path} does not hold a state dict (a mapping of names to tensors)")
+    if loaded and all(k.startswith("module.") for k in loaded):
+        loaded = {k.removeprefix("module."): v for k, v in loaded.items()}
+    return loaded
+
+
+def load_into(model: nn.Module, state_dict: dict[str, torch.Tensor], origin: str) -> None:
+    """Load strictly, and when the file does not fit, name the first tensor that does not."""
+    expected = model.state_dict()
+    for key, tensor in expected.items():
+        if key not in state_dict:
+            raise WeightsError(f"{origin} does not fit this model: tensor {key!r} is missing from the file")
+        if tuple(state_dict[key].shape) != tuple(tensor.shape):
+            raise WeightsError(
+                f"{origin} does not fit this model: tensor {key!r} has shape {tuple(state_dict[key].shape)} "
+                f"in the file but {tuple(tensor.shape)} in the model"
+            )
+    unexpected = [k for k in state_dict if k not in expected]
+    if unexpected:
+        raise WeightsError(f"{origin} does not fit this model: the file has an extra tensor {unexpected[0]!r}")
+    model.load_state_dict(state_dict, strict=True)
+
+
+def resolve_weights(spec: ModelSpec, weights: str | Path = DEFAULT, *, progress: bool = True):
+    """Returns (state dict or None for random weights, WeightsInfo)."""
+    if str(weights) == RANDOM:
+        return None, WeightsInfo(trained=False, source="random")
+    if str(weights) != DEFAULT:
+        path = Path(weights).expanduser()
+        return read_state_dict(path), WeightsInfo(trained=True, source=f"file {path}")
+    if spec.weights is None:
+        raise WeightsError(
+            f"model {spec.name!r} has no known trained weights; pass --weights PATH (a state-dict file) "
+            "or --weights none for random weights"
+        )
+    cached = hub_checkpoint_dir() / spec.weights.file_name
+    if cached.is_file():
+        return read_state_dict(cached), WeightsInfo(trained=True, source=f"cache {cached}")
+    return _download(spec, cached, progress)
+
+
+def _download(spec: ModelSpec, target: Path, progress: bool):
+    url = spec.weights.url
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(target), progress=progress)
+    except (URLError, OSError, TimeoutError) as exc:
+        raise WeightsError(
+            f"trained weights for {spec.name!r} are not cached and could not be downloaded ({_reason(exc)}). "
+            f"Place {spec.weights.file_name} (from {url}) in {target.parent}, "
+            "or pass --weights PATH (a state-dict file), or --weights none for random weights"
+        ) from None
+    return read_state_dict(target), WeightsInfo(trained=True, source=f"download {url}")
+
+
+def _reason(exc: Exception) -> str:
+    return str(getattr(exc, "reason", exc))

@@ -1,0 +1,172 @@
+"""The command line end to end, on real photos and a real video, and on every kind of bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from app.cli import main
+from tests.conftest import write_video
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path))
+    assert image is not None, f"{path} is not a readable PNG"
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+@pytest.mark.parametrize("photo", ["chelsea", "coffee", "china"])
+def test_render_real_photos(tmp_path, capsys, photos, photo):
+    source = tmp_path / f"{photo}.png"
+    cv2.imwrite(str(source), cv2.cvtColor(photos[photo], cv2.COLOR_RGB2BGR))
+    code, out, err = run_cli(capsys, "render", source, "--weights", "none", "--channel", 7, "--out", tmp_path / "o")
+    assert code == 0, err
+    overlay = read_rgb(tmp_path / "o" / "overlay.png")
+    assert overlay.shape == photos[photo].shape
+    grid = read_rgb(tmp_path / "o" / "grid.png")
+    assert min(grid.shape[:2]) >= 600, "grid.png is scaled up to be readable"
+    assert grid.std() > 10, "the grid shows structure, not a flat colour"
+    signed = read_rgb(tmp_path / "o" / "input_signed.png")
+    assert signed.shape[1] > 2 * signed.shape[0], "three input channels side by side"
+    assert "UNTRAINED" in out and "conv5" in out
+    assert len([line for line in out.splitlines() if line[:2] in {f"{i}." for i in range(1, 6)}]) == 5
+
+
+def test_render_saves_activations_equal_to_a_direct_torchvision_forward(tmp_path, capsys, chelsea_path,
+                                                                        alexnet_weights_file):  # fmt: skip
+    code, _, err = run_cli(
+        capsys, "render", chelsea_path, "--weights", alexnet_weights_file, "--layer", "conv5",
+        "--channel", 3, "--out", tmp_path, "--save-activations",
+    )  # fmt: skip
+    assert code == 0, err
+    saved = np.load(tmp_path / "activations.npz")
+    assert saved["input"].shape == (1, 3, 224, 224) and saved["input"].dtype == np.float32
+    assert str(saved["layer"]) == "features.10" and int(saved["channel"]) == 3
+    assert saved["crop"].tolist() == [75, 0, 300, 300]  # chelsea is 451 x 300
+    model = torchvision.models.alexnet(weights=None)
+    model.load_state_dict(torch.load(alexnet_weights_file, weights_only=True))
+    model.eval()
+    with torch.no_grad():
+        x = torch.from_numpy(saved["input"])
+        conv5 = model.features[:11](x)[0].numpy()
+        probs = model(x)[0].softmax(0)
+    np.testing.assert_allclose(saved["activation"], conv5, atol=1e-4)
+    top5 = probs.topk(5)
+    assert saved["top5_index"].tolist() == top5.indices.tolist()
+    np.testing.assert_allclose(saved["top5_prob"], top5.values.numpy(), atol=1e-5)
+    assert saved["top5_index"].dtype == np.int64 and saved["top5_prob"].dtype == np.float32
+
+
+def test_render_a_video_frame(tmp_path, capsys, pan_video):
+    code, out, err = run_cli(capsys, "render", pan_video, "--weights", "none", "--frame", 20, "--layer",
+                             "features.3", "--colormap", "viridis", "--norm", "channel", "--out", tmp_path)  # fmt: skip
+    assert code == 0, err
+    assert read_rgb(tmp_path / "overlay.png").shape == (240, 320, 3)
+    assert "conv2" in out
+
+
+def test_layers_json(capsys):
+    code, out, _ = run_cli(capsys, "layers", "--model", "resnet18", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert rows[0]["name"] == "input" and rows[-1]["name"] == "prob"
+    assert {"path": "layer4", "name": "layer4", "shape": [512, 7, 7], "type": "Sequential"} in rows
+
+
+def test_layers_table_marks_the_default(capsys):
+    code, out, _ = run_cli(capsys, "layers")
+    assert code == 0
+    assert any(line.startswith("* conv5") and "features.10" in line and "256 x 13 x 13" in line
+               for line in out.splitlines())  # fmt: skip
+
+
+def test_bench_json_has_the_promised_keys(capsys, pan_video):
+    code, out, err = run_cli(capsys, "bench", "--weights", "none", "--frames", 6, "--warmup", 2,
+                             "--source", pan_video, "--json")  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["frames"] == 6 and report["fps"] > 0 and report["overhead_ratio"] > 0.5
+    assert set(report["stages_ms"]) == {"decode", "preprocess", "forward", "render", "copy"}
+    assert report["pipeline_ms"]["p95"] >= report["pipeline_ms"]["p50"] > 0
+    assert report["device"] == "cpu" or report["device"].startswith("cuda")
+
+
+def _bad_inputs(tmp: Path, chelsea: Path) -> dict[str, tuple[list, str]]:
+    empty = tmp / "empty.jpg"
+    empty.write_bytes(b"")
+    text = tmp / "notes.png"
+    text.write_text("this is not an image")
+    truncated = tmp / "cut.jpg"
+    truncated.write_bytes(chelsea.read_bytes()[: chelsea.stat().st_size // 2])
+    png = tmp / "cut.png"
+    ok, encoded = cv2.imencode(".png", np.zeros((50, 50, 3), np.uint8) + 90)
+    png.write_bytes(encoded.tobytes()[:60])
+    garbage_video = tmp / "broken.mp4"
+    garbage_video.write_bytes(b"\x00\x01 not a video" * 100)
+    resnet = tmp / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), resnet)
+    good = [str(chelsea), "--weights", "none"]
+    return {
+        "missing file": (["render", tmp / "nope.jpg", "--weights", "none"], "no such file"),
+        "empty file": (["render", empty, "--weights", "none"], "empty"),
+        "truncated jpeg": (["render", truncated, "--weights", "none"], "truncated"),
+        "truncated png": (["render", png, "--weights", "none"], "cannot decode|not an image"),
+        "not an image": (["render", text, "--weights", "none"], "not an image"),
+        "unreadable video": (["render", garbage_video, "--weights", "none"], "cannot open this video"),
+        "unknown model": (["render", *good, "--model", "alexnot"], "unknown model 'alexnot'"),
+        "unknown layer": (["render", *good, "--layer", "conv9"], "livevis layers"),
+        "unknown colormap": (["render", *good, "--colormap", "jet"], "unknown colormap 'jet'"),
+        "channel out of range": (["render", *good, "--channel", "999"], "channel 999 is out of range"),
+        "weights that do not fit": (["render", str(chelsea), "--weights", resnet], "does not fit this model"),
+        "missing weights file": (["render", str(chelsea), "--weights", tmp / "w.pth"], "does not exist"),
+        "bad resolution": (["bench", "--weights", "none", "--resolution", "big"], "WIDTHxHEIGHT"),
+        "bad option value": (["render", *good, "--channel", "three"], "invalid int value"),
+    }
+
+
+def test_bad_inputs_exit_2_with_one_line_and_no_traceback(tmp_path, capsys, chelsea_path):
+    failures = []
+    for case, (args, expected) in _bad_inputs(tmp_path, chelsea_path).items():
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:  # argparse usage errors
+            code = exit_.code
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        import re
+
+        if code != 2 or len(lines) != 1 or not re.search(expected, lines[0]) or "Traceback" in captured.err:
+            failures.append(f"{case}: exit {code}, stderr {captured.err!r}")
+    assert not failures, "\n".join(failures)
+
+
+def test_the_installed_command_reports_errors_without_a_traceback(tmp_path, pan_video):
+    """Through the real entry point, in a fresh process."""
+    frame_too_far = subprocess.run(
+        [sys.executable, "-m", "app", "render", str(pan_video), "--weights", "none", "--frame", "500",
+         "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert frame_too_far.returncode == 2
+    assert frame_too_far.stderr.strip() == (
+        f"livevis: error: {pan_video} has 24 frames; frame 500 does not exist (use 0..23)"
+    )
+    video = write_video(tmp_path / "tiny.avi", [np.full((64, 80, 3), 120, np.uint8)] * 3)
+    ok = subprocess.run([sys.executable, "-m", "app", "render", str(video), "--weights", "none", "--out",
+                         str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "o" / "grid.png").is_file()

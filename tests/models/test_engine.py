@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models import CropRect, Engine, ViewOptions, Visualizer
+from models.errors import ChannelOutOfRangeError, InputError, ModelNotFoundError
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "expected"),
+    [
+        (480, 640, CropRect(80, 0, 480, 480)),  # landscape: centre columns
+        (640, 480, CropRect(0, 80, 480, 480)),  # portrait: centre rows
+        (300, 300, CropRect(0, 0, 300, 300)),  # square: all of it
+        (301, 451, CropRect(75, 0, 301, 301)),
+    ],
+)
+def test_crop_is_the_centre_square(alexnet_engine, height, width, expected):
+    frame = np.zeros((height, width, 3), np.uint8)
+    _, crop = alexnet_engine.preprocess(alexnet_engine.upload(frame))
+    assert crop == expected
+
+
+def test_preprocessing_matches_a_float_reference(alexnet_engine, photos):
+    image = photos["coffee"]  # 400 x 600
+    x, crop = alexnet_engine.preprocess(alexnet_engine.upload(image))
+    assert x.shape == (1, 3, 224, 224) and x.dtype == torch.float32 and x.is_contiguous()
+    square = torch.from_numpy(image[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]).permute(2, 0, 1)[None]
+    reference = F.interpolate(square.float(), size=(224, 224), mode="bilinear", antialias=True) / 255
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    reference = (reference - mean) / std
+    # the fast path resizes uint8, so values may differ by one grey level
+    assert (x - reference).abs().max() <= 1.01 / 255 / 0.224
+
+
+def test_unknown_model_lists_known_ones():
+    with pytest.raises(ModelNotFoundError, match="alexnet"):
+        Engine.load("alexnet9", weights="none")
+
+
+def test_bad_frame_is_an_input_error(alexnet_engine):
+    with pytest.raises(InputError, match="HxWx3 uint8"):
+        alexnet_engine.upload(np.zeros((10, 10), np.float32))
+
+
+def test_cuda_asked_without_a_gpu_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU; the error is for machines without one")
+    from models.engine import pick_device
+
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        pick_device("cuda")
+
+
+def test_channel_out_of_range(alexnet_engine, photos):
+    visualizer = Visualizer(alexnet_engine)
+    with pytest.raises(ChannelOutOfRangeError, match="0..255"):
+        visualizer.process(photos["chelsea"], ViewOptions(channel=256))
+
+
+def test_top5_are_sorted_probabilities(alexnet_engine, photos):
+    views = Visualizer(alexnet_engine).process(photos["chelsea"])
+    probs = [p.probability for p in views.top5]
+    assert len(probs) == 5 and probs == sorted(probs, reverse=True)
+    assert all(0 <= p <= 1 for p in probs)
+    assert all(p.label == alexnet_engine.categories[p.index] for p in views.top5)
+
+
+def _white_square_frame():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[300:360, 420:480] = 255  # inside the crop (80..560), lower right
+    return frame, (420, 300, 480, 360)
+
+
+def test_overlay_peak_lies_over_the_part_of_the_frame_that_drives_the_channel(alexnet_engine):
+    frame, (x0, y0, x1, y1) = _white_square_frame()
+    conv1 = alexnet_engine.run(frame, ["features.0"]).activations["features.0"]
+    blank = alexnet_engine.run(np.zeros_like(frame), ["features.0"]).activations["features.0"]
+    # the channel that the square excites most, relative to an empty frame
+    channel = int((conv1 - blank).amax(dim=(1, 2)).argmax())
+    views = Visualizer(alexnet_engine).process(frame, ViewOptions(layer="conv1", channel=channel))
+    px, py = views.peak.frame_xy
+    # conv1's receptive field is 11 input pixels = 11 * 480 / 224 frame pixels
+    margin = 11 * 480 / 224
+    assert x0 - margin <= px <= x1 + margin and y0 - margin <= py <= y1 + margin
+    # the ring marker is drawn around the peak, in the overlay only
+    assert (views.overlay[py - 12 : py + 13, px - 12 : px + 13] == (0, 255, 0)).all(axis=2).any()
+    assert views.overlay.shape == frame.shape
+
+
+def test_views_come_back_as_host_uint8(alexnet_engine, photos):
+    image = photos["astronaut"]
+    views = Visualizer(alexnet_engine).process(image, with_activations=True)
+    for view in (views.grid, views.overlay, views.channel_tile, views.input_signed):
+        assert isinstance(view, np.ndarray) and view.dtype == np.uint8 and view.flags.c_contiguous
+    assert views.grid.shape == (views.grid_layout.height, views.grid_layout.width, 3)
+    assert views.activation.shape == (256, 13, 13) and views.activation.dtype == np.float32
+    assert views.network_input.shape == (1, 3, 224, 224)
+    np.testing.assert_allclose(views.channel_max, views.activation.reshape(256, -1).max(1), rtol=1e-6)
+    np.testing.assert_allclose(views.channel_mean, views.activation.reshape(256, -1).mean(1), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,95 @@
+import pickle
+from urllib.error import URLError
+
+import pytest
+import torch
+import torchvision
+
+from models import Engine
+from models.errors import WeightsError
+from models.weights import read_state_dict
+
+
+def test_a_state_dict_file_loads_and_is_marked_trained(alexnet_weights_file):
+    engine = Engine.load("alexnet", weights=alexnet_weights_file, device="cpu")
+    expected = torch.load(alexnet_weights_file, weights_only=True)
+    assert torch.equal(engine.model.features[0].weight, expected["features.0.weight"])
+    assert engine.weights.trained and "UNTRAINED" not in engine.weights.label
+
+
+def test_random_weights_are_labelled_untrained():
+    engine = Engine.load("alexnet", weights="none", device="cpu")
+    assert not engine.weights.trained
+    assert "UNTRAINED" in engine.weights.label
+
+
+def test_wrapped_and_dataparallel_state_dicts_load(tmp_path, alexnet_weights_file):
+    state = torch.load(alexnet_weights_file, weights_only=True)
+    wrapped = tmp_path / "wrapped.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}, "epoch": 3}, wrapped)
+    engine = Engine.load("alexnet", weights=wrapped, device="cpu")
+    assert torch.equal(engine.model.classifier[6].bias, state["classifier.6.bias"])
+
+
+def test_weights_of_another_architecture_name_the_first_mismatch(tmp_path):
+    path = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    with pytest.raises(WeightsError, match=r"does not fit this model: tensor 'features\.0\.weight' is missing"):
+        Engine.load("alexnet", weights=path, device="cpu")
+
+
+def test_a_shape_mismatch_names_the_tensor_and_both_shapes(tmp_path, alexnet_weights_file):
+    state = torch.load(alexnet_weights_file, weights_only=True)
+    state["classifier.6.weight"] = torch.zeros(10, 4096)
+    path = tmp_path / "ten_classes.pth"
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match=r"'classifier\.6\.weight' has shape \(10, 4096\) in the file"):
+        Engine.load("alexnet", weights=path, device="cpu")
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_a_file_with_python_objects_is_refused_without_running_them(tmp_path, capsys):
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as handle:
+        pickle.dump({"weight": Payload()}, handle)
+    with pytest.raises(WeightsError, match="cannot run code|not a PyTorch weights file"):
+        read_state_dict(path)
+    assert "must never run" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content", [b"", b"not a weights file at all", b"PK\x03\x04truncated zip"])
+def test_non_weights_files_are_clear_errors(tmp_path, content):
+    path = tmp_path / "weights.pth"
+    path.write_bytes(content)
+    with pytest.raises(WeightsError, match="weights.pth"):
+        read_state_dict(path)
+
+
+def test_missing_weights_offline_name_the_file_the_folder_and_the_options(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(url, dst, progress=True):
+        raise URLError("Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(WeightsError) as error:
+        Engine.load("alexnet", device="cpu")
+    message = str(error.value)
+    assert "alexnet-owt-7be5be79.pth" in message
+    assert str(tmp_path / "hub" / "checkpoints") in message
+    assert "--weights PATH" in message and "--weights none" in message
+
+
+def test_cached_hub_weights_are_used_without_download(tmp_path, monkeypatch, alexnet_weights_file):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "alexnet-owt-7be5be79.pth").write_bytes(alexnet_weights_file.read_bytes())
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("downloaded"))
+    engine = Engine.load("alexnet", device="cpu")
+    assert engine.weights.trained and engine.weights.source.startswith("cache ")
