@@ -22,7 +22,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_model_options(parser: argparse.ArgumentParser, *, weights: bool = True, device: bool = True) -> None:
-    parser.add_argument("--model", default="alexnet", help="model name (default: alexnet); see `livevis models`")
+    parser.add_argument(
+        "--model",
+        help="model name (default: alexnet, or the offline trained efficientnet_lite0 where AlexNet's weights "
+        "cannot be had)",
+    )
     if weights:
         parser.add_argument(
             "--weights",
@@ -70,6 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_engine(args: argparse.Namespace, *, progress: bool = True):
+    """The model the arguments name, or the default one; a fallback is said on stderr, never silent."""
+    from models import Engine
+
+    if args.model:
+        return Engine.load(args.model, args.weights, device=args.device, progress=progress)
+    engine, notice = Engine.load_default(args.weights, device=args.device, progress=progress)
+    if notice:
+        print(f"livevis: {notice}", file=sys.stderr)
+    return engine
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from models.errors import LivevisError
@@ -90,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _cmd_layers(args: argparse.Namespace) -> int:
     from models import Engine
 
-    engine = Engine.load(args.model, args.weights, device="cpu")
+    engine = Engine.load(args.model or "alexnet", args.weights, device="cpu")
     rows = [
         {"path": layer.path, "name": layer.name, "shape": list(layer.shape), "type": layer.module_type}
         for layer in engine.layers
@@ -114,7 +130,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     import numpy as np
 
     from app.sources import read_frame
-    from models import Engine, ViewOptions, Visualizer
+    from models import ViewOptions, Visualizer
     from models.render import grid_layout
 
     frame = read_frame(args.input, args.frame)
@@ -127,7 +143,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
         boost=args.boost,
         overlay_mode=args.overlay_mode,
     )
-    engine = Engine.load(args.model, args.weights, device=args.device)
+    engine = load_engine(args)
     visualizer = Visualizer(engine, options)
     layer = visualizer.layer_info(options)
     visualizer.check_channel(layer, args.channel)
@@ -168,7 +184,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from app.bench import format_report, run_bench
 
     report = run_bench(
-        model=args.model,
+        model=args.model or "alexnet",
         weights=args.weights,
         source=args.source,
         frames=args.frames,

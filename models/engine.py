@@ -10,10 +10,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import InputError
+from .errors import InputError, WeightsError
 from .layers import INPUT, PROB, ActivationCapture, LayerInfo, discover_layers, find_layer
-from .registry import ModelSpec, get_spec
-from .weights import DEFAULT, WeightsInfo, load_into, resolve_weights
+from .registry import DEFAULT_MODEL, OFFLINE_DEFAULT, ModelSpec, PackageWeights, get_spec
+from .weights import DEFAULT, WeightsInfo, load_into, match_by_order, resolve_weights
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -101,8 +101,27 @@ class Engine:
         state_dict, info = resolve_weights(spec, weights, progress=progress)
         model = spec.build()
         if state_dict is not None:
+            if isinstance(spec.weights, PackageWeights) and spec.weights.by_order and str(weights) == DEFAULT:
+                state_dict = match_by_order(model, state_dict, info.source)
             load_into(model, state_dict, info.source)
         return cls(spec, model, info, target)
+
+    @classmethod
+    def load_default(
+        cls, weights: str | Path = DEFAULT, device: str = "auto", *, progress: bool = True
+    ) -> tuple[Engine, str | None]:
+        """The default model; where its trained weights cannot be had, the offline trained model.
+
+        Returns the engine and, when it fell back, a notice saying why and how to get the default.
+        Never falls back to random weights silently.
+        """
+        try:
+            return cls.load(DEFAULT_MODEL, weights, device, progress=progress), None
+        except WeightsError as exc:
+            if str(weights) != DEFAULT:
+                raise
+            notice = f"{exc}. Using the offline trained model {OFFLINE_DEFAULT} instead."
+            return cls.load(OFFLINE_DEFAULT, DEFAULT, device, progress=progress), notice
 
     @property
     def name(self) -> str:

@@ -45,7 +45,7 @@ class ViewOptions:
     gamma: float = 1.0
     boost: float = 0.0
     overlay_mode: str = "overlay"
-    opacity: float = 0.6
+    opacity: float = 0.8
     grid_aspect: float = 1.0
     grid_scale: int = 1
     signed_input: bool = True
@@ -168,7 +168,9 @@ class Visualizer:
         )
         colored = apply_colormap(normalized, options.colormap)
         layout = grid_layout(maps.shape[0], maps.shape[1], maps.shape[2], options.grid_aspect, options.grid_scale)
-        selected = normalized[options.channel]
+        # The selected-channel pane shows the channel on its own scale, whatever the grid's.
+        selected = normalize_maps(maps[options.channel : options.channel + 1], options.colormap, per_channel=True,
+                                  gamma=options.gamma)[0]  # fmt: skip
         flat = maps.reshape(maps.shape[0], -1).float()
         numbers = torch.cat(
             [flat.amax(1), flat.mean(1), selected.flatten().argmax().float().view(1), result.probabilities()]
@@ -178,13 +180,13 @@ class Visualizer:
             "grid_layout": layout,
             "overlay": render_overlay(
                 result.frame,
-                colored[options.channel],
                 selected,
                 _crop_tuple(result.crop),
+                options.colormap,
                 mode=options.overlay_mode,
                 opacity=options.opacity,
             ),
-            "channel_tile": colored[options.channel].contiguous(),
+            "channel_tile": apply_colormap(selected, options.colormap),
             "input_signed": render_signed_input(result.input[0]) if options.signed_input else _NO_IMAGE,
             "numbers": numbers,
         }

