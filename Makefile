@@ -12,8 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/livevis render assets/samples/chelsea.jpg --out out/sample
-	@echo "wrote out/sample/grid.png, overlay.png, input_signed.png"
+	$(BIN)/livevis
 
 test: $(STAMP)
 	$(BIN)/ruff check .

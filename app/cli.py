@@ -39,7 +39,17 @@ def _add_model_options(parser: argparse.ArgumentParser, *, weights: bool = True,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="livevis", description="Live deep visualization of PyTorch convolutional networks.")
+    parser = _Parser(
+        prog="livevis",
+        description="Live deep visualization of PyTorch convolutional networks. With no command, opens the app.",
+    )
+    parser.add_argument("--source", help="camera index (0) or an image, video or folder (default: camera 0, "
+                        "else the bundled sample photos)")  # fmt: skip
+    _add_model_options(parser)
+    parser.add_argument("--layer", help="layer to show first (module path or friendly name)")
+    parser.add_argument("--quit-after", type=float, metavar="SECONDS", help="close the app after that long")
+    parser.add_argument("--stats-json", metavar="PATH", help="on exit, write frame counts, fps and latency here")
+    parser.add_argument("--settings", metavar="PATH", help="settings file (default: the user's livevis settings)")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     layers = commands.add_parser("layers", help="list a model's layers in execution order")
@@ -92,8 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command is None:
-            build_parser().print_help()
-            return 0
+            from app.gui import run_app
+
+            return run_app(args)
         return COMMANDS[args.command](args)
     except LivevisError as exc:
         print(f"livevis: error: {exc}", file=sys.stderr)

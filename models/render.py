@@ -109,7 +109,8 @@ def normalize_maps(
 class GridLayout:
     """Where each channel's tile sits in a grid image: tile c is at row c // cols, column c % cols.
 
-    Plain numbers, so that a widget can map a mouse position to a channel without torch.
+    Plain numbers, so that a widget can map a mouse position to a channel without torch
+    (`widgets.channel_grid.GridGeometry` takes the same fields).
     """
 
     channels: int
@@ -126,26 +127,6 @@ class GridLayout:
     @property
     def width(self) -> int:
         return (self.cols * (self.tile_w + 1) + 1) * self.scale
-
-    def tile_rect(self, channel: int) -> tuple[int, int, int, int]:
-        """(x, y, w, h) of a channel's tile in grid pixels."""
-        row, col = divmod(channel, self.cols)
-        s = self.scale
-        return ((1 + col * (self.tile_w + 1)) * s, (1 + row * (self.tile_h + 1)) * s, self.tile_w * s, self.tile_h * s)
-
-    def channel_at(self, x: float, y: float) -> int | None:
-        """The channel whose tile holds grid pixel (x, y), or None on a separator or outside."""
-        cell_w, cell_h = (self.tile_w + 1) * self.scale, (self.tile_h + 1) * self.scale
-        col, dx = divmod(x - self.scale, cell_w)
-        row, dy = divmod(y - self.scale, cell_h)
-        if (
-            not (0 <= col < self.cols and 0 <= row < self.rows)
-            or dx >= cell_w - self.scale
-            or dy >= cell_h - self.scale
-        ):
-            return None
-        channel = int(row) * self.cols + int(col)
-        return channel if channel < self.channels else None
 
 
 def grid_layout(channels: int, tile_h: int, tile_w: int, aspect: float = 1.0, scale: int = 1) -> GridLayout:

@@ -1,3 +1,5 @@
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,7 @@ from models.render import (
     render_overlay,
     upsample_bilinear,
 )
+from widgets.channel_grid import GridGeometry
 
 
 def test_signed_colormap_zero_white_positive_red_negative_blue():
@@ -53,8 +56,9 @@ def test_grid_layout_follows_the_aspect_ratio():
 def test_grid_places_each_channel_in_its_tile_with_separators():
     torch.manual_seed(0)
     maps = torch.randn(10, 5, 7)
-    grid, layout = render_channel_grid(maps, "signed")
-    assert grid.shape == (layout.height, layout.width, 3) == (4 * 6 + 1, 3 * 8 + 1, 3)  # 4 rows x 3 columns
+    grid, grid_layout_ = render_channel_grid(maps, "signed")
+    layout = GridGeometry(**asdict(grid_layout_))
+    assert grid.shape == (grid_layout_.height, grid_layout_.width, 3) == (4 * 6 + 1, 3 * 8 + 1, 3)  # 4 rows x 3 columns
     colored = apply_colormap(normalize_maps(maps, "signed"), "signed")
     for channel in range(10):
         x, y, w, h = layout.tile_rect(channel)

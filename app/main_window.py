@@ -1,0 +1,626 @@
+"""The main window: wires the capture thread and the inference worker to the widgets.
+
+The GUI thread turns results into images and paints; it runs no torch and no file I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from PyQt6.QtCore import QSettings, Qt, QTimer
+from PyQt6.QtGui import QAction, QActionGroup, QKeySequence
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSlider,
+    QSplitter,
+    QStackedWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.capture import CaptureThread, LatestFrameSlot, probe_cameras
+from app.shortcuts import CHANNEL_BOOSTS, GAMMA_BOOSTS, SHORTCUTS, help_rows
+from app.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from app.worker import InferenceWorker, LiveResult, ModelInfo
+from models import COLORMAPS, ViewOptions, model_names
+from widgets.channel_grid import ChannelGrid, GridGeometry
+from widgets.help_overlay import HelpOverlay
+from widgets.image_view import ImageView
+from widgets.layer_tree import LayerTree
+from widgets.predictions import PredictionsView
+
+SETTINGS_KEYS = ("colormap", "norm", "gamma", "boost", "overlay_mode", "opacity")
+
+
+class LiveStats:
+    """Counters for the status bar and for `--stats-json`."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.displayed = 0
+        self.latencies_ms: deque[float] = deque(maxlen=2000)
+        self.display_times: deque[float] = deque(maxlen=120)
+        self.loop_lateness_ms: deque[float] = deque(maxlen=5000)
+        self.grid_paint_ms: deque[float] = deque(maxlen=2000)
+
+    def fps(self) -> float:
+        times = self.display_times
+        if len(times) < 2 or times[-1] == times[0]:
+            return 0.0
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    @staticmethod
+    def _percentile(values, q: float) -> float | None:
+        return float(np.percentile(list(values), q)) if values else None
+
+    def as_dict(self, slot: LatestFrameSlot, processed: int) -> dict:
+        elapsed = time.perf_counter() - self.started
+        return {
+            "frames_captured": slot.captured,
+            "frames_processed": processed,
+            "frames_displayed": self.displayed,
+            "frames_dropped": slot.dropped,
+            "seconds": elapsed,
+            "fps": self.displayed / elapsed if elapsed > 0 else 0.0,
+            "latency_ms_p50": self._percentile(self.latencies_ms, 50),
+            "latency_ms_p95": self._percentile(self.latencies_ms, 95),
+            "event_loop_latency_ms_p95": self._percentile(self.loop_lateness_ms, 95),
+            "grid_paint_ms_p50": self._percentile(self.grid_paint_ms, 50),
+            "grid_paint_ms_p95": self._percentile(self.grid_paint_ms, 95),
+        }
+
+
+class MainWindow(QMainWindow):
+    LOOP_PROBE_MS = 10
+
+    def __init__(
+        self,
+        *,
+        source: str | None = None,
+        model: str | None = None,
+        weights: str = "default",
+        layer: str | None = None,
+        device: str = "auto",
+        settings: QSettings | None = None,
+    ):
+        super().__init__()
+        self.setWindowTitle("livevis")
+        self.settings = settings or QSettings("livevis", "livevis")
+        self.device = device
+        self.stats = LiveStats()
+        self.model: ModelInfo | None = None
+        self.options = self._restored_options(layer)
+        self.frozen = False
+        self.last_result: LiveResult | None = None
+        self._zoomed = False
+        self._last_files: str | None = None
+        self._camera_source: str = "0"
+
+        self.slot = LatestFrameSlot()
+        self.capture = CaptureThread(self.slot, self)
+        self.worker = InferenceWorker(self.slot, self.options, self)
+        self._build_widgets()
+        self._build_actions()
+        self._build_status_bar()
+        self._connect()
+
+        self.capture.start()
+        self.worker.start()
+        self.worker.load_model(model or self._setting("model") or None, weights, device)
+        self._status_model.setText("loading model...")
+        self.open_source(source if source is not None else self._setting("source") or None)
+        self._restore_geometry()
+
+        self._loop_probe = QTimer(self)
+        self._loop_probe.setInterval(self.LOOP_PROBE_MS)
+        self._loop_probe.timeout.connect(self._probe_event_loop)
+        self._loop_probe_last = time.perf_counter()
+        self._loop_probe.start()
+
+    # ------------------------------------------------------------------ building
+    def _build_widgets(self) -> None:
+        self.input_view = ImageView(placeholder="No input yet.\nOpen a camera, files or a folder (File menu).")
+        self.predictions = PredictionsView()
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self._titled("input (dashed: what the network sees)", self.input_view), 1)
+        left_layout.addWidget(self.predictions)
+
+        self.layer_tree = LayerTree()
+        self.layer_tree.setMinimumWidth(200)
+        self.grid = ChannelGrid()
+        self.grid_title = QLabel("layer")
+
+        self.overlay_view = ImageView(placeholder="selected channel")
+        self.tile_view = ImageView(smooth=False, placeholder="zoomed channel")
+        self.selected_stack = QStackedWidget()
+        self.selected_stack.addWidget(self.overlay_view)
+        self.selected_stack.addWidget(self.tile_view)
+        self.small_view = ImageView(smooth=False)
+        self.small_view.setMinimumSize(120, 120)
+        self.small_view.setMaximumHeight(200)
+        self.channel_info = QLabel("-")
+        self.channel_info.setWordWrap(True)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self._titled("selected channel on the frame (z swaps)", self.selected_stack), 1)
+        row = QHBoxLayout()
+        row.addWidget(self.small_view, 1)
+        row.addWidget(self.channel_info, 1)
+        right_layout.addLayout(row)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(self.layer_tree)
+        grid_box = QWidget()
+        grid_layout = QVBoxLayout(grid_box)
+        grid_layout.setContentsMargins(0, 0, 0, 0)
+        grid_layout.addWidget(self.grid_title)
+        grid_layout.addWidget(self.grid, 1)
+        splitter.addWidget(grid_box)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        splitter.setStretchFactor(2, 4)
+        splitter.setStretchFactor(3, 3)
+        self.splitter = splitter
+        self.setCentralWidget(splitter)
+        self.help_overlay = HelpOverlay(splitter)
+        self.help_overlay.set_shortcuts(help_rows())
+        self.setAcceptDrops(True)
+        self.resize(1500, 860)
+
+    @staticmethod
+    def _titled(title: str, widget: QWidget) -> QWidget:
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel(title))
+        layout.addWidget(widget, 1)
+        return box
+
+    def _action(self, name: str, slot, text: str | None = None) -> QAction:
+        keys, description = SHORTCUTS[name]
+        action = QAction(text or description[:1].upper() + description[1:], self)
+        action.setShortcuts([QKeySequence(k) for k in keys])
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.setToolTip(f"{description} ({', '.join(keys)})")
+        action.triggered.connect(slot)
+        self.addAction(action)
+        self.actions_by_name[name] = action
+        return action
+
+    def _build_actions(self) -> None:
+        self.actions_by_name: dict[str, QAction] = {}
+        a = self._action
+        a("left", lambda: self.move_selection(0, -1))
+        a("right", lambda: self.move_selection(0, 1))
+        a("up", lambda: self.move_selection(-1, 0))
+        a("down", lambda: self.move_selection(1, 0))
+        a("previous_layer", lambda: self.step_layer(-1))
+        a("next_layer", lambda: self.step_layer(1))
+        freeze = a("freeze", self.toggle_freeze, "Freeze")
+        freeze.setCheckable(True)
+        a("toggle_source", self.toggle_source)
+        a("previous_file", lambda: self.capture.step(-1), "Previous file")
+        a("next_file", lambda: self.capture.step(1), "Next file")
+        a("boost_channel", self.cycle_channel_boost, "Per-channel boost")
+        a("boost_gamma", self.cycle_gamma, "Gamma boost")
+        a("colormap", self.cycle_colormap, "Next colormap")
+        a("zoom", self.toggle_zoom, "Swap overlay and zoom")
+        a("snapshot", self.snapshot, "Snapshot")
+        a("help", self.help_overlay.toggle, "Keyboard shortcuts")
+        a("quit", self.close, "Quit")
+        a("open_files", self.choose_files, "Open image or video files...")
+        a("open_folder", self.choose_folder, "Open a folder of images...")
+
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        file_menu.addAction(self.actions_by_name["open_files"])
+        file_menu.addAction(self.actions_by_name["open_folder"])
+        self.camera_menu = file_menu.addMenu("Camera")
+        self.camera_menu.aboutToShow.connect(self._fill_camera_menu)
+        mirror = QAction("Mirror camera", self, checkable=True, checked=True)
+        mirror.toggled.connect(self.capture.set_mirror)
+        file_menu.addAction(mirror)
+        file_menu.addSeparator()
+        for name in ("previous_file", "next_file", "freeze", "snapshot"):
+            file_menu.addAction(self.actions_by_name[name])
+        weights_action = QAction("Load weights file...", self)
+        weights_action.triggered.connect(self.choose_weights)
+        file_menu.addAction(weights_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.actions_by_name["quit"])
+
+        view_menu = menu.addMenu("&View")
+        self.colormap_group = self._choice_menu(view_menu.addMenu("Colormap"), COLORMAPS, "colormap")
+        self.norm_group = self._choice_menu(view_menu.addMenu("Normalisation"), ("layer", "channel"), "norm")
+        self.mode_group = self._choice_menu(view_menu.addMenu("Overlay mode"), ("overlay", "mask"), "overlay_mode")
+        for name in ("boost_channel", "boost_gamma", "colormap", "zoom"):
+            view_menu.addAction(self.actions_by_name[name])
+        view_menu.addSeparator()
+        view_menu.addAction(self.actions_by_name["help"])
+
+        model_menu = menu.addMenu("&Model")
+        self.model_group = QActionGroup(self)
+        for name in model_names():
+            action = QAction(name, self, checkable=True)
+            action.triggered.connect(lambda _=False, n=name: self.choose_model(n))
+            self.model_group.addAction(action)
+            model_menu.addAction(action)
+
+        toolbar = QToolBar("View options")
+        toolbar.setObjectName("view-options")
+        self.addToolBar(toolbar)
+        toolbar.addAction(self.actions_by_name["open_files"])
+        toolbar.addAction(freeze)
+        toolbar.addAction(self.actions_by_name["snapshot"])
+        toolbar.addSeparator()
+        self.model_combo = self._combo(toolbar, "model", model_names(), self.choose_model)
+        self.colormap_combo = self._combo(toolbar, "colormap", COLORMAPS, lambda v: self.update_options(colormap=v))
+        self.norm_combo = self._combo(toolbar, "norm", ("layer", "channel"), lambda v: self.update_options(norm=v))
+        self.mode_combo = self._combo(
+            toolbar, "overlay", ("overlay", "mask"), lambda v: self.update_options(overlay_mode=v)
+        )
+        toolbar.addWidget(QLabel(" opacity "))
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setFixedWidth(110)
+        self.opacity_slider.setValue(round(self.options.opacity * 100))
+        self.opacity_slider.valueChanged.connect(lambda v: self.update_options(opacity=v / 100))
+        toolbar.addWidget(self.opacity_slider)
+        self.boost_label = QLabel()
+        toolbar.addWidget(self.boost_label)
+        self._sync_option_widgets()
+
+    def _choice_menu(self, menu, values, option: str) -> QActionGroup:
+        group = QActionGroup(self)
+        for value in values:
+            action = QAction(value, self, checkable=True)
+            action.triggered.connect(lambda _=False, v=value: self.update_options(**{option: v}))
+            group.addAction(action)
+            menu.addAction(action)
+        return group
+
+    def _combo(self, toolbar: QToolBar, label: str, values, on_change) -> QComboBox:
+        toolbar.addWidget(QLabel(f" {label} "))
+        combo = QComboBox()
+        combo.addItems(list(values))
+        combo.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        combo.textActivated.connect(on_change)
+        toolbar.addWidget(combo)
+        return combo
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self._status_source = QLabel("no source")
+        self._status_model = QLabel("no model")
+        self._status_layer = QLabel("-")
+        self._status_rate = QLabel("-")
+        for label in (self._status_source, self._status_model, self._status_layer, self._status_rate):
+            bar.addPermanentWidget(label)
+
+    def _connect(self) -> None:
+        self.worker.result_ready.connect(self.on_result)
+        self.worker.model_ready.connect(self.on_model_ready)
+        self.worker.model_failed.connect(self.on_model_failed)
+        self.worker.error.connect(self.show_error)
+        self.worker.snapshot_saved.connect(lambda path: self.statusBar().showMessage(f"snapshot saved in {path}", 8000))
+        self.capture.error.connect(self.show_error)
+        self.capture.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        self.capture.source_changed.connect(self._on_source_changed)
+        self.grid.channel_selected.connect(lambda c: self.update_options(channel=c))
+        self.layer_tree.layer_selected.connect(lambda path: self.update_options(layer=path, channel=0))
+
+    # ------------------------------------------------------------------ settings
+    def _setting(self, key: str):
+        value = self.settings.value(key)
+        return value if value not in ("", None) else None
+
+    def _restored_options(self, layer: str | None) -> ViewOptions:
+        values = {}
+        for key in SETTINGS_KEYS:
+            value = self._setting(key)
+            if value is not None:
+                default = getattr(ViewOptions, key)
+                try:
+                    values[key] = type(default)(value)
+                except (TypeError, ValueError):
+                    pass
+        stored_layer = self._setting("layer")
+        try:
+            options = ViewOptions(**values)
+        except ValueError:
+            options = ViewOptions()
+        channel = self._setting("channel")
+        return options.with_(
+            layer=layer or stored_layer,
+            channel=int(channel) if channel is not None and not layer else 0,
+            signed_input=False,
+        )
+
+    def _restore_geometry(self) -> None:
+        geometry = self.settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+
+    def save_settings(self) -> None:
+        for key in SETTINGS_KEYS:
+            self.settings.setValue(key, getattr(self.options, key))
+        self.settings.setValue("layer", self.options.layer or "")
+        self.settings.setValue("channel", self.options.channel)
+        if self.model is not None:
+            self.settings.setValue("model", self.model.name)
+        if self._last_files is not None:
+            self.settings.setValue("source", self._last_files)
+        self.settings.setValue("geometry", self.saveGeometry())
+
+    # ------------------------------------------------------------------ sources
+    def open_source(self, spec: str | list[str] | None) -> None:
+        """None: camera 0 if it opens, else the bundled sample photos."""
+        if spec is None:
+            from assets import SAMPLES_DIR
+
+            if probe_cameras(1):
+                spec = "0"
+            else:
+                spec = str(SAMPLES_DIR)
+                self.statusBar().showMessage("No camera found: showing the bundled sample photos "
+                                             "(PgUp/PgDown to step, File menu to open your own)", 10000)  # fmt: skip
+        if isinstance(spec, str) and spec.isdigit():
+            self._camera_source = spec
+        else:
+            self._last_files = spec if isinstance(spec, str) else spec[0]
+        self.capture.set_source(spec)
+
+    def choose_files(self) -> None:
+        patterns = " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open images or a video", "", f"Images and videos ({patterns})")
+        if paths:
+            self.open_source(paths if len(paths) > 1 else paths[0])
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
+        if folder:
+            self.open_source(folder)
+
+    def toggle_source(self) -> None:
+        if self.capture.source_kind() == "camera":
+            if self._last_files:
+                self.open_source(self._last_files)
+        else:
+            self.open_source(self._camera_source)
+
+    def _fill_camera_menu(self) -> None:
+        self.camera_menu.clear()
+        cameras = probe_cameras()
+        if not cameras:
+            self.camera_menu.addAction("No camera found").setEnabled(False)
+        for index in cameras:
+            action = self.camera_menu.addAction(f"Camera {index}")
+            action.triggered.connect(lambda _=False, i=index: self.open_source(str(i)))
+
+    def _on_source_changed(self, label: str) -> None:
+        self._status_source.setText(label)
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            self.open_source(paths if len(paths) > 1 else paths[0])
+
+    # ------------------------------------------------------------------ model
+    def choose_model(self, name: str) -> None:
+        if self.model is not None and name == self.model.name:
+            return
+        self._status_model.setText(f"loading {name}...")
+        self.worker.load_model(name, "default", self.device)
+
+    def choose_weights(self) -> None:
+        if self.model is None:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Load a state-dict file", "", "PyTorch weights (*.pth *.pt *.bin)")
+        if path:
+            self._status_model.setText(f"loading {Path(path).name}...")
+            self.worker.load_model(self.model.name, path, self.device)
+
+    def on_model_ready(self, info: ModelInfo) -> None:
+        self.model = info
+        self.layer_tree.set_layers(info.layers)
+        paths = {path for path, _, _ in info.layers}
+        names = {name: path for path, name, _ in info.layers}
+        layer = self.options.layer
+        layer = names.get(layer, layer)
+        if layer not in paths:
+            layer = info.default_layer
+        shape = dict((p, s) for p, _, s in info.layers)[layer]
+        channel = self.options.channel if self.options.channel < shape[0] else 0
+        self.update_options(layer=layer, channel=channel)
+        self.model_combo.setCurrentText(info.name)
+        for action in self.model_group.actions():
+            action.setChecked(action.text() == info.name)
+        state = info.weights if info.trained else "UNTRAINED"
+        self._status_model.setText(f"{info.name} [{state}] on {info.device}")
+        if info.notice:
+            QMessageBox.information(self, "Trained weights not available", info.notice)
+
+    def on_model_failed(self, message: str) -> None:
+        current = f" {self.model.name} stays loaded." if self.model else ""
+        self._status_model.setText(f"{self.model.name} on {self.model.device}" if self.model else "no model")
+        self.show_error(message)
+        QMessageBox.warning(self, "Model not loaded", f"{message}\n\n{current}".strip())
+
+    # ------------------------------------------------------------------ options
+    def update_options(self, **changes) -> None:
+        try:
+            self.options = self.options.with_(**changes)
+        except ValueError as exc:
+            self.show_error(str(exc))
+            return
+        self.worker.set_options(self.options)
+        self.grid.set_selected(self.options.channel)
+        if "layer" in changes:
+            self.layer_tree.select_path(self.options.layer)
+        self._sync_option_widgets()
+
+    def _sync_option_widgets(self) -> None:
+        o = self.options
+        self.colormap_combo.setCurrentText(o.colormap)
+        self.norm_combo.setCurrentText(o.norm)
+        self.mode_combo.setCurrentText(o.overlay_mode)
+        for group, value in ((self.colormap_group, o.colormap), (self.norm_group, o.norm),
+                             (self.mode_group, o.overlay_mode)):  # fmt: skip
+            for action in group.actions():
+                action.setChecked(action.text() == value)
+        self.boost_label.setText(f"  boost {o.boost:g}  gamma {o.gamma:g}  ")
+        self._update_layer_status()
+
+    def _layer_shape(self) -> tuple[int, ...] | None:
+        if self.model is None:
+            return None
+        for path, _, shape in self.model.layers:
+            if path == self.options.layer:
+                return shape
+        return None
+
+    def move_selection(self, d_row: int, d_col: int) -> None:
+        geometry = self.grid.geometry_
+        if geometry is None:
+            return
+        self.update_options(channel=geometry.moved(self.options.channel, d_row, d_col))
+
+    def step_layer(self, delta: int) -> None:
+        if self.model is None:
+            return
+        paths = [path for path, _, _ in self.model.layers]
+        index = paths.index(self.options.layer) if self.options.layer in paths else 0
+        self.update_options(layer=paths[(index + delta) % len(paths)], channel=0)
+
+    def cycle_channel_boost(self) -> None:
+        self.update_options(boost=_next(CHANNEL_BOOSTS, self.options.boost))
+
+    def cycle_gamma(self) -> None:
+        self.update_options(gamma=_next(GAMMA_BOOSTS, self.options.gamma))
+
+    def cycle_colormap(self) -> None:
+        self.update_options(colormap=_next(COLORMAPS, self.options.colormap))
+
+    def toggle_zoom(self) -> None:
+        self._zoomed = not self._zoomed
+        self.selected_stack.setCurrentIndex(1 if self._zoomed else 0)
+        if self.last_result is not None:
+            self._show_selected(self.last_result)
+
+    def toggle_freeze(self) -> None:
+        self.frozen = not self.frozen
+        self.actions_by_name["freeze"].setChecked(self.frozen)
+        self.worker.set_frozen(self.frozen)
+        self.statusBar().showMessage("frozen: browse layers and channels; space to resume" if self.frozen else
+                                     "live", 4000)  # fmt: skip
+
+    def snapshot(self) -> None:
+        folder = Path(self._setting("snapshot_dir") or Path.cwd() / "snapshots")
+        self.worker.request_snapshot(folder)
+
+    # ------------------------------------------------------------------ results
+    def on_result(self, result: LiveResult) -> None:
+        views = result.views
+        self.last_result = result
+        self.input_view.set_image(views.frame)
+        self.input_view.set_rect((views.crop.x, views.crop.y, views.crop.w, views.crop.h))
+        self.grid.set_grid(views.grid, GridGeometry(**asdict(views.grid_layout)), views.channel_max,
+                           views.channel_mean)  # fmt: skip
+        self.grid.set_selected(views.channel)
+        self.grid_title.setText(f"{views.layer.label}  ({views.layer.channels} channels; click or arrows to pick)")
+        self._show_selected(result)
+        note = "" if self.model is None or self.model.trained else "UNTRAINED (random weights)"
+        self.predictions.set_predictions([(p.label, p.probability) for p in views.top5], note)
+        now = time.perf_counter()
+        self.stats.displayed += 1
+        self.stats.display_times.append(now)
+        self.stats.latencies_ms.append((now - result.captured_at) * 1000.0)
+        if self.grid.last_paint_ms:
+            self.stats.grid_paint_ms.append(self.grid.last_paint_ms)
+        self._status_source.setText(result.source)
+        self._update_rate_status()
+
+    def _show_selected(self, result: LiveResult) -> None:
+        views = result.views
+        big, small = (self.tile_view, self.small_view) if self._zoomed else (self.overlay_view, self.small_view)
+        self.overlay_view.set_image(views.overlay)
+        self.tile_view.set_image(views.channel_tile)
+        small.set_image(views.channel_tile if not self._zoomed else views.overlay)
+        big.update()
+        peak = views.peak
+        self.channel_info.setText(
+            f"channel {views.channel} of {views.layer.name}\nmax {peak.value:.4g} at cell {peak.cell}\n"
+            f"frame x={peak.frame_xy[0]}, y={peak.frame_xy[1]}\nmean {views.channel_mean[views.channel]:.4g}"
+        )
+
+    def _update_layer_status(self) -> None:
+        shape = self._layer_shape()
+        name = next((n for p, n, _ in (self.model.layers if self.model else ()) if p == self.options.layer), None)
+        if shape is not None:
+            self._status_layer.setText(f"{name}:{self.options.channel}")
+
+    def _update_rate_status(self) -> None:
+        latency = self.stats.latencies_ms[-1] if self.stats.latencies_ms else 0.0
+        self._status_rate.setText(
+            f"{self.stats.fps():.1f} fps  latency {latency:.0f} ms  dropped {self.slot.dropped}"
+            + ("  FROZEN" if self.frozen else "")
+        )
+
+    def show_error(self, message: str) -> None:
+        self.statusBar().showMessage(message, 10000)
+
+    def _probe_event_loop(self) -> None:
+        now = time.perf_counter()
+        self.stats.loop_lateness_ms.append(max(0.0, (now - self._loop_probe_last) * 1000.0 - self.LOOP_PROBE_MS))
+        self._loop_probe_last = now
+
+    def stats_dict(self) -> dict:
+        return self.stats.as_dict(self.slot, self.worker.processed)
+
+    # ------------------------------------------------------------------ closing
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.help_overlay.isVisible():
+            self.help_overlay.setGeometry(self.splitter.rect())
+
+    def closeEvent(self, event) -> None:
+        self._loop_probe.stop()
+        self.save_settings()
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self, timeout_ms: int = 2000) -> bool:
+        """Stop both threads and release the camera; True when both ended in time."""
+        self.capture.stop()
+        self.worker.stop()
+        deadline = time.perf_counter() + timeout_ms / 1000
+        ok = self.capture.wait(max(1, int((deadline - time.perf_counter()) * 1000)))
+        ok = self.worker.wait(max(1, int((deadline - time.perf_counter()) * 1000))) and ok
+        return ok
+
+
+def _next(values, current):
+    values = list(values)
+    try:
+        return values[(values.index(current) + 1) % len(values)]
+    except ValueError:
+        return values[0]

@@ -1,0 +1,200 @@
+"""Compute: a worker thread takes the newest frame, runs the engine and renderer, emits one result.
+
+The GUI thread never touches torch: it sends requests (options, model, freeze, snapshot) and gets
+back immutable `LiveResult`s through a queued signal.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PyQt6.QtCore import QThread, pyqtSignal
+
+from app.capture import CapturedFrame, LatestFrameSlot
+from models import Engine, FrameViews, LivevisError, ViewOptions, Visualizer
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the GUI needs to know about a loaded model, as plain data."""
+
+    name: str
+    device: str
+    weights: str
+    trained: bool
+    layers: tuple[tuple[str, str, tuple[int, ...]], ...]
+    default_layer: str
+    notice: str | None = None
+
+
+@dataclass(frozen=True)
+class LiveResult:
+    views: FrameViews
+    captured_at: float
+    sequence: int
+    source: str
+    options: ViewOptions
+    processed_ms: float
+
+
+def model_info(engine: Engine, notice: str | None = None) -> ModelInfo:
+    return ModelInfo(
+        name=engine.name,
+        device=str(engine.device),
+        weights=engine.weights.label,
+        trained=engine.weights.trained,
+        layers=tuple((layer.path, layer.name, layer.shape) for layer in engine.layers),
+        default_layer=engine.layer().path,
+        notice=notice,
+    )
+
+
+def save_snapshot(folder: Path, views: FrameViews) -> Path:
+    """Frame, grid, overlay and zoomed channel as PNG, and the activations as .npz, in a new folder."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
+    target = folder / f"livevis-{stamp}"
+    target.mkdir(parents=True, exist_ok=False)
+    for name, image in (("frame", views.frame), ("grid", views.grid), ("overlay", views.overlay),
+                        ("channel", views.channel_tile), ("input_signed", views.input_signed)):  # fmt: skip
+        if image.size:
+            cv2.imwrite(str(target / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    np.savez(
+        target / "activations.npz",
+        input=views.network_input,
+        activation=views.activation,
+        layer=np.array(views.layer.path),
+        channel=np.array(views.channel),
+        crop=views.crop.as_array(),
+        top5_index=np.array([p.index for p in views.top5], dtype=np.int64),
+        top5_prob=np.array([p.probability for p in views.top5], dtype=np.float32),
+    )
+    return target
+
+
+class InferenceWorker(QThread):
+    result_ready = pyqtSignal(object)  # LiveResult
+    model_ready = pyqtSignal(object)  # ModelInfo
+    model_failed = pyqtSignal(str)
+    error = pyqtSignal(str)
+    snapshot_saved = pyqtSignal(str)
+
+    def __init__(self, slot: LatestFrameSlot, options: ViewOptions, parent=None):
+        super().__init__(parent)
+        self.slot = slot
+        self._lock = threading.Lock()
+        self._options = options
+        self._dirty = False
+        self._frozen = False
+        self._stop = threading.Event()
+        self._snapshot_folder: Path | None = None
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livevis-model")
+        self._pending_model: Future | None = None
+        self._visualizer: Visualizer | None = None
+        self._held: CapturedFrame | None = None
+        self.processed = 0
+
+    # --- requests from the GUI thread ---
+    def set_options(self, options: ViewOptions) -> None:
+        with self._lock:
+            self._options = options
+            self._dirty = True
+        self.slot.wake()
+
+    def set_frozen(self, frozen: bool) -> None:
+        with self._lock:
+            self._frozen = frozen
+        self.slot.wake()
+
+    def request_snapshot(self, folder: Path) -> None:
+        with self._lock:
+            self._snapshot_folder = folder
+            self._dirty = True
+        self.slot.wake()
+
+    def load_model(self, name: str | None, weights: str = "default", device: str = "auto") -> None:
+        """Loads in the background; the current model keeps running until the new one is ready."""
+
+        def load():
+            if name is None:
+                return Engine.load_default(weights, device=device, progress=False)
+            return Engine.load(name, weights, device=device, progress=False), None
+
+        with self._lock:
+            self._pending_model = self._loader.submit(load)
+        self.slot.wake()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.slot.wake()
+
+    # --- the thread ---
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self._adopt_loaded_model()
+            with self._lock:
+                frozen, dirty = self._frozen, self._dirty
+            if not frozen or self._held is None:
+                frame = self.slot.take(timeout=0.05)
+                if frame is not None:
+                    self._held = frame
+                    dirty = True
+            elif not dirty:
+                self.slot.take(timeout=0.05)  # frozen: drop new frames, wait for requests
+            if not dirty or self._held is None or self._visualizer is None:
+                continue
+            with self._lock:
+                options, self._dirty = self._options, False
+                snapshot_folder, self._snapshot_folder = self._snapshot_folder, None
+            self._process(self._held, options, snapshot_folder)
+        self._loader.shutdown(wait=False, cancel_futures=True)
+
+    def _process(self, frame: CapturedFrame, options: ViewOptions, snapshot_folder: Path | None) -> None:
+        start = time.perf_counter()
+        try:
+            views = self._visualizer.process(frame.image, options, with_activations=snapshot_folder is not None)
+        except LivevisError as exc:
+            self.error.emit(str(exc))
+            return
+        self.processed += 1
+        elapsed = (time.perf_counter() - start) * 1000.0
+        self.result_ready.emit(LiveResult(views, frame.captured_at, frame.sequence, frame.source, options, elapsed))
+        if snapshot_folder is not None:
+            try:
+                self.snapshot_saved.emit(str(save_snapshot(snapshot_folder, views)))
+            except OSError as exc:
+                self.error.emit(f"snapshot not saved: {exc.strerror or exc} ({snapshot_folder})")
+
+    def _adopt_loaded_model(self) -> None:
+        with self._lock:
+            pending = self._pending_model
+            if pending is None or not pending.done():
+                return
+            self._pending_model = None
+        try:
+            engine, notice = pending.result()
+        except LivevisError as exc:
+            self.model_failed.emit(str(exc))
+            return
+        except Exception as exc:  # a model that fails to build must not take the app down
+            self.model_failed.emit(f"the model could not be loaded: {type(exc).__name__}: {exc}")
+            return
+        with self._lock:
+            options = self._options
+            try:
+                engine.layer(options.layer)
+            except LivevisError:
+                options = options.with_(layer=None)
+            layer = engine.layer(options.layer)
+            if options.channel >= layer.channels:
+                options = options.with_(channel=0)
+            self._options = options
+            self._dirty = True
+        self._visualizer = Visualizer(engine, options)
+        self.model_ready.emit(model_info(engine, notice))

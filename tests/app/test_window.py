@@ -1,0 +1,204 @@
+"""The desktop app, offscreen: frames flow, selection and keys work, failures are shown, threads end."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PyQt6.QtCore import QPoint, QSettings, Qt
+from PyQt6.QtWidgets import QMessageBox
+
+from app.main_window import MainWindow
+from tests.conftest import write_video
+
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, monkeypatch):
+    """Builds main windows with their own settings file; checks each one stops its threads on close."""
+    dialogs: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: dialogs.append(text))
+    monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text, *a: dialogs.append(text))
+    windows: list[MainWindow] = []
+
+    def make(source, **kwargs) -> MainWindow:
+        settings = QSettings(str(tmp_path / f"settings{len(windows)}.ini"), QSettings.Format.IniFormat)
+        settings.setValue("snapshot_dir", str(tmp_path / "snapshots"))
+        kwargs.setdefault("model", "alexnet")
+        kwargs.setdefault("weights", "none")
+        window = MainWindow(source=str(source), device="cpu", settings=settings, **kwargs)
+        window.dialogs = dialogs
+        qtbot.addWidget(window)
+        window.show()
+        window.activateWindow()
+        qtbot.waitUntil(window.isActiveWindow)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+        assert window.capture.isFinished() and window.worker.isFinished(), "a thread outlived its window"
+
+
+@pytest.fixture
+def video(tmp_path, photos) -> Path:
+    """A 640x480 video panning over a real photo, 60 frames at 30 fps (loops)."""
+    image = np.ascontiguousarray(photos["china"][:, :, :])  # 427 x 640
+    image = np.pad(image, ((27, 26), (0, 0), (0, 0)), mode="edge")  # 480 x 640
+    frames = [np.roll(image, 8 * i, axis=1) for i in range(60)]
+    return write_video(tmp_path / "pan.avi", frames, fps=30)
+
+
+def wait_result(qtbot, window, condition=lambda r: True, timeout=TIMEOUT_MS):
+    qtbot.waitUntil(lambda: window.last_result is not None and condition(window.last_result), timeout=timeout)
+    return window.last_result
+
+
+def test_frames_from_a_video_reach_the_grid(qtbot, make_window, video):
+    window = make_window(video)
+    with qtbot.waitSignal(window.worker.result_ready, timeout=TIMEOUT_MS):
+        pass
+    result = wait_result(qtbot, window)
+    assert result.views.layer.name == "conv5"
+    assert window.grid.image_array().shape == result.views.grid.shape
+    assert window.input_view.image_array().shape == (480, 640, 3)
+    first = result.sequence
+    wait_result(qtbot, window, lambda r: r.sequence > first + 3)
+    assert len(window.predictions.rows()) == 5
+    assert "UNTRAINED" in window.predictions._note
+    assert window.slot.captured >= window.worker.processed > 3
+
+
+def test_clicking_a_tile_selects_that_channel(qtbot, make_window, video):
+    window = make_window(video)
+    wait_result(qtbot, window)
+    geometry = window.grid.geometry_
+    x, y, w, h = geometry.tile_rect(37)
+    point = window.grid.to_widget(x + w / 2, y + h / 2)
+    qtbot.mouseClick(window.grid, Qt.MouseButton.LeftButton, pos=QPoint(round(point.x()), round(point.y())))
+    result = wait_result(qtbot, window, lambda r: r.views.channel == 37)
+    assert "channel 37" in window.channel_info.text()
+    assert window.tile_view.image_array().shape == (13, 13, 3)
+    assert np.array_equal(window.small_view.image_array(), result.views.channel_tile)
+
+
+def test_arrow_keys_move_the_channel_and_u_o_the_layer(qtbot, make_window, video):
+    window = make_window(video)
+    wait_result(qtbot, window)
+    cols = window.grid.geometry_.cols
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    qtbot.keyClick(window, Qt.Key.Key_Down)
+    wait_result(qtbot, window, lambda r: r.views.channel == 1 + cols)
+    qtbot.keyClick(window, Qt.Key.Key_J)  # j = left
+    wait_result(qtbot, window, lambda r: r.views.channel == cols)
+    qtbot.keyClick(window, Qt.Key.Key_O)
+    result = wait_result(qtbot, window, lambda r: r.views.layer.name == "relu5")
+    assert result.views.channel == 0
+    qtbot.keyClick(window, Qt.Key.Key_U)
+    qtbot.keyClick(window, Qt.Key.Key_U)
+    wait_result(qtbot, window, lambda r: r.views.layer.name == "relu4")
+    assert window.layer_tree.currentItem().text(0).startswith("relu4")
+
+
+def test_freeze_stops_updates_but_still_redraws_selection(qtbot, make_window, video):
+    window = make_window(video)
+    wait_result(qtbot, window, lambda r: r.sequence > 2)
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert window.frozen
+    qtbot.wait(300)
+    frozen_sequence = window.last_result.sequence
+    captured = window.slot.captured
+    qtbot.wait(800)
+    assert window.slot.captured > captured, "capture goes on while frozen"
+    assert window.last_result.sequence == frozen_sequence
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    result = wait_result(qtbot, window, lambda r: r.views.channel == 1)
+    assert result.sequence == frozen_sequence, "the frozen frame is redrawn for the new channel"
+    qtbot.keyClick(window, Qt.Key.Key_F)
+    wait_result(qtbot, window, lambda r: r.sequence > frozen_sequence)
+
+
+def test_snapshot_writes_frame_grid_overlay_and_activations(qtbot, make_window, video, tmp_path):
+    window = make_window(video)
+    wait_result(qtbot, window)
+    with qtbot.waitSignal(window.worker.snapshot_saved, timeout=TIMEOUT_MS) as saved:
+        qtbot.keyClick(window, Qt.Key.Key_S)
+    folder = Path(saved.args[0])
+    assert folder.parent == tmp_path / "snapshots"
+    assert {"frame.png", "grid.png", "overlay.png", "channel.png", "activations.npz"} <= {
+        p.name for p in folder.iterdir()
+    }
+    saved_npz = np.load(folder / "activations.npz")
+    assert saved_npz["activation"].shape == (256, 13, 13)
+    assert str(folder) in window.statusBar().currentMessage()
+
+
+def test_a_corrupt_file_is_reported_and_the_app_keeps_running(qtbot, make_window, tmp_path, photos):
+    import cv2
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "a_broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    cv2.imwrite(str(folder / "b_cat.png"), cv2.cvtColor(photos["chelsea"], cv2.COLOR_RGB2BGR))
+    window = make_window(folder)
+    qtbot.waitUntil(lambda: "a_broken.jpg" in window.statusBar().currentMessage(), timeout=TIMEOUT_MS)
+    qtbot.keyClick(window, Qt.Key.Key_PageDown)
+    result = wait_result(qtbot, window, lambda r: r.views.frame.shape == photos["chelsea"].shape)
+    assert "b_cat.png" in result.source
+
+
+def test_a_model_that_fails_to_load_leaves_the_previous_one(qtbot, make_window, video, tmp_path):
+    window = make_window(video)
+    wait_result(qtbot, window)
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"nope")
+    with qtbot.waitSignal(window.worker.model_failed, timeout=TIMEOUT_MS):
+        window.worker.load_model("alexnet", str(bad), "cpu")
+    assert window.model.name == "alexnet"
+    assert any("bad.pth" in text for text in window.dialogs)
+    before = window.last_result.sequence
+    wait_result(qtbot, window, lambda r: r.sequence > before)
+
+
+def test_switching_model_keeps_running_and_resets_the_layer(qtbot, make_window, video):
+    window = make_window(video)
+    wait_result(qtbot, window)
+    with qtbot.waitSignal(window.worker.model_ready, timeout=TIMEOUT_MS):
+        window.worker.load_model("resnet18", "none", "cpu")
+    result = wait_result(qtbot, window, lambda r: r.views.layer.path == "layer4")
+    assert window.model.name == "resnet18"
+    assert result.views.grid_layout.channels == 512
+
+
+def test_settings_persist_across_windows(qtbot, make_window, video, tmp_path):
+    window = make_window(video)
+    wait_result(qtbot, window)
+    window.update_options(colormap="viridis", channel=5)
+    window.close()
+    settings = QSettings(str(tmp_path / "settings0.ini"), QSettings.Format.IniFormat)
+    assert settings.value("colormap") == "viridis" and int(settings.value("channel")) == 5
+    assert settings.value("layer") == "features.10" and settings.value("model") == "alexnet"
+
+
+def test_closing_joins_both_threads_within_two_seconds(qtbot, make_window, video):
+    window = make_window(video)
+    wait_result(qtbot, window)
+    start = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - start < 2.0
+    assert window.capture.isFinished() and window.worker.isFinished()
+
+
+def test_help_overlay_lists_every_shortcut(qtbot, make_window, video):
+    from app.shortcuts import SHORTCUTS
+
+    window = make_window(video)
+    qtbot.keyClick(window, Qt.Key.Key_H)
+    assert window.help_overlay.isVisible()
+    rows = window.help_overlay.shortcuts()
+    assert len(rows) == len(SHORTCUTS)
+    assert ("Space, F", "freeze / unfreeze the frame") in rows

@@ -1,0 +1,113 @@
+"""Showing numpy images in Qt without copying them, scaled to fit."""
+
+from __future__ import annotations
+
+import numpy as np
+from PyQt6.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QImage, QPainter, QPen
+from PyQt6.QtWidgets import QSizePolicy, QWidget
+
+
+def array_to_qimage(array: np.ndarray) -> QImage:
+    """An HxWx3 uint8 RGB array as a QImage over the same memory (the array must outlive it)."""
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 uint8 image, got {array.dtype} {array.shape}")
+    if not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)
+    height, width = array.shape[:2]
+    image = QImage(array.data, width, height, array.strides[0], QImage.Format.Format_RGB888)
+    image._array = array  # keep the buffer alive as long as the image
+    return image
+
+
+class ImageView(QWidget):
+    """Paints one image aspect-fit and centred; optional rectangle and point in image coordinates.
+
+    `set_image` only stores the array; the conversion happens at paint time, so several updates
+    between two paints cost one conversion.
+    """
+
+    clicked = pyqtSignal(float, float)
+    """Image coordinates of a left click inside the image."""
+
+    def __init__(self, parent: QWidget | None = None, *, smooth: bool = True, placeholder: str = ""):
+        super().__init__(parent)
+        self._array: np.ndarray | None = None
+        self._image: QImage | None = None
+        self._smooth = smooth
+        self._placeholder = placeholder
+        self._rect: tuple[int, int, int, int] | None = None
+        self._rect_color = QColor(255, 215, 0)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(120, 90)
+
+    def sizeHint(self) -> QSize:
+        return QSize(480, 360)
+
+    def set_image(self, array: np.ndarray | None) -> None:
+        self._array = array
+        self._image = None
+        self.update()
+
+    def image_array(self) -> np.ndarray | None:
+        return self._array
+
+    def set_placeholder(self, text: str) -> None:
+        self._placeholder = text
+        self.update()
+
+    def set_rect(self, rect: tuple[int, int, int, int] | None) -> None:
+        """A rectangle (x, y, w, h) in image pixels, drawn over the image (the network's crop)."""
+        self._rect = rect
+        self.update()
+
+    def image_rect(self) -> QRectF:
+        """Where the image lands in widget coordinates."""
+        if self._array is None:
+            return QRectF()
+        h, w = self._array.shape[:2]
+        scale = min(self.width() / w, self.height() / h)
+        if not self._smooth and scale >= 1:
+            scale = float(int(scale))  # whole pixels keep nearest-neighbour cells even
+        return QRectF((self.width() - w * scale) / 2, (self.height() - h * scale) / 2, w * scale, h * scale)
+
+    def to_image(self, point: QPointF) -> tuple[float, float] | None:
+        target = self.image_rect()
+        if self._array is None or not target.contains(point):
+            return None
+        h, w = self._array.shape[:2]
+        return ((point.x() - target.x()) * w / target.width(), (point.y() - target.y()) * h / target.height())
+
+    def to_widget(self, x: float, y: float) -> QPointF:
+        target = self.image_rect()
+        h, w = self._array.shape[:2]
+        return QPointF(target.x() + x * target.width() / w, target.y() + y * target.height() / h)
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            position = self.to_image(event.position())
+            if position is not None:
+                self.clicked.emit(*position)
+        super().mousePressEvent(event)
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(24, 24, 24))
+        if self._array is None:
+            painter.setPen(QColor(170, 170, 170))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._placeholder)
+            return
+        if self._image is None:
+            self._image = array_to_qimage(self._array)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._smooth)
+        target = self.image_rect()
+        painter.drawImage(target, self._image)
+        if self._rect is not None:
+            x, y, w, h = self._rect
+            top_left, bottom_right = self.to_widget(x, y), self.to_widget(x + w, y + h)
+            painter.setPen(QPen(self._rect_color, 2, Qt.PenStyle.DashLine))
+            painter.drawRect(QRectF(top_left, bottom_right))
+        self.paint_over(painter, target)
+
+    def paint_over(self, painter: QPainter, target: QRectF) -> None:
+        """For subclasses: draw on top of the image."""

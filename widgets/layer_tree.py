@@ -1,0 +1,72 @@
+"""The layers of a model as a tree (module paths nest), with friendly name and output shape."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, QWidget
+
+PATH_ROLE = Qt.ItemDataRole.UserRole
+
+
+class LayerTree(QTreeWidget):
+    """Takes (path, name, shape) rows in execution order; emits the path of the layer picked."""
+
+    layer_selected = pyqtSignal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setHeaderLabels(["layer", "shape"])
+        self.setColumnWidth(0, 170)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self._items: dict[str, QTreeWidgetItem] = {}
+        self._order: list[str] = []
+        self.itemClicked.connect(self._on_item)
+
+    def set_layers(self, rows: Sequence[tuple[str, str, tuple[int, ...]]]) -> None:
+        """Rows in execution order. A layer nests under the longest listed path that prefixes it, so a
+        container (listed after its children, when its output is final) holds them."""
+        self.clear()
+        self._order = [path for path, _, _ in rows]
+        self._items = {}
+        for path, name, shape in rows:
+            label = name if name == path else f"{name}  ({path})"
+            dims = " x ".join(str(s) for s in shape)
+            item = QTreeWidgetItem([label, dims])
+            item.setData(0, PATH_ROLE, path)
+            item.setToolTip(0, f"{path}\noutput {dims}")
+            self._items[path] = item
+        for path in self._order:
+            parent = self._parent_of(path)
+            if parent is None:
+                self.addTopLevelItem(self._items[path])
+            else:
+                parent.addChild(self._items[path])
+        self.expandToDepth(0)
+
+    def _parent_of(self, path: str) -> QTreeWidgetItem | None:
+        parts = path.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            parent = self._items.get(".".join(parts[:cut]))
+            if parent is not None:
+                return parent
+        return None
+
+    def layer_paths(self) -> list[str]:
+        return list(self._order)
+
+    def select_path(self, path: str) -> None:
+        item = self._items.get(path)
+        if item is None:
+            return
+        parent = item.parent()
+        while parent is not None:
+            parent.setExpanded(True)
+            parent = parent.parent()
+        self.setCurrentItem(item)
+        self.scrollToItem(item)
+
+    def _on_item(self, item: QTreeWidgetItem, _column: int) -> None:
+        self.layer_selected.emit(item.data(0, PATH_ROLE))

@@ -1,0 +1,53 @@
+"""Top-k classes with probability bars."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PyQt6.QtCore import QRectF, QSize, Qt
+from PyQt6.QtGui import QColor, QPainter
+from PyQt6.QtWidgets import QSizePolicy, QWidget
+
+
+class PredictionsView(QWidget):
+    ROW_HEIGHT = 22
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._rows: list[tuple[str, float]] = []
+        self._note = ""
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setFixedHeight(self.ROW_HEIGHT * 5 + 28)
+
+    def sizeHint(self) -> QSize:
+        return QSize(320, self.ROW_HEIGHT * 5 + 28)
+
+    def set_predictions(self, rows: Sequence[tuple[str, float]], note: str = "") -> None:
+        """(label, probability) pairs, most probable first; `note` (e.g. UNTRAINED) shows above."""
+        self._rows = list(rows)
+        self._note = note
+        self.update()
+
+    def rows(self) -> list[tuple[str, float]]:
+        return list(self._rows)
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(32, 32, 32))
+        painter.setPen(QColor(230, 120, 80) if self._note else QColor(160, 160, 160))
+        painter.drawText(QRectF(8, 2, self.width() - 16, 22), Qt.AlignmentFlag.AlignVCenter,
+                         self._note or "predictions")  # fmt: skip
+        label_width = min(190, self.width() * 0.55)
+        for i, (label, probability) in enumerate(self._rows):
+            top = 26 + i * self.ROW_HEIGHT
+            bar = QRectF(label_width + 12, top + 4, (self.width() - label_width - 60) * probability, 14)
+            painter.fillRect(bar, QColor(70, 140, 220))
+            painter.setPen(QColor(235, 235, 235))
+            text_rect = QRectF(8, top, label_width, self.ROW_HEIGHT)
+            elided = painter.fontMetrics().elidedText(label, Qt.TextElideMode.ElideRight, int(label_width))
+            painter.drawText(text_rect, Qt.AlignmentFlag.AlignVCenter, elided)
+            painter.drawText(
+                QRectF(self.width() - 52, top, 48, self.ROW_HEIGHT),
+                Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
+                f"{probability:.0%}",
+            )
