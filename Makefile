@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+# What Qt needs for a real window on a virtual screen, and ImageMagick for screenshots.
+SYSTEM_PACKAGES := xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 imagemagick
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint bench clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +18,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/livevis
 
-test: $(STAMP)
+system-deps:
+	@command -v Xvfb >/dev/null && test -x /usr/bin/import || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; }
+
+test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	QT_QPA_PLATFORM=offscreen OPENCV_LOG_LEVEL=ERROR $(BIN)/python -m pytest -q
 

@@ -179,6 +179,10 @@ def open_source(spec: str | list[str], mirror: bool = True):
     return ImageListSource(paths)
 
 
+AUTO = "auto"
+"""Source spec: camera 0 if there is one, else the bundled sample photos."""
+
+
 class CaptureThread(QThread):
     """Owns the frame source; reads at the source's pace into the latest-frame slot.
 
@@ -189,6 +193,7 @@ class CaptureThread(QThread):
     status = pyqtSignal(str)
     error = pyqtSignal(str)
     source_changed = pyqtSignal(str)
+    cameras_found = pyqtSignal(list)
 
     RETRY_S = 1.0
 
@@ -207,6 +212,10 @@ class CaptureThread(QThread):
 
     def step(self, delta: int) -> None:
         self._requests.put(("step", delta))
+
+    def probe_cameras(self) -> None:
+        """Answered by `cameras_found`: opening cameras can take a second each."""
+        self._requests.put(("probe", None))
 
     def set_mirror(self, mirror: bool) -> None:
         self._requests.put(("mirror", mirror))
@@ -267,6 +276,8 @@ class CaptureThread(QThread):
         return None
 
     def _handle(self, kind: str, value) -> None:
+        if kind == "source" and value == AUTO:
+            value = self._auto_source()
         if kind == "source":
             try:
                 source = open_source(value, self.mirror)
@@ -278,10 +289,21 @@ class CaptureThread(QThread):
             self.source_changed.emit(source.label)
         elif kind == "step" and isinstance(self._source, ImageListSource):
             self._source.step(value)
+        elif kind == "probe":
+            self.cameras_found.emit(probe_cameras())
         elif kind == "mirror":
             self.mirror = value
             if isinstance(self._source, CameraSource):
                 self._source.mirror = value
+
+    def _auto_source(self) -> str:
+        """Camera 0 if it opens, else the bundled sample photos."""
+        if probe_cameras(1):
+            return "0"
+        from assets import SAMPLES_DIR
+
+        self.status.emit("No camera found: showing the bundled sample photos (PgUp/PgDown to step, File to open yours)")
+        return str(SAMPLES_DIR)
 
     def _close_source(self) -> None:
         if self._source is not None:

@@ -8,7 +8,25 @@ import sys
 from pathlib import Path
 
 
+def _no_display() -> bool:
+    import os
+
+    return (
+        sys.platform.startswith("linux")
+        and not os.environ.get("QT_QPA_PLATFORM")
+        and not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+    )
+
+
 def run_app(args) -> int:
+    if _no_display():
+        from models.errors import LivevisError
+
+        raise LivevisError(
+            "no display to open a window on (DISPLAY is not set). Run it on a desktop, under a virtual "
+            "screen (xvfb-run livevis), or use the command line: livevis render, livevis bench"
+        )
     from PyQt6.QtCore import QSettings, QTimer
     from PyQt6.QtWidgets import QApplication
 

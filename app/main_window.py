@@ -28,7 +28,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from app.capture import CaptureThread, LatestFrameSlot, probe_cameras
+from app.capture import AUTO, CaptureThread, LatestFrameSlot
 from app.shortcuts import CHANNEL_BOOSTS, GAMMA_BOOSTS, SHORTCUTS, help_rows
 from app.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from app.worker import InferenceWorker, LiveResult, ModelInfo
@@ -321,6 +321,7 @@ class MainWindow(QMainWindow):
         self.capture.error.connect(self.show_error)
         self.capture.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.capture.source_changed.connect(self._on_source_changed)
+        self.capture.cameras_found.connect(self._on_cameras_found)
         self.grid.channel_selected.connect(lambda c: self.update_options(channel=c))
         self.layer_tree.layer_selected.connect(lambda path: self.update_options(layer=path, channel=0))
 
@@ -369,17 +370,10 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ sources
     def open_source(self, spec: str | list[str] | None) -> None:
-        """None: camera 0 if it opens, else the bundled sample photos."""
+        """None: camera 0 if it opens, else the bundled sample photos (the capture thread decides)."""
         if spec is None:
-            from assets import SAMPLES_DIR
-
-            if probe_cameras(1):
-                spec = "0"
-            else:
-                spec = str(SAMPLES_DIR)
-                self.statusBar().showMessage("No camera found: showing the bundled sample photos "
-                                             "(PgUp/PgDown to step, File menu to open your own)", 10000)  # fmt: skip
-        if isinstance(spec, str) and spec.isdigit():
+            spec = AUTO
+        elif isinstance(spec, str) and spec.isdigit():
             self._camera_source = spec
         else:
             self._last_files = spec if isinstance(spec, str) else spec[0]
@@ -405,7 +399,11 @@ class MainWindow(QMainWindow):
 
     def _fill_camera_menu(self) -> None:
         self.camera_menu.clear()
-        cameras = probe_cameras()
+        self.camera_menu.addAction("Searching for cameras...").setEnabled(False)
+        self.capture.probe_cameras()
+
+    def _on_cameras_found(self, cameras: list[int]) -> None:
+        self.camera_menu.clear()
         if not cameras:
             self.camera_menu.addAction("No camera found").setEnabled(False)
         for index in cameras:

@@ -29,7 +29,7 @@ def make_window(qtbot, tmp_path, monkeypatch):
         settings.setValue("snapshot_dir", str(tmp_path / "snapshots"))
         kwargs.setdefault("model", "alexnet")
         kwargs.setdefault("weights", "none")
-        window = MainWindow(source=str(source), device="cpu", settings=settings, **kwargs)
+        window = MainWindow(source=None if source is None else str(source), device="cpu", settings=settings, **kwargs)
         window.dialogs = dialogs
         qtbot.addWidget(window)
         window.show()
@@ -202,3 +202,14 @@ def test_help_overlay_lists_every_shortcut(qtbot, make_window, video):
     rows = window.help_overlay.shortcuts()
     assert len(rows) == len(SHORTCUTS)
     assert ("Space, F", "freeze / unfreeze the frame") in rows
+
+
+def test_without_a_camera_the_bundled_photos_are_shown(qtbot, make_window):
+    from assets import sample_images
+
+    window = make_window(None)
+    result = wait_result(qtbot, window)
+    assert result.source.startswith(sample_images()[0].name)
+    assert "No camera found" in window.statusBar().currentMessage()
+    window._fill_camera_menu()
+    qtbot.waitUntil(lambda: [a.text() for a in window.camera_menu.actions()] == ["No camera found"])

@@ -1,0 +1,73 @@
+"""The app in a real X11 window on a virtual screen, as a user would start it, with a screenshot.
+
+`make test` installs Xvfb and ImageMagick where they are missing; without them this test fails
+rather than hide behind a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import write_video
+
+ROOT = Path(__file__).resolve().parents[2]
+IMPORT = "/usr/bin/import"  # ImageMagick's screenshot tool (a stand-in may shadow it on PATH)
+
+
+@pytest.fixture
+def virtual_screen():
+    xvfb = shutil.which("Xvfb")
+    assert xvfb and os.path.exists(IMPORT), "run `make test`: it installs xvfb and imagemagick"
+    number = 100 + os.getpid() % 800
+    while os.path.exists(f"/tmp/.X11-unix/X{number}") or os.path.exists(f"/tmp/.X{number}-lock"):
+        number += 1
+    server = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 10
+    while not os.path.exists(f"/tmp/.X11-unix/X{number}"):
+        assert server.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
+        time.sleep(0.05)
+    yield f":{number}"
+    server.terminate()
+    server.wait(10)
+
+
+def test_the_app_runs_in_a_real_window(virtual_screen, tmp_path, photos):
+    image = cv2.resize(photos["chelsea"], (640, 426))
+    image = np.pad(image, ((27, 27), (0, 0), (0, 0)), mode="edge")
+    video = write_video(tmp_path / "cat.avi", [np.roll(image, 6 * i, axis=1) for i in range(40)], fps=20)
+    stats_path = tmp_path / "stats.json"
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    env["DISPLAY"] = virtual_screen
+    command = [sys.executable, "-m", "app", "--source", str(video), "--model", "alexnet", "--weights", "none",
+               "--device", "cpu", "--quit-after", "10", "--stats-json", str(stats_path),
+               "--settings", str(tmp_path / "settings.ini")]  # fmt: skip
+    app = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(7)
+    shot = tmp_path / "screen.png"
+    subprocess.run([IMPORT, "-display", virtual_screen, "-window", "root", str(shot)], check=True, timeout=30)
+    output, _ = app.communicate(timeout=60)
+    assert app.returncode == 0, output
+    assert "Traceback" not in output
+
+    stats = json.loads(stats_path.read_text())
+    assert stats["frames_processed"] > 10 and stats["frames_displayed"] > 10
+    assert stats["frames_captured"] >= stats["frames_processed"]
+    assert 0 < stats["latency_ms_p50"] <= stats["latency_ms_p95"]
+
+    screen = cv2.imread(str(shot))
+    assert screen is not None and screen.shape == (1000, 1600, 3)
+    window = screen[:800, :1400]
+    assert window.std() > 30, "the screenshot is blank"
+    drawn = (window.max(axis=2) > 40).mean()
+    assert drawn > 0.5, f"only {drawn:.0%} of the window area is drawn"
