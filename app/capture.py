@@ -51,7 +51,14 @@ class LatestFrameSlot:
             if self._frame is None:
                 self._condition.wait(timeout)
             frame, self._frame = self._frame, None
+            if frame is not None:
+                self._condition.notify_all()
             return frame
+
+    def wait_until_taken(self, timeout: float) -> bool:
+        """True once the slot is empty (the consumer took the frame), False on timeout."""
+        with self._condition:
+            return self._condition.wait_for(lambda: self._frame is None, timeout)
 
     def wake(self) -> None:
         """Wake a waiting consumer without a frame (something else needs its attention)."""
@@ -96,7 +103,10 @@ class CameraSource:
 
 
 class VideoFileSource:
-    """A video file played at its own frame rate, looping."""
+    """A video file played at its own frame rate, looping; slower when the model cannot keep up
+    (a file, unlike a camera, can wait, so no frame is decoded only to be dropped)."""
+
+    paced_by_consumer = True
 
     def __init__(self, path: Path):
         self.path = path
@@ -106,7 +116,7 @@ class VideoFileSource:
             self._capture.release()
             raise InputError(f"{path}: cannot open this video (unsupported codec or not a video file)")
         fps = self._capture.get(cv2.CAP_PROP_FPS)
-        self.interval = 1.0 / fps if 1 <= fps <= 240 else 1.0 / 25
+        self.interval = 1.0 / fps if 1 <= fps <= 1000 else 1.0 / 25
         self._produced = False
 
     def read(self) -> np.ndarray:
@@ -243,6 +253,8 @@ class CaptureThread(QThread):
                 if retry_spec is not None:
                     retry_spec = self._retry(retry_spec)
                 continue
+            if getattr(self._source, "paced_by_consumer", False) and not self.slot.wait_until_taken(0.05):
+                continue  # a file waits for the worker instead of decoding frames nobody will see
             try:
                 image = self._source.read()
             except InputError as exc:

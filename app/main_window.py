@@ -47,6 +47,8 @@ class LiveStats:
 
     def __init__(self):
         self.started = time.perf_counter()
+        self.first_display: float | None = None
+        self.last_display: float | None = None
         self.displayed = 0
         self.latencies_ms: deque[float] = deque(maxlen=2000)
         self.display_times: deque[float] = deque(maxlen=120)
@@ -65,13 +67,14 @@ class LiveStats:
 
     def as_dict(self, slot: LatestFrameSlot, processed: int) -> dict:
         elapsed = time.perf_counter() - self.started
+        running = (self.last_display - self.first_display) if self.displayed > 1 else 0.0
         return {
             "frames_captured": slot.captured,
             "frames_processed": processed,
             "frames_displayed": self.displayed,
             "frames_dropped": slot.dropped,
             "seconds": elapsed,
-            "fps": self.displayed / elapsed if elapsed > 0 else 0.0,
+            "fps": (self.displayed - 1) / running if running > 0 else 0.0,
             "latency_ms_p50": self._percentile(self.latencies_ms, 50),
             "latency_ms_p95": self._percentile(self.latencies_ms, 95),
             "event_loop_latency_ms_p95": self._percentile(self.loop_lateness_ms, 95),
@@ -551,6 +554,8 @@ class MainWindow(QMainWindow):
         now = time.perf_counter()
         self.stats.displayed += 1
         self.stats.display_times.append(now)
+        self.stats.first_display = self.stats.first_display or now
+        self.stats.last_display = now
         self.stats.latencies_ms.append((now - result.captured_at) * 1000.0)
         if self.grid.last_paint_ms:
             self.stats.grid_paint_ms.append(self.grid.last_paint_ms)
