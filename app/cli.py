@@ -36,6 +36,23 @@ def _add_model_options(parser: argparse.ArgumentParser, *, weights: bool = True,
         )
     if device:
         parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda or mps")
+    own = parser.add_argument_group("your own model (timm:NAME, a .pt2 or TorchScript file, or module:factory)")
+    own.add_argument("--input-size", type=int, metavar="N", help="square input side in pixels (default 224)")
+    own.add_argument("--mean", type=_floats, metavar="M[,M,M]", help="per-channel mean (default ImageNet's)")
+    own.add_argument("--std", type=_floats, metavar="S[,S,S]", help="per-channel std (default ImageNet's)")
+    own.add_argument("--labels", metavar="FILE", help="class names, one per line")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+def custom_options(args: argparse.Namespace) -> dict:
+    """The options that describe a user's own model, for `Engine.load(..., **custom)`."""
+    return {key: getattr(args, key, None) for key in ("input_size", "mean", "std", "labels")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--save-activations", action="store_true", help="also write DIR/activations.npz (input, activation, top-5)"
     )
 
+    models = commands.add_parser("models", help="list the models, and whether their trained weights are at hand")
+    models.add_argument("--json", action="store_true", help="one JSON array on stdout")
+
     bench = commands.add_parser("bench", help="time the live pipeline against the bare model forward")
     _add_model_options(bench)
     bench.add_argument("--source", default="synthetic", help="synthetic (default) or a video file")
@@ -89,7 +109,7 @@ def load_engine(args: argparse.Namespace, *, progress: bool = True):
     from models import Engine
 
     if args.model:
-        return Engine.load(args.model, args.weights, device=args.device, progress=progress)
+        return Engine.load(args.model, args.weights, device=args.device, progress=progress, **custom_options(args))
     engine, notice = Engine.load_default(args.weights, device=args.device, progress=progress)
     if notice:
         print(f"livevis: {notice}", file=sys.stderr)
@@ -117,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _cmd_layers(args: argparse.Namespace) -> int:
     from models import Engine
 
-    engine = Engine.load(args.model or "alexnet", args.weights, device="cpu")
+    engine = Engine.load(args.model or "alexnet", args.weights, device="cpu", **custom_options(args))
     rows = [
         {"path": layer.path, "name": layer.name, "shape": list(layer.shape), "type": layer.module_type}
         for layer in engine.layers
@@ -209,7 +229,31 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"layers": _cmd_layers, "render": _cmd_render, "bench": _cmd_bench}
+def _cmd_models(args: argparse.Namespace) -> int:
+    from models import get_spec, model_names
+    from models.weights import availability
+
+    rows = []
+    for name in model_names():
+        spec = get_spec(name)
+        available, where = availability(spec)
+        rows.append({
+            "name": name, "family": spec.family, "input_size": spec.input_size, "in_channels": spec.in_channels,
+            "default_layer": spec.default_layer, "trained_weights_available": available, "weights": where,
+            "description": spec.description,
+        })  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        mark = "yes" if r["trained_weights_available"] else "no "
+        print(f"{r['name']:<{width}}  {r['family']:<13} {r['input_size']:>3}px  trained now: {mark}  {r['weights']}")
+    print("Also: timm:NAME, a .pt2 (torch.export) or TorchScript file, or package.module:factory with --weights.")
+    return 0
+
+
+COMMANDS = {"layers": _cmd_layers, "render": _cmd_render, "bench": _cmd_bench, "models": _cmd_models}
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from .errors import InputError, WeightsError
 from .layers import INPUT, PROB, ActivationCapture, LayerInfo, discover_layers, find_layer
-from .registry import DEFAULT_MODEL, OFFLINE_DEFAULT, ModelSpec, PackageWeights, get_spec
+from .registry import DEFAULT_MODEL, OFFLINE_DEFAULT, EmbeddedWeights, ModelSpec, PackageWeights, get_spec
 from .weights import DEFAULT, WeightsInfo, load_into, match_by_order, resolve_weights
 
 
@@ -80,13 +80,15 @@ class Engine:
         self.weights = weights
         self.device = device
         self.model = model.eval().to(device)
-        self.categories = spec.categories()
         self.layers: list[LayerInfo] = discover_layers(
-            self.model,
-            (spec.in_channels, spec.input_size, spec.input_size),
-            spec.layer_names(self.model),
-            len(self.categories),
+            self.model, (spec.in_channels, spec.input_size, spec.input_size), spec.layer_names(self.model)
         )
+        if self.layers[-1].path != PROB:
+            raise InputError(f"{spec.name} does not output class scores (N x K); livevis shows classifiers")
+        self.categories = spec.categories()
+        if len(self.categories) != self.layers[-1].channels:
+            self.categories = [f"class {i}" for i in range(self.layers[-1].channels)]
+        self.default_layer = self._default_layer()
         # (x / 255 - mean) / std as x * scale + shift.
         std = torch.tensor(spec.std, dtype=torch.float32)
         shape = (1, len(spec.std), 1, 1)
@@ -95,9 +97,14 @@ class Engine:
         self._pinned: torch.Tensor | None = None
 
     @classmethod
-    def load(cls, name: str, weights: str | Path = DEFAULT, device: str = "auto", *, progress: bool = True) -> Engine:
-        spec = get_spec(name)
+    def load(
+        cls, name: str, weights: str | Path = DEFAULT, device: str = "auto", *, progress: bool = True, **custom
+    ) -> Engine:
+        """`custom`: input_size, mean, std, labels for a user's own model (see `models.custom`)."""
+        spec = get_spec(name, **custom)
         target = pick_device(device)
+        if isinstance(spec.weights, EmbeddedWeights) and str(weights) != DEFAULT:
+            raise WeightsError(f"the weights of {spec.name} are inside the model file; leave out --weights")
         state_dict, info = resolve_weights(spec, weights, progress=progress)
         model = spec.build()
         if state_dict is not None:
@@ -127,9 +134,16 @@ class Engine:
     def name(self) -> str:
         return self.spec.name
 
+    def _default_layer(self) -> LayerInfo:
+        """The spec's choice; for a user's own model, the last layer whose maps are still 7x7 or larger."""
+        if self.spec.default_layer:
+            return find_layer(self.layers, self.spec.default_layer)
+        spatial = [layer for layer in self.layers[1:] if layer.is_spatial and layer.shape[1] >= 7]
+        return spatial[-1] if spatial else self.layers[0]
+
     def layer(self, key: str | None = None) -> LayerInfo:
         """A layer by path or friendly name; None gives the model's default layer."""
-        return find_layer(self.layers, key or self.spec.default_layer)
+        return find_layer(self.layers, key) if key else self.default_layer
 
     def upload(self, frame: np.ndarray) -> torch.Tensor:
         """The frame onto the device once, through a pinned buffer on CUDA."""

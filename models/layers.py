@@ -43,9 +43,7 @@ class LayerInfo:
         return f"{named}  {shape}"
 
 
-def discover_layers(
-    model: nn.Module, input_shape: tuple[int, int, int], names: Mapping[str, str], num_classes: int
-) -> list[LayerInfo]:
+def discover_layers(model: nn.Module, input_shape: tuple[int, int, int], names: Mapping[str, str]) -> list[LayerInfo]:
     """Every module with a (N,C,H,W) or (N,F) output, ordered by when its output is final.
 
     A module called twice (ResNet's shared ReLU) is placed where its last call happens, which is
@@ -63,18 +61,19 @@ def discover_layers(
         return hook
 
     for path, module in model.named_modules():
-        if path:
+        # TorchScript compiles its submodules' calls away from hooks: only input and output show
+        if path and not isinstance(module, torch.jit.ScriptModule):
             handles.append(module.register_forward_hook(make_hook(path, module)))
     try:
-        device = next(model.parameters()).device
+        device = next(iter(model.parameters()), torch.zeros(0)).device
         with torch.inference_mode():
             output = model(torch.zeros(1, *input_shape, device=device))
     finally:
         for handle in handles:
             handle.remove()
     layers = [LayerInfo(INPUT, INPUT, tuple(input_shape), "Input"), *order.values()]
-    if isinstance(output, torch.Tensor) and output.dim() == 2 and output.shape[1] == num_classes:
-        layers.append(LayerInfo(PROB, PROB, (num_classes,), "Softmax"))
+    if isinstance(output, torch.Tensor) and output.dim() == 2:
+        layers.append(LayerInfo(PROB, PROB, (output.shape[1],), "Softmax"))
     return layers
 
 

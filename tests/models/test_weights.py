@@ -5,6 +5,7 @@ import pytest
 import torch
 import torchvision
 
+import models.weights
 from models import Engine
 from models.errors import WeightsError
 from models.weights import read_state_dict
@@ -73,10 +74,10 @@ def test_non_weights_files_are_clear_errors(tmp_path, content):
 def test_missing_weights_offline_name_the_file_the_folder_and_the_options(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
 
-    def offline(url, dst, progress=True):
+    def offline(url, timeout=None):
         raise URLError("Name or service not known")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setattr(models.weights, "urlopen", offline)
     with pytest.raises(WeightsError) as error:
         Engine.load("alexnet", device="cpu")
     message = str(error.value)
@@ -90,7 +91,7 @@ def test_cached_hub_weights_are_used_without_download(tmp_path, monkeypatch, ale
     checkpoints = tmp_path / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
     (checkpoints / "alexnet-owt-7be5be79.pth").write_bytes(alexnet_weights_file.read_bytes())
-    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("downloaded"))
+    monkeypatch.setattr(models.weights, "urlopen", lambda *a, **k: pytest.fail("downloaded"))
     engine = Engine.load("alexnet", device="cpu")
     assert engine.weights.trained and engine.weights.source.startswith("cache ")
 
@@ -111,12 +112,69 @@ def test_offline_trained_model_recognises_real_photos(photos):
 def test_default_falls_back_to_the_offline_trained_model_never_to_random(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
 
-    def offline(url, dst, progress=True):
+    def offline(url, timeout=None):
         raise URLError("Name or service not known")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setattr(models.weights, "urlopen", offline)
     engine, notice = Engine.load_default(device="cpu")
     assert engine.name == "efficientnet_lite0" and engine.weights.trained
     assert "alexnet-owt-7be5be79.pth" in notice and str(tmp_path / "hub" / "checkpoints") in notice
     with pytest.raises(WeightsError):
         Engine.load_default(weights=tmp_path / "missing.pth", device="cpu")
+
+
+def _served_weights(tmp_path, alexnet_weights_file):
+    """A weights file behind a file:// URL, named as torch hub names them (with its sha256 prefix)."""
+    import hashlib
+
+    data = alexnet_weights_file.read_bytes()
+    name = f"alexnet-test-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    served = tmp_path / "server" / name
+    served.parent.mkdir()
+    served.write_bytes(data)
+    return served
+
+
+def test_download_with_progress_and_hash_check(tmp_path, alexnet_weights_file):
+    served = _served_weights(tmp_path, alexnet_weights_file)
+    seen = []
+    target = tmp_path / "cache" / served.name
+    models.weights.download_file(served.as_uri(), target, lambda done, total: seen.append((done, total)) or True)
+    assert target.read_bytes() == served.read_bytes()
+    assert seen[-1] == (served.stat().st_size, served.stat().st_size) and len(seen) > 10
+
+
+def test_a_cancelled_download_leaves_nothing_behind(tmp_path, alexnet_weights_file):
+    served = _served_weights(tmp_path, alexnet_weights_file)
+    target = tmp_path / "cache" / served.name
+    with pytest.raises(models.weights.DownloadCancelled):
+        models.weights.download_file(served.as_uri(), target, lambda done, total: done < 1_000_000)
+    assert list(target.parent.iterdir()) == []
+
+
+def test_a_corrupt_download_is_refused(tmp_path, alexnet_weights_file):
+    served = _served_weights(tmp_path, alexnet_weights_file)
+    wrong = served.with_name("alexnet-test-00000000.pth")
+    served.rename(wrong)
+    with pytest.raises(WeightsError, match="corrupt"):
+        models.weights.download_file(wrong.as_uri(), tmp_path / "cache" / wrong.name)
+    assert not (tmp_path / "cache" / wrong.name).exists()
+
+
+def test_resolution_order_file_then_cache_then_download(tmp_path, monkeypatch, alexnet_weights_file):
+    from dataclasses import replace
+
+    from models.registry import HubWeights, get_spec
+    from models.weights import resolve_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    served = _served_weights(tmp_path, alexnet_weights_file)
+    spec = replace(get_spec("alexnet"), weights=HubWeights(served.as_uri()))
+    _, first = resolve_weights(spec, progress=False)
+    assert first.source.startswith("download ")
+    _, second = resolve_weights(spec, progress=False)
+    assert second.source.startswith("cache ")
+    _, explicit = resolve_weights(spec, alexnet_weights_file)
+    assert explicit.source == f"file {alexnet_weights_file}"
+    state, random = resolve_weights(spec, "none")
+    assert state is None and not random.trained

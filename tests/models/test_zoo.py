@@ -1,0 +1,114 @@
+"""Every registered model, the bundled trained LeNet, and users' own models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models import Engine, ViewOptions, Visualizer, model_names
+from models.datasets import mnist_split
+from models.errors import ModelNotFoundError, WeightsError
+from models.lenet import WEIGHTS_FILE, LeNet5, accuracy
+
+LENET_OPTIONS = {"input_size": 28, "mean": (0.1307,), "std": (0.3081,)}
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_every_registered_model_builds_lists_layers_and_renders(name, photos):
+    engine = Engine.load(name, weights="none", device="cpu")
+    layer = engine.layer()
+    assert layer.is_spatial and layer.path in {entry.path for entry in engine.layers}
+    assert engine.layers[0].path == "input" and engine.layers[-1].path == "prob"
+    assert len(engine.categories) == engine.layers[-1].channels
+    views = Visualizer(engine).process(photos["coffee"])
+    assert views.grid.shape == (views.grid_layout.height, views.grid_layout.width, 3)
+    assert views.overlay.shape == photos["coffee"].shape
+    assert "UNTRAINED" in engine.weights.label
+
+
+@pytest.fixture(scope="module")
+def held_out_digits():
+    return mnist_split()[1]
+
+
+def test_bundled_lenet_scores_98_percent_on_held_out_mnist(held_out_digits):
+    engine = Engine.load("lenet", device="cpu")
+    assert engine.weights.trained and engine.weights.source == "bundled lenet_mnist.pth"
+    assert len(held_out_digits) == 2000
+    assert accuracy(engine.model, held_out_digits.images, held_out_digits.labels) >= 0.98
+
+
+def test_lenet_through_the_live_pipeline_reads_digits(held_out_digits):
+    """A digit given as an RGB frame goes through the same preprocessing as a webcam frame."""
+    visualizer = Visualizer(Engine.load("lenet", device="cpu"), ViewOptions(layer="conv1"))
+    right = 0
+    for image, label in zip(held_out_digits.images[:100], held_out_digits.labels[:100], strict=True):
+        views = visualizer.process(np.repeat(image[..., None], 3, axis=2))
+        right += views.top5[0].label == str(label)
+    assert right >= 95
+    assert views.grid_layout.channels == 6 and views.channel_tile.shape == (28, 28, 3)
+
+
+def _lenet_with_bundled_weights() -> LeNet5:
+    model = LeNet5()
+    model.load_state_dict(torch.load(WEIGHTS_FILE, weights_only=True))
+    return model.eval()
+
+
+def _digits_right(engine: Engine, digits, n: int = 200) -> float:
+    visualizer = Visualizer(engine, ViewOptions(layer="input"))
+    images, labels = digits.images[:n], digits.labels[:n]
+    hits = [
+        visualizer.process(np.repeat(i[..., None], 3, 2)).top5[0].index == y
+        for i, y in zip(images, labels, strict=True)
+    ]
+    return float(np.mean(hits))
+
+
+def test_a_users_torch_export_program_shows_every_layer(tmp_path, held_out_digits):
+    path = tmp_path / "lenet.pt2"
+    torch.export.save(torch.export.export(_lenet_with_bundled_weights(), (torch.zeros(1, 1, 28, 28),)), str(path))
+    labels = tmp_path / "digits.txt"
+    labels.write_text("\n".join(str(d) for d in range(10)))
+    engine = Engine.load(str(path), device="cpu", labels=labels, **LENET_OPTIONS)
+    assert [layer.path for layer in engine.layers][:4] == ["input", "conv1", "relu1", "pool1"]
+    assert engine.layer().path == "relu2"
+    assert _digits_right(engine, held_out_digits) >= 0.97
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_a_users_torchscript_file_runs_with_input_and_output(tmp_path, held_out_digits):
+    path = tmp_path / "lenet.torchscript"
+    torch.jit.save(torch.jit.script(_lenet_with_bundled_weights()), str(path))
+    engine = Engine.load(str(path), device="cpu", **LENET_OPTIONS)
+    assert [layer.path for layer in engine.layers] == ["input", "prob"]
+    assert engine.categories[3] == "class 3", "no labels file: classes are numbered"
+    hits = Visualizer(engine).process(np.repeat(held_out_digits.images[0][..., None], 3, 2)).top5[0]
+    assert hits.label == f"class {held_out_digits.labels[0]}"
+    with pytest.raises(WeightsError, match="inside the model file"):
+        Engine.load(str(path), weights="none", device="cpu", **LENET_OPTIONS)
+
+
+def test_a_users_factory_with_a_state_dict(held_out_digits, alexnet_weights_file):
+    engine = Engine.load("models.lenet:LeNet5", weights=WEIGHTS_FILE, device="cpu", **LENET_OPTIONS)
+    assert engine.weights.trained and engine.layer().path == "relu2", "the last layer with maps of 7x7 or more"
+    assert _digits_right(engine, held_out_digits) >= 0.97
+    with pytest.raises(WeightsError, match="no known trained weights"):
+        Engine.load("models.lenet:LeNet5", device="cpu", **LENET_OPTIONS)
+    with pytest.raises(WeightsError, match="tensor 'conv1.weight' is missing"):
+        Engine.load("models.lenet:LeNet5", weights=alexnet_weights_file, device="cpu", **LENET_OPTIONS)
+    with pytest.raises(ModelNotFoundError, match="no callable 'LeNet9'"):
+        Engine.load("models.lenet:LeNet9", weights="none", device="cpu")
+
+
+def test_timm_models_by_name():
+    engine = Engine.load("timm:resnet18", weights="none", device="cpu")
+    assert engine.layer().path == "layer4" and engine.spec.family == "timm"
+    with pytest.raises(ModelNotFoundError, match="timm has no model"):
+        Engine.load("timm:no_such_net", weights="none", device="cpu")
+
+
+def test_unknown_names_list_every_way_to_name_a_model():
+    with pytest.raises(ModelNotFoundError, match="timm:NAME.*module:factory"):
+        Engine.load("resnet9000", weights="none", device="cpu")
