@@ -30,6 +30,7 @@ def run_app(args) -> int:
     from PyQt6.QtCore import QSettings, QTimer
     from PyQt6.QtWidgets import QApplication
 
+    from app.cli import custom_options
     from app.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -43,6 +44,7 @@ def run_app(args) -> int:
         layer=args.layer,
         device=args.device,
         settings=settings,
+        custom=custom_options(args),
     )
     window.show()
     if args.quit_after:

@@ -20,6 +20,7 @@ from PyQt6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QProgressDialog,
     QSlider,
     QSplitter,
     QStackedWidget,
@@ -95,6 +96,7 @@ class MainWindow(QMainWindow):
         layer: str | None = None,
         device: str = "auto",
         settings: QSettings | None = None,
+        custom: dict | None = None,
     ):
         super().__init__()
         self.setWindowTitle("livevis")
@@ -119,7 +121,8 @@ class MainWindow(QMainWindow):
 
         self.capture.start()
         self.worker.start()
-        self.worker.load_model(model or self._setting("model") or None, weights, device)
+        self._download_dialog: QProgressDialog | None = None
+        self.worker.load_model(model or self._setting("model") or None, weights, device, **(custom or {}))
         self._status_model.setText("loading model...")
         self.open_source(source if source is not None else self._setting("source") or None)
         self._restore_geometry()
@@ -319,6 +322,7 @@ class MainWindow(QMainWindow):
         self.worker.result_ready.connect(self.on_result)
         self.worker.model_ready.connect(self.on_model_ready)
         self.worker.model_failed.connect(self.on_model_failed)
+        self.worker.download_progress.connect(self.on_download_progress)
         self.worker.error.connect(self.show_error)
         self.worker.snapshot_saved.connect(lambda path: self.statusBar().showMessage(f"snapshot saved in {path}", 8000))
         self.capture.error.connect(self.show_error)
@@ -440,7 +444,29 @@ class MainWindow(QMainWindow):
             self._status_model.setText(f"loading {Path(path).name}...")
             self.worker.load_model(self.model.name, path, self.device)
 
+    def on_download_progress(self, label: str, done: int, total: int) -> None:
+        """A cancellable progress dialog while trained weights download (the app keeps running)."""
+        dialog = self._download_dialog
+        if dialog is None:
+            dialog = QProgressDialog(f"Downloading trained weights for {label}...", "Cancel", 0, 0, self)
+            dialog.setWindowTitle("livevis")
+            dialog.setMinimumDuration(0)
+            dialog.canceled.connect(self.worker.cancel_download)
+            self._download_dialog = dialog
+        if total:
+            dialog.setMaximum(1000)
+            dialog.setValue(min(999, done * 1000 // total))
+        dialog.setLabelText(f"Downloading trained weights for {label}: {done / 2**20:.1f}"
+                            + (f" of {total / 2**20:.1f} MB" if total else " MB"))  # fmt: skip
+
+    def _close_download_dialog(self) -> None:
+        if self._download_dialog is not None:
+            self._download_dialog.canceled.disconnect()
+            self._download_dialog.close()
+            self._download_dialog = None
+
     def on_model_ready(self, info: ModelInfo) -> None:
+        self._close_download_dialog()
         self.model = info
         self.layer_tree.set_layers(info.layers)
         paths = {path for path, _, _ in info.layers}
@@ -461,6 +487,7 @@ class MainWindow(QMainWindow):
             QMessageBox.information(self, "Trained weights not available", info.notice)
 
     def on_model_failed(self, message: str) -> None:
+        self._close_download_dialog()
         current = f" {self.model.name} stays loaded." if self.model else ""
         self._status_model.setText(f"{self.model.name} on {self.model.device}" if self.model else "no model")
         self.show_error(message)

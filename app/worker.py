@@ -82,6 +82,7 @@ class InferenceWorker(QThread):
     result_ready = pyqtSignal(object)  # LiveResult
     model_ready = pyqtSignal(object)  # ModelInfo
     model_failed = pyqtSignal(str)
+    download_progress = pyqtSignal(str, int, int)  # file, bytes done, bytes in all (0: unknown)
     error = pyqtSignal(str)
     snapshot_saved = pyqtSignal(str)
 
@@ -96,6 +97,7 @@ class InferenceWorker(QThread):
         self._snapshot_folder: Path | None = None
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livevis-model")
         self._pending_model: Future | None = None
+        self._cancel_download = threading.Event()
         self._visualizer: Visualizer | None = None
         self._held: CapturedFrame | None = None
         self.processed = 0
@@ -118,20 +120,33 @@ class InferenceWorker(QThread):
             self._dirty = True
         self.slot.wake()
 
-    def load_model(self, name: str | None, weights: str = "default", device: str = "auto") -> None:
-        """Loads in the background; the current model keeps running until the new one is ready."""
+    def load_model(self, name: str | None, weights: str = "default", device: str = "auto", **custom) -> None:
+        """Loads in the background; the current model keeps running until the new one is ready.
+
+        A download reports through `download_progress` and stops at `cancel_download()`.
+        `custom`: input_size, mean, std, labels for a user's own model.
+        """
+        self._cancel_download.clear()
+
+        def progress(done: int, total: int, label: str = str(name or "the default model")) -> bool:
+            self.download_progress.emit(label, done, total)
+            return not self._cancel_download.is_set()
 
         def load():
             if name is None:
-                return Engine.load_default(weights, device=device, progress=False)
-            return Engine.load(name, weights, device=device, progress=False), None
+                return Engine.load_default(weights, device=device, progress=progress)
+            return Engine.load(name, weights, device=device, progress=progress, **custom), None
 
         with self._lock:
             self._pending_model = self._loader.submit(load)
         self.slot.wake()
 
+    def cancel_download(self) -> None:
+        self._cancel_download.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._cancel_download.set()
         self.slot.wake()
 
     # --- the thread ---

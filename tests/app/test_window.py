@@ -213,3 +213,54 @@ def test_without_a_camera_the_bundled_photos_are_shown(qtbot, make_window):
     assert "No camera found" in window.statusBar().currentMessage()
     window._fill_camera_menu()
     qtbot.waitUntil(lambda: [a.text() for a in window.camera_menu.actions()] == ["No camera found"])
+
+
+def _serve_lenet_weights(tmp_path, monkeypatch):
+    """Make the registry's LeNet download its weights from a file:// URL into an empty hub cache."""
+    import hashlib
+    from dataclasses import replace
+
+    import models.registry as registry
+    from models.lenet import WEIGHTS_FILE
+
+    data = WEIGHTS_FILE.read_bytes()
+    served = tmp_path / "server" / f"lenet-test-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    served.parent.mkdir()
+    served.write_bytes(data)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    spec = replace(registry.get_spec("lenet"), weights=registry.HubWeights(served.as_uri()))
+    monkeypatch.setitem(registry._REGISTRY, "lenet", spec)
+    return served
+
+
+def test_a_download_shows_progress_and_the_model_arrives(qtbot, make_window, video, tmp_path, monkeypatch):
+    served = _serve_lenet_weights(tmp_path, monkeypatch)
+    window = make_window(video)
+    wait_result(qtbot, window)
+    progress, dialogs = [], []
+    window.worker.download_progress.connect(lambda label, done, total: progress.append((done, total)))
+    window.worker.download_progress.connect(lambda *_: dialogs.append(window._download_dialog))
+    with qtbot.waitSignal(window.worker.model_ready, timeout=TIMEOUT_MS):
+        window.worker.load_model("lenet", "default", "cpu")
+    assert progress and progress[-1] == (served.stat().st_size, served.stat().st_size)
+    assert dialogs and all(dialog is not None for dialog in dialogs), "a progress dialog shows the download"
+    assert window.model.name == "lenet" and window.model.trained
+    assert window._download_dialog is None, "the progress dialog closes when the model is ready"
+
+
+def test_cancelling_a_download_keeps_the_previous_model(qtbot, make_window, video, tmp_path, monkeypatch):
+    from PyQt6.QtCore import Qt as QtCore
+
+    _serve_lenet_weights(tmp_path, monkeypatch)
+    window = make_window(video)
+    wait_result(qtbot, window)
+    # cancel from the loader thread at the first progress report, as the dialog's Cancel button would
+    window.worker.download_progress.connect(
+        lambda *_: window.worker.cancel_download(), QtCore.ConnectionType.DirectConnection
+    )
+    with qtbot.waitSignal(window.worker.model_failed, timeout=TIMEOUT_MS) as failed:
+        window.worker.load_model("lenet", "default", "cpu")
+    assert "cancelled" in failed.args[0]
+    assert window.model.name == "alexnet"
+    assert not list((tmp_path / "torch" / "hub" / "checkpoints").iterdir()), "no partial file is left"
+    assert window._download_dialog is None
