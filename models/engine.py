@@ -146,8 +146,8 @@ class Engine:
         return find_layer(self.layers, key) if key else self.default_layer
 
     def upload(self, frame: np.ndarray) -> torch.Tensor:
-        """The frame onto the device once, through a pinned buffer on CUDA."""
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        """A frame (HxWx3) or a batch of frames (NxHxWx3) onto the device once, pinned on CUDA."""
+        if frame.dtype != np.uint8 or frame.ndim not in (3, 4) or frame.shape[-1] != 3:
             raise InputError(f"a frame must be an HxWx3 uint8 RGB image, got {frame.dtype} {frame.shape}")
         host = torch.from_numpy(np.ascontiguousarray(frame))
         if self.device.type != "cuda":
@@ -158,10 +158,14 @@ class Engine:
         return self._pinned.to(self.device, non_blocking=True)
 
     def preprocess(self, frame: torch.Tensor) -> tuple[torch.Tensor, CropRect]:
-        """Centre square crop, antialiased bilinear resize, [0,1], mean/std: all on the device."""
-        crop = CropRect.centre_square(frame.shape[0], frame.shape[1])
-        square = frame[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
-        nchw = square.permute(2, 0, 1).unsqueeze(0)
+        """Centre square crop, antialiased bilinear resize, [0,1], mean/std: all on the device.
+
+        `frame` is HxWx3 or a batch NxHxWx3 of frames of one size; the input is always NxCxSxS.
+        """
+        crop = CropRect.centre_square(frame.shape[-3], frame.shape[-2])
+        frames = frame if frame.dim() == 4 else frame.unsqueeze(0)
+        square = frames[:, crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
+        nchw = square.permute(0, 3, 1, 2)
         size = (self.spec.input_size, self.spec.input_size)
         if nchw.device.type == "cpu":
             # uint8 channels-last has a fast vectorised antialias kernel on the CPU.
@@ -172,7 +176,7 @@ class Engine:
         if self.spec.in_channels == 1:
             luma = torch.tensor([0.299, 0.587, 0.114], device=resized.device).view(1, 3, 1, 1)
             resized = (resized.float() * luma).sum(1, keepdim=True)
-        # Channels-first uint8 first: the float passes then run over contiguous memory.
+        # Channels-first first: the float passes then run over contiguous memory.
         x = resized.contiguous().float().mul_(self._scale).add_(self._shift)
         return x, crop
 
@@ -184,7 +188,9 @@ class Engine:
         *,
         on_stage: Callable[[str], None] | None = None,
     ) -> ForwardResult:
-        """Preprocess one RGB frame, run the model, capture the given layer paths.
+        """Preprocess one RGB frame (or a batch), run the model, capture the given layer paths.
+
+        Captured activations drop the batch dimension for a single frame and keep it for a batch.
 
         `on_stage("preprocess")` and `on_stage("forward")` are called as each stage ends (timing).
         """
@@ -195,11 +201,13 @@ class Engine:
         paths = list(layers)
         with ActivationCapture(self.model, paths) as capture:
             logits = self.model(x)
-        activations = {path: out[0] for path, out in capture.activations.items()}
+        batched = frame_t.dim() == 4
+        activations = {path: out if batched else out[0] for path, out in capture.activations.items()}
         if INPUT in paths:
-            activations[INPUT] = x[0]
+            activations[INPUT] = x if batched else x[0]
         if PROB in paths:
-            activations[PROB] = logits[0].float().softmax(0)
+            probs = logits.float().softmax(1)
+            activations[PROB] = probs if batched else probs[0]
         if on_stage:
             on_stage("forward")
         return ForwardResult(frame_t, x, crop, logits, activations)

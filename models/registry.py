@@ -83,6 +83,8 @@ class ModelSpec:
     layer_names: Callable[[nn.Module], Mapping[str, str]] = field(default=lambda model: {})
     """Friendly names by module path, e.g. AlexNet's `features.10` -> `conv5` as in Caffe."""
     description: str = ""
+    stages: tuple[str, ...] = ()
+    """The layers that make "every stage" for embeddings; empty: derived from the top-level modules."""
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -259,6 +261,7 @@ register_model(
         std=(0.3081,),
         in_channels=1,
         categories=lambda: [str(d) for d in range(10)],
+        stages=("input", "pool1", "pool2", "relu3", "relu4", "fc3"),
         description="LeNet-5 for 28x28 grayscale digits, trained by livevis on real MNIST digits "
         "(python -m models.lenet; 98.75% on 2,000 held-out digits)",
     )

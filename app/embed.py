@@ -1,0 +1,93 @@
+"""`livevis embed`: layers as embeddings on the command line, one figure with a panel per layer."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from models.embeddings import EmbeddingRun
+
+
+def save_figure(run: EmbeddingRun, out: Path) -> Path:
+    """A panel per layer, points coloured by class, k-NN accuracy in each title, one legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    count = len(run.layers)
+    cols = min(count, 3 if count in (5, 6, 9) else 4)
+    rows = math.ceil(count / cols)
+    figure, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.2 * rows + 0.6), squeeze=False)
+    colors = plt.get_cmap("tab10" if len(run.classes) <= 10 else "tab20")
+    for axis, layer in zip(axes.flat, run.layers, strict=False):
+        for index, name in enumerate(run.classes):
+            chosen = run.labels == index
+            axis.scatter(*layer.coords[chosen].T, s=3, color=colors(index % colors.N), label=name, linewidths=0)
+        axis.set_title(f"{layer.name} ({layer.dimension}-d)\nk-NN accuracy {layer.knn_accuracy:.3f}", fontsize=10)
+        axis.set_xticks([])
+        axis.set_yticks([])
+    for axis in list(axes.flat)[count:]:
+        axis.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=min(10, len(labels)), markerscale=4, frameon=False)
+    figure.suptitle(f"t-SNE of {run.dataset} through {run.model}, layer by layer", fontsize=12)
+    figure.tight_layout(rect=(0, 0.05, 1, 0.97))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out
+
+
+def run_embed(args) -> tuple[EmbeddingRun, Path]:
+    from tqdm import tqdm
+
+    from models import Engine
+    from models.datasets import embedding_dataset
+    from models.embeddings import embed_dataset, embed_swiss_roll
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(what: str, done: int, total: int) -> bool:
+        if args.json:
+            return True
+        stage = "activations" if what == "activations" else "t-SNE"
+        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, leave=False))
+        bar.set_postfix_str(what if stage == "t-SNE" else "", refresh=False)
+        bar.update(done - bar.n)
+        return True
+
+    if args.dataset == "swissroll":
+        run = embed_swiss_roll(args.samples, method=args.method, perplexity=args.perplexity, seed=args.seed)
+    else:
+        default_model = "lenet" if args.dataset in ("mnist", "digits") else None
+        name = args.model or default_model
+        engine = (Engine.load(name, args.weights, device=args.device) if name else
+                  Engine.load_default(args.weights, device=args.device)[0])  # fmt: skip
+        data, skipped = embedding_dataset(args.dataset, args.samples, args.seed, engine.spec.input_size)
+        if args.layers == "all":
+            layers = [layer.path for layer in engine.layers if layer.path != "prob"]
+        else:
+            layers = [key.strip() for key in args.layers.split(",")] if args.layers else None
+        run = embed_dataset(engine, data, args.dataset, layers, method=args.method, perplexity=args.perplexity,
+                            seed=args.seed, progress=progress)  # fmt: skip
+        run.skipped = skipped
+    for bar in bars.values():
+        bar.close()
+    return run, save_figure(run, Path(args.out))
+
+
+def summary_rows(run: EmbeddingRun) -> list[dict]:
+    return [layer.as_dict() for layer in run.layers]
+
+
+def print_table(run: EmbeddingRun, figure: Path) -> None:
+    print(f"{run.dataset}: {len(run.labels)} samples, {len(run.classes)} classes, model {run.model}"
+          + (f", {run.skipped} unreadable images skipped" if run.skipped else ""))  # fmt: skip
+    print(f"{'layer':<22}{'dim':>7}{'k-NN acc':>10}{'trust':>8}{'seconds':>9}")
+    for layer in run.layers:
+        seconds = "cached" if layer.cached else f"{layer.seconds:.1f}"
+        print(
+            f"{layer.name:<22}{layer.dimension:>7}{layer.knn_accuracy:>10.3f}{layer.trustworthiness:>8.3f}{seconds:>9}"
+        )
+    print(f"wrote {figure}")
