@@ -229,7 +229,7 @@ class MapPlacer:
 
     def place(self, flat_activation: np.ndarray) -> np.ndarray:
         """(k, 2) map coordinates for k new samples, given their flattened activations."""
-        return np.asarray(self._embedding.transform(self.project(flat_activation), n_iter=25, verbose=False))
+        return np.asarray(self._embedding.transform(self.project(flat_activation), n_iter=25))
 
 
 def swiss_roll(samples: int = 2000, seed: int = 0, noise: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

@@ -195,3 +195,28 @@ def test_render_with_a_users_factory_model(tmp_path, capsys):
                              "--input-size", 28, "--mean", "0.1307", "--std", "0.3081", "--out", tmp_path)  # fmt: skip
     assert code == 0, err
     assert out.splitlines()[1].startswith(f"1. class {test_set.labels[0]} ")
+
+
+def test_embed_json_and_figure(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LIVEVIS_CACHE", str(tmp_path / "cache"))
+    figure = tmp_path / "digits.png"
+    code, out, err = run_cli(capsys, "embed", "--dataset", "digits", "--samples", 400, "--layers", "input,relu4",
+                             "--out", figure, "--json")  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert [layer["name"] for layer in report["layers"]] == ["input", "relu4"]
+    assert set(report["layers"][0]) >= {"name", "dimension", "knn_accuracy", "trustworthiness", "seconds"}
+    assert report["layers"][0]["dimension"] == 784
+    image = read_rgb(figure)
+    assert image.shape[1] > 600 and image.std() > 20
+
+
+def test_embed_bad_inputs_exit_2(tmp_path, capsys):
+    (tmp_path / "only").mkdir()
+    for args, expected in (
+        (["embed", "--dataset", str(tmp_path / "only")], "no class sub-folders"),
+        (["embed", "--dataset", "digits", "--samples", "99999"], "ask for at most 1797"),
+        (["embed", "--dataset", "digits", "--method", "umap", "--samples", "100"], "unknown t-SNE method"),
+    ):
+        code, _, err = run_cli(capsys, *args)
+        assert code == 2 and expected in err and "Traceback" not in err, err
