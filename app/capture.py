@@ -255,6 +255,7 @@ class CaptureThread(QThread):
                 continue
             if getattr(self._source, "paced_by_consumer", False) and not self.slot.wait_until_taken(0.05):
                 continue  # a file waits for the worker instead of decoding frames nobody will see
+            read_at = time.perf_counter()
             try:
                 image = self._source.read()
             except InputError as exc:
@@ -273,7 +274,8 @@ class CaptureThread(QThread):
                 self.slot.put(CapturedFrame(image, time.perf_counter(), self._sequence, self._source.label))
                 if isinstance(self._source, ImageListSource):
                     self.source_changed.emit(self._source.label)
-            next_due = max(next_due + self._source.wait_s(), time.perf_counter())
+            # a late frame (the worker was busy) does not make the next ones hurry to catch up
+            next_due = max(next_due, read_at) + self._source.wait_s()
         self._close_source()
 
     def _retry(self, spec: str):

@@ -65,10 +65,7 @@ def run_embed(args) -> tuple[EmbeddingRun, Path]:
         engine = (Engine.load(name, args.weights, device=args.device) if name else
                   Engine.load_default(args.weights, device=args.device)[0])  # fmt: skip
         data, skipped = embedding_dataset(args.dataset, args.samples, args.seed, engine.spec.input_size)
-        if args.layers == "all":
-            layers = [layer.path for layer in engine.layers if layer.path != "prob"]
-        else:
-            layers = [key.strip() for key in args.layers.split(",")] if args.layers else None
+        layers = [key.strip() for key in args.layers.split(",")] if args.layers else None
         run = embed_dataset(engine, data, args.dataset, layers, method=args.method, perplexity=args.perplexity,
                             seed=args.seed, progress=progress)  # fmt: skip
         run.skipped = skipped

@@ -24,12 +24,14 @@ from PyQt6.QtWidgets import (
     QSlider,
     QSplitter,
     QStackedWidget,
+    QTabWidget,
     QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
 from app.capture import AUTO, CaptureThread, LatestFrameSlot
+from app.embeddings_tab import EmbeddingsTab
 from app.shortcuts import CHANNEL_BOOSTS, GAMMA_BOOSTS, SHORTCUTS, help_rows
 from app.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from app.worker import InferenceWorker, LiveResult, ModelInfo
@@ -182,7 +184,11 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(2, 4)
         splitter.setStretchFactor(3, 3)
         self.splitter = splitter
-        self.setCentralWidget(splitter)
+        self.embeddings = EmbeddingsTab()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(splitter, "Live")
+        self.tabs.addTab(self.embeddings, "Embeddings")
+        self.setCentralWidget(self.tabs)
         self.help_overlay = HelpOverlay(splitter)
         self.help_overlay.set_shortcuts(help_rows())
         self.setAcceptDrops(True)
@@ -578,6 +584,7 @@ class MainWindow(QMainWindow):
         self._show_selected(result)
         note = "" if self.model is None or self.model.trained else "UNTRAINED (random weights)"
         self.predictions.set_predictions([(p.label, p.probability) for p in views.top5], note)
+        self.embeddings.offer_frame(views.frame, result.captured_at)
         now = time.perf_counter()
         self.stats.displayed += 1
         self.stats.display_times.append(now)
@@ -635,6 +642,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self._loop_probe.stop()
         self.save_settings()
+        self.embeddings.shutdown()
         self.shutdown()
         super().closeEvent(event)
 

@@ -87,6 +87,15 @@ def default_layers(engine: Engine) -> list[LayerInfo]:
     return [layer for layer in top if layer.path != "prob"]
 
 
+def select_layers(engine: Engine, keys: Sequence[str] | None) -> list[LayerInfo]:
+    """None: the input and every stage; ["all"]: every layer; else the named layers."""
+    if not keys:
+        return default_layers(engine)
+    if list(keys) == ["all"]:
+        return [layer for layer in engine.layers if layer.path != "prob"]
+    return [engine.layer(key) for key in keys]
+
+
 @torch.inference_mode()
 def activations(
     engine: Engine, images: np.ndarray, layers: Sequence[LayerInfo], batch_size: int = 256,
@@ -187,8 +196,8 @@ def embed_dataset(
     engine: Engine, data: LabelledImages, dataset_name: str, layer_keys: Sequence[str] | None = None, *,
     method: str = "opentsne", perplexity: float = 30.0, seed: int = 0, progress: Progress | None = None,
 ) -> EmbeddingRun:  # fmt: skip
-    """Every asked layer's map of `data` through `engine`; cached per layer."""
-    layers = [engine.layer(key) for key in layer_keys] if layer_keys else default_layers(engine)
+    """Every asked layer's map of `data` through `engine` (see `select_layers`); cached per layer."""
+    layers = select_layers(engine, layer_keys)
     content = hashlib.sha256(data.labels.tobytes() + data.images[:: max(1, len(data) // 64)].tobytes()).hexdigest()
     identity = {"model": engine.name, "weights": engine.weights.source, "dataset": dataset_name,
                 "samples": len(data), "seed": seed, "content": content[:16]}  # fmt: skip

@@ -264,3 +264,43 @@ def test_cancelling_a_download_keeps_the_previous_model(qtbot, make_window, vide
     assert window.model.name == "alexnet"
     assert not list((tmp_path / "torch" / "hub" / "checkpoints").iterdir()), "no partial file is left"
     assert window._download_dialog is None
+
+
+def test_embeddings_tab_computes_in_the_background_and_places_the_live_frame(qtbot, make_window, video, tmp_path,
+                                                                             monkeypatch):  # fmt: skip
+    monkeypatch.setenv("LIVEVIS_CACHE", str(tmp_path / "cache"))
+    window = make_window(video)
+    wait_result(qtbot, window)
+    tab = window.embeddings
+    window.tabs.setCurrentWidget(tab)
+    tab.samples.setValue(300)
+    tab.layers.setText("input,relu3")
+    tab.start("digits")
+    assert not tab.compute.isEnabled() and tab.cancel.isEnabled()
+    qtbot.waitUntil(lambda: tab.run is not None, timeout=60_000)
+    assert tab.plots.panel_count() == 2
+    assert [layer.name for layer in tab.run.layers] == ["input", "relu3"]
+    # the live view kept running while the embedding was computed
+    before = window.last_result.sequence
+    wait_result(qtbot, window, lambda r: r.sequence > before)
+    # the live frame lands in the last map as a marker
+    qtbot.waitUntil(lambda: tab.plots.marker_position(1) is not None, timeout=TIMEOUT_MS)
+    assert tab.plots.marker_position(0) is None
+    assert "sample 0: " in tab.plots.describe(0, 0)
+
+
+def test_embeddings_can_be_cancelled_and_report_bad_input(qtbot, make_window, video, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVEVIS_CACHE", str(tmp_path / "cache"))
+    window = make_window(video)
+    tab = window.embeddings
+    tab.samples.setValue(1500)
+    tab.start("digits")
+    job = tab.job
+    job.progressed.connect(lambda *_: job.cancel())
+    qtbot.waitUntil(lambda: tab.job is None, timeout=60_000)
+    assert tab.run is None and "cancel" in tab.status.text()
+    (tmp_path / "empty").mkdir()
+    tab.start(str(tmp_path / "empty"))
+    qtbot.waitUntil(lambda: tab.job is None, timeout=TIMEOUT_MS)
+    assert "no class sub-folders" in tab.status.text()
+    assert tab.compute.isEnabled()

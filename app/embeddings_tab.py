@@ -1,0 +1,245 @@
+"""The Embeddings tab: compute layer maps in the background, show them, place the live frame."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from PyQt6.QtCore import QThread, pyqtSignal
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.capture import CapturedFrame, LatestFrameSlot
+from models import Engine, LivevisError, model_names
+from models.datasets import embedding_dataset
+from models.embeddings import EmbeddingRun, MapPlacer, activations, embed_dataset, embed_swiss_roll
+from widgets.embedding_view import EmbeddingPanel, EmbeddingPlots
+
+DATASETS = ("mnist", "digits", "swissroll")
+
+
+class EmbeddingJob(QThread):
+    """Computes one EmbeddingRun off the GUI thread; cancellable between batches and layers."""
+
+    progressed = pyqtSignal(str, int, int)
+    finished_run = pyqtSignal(object, object)  # EmbeddingRun, Engine or None
+    failed = pyqtSignal(str)
+
+    def __init__(self, dataset: str, model: str | None, layers: list[str] | None, samples: int, perplexity: float,
+                 method: str, parent=None):  # fmt: skip
+        super().__init__(parent)
+        self.request = (dataset, model, layers, samples, perplexity, method)
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _progress(self, what: str, done: int, total: int) -> bool:
+        self.progressed.emit(what, done, total)
+        return not self._cancel.is_set()
+
+    def run(self) -> None:
+        dataset, model, layers, samples, perplexity, method = self.request
+        try:
+            if dataset == "swissroll":
+                self.progressed.emit("t-SNE of the swiss roll", 0, 1)
+                self.finished_run.emit(embed_swiss_roll(samples, method=method, perplexity=perplexity), None)
+                return
+            engine = Engine.load(model or "lenet", device="cpu", progress=self._progress)
+            data, skipped = embedding_dataset(dataset, samples, 0, engine.spec.input_size)
+            run = embed_dataset(engine, data, dataset, layers, method=method, perplexity=perplexity,
+                                progress=self._progress)  # fmt: skip
+            run.skipped = skipped
+            self.finished_run.emit(run, engine)
+        except LivevisError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # a failure in a background job must reach the user, not kill the app
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
+
+
+class LivePlacer(QThread):
+    """Places the newest live frame into one layer's map, as often as it can keep up."""
+
+    placed = pyqtSignal(int, float, float, float)  # panel, x, y, milliseconds
+
+    def __init__(self, engine: Engine, run: EmbeddingRun, panel: int, parent=None):
+        super().__init__(parent)
+        self.slot = LatestFrameSlot()
+        self.engine = engine
+        self.panel = panel
+        self.layer = engine.layer(run.layers[panel].path)
+        self._placer = MapPlacer(run.layers[panel])
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.slot.wake()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            frame = self.slot.take(timeout=0.1)
+            if frame is None:
+                continue
+            start = time.perf_counter()
+            flat = activations(self.engine, frame.image[None], [self.layer])[self.layer.path]
+            x, y = self._placer.place(flat)[0]
+            self.placed.emit(self.panel, float(x), float(y), (time.perf_counter() - start) * 1000)
+
+
+class EmbeddingsTab(QWidget):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.job: EmbeddingJob | None = None
+        self.placer: LivePlacer | None = None
+        self.run: EmbeddingRun | None = None
+        self.engine: Engine | None = None
+
+        self.dataset = QComboBox()
+        self.dataset.addItems([*DATASETS, "folder..."])
+        self.dataset.textActivated.connect(self._on_dataset)
+        self.model = QComboBox()
+        self.model.addItems(model_names())
+        self.model.setCurrentText("lenet")
+        self.layers = QLineEdit()
+        self.layers.setPlaceholderText("the input and every stage (or: conv1,pool2,fc3 / all)")
+        self.samples = QSpinBox()
+        self.samples.setRange(10, 10000)
+        self.samples.setValue(2000)
+        self.perplexity = QDoubleSpinBox()
+        self.perplexity.setRange(2, 200)
+        self.perplexity.setValue(30)
+        self.method = QComboBox()
+        self.method.addItems(["opentsne", "sklearn"])
+        self.compute = QPushButton("Compute")
+        self.compute.clicked.connect(self.start)
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setEnabled(False)
+        self.cancel.clicked.connect(self.stop_job)
+        self.progress = QProgressBar()
+        self.status = QLabel("Choose a dataset and a model, then Compute. The live view keeps running.")
+        self.status.setWordWrap(True)
+        self.place_in = QComboBox()
+        self.place_in.setToolTip("place the live frame into this layer's map")
+        self.place_in.activated.connect(self._start_placer)
+        self.plots = EmbeddingPlots()
+
+        form = QFormLayout()
+        form.addRow("dataset", self.dataset)
+        form.addRow("model", self.model)
+        form.addRow("layers", self.layers)
+        form.addRow("samples", self.samples)
+        form.addRow("perplexity", self.perplexity)
+        form.addRow("method", self.method)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.compute)
+        buttons.addWidget(self.cancel)
+        form.addRow(buttons)
+        form.addRow(self.progress)
+        form.addRow("live frame in", self.place_in)
+        controls = QWidget()
+        column = QVBoxLayout(controls)
+        column.addLayout(form)
+        column.addWidget(self.status)
+        column.addStretch(1)
+        controls.setFixedWidth(330)
+        layout = QHBoxLayout(self)
+        layout.addWidget(controls)
+        layout.addWidget(self.plots, 1)
+        self._folder: str | None = None
+
+    def _on_dataset(self, text: str) -> None:
+        if text == "folder...":
+            folder = QFileDialog.getExistingDirectory(self, "A folder with one sub-folder of images per class")
+            if folder:
+                self._folder = folder
+                self.dataset.insertItem(0, folder)
+                self.dataset.setCurrentIndex(0)
+        elif text in ("mnist", "digits"):
+            self.model.setCurrentText("lenet")
+
+    def start(self, dataset: str | None = None) -> None:
+        if self.job is not None:
+            return
+        layers = [key.strip() for key in self.layers.text().split(",") if key.strip()] or None
+        name = dataset or self.dataset.currentText()
+        self.job = EmbeddingJob(name, self.model.currentText(), layers, self.samples.value(),
+                                self.perplexity.value(), self.method.currentText(), self)  # fmt: skip
+        self.job.progressed.connect(self._on_progress)
+        self.job.finished_run.connect(self._on_run)
+        self.job.failed.connect(self._on_failed)
+        self.job.finished.connect(self._job_ended)
+        self.compute.setEnabled(False)
+        self.cancel.setEnabled(True)
+        self.status.setText(f"computing {name}...")
+        self.job.start()
+
+    def stop_job(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.status.setText("cancelling...")
+
+    def _on_progress(self, what: str, done: int, total: int) -> None:
+        self.progress.setMaximum(max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{what}: %v / %m")
+
+    def _on_run(self, run: EmbeddingRun, engine: Engine | None) -> None:
+        self.run, self.engine = run, engine
+        panels = [EmbeddingPanel(f"{m.name} ({m.dimension}-d) k-NN {m.knn_accuracy:.3f}", m.coords, run.labels)
+                  for m in run.layers]  # fmt: skip
+        self.plots.set_panels(panels, run.classes, run.thumbnails)
+        skipped = f"; {run.skipped} unreadable images skipped" if run.skipped else ""
+        self.status.setText(f"{run.dataset}: {len(run.labels)} samples through {run.model}{skipped}. "
+                            "Hover a point for its image; drag to pan, wheel to zoom.")  # fmt: skip
+        self.place_in.clear()
+        self._stop_placer()
+        if engine is not None:
+            self.place_in.addItems([m.name for m in run.layers])
+            self.place_in.setCurrentIndex(len(run.layers) - 1)
+            self._start_placer(len(run.layers) - 1)
+
+    def _on_failed(self, message: str) -> None:
+        self.status.setText(message)
+
+    def _job_ended(self) -> None:
+        self.job = None
+        self.compute.setEnabled(True)
+        self.cancel.setEnabled(False)
+
+    def _start_placer(self, panel: int) -> None:
+        self._stop_placer()
+        if self.run is None or self.engine is None:
+            return
+        self.placer = LivePlacer(self.engine, self.run, panel, self)
+        self.placer.placed.connect(lambda i, x, y, ms: self.plots.set_marker(i, (x, y)))
+        self.placer.start()
+
+    def _stop_placer(self) -> None:
+        if self.placer is not None:
+            self.placer.stop()
+            self.placer.wait(2000)
+            self.placer = None
+
+    def offer_frame(self, frame: np.ndarray, captured_at: float) -> None:
+        """The newest live frame; placed only while this tab has a map and is on screen."""
+        if self.placer is not None and self.isVisible():
+            self.placer.slot.put(CapturedFrame(frame, captured_at, 0, "live"))
+
+    def shutdown(self) -> None:
+        self._stop_placer()
+        if self.job is not None:
+            self.job.cancel()
+            self.job.wait(5000)
