@@ -304,3 +304,60 @@ def test_embeddings_can_be_cancelled_and_report_bad_input(qtbot, make_window, vi
     qtbot.waitUntil(lambda: tab.job is None, timeout=TIMEOUT_MS)
     assert "no class sub-folders" in tab.status.text()
     assert tab.compute.isEnabled()
+
+
+class FakeCamera:
+    """Stands in for cv2.VideoCapture(index): delivers frames, then 'unplugs' until plugged back in."""
+
+    plugged = True
+    frames_left = 15
+
+    def __init__(self, index):
+        self.opened = FakeCamera.plugged
+
+    def isOpened(self):
+        return self.opened
+
+    def read(self):
+        if not FakeCamera.plugged or FakeCamera.frames_left <= 0:
+            FakeCamera.plugged = False
+            return False, None
+        FakeCamera.frames_left -= 1
+        frame = np.zeros((240, 320, 3), np.uint8)
+        frame[:, : 20 * FakeCamera.frames_left % 320] = 200
+        return True, frame
+
+    def release(self):
+        self.opened = False
+
+
+def test_a_camera_that_disconnects_is_reported_retried_and_its_last_frame_kept(qtbot, make_window, monkeypatch):
+    import app.capture
+
+    monkeypatch.setattr(app.capture.cv2, "VideoCapture", FakeCamera)
+    monkeypatch.setattr(app.capture.CaptureThread, "RETRY_S", 0.2)
+    FakeCamera.plugged, FakeCamera.frames_left = True, 15
+    window = make_window("0")
+    wait_result(qtbot, window, lambda r: r.source == "camera 0")
+    qtbot.waitUntil(lambda: "retrying" in window.statusBar().currentMessage(), timeout=TIMEOUT_MS)
+    assert window.input_view.image_array() is not None, "the last frame stays on screen"
+    last = window.last_result.sequence
+    FakeCamera.plugged, FakeCamera.frames_left = True, 1000
+    qtbot.waitUntil(lambda: "camera 0 is back" in window.statusBar().currentMessage(), timeout=TIMEOUT_MS)
+    wait_result(qtbot, window, lambda r: r.sequence > last)
+
+
+def test_hovering_a_tile_shows_its_index_max_and_mean(qtbot, make_window, video):
+    from PyQt6.QtWidgets import QToolTip
+
+    window = make_window(video)
+    wait_result(qtbot, window)
+    qtbot.keyClick(window, Qt.Key.Key_Space)  # freeze, so that the numbers under the mouse stay put
+    qtbot.wait(300)
+    result = window.last_result
+    x, y, w, h = window.grid.geometry_.tile_rect(5)
+    point = window.grid.to_widget(x + w / 2, y + h / 2)
+    qtbot.mouseMove(window.grid, QPoint(round(point.x()), round(point.y())))
+    qtbot.waitUntil(lambda: QToolTip.isVisible() and "channel 5" in QToolTip.text(), timeout=5000)
+    assert f"max {result.views.channel_max[5]:.3g}" in QToolTip.text()
+    assert f"mean {result.views.channel_mean[5]:.3g}" in QToolTip.text()
