@@ -177,10 +177,10 @@ def _cmd_layers(args: argparse.Namespace) -> int:
 
 def _cmd_render(args: argparse.Namespace) -> int:
     import cv2
-    import numpy as np
 
     from app.sources import read_frame
     from models import ViewOptions, Visualizer
+    from models.pipeline import save_activations
     from models.render import grid_layout
 
     frame = read_frame(args.input, args.frame)
@@ -207,16 +207,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     for name, image in (("grid", views.grid), ("overlay", views.overlay), ("input_signed", views.input_signed)):
         cv2.imwrite(str(out / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if args.save_activations:
-        np.savez(
-            out / "activations.npz",
-            input=views.network_input,
-            activation=views.activation,
-            layer=np.array(layer.path),
-            channel=np.array(views.channel),
-            crop=views.crop.as_array(),
-            top5_index=np.array([p.index for p in views.top5], dtype=np.int64),
-            top5_prob=np.array([p.probability for p in views.top5], dtype=np.float32),
-        )
+        save_activations(out / "activations.npz", views)
     print(
         f"{engine.name} [{engine.weights.label}] on {engine.device}: {layer.name} ({layer.path}) "
         f"channel {views.channel}, peak {views.peak.value:.3g} at frame x={views.peak.frame_xy[0]} "

@@ -81,7 +81,7 @@ class LivePlacer(QThread):
         self.engine = engine
         self.panel = panel
         self.layer = engine.layer(run.layers[panel].path)
-        self._placer = MapPlacer(run.layers[panel])
+        self.layer_map = run.layers[panel]
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -89,13 +89,14 @@ class LivePlacer(QThread):
         self.slot.wake()
 
     def run(self) -> None:
+        placer = MapPlacer(self.layer_map)  # builds a neighbour index: seconds of work, kept off the GUI thread
         while not self._stop.is_set():
             frame = self.slot.take(timeout=0.1)
             if frame is None:
                 continue
             start = time.perf_counter()
             flat = activations(self.engine, frame.image[None], [self.layer])[self.layer.path]
-            x, y = self._placer.place(flat)[0]
+            x, y = placer.place(flat)[0]
             self.placed.emit(self.panel, float(x), float(y), (time.perf_counter() - start) * 1000)
 
 

@@ -14,11 +14,11 @@ from datetime import datetime
 from pathlib import Path
 
 import cv2
-import numpy as np
 from PyQt6.QtCore import QThread, pyqtSignal
 
 from app.capture import CapturedFrame, LatestFrameSlot
 from models import Engine, FrameViews, LivevisError, ViewOptions, Visualizer
+from models.pipeline import save_activations
 
 
 @dataclass(frozen=True)
@@ -65,16 +65,7 @@ def save_snapshot(folder: Path, views: FrameViews) -> Path:
                         ("channel", views.channel_tile), ("input_signed", views.input_signed)):  # fmt: skip
         if image.size:
             cv2.imwrite(str(target / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    np.savez(
-        target / "activations.npz",
-        input=views.network_input,
-        activation=views.activation,
-        layer=np.array(views.layer.path),
-        channel=np.array(views.channel),
-        crop=views.crop.as_array(),
-        top5_index=np.array([p.index for p in views.top5], dtype=np.int64),
-        top5_prob=np.array([p.probability for p in views.top5], dtype=np.float32),
-    )
+    save_activations(target / "activations.npz", views)
     return target
 
 

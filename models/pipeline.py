@@ -93,6 +93,26 @@ class FrameViews:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+def save_activations(path, views: FrameViews) -> None:
+    """The layer's output with the exact network input, crop and top-5, as one .npz (no pickles).
+
+    Keys: input (1xCxSxS float32), activation (CxHxW or F float32), layer, channel, crop (x, y, w, h),
+    top5_index (int64), top5_prob (float32). `views` must come from `process(..., with_activations=True)`.
+    """
+    if views.activation is None or views.network_input is None:
+        raise ValueError("these views carry no activations: process the frame with with_activations=True")
+    np.savez(
+        path,
+        input=views.network_input,
+        activation=views.activation,
+        layer=np.array(views.layer.path),
+        channel=np.array(views.channel),
+        crop=views.crop.as_array(),
+        top5_index=np.array([p.index for p in views.top5], dtype=np.int64),
+        top5_prob=np.array([p.probability for p in views.top5], dtype=np.float32),
+    )
+
+
 class Visualizer:
     """An engine plus view options: `process(frame)` runs the whole live pipeline once."""
 
