@@ -279,7 +279,6 @@ class CaptureThread(QThread):
         self._close_source()
 
     def _retry(self, spec: str):
-        time.sleep(0)  # the queue wait above already paced us
         try:
             self._source = open_source(spec, self.mirror)
         except InputError:

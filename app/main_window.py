@@ -159,7 +159,9 @@ class MainWindow(QMainWindow):
         self.small_view.setMinimumSize(120, 120)
         self.small_view.setMaximumHeight(200)
         self.channel_info = QLabel("-")
-        self.channel_info.setWordWrap(True)
+        # a fixed size: new numbers every frame must not re-lay out (and repaint) the whole window
+        self.channel_info.setFixedSize(240, 110)
+        self.channel_info.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
@@ -189,6 +191,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(splitter, "Live")
         self.tabs.addTab(self.embeddings, "Embeddings")
         self.setCentralWidget(self.tabs)
+        splitter.splitterMoved.connect(lambda *_: self._send_display_size())
         self.help_overlay = HelpOverlay(splitter)
         self.help_overlay.set_shortcuts(help_rows())
         self.setAcceptDrops(True)
@@ -323,6 +326,8 @@ class MainWindow(QMainWindow):
         self._status_rate = QLabel("-")
         for label in (self._status_source, self._status_model, self._status_layer, self._status_rate):
             bar.addPermanentWidget(label)
+        self._status_rate.setMinimumWidth(self._status_rate.fontMetrics().horizontalAdvance("0" * 48))
+        self._status_layer.setMinimumWidth(self._status_layer.fontMetrics().horizontalAdvance("0" * 16))
 
     def _connect(self) -> None:
         self.worker.result_ready.connect(self.on_result)
@@ -575,7 +580,8 @@ class MainWindow(QMainWindow):
     def on_result(self, result: LiveResult) -> None:
         views = result.views
         self.last_result = result
-        self.input_view.set_image(views.frame)
+        frame_size = (views.frame.shape[1], views.frame.shape[0])
+        self.input_view.set_image(views.frame if views.frame_display is None else views.frame_display, frame_size)
         self.input_view.set_rect((views.crop.x, views.crop.y, views.crop.w, views.crop.h))
         self.grid.set_grid(views.grid, GridGeometry(**asdict(views.grid_layout)), views.channel_max,
                            views.channel_mean)  # fmt: skip
@@ -598,11 +604,9 @@ class MainWindow(QMainWindow):
 
     def _show_selected(self, result: LiveResult) -> None:
         views = result.views
-        big, small = (self.tile_view, self.small_view) if self._zoomed else (self.overlay_view, self.small_view)
-        self.overlay_view.set_image(views.overlay)
+        self.overlay_view.set_image(views.overlay, (views.frame.shape[1], views.frame.shape[0]))
         self.tile_view.set_image(views.channel_tile)
-        small.set_image(views.channel_tile if not self._zoomed else views.overlay)
-        big.update()
+        self.small_view.set_image(views.overlay if self._zoomed else views.channel_tile)
         peak = views.peak
         self.channel_info.setText(
             f"channel {views.channel} of {views.layer.name}\nmax {peak.value:.4g} at cell {peak.cell}\n"
@@ -634,8 +638,18 @@ class MainWindow(QMainWindow):
         return self.stats.as_dict(self.slot, self.worker.processed)
 
     # ------------------------------------------------------------------ closing
+    def _send_display_size(self) -> None:
+        """The worker renders the frame and overlay at the sizes they are shown at."""
+        overlay = (self.overlay_view.width(), self.overlay_view.height())
+        frame = (self.input_view.width(), self.input_view.height())
+        if (overlay, frame) != (self.options.display_size, self.options.frame_display_size) and min(
+            overlay + frame
+        ) > 16:
+            self.update_options(display_size=overlay, frame_display_size=frame)
+
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        QTimer.singleShot(0, self._send_display_size)
         if self.help_overlay.isVisible():
             self.help_overlay.setGeometry(self.splitter.rect())
 

@@ -21,6 +21,7 @@ from .render import (
     apply_colormap,
     as_maps,
     check_colormap,
+    fit_within,
     grid_layout,
     locate_peak,
     normalize_maps,
@@ -50,6 +51,11 @@ class ViewOptions:
     grid_scale: int = 1
     signed_input: bool = True
     """Also render the normalised network input; the benchmark's live pipeline leaves it out."""
+    display_size: tuple[int, int] | None = None
+    """(width, height) the overlay is shown at; it is shrunk to fit on the device, so that a GUI blits
+    it instead of scaling it in paintEvent, where PyQt holds the GIL and stalls the worker's Python."""
+    frame_display_size: tuple[int, int] | None = None
+    """Likewise for the input frame, returned as `FrameViews.frame_display`."""
 
     def __post_init__(self):
         check_colormap(self.colormap)
@@ -86,6 +92,8 @@ class FrameViews:
     peak: MapPeak
     crop: CropRect
     top5: list[Prediction]
+    frame_display: np.ndarray | None = None
+    """The frame shrunk to fit `frame_display_size`, when one is set."""
     activation: np.ndarray | None = None
     """The layer's raw output, float32 CxHxW or F, when asked for."""
     network_input: np.ndarray | None = None
@@ -144,6 +152,8 @@ class Visualizer:
         clock = _StageClock(self.engine.device)
         result = self.engine.run(frame, [layer.path], on_stage=clock.lap)
         views = self.render(result, layer, options)
+        if options.display_size is not None:
+            views["overlay"] = fit_within(views["overlay"], *options.display_size)
         if with_activations:
             views["activation"] = result.activations[layer.path].float()
             views["network_input"] = result.input.float()
@@ -170,6 +180,7 @@ class Visualizer:
             ),
             crop=result.crop,
             top5=self.engine.top_k(probs),
+            frame_display=host.get("frame_display"),
             activation=host.get("activation"),
             network_input=host.get("network_input"),
             timings_ms=clock.laps,
@@ -208,8 +219,13 @@ class Visualizer:
             ),
             "channel_tile": apply_colormap(selected, options.colormap),
             "input_signed": render_signed_input(result.input[0]) if options.signed_input else _NO_IMAGE,
+            **self._display_views(result.frame, options.frame_display_size),
             "numbers": numbers,
         }
+
+    @staticmethod
+    def _display_views(frame: torch.Tensor, size: tuple[int, int] | None) -> dict:
+        return {} if size is None else {"frame_display": fit_within(frame, *size)}
 
     def _to_host(self, views: dict) -> dict[str, np.ndarray]:
         """One copy back per view; on CUDA through pinned buffers, with a single synchronise."""

@@ -314,6 +314,22 @@ def _constant(values: tuple[int, ...], device: torch.device) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.uint8, device=device)
 
 
+def fit_within(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """An (H, W, 3) uint8 image shrunk (antialiased) to fit width x height; never enlarged."""
+    h, w = image.shape[:2]
+    scale = min(width / w, height / h)
+    if scale >= 1 or width < 1 or height < 1:
+        return image
+    size = (max(1, int(h * scale)), max(1, int(w * scale)))
+    nchw = image.permute(2, 0, 1).unsqueeze(0)
+    if nchw.device.type == "cpu":
+        out = F.interpolate(nchw.contiguous(memory_format=torch.channels_last), size=size, mode="bilinear",
+                            antialias=True)  # fmt: skip
+    else:
+        out = F.interpolate(nchw.float(), size=size, mode="bilinear", antialias=True).round_().clamp_(0, 255).byte()
+    return out[0].permute(1, 2, 0).contiguous()
+
+
 def render_signed_input(network_input: torch.Tensor, scale: int = 1) -> torch.Tensor:
     """The normalised network input, one tile per input channel, in the signed colormap."""
     grid, _ = render_channel_grid(network_input, "signed", aspect=float(network_input.shape[0]) * 1.2, scale=scale)

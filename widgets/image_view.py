@@ -33,6 +33,7 @@ class ImageView(QWidget):
     def __init__(self, parent: QWidget | None = None, *, smooth: bool = True, placeholder: str = ""):
         super().__init__(parent)
         self._array: np.ndarray | None = None
+        self._logical: tuple[int, int] | None = None
         self._image: QImage | None = None
         self._smooth = smooth
         self._placeholder = placeholder
@@ -40,14 +41,25 @@ class ImageView(QWidget):
         self._rect_color = QColor(255, 215, 0)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(120, 90)
+        # paintEvent covers every pixel: Qt need not repaint the parents below on each frame
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
 
     def sizeHint(self) -> QSize:
         return QSize(480, 360)
 
-    def set_image(self, array: np.ndarray | None) -> None:
+    def set_image(self, array: np.ndarray | None, logical_size: tuple[int, int] | None = None) -> None:
+        """`logical_size` (width, height): the image stands for a picture of that size (a frame the
+        renderer already shrank to fit this view); rectangles and clicks stay in its coordinates."""
         self._array = array
+        self._logical = logical_size
         self._image = None
         self.update()
+
+    def _logical_size(self) -> tuple[int, int]:
+        if self._logical is not None:
+            return self._logical
+        h, w = self._array.shape[:2]
+        return w, h
 
     def image_array(self) -> np.ndarray | None:
         return self._array
@@ -66,6 +78,9 @@ class ImageView(QWidget):
         if self._array is None:
             return QRectF()
         h, w = self._array.shape[:2]
+        if w <= self.width() and h <= self.height() and self._logical is not None:
+            # already rendered to fit: blit it 1:1, no scaling while the GIL is held in paintEvent
+            return QRectF((self.width() - w) // 2, (self.height() - h) // 2, w, h)
         scale = min(self.width() / w, self.height() / h)
         if not self._smooth and scale >= 1:
             scale = float(int(scale))  # whole pixels keep nearest-neighbour cells even
@@ -75,12 +90,12 @@ class ImageView(QWidget):
         target = self.image_rect()
         if self._array is None or not target.contains(point):
             return None
-        h, w = self._array.shape[:2]
+        w, h = self._logical_size()
         return ((point.x() - target.x()) * w / target.width(), (point.y() - target.y()) * h / target.height())
 
     def to_widget(self, x: float, y: float) -> QPointF:
         target = self.image_rect()
-        h, w = self._array.shape[:2]
+        w, h = self._logical_size()
         return QPointF(target.x() + x * target.width() / w, target.y() + y * target.height() / h)
 
     def mousePressEvent(self, event) -> None:
@@ -99,9 +114,12 @@ class ImageView(QWidget):
             return
         if self._image is None:
             self._image = array_to_qimage(self._array)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._smooth)
         target = self.image_rect()
-        painter.drawImage(target, self._image)
+        if target.size().toSize() == self._image.size():
+            painter.drawImage(target.topLeft(), self._image)
+        else:
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._smooth)
+            painter.drawImage(target, self._image)
         if self._rect is not None:
             x, y, w, h = self._rect
             top_left, bottom_right = self.to_widget(x, y), self.to_widget(x + w, y + h)

@@ -17,6 +17,7 @@ class PredictionsView(QWidget):
         self._rows: list[tuple[str, float]] = []
         self._note = ""
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.setFixedHeight(self.ROW_HEIGHT * 5 + 28)
 
     def sizeHint(self) -> QSize:

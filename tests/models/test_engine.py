@@ -100,3 +100,14 @@ def test_views_come_back_as_host_uint8(alexnet_engine, photos):
     assert views.network_input.shape == (1, 3, 224, 224)
     np.testing.assert_allclose(views.channel_max, views.activation.reshape(256, -1).max(1), rtol=1e-6)
     np.testing.assert_allclose(views.channel_mean, views.activation.reshape(256, -1).mean(1), rtol=1e-5, atol=1e-6)
+
+
+def test_views_can_be_rendered_at_the_size_they_are_shown(alexnet_engine, photos):
+    image = photos["coffee"]  # 600 x 400
+    options = ViewOptions(display_size=(300, 300), frame_display_size=(120, 200))
+    views = Visualizer(alexnet_engine).process(image, options)
+    assert views.overlay.shape == (200, 300, 3)
+    assert views.frame_display.shape == (80, 120, 3)
+    assert views.frame.shape == image.shape, "the full frame stays for snapshots"
+    big = Visualizer(alexnet_engine).process(image, ViewOptions(display_size=(2000, 2000)))
+    assert big.overlay.shape == image.shape and big.frame_display is None, "never enlarged"
