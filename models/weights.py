@@ -134,7 +134,8 @@ def resolve_weights(spec: ModelSpec, weights: str | Path = DEFAULT, *, progress:
     if isinstance(spec.weights, EmbeddedWeights):
         return None, WeightsInfo(trained=True, source=f"file {spec.weights.path}")
     if isinstance(spec.weights, TimmWeights):
-        return _timm_pretrained(spec.weights.name), WeightsInfo(trained=True, source=f"timm {spec.weights.name}")
+        state_dict, source = _timm_pretrained(spec.weights.name, progress)
+        return state_dict, WeightsInfo(trained=True, source=f"timm {spec.weights.name} ({source})")
     cached = hub_checkpoint_dir() / spec.weights.file_name
     if cached.is_file():
         return read_state_dict(cached), WeightsInfo(trained=True, source=f"cache {cached}")
@@ -222,20 +223,44 @@ def _download(spec: ModelSpec, target: Path, progress: bool | ProgressCallback):
     return read_state_dict(target), WeightsInfo(trained=True, source=f"download {url}")
 
 
-def _timm_pretrained(name: str) -> dict[str, torch.Tensor]:
-    """timm's trained weights: from the Hugging Face cache, else downloaded by timm."""
+def _timm_pretrained(name: str, progress: bool | ProgressCallback) -> tuple[dict[str, torch.Tensor], str]:
+    """timm's trained weights: from the Hugging Face cache, from ours, else one download (no retries,
+    with progress and cancel). Returns the state dict and where it came from."""
     import timm
 
-    try:
-        return timm.create_model(name, pretrained=True).state_dict()
-    except Exception as exc:  # timm and huggingface_hub raise many kinds for "offline, not cached"
-        from huggingface_hub.constants import HF_HUB_CACHE
+    repo = timm.create_model(name, pretrained=False).pretrained_cfg.get("hf_hub_id")
+    if not repo:
+        raise WeightsError(f"timm lists no trained weights for {name!r}; pass --weights PATH or --weights none")
+    path = _timm_cached(repo)
+    source = f"cache {path}"
+    if path is None:
+        url = f"https://huggingface.co/{repo}/resolve/main/model.safetensors"
+        path = hub_checkpoint_dir() / f"timm--{repo.replace('/', '--')}.safetensors"
+        callback = _terminal_progress(path.name) if progress is True else progress or None
+        try:
+            download_file(url, path, callback)
+        except (URLError, OSError, TimeoutError) as exc:
+            raise WeightsError(
+                f"timm's trained weights for {name!r} are not cached and could not be downloaded ({_reason(exc)}). "
+                f"Place model.safetensors from {url} at {path}, or pass --weights PATH (a state-dict file), "
+                "or --weights none for random weights"
+            ) from None
+        source = f"download {url}"
+    model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+    return model.state_dict(), source
 
-        raise WeightsError(
-            f"timm's trained weights for {name!r} are not cached and could not be downloaded "
-            f"({type(exc).__name__}). Run once with a network so that they land in {HF_HUB_CACHE}, "
-            "or pass --weights PATH (a state-dict file), or --weights none for random weights"
-        ) from None
+
+def _timm_cached(repo: str) -> Path | None:
+    ours = hub_checkpoint_dir() / f"timm--{repo.replace('/', '--')}.safetensors"
+    if ours.is_file():
+        return ours
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        found = try_to_load_from_cache(repo, filename)
+        if isinstance(found, str):
+            return Path(found)
+    return None
 
 
 def _reason(exc: Exception) -> str:
@@ -261,5 +286,5 @@ def availability(spec: ModelSpec) -> tuple[bool, str]:
     if isinstance(source, EmbeddedWeights):
         return True, f"inside {source.path}"
     if isinstance(source, TimmWeights):
-        return False, f"timm {source.name}: Hugging Face hub cache or download"
+        return False, f"timm {source.name}: the Hugging Face cache, else downloaded on first use"
     return False, "none known: pass --weights PATH"

@@ -112,3 +112,32 @@ def test_timm_models_by_name():
 def test_unknown_names_list_every_way_to_name_a_model():
     with pytest.raises(ModelNotFoundError, match="timm:NAME.*module:factory"):
         Engine.load("resnet9000", weights="none", device="cpu")
+
+
+def test_timm_weights_offline_say_where_to_put_them_quickly(tmp_path, monkeypatch):
+    import time
+    from urllib.error import URLError
+
+    import models.weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(models.weights, "urlopen", lambda *a, **k: (_ for _ in ()).throw(URLError("offline")))
+    start = time.perf_counter()
+    with pytest.raises(WeightsError, match=r"model\.safetensors from https://huggingface\.co/timm/resnet18"):
+        Engine.load("timm:resnet18", device="cpu")
+    assert time.perf_counter() - start < 20, "no retry loop when offline"
+
+
+def test_timm_weights_from_our_cache(tmp_path, monkeypatch):
+    import timm
+    from safetensors.torch import save_file
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    reference = timm.create_model("resnet18", pretrained=False)
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    save_file(reference.state_dict(), str(cache / "timm--timm--resnet18.a1_in1k.safetensors"))
+    engine = Engine.load("timm:resnet18", device="cpu")
+    assert engine.weights.trained and "cache" in engine.weights.source
+    assert torch.equal(engine.model.conv1.weight, reference.conv1.weight)
