@@ -146,7 +146,7 @@ class MainWindow(QMainWindow):
         left_layout.addWidget(self.predictions)
 
         self.layer_tree = LayerTree()
-        self.layer_tree.setMinimumWidth(200)
+        self.layer_tree.setMinimumWidth(250)
         self.grid = ChannelGrid()
         self.grid_title = QLabel("layer")
 

@@ -18,7 +18,7 @@ class LayerTree(QTreeWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setHeaderLabels(["layer", "shape"])
-        self.setColumnWidth(0, 170)
+        self.setColumnWidth(0, 150)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self._items: dict[str, QTreeWidgetItem] = {}
