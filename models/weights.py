@@ -209,18 +209,23 @@ def _terminal_progress(name: str) -> ProgressCallback:
     return update
 
 
-def _download(spec: ModelSpec, target: Path, progress: bool | ProgressCallback):
-    url = spec.weights.url
+def _fetch(url: str, target: Path, model: str, progress: bool | ProgressCallback) -> None:
+    """One download with a terminal bar or the caller's callback; offline, say what to put where."""
     callback = _terminal_progress(target.name) if progress is True else progress or None
     try:
         download_file(url, target, callback)
     except (URLError, OSError, TimeoutError) as exc:
         raise WeightsError(
-            f"trained weights for {spec.name!r} are not cached and could not be downloaded ({_reason(exc)}). "
-            f"Place {spec.weights.file_name} (from {url}) in {target.parent}, "
-            "or pass --weights PATH (a state-dict file), or --weights none for random weights"
+            f"trained weights for {model!r} are not cached and could not be downloaded ({_reason(exc)}). "
+            f"Place {url.rsplit('/', 1)[-1]} (from {url}) in {target.parent}"
+            + (f" as {target.name}" if target.name != url.rsplit("/", 1)[-1] else "")
+            + ", or pass --weights PATH (a state-dict file), or --weights none for random weights"
         ) from None
-    return read_state_dict(target), WeightsInfo(trained=True, source=f"download {url}")
+
+
+def _download(spec: ModelSpec, target: Path, progress: bool | ProgressCallback):
+    _fetch(spec.weights.url, target, spec.name, progress)
+    return read_state_dict(target), WeightsInfo(trained=True, source=f"download {spec.weights.url}")
 
 
 def _timm_pretrained(name: str, progress: bool | ProgressCallback) -> tuple[dict[str, torch.Tensor], str]:
@@ -236,15 +241,7 @@ def _timm_pretrained(name: str, progress: bool | ProgressCallback) -> tuple[dict
     if path is None:
         url = f"https://huggingface.co/{repo}/resolve/main/model.safetensors"
         path = hub_checkpoint_dir() / f"timm--{repo.replace('/', '--')}.safetensors"
-        callback = _terminal_progress(path.name) if progress is True else progress or None
-        try:
-            download_file(url, path, callback)
-        except (URLError, OSError, TimeoutError) as exc:
-            raise WeightsError(
-                f"timm's trained weights for {name!r} are not cached and could not be downloaded ({_reason(exc)}). "
-                f"Place model.safetensors from {url} at {path}, or pass --weights PATH (a state-dict file), "
-                "or --weights none for random weights"
-            ) from None
+        _fetch(url, path, f"timm:{name}", progress)
         source = f"download {url}"
     model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
     return model.state_dict(), source

@@ -124,7 +124,7 @@ def test_timm_weights_offline_say_where_to_put_them_quickly(tmp_path, monkeypatc
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setattr(models.weights, "urlopen", lambda *a, **k: (_ for _ in ()).throw(URLError("offline")))
     start = time.perf_counter()
-    with pytest.raises(WeightsError, match=r"model\.safetensors from https://huggingface\.co/timm/resnet18"):
+    with pytest.raises(WeightsError, match=r"model\.safetensors \(from https://huggingface\.co/timm/resnet18"):
         Engine.load("timm:resnet18", device="cpu")
     assert time.perf_counter() - start < 20, "no retry loop when offline"
 
