@@ -21,6 +21,7 @@ from .render import (
     apply_colormap,
     as_maps,
     check_colormap,
+    colormap_index,
     fit_within,
     grid_layout,
     locate_peak,
@@ -202,6 +203,7 @@ class Visualizer:
         # The selected-channel pane shows the channel on its own scale, whatever the grid's.
         selected = normalize_maps(maps[options.channel : options.channel + 1], options.colormap, per_channel=True,
                                   gamma=options.gamma)[0]  # fmt: skip
+        selected_index = colormap_index(selected, options.colormap)
         flat = maps.reshape(maps.shape[0], -1).float()
         numbers = torch.cat(
             [flat.amax(1), flat.mean(1), selected.flatten().argmax().float().view(1), result.probabilities()]
@@ -216,8 +218,9 @@ class Visualizer:
                 options.colormap,
                 mode=options.overlay_mode,
                 opacity=options.opacity,
+                index=selected_index,
             ),
-            "channel_tile": apply_colormap(selected, options.colormap),
+            "channel_tile": apply_colormap(selected, options.colormap, selected_index),
             "input_signed": render_signed_input(result.input[0]) if options.signed_input else _NO_IMAGE,
             **self._display_views(result.frame, options.frame_display_size),
             "numbers": numbers,

@@ -64,16 +64,34 @@ def colormap_lut(name: str, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.rint(table).astype(np.uint8)).to(device)
 
 
-def apply_colormap(values: torch.Tensor, colormap: str) -> torch.Tensor:
-    """values in [-1, 1] (signed colormaps) or [0, 1] (others) -> (..., 3) uint8."""
-    lut = colormap_lut(colormap, values.device)
+def colormap_index(values: torch.Tensor, colormap: str) -> torch.Tensor:
+    """Values in [-1, 1] (signed colormaps) or [0, 1] (others) -> LUT row indices (long)."""
     half = (LUT_SIZE - 1) / 2
     if is_signed(colormap):
         index = values.mul(half).add_(half + 0.5)
     else:
         index = values.mul(LUT_SIZE - 1).add_(0.5)
-    index = index.clamp_(0, LUT_SIZE - 1).long()
+    return index.clamp_(0, LUT_SIZE - 1).long()
+
+
+def apply_colormap(values: torch.Tensor, colormap: str, index: torch.Tensor | None = None) -> torch.Tensor:
+    """values in [-1, 1] (signed colormaps) or [0, 1] (others) -> (..., 3) uint8.
+
+    `index`: the values' `colormap_index`, when the caller has it already.
+    """
+    lut = colormap_lut(colormap, values.device)
+    index = colormap_index(values, colormap) if index is None else index
     return torch.index_select(lut, 0, index.flatten()).view(*values.shape, 3)
+
+
+@lru_cache(maxsize=32)
+def _overlay_lut(colormap: str, opacity: float, device: torch.device) -> torch.Tensor:
+    """(LUT_SIZE, 4) float rows: the colour premultiplied by its opacity (+0.5, to round the final
+    cast) and the frame's weight 1 - opacity. The opacity grows with the response's magnitude."""
+    lut = colormap_lut(colormap, device).float()
+    values = torch.linspace(-1.0 if is_signed(colormap) else 0.0, 1.0, LUT_SIZE, device=device)
+    alpha = (values.abs() * opacity)[:, None]
+    return torch.cat([lut * alpha + 0.5, 1.0 - alpha], 1).contiguous()
 
 
 def normalize_maps(
@@ -88,7 +106,11 @@ def normalize_maps(
     x = maps.float().reshape(maps.shape[0], -1)
     if per_channel:
         boost = 1.0
-    if is_signed(colormap):
+    if is_signed(colormap) and boost >= 1:
+        x = x / x.abs().amax(1, keepdim=True).clamp_min(1e-12)  # every channel peaks at 1: done
+        if gamma != 1.0:
+            x = x.sign() * x.abs().pow(gamma)
+    elif is_signed(colormap):
         if boost > 0:
             peak = x.abs().amax(1, keepdim=True).clamp_min(1e-12)
             x = x / peak.pow(boost)
@@ -240,6 +262,7 @@ def render_overlay(
     mode: str = "overlay",
     opacity: float = 0.8,
     mark_peak: bool = True,
+    index: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The selected channel's normalised map (h, w) upsampled onto the crop region of the full frame.
 
@@ -247,7 +270,7 @@ def render_overlay(
     responses show in colour and silent regions show the frame; `mask` darkens the frame where the
     channel is not positively active, as in the Toolbox paper's face-unit figure. Colours are made at
     the map's own resolution and upsampled: far cheaper than colouring every frame pixel, and
-    indistinguishable from it.
+    indistinguishable from it. `index`: the map's `colormap_index`, when the caller has it already.
     """
     x, y, w, h = crop
     out = _copy_outside(frame, crop)
@@ -255,12 +278,11 @@ def render_overlay(
     source = frame[y : y + h, x : x + w]
     opacity = max(0.0, min(1.0, opacity))
     if mode == "overlay":
-        strength = normalized_map.abs() if is_signed(colormap) else normalized_map
-        alpha = strength.clamp(0.0, 1.0).mul_(opacity)[..., None]
-        # premultiplied colours (+0.5 to round the final cast) and the frame's weight 1 - alpha;
-        # both resample linearly, so one upsampling of four channels serves the blend.
-        layers = torch.cat([apply_colormap(normalized_map, colormap).float().mul_(alpha).add_(0.5), 1.0 - alpha], -1)
-        upsampled = upsample_bilinear(layers, h, w)
+        # premultiplied colours and the frame's weight, looked up together; both resample
+        # linearly, so one upsampling of four channels serves the blend
+        index = colormap_index(normalized_map, colormap) if index is None else index
+        layers = torch.index_select(_overlay_lut(colormap, round(opacity, 3), frame.device), 0, index.flatten())
+        upsampled = upsample_bilinear(layers.view(*normalized_map.shape, 4), h, w)
         region.copy_(torch.addcmul(upsampled[..., :3], source.float(), upsampled[..., 3:]))
     elif mode == "mask":
         weight = upsample_bilinear(normalized_map.clamp(0.0, 1.0), h, w)
@@ -276,10 +298,15 @@ def _copy_outside(frame: torch.Tensor, crop: tuple[int, int, int, int]) -> torch
     """A new image holding the frame outside the crop; the crop region is left for the caller."""
     x, y, w, h = crop
     out = torch.empty_like(frame)
-    out[:y] = frame[:y]
-    out[y + h :] = frame[y + h :]
-    out[y : y + h, :x] = frame[y : y + h, :x]
-    out[y : y + h, x + w :] = frame[y : y + h, x + w :]
+    height, width = frame.shape[:2]
+    if y > 0:
+        out[:y] = frame[:y]
+    if y + h < height:
+        out[y + h :] = frame[y + h :]
+    if x > 0:
+        out[y : y + h, :x] = frame[y : y + h, :x]
+    if x + w < width:
+        out[y : y + h, x + w :] = frame[y : y + h, x + w :]
     return out
 
 
