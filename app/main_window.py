@@ -191,7 +191,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(splitter, "Live")
         self.tabs.addTab(self.embeddings, "Embeddings")
         self.setCentralWidget(self.tabs)
-        splitter.splitterMoved.connect(lambda *_: self._send_display_size())
+        for view in (self.input_view, self.overlay_view):
+            view.resized.connect(lambda *_: QTimer.singleShot(0, self._send_display_size))
         self.help_overlay = HelpOverlay(splitter)
         self.help_overlay.set_shortcuts(help_rows())
         self.setAcceptDrops(True)
@@ -649,7 +650,6 @@ class MainWindow(QMainWindow):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        QTimer.singleShot(0, self._send_display_size)
         if self.help_overlay.isVisible():
             self.help_overlay.setGeometry(self.splitter.rect())
 

@@ -29,6 +29,8 @@ class ImageView(QWidget):
 
     clicked = pyqtSignal(float, float)
     """Image coordinates of a left click inside the image."""
+    resized = pyqtSignal(int, int)
+    """The view's new width and height: what to render the next images at."""
 
     def __init__(self, parent: QWidget | None = None, *, smooth: bool = True, placeholder: str = ""):
         super().__init__(parent)
@@ -97,6 +99,10 @@ class ImageView(QWidget):
         target = self.image_rect()
         w, h = self._logical_size()
         return QPointF(target.x() + x * target.width() / w, target.y() + y * target.height() / h)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.resized.emit(self.width(), self.height())
 
     def mousePressEvent(self, event) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
