@@ -126,7 +126,7 @@ class MainWindow(QMainWindow):
         self._download_dialog: QProgressDialog | None = None
         self.worker.load_model(model or self._setting("model") or None, weights, device, **(custom or {}))
         self._status_model.setText("loading model...")
-        self.open_source(source if source is not None else self._setting("source") or None)
+        self.open_source(source if source is not None else self._last_source())
         self._restore_geometry()
 
         self._loop_probe = QTimer(self)
@@ -370,6 +370,11 @@ class MainWindow(QMainWindow):
             channel=int(channel) if channel is not None and not layer else 0,
             signed_input=False,
         )
+
+    def _last_source(self) -> str | None:
+        """The files shown last time, if they are still there; else None (camera, else samples)."""
+        saved = self._setting("source")
+        return saved if saved and Path(saved).exists() else None
 
     def _restore_geometry(self) -> None:
         geometry = self.settings.value("geometry")

@@ -365,3 +365,14 @@ def test_hovering_a_tile_shows_its_index_max_and_mean(qtbot, make_window, video)
     qtbot.waitUntil(lambda: QToolTip.isVisible() and "channel 5" in QToolTip.text(), timeout=5000)
     assert f"max {result.views.channel_max[5]:.3g}" in QToolTip.text()
     assert f"mean {result.views.channel_mean[5]:.3g}" in QToolTip.text()
+
+
+def test_the_last_source_is_reopened_unless_it_is_gone(qtbot, make_window, video, tmp_path):
+    window = make_window(video)
+    wait_result(qtbot, window)
+    window.close()
+    settings = QSettings(str(tmp_path / "settings0.ini"), QSettings.Format.IniFormat)
+    assert settings.value("source") == str(video)
+    assert window._last_source() == str(video)
+    video.unlink()
+    assert window._last_source() is None, "a vanished file falls back to the camera or the samples"
