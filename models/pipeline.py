@@ -153,8 +153,6 @@ class Visualizer:
         clock = _StageClock(self.engine.device)
         result = self.engine.run(frame, [layer.path], on_stage=clock.lap)
         views = self.render(result, layer, options)
-        if options.display_size is not None:
-            views["overlay"] = fit_within(views["overlay"], *options.display_size)
         if with_activations:
             views["activation"] = result.activations[layer.path].float()
             views["network_input"] = result.input.float()
@@ -191,8 +189,8 @@ class Visualizer:
     def render(self, result: ForwardResult, layer: LayerInfo, options: ViewOptions) -> dict:
         """Every view on the device; returns device tensors plus the grid layout.
 
-        The maps are normalised and coloured once: the grid, the zoomed tile and the overlay all
-        show the same colours for the same values.
+        The grid shows the layer on the scale the options ask for; the zoomed tile and the overlay
+        show the selected channel on its own scale, with one colormap lookup shared by both.
         """
         maps = as_maps(result.activations[layer.path])
         normalized = normalize_maps(
@@ -208,27 +206,26 @@ class Visualizer:
         numbers = torch.cat(
             [flat.amax(1), flat.mean(1), selected.flatten().argmax().float().view(1), result.probabilities()]
         )
-        return {
+        overlay = render_overlay(
+            result.frame,
+            selected,
+            _crop_tuple(result.crop),
+            options.colormap,
+            mode=options.overlay_mode,
+            opacity=options.opacity,
+            index=selected_index,
+        )
+        views = {
             "grid": tile_channels(colored, layout),
             "grid_layout": layout,
-            "overlay": render_overlay(
-                result.frame,
-                selected,
-                _crop_tuple(result.crop),
-                options.colormap,
-                mode=options.overlay_mode,
-                opacity=options.opacity,
-                index=selected_index,
-            ),
+            "overlay": overlay if options.display_size is None else fit_within(overlay, *options.display_size),
             "channel_tile": apply_colormap(selected, options.colormap, selected_index),
             "input_signed": render_signed_input(result.input[0]) if options.signed_input else _NO_IMAGE,
-            **self._display_views(result.frame, options.frame_display_size),
             "numbers": numbers,
         }
-
-    @staticmethod
-    def _display_views(frame: torch.Tensor, size: tuple[int, int] | None) -> dict:
-        return {} if size is None else {"frame_display": fit_within(frame, *size)}
+        if options.frame_display_size is not None:
+            views["frame_display"] = fit_within(result.frame, *options.frame_display_size)
+        return views
 
     def _to_host(self, views: dict) -> dict[str, np.ndarray]:
         """One copy back per view; on CUDA through pinned buffers, with a single synchronise."""
