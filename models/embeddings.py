@@ -126,16 +126,26 @@ def reduce_dimensions(x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray 
     return reduced.astype(np.float32), pca.mean_.astype(np.float32), pca.components_.astype(np.float32)
 
 
-def tsne_2d(x: np.ndarray, method: str, perplexity: float, seed: int) -> np.ndarray:
+def tsne_2d(
+    x: np.ndarray, method: str, perplexity: float, seed: int, should_stop: Callable[[], bool] | None = None
+) -> np.ndarray:
+    """`should_stop` is asked every 10 iterations (openTSNE), so a cancel takes effect within a layer."""
     if method == "opentsne":
         from openTSNE import TSNE
 
-        return np.asarray(TSNE(perplexity=perplexity, n_jobs=-1, random_state=seed, verbose=False).fit(x))
-    if method == "sklearn":
+        callbacks = {"callbacks": lambda *_: should_stop(), "callbacks_every_iters": 10} if should_stop else {}
+        coords = np.asarray(
+            TSNE(perplexity=perplexity, n_jobs=-1, random_state=seed, verbose=False, **callbacks).fit(x)
+        )
+    elif method == "sklearn":
         from sklearn.manifold import TSNE
 
-        return TSNE(perplexity=perplexity, random_state=seed, init="pca").fit_transform(x)
-    raise OptionError(f"unknown t-SNE method {method!r}; use {' or '.join(METHODS)}")
+        coords = TSNE(perplexity=perplexity, random_state=seed, init="pca").fit_transform(x)
+    else:
+        raise OptionError(f"unknown t-SNE method {method!r}; use {' or '.join(METHODS)}")
+    if should_stop is not None and should_stop():
+        raise Cancelled("cancelled")
+    return coords
 
 
 def map_quality(reduced: np.ndarray, coords: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -156,7 +166,7 @@ def _cache_file(key: dict, method: str, perplexity: float) -> Path:
 
 def embed_points(
     name: str, path: str, points: np.ndarray, labels: np.ndarray, *, method: str = "opentsne",
-    perplexity: float = 30.0, seed: int = 0, key: dict | None = None,
+    perplexity: float = 30.0, seed: int = 0, key: dict | None = None, should_stop: Callable[[], bool] | None = None,
 ) -> LayerMap:  # fmt: skip
     """One layer's map: PCA, t-SNE, quality; from the cache when `key` says it was made before."""
     if not 1 < perplexity < len(points) / 3:
@@ -170,7 +180,7 @@ def embed_points(
                         stored.get("pca_mean"), stored.get("pca_components"))  # fmt: skip
     start = time.perf_counter()
     reduced, mean, components = reduce_dimensions(points, seed)
-    coords = tsne_2d(reduced, method, perplexity, seed).astype(np.float32)
+    coords = tsne_2d(reduced, method, perplexity, seed, should_stop).astype(np.float32)
     knn, trust = map_quality(reduced, coords, labels)
     seconds = time.perf_counter() - start
     result = LayerMap(name, path, points.shape[1], coords, knn, trust, seconds, False, reduced, mean, components)
@@ -206,13 +216,15 @@ def embed_dataset(
     features = activations(engine, data.images, missing, progress=progress) if missing else {}
     maps = []
     for done, layer in enumerate(layers):
-        if progress and progress(f"t-SNE of {layer.name}", done, len(layers)) is False:
+        stage = f"t-SNE of {layer.name}"
+        if progress and progress(stage, done, len(layers)) is False:
             raise Cancelled("cancelled")
         points = features.get(layer.path)
         if points is None:
             points = np.zeros((len(data), 0), np.float32)  # cached: the points are not needed
+        should_stop = (lambda stage=stage, done=done: progress(stage, done, len(layers)) is False) if progress else None
         maps.append(embed_points(layer.name, layer.path, points, data.labels, method=method, perplexity=perplexity,
-                                 seed=seed, key=keys[layer.path]))  # fmt: skip
+                                 seed=seed, key=keys[layer.path], should_stop=should_stop))  # fmt: skip
     if progress:
         progress("done", len(layers), len(layers))
     return EmbeddingRun(dataset_name, engine.name, data.labels, data.classes, _thumbnails(data.images), maps)

@@ -120,3 +120,18 @@ def test_an_empty_folder_and_too_many_samples_say_why(tmp_path):
         embedding_dataset("digits", 5000, 0, 28)
     with pytest.raises(OptionError, match="perplexity"):
         embed_swiss_roll(30, perplexity=30)
+
+
+def test_a_cancel_stops_inside_a_layers_t_sne(lenet):
+    data, _ = embedding_dataset("digits", 1500, 0, 28)
+    calls = []
+
+    def progress(what: str, done: int, total: int) -> bool:
+        calls.append(what)
+        return len([c for c in calls if c.startswith("t-SNE")]) < 4  # cancel a few checks into the first map
+
+    start = time.perf_counter()
+    with pytest.raises(InputError, match="cancelled"):
+        embed_dataset(lenet, data, "digits", ["fc3"], progress=progress)
+    assert time.perf_counter() - start < 10
+    assert calls.count("t-SNE of fc3") >= 4, "asked again while the map was being optimised"
