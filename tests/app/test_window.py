@@ -65,8 +65,9 @@ def test_frames_from_a_video_reach_the_grid(qtbot, make_window, video):
     result = wait_result(qtbot, window)
     assert result.views.layer.name == "conv5"
     assert window.grid.image_array().shape == result.views.grid.shape
-    # once the window has told the worker its view sizes, frames come rendered to fit
-    wait_result(qtbot, window, lambda r: r.views.frame_display is not None)
+    # once the worker knows the view's current size, frames come rendered to fit it
+    view = window.input_view
+    wait_result(qtbot, window, lambda r: r.options.frame_display_size == (view.width(), view.height()))
     shown = window.input_view.image_array()
     assert shown.shape[0] <= window.input_view.height() and shown.shape[1] <= window.input_view.width()
     assert shown.shape[1] / shown.shape[0] == pytest.approx(640 / 480, rel=0.02), "rendered to fit the view"
