@@ -486,27 +486,18 @@ class MainWindow(QMainWindow):
         self._close_download_dialog()
         self.model = info
         self.layer_tree.set_layers(info.layers)
-        paths = {path for path, _, _ in info.layers}
-        names = {name: path for path, name, _ in info.layers}
-        layer = self.options.layer
-        layer = names.get(layer, layer)
-        if layer not in paths:
-            layer = info.default_layer
-        shape = dict((p, s) for p, _, s in info.layers)[layer]
-        channel = self.options.channel if self.options.channel < shape[0] else 0
-        self.update_options(layer=layer, channel=channel)
+        self.update_options(layer=info.layer, channel=info.channel)  # what the worker started on
         self.model_combo.setCurrentText(info.name)
         for action in self.model_group.actions():
             action.setChecked(action.text() == info.name)
-        state = info.weights if info.trained else "UNTRAINED"
-        self._status_model.setText(f"{info.name} [{state}] on {info.device}")
+        self._show_model_status()
         if info.notice:
             QMessageBox.information(self, "Trained weights not available", info.notice)
 
     def on_model_failed(self, message: str) -> None:
         self._close_download_dialog()
         current = f" {self.model.name} stays loaded." if self.model else ""
-        self._status_model.setText(f"{self.model.name} on {self.model.device}" if self.model else "no model")
+        self._show_model_status()
         self.show_error(message)
         QMessageBox.warning(self, "Model not loaded", f"{message}\n\n{current}".strip())
 
@@ -534,14 +525,6 @@ class MainWindow(QMainWindow):
                 action.setChecked(action.text() == value)
         self.boost_label.setText(f"  boost {o.boost:g}  gamma {o.gamma:g}  ")
         self._update_layer_status()
-
-    def _layer_shape(self) -> tuple[int, ...] | None:
-        if self.model is None:
-            return None
-        for path, _, shape in self.model.layers:
-            if path == self.options.layer:
-                return shape
-        return None
 
     def move_selection(self, d_row: int, d_col: int) -> None:
         geometry = self.grid.geometry_
@@ -620,10 +603,17 @@ class MainWindow(QMainWindow):
         )
 
     def _update_layer_status(self) -> None:
-        shape = self._layer_shape()
-        name = next((n for p, n, _ in (self.model.layers if self.model else ()) if p == self.options.layer), None)
-        if shape is not None:
-            self._status_layer.setText(f"{name}:{self.options.channel}")
+        row = self.model.find(self.options.layer) if self.model else None
+        if row is not None:
+            self._status_layer.setText(f"{row[1]}:{self.options.channel}")
+
+    def _show_model_status(self) -> None:
+        info = self.model
+        if info is None:
+            self._status_model.setText("no model")
+            return
+        state = info.weights if info.trained else "UNTRAINED"
+        self._status_model.setText(f"{info.name} [{state}] on {info.device}")
 
     def _update_rate_status(self) -> None:
         latency = self.stats.latencies_ms[-1] if self.stats.latencies_ms else 0.0

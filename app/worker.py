@@ -30,8 +30,14 @@ class ModelInfo:
     weights: str
     trained: bool
     layers: tuple[tuple[str, str, tuple[int, ...]], ...]
-    default_layer: str
+    layer: str
+    """The path of the layer shown first: the one asked for if the model has it, else its default."""
+    channel: int
     notice: str | None = None
+
+    def find(self, path: str) -> tuple[str, str, tuple[int, ...]] | None:
+        """(path, name, shape) of a layer by its path."""
+        return next((row for row in self.layers if row[0] == path), None)
 
 
 @dataclass(frozen=True)
@@ -44,14 +50,15 @@ class LiveResult:
     processed_ms: float
 
 
-def model_info(engine: Engine, notice: str | None = None) -> ModelInfo:
+def model_info(engine: Engine, options: ViewOptions, notice: str | None = None) -> ModelInfo:
     return ModelInfo(
         name=engine.name,
         device=str(engine.device),
         weights=engine.weights.label,
         trained=engine.weights.trained,
         layers=tuple((layer.path, layer.name, layer.shape) for layer in engine.layers),
-        default_layer=engine.layer().path,
+        layer=options.layer,
+        channel=options.channel,
         notice=notice,
     )
 
@@ -194,13 +201,11 @@ class InferenceWorker(QThread):
         with self._lock:
             options = self._options
             try:
-                engine.layer(options.layer)
+                layer = engine.layer(options.layer)
             except LivevisError:
-                options = options.with_(layer=None)
-            layer = engine.layer(options.layer)
-            if options.channel >= layer.channels:
-                options = options.with_(channel=0)
-            self._options = options
+                layer = engine.layer()
+            channel = options.channel if options.channel < layer.channels else 0
+            self._options = options = options.with_(layer=layer.path, channel=channel)
             self._dirty = True
         self._visualizer = Visualizer(engine, options)
-        self.model_ready.emit(model_info(engine, notice))
+        self.model_ready.emit(model_info(engine, options, notice))

