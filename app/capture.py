@@ -69,6 +69,9 @@ class LatestFrameSlot:
 class CameraSource:
     """A webcam by index, mirrored by default so that moving left moves left on screen."""
 
+    on_failure = "retry"
+    """What the capture thread does when a read fails: retry (reopen every second), skip, or stop."""
+
     def __init__(self, index: int, mirror: bool = True):
         self.index = index
         self.mirror = mirror
@@ -107,6 +110,7 @@ class VideoFileSource:
     (a file, unlike a camera, can wait, so no frame is decoded only to be dropped)."""
 
     paced_by_consumer = True
+    on_failure = "stop"
 
     def __init__(self, path: Path):
         self.path = path
@@ -140,6 +144,8 @@ class VideoFileSource:
 
 class ImageListSource:
     """Image files shown one at a time (a slideshow stepped by keys); a bad file is reported and skipped."""
+
+    on_failure = "skip"
 
     def __init__(self, paths: list[Path], start: int = 0):
         if not paths:
@@ -259,15 +265,13 @@ class CaptureThread(QThread):
             try:
                 image = self._source.read()
             except InputError as exc:
-                if isinstance(self._source, CameraSource):
+                if self._source.on_failure == "retry":
                     retry_spec = str(self._source.index)
-                    self._close_source()
                     self.error.emit(f"{exc}; retrying every second, keeping the last frame")
-                    continue
-                self.error.emit(str(exc))
-                if isinstance(self._source, ImageListSource):
-                    continue
-                self._close_source()
+                else:
+                    self.error.emit(str(exc))
+                if self._source.on_failure != "skip":
+                    self._close_source()
                 continue
             if image is not None:
                 self._sequence += 1
