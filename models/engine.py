@@ -68,9 +68,6 @@ class ForwardResult:
     activations: dict[str, torch.Tensor]
     """Captured outputs by layer path, batch dimension removed."""
 
-    def probabilities(self) -> torch.Tensor:
-        return self.logits[0].float().softmax(0)
-
 
 class Engine:
     """A model on a device, its spec, its layers; runs frames and captures the layers asked for."""
@@ -211,11 +208,14 @@ class Engine:
         """The bare model forward, no capture: the baseline the benchmark compares against."""
         return self.model(x)
 
-    def top_k(self, probabilities: np.ndarray, k: int = 5) -> list[Prediction]:
-        """The k most probable classes, from probabilities already on the host."""
-        probs = np.asarray(probabilities, dtype=np.float32).ravel()
-        k = min(k, probs.size)
-        best = np.argpartition(probs, -k)[-k:]
-        best = best[np.argsort(probs[best])[::-1]]
+    def top_k(self, logits: np.ndarray, k: int = 5) -> list[Prediction]:
+        """The k most probable classes, from one frame's logits already on the host."""
+        scores = np.asarray(logits, dtype=np.float64).ravel()
+        k = min(k, scores.size)
+        best = np.argpartition(scores, -k)[-k:]
+        best = best[np.argsort(scores[best])[::-1]]
+        # softmax of the k best alone: exp(s - max) / sum(exp(all - max))
+        probs = np.exp(scores[best] - scores[best[0]]) / np.exp(scores - scores[best[0]]).sum()
         labels = self.categories
-        return [Prediction(int(i), labels[i] if i < len(labels) else f"class {i}", float(probs[i])) for i in best]
+        named = [labels[i] if i < len(labels) else f"class {i}" for i in best]
+        return [Prediction(int(i), name, float(p)) for i, name, p in zip(best, named, probs, strict=True)]

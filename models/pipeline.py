@@ -18,18 +18,14 @@ from .layers import LayerInfo
 from .render import (
     GridLayout,
     MapPeak,
-    apply_colormap,
-    as_maps,
+    Renderer,
+    TorchRenderer,
     check_colormap,
-    colormap_index,
-    fit_within,
     grid_layout,
+    level_transform,
     locate_peak,
-    normalize_maps,
-    render_overlay,
-    render_signed_input,
-    tile_channels,
 )
+from .render_opencv import OpenCVRenderer
 
 OVERLAY_MODES = ("overlay", "mask")
 NORMALIZATIONS = ("layer", "channel")
@@ -128,6 +124,7 @@ class Visualizer:
     def __init__(self, engine: Engine, options: ViewOptions | None = None):
         self.engine = engine
         self.options = options or ViewOptions()
+        self.renderer = renderer_for(engine.device)
         self.layer_info(self.options)  # a wrong layer fails now, not on the first frame
 
     def layer_info(self, options: ViewOptions) -> LayerInfo:
@@ -153,13 +150,14 @@ class Visualizer:
         clock = _StageClock(self.engine.device)
         result = self.engine.run(frame, [layer.path], on_stage=clock.lap)
         views = self.render(result, layer, options)
+        views["logits"] = result.logits[0]
         if with_activations:
             views["activation"] = result.activations[layer.path].float()
             views["network_input"] = result.input.float()
         clock.lap("render")
         host = self._to_host(views)
         clock.lap("copy")
-        channel_max, channel_mean, peak_index, probs = _split_numbers(host.pop("numbers"), layer.channels)
+        peak_index = int(host["peak_index"])
         return FrameViews(
             frame=frame,
             grid=host["grid"],
@@ -169,16 +167,16 @@ class Visualizer:
             input_signed=host["input_signed"],
             layer=layer,
             channel=options.channel,
-            channel_max=channel_max,
-            channel_mean=channel_mean,
+            channel_max=host["channel_max"],
+            channel_mean=host["channel_mean"],
             peak=locate_peak(
                 peak_index,
-                float(channel_max[options.channel]),
+                float(host["channel_max"][options.channel]),
                 host["channel_tile"].shape[:2],
                 _crop_tuple(result.crop),
             ),
             crop=result.crop,
-            top5=self.engine.top_k(probs),
+            top5=self.engine.top_k(host["logits"]),
             frame_display=host.get("frame_display"),
             activation=host.get("activation"),
             network_input=host.get("network_input"),
@@ -187,68 +185,70 @@ class Visualizer:
 
     @torch.inference_mode()
     def render(self, result: ForwardResult, layer: LayerInfo, options: ViewOptions) -> dict:
-        """Every view on the device; returns device tensors plus the grid layout.
+        """Every view of the layer on the device; the renderer's arrays plus the grid layout.
 
         The grid shows the layer on the scale the options ask for; the zoomed tile and the overlay
-        show the selected channel on its own scale, with one colormap lookup shared by both.
+        show the selected channel on its own scale. One pass of statistics serves them all.
         """
-        maps = as_maps(result.activations[layer.path])
-        normalized = normalize_maps(
-            maps, options.colormap, per_channel=options.norm == "channel", boost=options.boost, gamma=options.gamma
+        r = self.renderer
+        maps, tile = r.maps_of(r.asarray(result.activations[layer.path]))
+        low, high, mean = r.channel_stats(maps)
+        per_channel, boost = options.norm == "channel", options.boost
+        levels = r.quantize(maps, *level_transform(low, high, options.colormap, per_channel=per_channel, boost=boost))
+        layout = grid_layout(maps.shape[0], *tile, options.grid_aspect, options.grid_scale)
+        channel = slice(options.channel, options.channel + 1)
+        selected = r.quantize(
+            maps[channel], *level_transform(low[channel], high[channel], options.colormap, per_channel=True)
         )
-        colored = apply_colormap(normalized, options.colormap)
-        layout = grid_layout(maps.shape[0], maps.shape[1], maps.shape[2], options.grid_aspect, options.grid_scale)
-        # The selected-channel pane shows the channel on its own scale, whatever the grid's.
-        selected = normalize_maps(maps[options.channel : options.channel + 1], options.colormap, per_channel=True,
-                                  gamma=options.gamma)[0]  # fmt: skip
-        selected_index = colormap_index(selected, options.colormap)
-        flat = maps.reshape(maps.shape[0], -1).float()
-        numbers = torch.cat(
-            [flat.amax(1), flat.mean(1), selected.flatten().argmax().float().view(1), result.probabilities()]
-        )
-        overlay = render_overlay(
-            result.frame,
+        selected = r.as_tiles(selected, tile)[0]
+        peak_index = r.peak_index(maps, options.channel)
+        frame = r.asarray(result.frame)
+        overlay = r.render_overlay(
+            frame,
             selected,
             _crop_tuple(result.crop),
             options.colormap,
             mode=options.overlay_mode,
             opacity=options.opacity,
-            index=selected_index,
+            gamma=options.gamma,
+            peak_index=peak_index,
         )
         views = {
-            "grid": tile_channels(colored, layout),
+            "grid": r.colorize(r.tile_channels(r.as_tiles(levels, tile), layout), options.colormap, options.gamma),
             "grid_layout": layout,
-            "overlay": overlay if options.display_size is None else fit_within(overlay, *options.display_size),
-            "channel_tile": apply_colormap(selected, options.colormap, selected_index),
-            "input_signed": render_signed_input(result.input[0]) if options.signed_input else _NO_IMAGE,
-            "numbers": numbers,
+            "overlay": overlay if options.display_size is None else r.fit_within(overlay, *options.display_size),
+            "channel_tile": r.colorize(selected, options.colormap, options.gamma),
+            "input_signed": r.signed_input(r.asarray(result.input[0])) if options.signed_input else _NO_IMAGE,
+            "channel_max": high,
+            "channel_mean": mean,
+            "peak_index": peak_index,
         }
         if options.frame_display_size is not None:
-            views["frame_display"] = fit_within(result.frame, *options.frame_display_size)
+            views["frame_display"] = r.fit_within(frame, *options.frame_display_size)
         return views
 
     def _to_host(self, views: dict) -> dict[str, np.ndarray]:
-        """One copy back per view; on CUDA through pinned buffers, with a single synchronise."""
+        """One copy back per view; on CUDA through pinned buffers, with a single synchronise.
+
+        Arrays already on the host (numpy, CPU tensors) pass through without a copy.
+        """
+        host = {k: np.asarray(v) for k, v in views.items() if isinstance(v, np.ndarray | int)}
         tensors = {k: v for k, v in views.items() if isinstance(v, torch.Tensor)}
         if self.engine.device.type != "cuda":
-            return {k: v.cpu().numpy() for k, v in tensors.items()}
-        host = {k: torch.empty(v.shape, dtype=v.dtype, pin_memory=True) for k, v in tensors.items()}
+            return host | {k: v.cpu().numpy() for k, v in tensors.items()}
+        pinned = {k: torch.empty(v.shape, dtype=v.dtype, pin_memory=True) for k, v in tensors.items()}
         for k, v in tensors.items():
-            host[k].copy_(v, non_blocking=True)
+            pinned[k].copy_(v, non_blocking=True)
         torch.cuda.current_stream(self.engine.device).synchronize()
-        return {k: v.numpy() for k, v in host.items()}
+        return host | {k: v.numpy() for k, v in pinned.items()}
 
 
-_NO_IMAGE = torch.zeros((0, 0, 3), dtype=torch.uint8)
+_NO_IMAGE = np.zeros((0, 0, 3), dtype=np.uint8)
 
 
-def _split_numbers(numbers: np.ndarray, channels: int):
-    return (
-        numbers[:channels],
-        numbers[channels : 2 * channels],
-        int(numbers[2 * channels]),
-        numbers[2 * channels + 1 :],
-    )
+def renderer_for(device: torch.device) -> Renderer:
+    """numpy and OpenCV on the CPU, where each torch op costs more than its work; torch elsewhere."""
+    return OpenCVRenderer() if device.type == "cpu" else TorchRenderer()
 
 
 def _crop_tuple(crop: CropRect) -> tuple[int, int, int, int]:

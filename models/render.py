@@ -1,13 +1,22 @@
-"""Activations to pictures, on the device: pure tensor -> uint8 tensor functions.
+"""Activations to pictures, on the device: array -> uint8 array renderers.
 
-Nothing here copies to the host; the pipeline copies each finished view back once.
+Every picture is made the same way. Activations are quantised to one of `LEVELS` colour levels by a
+per-channel scale and offset (`level_transform`), and the levels are looked up in a 256-row table
+whose last row is the grid's separator; gamma is folded into the table, so it costs nothing per frame.
+
+`Renderer` holds the steps every renderer composes; `TorchRenderer` runs them as torch ops on the
+model's device (CUDA, MPS). On the CPU, `render_opencv.OpenCVRenderer` runs them as numpy and
+OpenCV calls on the same memory: right after a forward pass has swept the caches, each torch op costs
+tens of microseconds, several times the work itself. Both give the same levels and pictures within
+a level or two (tested). Nothing here copies to the host; the pipeline copies each finished view once.
 """
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -15,34 +24,37 @@ import torch.nn.functional as F
 
 from .errors import ColormapError, OptionError
 
-LUT_SIZE = 255  # odd, so that zero falls exactly on the middle entry of a signed colormap
+LEVELS = 255  # odd, so that zero falls exactly on the middle level of a signed colormap
+SEPARATOR = LEVELS  # the table row after the last level
 SEPARATOR_GRAY = 48
 MARKER_RGB = (0, 255, 0)
+UNIT_TILE = 3
+"""Side of the tile a unit of an (N, F) layer gets in the grid."""
 
 # Signed red-white-blue: blue negative, white zero, red positive (ColorBrewer's RdBu ends).
 _NEGATIVE_RGB = (33, 102, 172)
 _POSITIVE_RGB = (178, 24, 43)
 
 
-def _signed_lut() -> np.ndarray:
-    t = np.linspace(-1.0, 1.0, LUT_SIZE)[:, None]
+def _signed_colours(t: np.ndarray) -> np.ndarray:
     white = np.full(3, 255.0)
-    negative = white + (-t).clip(0, 1) * (np.array(_NEGATIVE_RGB) - white)
-    positive = white + t.clip(0, 1) * (np.array(_POSITIVE_RGB) - white)
-    return np.where(t < 0, negative, positive)
+    negative = white + (-t).clip(0, 1)[:, None] * (np.array(_NEGATIVE_RGB) - white)
+    positive = white + t.clip(0, 1)[:, None] * (np.array(_POSITIVE_RGB) - white)
+    return np.where(t[:, None] < 0, negative, positive)
 
 
-def _matplotlib_lut(name: str) -> np.ndarray:
+def _matplotlib_colours(name: str, t: np.ndarray) -> np.ndarray:
     from matplotlib import colormaps
 
-    return colormaps[name](np.linspace(0.0, 1.0, LUT_SIZE))[:, :3] * 255.0
+    return colormaps[name](t)[:, :3] * 255.0
 
 
+# name -> (RGB 0..255 of normalised responses, signed?)
 _COLORMAPS = {
-    "signed": (_signed_lut, True),
-    "gray": (lambda: np.repeat(np.linspace(0.0, 255.0, LUT_SIZE)[:, None], 3, axis=1), False),
-    "viridis": (lambda: _matplotlib_lut("viridis"), False),
-    "inferno": (lambda: _matplotlib_lut("inferno"), False),
+    "signed": (_signed_colours, True),
+    "gray": (lambda t: np.repeat(t[:, None] * 255.0, 3, axis=1), False),
+    "viridis": (lambda t: _matplotlib_colours("viridis", t), False),
+    "inferno": (lambda t: _matplotlib_colours("inferno", t), False),
 }
 COLORMAPS = tuple(_COLORMAPS)
 
@@ -57,74 +69,81 @@ def is_signed(colormap: str) -> bool:
     return _COLORMAPS[check_colormap(colormap)][1]
 
 
-@cache
-def colormap_lut(name: str, device: torch.device) -> torch.Tensor:
-    """(LUT_SIZE, 3) uint8 on the device, built once per colormap and device."""
-    table = _COLORMAPS[check_colormap(name)][0]()
-    return torch.from_numpy(np.rint(table).astype(np.uint8)).to(device)
+def level_values(colormap: str, gamma: float = 1.0) -> np.ndarray:
+    """The normalised response each level stands for, gamma applied: [-1, 1] signed, else [0, 1].
 
-
-def colormap_index(values: torch.Tensor, colormap: str) -> torch.Tensor:
-    """Values in [-1, 1] (signed colormaps) or [0, 1] (others) -> LUT row indices (long)."""
-    half = (LUT_SIZE - 1) / 2
-    if is_signed(colormap):
-        index = values.mul(half).add_(half + 0.5)
-    else:
-        index = values.mul(LUT_SIZE - 1).add_(0.5)
-    return index.clamp_(0, LUT_SIZE - 1).long()
-
-
-def apply_colormap(values: torch.Tensor, colormap: str, index: torch.Tensor | None = None) -> torch.Tensor:
-    """values in [-1, 1] (signed colormaps) or [0, 1] (others) -> (..., 3) uint8.
-
-    `index`: the values' `colormap_index`, when the caller has it already.
+    `gamma` < 1 lifts weak responses (the Toolbox's gamma boost); the sign is kept.
     """
-    lut = colormap_lut(colormap, values.device)
-    index = colormap_index(values, colormap) if index is None else index
-    return torch.index_select(lut, 0, index.flatten()).view(*values.shape, 3)
+    if is_signed(colormap):
+        t = np.linspace(-1.0, 1.0, LEVELS)
+        return np.sign(t) * np.abs(t) ** gamma
+    return np.linspace(0.0, 1.0, LEVELS) ** gamma
 
 
 @lru_cache(maxsize=32)
-def _overlay_lut(colormap: str, opacity: float, device: torch.device) -> torch.Tensor:
-    """(LUT_SIZE, 4) float rows: the colour premultiplied by its opacity (+0.5, to round the final
-    cast) and the frame's weight 1 - opacity. The opacity grows with the response's magnitude."""
-    lut = colormap_lut(colormap, device).float()
-    values = torch.linspace(-1.0 if is_signed(colormap) else 0.0, 1.0, LUT_SIZE, device=device)
-    alpha = (values.abs() * opacity)[:, None]
-    return torch.cat([lut * alpha + 0.5, 1.0 - alpha], 1).contiguous()
+def colormap_table(colormap: str, gamma: float = 1.0) -> np.ndarray:
+    """(256, 3) uint8, read-only: the colour of each level, then the separator grey."""
+    colours = _COLORMAPS[check_colormap(colormap)][0](level_values(colormap, gamma))
+    table = np.vstack([np.rint(colours), np.full((1, 3), SEPARATOR_GRAY)]).astype(np.uint8)
+    table.flags.writeable = False
+    return table
 
 
-def normalize_maps(
-    maps: torch.Tensor, colormap: str, *, per_channel: bool = False, boost: float = 0.0, gamma: float = 1.0
-) -> torch.Tensor:
-    """(C, ...) activations -> [-1, 1] for signed colormaps, [0, 1] otherwise.
+@lru_cache(maxsize=64)
+def overlay_table(colormap: str, gamma: float, mode: str, opacity: float) -> np.ndarray:
+    """(256, 4) float32, read-only: per level, the colour premultiplied by its opacity, and the frame's
+    weight. `overlay` grows the opacity with the response's magnitude, so strong responses show in
+    colour and silent ones show the frame; `mask` darkens the frame where the channel is not
+    positively active, as in the Toolbox paper's face-unit figure. The separator row leaves the frame.
+    """
+    values = level_values(colormap, gamma)
+    if mode == "overlay":
+        alpha = np.abs(values) * max(0.0, min(1.0, opacity))
+        colour = colormap_table(colormap, gamma)[:LEVELS] * alpha[:, None]
+        weight = 1.0 - alpha
+    elif mode == "mask":
+        colour = np.zeros((LEVELS, 3))
+        weight = values.clip(0.0, 1.0)
+    else:
+        raise OptionError(f"unknown overlay mode {mode!r}; use overlay or mask")
+    table = np.vstack([np.hstack([colour, weight[:, None]]), [[0.0, 0.0, 0.0, 1.0]]]).astype(np.float32)
+    table.flags.writeable = False
+    return table
 
+
+@lru_cache(maxsize=64)
+def _device_table(table_key: tuple, device: torch.device, rounding: float = 0.0) -> torch.Tensor:
+    """A table on the device; `rounding` is added to colour columns, so that a later cast rounds."""
+    kind, *args = table_key
+    table = torch.from_numpy((colormap_table if kind == "colour" else overlay_table)(*args).copy())
+    if rounding:
+        table[:, :3] += rounding
+    return table.to(device)
+
+
+def level_transform(low, high, colormap: str, *, per_channel: bool = False, boost: float = 0.0):
+    """(scale, offset) that take raw activations to levels: level = x * scale + offset, per channel
+    or, where every channel shares them, as scalars (0-d).
+
+    `low` and `high` are per-channel minima and maxima (numpy or torch: only operators both share).
     Per layer (the Toolbox's default) all channels share one scale, so weak channels look weak.
     `boost` in [0, 1] is the Toolbox's per-channel boost: each channel is first divided by its own
-    peak to that power (1 = per-channel normalisation). `gamma` < 1 lifts weak responses.
+    span to that power (1 = per-channel normalisation). Signed colormaps keep zero on the middle level.
     """
-    x = maps.float().reshape(maps.shape[0], -1)
+    top = LEVELS - 1
     if per_channel:
         boost = 1.0
-    if is_signed(colormap) and boost >= 1:
-        x = x / x.abs().amax(1, keepdim=True).clamp_min(1e-12)  # every channel peaks at 1: done
-        if gamma != 1.0:
-            x = x.sign() * x.abs().pow(gamma)
-    elif is_signed(colormap):
-        if boost > 0:
-            peak = x.abs().amax(1, keepdim=True).clamp_min(1e-12)
-            x = x / peak.pow(boost)
-        x = x / x.abs().amax().clamp_min(1e-12)
-        if gamma != 1.0:
-            x = x.sign() * x.abs().pow(gamma)
+    if is_signed(colormap):
+        floor, span, full, base = 0.0, high.clip(min=-low), top / 2, top / 2  # span: the largest |x|
     else:
-        x = x - x.amin(1, keepdim=True) if boost > 0 else x - x.amin()
-        if boost > 0:
-            x = x / x.amax(1, keepdim=True).clamp_min(1e-12).pow(boost)
-        x = x / x.amax().clamp_min(1e-12)
-        if gamma != 1.0:
-            x = x.pow(gamma)
-    return x.reshape(maps.shape)
+        floor = low if boost > 0 else low.min()
+        span, full, base = high - floor, top, 0.0
+    span = span.clip(min=1e-12)
+    if boost == 0:  # one scale for the layer, a scalar: a renderer can quantize in a single pass
+        scale = full / span.max()
+    else:  # divided by span ** boost, each channel peaks at span ** (1 - boost); the largest is the top
+        scale = full / (span if boost == 1 else span**boost * (span ** (1.0 - boost)).max())
+    return scale, base - floor * scale
 
 
 @dataclass(frozen=True)
@@ -158,51 +177,6 @@ def grid_layout(channels: int, tile_h: int, tile_w: int, aspect: float = 1.0, sc
     return GridLayout(channels, rows, cols, tile_h, tile_w, scale)
 
 
-def tile_channels(colored: torch.Tensor, layout: GridLayout) -> torch.Tensor:
-    """(C, h, w, 3) uint8 tiles -> one (H, W, 3) uint8 grid with 1 px separators.
-
-    The tiles are copied straight into a strided view of the finished image: one write of the grid.
-    """
-    c, h, w, _ = colored.shape
-    rows, cols = layout.rows, layout.cols
-    grid = torch.full(
-        (rows * (h + 1) + 1, cols * (w + 1) + 1, 3), SEPARATOR_GRAY, dtype=torch.uint8, device=colored.device
-    )
-    cells = grid[1:, 1:].unflatten(0, (rows, h + 1)).unflatten(2, (cols, w + 1))[:, :h, :, :w]
-    full_rows, rest = divmod(c, cols)
-    if full_rows:
-        cells[:full_rows].copy_(colored[: full_rows * cols].unflatten(0, (full_rows, cols)).transpose(1, 2))
-    if rest:
-        cells[full_rows, :, :rest].copy_(colored[full_rows * cols :].transpose(0, 1))
-    if layout.scale > 1:
-        grid = grid.repeat_interleave(layout.scale, 0).repeat_interleave(layout.scale, 1)
-    return grid
-
-
-def as_maps(activation: torch.Tensor, unit_tile: int = 3) -> torch.Tensor:
-    """(C, H, W) stays; (F,) becomes F tiles of unit_tile x unit_tile, one per unit."""
-    if activation.dim() == 3:
-        return activation
-    return activation.reshape(-1, 1, 1).expand(-1, unit_tile, unit_tile)
-
-
-def render_channel_grid(
-    activation: torch.Tensor,
-    colormap: str = "signed",
-    *,
-    per_channel: bool = False,
-    boost: float = 0.0,
-    gamma: float = 1.0,
-    aspect: float = 1.0,
-    scale: int = 1,
-) -> tuple[torch.Tensor, GridLayout]:
-    """Every channel of a layer as a heatmap tile in one uint8 image."""
-    maps = as_maps(activation)
-    normalized = normalize_maps(maps, colormap, per_channel=per_channel, boost=boost, gamma=gamma)
-    layout = grid_layout(maps.shape[0], maps.shape[1], maps.shape[2], aspect, scale)
-    return tile_channels(apply_colormap(normalized, colormap), layout), layout
-
-
 @dataclass(frozen=True)
 class MapPeak:
     value: float
@@ -212,12 +186,17 @@ class MapPeak:
     """Centre of that cell in frame pixels."""
 
 
-def locate_peak(flat_index: int, value: float, map_shape: tuple[int, int], crop) -> MapPeak:
-    """The peak cell of a map and its centre in frame pixels, from numbers already on the host."""
+def cell_centre(flat_index: int, map_shape: tuple[int, int], crop) -> tuple[int, int]:
+    """(x, y) in frame pixels of the centre of a map cell, the map spread over the crop."""
     h, w = map_shape
     row, col = divmod(int(flat_index), w)
     x, y, cw, ch = crop
-    return MapPeak(float(value), (row, col), (x + (2 * col + 1) * cw // (2 * w), y + (2 * row + 1) * ch // (2 * h)))
+    return x + (2 * col + 1) * cw // (2 * w), y + (2 * row + 1) * ch // (2 * h)
+
+
+def locate_peak(flat_index: int, value: float, map_shape: tuple[int, int], crop) -> MapPeak:
+    """The peak cell of a map and its centre in frame pixels, from numbers already on the host."""
+    return MapPeak(float(value), divmod(int(flat_index), map_shape[1]), cell_centre(flat_index, map_shape, crop))
 
 
 @lru_cache(maxsize=64)
@@ -234,13 +213,6 @@ def _column_matrix(n_in: int, n_out: int, channels: int, device: torch.device) -
     return torch.kron(_interpolation_matrix(n_in, n_out, device).T.contiguous(), eye).contiguous()
 
 
-def _resample_columns(image: torch.Tensor, width: int) -> torch.Tensor:
-    """(h, w[, C]) -> float (h, width * C): the first, cheap half of a separable upsampling."""
-    h, w = image.shape[:2]
-    channels = image.shape[2] if image.dim() == 3 else 1
-    return image.float().reshape(h, w * channels) @ _column_matrix(w, width, channels, image.device)
-
-
 def upsample_bilinear(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(h, w) or (h, w, C) -> float (height, width[, C]), contiguous in that layout.
 
@@ -248,97 +220,28 @@ def upsample_bilinear(image: torch.Tensor, height: int, width: int) -> torch.Ten
     channels-last result directly (F.interpolate on a 3-channel image writes channels-first).
     Matches F.interpolate(mode="bilinear", align_corners=False).
     """
-    rows = _interpolation_matrix(image.shape[0], height, image.device)
-    out = rows @ _resample_columns(image, width)
+    h, w = image.shape[:2]
+    channels = image.shape[2] if image.dim() == 3 else 1
+    columns = image.float().reshape(h, w * channels) @ _column_matrix(w, width, channels, image.device)
+    out = _interpolation_matrix(h, height, image.device) @ columns
     return out.view(height, width, *image.shape[2:])
 
 
-def render_overlay(
-    frame: torch.Tensor,
-    normalized_map: torch.Tensor,
-    crop: tuple[int, int, int, int],
-    colormap: str = "signed",
-    *,
-    mode: str = "overlay",
-    opacity: float = 0.8,
-    mark_peak: bool = True,
-    index: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """The selected channel's normalised map (h, w) upsampled onto the crop region of the full frame.
-
-    `overlay` blends the coloured map with an opacity that grows with the response, so strong
-    responses show in colour and silent regions show the frame; `mask` darkens the frame where the
-    channel is not positively active, as in the Toolbox paper's face-unit figure. Colours are made at
-    the map's own resolution and upsampled: far cheaper than colouring every frame pixel, and
-    indistinguishable from it. `index`: the map's `colormap_index`, when the caller has it already.
-    """
-    x, y, w, h = crop
-    out = _copy_outside(frame, crop)
-    region = out[y : y + h, x : x + w]
-    source = frame[y : y + h, x : x + w]
-    opacity = max(0.0, min(1.0, opacity))
-    if mode == "overlay":
-        # premultiplied colours and the frame's weight, looked up together; both resample
-        # linearly, so one upsampling of four channels serves the blend
-        index = colormap_index(normalized_map, colormap) if index is None else index
-        layers = torch.index_select(_overlay_lut(colormap, round(opacity, 3), frame.device), 0, index.flatten())
-        upsampled = upsample_bilinear(layers.view(*normalized_map.shape, 4), h, w)
-        region.copy_(torch.addcmul(upsampled[..., :3], source.float(), upsampled[..., 3:]))
-    elif mode == "mask":
-        weight = upsample_bilinear(normalized_map.clamp(0.0, 1.0), h, w)
-        region.copy_(source.float().mul_(weight[..., None]))
-    else:
-        raise OptionError(f"unknown overlay mode {mode!r}; use overlay or mask")
-    if mark_peak:
-        _draw_ring(out, normalized_map.flatten().argmax(), tuple(normalized_map.shape), crop)
-    return out
-
-
-def _copy_outside(frame: torch.Tensor, crop: tuple[int, int, int, int]) -> torch.Tensor:
-    """A new image holding the frame outside the crop; the crop region is left for the caller."""
-    x, y, w, h = crop
-    out = torch.empty_like(frame)
-    height, width = frame.shape[:2]
-    if y > 0:
-        out[:y] = frame[:y]
-    if y + h < height:
-        out[y + h :] = frame[y + h :]
-    if x > 0:
-        out[y : y + h, :x] = frame[y : y + h, :x]
-    if x + w < width:
-        out[y : y + h, x + w :] = frame[y : y + h, x + w :]
-    return out
+def ring_radius(map_shape: tuple[int, int], crop: tuple[int, int, int, int]) -> int:
+    """The peak marker's radius: a little over half a cell; the ring is 3 px thick around it."""
+    return max(4, round(0.6 * max(crop[2] / map_shape[1], crop[3] / map_shape[0])))
 
 
 @lru_cache(maxsize=16)
-def _ring_geometry(map_shape: tuple[int, int], crop: tuple[int, int, int, int], device: torch.device):
-    """Cell centres in frame pixels (cells, 2, 1) and a 3 px thick ring's (dy, dx) offsets (2, K)."""
-    x, y, w, h = crop
-    mh, mw = map_shape
-    rows, cols = np.divmod(np.arange(mh * mw), mw)
-    centres = np.stack([y + (2 * rows + 1) * h // (2 * mh), x + (2 * cols + 1) * w // (2 * mw)], axis=1)
-    radius = max(4, round(0.6 * max(w / mw, h / mh)))
+def ring_geometry(map_shape: tuple[int, int], crop: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Every cell's centre in frame pixels (cells, 2, 1) as (y, x), and the ring's (dy, dx) offsets (2, K)."""
+    cells = np.arange(map_shape[0] * map_shape[1])
+    centres = np.array([cell_centre(i, map_shape, crop)[::-1] for i in cells])
+    radius = ring_radius(map_shape, crop)
     angles = np.linspace(0, 2 * np.pi, max(32, int(2 * np.pi * radius)))
     r = radius + np.array([-1.0, 0.0, 1.0])[:, None]
     offsets = np.stack([np.rint(r * np.sin(angles)).ravel(), np.rint(r * np.cos(angles)).ravel()])
-    return (
-        torch.from_numpy(centres[:, :, None]).long().to(device),
-        torch.from_numpy(offsets).long().to(device),
-    )
-
-
-def _draw_ring(image: torch.Tensor, flat_index: torch.Tensor, map_shape: tuple[int, int], crop) -> None:
-    """A ring around the peak cell; the peak index is looked up on the device, never copied back."""
-    centres, offsets = _ring_geometry(map_shape, tuple(crop), image.device)
-    points = centres[flat_index] + offsets
-    points[0].clamp_(0, image.shape[0] - 1)
-    points[1].clamp_(0, image.shape[1] - 1)
-    image[points[0], points[1]] = _constant(MARKER_RGB, image.device)
-
-
-@cache
-def _constant(values: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    return torch.tensor(values, dtype=torch.uint8, device=device)
+    return centres[:, :, None].astype(np.int64), offsets.astype(np.int64)
 
 
 def fit_within(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -357,7 +260,166 @@ def fit_within(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
     return out[0].permute(1, 2, 0).contiguous()
 
 
-def render_signed_input(network_input: torch.Tensor, scale: int = 1) -> torch.Tensor:
-    """The normalised network input, one tile per input channel, in the signed colormap."""
-    grid, _ = render_channel_grid(network_input, "signed", aspect=float(network_input.shape[0]) * 1.2, scale=scale)
-    return grid
+class Renderer(ABC):
+    """The steps of a picture on one kind of array, and the pictures composed from them.
+
+    Arrays are the renderer's own kind (`asarray` makes one from a tensor): maps are (C, N) float32,
+    levels uint8, images (H, W, 3) uint8.
+    """
+
+    @abstractmethod
+    def asarray(self, tensor: torch.Tensor):
+        """The renderer's own kind of array for a tensor, without a copy where one can be avoided."""
+
+    @abstractmethod
+    def channel_stats(self, maps):
+        """Per-channel minimum, maximum and mean of (C, N) maps."""
+
+    @abstractmethod
+    def quantize(self, maps, scale, offset):
+        """(C, N) maps -> (C, N) uint8 levels: x * scale + offset, rounded half to even, in [0, LEVELS)."""
+
+    @abstractmethod
+    def colorize(self, levels, colormap: str, gamma: float = 1.0):
+        """uint8 levels of any shape -> (..., 3) uint8 colours; SEPARATOR gives the separator grey."""
+
+    @abstractmethod
+    def tile_channels(self, tiles, layout: GridLayout):
+        """(C, h, w) levels -> one (H, W) level image with 1 px SEPARATOR lines between the tiles."""
+
+    @abstractmethod
+    def peak_index(self, maps, channel: int):
+        """Flat index of the channel's largest value (stays on the device where it is one)."""
+
+    @abstractmethod
+    def render_overlay(
+        self, frame, levels, crop: tuple[int, int, int, int], colormap: str = "signed", *,
+        mode: str = "overlay", opacity: float = 0.8, gamma: float = 1.0, peak_index=None,
+    ):  # fmt: skip
+        """The selected channel's (h, w) levels upsampled (bilinear) onto the crop region of the frame.
+
+        See `overlay_table` for the two modes. Colours and weights are looked up at the map's own
+        resolution and upsampled: far cheaper than colouring every frame pixel, and indistinguishable.
+        `peak_index`, the flat index of the map's peak cell, gets a ring; None draws none.
+        """
+
+    @abstractmethod
+    def fit_within(self, image, width: int, height: int):
+        """An (H, W, 3) uint8 image shrunk (antialiased) to fit width x height; never enlarged."""
+
+    @staticmethod
+    def maps_of(activation):
+        """A layer's output as (C, N) maps plus the (h, w) tile each channel is drawn as.
+
+        (C, H, W) gives H x W tiles; an (F,) vector gives one UNIT_TILE square tile per unit.
+        """
+        tile = tuple(activation.shape[1:]) if activation.ndim == 3 else (UNIT_TILE, UNIT_TILE)
+        return activation.reshape(activation.shape[0], -1), tile
+
+    @abstractmethod
+    def as_tiles(self, levels, tile: tuple[int, int]):
+        """(C, N) levels -> (C, h, w): the maps themselves, or each unit's level over its whole tile."""
+
+    def channel_grid(
+        self, activation, colormap: str = "signed", *, per_channel: bool = False, boost: float = 0.0,
+        gamma: float = 1.0, aspect: float = 1.0, scale: int = 1,
+    ) -> tuple:  # fmt: skip
+        """Every channel of a layer as a heatmap tile in one uint8 RGB image, and its layout."""
+        maps, tile = self.maps_of(activation)
+        low, high, _ = self.channel_stats(maps)
+        levels = self.quantize(maps, *level_transform(low, high, colormap, per_channel=per_channel, boost=boost))
+        layout = grid_layout(maps.shape[0], *tile, aspect, scale)
+        return self.colorize(self.tile_channels(self.as_tiles(levels, tile), layout), colormap, gamma), layout
+
+    def signed_input(self, network_input, scale: int = 1):
+        """The normalised network input, one tile per input channel, in the signed colormap."""
+        grid, _ = self.channel_grid(network_input, "signed", aspect=float(network_input.shape[0]) * 1.2, scale=scale)
+        return grid
+
+
+class TorchRenderer(Renderer):
+    """Every step a torch op on the tensors' device; nothing leaves it."""
+
+    def asarray(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor
+
+    def channel_stats(self, maps):
+        maps = maps.float()
+        low, high = maps.aminmax(dim=1)
+        return low, high, maps.mean(1)
+
+    def quantize(self, maps, scale, offset):
+        levels = maps.float() * scale.reshape(-1, 1) + torch.as_tensor(offset).reshape(-1, 1)
+        return levels.round_().clamp_(0, LEVELS - 1).to(torch.uint8)
+
+    def colorize(self, levels, colormap: str, gamma: float = 1.0):
+        table = _device_table(("colour", check_colormap(colormap), gamma), levels.device)
+        return torch.index_select(table, 0, levels.flatten().long()).view(*levels.shape, 3)
+
+    def tile_channels(self, tiles, layout: GridLayout):
+        # tiles are copied straight into a strided view of the finished image: one write of the grid
+        c, h, w = tiles.shape
+        rows, cols = layout.rows, layout.cols
+        grid = torch.full((layout.height // layout.scale, layout.width // layout.scale), SEPARATOR,
+                          dtype=torch.uint8, device=tiles.device)  # fmt: skip
+        cells = grid[1:, 1:].unflatten(0, (rows, h + 1)).unflatten(2, (cols, w + 1))[:, :h, :, :w]
+        full_rows, rest = divmod(c, cols)
+        if full_rows:
+            cells[:full_rows].copy_(tiles[: full_rows * cols].unflatten(0, (full_rows, cols)).transpose(1, 2))
+        if rest:
+            cells[full_rows, :, :rest].copy_(tiles[full_rows * cols :].transpose(0, 1))
+        if layout.scale > 1:
+            grid = grid.repeat_interleave(layout.scale, 0).repeat_interleave(layout.scale, 1)
+        return grid
+
+    def as_tiles(self, levels, tile):
+        if levels.shape[1] == tile[0] * tile[1]:
+            return levels.reshape(-1, *tile)
+        return levels.reshape(-1, 1, 1).expand(-1, *tile)
+
+    def peak_index(self, maps, channel: int):
+        return maps[channel].argmax()
+
+    def render_overlay(
+        self, frame, levels, crop, colormap="signed", *, mode="overlay", opacity=0.8, gamma=1.0, peak_index=None
+    ):
+        x, y, w, h = crop
+        out = _copy_outside(frame, crop)
+        # premultiplied colours and the frame's weight, looked up together; both resample linearly,
+        # so one upsampling of four channels serves the blend (+0.5 in the table rounds the cast)
+        table = _device_table(("overlay", check_colormap(colormap), gamma, mode, round(opacity, 3)),
+                              frame.device, rounding=0.5)  # fmt: skip
+        rows = torch.index_select(table, 0, levels.flatten().long()).view(*levels.shape, 4)
+        upsampled = upsample_bilinear(rows, h, w)
+        source = frame[y : y + h, x : x + w]
+        out[y : y + h, x : x + w] = torch.addcmul(upsampled[..., :3], source.float(), upsampled[..., 3:])
+        if peak_index is not None:
+            # the peak index is looked up on the device, never copied back
+            centres, offsets, marker = _device_ring(tuple(levels.shape), tuple(crop), frame.device)
+            points = centres[peak_index] + offsets
+            points[0].clamp_(0, out.shape[0] - 1)
+            points[1].clamp_(0, out.shape[1] - 1)
+            out[points[0], points[1]] = marker
+        return out
+
+    def fit_within(self, image, width: int, height: int):
+        return fit_within(image, width, height)
+
+
+@lru_cache(maxsize=16)
+def _device_ring(map_shape: tuple[int, int], crop: tuple[int, int, int, int], device: torch.device):
+    centres, offsets = ring_geometry(map_shape, crop)
+    marker = torch.tensor(MARKER_RGB, dtype=torch.uint8)
+    return torch.from_numpy(centres).to(device), torch.from_numpy(offsets).to(device), marker.to(device)
+
+
+def _copy_outside(frame, crop: tuple[int, int, int, int]):
+    """A new image (numpy or torch) holding the frame outside the crop; the crop is left to the caller."""
+    x, y, w, h = crop
+    out = np.empty_like(frame) if isinstance(frame, np.ndarray) else torch.empty_like(frame)
+    height, width = frame.shape[:2]
+    out[:y] = frame[:y]
+    out[y + h :] = frame[y + h :]
+    out[y : y + h, :x] = frame[y : y + h, :x]
+    out[y : y + h, x + w :] = frame[y : y + h, x + w :]
+    return out

@@ -111,3 +111,26 @@ def test_views_can_be_rendered_at_the_size_they_are_shown(alexnet_engine, photos
     assert views.frame.shape == image.shape, "the full frame stays for snapshots"
     big = Visualizer(alexnet_engine).process(image, ViewOptions(display_size=(2000, 2000)))
     assert big.overlay.shape == image.shape and big.frame_display is None, "never enlarged"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [ViewOptions(channel=7), ViewOptions(layer="fc7", channel=3, colormap="inferno", norm="channel", gamma=0.6),
+     ViewOptions(layer="conv2", channel=40, overlay_mode="mask", boost=0.5, display_size=(320, 240))],
+    ids=["conv5", "fc7", "conv2-mask"],
+)  # fmt: skip
+def test_the_cpu_renderer_draws_what_the_torch_renderer_draws(alexnet_engine, photos, options):
+    from models.render import TorchRenderer
+    from models.render_opencv import OpenCVRenderer
+
+    visualizer = Visualizer(alexnet_engine)
+    assert isinstance(visualizer.renderer, OpenCVRenderer), "the CPU renders through OpenCV"
+    fast = visualizer.process(photos["chelsea"], options)
+    visualizer.renderer = TorchRenderer()
+    reference = visualizer.process(photos["chelsea"], options)
+    for name in ("grid", "overlay", "channel_tile", "input_signed"):
+        ours, theirs = getattr(fast, name).astype(int), getattr(reference, name).astype(int)
+        assert ours.shape == theirs.shape, name
+        assert np.abs(ours - theirs).mean() < 1.0 and np.percentile(np.abs(ours - theirs), 99) <= 8, name
+    np.testing.assert_allclose(fast.channel_max, reference.channel_max, rtol=1e-6)
+    assert fast.peak == reference.peak and fast.top5 == reference.top5

@@ -7,38 +7,56 @@ import torch.nn.functional as F
 
 from models.errors import ColormapError
 from models.render import (
+    LEVELS,
+    SEPARATOR,
     SEPARATOR_GRAY,
-    apply_colormap,
+    TorchRenderer,
+    colormap_table,
     grid_layout,
-    normalize_maps,
-    render_channel_grid,
-    render_overlay,
+    level_transform,
     upsample_bilinear,
 )
+from models.render_opencv import OpenCVRenderer
 from widgets.channel_grid import GridGeometry
+
+MIDDLE = (LEVELS - 1) // 2
+RENDERERS = [pytest.param(TorchRenderer(), id="torch"), pytest.param(OpenCVRenderer(), id="opencv")]
+
+
+def as_numpy(array) -> np.ndarray:
+    return array.numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
 
 
 def test_signed_colormap_zero_white_positive_red_negative_blue():
-    colors = apply_colormap(torch.tensor([0.0, 1.0, -1.0, 0.5, -0.5]), "signed").tolist()
-    assert colors[0] == [255, 255, 255]
-    for positive in (colors[1], colors[3]):
+    table = colormap_table("signed")
+    assert table[MIDDLE].tolist() == [255, 255, 255]
+    for positive in (table[LEVELS - 1], table[MIDDLE + 60]):
         assert positive[0] > positive[1] and positive[0] > positive[2]
-    for negative in (colors[2], colors[4]):
+    for negative in (table[0], table[MIDDLE - 60]):
         assert negative[2] > negative[0] and negative[2] > negative[1]
-    assert sum(colors[1]) < sum(colors[3]), "stronger responses are more saturated"
+    assert table[LEVELS - 1].sum() < table[MIDDLE + 60].sum(), "stronger responses are more saturated"
+    assert table[SEPARATOR].tolist() == [SEPARATOR_GRAY] * 3
 
 
 @pytest.mark.parametrize("name", ["gray", "viridis", "inferno"])
 def test_sequential_colormaps_run_dark_to_bright(name):
-    colors = apply_colormap(torch.linspace(0, 1, 11), name).float()
-    luma = colors @ torch.tensor([0.299, 0.587, 0.114])
+    luma = colormap_table(name)[:LEVELS:25].astype(float) @ np.array([0.299, 0.587, 0.114])
     assert luma[0] < 60 and luma[-1] > 180
-    assert (luma.diff() > 0).all(), "brightness rises monotonically"
+    assert (np.diff(luma) > 0).all(), "brightness rises monotonically"
 
 
 def test_unknown_colormap_names_the_choices():
     with pytest.raises(ColormapError, match="signed, gray, viridis, inferno"):
-        apply_colormap(torch.zeros(3), "jet")
+        colormap_table("jet")
+
+
+def test_gamma_lifts_weak_responses_and_keeps_the_sign():
+    plain, lifted = colormap_table("signed"), colormap_table("signed", 0.5)
+    quarter = round(MIDDLE * 0.25)  # a response of 0.25 shows as 0.5 does without gamma
+    for sign in (1, -1):
+        shown, meant = lifted[MIDDLE + sign * quarter], plain[MIDDLE + sign * round(MIDDLE * 0.5)]
+        assert np.abs(shown.astype(int) - meant).max() <= 2
+    assert lifted[MIDDLE].tolist() == [255, 255, 255]
 
 
 @pytest.mark.parametrize(("channels", "rows", "cols"), [(256, 16, 16), (64, 8, 8), (96, 10, 10), (3, 2, 2), (1, 1, 1)])
@@ -53,16 +71,58 @@ def test_grid_layout_follows_the_aspect_ratio():
     assert wide.width > 3 * wide.height
 
 
-def test_grid_places_each_channel_in_its_tile_with_separators():
-    torch.manual_seed(0)
-    maps = torch.randn(10, 5, 7)
-    grid, grid_layout_ = render_channel_grid(maps, "signed")
-    layout = GridGeometry(**asdict(grid_layout_))
-    assert grid.shape == (grid_layout_.height, grid_layout_.width, 3) == (4 * 6 + 1, 3 * 8 + 1, 3)  # 4 rows x 3 columns
-    colored = apply_colormap(normalize_maps(maps, "signed"), "signed")
+def _levels(maps: np.ndarray, colormap="signed", **options) -> np.ndarray:
+    """The reference: levels computed directly in float64."""
+    scale, offset = level_transform(maps.min(1), maps.max(1), colormap, **options)
+    return np.clip(np.rint(maps * np.reshape(scale, (-1, 1)) + np.reshape(offset, (-1, 1))), 0, LEVELS - 1)
+
+
+def test_per_layer_keeps_weak_channels_weak_per_channel_lifts_them():
+    maps = np.stack([np.full(16, 10.0), np.full(16, 0.1), np.full(16, -10.0)])
+    per_layer = _levels(maps)[:, 0] - MIDDLE
+    assert per_layer.tolist() == [MIDDLE, round(MIDDLE * 0.01), -MIDDLE]
+    per_channel = _levels(maps, per_channel=True)[:, 0] - MIDDLE
+    assert per_channel.tolist() == [MIDDLE, MIDDLE, -MIDDLE]
+    half_boost = _levels(maps, boost=0.5)[:, 0] - MIDDLE
+    assert per_layer[1] < half_boost[1] < MIDDLE
+
+
+def test_sequential_colormaps_span_every_level():
+    maps = np.stack([np.linspace(2, 4, 9), np.linspace(3, 5, 9)])
+    levels = _levels(maps, "viridis")
+    assert levels.min() == 0 and levels.max() == LEVELS - 1
+    per_channel = _levels(maps, "viridis", per_channel=True)
+    assert (per_channel.min(1) == 0).all() and (per_channel.max(1) == LEVELS - 1).all()
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+@pytest.mark.parametrize(
+    "options", [{}, {"per_channel": True}, {"boost": 0.5}], ids=["per-layer", "per-channel", "boost"]
+)
+@pytest.mark.parametrize("colormap", ["signed", "viridis"])
+def test_renderers_quantize_as_the_reference_does(renderer, options, colormap):
+    maps = (np.random.default_rng(1).normal(size=(40, 13 * 13)) * np.linspace(0.1, 3, 40)[:, None]).astype(np.float32)
+    native = renderer.asarray(torch.from_numpy(maps))
+    low, high, mean = (as_numpy(a) for a in renderer.channel_stats(native))
+    np.testing.assert_allclose(mean, maps.mean(1), rtol=1e-5, atol=1e-6)
+    assert (low == maps.min(1)).all() and (high == maps.max(1)).all()
+    scale, offset = level_transform(*renderer.channel_stats(native)[:2], colormap, **options)
+    levels = as_numpy(renderer.quantize(native, scale, offset))
+    assert levels.dtype == np.uint8
+    assert np.abs(levels.astype(int) - _levels(maps.astype(np.float64), colormap, **options)).max() <= 1
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_grid_places_each_channel_in_its_tile_with_separators(renderer):
+    maps = torch.from_numpy(np.random.default_rng(0).normal(size=(10, 5, 7)).astype(np.float32))
+    grid, layout_ = renderer.channel_grid(renderer.asarray(maps), "signed")
+    grid = as_numpy(grid)
+    layout = GridGeometry(**asdict(layout_))
+    assert grid.shape == (layout_.height, layout_.width, 3) == (4 * 6 + 1, 3 * 8 + 1, 3)  # 4 rows x 3 columns
+    colours = colormap_table("signed")[_levels(maps.reshape(10, -1).double().numpy()).astype(int)].reshape(10, 5, 7, 3)
     for channel in range(10):
         x, y, w, h = layout.tile_rect(channel)
-        assert torch.equal(grid[y : y + h, x : x + w], colored[channel])
+        assert np.abs(grid[y : y + h, x : x + w].astype(int) - colours[channel]).max() <= 3
         assert layout.channel_at(x + w // 2, y + h // 2) == channel
     assert (grid[0] == SEPARATOR_GRAY).all() and (grid[:, 0] == SEPARATOR_GRAY).all()
     assert (grid[6] == SEPARATOR_GRAY).all(), "1 px separator between tile rows"
@@ -71,40 +131,35 @@ def test_grid_places_each_channel_in_its_tile_with_separators():
     assert layout.channel_at(0, 0) is None and layout.channel_at(x + 1, y + 1) is None
 
 
-def test_grid_scale_repeats_pixels():
-    maps = torch.randn(4, 3, 3)
-    small, _ = render_channel_grid(maps, "gray")
-    big, layout = render_channel_grid(maps, "gray", scale=3)
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_grid_scale_repeats_pixels(renderer):
+    maps = renderer.asarray(torch.randn(4, 3, 3))
+    small, _ = renderer.channel_grid(maps, "gray")
+    big, layout = renderer.channel_grid(maps, "gray", scale=3)
+    small, big = as_numpy(small), as_numpy(big)
     assert big.shape == (small.shape[0] * 3, small.shape[1] * 3, 3) == (layout.height, layout.width, 3)
-    assert torch.equal(big[::3, ::3], small)
+    assert (big[::3, ::3] == small).all()
 
 
-def test_feature_vectors_become_one_tile_per_unit():
-    grid, layout = render_channel_grid(torch.linspace(-1, 1, 4096), "signed")
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_feature_vectors_become_one_tile_per_unit(renderer):
+    grid, layout = renderer.channel_grid(renderer.asarray(torch.linspace(-1, 1, 4096)), "signed")
+    grid = as_numpy(grid)
     assert layout.channels == 4096 and layout.rows * layout.cols >= 4096
     assert grid.shape == (layout.height, layout.width, 3)
+    first, last = GridGeometry(**asdict(layout)).tile_rect(0), GridGeometry(**asdict(layout)).tile_rect(4095)
+    assert (grid[first[1], first[0]] == colormap_table("signed")[0]).all(), "-1 is the bluest"
+    assert (grid[last[1], last[0]] == colormap_table("signed")[LEVELS - 1]).all(), "+1 the reddest"
 
 
-def test_per_layer_keeps_weak_channels_weak_per_channel_lifts_them():
-    maps = torch.stack([torch.full((4, 4), 10.0), torch.full((4, 4), 0.1)])
-    per_layer = normalize_maps(maps, "signed")
-    per_channel = normalize_maps(maps, "signed", per_channel=True)
-    assert per_layer[0].max() == 1.0 and per_layer[1].max() == pytest.approx(0.01)
-    assert per_channel[1].max() == pytest.approx(1.0)
-    half_boost = normalize_maps(maps, "signed", boost=0.5)
-    assert 0.01 < half_boost[1].max() < 1.0
-
-
-def test_normalisation_of_sequential_colormaps_spans_zero_to_one():
-    maps = torch.stack([torch.linspace(2, 4, 9).view(3, 3), torch.linspace(3, 5, 9).view(3, 3)])
-    normalized = normalize_maps(maps, "viridis")
-    assert normalized.min() == 0 and normalized.max() == 1
-
-
-def test_gamma_lifts_weak_responses_and_keeps_the_sign():
-    maps = torch.tensor([[[1.0, 0.25, -0.25]]])
-    lifted = normalize_maps(maps, "signed", gamma=0.5)
-    assert lifted[0, 0].tolist() == pytest.approx([1.0, 0.5, -0.5])
+@pytest.mark.parametrize("colormap", ["signed", "inferno"])
+@pytest.mark.parametrize("gamma", [1.0, 0.5])
+def test_both_renderers_draw_the_same_grid(colormap, gamma):
+    maps = torch.from_numpy(np.random.default_rng(2).normal(size=(256, 13, 13)).astype(np.float32))
+    renderers = (TorchRenderer(), OpenCVRenderer())
+    pictures = [as_numpy(r.channel_grid(r.asarray(maps), colormap, gamma=gamma)[0]) for r in renderers]
+    difference = np.abs(pictures[0].astype(int) - pictures[1].astype(int))
+    assert difference.max() <= 8 and difference.mean() < 0.05, "a level apart at the very most, and rarely"
 
 
 def test_upsampling_matches_torch_bilinear():
@@ -114,42 +169,72 @@ def test_upsampling_matches_torch_bilinear():
     torch.testing.assert_close(ours, reference[0].permute(1, 2, 0), atol=1e-3, rtol=1e-5)
 
 
-def _frame():
-    return torch.from_numpy(np.random.default_rng(0).integers(0, 256, (120, 200, 3), dtype=np.uint8))
+def _frame(renderer, shape=(120, 200, 3)):
+    return renderer.asarray(torch.from_numpy(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)))
 
 
-def test_overlay_colours_strong_responses_and_leaves_silent_ones_alone():
-    frame = _frame()
+def _map_levels(renderer, values: np.ndarray):
+    """Normalised responses in [-1, 1] -> signed levels."""
+    return renderer.asarray(torch.from_numpy(np.rint(values * MIDDLE + MIDDLE).astype(np.uint8)))
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_overlay_colours_strong_responses_and_leaves_silent_ones_alone(renderer):
+    frame = _frame(renderer)
     crop = (40, 0, 120, 120)
-    normalized = torch.zeros(6, 6)
-    normalized[:, 3:] = 1.0
-    out = render_overlay(frame, normalized, crop, "signed", opacity=0.5, mark_peak=False)
-    assert torch.equal(out[:, :40], frame[:, :40]) and torch.equal(out[:, 160:], frame[:, 160:])
+    response = np.zeros((6, 6))
+    response[:, 3:] = 1.0
+    out = as_numpy(renderer.render_overlay(frame, _map_levels(renderer, response), crop, "signed", opacity=0.5))
+    frame = as_numpy(frame).astype(int)
+    assert (out[:, :40] == frame[:, :40]).all() and (out[:, 160:] == frame[:, 160:]).all()
     # left third of the crop: response 0, the frame shows through unchanged
-    assert (out[:, 40:70].int() - frame[:, 40:70].int()).abs().max() <= 1
+    assert np.abs(out[:, 40:70] - frame[:, 40:70]).max() <= 1
     # right third: response 1, half frame and half the colormap's red
-    red = apply_colormap(torch.tensor(1.0), "signed").float()
-    expected = frame[:, 130:160].float() * 0.5 + red * 0.5
-    assert (out[:, 130:160].float() - expected).abs().max() <= 1.0
-    untouched = render_overlay(frame, normalized, crop, "signed", opacity=0.0, mark_peak=False)
-    assert torch.equal(untouched, frame)
+    expected = frame[:, 130:160] * 0.5 + colormap_table("signed")[LEVELS - 1] * 0.5
+    assert np.abs(out[:, 130:160] - expected).max() <= 1.5
+    same_frame = renderer.asarray(torch.from_numpy(frame.astype(np.uint8)))
+    untouched = renderer.render_overlay(same_frame, _map_levels(renderer, response), crop, "signed", opacity=0.0)
+    untouched = as_numpy(untouched)
+    assert (untouched == frame).all()
 
 
-def test_mask_mode_darkens_where_the_channel_is_inactive():
-    frame = torch.full((100, 100, 3), 200, dtype=torch.uint8)
-    normalized = torch.zeros(10, 10)
-    normalized[:, 5:] = 1.0
-    out = render_overlay(frame, normalized, (0, 0, 100, 100), mode="mask", mark_peak=False)
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_mask_mode_darkens_where_the_channel_is_inactive(renderer):
+    frame = renderer.asarray(torch.full((100, 100, 3), 200, dtype=torch.uint8))
+    response = np.zeros((10, 10))
+    response[:, 5:] = 1.0
+    out = as_numpy(renderer.render_overlay(frame, _map_levels(renderer, response), (0, 0, 100, 100), mode="mask"))
     assert (out[:, :40] == 0).all()
     assert (out[:, 60:] == 200).all()
 
 
-def test_peak_ring_is_drawn_around_the_peak_cell():
-    frame = torch.zeros((130, 130, 3), dtype=torch.uint8)
-    normalized = torch.zeros(13, 13)
-    normalized[2, 10] = 1.0  # centre of that cell: x = 105, y = 25
-    out = render_overlay(frame, normalized, (0, 0, 130, 130), opacity=0.0)
-    green = (out == torch.tensor([0, 255, 0], dtype=torch.uint8)).all(-1).nonzero().float()
+def test_both_renderers_draw_the_same_overlay():
+    levels = np.random.default_rng(3).integers(0, LEVELS, (13, 13), dtype=np.uint8)
+    frame = np.random.default_rng(4).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    pictures = [
+        as_numpy(
+            r.render_overlay(
+                r.asarray(torch.from_numpy(frame)),
+                r.asarray(torch.from_numpy(levels)),
+                (80, 0, 480, 480),
+                "signed",
+                gamma=0.7,
+            )
+        )  # fmt: skip
+        for r in (TorchRenderer(), OpenCVRenderer())
+    ]
+    difference = np.abs(pictures[0].astype(int) - pictures[1].astype(int))
+    assert difference.max() <= 4 and difference.mean() < 1.0
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_peak_ring_is_drawn_around_the_peak_cell(renderer):
+    frame = renderer.asarray(torch.zeros((130, 130, 3), dtype=torch.uint8))
+    levels = _map_levels(renderer, np.zeros((13, 13)))
+    out = as_numpy(renderer.render_overlay(frame, levels, (0, 0, 130, 130), opacity=0.0, peak_index=2 * 13 + 10))
+    green = np.argwhere((out == (0, 255, 0)).all(-1)).astype(float)  # cell (2, 10): centre x = 105, y = 25
     assert len(green) > 20
     centre = green.mean(0)
     assert abs(centre[0] - 25) < 2 and abs(centre[1] - 105) < 2
+    radius = np.hypot(*(green - (25, 105)).T)
+    assert 4 <= radius.min() and radius.max() <= 8, "a ring, not a disc"

@@ -1,0 +1,100 @@
+"""The CPU renderer: numpy and OpenCV on the memory the model's tensors already use.
+
+Each step is one fused OpenCV kernel or one numpy expression where torch would run several ops;
+what it draws matches `TorchRenderer` to a level (tested side by side).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+import torch
+
+from .render import (
+    MARKER_RGB,
+    SEPARATOR,
+    GridLayout,
+    Renderer,
+    cell_centre,
+    check_colormap,
+    colormap_table,
+    fit_within,
+    overlay_table,
+    ring_radius,
+)
+
+
+@lru_cache(maxsize=64)
+def _overlay_table_u8(colormap: str, gamma: float, mode: str, opacity: float) -> np.ndarray:
+    """(256, 6) uint8: the premultiplied colour and the frame's weight x 255, three times over."""
+    table = overlay_table(colormap, gamma, mode, opacity)
+    return np.rint(np.hstack([table[:, :3], np.repeat(table[:, 3:] * 255.0, 3, axis=1)])).astype(np.uint8)
+
+
+class OpenCVRenderer(Renderer):
+    """numpy arrays in, numpy arrays out; CPU tensors become arrays without a copy."""
+
+    def asarray(self, tensor: torch.Tensor) -> np.ndarray:
+        return tensor.detach().float().contiguous().numpy() if tensor.is_floating_point() else tensor.numpy()
+
+    def channel_stats(self, maps):
+        return maps.min(1), maps.max(1), maps.mean(1)
+
+    def quantize(self, maps, scale, offset):
+        # addWeighted computes x * a + b, rounds half to even (as torch.round) and saturates to uint8 in
+        # one pass; levels never round past LEVELS - 1, so the separator row stays unused
+        if np.size(scale) == 1 and np.size(offset) == 1:  # one scale for the whole layer
+            scale, offset = np.asarray(scale).item(), np.asarray(offset).item()
+            return cv2.addWeighted(maps, scale, maps, 0.0, offset, dtype=cv2.CV_8U)
+        levels = maps * np.reshape(scale, (-1, 1)).astype(np.float32)
+        levels += np.reshape(offset, (-1, 1)).astype(np.float32)
+        return cv2.addWeighted(levels, 1.0, levels, 0.0, 0.0, dtype=cv2.CV_8U)
+
+    def colorize(self, levels, colormap: str, gamma: float = 1.0):
+        rows = np.ascontiguousarray(levels).reshape(levels.shape[0] if levels.ndim > 1 else 1, -1)
+        return cv2.applyColorMap(rows, colormap_table(colormap, gamma)[:, None]).reshape(*levels.shape, 3)
+
+    def as_tiles(self, levels, tile):
+        if levels.shape[1] == tile[0] * tile[1]:
+            return levels.reshape(-1, *tile)
+        return np.broadcast_to(levels.reshape(-1, 1, 1), (levels.shape[0], *tile))
+
+    def tile_channels(self, tiles, layout: GridLayout):
+        c, h, w = tiles.shape
+        rows, cols = layout.rows, layout.cols
+        grid = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1), SEPARATOR, dtype=np.uint8)
+        cells = grid[1:, 1:].reshape(rows, h + 1, cols, w + 1)[:, :h, :, :w]
+        full_rows, rest = divmod(c, cols)
+        if full_rows:
+            cells[:full_rows] = tiles[: full_rows * cols].reshape(full_rows, cols, h, w).swapaxes(1, 2)
+        if rest:
+            cells[full_rows, :, :rest] = tiles[full_rows * cols :].swapaxes(0, 1)
+        if layout.scale > 1:
+            grid = grid.repeat(layout.scale, 0).repeat(layout.scale, 1)
+        return grid
+
+    def peak_index(self, maps, channel: int):
+        return int(maps[channel].argmax())
+
+    def render_overlay(
+        self, frame, levels, crop, colormap="signed", *, mode="overlay", opacity=0.8, gamma=1.0, peak_index=None
+    ):
+        x, y, w, h = crop
+        out = frame.copy()  # one streaming copy; the crop is then blended in place, hot in the cache
+        region = out[y : y + h, x : x + w]
+        # region = colour + region * weight in four fused uint8 passes: two resizes, multiply, add
+        rows = _overlay_table_u8(check_colormap(colormap), gamma, mode, round(opacity, 3))[levels]
+        colour = cv2.resize(np.ascontiguousarray(rows[..., :3]), (w, h), interpolation=cv2.INTER_LINEAR)
+        weight = cv2.resize(np.ascontiguousarray(rows[..., 3:]), (w, h), interpolation=cv2.INTER_LINEAR)
+        cv2.multiply(region, weight, dst=region, scale=1.0 / 255.0)
+        cv2.add(region, colour, dst=region)
+        if peak_index is not None:
+            centre = cell_centre(peak_index, levels.shape, crop)
+            # thickness 2 draws the same 3 px ring as `ring_geometry`'s offsets (OpenCV rounds outwards)
+            cv2.circle(out, centre, ring_radius(levels.shape, crop), MARKER_RGB, thickness=2)
+        return out
+
+    def fit_within(self, image, width: int, height: int):
+        return fit_within(torch.from_numpy(image), width, height).numpy()
