@@ -210,12 +210,13 @@ class Engine:
 
     def top_k(self, logits: np.ndarray, k: int = 5) -> list[Prediction]:
         """The k most probable classes, from one frame's logits already on the host."""
-        scores = np.asarray(logits, dtype=np.float64).ravel()
+        scores = np.asarray(logits).ravel()
         k = min(k, scores.size)
         best = np.argpartition(scores, -k)[-k:]
         best = best[np.argsort(scores[best])[::-1]]
-        # softmax of the k best alone: exp(s - max) / sum(exp(all - max))
-        probs = np.exp(scores[best] - scores[best[0]]) / np.exp(scores - scores[best[0]]).sum()
+        # softmax of the k best alone: exp(s - max) / sum(exp(all - max)), in float64 for the sum
+        shifted = scores.astype(np.float64) - scores[best[0]]
+        probs = np.exp(shifted[best]) / np.exp(shifted).sum()
         labels = self.categories
         named = [labels[i] if i < len(labels) else f"class {i}" for i in best]
         return [Prediction(int(i), name, float(p)) for i, name, p in zip(best, named, probs, strict=True)]
