@@ -49,8 +49,9 @@ class ViewOptions:
     signed_input: bool = True
     """Also render the normalised network input; the benchmark's live pipeline leaves it out."""
     display_size: tuple[int, int] | None = None
-    """(width, height) the overlay is shown at; it is shrunk to fit on the device, so that a GUI blits
-    it instead of scaling it in paintEvent, where PyQt holds the GIL and stalls the worker's Python."""
+    """(width, height) the overlay is shown at: the frame is shrunk to fit on the device and the map
+    blended at that size, so that a GUI blits it instead of scaling it in paintEvent (where PyQt holds
+    the GIL and stalls the worker's Python), and the blend touches only the pixels shown."""
     frame_display_size: tuple[int, int] | None = None
     """Likewise for the input frame, returned as `FrameViews.frame_display`."""
 
@@ -203,10 +204,12 @@ class Visualizer:
         selected = r.as_tiles(selected, tile)[0]
         peak_index = r.peak_index(maps, options.channel)
         frame = r.asarray(result.frame)
+        # Shown smaller than the frame, the overlay is blended at the size shown: shrink, then blend.
+        shown = frame if options.display_size is None else r.fit_within(frame, *options.display_size)
         overlay = r.render_overlay(
-            frame,
+            shown,
             selected,
-            _crop_tuple(result.crop),
+            _scale_crop(result.crop, shown.shape[1] / frame.shape[1], shown.shape[0] / frame.shape[0]),
             options.colormap,
             mode=options.overlay_mode,
             opacity=options.opacity,
@@ -216,7 +219,7 @@ class Visualizer:
         views = {
             "grid": r.colorize(r.tile_channels(r.as_tiles(levels, tile), layout), options.colormap, options.gamma),
             "grid_layout": layout,
-            "overlay": overlay if options.display_size is None else r.fit_within(overlay, *options.display_size),
+            "overlay": overlay,
             "channel_tile": r.colorize(selected, options.colormap, options.gamma),
             "input_signed": r.signed_input(r.asarray(result.input[0])) if options.signed_input else _NO_IMAGE,
             "channel_max": high,
@@ -253,6 +256,12 @@ def renderer_for(device: torch.device) -> Renderer:
 
 def _crop_tuple(crop: CropRect) -> tuple[int, int, int, int]:
     return (crop.x, crop.y, crop.w, crop.h)
+
+
+def _scale_crop(crop: CropRect, sx: float, sy: float) -> tuple[int, int, int, int]:
+    """The crop in the pixels of a frame shrunk by (sx, sy)."""
+    x, y = round(crop.x * sx), round(crop.y * sy)
+    return (x, y, max(1, round((crop.x + crop.w) * sx) - x), max(1, round((crop.y + crop.h) * sy) - y))
 
 
 class _StageClock:

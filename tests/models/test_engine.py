@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -109,6 +110,9 @@ def test_views_can_be_rendered_at_the_size_they_are_shown(alexnet_engine, photos
     assert views.overlay.shape == (200, 300, 3)
     assert views.frame_display.shape == (80, 120, 3)
     assert views.frame.shape == image.shape, "the full frame stays for snapshots"
+    full = Visualizer(alexnet_engine).process(image)
+    shrunk = cv2.resize(full.overlay, (300, 200), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(views.overlay.astype(int) - shrunk).mean() < 4, "blended small = the full overlay shrunk"
     big = Visualizer(alexnet_engine).process(image, ViewOptions(display_size=(2000, 2000)))
     assert big.overlay.shape == image.shape and big.frame_display is None, "never enlarged"
 
