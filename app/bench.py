@@ -51,13 +51,15 @@ def run_bench(
     resolution: str = "640x480",
     device: str = "auto",
     layer: str | None = None,
+    view_size: str | None = None,
     progress: bool = True,
 ) -> dict:
     if frames < 1:
         raise InputError("--frames must be 1 or more")
     size = Resolution.parse(resolution)
     engine = Engine.load(model, weights, device=device, progress=progress)
-    options = ViewOptions(layer=layer, signed_input=False)
+    shown = Resolution.parse(view_size) if view_size else None
+    options = ViewOptions(layer=layer, signed_input=False, display_size=shown and (shown.width, shown.height))
     visualizer = Visualizer(engine, options)
     stream, label = _frames(source, size)
 
@@ -108,6 +110,7 @@ def run_bench(
         else platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "source": label,
+        "view_size": view_size or f"{size.width}x{size.height}",
         "layer": visualizer.layer_info(options).name,
         "frames": frames,
         "fps": 1000.0 / pipeline_p50,
@@ -122,7 +125,8 @@ def run_bench(
 def format_report(report: dict) -> str:
     lines = [
         f"{report['model']} [{report['weights']}] on {report['device']} ({report['device_name']}, "
-        f"{report['torch_threads']} threads), {report['source']}, layer {report['layer']}, {report['frames']} frames",
+        f"{report['torch_threads']} threads), {report['source']}, overlay {report['view_size']}, "
+        f"layer {report['layer']}, {report['frames']} frames",
         f"pipeline {report['fps']:.1f} fps, bare forward {report['bare_fps']:.1f} fps, "
         f"overhead_ratio {report['overhead_ratio']:.3f}",
         f"{'stage':<12}{'p50 ms':>9}{'p95 ms':>9}",

@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=int, default=10, help="untimed frames first (default: 10)")
     bench.add_argument("--resolution", default="640x480", metavar="WxH", help="frame size (default: 640x480)")
     bench.add_argument("--layer", help="layer to capture and render (default: the model's default layer)")
+    bench.add_argument(
+        "--view-size", metavar="WxH", help="render the overlay at this size, as the app does (default: the frame's)"
+    )
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
     return parser
 
@@ -233,6 +236,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         device=args.device,
         layer=args.layer,
+        view_size=args.view_size,
         progress=not args.json,
     )
     print(json.dumps(report, indent=1) if args.json else format_report(report))

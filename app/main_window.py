@@ -57,6 +57,7 @@ class LiveStats:
         self.display_times: deque[float] = deque(maxlen=120)
         self.loop_lateness_ms: deque[float] = deque(maxlen=5000)
         self.grid_paint_ms: deque[float] = deque(maxlen=2000)
+        self.stage_ms: dict[str, deque[float]] = {}
 
     def fps(self) -> float:
         times = self.display_times
@@ -83,7 +84,12 @@ class LiveStats:
             "event_loop_latency_ms_p95": self._percentile(self.loop_lateness_ms, 95),
             "grid_paint_ms_p50": self._percentile(self.grid_paint_ms, 50),
             "grid_paint_ms_p95": self._percentile(self.grid_paint_ms, 95),
+            "worker_stage_ms_p50": {stage: self._percentile(ms, 50) for stage, ms in self.stage_ms.items()},
         }
+
+    def add_stage_times(self, timings_ms: dict[str, float]) -> None:
+        for stage, ms in timings_ms.items():
+            self.stage_ms.setdefault(stage, deque(maxlen=2000)).append(ms)
 
 
 class MainWindow(QMainWindow):
@@ -586,6 +592,7 @@ class MainWindow(QMainWindow):
         self.stats.first_display = self.stats.first_display or now
         self.stats.last_display = now
         self.stats.latencies_ms.append((now - result.captured_at) * 1000.0)
+        self.stats.add_stage_times(views.timings_ms)
         if self.grid.last_paint_ms:
             self.stats.grid_paint_ms.append(self.grid.last_paint_ms)
         self._status_source.setText(result.source)

@@ -92,6 +92,8 @@ def main() -> None:
         "grid_paint_ms_p95": stats["grid_paint_ms_p95"],
         "latency_ms_p50": stats["latency_ms_p50"],
         "latency_ms_p95": stats["latency_ms_p95"],
+        "app_worker_stage_ms_p50": stats["worker_stage_ms_p50"],
+        "headless_stage_ms_p50": {stage: v["p50"] for stage, v in bench["stages_ms"].items()},
     }
     print(json.dumps(report, indent=1))
 

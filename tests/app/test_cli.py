@@ -103,6 +103,14 @@ def test_bench_json_has_the_promised_keys(capsys, pan_video):
     assert set(report["stages_ms"]) == {"decode", "preprocess", "forward", "render", "copy"}
     assert report["pipeline_ms"]["p95"] >= report["pipeline_ms"]["p50"] > 0
     assert report["device"] == "cpu" or report["device"].startswith("cuda")
+    assert report["view_size"] == "640x480", "the overlay is rendered at the frame's size unless asked"
+
+
+def test_bench_renders_the_overlay_at_the_size_asked(capsys):
+    code, out, err = run_cli(capsys, "bench", "--weights", "none", "--frames", 3, "--warmup", 1,
+                             "--view-size", "320x240", "--json")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["view_size"] == "320x240"
 
 
 def _bad_inputs(tmp: Path, chelsea: Path) -> dict[str, tuple[list, str]]:
@@ -134,6 +142,7 @@ def _bad_inputs(tmp: Path, chelsea: Path) -> dict[str, tuple[list, str]]:
         "weights that do not fit": (["render", str(chelsea), "--weights", resnet], "does not fit this model"),
         "missing weights file": (["render", str(chelsea), "--weights", tmp / "w.pth"], "does not exist"),
         "bad resolution": (["bench", "--weights", "none", "--resolution", "big"], "WIDTHxHEIGHT"),
+        "bad view size": (["bench", "--weights", "none", "--view-size", "wide"], "WIDTHxHEIGHT"),
         "bad option value": (["render", *good, "--channel", "three"], "invalid int value"),
     }
 

@@ -64,6 +64,8 @@ def test_the_app_runs_in_a_real_window(virtual_screen, tmp_path, photos):
     assert stats["frames_processed"] > 10 and stats["frames_displayed"] > 10
     assert stats["frames_captured"] >= stats["frames_processed"]
     assert 0 < stats["latency_ms_p50"] <= stats["latency_ms_p95"]
+    stages = stats["worker_stage_ms_p50"]
+    assert set(stages) == {"preprocess", "forward", "render", "copy"} and stages["forward"] > stages["copy"] > 0
 
     screen = cv2.imread(str(shot))
     assert screen is not None and screen.shape == (1000, 1600, 3)
