@@ -305,7 +305,7 @@ class Renderer(ABC):
 
     @abstractmethod
     def fit_within(self, image, width: int, height: int):
-        """An (H, W, 3) uint8 image shrunk (antialiased) to fit width x height; never enlarged."""
+        """An (H, W, 3) uint8 image shrunk smoothly to fit width x height; never enlarged."""
 
     @staticmethod
     def maps_of(activation):
@@ -413,11 +413,10 @@ def _device_ring(map_shape: tuple[int, int], crop: tuple[int, int, int, int], de
     return torch.from_numpy(centres).to(device), torch.from_numpy(offsets).to(device), marker.to(device)
 
 
-def _copy_outside(frame, crop: tuple[int, int, int, int]):
-    """A new image (numpy or torch) holding the frame outside the crop; the crop is left to the caller."""
+def _copy_outside(frame: torch.Tensor, crop: tuple[int, int, int, int]) -> torch.Tensor:
+    """A new image holding the frame outside the crop; the crop region is left to the caller."""
     x, y, w, h = crop
-    out = np.empty_like(frame) if isinstance(frame, np.ndarray) else torch.empty_like(frame)
-    height, width = frame.shape[:2]
+    out = torch.empty_like(frame)
     out[:y] = frame[:y]
     out[y + h :] = frame[y + h :]
     out[y : y + h, :x] = frame[y : y + h, :x]
