@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import platform
 import time
-from itertools import cycle
+from itertools import count, cycle
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from app.sources import Resolution, iter_video, synthetic_frames
+from app.sources import Resolution, VideoFileSource, synthetic_frames
 from models import Engine, ViewOptions, Visualizer
 from models.errors import InputError
 
@@ -25,17 +26,8 @@ def _frames(source: str, resolution: Resolution):
     """An endless iterator of frames plus a label; a video loops, synthetic frames cycle."""
     if source == "synthetic":
         return cycle(synthetic_frames(resolution)), f"synthetic {resolution.width}x{resolution.height}"
-
-    def looping_video():
-        while True:
-            produced = False
-            for frame in iter_video(source):
-                produced = True
-                yield frame
-            if not produced:
-                raise InputError(f"{source}: no frame could be decoded")
-
-    return looping_video(), source
+    video = VideoFileSource(Path(source))  # loops, and says so when no frame decodes
+    return (video.read() for _ in count()), source
 
 
 def _percentiles(values_ms: list[float]) -> dict[str, float]:

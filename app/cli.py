@@ -179,12 +179,11 @@ def _cmd_layers(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    import cv2
 
     from app.sources import read_frame
     from models import ViewOptions, Visualizer
-    from models.pipeline import save_activations
-    from models.render import grid_layout
+    from models.pipeline import save_activations, save_images
+    from models.render import grid_layout, tile_of
 
     frame = read_frame(args.input, args.frame)
     options = ViewOptions(
@@ -200,15 +199,13 @@ def _cmd_render(args: argparse.Namespace) -> int:
     visualizer = Visualizer(engine, options)
     layer = visualizer.layer_info(options)
     visualizer.check_channel(layer, args.channel)
-    tile_h, tile_w = layer.shape[1:] if layer.is_spatial else (3, 3)
-    natural = grid_layout(layer.channels, tile_h, tile_w)
+    natural = grid_layout(layer.channels, *tile_of(layer.shape))
     options = options.with_(grid_scale=max(1, 720 // max(natural.width, natural.height)))
     views = visualizer.process(frame, options, with_activations=args.save_activations)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, image in (("grid", views.grid), ("overlay", views.overlay), ("input_signed", views.input_signed)):
-        cv2.imwrite(str(out / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    save_images(out, {"grid": views.grid, "overlay": views.overlay, "input_signed": views.input_signed})
     if args.save_activations:
         save_activations(out / "activations.npz", views)
     print(

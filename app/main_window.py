@@ -51,7 +51,6 @@ class LiveStats:
     def __init__(self):
         self.started = time.perf_counter()
         self.first_display: float | None = None
-        self.last_display: float | None = None
         self.displayed = 0
         self.latencies_ms: deque[float] = deque(maxlen=2000)
         self.display_times: deque[float] = deque(maxlen=120)
@@ -71,7 +70,7 @@ class LiveStats:
 
     def as_dict(self, slot: LatestFrameSlot, processed: int) -> dict:
         elapsed = time.perf_counter() - self.started
-        running = (self.last_display - self.first_display) if self.displayed > 1 else 0.0
+        running = (self.display_times[-1] - self.first_display) if self.displayed > 1 else 0.0
         return {
             "frames_captured": slot.captured,
             "frames_processed": processed,
@@ -590,7 +589,6 @@ class MainWindow(QMainWindow):
         self.stats.displayed += 1
         self.stats.display_times.append(now)
         self.stats.first_display = self.stats.first_display or now
-        self.stats.last_display = now
         self.stats.latencies_ms.append((now - result.captured_at) * 1000.0)
         self.stats.add_stage_times(views.timings_ms)
         if self.grid.last_paint_ms:

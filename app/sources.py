@@ -1,4 +1,4 @@
-"""Frames from cameras, video files, image files and folders, as RGB uint8 arrays (OpenCV).
+"""Frames from cameras, video files, image files and folders, as RGB uint8 arrays (OpenCV, no Qt).
 
 Every failure is an `InputError` whose message names the file and what to do; nothing here raises
 an OpenCV error at a user.
@@ -7,7 +7,6 @@ an OpenCV error at a user.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +64,7 @@ def is_video_path(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
-def _open_video(path: Path) -> cv2.VideoCapture:
+def open_video(path: Path) -> cv2.VideoCapture:
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_file() and path.stat().st_size == 0:
@@ -82,7 +81,7 @@ def read_video_frame(path: str | Path, index: int = 0) -> np.ndarray:
     path = Path(path)
     if index < 0:
         raise InputError(f"frame index must be 0 or more, got {index}")
-    capture = _open_video(path)
+    capture = open_video(path)
     try:
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         if index and count > 0 and index >= count:
@@ -121,19 +120,6 @@ def list_images(folder: str | Path) -> list[Path]:
     return images
 
 
-def iter_video(path: str | Path) -> Iterator[np.ndarray]:
-    """Every frame of a video file, in order, as RGB uint8."""
-    capture = _open_video(Path(path))
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            yield _to_rgb(frame)
-    finally:
-        capture.release()
-
-
 @dataclass(frozen=True)
 class Resolution:
     width: int
@@ -169,3 +155,140 @@ def synthetic_frames(resolution: Resolution, count: int = 32, seed: int = 0) -> 
             frame += blob[..., None] * np.array(color, dtype=np.float32)
         frames.append(np.clip(frame, 0, 255).astype(np.uint8))
     return frames
+
+
+class CameraSource:
+    """A webcam by index, mirrored by default so that moving left moves left on screen."""
+
+    on_failure = "retry"
+    """What the capture thread does when a read fails: retry (reopen every second), skip, or stop."""
+
+    def __init__(self, index: int, mirror: bool = True):
+        self.index = index
+        self.mirror = mirror
+        self.label = f"camera {index}"
+        self._capture: cv2.VideoCapture | None = None
+        self.open()
+
+    def open(self) -> None:
+        capture = cv2.VideoCapture(self.index)
+        if not capture.isOpened():
+            capture.release()
+            raise InputError(f"no camera at index {self.index} (unplugged, or used by another program)")
+        self._capture = capture
+
+    def read(self) -> np.ndarray:
+        if self._capture is None:
+            self.open()
+        ok, frame = self._capture.read()
+        if not ok or frame is None:
+            self.close()
+            raise InputError(f"camera {self.index} stopped delivering frames (disconnected?)")
+        frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        return np.ascontiguousarray(frame[:, ::-1]) if self.mirror else frame
+
+    def wait_s(self) -> float:
+        return 0.0  # reading blocks until the camera's next frame
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+class VideoFileSource:
+    """A video file played at its own frame rate, looping; slower when the model cannot keep up
+    (a file, unlike a camera, can wait, so no frame is decoded only to be dropped)."""
+
+    paced_by_consumer = True
+    on_failure = "stop"
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.label = path.name
+        self._capture = open_video(path)
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self.interval = 1.0 / fps if 1 <= fps <= 1000 else 1.0 / 25
+        self._produced = False
+
+    def read(self) -> np.ndarray:
+        ok, frame = self._capture.read()
+        if not ok:
+            if not self._produced:
+                raise InputError(f"{self.path}: no frame could be decoded")
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self._capture.read()
+            if not ok:
+                raise InputError(f"{self.path}: cannot rewind this video")
+        self._produced = True
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+    def wait_s(self) -> float:
+        return self.interval
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+class ImageListSource:
+    """Image files shown one at a time (a slideshow stepped by keys); a bad file is reported and skipped."""
+
+    on_failure = "skip"
+
+    def __init__(self, paths: list[Path], start: int = 0):
+        if not paths:
+            raise InputError("no image files to show")
+        self.paths = paths
+        self.position = start % len(paths)
+        self._pending = True
+
+    @property
+    def label(self) -> str:
+        return f"{self.paths[self.position].name} ({self.position + 1}/{len(self.paths)})"
+
+    def step(self, delta: int) -> None:
+        self.position = (self.position + delta) % len(self.paths)
+        self._pending = True
+
+    def read(self) -> np.ndarray | None:
+        """The current image once after each step; None until the next step."""
+        if not self._pending:
+            return None
+        self._pending = False
+        return read_image(self.paths[self.position])
+
+    def wait_s(self) -> float:
+        return 0.05
+
+    def close(self) -> None:
+        pass
+
+
+def open_source(spec: str | list[str], mirror: bool = True):
+    """`0`-`9`: a camera; a folder: its images; a video file; one or more image files."""
+    specs = [spec] if isinstance(spec, str) else list(spec)
+    if len(specs) == 1 and specs[0].isdigit():
+        return CameraSource(int(specs[0]), mirror)
+    paths = [Path(s).expanduser() for s in specs]
+    for path in paths:
+        if not path.exists():
+            raise InputError(f"{path}: no such file or folder")
+    if len(paths) == 1 and paths[0].is_dir():
+        return ImageListSource(list_images(paths[0]))
+    if len(paths) == 1 and is_video_path(paths[0]):
+        return VideoFileSource(paths[0])
+    videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
+    if videos:
+        raise InputError(f"open one video at a time ({videos[0].name} was given with other files)")
+    return ImageListSource(paths)
+
+
+def probe_cameras(max_index: int = 5) -> list[int]:
+    """Indices of the cameras that open (slow for cameras that exist: call off the GUI thread)."""
+    found = []
+    for index in range(max_index):
+        capture = cv2.VideoCapture(index)
+        if capture.isOpened():
+            found.append(index)
+        capture.release()
+    return found

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import cv2
 from PyQt6.QtCore import QThread, pyqtSignal
 
 from app.capture import CapturedFrame, LatestFrameSlot
 from models import Engine, FrameViews, LivevisError, ViewOptions, Visualizer
-from models.pipeline import save_activations
+from models.pipeline import save_activations, save_images
 
 
 @dataclass(frozen=True)
@@ -68,10 +67,8 @@ def save_snapshot(folder: Path, views: FrameViews) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
     target = folder / f"livevis-{stamp}"
     target.mkdir(parents=True, exist_ok=False)
-    for name, image in (("frame", views.frame), ("grid", views.grid), ("overlay", views.overlay),
-                        ("channel", views.channel_tile), ("input_signed", views.input_signed)):  # fmt: skip
-        if image.size:
-            cv2.imwrite(str(target / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    save_images(target, {"frame": views.frame, "grid": views.grid, "overlay": views.overlay,
+                         "channel": views.channel_tile, "input_signed": views.input_signed})  # fmt: skip
     save_activations(target / "activations.npz", views)
     return target
 

@@ -217,6 +217,4 @@ class Engine:
         # softmax of the k best alone: exp(s - max) / sum(exp(all - max)), in float64 for the sum
         shifted = scores.astype(np.float64) - scores[best[0]]
         probs = np.exp(shifted[best]) / np.exp(shifted).sum()
-        labels = self.categories
-        named = [labels[i] if i < len(labels) else f"class {i}" for i in best]
-        return [Prediction(int(i), name, float(p)) for i, name, p in zip(best, named, probs, strict=True)]
+        return [Prediction(int(i), self.categories[i], float(p)) for i, p in zip(best, probs, strict=True)]

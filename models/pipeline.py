@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -97,6 +99,13 @@ class FrameViews:
     network_input: np.ndarray | None = None
     """The exact normalised network input, float32 1xCxSxS, when asked for."""
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def save_images(folder: Path, images: dict[str, np.ndarray]) -> None:
+    """RGB uint8 images as `folder/NAME.png`; empty ones (a view not rendered) are skipped."""
+    for name, image in images.items():
+        if image.size:
+            cv2.imwrite(str(folder / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
 
 
 def save_activations(path, views: FrameViews) -> None:

@@ -111,14 +111,15 @@ def overlay_table(colormap: str, gamma: float, mode: str, opacity: float) -> np.
     return table
 
 
+@lru_cache(maxsize=32)
+def _device_colour_table(colormap: str, gamma: float, device: torch.device) -> torch.Tensor:
+    return torch.tensor(colormap_table(colormap, gamma), device=device)
+
+
 @lru_cache(maxsize=64)
-def _device_table(table_key: tuple, device: torch.device, rounding: float = 0.0) -> torch.Tensor:
-    """A table on the device; `rounding` is added to colour columns, so that a later cast rounds."""
-    kind, *args = table_key
-    table = torch.from_numpy((colormap_table if kind == "colour" else overlay_table)(*args).copy())
-    if rounding:
-        table[:, :3] += rounding
-    return table.to(device)
+def _device_overlay_table(colormap: str, gamma: float, mode: str, opacity: float, device: torch.device) -> torch.Tensor:
+    """`overlay_table` on the device, colours + 0.5 so that the final cast to uint8 rounds."""
+    return torch.tensor(overlay_table(colormap, gamma, mode, opacity) + np.float32([0.5, 0.5, 0.5, 0.0]), device=device)
 
 
 def level_transform(low, high, colormap: str, *, per_channel: bool = False, boost: float = 0.0):
@@ -168,6 +169,11 @@ class GridLayout:
     @property
     def width(self) -> int:
         return (self.cols * (self.tile_w + 1) + 1) * self.scale
+
+
+def tile_of(shape: tuple[int, ...]) -> tuple[int, int]:
+    """The (h, w) tile a channel of a layer with this output shape (C, H, W) or (F,) is drawn as."""
+    return (shape[1], shape[2]) if len(shape) == 3 else (UNIT_TILE, UNIT_TILE)
 
 
 def grid_layout(channels: int, tile_h: int, tile_w: int, aspect: float = 1.0, scale: int = 1) -> GridLayout:
@@ -313,8 +319,7 @@ class Renderer(ABC):
 
         (C, H, W) gives H x W tiles; an (F,) vector gives one UNIT_TILE square tile per unit.
         """
-        tile = tuple(activation.shape[1:]) if activation.ndim == 3 else (UNIT_TILE, UNIT_TILE)
-        return activation.reshape(activation.shape[0], -1), tile
+        return activation.reshape(activation.shape[0], -1), tile_of(tuple(activation.shape))
 
     @abstractmethod
     def as_tiles(self, levels, tile: tuple[int, int]):
@@ -353,7 +358,7 @@ class TorchRenderer(Renderer):
         return levels.round_().clamp_(0, LEVELS - 1).to(torch.uint8)
 
     def colorize(self, levels, colormap: str, gamma: float = 1.0):
-        table = _device_table(("colour", check_colormap(colormap), gamma), levels.device)
+        table = _device_colour_table(check_colormap(colormap), gamma, levels.device)
         return torch.index_select(table, 0, levels.flatten().long()).view(*levels.shape, 3)
 
     def tile_channels(self, tiles, layout: GridLayout):
@@ -387,8 +392,7 @@ class TorchRenderer(Renderer):
         out = _copy_outside(frame, crop)
         # premultiplied colours and the frame's weight, looked up together; both resample linearly,
         # so one upsampling of four channels serves the blend (+0.5 in the table rounds the cast)
-        table = _device_table(("overlay", check_colormap(colormap), gamma, mode, round(opacity, 3)),
-                              frame.device, rounding=0.5)  # fmt: skip
+        table = _device_overlay_table(check_colormap(colormap), gamma, mode, round(opacity, 3), frame.device)
         rows = torch.index_select(table, 0, levels.flatten().long()).view(*levels.shape, 4)
         upsampled = upsample_bilinear(rows, h, w)
         source = frame[y : y + h, x : x + w]

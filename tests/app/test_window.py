@@ -338,8 +338,9 @@ class FakeCamera:
 
 def test_a_camera_that_disconnects_is_reported_retried_and_its_last_frame_kept(qtbot, make_window, monkeypatch):
     import app.capture
+    import app.sources
 
-    monkeypatch.setattr(app.capture.cv2, "VideoCapture", FakeCamera)
+    monkeypatch.setattr(app.sources.cv2, "VideoCapture", FakeCamera)
     monkeypatch.setattr(app.capture.CaptureThread, "RETRY_S", 0.2)
     FakeCamera.plugged, FakeCamera.frames_left = True, 15
     window = make_window("0")
