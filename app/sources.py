@@ -6,7 +6,6 @@ an OpenCV error at a user.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,8 @@ import numpy as np
 
 from models.errors import InputError
 
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+# OpenCV warns on stderr for every camera index that does not open; livevis says so itself.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
