@@ -148,6 +148,10 @@ class InferenceWorker(QThread):
     def run(self) -> None:
         while not self._stop.is_set():
             self._adopt_loaded_model()
+            if self._visualizer is None:
+                # no model yet: leave frames in the slot, where each one nobody takes counts as dropped
+                self._stop.wait(0.02)
+                continue
             with self._lock:
                 frozen, dirty = self._frozen, self._dirty
             if not frozen or self._held is None:
@@ -157,7 +161,7 @@ class InferenceWorker(QThread):
                     dirty = True
             elif not dirty:
                 self.slot.take(timeout=0.05)  # frozen: drop new frames, wait for requests
-            if not dirty or self._held is None or self._visualizer is None:
+            if not dirty or self._held is None:
                 continue
             with self._lock:
                 options, self._dirty = self._options, False

@@ -62,7 +62,9 @@ def test_the_app_runs_in_a_real_window(virtual_screen, tmp_path, photos):
 
     stats = json.loads(stats_path.read_text())
     assert stats["frames_processed"] > 10 and stats["frames_displayed"] > 10
-    assert stats["frames_captured"] >= stats["frames_processed"]
+    # every frame captured was processed, dropped, or is the one still on its way when the app quit
+    unaccounted = stats["frames_captured"] - stats["frames_processed"] - stats["frames_dropped"]
+    assert 0 <= unaccounted <= 2
     assert 0 < stats["latency_ms_p50"] <= stats["latency_ms_p95"]
     stages = stats["worker_stage_ms_p50"]
     assert set(stages) == {"preprocess", "forward", "render", "copy"} and stages["forward"] > stages["copy"] > 0
