@@ -49,11 +49,11 @@ def run_bench(
     if frames < 1:
         raise InputError("--frames must be 1 or more")
     size = Resolution.parse(resolution)
-    engine = Engine.load(model, weights, device=device, progress=progress)
     shown = Resolution.parse(view_size) if view_size else None
+    stream, label = _frames(source, size)  # a bad source fails before a model loads
+    engine = Engine.load(model, weights, device=device, progress=progress)
     options = ViewOptions(layer=layer, signed_input=False, display_size=shown and (shown.width, shown.height))
     visualizer = Visualizer(engine, options)
-    stream, label = _frames(source, size)
 
     stage_ms: dict[str, list[float]] = {stage: [] for stage in STAGES}
     pipeline_ms: list[float] = []

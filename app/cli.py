@@ -9,7 +9,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 EXIT_USAGE = 2
 
@@ -98,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--weights", default="default", metavar="PATH|none", help="as for render")
     embed.add_argument("--device", default="auto")
     embed.add_argument("--layers", help="comma-separated layers, or `all` (default: the input and every stage)")
-    embed.add_argument("--samples", type=int, default=2000, metavar="N", help="samples to embed (default: 2000)")
+    embed.add_argument(
+        "--samples", type=int, default=2000, metavar="N", help="at most N samples (default: 2000; all where fewer)"
+    )
     embed.add_argument("--perplexity", type=float, default=30.0)
     embed.add_argument("--method", default="opentsne", help="opentsne (default) or sklearn")
     embed.add_argument("--seed", type=int, default=0)
@@ -182,7 +183,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
     from app.sources import read_frame
     from models import ViewOptions, Visualizer
-    from models.pipeline import save_activations, save_images
+    from models.pipeline import output_folder, save_activations, save_images
     from models.render import grid_layout, tile_of
 
     frame = read_frame(args.input, args.frame)
@@ -203,8 +204,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     options = options.with_(grid_scale=max(1, 720 // max(natural.width, natural.height)))
     views = visualizer.process(frame, options, with_activations=args.save_activations)
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(args.out)
     save_images(out, {"grid": views.grid, "overlay": views.overlay, "input_signed": views.input_signed})
     if args.save_activations:
         save_activations(out / "activations.npz", views)

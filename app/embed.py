@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 
 from models.embeddings import EmbeddingRun
+from models.errors import OutputError
+from models.pipeline import output_folder
 
 
 def save_figure(run: EmbeddingRun, out: Path) -> Path:
@@ -33,9 +35,23 @@ def save_figure(run: EmbeddingRun, out: Path) -> Path:
     figure.legend(handles, labels, loc="lower center", ncol=min(10, len(labels)), markerscale=4, frameon=False)
     figure.suptitle(f"t-SNE of {run.dataset} through {run.model}, layer by layer", fontsize=12)
     figure.tight_layout(rect=(0, 0.05, 1, 0.97))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
+    try:
+        figure.savefig(out, dpi=110)
+    except OSError as exc:
+        raise OutputError(f"could not write {out}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(figure)
+    return out
+
+
+def check_figure_path(out: Path) -> Path:
+    """Before the long computation: a folder that can be made, and a format matplotlib writes."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.suffix.lstrip(".").lower() not in formats:
+        raise OutputError(f"cannot write a figure as {out.name!r}; name it .png, .pdf or .svg")
+    output_folder(out.parent)
     return out
 
 
@@ -46,6 +62,7 @@ def run_embed(args) -> tuple[EmbeddingRun, Path]:
     from models.datasets import embedding_dataset
     from models.embeddings import embed_dataset, embed_swiss_roll
 
+    out = check_figure_path(Path(args.out))
     bars: dict[str, tqdm] = {}
 
     def progress(what: str, done: int, total: int) -> bool:
@@ -71,7 +88,7 @@ def run_embed(args) -> tuple[EmbeddingRun, Path]:
         run.skipped = skipped
     for bar in bars.values():
         bar.close()
-    return run, save_figure(run, Path(args.out))
+    return run, save_figure(run, out)
 
 
 def summary_rows(run: EmbeddingRun) -> list[dict]:

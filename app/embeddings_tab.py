@@ -119,6 +119,7 @@ class EmbeddingsTab(QWidget):
         self.samples = QSpinBox()
         self.samples.setRange(10, 10000)
         self.samples.setValue(2000)
+        self.samples.setToolTip("at most this many samples: all of a dataset that has fewer")
         self.perplexity = QDoubleSpinBox()
         self.perplexity.setRange(2, 200)
         self.perplexity.setValue(30)

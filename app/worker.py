@@ -17,6 +17,7 @@ from PyQt6.QtCore import QThread, pyqtSignal
 
 from app.capture import CapturedFrame, LatestFrameSlot
 from models import Engine, FrameViews, LivevisError, ViewOptions, Visualizer
+from models.errors import OutputError
 from models.pipeline import save_activations, save_images
 
 
@@ -184,6 +185,8 @@ class InferenceWorker(QThread):
                 self.snapshot_saved.emit(str(save_snapshot(snapshot_folder, views)))
             except OSError as exc:
                 self.error.emit(f"snapshot not saved: {exc.strerror or exc} ({snapshot_folder})")
+            except OutputError as exc:
+                self.error.emit(f"snapshot not saved: {exc}")
 
     def _adopt_loaded_model(self) -> None:
         with self._lock:

@@ -114,26 +114,27 @@ def image_folder(folder: str | Path, size: int) -> tuple[LabelledImages, int]:
 
 
 def sample(data: LabelledImages, samples: int, seed: int, name: str) -> LabelledImages:
-    """`samples` of the dataset, a seeded random choice; more than it has is an error that says how many."""
-    if samples > len(data):
-        raise InputError(f"{name} has {len(data)} samples; ask for at most {len(data)} (--samples)")
+    """At most `samples` of the dataset, a seeded random choice: all of it where it has fewer, so
+    that one default suits a class folder of any size."""
     if samples < 10:
         raise InputError(f"ask for 10 samples or more (--samples), not {samples}")
+    if len(data) < 10:
+        raise InputError(f"{name} has {len(data)} samples; a map needs 10 or more")
+    samples = min(samples, len(data))
     order = np.random.default_rng(seed).permutation(len(data))[:samples]
     return data.subset(np.sort(order))
 
 
 def embedding_dataset(name: str, samples: int, seed: int, size: int) -> tuple[LabelledImages, int]:
-    """`mnist` (held-out digits first), `digits`, or a folder; returns the data and the skipped count."""
+    """At most `samples` of `mnist` (held-out digits first), `digits`, or a class folder; returns the
+    data and the count of unreadable images skipped."""
     if name == "mnist":
         train, held_out = mnist_split()
         if samples <= len(held_out):
             return sample(held_out, samples, seed, "the held-out MNIST digits"), 0
         everything = LabelledImages(np.concatenate([held_out.images, train.images]),
                                     np.concatenate([held_out.labels, train.labels]), held_out.classes)  # fmt: skip
-        if samples > len(everything):
-            raise InputError(f"the bundled MNIST set has {len(everything)} digits; ask for at most that many")
-        return everything.subset(np.arange(samples)), 0
+        return everything.subset(np.arange(min(samples, len(everything)))), 0
     if name == "digits":
         return sample(sklearn_digits(), samples, seed, "scikit-learn's digits"), 0
     data, skipped = image_folder(name, size)

@@ -7,10 +7,12 @@ is to the layer's own neighbourhoods. Results are cached on disk (plain arrays, 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ METHODS = ("opentsne", "sklearn")
 PCA_DIMENSIONS = 50
 KNN_K = 10
 THUMBNAIL = 32
+CACHED_KEYS = {"dimension", "coords", "knn", "trust", "seconds", "reduced"}
 
 Progress = Callable[[str, int, int], bool]
 """(what, done, total) -> False to cancel."""
@@ -159,6 +162,18 @@ def map_quality(reduced: np.ndarray, coords: np.ndarray, labels: np.ndarray) -> 
     return float(knn), float(trustworthiness(reduced, coords, n_neighbors=KNN_K))
 
 
+def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
+    """A cached map's arrays; None where there is none or it cannot be read (it is then remade)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as data:
+            stored = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+    return stored if CACHED_KEYS <= set(stored) else None
+
+
 def _cache_file(key: dict, method: str, perplexity: float) -> Path:
     parts = json.dumps({**key, "method": method, "perplexity": perplexity}, sort_keys=True, default=str)
     return cache_dir() / f"{hashlib.sha256(parts.encode()).hexdigest()[:24]}.npz"
@@ -172,9 +187,8 @@ def embed_points(
     if not 1 < perplexity < len(points) / 3:
         raise OptionError(f"perplexity {perplexity} does not suit {len(points)} samples; use 5 to {len(points) // 3}")
     cache_file = _cache_file(key, method, perplexity) if key else None
-    if cache_file is not None and cache_file.is_file():
-        with np.load(cache_file) as data:
-            stored = {k: data[k] for k in data.files}
+    stored = _read_cache(cache_file) if cache_file is not None else None
+    if stored is not None:
         return LayerMap(name, path, int(stored["dimension"]), stored["coords"], float(stored["knn"]),
                         float(stored["trust"]), float(stored["seconds"]), True, stored["reduced"],
                         stored.get("pca_mean"), stored.get("pca_components"))  # fmt: skip
@@ -185,12 +199,16 @@ def embed_points(
     seconds = time.perf_counter() - start
     result = LayerMap(name, path, points.shape[1], coords, knn, trust, seconds, False, reduced, mean, components)
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
         extra = {} if mean is None else {"pca_mean": mean, "pca_components": components}
         temporary = cache_file.with_suffix(".partial.npz")
-        np.savez(temporary, dimension=points.shape[1], coords=coords, knn=knn, trust=trust, seconds=seconds,
-                 reduced=reduced, **extra)  # fmt: skip
-        temporary.replace(cache_file)
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(temporary, dimension=points.shape[1], coords=coords, knn=knn, trust=trust, seconds=seconds,
+                     reduced=reduced, **extra)  # fmt: skip
+            temporary.replace(cache_file)
+        except OSError:  # a cache that cannot be written (read-only, full) only costs the next run time
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
     return result
 
 

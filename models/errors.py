@@ -34,3 +34,7 @@ class ColormapError(OptionError):
 
 class InputError(LivevisError):
     """An image, video or camera that cannot be read."""
+
+
+class OutputError(LivevisError):
+    """A file or folder that cannot be written."""

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .engine import CropRect, Engine, ForwardResult, Prediction
-from .errors import ChannelOutOfRangeError, OptionError
+from .errors import ChannelOutOfRangeError, OptionError, OutputError
 from .layers import LayerInfo
 from .render import (
     GridLayout,
@@ -101,11 +101,22 @@ class FrameViews:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+def output_folder(folder: str | Path) -> Path:
+    """`folder`, created where missing; an `OutputError` saying why where it cannot be."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the folder {folder}: {exc.strerror or exc}; choose another") from None
+    return folder
+
+
 def save_images(folder: Path, images: dict[str, np.ndarray]) -> None:
     """RGB uint8 images as `folder/NAME.png`; empty ones (a view not rendered) are skipped."""
     for name, image in images.items():
-        if image.size:
-            cv2.imwrite(str(folder / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        path = folder / f"{name}.png"
+        if image.size and not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise OutputError(f"could not write {path}: is the folder writable, and is the disk full?")
 
 
 def save_activations(path, views: FrameViews) -> None:
@@ -116,16 +127,19 @@ def save_activations(path, views: FrameViews) -> None:
     """
     if views.activation is None or views.network_input is None:
         raise ValueError("these views carry no activations: process the frame with with_activations=True")
-    np.savez(
-        path,
-        input=views.network_input,
-        activation=views.activation,
-        layer=np.array(views.layer.path),
-        channel=np.array(views.channel),
-        crop=views.crop.as_array(),
-        top5_index=np.array([p.index for p in views.top5], dtype=np.int64),
-        top5_prob=np.array([p.probability for p in views.top5], dtype=np.float32),
-    )
+    arrays = {
+        "input": views.network_input,
+        "activation": views.activation,
+        "layer": np.array(views.layer.path),
+        "channel": np.array(views.channel),
+        "crop": views.crop.as_array(),
+        "top5_index": np.array([p.index for p in views.top5], dtype=np.int64),
+        "top5_prob": np.array([p.probability for p in views.top5], dtype=np.float32),
+    }
+    try:
+        np.savez(path, **arrays)
+    except OSError as exc:
+        raise OutputError(f"could not write {path}: {exc.strerror or exc}") from None
 
 
 class Visualizer:

@@ -56,8 +56,10 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
                 "weights file cannot run code. Save it with torch.save(model.state_dict(), path)"
             ) from None
         raise WeightsError(f"{path} is not a PyTorch weights file ({exc})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise WeightsError(f"{path} is not a PyTorch weights file or is truncated ({exc})") from None
+    except Exception as exc:  # the unpickler fails on other files in many ways (IndexError, KeyError, ...)
+        raise WeightsError(
+            f"{path} is not a PyTorch weights file or is truncated ({type(exc).__name__}: {exc})"
+        ) from None
     return _unwrap_state_dict(loaded, path)
 
 

@@ -125,6 +125,8 @@ def _bad_inputs(tmp: Path, chelsea: Path) -> dict[str, tuple[list, str]]:
     png.write_bytes(encoded.tobytes()[:60])
     garbage_video = tmp / "broken.mp4"
     garbage_video.write_bytes(b"\x00\x01 not a video" * 100)
+    a_file = tmp / "plain.txt"
+    a_file.write_text("a file, so no folder can be made under it\n" * 40)
     resnet = tmp / "resnet18.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), resnet)
     good = [str(chelsea), "--weights", "none"]
@@ -141,6 +143,9 @@ def _bad_inputs(tmp: Path, chelsea: Path) -> dict[str, tuple[list, str]]:
         "channel out of range": (["render", *good, "--channel", "999"], "channel 999 is out of range"),
         "weights that do not fit": (["render", str(chelsea), "--weights", resnet], "does not fit this model"),
         "missing weights file": (["render", str(chelsea), "--weights", tmp / "w.pth"], "does not exist"),
+        "not a weights file": (["render", str(chelsea), "--weights", a_file], "not a PyTorch weights file"),
+        "output folder impossible": (["render", *good, "--out", a_file / "out"], "cannot create the folder"),
+        "missing video to bench": (["bench", "--source", tmp / "nope.mp4"], "no such file"),
         "bad resolution": (["bench", "--weights", "none", "--resolution", "big"], "WIDTHxHEIGHT"),
         "bad view size": (["bench", "--weights", "none", "--view-size", "wide"], "WIDTHxHEIGHT"),
         "bad option value": (["render", *good, "--channel", "three"], "invalid int value"),
@@ -222,10 +227,13 @@ def test_embed_json_and_figure(tmp_path, capsys, monkeypatch):
 
 def test_embed_bad_inputs_exit_2(tmp_path, capsys):
     (tmp_path / "only").mkdir()
+    (tmp_path / "a_file").write_text("no folder can be made under a file")
     for args, expected in (
         (["embed", "--dataset", str(tmp_path / "only")], "no class sub-folders"),
-        (["embed", "--dataset", "digits", "--samples", "99999"], "ask for at most 1797"),
+        (["embed", "--dataset", "digits", "--samples", "5"], "10 samples or more"),
         (["embed", "--dataset", "digits", "--method", "umap", "--samples", "100"], "unknown t-SNE method"),
+        (["embed", "--dataset", "digits", "--out", str(tmp_path / "map.xyz")], "name it .png, .pdf or .svg"),
+        (["embed", "--dataset", "digits", "--out", str(tmp_path / "a_file" / "map.png")], "cannot create the folder"),
     ):
         code, _, err = run_cli(capsys, *args)
         assert code == 2 and expected in err and "Traceback" not in err, err

@@ -113,11 +113,23 @@ def test_folders_that_cannot_make_an_embedding_say_why(tmp_path, photos, layout,
         image_folder(tmp_path, 32)
 
 
-def test_an_empty_folder_and_too_many_samples_say_why(tmp_path):
+def test_an_empty_folder_and_too_few_samples_say_why(tmp_path):
     with pytest.raises(InputError, match="no class sub-folders"):
         embedding_dataset(str(tmp_path), 10, 0, 28)
-    with pytest.raises(InputError, match="has 1797 samples; ask for at most 1797"):
-        embedding_dataset("digits", 5000, 0, 28)
+    with pytest.raises(InputError, match="10 samples or more"):
+        embedding_dataset("digits", 5, 0, 28)
+    with pytest.raises(OptionError, match="perplexity"):
+        embed_swiss_roll(30, perplexity=30)
+
+
+def test_samples_is_an_upper_bound_so_one_default_fits_any_dataset(tmp_path, photos):
+    assert len(embedding_dataset("digits", 5000, 0, 28)[0]) == 1797
+    assert len(embedding_dataset("mnist", 20000, 0, 28)[0]) == 10000
+    _write_class_folders(tmp_path / "twelve", photos, {"chelsea": 6, "coffee": 6})
+    assert len(embedding_dataset(str(tmp_path / "twelve"), 2000, 0, 32)[0]) == 12
+    _write_class_folders(tmp_path / "six", photos, {"chelsea": 3, "coffee": 3})
+    with pytest.raises(InputError, match="has 6 samples; a map needs 10 or more"):
+        embedding_dataset(str(tmp_path / "six"), 2000, 0, 32)
     with pytest.raises(OptionError, match="perplexity"):
         embed_swiss_roll(30, perplexity=30)
 
@@ -135,3 +147,21 @@ def test_a_cancel_stops_inside_a_layers_t_sne(lenet):
         embed_dataset(lenet, data, "digits", ["fc3"], progress=progress)
     assert time.perf_counter() - start < 10
     assert calls.count("t-SNE of fc3") >= 4, "asked again while the map was being optimised"
+
+
+def test_a_cache_that_cannot_be_read_or_written_costs_only_time(tmp_path, monkeypatch):
+    def roll():
+        return embed_swiss_roll(300).layers[0]
+
+    first = roll()
+    (stored,) = (tmp_path / "cache").rglob("*.npz")
+    stored.write_bytes(stored.read_bytes()[:200])  # truncated, as by a full disk
+    remade = roll()
+    assert not remade.cached
+    np.testing.assert_array_equal(remade.coords, first.coords)
+    assert roll().cached, "the remade map was stored again"
+
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("no cache folder can be made under a file")
+    monkeypatch.setenv("LIVEVIS_CACHE", str(blocked))
+    assert not roll().cached
