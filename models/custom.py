@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import ModelNotFoundError, WeightsError
+from .errors import ModelError, ModelNotFoundError, OptionError, WeightsError
 from .registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -52,12 +52,16 @@ def custom_spec(
     labels: str | Path | None = None,
 ) -> ModelSpec | None:
     label_list = read_labels(labels)
+    if std and not all(s > 0 for s in std):
+        raise OptionError(f"--std must be above 0 for every channel, got {', '.join(map(str, std))}")
+    if input_size is not None and input_size < 1:
+        raise OptionError(f"--input-size must be a number of pixels above 0, got {input_size}")
     if name.startswith(TIMM_PREFIX):
         return _timm_spec(name[len(TIMM_PREFIX) :], input_size, mean, std, label_list)
     mean = tuple(mean) if mean else IMAGENET_MEAN
     std = tuple(std) if std else IMAGENET_STD
     if len(mean) != len(std):
-        raise ModelNotFoundError(f"--mean has {len(mean)} values but --std has {len(std)}; give one per channel")
+        raise OptionError(f"--mean has {len(mean)} values but --std has {len(std)}; give one per channel")
     common = dict(input_size=input_size or 224, mean=mean, std=std, in_channels=len(mean),
                   categories=_categories(label_list), default_layer="")  # fmt: skip
     path = Path(name).expanduser()
@@ -103,10 +107,15 @@ def build_from_factory(module_name: str, factory_name: str) -> nn.Module:
         raise ModelNotFoundError(
             f"cannot import {module_name!r} for model {module_name}:{factory_name} ({exc})"
         ) from None
+    except Exception as exc:  # the user's module fails while it is imported
+        raise ModelError(f"importing {module_name} failed: {type(exc).__name__}: {exc}") from None
     factory = getattr(module, factory_name, None)
     if not callable(factory):
         raise ModelNotFoundError(f"{module_name} has no callable {factory_name!r}")
-    model = factory()
+    try:
+        model = factory()
+    except Exception as exc:
+        raise ModelError(f"{module_name}:{factory_name}() failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(model, nn.Module):
         raise ModelNotFoundError(f"{module_name}:{factory_name}() returned {type(model).__name__}, not a torch module")
     return model

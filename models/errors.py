@@ -11,6 +11,10 @@ class ModelNotFoundError(LivevisError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ModelError(LivevisError):
+    """A user's model that cannot be built, or does not run on the input it was described with."""
+
+
 class WeightsError(LivevisError):
     """Trained weights cannot be had, or a weights file does not fit the model."""
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import LayerNotFoundError
+from .errors import LayerNotFoundError, ModelError
 
 INPUT = "input"
 PROB = "prob"
@@ -68,6 +68,13 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, int, int], names: 
         device = next(iter(model.parameters()), torch.zeros(0)).device
         with torch.inference_mode():
             output = model(torch.zeros(1, *input_shape, device=device))
+    except Exception as exc:  # a user's model that does not take this input fails in its own way
+        shape = " x ".join(map(str, input_shape))
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"the model does not run on a {shape} input ({reason}); give the side it expects with --input-size "
+            "and one --mean and --std value per input channel"
+        ) from None
     finally:
         for handle in handles:
             handle.remove()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch import nn
 
-from .errors import ModelNotFoundError
+from .errors import ModelNotFoundError, OptionError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -107,6 +107,13 @@ def get_spec(name: str, **custom) -> ModelSpec:
     `custom` (input_size, mean, std, labels) describes a user's own model; see `models.custom`.
     """
     if name in _REGISTRY:
+        given = [f"--{key.replace('_', '-')}" for key, value in custom.items() if value is not None]
+        if given:
+            verb = "is" if len(given) == 1 else "are"
+            raise OptionError(
+                f"{', '.join(given)} {verb} for your own model (timm:NAME, a model file, module:factory); "
+                f"{name} has its own"
+            )
         return _REGISTRY[name]
     from .custom import custom_spec
 

@@ -237,3 +237,19 @@ def test_embed_bad_inputs_exit_2(tmp_path, capsys):
     ):
         code, _, err = run_cli(capsys, *args)
         assert code == 2 and expected in err and "Traceback" not in err, err
+
+
+def test_a_users_model_that_cannot_be_built_or_run_says_why(tmp_path, capsys, monkeypatch):
+    (tmp_path / "brokennet.py").write_text("def make():\n    raise RuntimeError('needs a GPU')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    lenet = ["--model", "models.lenet:LeNet5"]
+    cases = {
+        "factory raises": (["--model", "brokennet:make"], "brokennet:make() failed: RuntimeError: needs a GPU"),
+        "input too small": ([*lenet, "--input-size", "4", "--mean", "0.1", "--std", "0.3"], "run on a 1 x 4 x 4 input"),
+        "three channels for one": ([*lenet, "--input-size", "28"], "run on a 3 x 28 x 28 input"),
+        "zero std": ([*lenet, "--mean", "0.1", "--std", "0"], "--std must be above 0"),
+        "options for a listed model": (["--model", "lenet", "--labels", "x.txt"], "--labels is for your own model"),
+    }
+    for case, (args, expected) in cases.items():
+        code, _, err = run_cli(capsys, "layers", *args)
+        assert code == 2 and err.count("\n") == 1 and expected in err and "Traceback" not in err, (case, err)
