@@ -101,6 +101,8 @@ def read_frame(path: str | Path, index: int = 0) -> np.ndarray:
     path = Path(path)
     if is_video_path(path):
         return read_video_frame(path, index)
+    if path.suffix.lower() in IMAGE_SUFFIXES and index != 0:
+        raise InputError(f"{path} is an image: it has no frame {index} (--frame is for videos)")
     if path.suffix.lower() in IMAGE_SUFFIXES or index == 0:
         try:
             return read_image(path)

@@ -149,6 +149,7 @@ def _bad_inputs(tmp: Path, chelsea: Path) -> dict[str, tuple[list, str]]:
         "bad resolution": (["bench", "--weights", "none", "--resolution", "big"], "WIDTHxHEIGHT"),
         "bad view size": (["bench", "--weights", "none", "--view-size", "wide"], "WIDTHxHEIGHT"),
         "bad option value": (["render", *good, "--channel", "three"], "invalid int value"),
+        "frame of an image": (["render", *good, "--frame", "3"], "is an image: it has no frame 3"),
     }
 
 
