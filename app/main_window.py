@@ -57,6 +57,16 @@ class LiveStats:
         self.loop_lateness_ms: deque[float] = deque(maxlen=5000)
         self.grid_paint_ms: deque[float] = deque(maxlen=2000)
         self.stage_ms: dict[str, deque[float]] = {}
+        self.model_ready_at = 0.0
+        self._last_sequence: int | None = None
+
+    def add_latency(self, sequence: int, captured_at: float, now: float) -> None:
+        """Capture-to-display latency, once per frame: redrawing the frame shown (another channel,
+        frozen, a still image) is no new capture, and time spent waiting for a model to load is
+        not the pipeline's."""
+        if sequence != self._last_sequence:
+            self._last_sequence = sequence
+            self.latencies_ms.append((now - max(captured_at, self.model_ready_at)) * 1000.0)
 
     def fps(self) -> float:
         times = self.display_times
@@ -489,6 +499,7 @@ class MainWindow(QMainWindow):
 
     def on_model_ready(self, info: ModelInfo) -> None:
         self._close_download_dialog()
+        self.stats.model_ready_at = time.perf_counter()
         self.model = info
         self.layer_tree.set_layers(info.layers)
         self.update_options(layer=info.layer, channel=info.channel)  # what the worker started on
@@ -589,7 +600,7 @@ class MainWindow(QMainWindow):
         self.stats.displayed += 1
         self.stats.display_times.append(now)
         self.stats.first_display = self.stats.first_display or now
-        self.stats.latencies_ms.append((now - result.captured_at) * 1000.0)
+        self.stats.add_latency(result.sequence, result.captured_at, now)
         self.stats.add_stage_times(views.timings_ms)
         if self.grid.last_paint_ms:
             self.stats.grid_paint_ms.append(self.grid.last_paint_ms)

@@ -120,9 +120,11 @@ def test_freeze_stops_updates_but_still_redraws_selection(qtbot, make_window, vi
     qtbot.wait(800)
     assert window.slot.captured > captured, "capture goes on while frozen"
     assert window.last_result.sequence == frozen_sequence
+    latencies = list(window.stats.latencies_ms)
     qtbot.keyClick(window, Qt.Key.Key_Right)
     result = wait_result(qtbot, window, lambda r: r.views.channel == 1)
     assert result.sequence == frozen_sequence, "the frozen frame is redrawn for the new channel"
+    assert list(window.stats.latencies_ms) == latencies, "a redraw is no new capture-to-display latency"
     qtbot.keyClick(window, Qt.Key.Key_F)
     wait_result(qtbot, window, lambda r: r.sequence > frozen_sequence)
 
@@ -378,3 +380,14 @@ def test_the_last_source_is_reopened_unless_it_is_gone(qtbot, make_window, video
     assert window._last_source() == str(video)
     video.unlink()
     assert window._last_source() is None, "a vanished file falls back to the camera or the samples"
+
+
+def test_latency_counts_each_frame_once_and_not_the_wait_for_a_model():
+    from app.main_window import LiveStats
+
+    stats = LiveStats()
+    stats.model_ready_at = 10.0
+    stats.add_latency(1, captured_at=5.0, now=10.05)  # captured while the model loaded
+    stats.add_latency(1, captured_at=5.0, now=30.0)  # the same frame redrawn later
+    stats.add_latency(2, captured_at=30.0, now=30.1)
+    assert list(stats.latencies_ms) == pytest.approx([50.0, 100.0])
