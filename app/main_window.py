@@ -582,7 +582,10 @@ class MainWindow(QMainWindow):
         self.worker.request_snapshot(folder)
 
     # ------------------------------------------------------------------ results
-    def on_result(self, result: LiveResult) -> None:
+    def on_result(self) -> None:
+        result = self.worker.take_result()
+        if result is None:
+            return
         views = result.views
         self.last_result = result
         frame_size = (views.frame.shape[1], views.frame.shape[0])

@@ -1,7 +1,7 @@
 """Compute: a worker thread takes the newest frame, runs the engine and renderer, emits one result.
 
-The GUI thread never touches torch: it sends requests (options, model, freeze, snapshot) and gets
-back immutable `LiveResult`s through a queued signal.
+The GUI thread never touches torch: it sends requests (options, model, freeze, snapshot) and takes
+immutable `LiveResult`s from a one-result mailbox when `result_ready` says there is one.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def save_snapshot(folder: Path, views: FrameViews) -> Path:
 
 
 class InferenceWorker(QThread):
-    result_ready = pyqtSignal(object)  # LiveResult
+    result_ready = pyqtSignal()  # the newest LiveResult waits in take_result()
     model_ready = pyqtSignal(object)  # ModelInfo
     model_failed = pyqtSignal(str)
     download_progress = pyqtSignal(str, int, int)  # file, bytes done, bytes in all (0: unknown)
@@ -96,7 +96,23 @@ class InferenceWorker(QThread):
         self._cancel_download = threading.Event()
         self._visualizer: Visualizer | None = None
         self._held: CapturedFrame | None = None
+        self._result_lock = threading.Lock()
+        self._result: LiveResult | None = None
         self.processed = 0
+
+    def take_result(self) -> LiveResult | None:
+        """The newest result, once (None when it was taken already); called on the GUI thread."""
+        with self._result_lock:
+            result, self._result = self._result, None
+        return result
+
+    def _deliver(self, result: LiveResult) -> None:
+        """One result waits at a time: a newer one replaces it, so a GUI slower than the worker (a fast
+        GPU) shows the newest frame instead of working through a growing queue of old ones."""
+        with self._result_lock:
+            waiting, self._result = self._result is not None, result
+        if not waiting:
+            self.result_ready.emit()
 
     # --- requests from the GUI thread ---
     def set_options(self, options: ViewOptions) -> None:
@@ -179,7 +195,7 @@ class InferenceWorker(QThread):
             return
         self.processed += 1
         elapsed = (time.perf_counter() - start) * 1000.0
-        self.result_ready.emit(LiveResult(views, frame.captured_at, frame.sequence, frame.source, options, elapsed))
+        self._deliver(LiveResult(views, frame.captured_at, frame.sequence, frame.source, options, elapsed))
         if snapshot_folder is not None:
             try:
                 self.snapshot_saved.emit(str(save_snapshot(snapshot_folder, views)))

@@ -391,3 +391,19 @@ def test_latency_counts_each_frame_once_and_not_the_wait_for_a_model():
     stats.add_latency(1, captured_at=5.0, now=30.0)  # the same frame redrawn later
     stats.add_latency(2, captured_at=30.0, now=30.1)
     assert list(stats.latencies_ms) == pytest.approx([50.0, 100.0])
+
+
+def test_a_gui_slower_than_the_worker_gets_the_newest_result_and_no_queue(qtbot):
+    from app.capture import LatestFrameSlot
+    from app.worker import InferenceWorker, LiveResult
+    from models import ViewOptions
+
+    worker = InferenceWorker(LatestFrameSlot(), ViewOptions())
+    signals = []
+    worker.result_ready.connect(lambda: signals.append(1))
+    for sequence in (1, 2, 3):  # three frames processed while the GUI was busy
+        worker._deliver(LiveResult(None, 0.0, sequence, "test", ViewOptions(), 1.0))
+    assert len(signals) == 1, "one notice for any number of waiting results"
+    assert worker.take_result().sequence == 3 and worker.take_result() is None
+    worker._deliver(LiveResult(None, 0.0, 4, "test", ViewOptions(), 1.0))
+    assert len(signals) == 2 and worker.take_result().sequence == 4
