@@ -10,6 +10,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from app import __version__
+
 EXIT_USAGE = 2
 
 
@@ -59,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="livevis",
         description="Live deep visualization of PyTorch convolutional networks. With no command, opens the app.",
     )
+    parser.add_argument("--version", action="version", version=f"livevis {__version__}")
     parser.add_argument("--source", help="camera index (0) or an image, video or folder (default: camera 0, "
                         "else the bundled sample photos)")  # fmt: skip
     _add_model_options(parser)

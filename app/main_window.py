@@ -8,10 +8,11 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import asdict
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import QSettings, Qt, QTimer
+from PyQt6.QtCore import PYQT_VERSION_STR, QT_VERSION_STR, QSettings, Qt, QTimer
 from PyQt6.QtGui import QAction, QActionGroup, QKeySequence
 from PyQt6.QtWidgets import (
     QComboBox,
@@ -30,6 +31,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from app import __version__
 from app.capture import AUTO, CaptureThread, LatestFrameSlot
 from app.embeddings_tab import EmbeddingsTab
 from app.shortcuts import CHANNEL_BOOSTS, GAMMA_BOOSTS, SHORTCUTS, help_rows
@@ -281,8 +283,6 @@ class MainWindow(QMainWindow):
         self.mode_group = self._choice_menu(view_menu.addMenu("Overlay mode"), ("overlay", "mask"), "overlay_mode")
         for name in ("boost_channel", "boost_gamma", "colormap", "zoom"):
             view_menu.addAction(self.actions_by_name[name])
-        view_menu.addSeparator()
-        view_menu.addAction(self.actions_by_name["help"])
 
         model_menu = menu.addMenu("&Model")
         self.model_group = QActionGroup(self)
@@ -291,6 +291,12 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _=False, n=name: self.choose_model(n))
             self.model_group.addAction(action)
             model_menu.addAction(action)
+
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction(self.actions_by_name["help"])
+        about = QAction("About livevis", self)
+        about.triggered.connect(self.show_about)
+        help_menu.addAction(about)
 
         toolbar = QToolBar("View options")
         toolbar.setObjectName("view-options")
@@ -640,6 +646,18 @@ class MainWindow(QMainWindow):
             f"{self.stats.fps():.1f} fps  latency {latency:.0f} ms  dropped {self.slot.dropped}"
             + ("  FROZEN" if self.frozen else "")
         )
+
+    def about_text(self) -> str:
+        model = f"{self.model.name} [{self.model.weights}] on {self.model.device}" if self.model else "no model yet"
+        return (
+            f"<b>livevis {__version__}</b><p>Live deep visualization of PyTorch convolutional networks, in "
+            "the spirit of Yosinski et al.'s Deep Visualization Toolbox (2015).</p>"
+            f"<p>Model: {model}<br>PyTorch {version('torch')}, PyQt {PYQT_VERSION_STR}, Qt {QT_VERSION_STR}</p>"
+            "<p>Press H for the keyboard shortcuts.</p>"
+        )
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About livevis", self.about_text())
 
     def show_error(self, message: str) -> None:
         self.statusBar().showMessage(message, 10000)

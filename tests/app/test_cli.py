@@ -254,3 +254,12 @@ def test_a_users_model_that_cannot_be_built_or_run_says_why(tmp_path, capsys, mo
     for case, (args, expected) in cases.items():
         code, _, err = run_cli(capsys, "layers", *args)
         assert code == 2 and err.count("\n") == 1 and expected in err and "Traceback" not in err, (case, err)
+
+
+def test_version_flag(capsys):
+    from app import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"livevis {__version__}"
+    assert __version__ != "unknown", "the package is installed"

@@ -407,3 +407,15 @@ def test_a_gui_slower_than_the_worker_gets_the_newest_result_and_no_queue(qtbot)
     assert worker.take_result().sequence == 3 and worker.take_result() is None
     worker._deliver(LiveResult(None, 0.0, 4, "test", ViewOptions(), 1.0))
     assert len(signals) == 2 and worker.take_result().sequence == 4
+
+
+def test_help_menu_has_the_shortcuts_and_an_about_box(qtbot, make_window, video):
+    window = make_window(video)
+    menus = {action.text(): action.menu() for action in window.menuBar().actions()}
+    entries = [action.text() for action in menus["&Help"].actions()]
+    assert entries == ["Keyboard shortcuts", "About livevis"]
+    wait_result(qtbot, window)
+    from app import __version__
+
+    text = window.about_text()
+    assert f"livevis {__version__}" in text and "alexnet" in text and "PyTorch 2." in text
