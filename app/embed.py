@@ -11,17 +11,19 @@ from models.pipeline import output_folder
 
 
 def save_figure(run: EmbeddingRun, out: Path) -> Path:
-    """A panel per layer, points coloured by class, k-NN accuracy in each title, one legend."""
-    import matplotlib
+    """A panel per layer, points coloured by class, k-NN accuracy in each title, one legend.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Built on a bare `Figure`, not pyplot's global state, so that any thread may save one.
+    """
+    import matplotlib
+    from matplotlib.figure import Figure
 
     count = len(run.layers)
     cols = min(count, 3 if count in (5, 6, 9) else 4)
     rows = math.ceil(count / cols)
-    figure, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.2 * rows + 0.6), squeeze=False)
-    colors = plt.get_cmap("tab10" if len(run.classes) <= 10 else "tab20")
+    figure = Figure(figsize=(4.2 * cols, 4.2 * rows + 0.6))
+    axes = figure.subplots(rows, cols, squeeze=False)
+    colors = matplotlib.colormaps["tab10" if len(run.classes) <= 10 else "tab20"]
     for axis, layer in zip(axes.flat, run.layers, strict=False):
         for index, name in enumerate(run.classes):
             chosen = run.labels == index
@@ -39,8 +41,6 @@ def save_figure(run: EmbeddingRun, out: Path) -> Path:
         figure.savefig(out, dpi=110)
     except OSError as exc:
         raise OutputError(f"could not write {out}: {exc.strerror or exc}") from None
-    finally:
-        plt.close(figure)
     return out
 
 

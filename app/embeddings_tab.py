@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 from PyQt6.QtCore import QThread, pyqtSignal
@@ -70,6 +71,27 @@ class EmbeddingJob(QThread):
             self.failed.emit(f"{type(exc).__name__}: {exc}")
 
 
+class FigureSaver(QThread):
+    """Writes the maps as one figure (matplotlib, file I/O) off the GUI thread."""
+
+    saved = pyqtSignal(str)
+    failed = pyqtSignal(str)
+
+    def __init__(self, run: EmbeddingRun, path: Path, parent=None):
+        super().__init__(parent)
+        self.run_to_save, self.path = run, path
+
+    def run(self) -> None:
+        from app.embed import check_figure_path, save_figure
+
+        try:
+            self.saved.emit(str(save_figure(self.run_to_save, check_figure_path(self.path))))
+        except LivevisError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # a failure in a background job must reach the user, not kill the app
+            self.failed.emit(f"the figure was not saved: {type(exc).__name__}: {exc}")
+
+
 class LivePlacer(QThread):
     """Places the newest live frame into one layer's map, as often as it can keep up."""
 
@@ -130,6 +152,11 @@ class EmbeddingsTab(QWidget):
         self.cancel = QPushButton("Cancel")
         self.cancel.setEnabled(False)
         self.cancel.clicked.connect(self.stop_job)
+        self.save = QPushButton("Save figure...")
+        self.save.setToolTip("every map in one figure (PNG, PDF or SVG), as `livevis embed` writes it")
+        self.save.setEnabled(False)
+        self.save.clicked.connect(self.choose_figure_path)
+        self.saver: FigureSaver | None = None
         self.progress = QProgressBar()
         self.status = QLabel("Choose a dataset and a model, then Compute. The live view keeps running.")
         self.status.setWordWrap(True)
@@ -148,6 +175,7 @@ class EmbeddingsTab(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.compute)
         buttons.addWidget(self.cancel)
+        buttons.addWidget(self.save)
         form.addRow(buttons)
         form.addRow(self.progress)
         form.addRow("live frame in", self.place_in)
@@ -206,12 +234,38 @@ class EmbeddingsTab(QWidget):
         skipped = f"; {run.skipped} unreadable images skipped" if run.skipped else ""
         self.status.setText(f"{run.dataset}: {len(run.labels)} samples through {run.model}{skipped}. "
                             "Hover a point for its image; drag to pan, wheel to zoom.")  # fmt: skip
+        self.save.setEnabled(True)
         self.place_in.clear()
         self._stop_placer()
         if engine is not None:
             self.place_in.addItems([m.name for m in run.layers])
             self.place_in.setCurrentIndex(len(run.layers) - 1)
             self._start_placer(len(run.layers) - 1)
+
+    def choose_figure_path(self) -> None:
+        if self.run is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save the maps as one figure", f"embeddings-{self.run.dataset}.png", "Figures (*.png *.pdf *.svg)"
+        )
+        if path:
+            self.save_figure(Path(path))
+
+    def save_figure(self, path: Path) -> None:
+        """Saves in the background; the status line says where, or why not."""
+        if self.run is None or self.saver is not None:
+            return
+        self.saver = FigureSaver(self.run, path, self)
+        self.saver.saved.connect(lambda where: self.status.setText(f"figure saved to {where}"))
+        self.saver.failed.connect(self.status.setText)
+        self.saver.finished.connect(self._saver_ended)
+        self.save.setEnabled(False)
+        self.status.setText(f"saving {path.name}...")
+        self.saver.start()
+
+    def _saver_ended(self) -> None:
+        self.saver = None
+        self.save.setEnabled(self.run is not None)
 
     def _on_failed(self, message: str) -> None:
         self.status.setText(message)
@@ -242,6 +296,8 @@ class EmbeddingsTab(QWidget):
 
     def shutdown(self) -> None:
         self._stop_placer()
+        if self.saver is not None:
+            self.saver.wait(10_000)
         if self.job is not None:
             self.job.cancel()
             self.job.wait(5000)

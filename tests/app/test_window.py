@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PyQt6.QtCore import QPoint, QSettings, Qt
@@ -294,6 +295,16 @@ def test_embeddings_tab_computes_in_the_background_and_places_the_live_frame(qtb
     qtbot.waitUntil(lambda: tab.plots.marker_position(1) is not None, timeout=TIMEOUT_MS)
     assert tab.plots.marker_position(0) is None
     assert "sample 0: " in tab.plots.describe(0, 0)
+    # the maps saved as one figure, in the background
+    assert tab.save.isEnabled()
+    tab.save_figure(tmp_path / "maps.png")
+    qtbot.waitUntil(lambda: tab.saver is None, timeout=TIMEOUT_MS)
+    assert tab.status.text() == f"figure saved to {tmp_path / 'maps.png'}"
+    figure = cv2.imread(str(tmp_path / "maps.png"))
+    assert figure is not None and figure.shape[1] > 600 and figure.std() > 20
+    tab.save_figure(tmp_path / "maps.doc")
+    qtbot.waitUntil(lambda: tab.saver is None, timeout=TIMEOUT_MS)
+    assert "name it .png, .pdf or .svg" in tab.status.text()
 
 
 def test_embeddings_can_be_cancelled_and_report_bad_input(qtbot, make_window, video, tmp_path, monkeypatch):
