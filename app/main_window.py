@@ -480,7 +480,7 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Load a state-dict file", "", "PyTorch weights (*.pth *.pt *.bin)")
         if path:
             self._status_model.setText(f"loading {Path(path).name}...")
-            self.worker.load_model(self.model.name, path, self.device)
+            self.worker.load_weights(path, self.device)
 
     def on_download_progress(self, label: str, done: int, total: int) -> None:
         """A cancellable progress dialog while trained weights download (the app keeps running)."""

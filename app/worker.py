@@ -95,6 +95,8 @@ class InferenceWorker(QThread):
         self._pending_model: Future | None = None
         self._cancel_download = threading.Event()
         self._visualizer: Visualizer | None = None
+        self._running_request: tuple[str, dict] = ("", {})
+        """(name, own-model options) the running model was loaded with: what `load_weights` reloads."""
         self._held: CapturedFrame | None = None
         self._result_lock = threading.Lock()
         self._result: LiveResult | None = None
@@ -146,12 +148,20 @@ class InferenceWorker(QThread):
 
         def load():
             if name is None:
-                return Engine.load_default(weights, device=device, progress=progress)
-            return Engine.load(name, weights, device=device, progress=progress, **custom), None
+                engine, notice = Engine.load_default(weights, device=device, progress=progress)
+                return engine, notice, (engine.name, {})
+            return Engine.load(name, weights, device=device, progress=progress, **custom), None, (name, custom)
 
         with self._lock:
             self._pending_model = self._loader.submit(load)
         self.slot.wake()
+
+    def load_weights(self, path: str, device: str = "auto") -> None:
+        """The model running now again, from a state-dict file; a user's own model keeps the input
+        size, mean, std and labels it was loaded with."""
+        with self._lock:
+            name, custom = self._running_request
+        self.load_model(name, path, device, **custom)
 
     def cancel_download(self) -> None:
         self._cancel_download.set()
@@ -211,7 +221,7 @@ class InferenceWorker(QThread):
                 return
             self._pending_model = None
         try:
-            engine, notice = pending.result()
+            engine, notice, request = pending.result()
         except LivevisError as exc:
             self.model_failed.emit(str(exc))
             return
@@ -227,5 +237,6 @@ class InferenceWorker(QThread):
             channel = options.channel if options.channel < layer.channels else 0
             self._options = options = options.with_(layer=layer.path, channel=channel)
             self._dirty = True
+            self._running_request = request
         self._visualizer = Visualizer(engine, options)
         self.model_ready.emit(model_info(engine, options, notice))

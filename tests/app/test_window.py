@@ -172,6 +172,19 @@ def test_a_model_that_fails_to_load_leaves_the_previous_one(qtbot, make_window, 
     wait_result(qtbot, window, lambda r: r.sequence > before)
 
 
+def test_a_weights_file_for_a_users_own_model_keeps_its_input_description(qtbot, make_window, video):
+    from models.lenet import WEIGHTS_FILE
+
+    own = {"input_size": 28, "mean": (0.1307,), "std": (0.3081,), "labels": None}
+    window = make_window(video, model="models.lenet:LeNet5", custom=own)
+    wait_result(qtbot, window)
+    assert window.model.name == "models.lenet:LeNet5" and not window.model.trained
+    with qtbot.waitSignal(window.worker.model_ready, timeout=TIMEOUT_MS):
+        window.worker.load_weights(str(WEIGHTS_FILE), "cpu")
+    assert window.model.trained and window.model.layers[0][2] == (1, 28, 28), "still a 1 x 28 x 28 input"
+    assert not window.dialogs
+
+
 def test_switching_model_keeps_running_and_resets_the_layer(qtbot, make_window, video):
     window = make_window(video)
     wait_result(qtbot, window)
