@@ -407,7 +407,8 @@ class MainWindow(QMainWindow):
             self.settings.setValue(key, getattr(self.options, key))
         self.settings.setValue("layer", self.options.layer or "")
         self.settings.setValue("channel", self.options.channel)
-        if self.model is not None:
+        if self.model is not None and self.model.name in model_names():
+            # a user's own model needs its command-line description (input size, mean, std) to load
             self.settings.setValue("model", self.model.name)
         if self._last_files is not None:
             self.settings.setValue("source", self._last_files)

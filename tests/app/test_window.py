@@ -183,6 +183,9 @@ def test_a_weights_file_for_a_users_own_model_keeps_its_input_description(qtbot,
         window.worker.load_weights(str(WEIGHTS_FILE), "cpu")
     assert window.model.trained and window.model.layers[0][2] == (1, 28, 28), "still a 1 x 28 x 28 input"
     assert not window.dialogs
+    window.close()
+    settings = QSettings(str(window.settings.fileName()), QSettings.Format.IniFormat)
+    assert settings.value("model") is None, "the next start cannot load it without its description"
 
 
 def test_switching_model_keeps_running_and_resets_the_layer(qtbot, make_window, video):
