@@ -141,7 +141,9 @@ class MainWindow(QMainWindow):
         self.capture.start()
         self.worker.start()
         self._download_dialog: QProgressDialog | None = None
-        self.worker.load_model(model or self._setting("model") or None, weights, device, **(custom or {}))
+        first_model = model or self._setting("model") or None
+        self._fallback_pending = first_model is not None  # if it fails, show the default model instead
+        self.worker.load_model(first_model, weights, device, **(custom or {}))
         self._status_model.setText("loading model...")
         self.open_source(source if source is not None else self._last_source())
         self._restore_geometry()
@@ -519,6 +521,10 @@ class MainWindow(QMainWindow):
 
     def on_model_failed(self, message: str) -> None:
         self._close_download_dialog()
+        if self.model is None and self._fallback_pending:
+            self._fallback_pending = False
+            self.worker.load_model(None, "default", self.device)
+            message += "\n\nLoading the default model instead."
         current = f" {self.model.name} stays loaded." if self.model else ""
         self._show_model_status()
         self.show_error(message)

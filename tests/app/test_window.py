@@ -188,6 +188,14 @@ def test_a_weights_file_for_a_users_own_model_keeps_its_input_description(qtbot,
     assert settings.value("model") is None, "the next start cannot load it without its description"
 
 
+def test_a_first_model_that_fails_gives_way_to_the_default(qtbot, make_window, video):
+    window = make_window(video, model="no_such_net")
+    result = wait_result(qtbot, window)
+    assert window.model is not None and window.model.name in ("alexnet", "efficientnet_lite0")
+    assert result.views.top5
+    assert any("unknown model 'no_such_net'" in text and "default model instead" in text for text in window.dialogs)
+
+
 def test_switching_model_keeps_running_and_resets_the_layer(qtbot, make_window, video):
     window = make_window(video)
     wait_result(qtbot, window)
