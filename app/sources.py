@@ -6,6 +6,7 @@ an OpenCV error at a user.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +15,10 @@ import numpy as np
 
 from models.errors import InputError
 
-# OpenCV warns on stderr for every camera index that does not open; livevis says so itself.
+# OpenCV warns on stderr for every camera index that does not open, and FFmpeg for every file it
+# cannot parse; livevis says what went wrong itself. FFmpeg reads its level when it first opens a file.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}

@@ -180,6 +180,15 @@ def test_the_installed_command_reports_errors_without_a_traceback(tmp_path, pan_
     assert frame_too_far.stderr.strip() == (
         f"livevis: error: {pan_video} has 24 frames; frame 500 does not exist (use 0..23)"
     )
+    noise = np.random.default_rng(0).integers(0, 255, (30, 64, 80, 3), dtype=np.uint8)
+    cut = write_video(tmp_path / "cut.mp4", list(noise))
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # no index at the end: FFmpeg complains
+    truncated = subprocess.run([sys.executable, "-m", "app", "render", str(cut), "--weights", "none"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert truncated.returncode == 2
+    assert truncated.stderr.strip() == (
+        f"livevis: error: {cut}: cannot open this video (unsupported codec or not a video file)"
+    )
     video = write_video(tmp_path / "tiny.avi", [np.full((64, 80, 3), 120, np.uint8)] * 3)
     ok = subprocess.run([sys.executable, "-m", "app", "render", str(video), "--weights", "none", "--out",
                          str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
