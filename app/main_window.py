@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import asdict
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -655,11 +654,12 @@ class MainWindow(QMainWindow):
         )
 
     def about_text(self) -> str:
-        model = f"{self.model.name} [{self.model.weights}] on {self.model.device}" if self.model else "no model yet"
+        info = self.model
+        model = f"{info.name} [{info.weights}] on {info.device}<br>PyTorch {info.torch_version}, " if info else ""
         return (
             f"<b>livevis {__version__}</b><p>Live deep visualization of PyTorch convolutional networks, in "
             "the spirit of Yosinski et al.'s Deep Visualization Toolbox (2015).</p>"
-            f"<p>Model: {model}<br>PyTorch {version('torch')}, PyQt {PYQT_VERSION_STR}, Qt {QT_VERSION_STR}</p>"
+            f"<p>{model}PyQt {PYQT_VERSION_STR}, Qt {QT_VERSION_STR}</p>"
             "<p>Press H for the keyboard shortcuts.</p>"
         )
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import torch
 from PyQt6.QtCore import QThread, pyqtSignal
 
 from app.capture import CapturedFrame, LatestFrameSlot
@@ -34,6 +35,7 @@ class ModelInfo:
     """The path of the layer shown first: the one asked for if the model has it, else its default."""
     channel: int
     notice: str | None = None
+    torch_version: str = ""
 
     def find(self, path: str) -> tuple[str, str, tuple[int, ...]] | None:
         """(path, name, shape) of a layer by its path."""
@@ -60,6 +62,7 @@ def model_info(engine: Engine, options: ViewOptions, notice: str | None = None) 
         layer=options.layer,
         channel=options.channel,
         notice=notice,
+        torch_version=torch.__version__,
     )
 
 
