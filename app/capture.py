@@ -10,6 +10,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PyQt6.QtCore import QThread, pyqtSignal
@@ -95,6 +96,10 @@ class CaptureThread(QThread):
     def set_source(self, spec: str | list[str]) -> None:
         self._requests.put(("source", spec))
 
+    def resume(self, saved: str | None) -> None:
+        """The files shown last time if they are still there, else `AUTO` (checked on this thread)."""
+        self._requests.put(("resume", saved))
+
     def step(self, delta: int) -> None:
         self._requests.put(("step", delta))
 
@@ -162,6 +167,8 @@ class CaptureThread(QThread):
         return None
 
     def _handle(self, kind: str, value) -> None:
+        if kind == "resume":
+            kind, value = "source", value if value and Path(value).exists() else AUTO
         if kind == "source" and value == AUTO:
             value = self._auto_source()
         if kind == "source":

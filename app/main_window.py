@@ -144,7 +144,11 @@ class MainWindow(QMainWindow):
         self._fallback_pending = first_model is not None  # if it fails, show the default model instead
         self.worker.load_model(first_model, weights, device, **(custom or {}))
         self._status_model.setText("loading model...")
-        self.open_source(source if source is not None else self._last_source())
+        if source is not None:
+            self.open_source(source)
+        else:
+            self._last_files = self._setting("source") or None
+            self.capture.resume(self._last_files)
         self._restore_geometry()
 
         self._loop_probe = QTimer(self)
@@ -392,11 +396,6 @@ class MainWindow(QMainWindow):
             channel=int(channel) if channel is not None and not layer else 0,
             signed_input=False,
         )
-
-    def _last_source(self) -> str | None:
-        """The files shown last time, if they are still there; else None (camera, else samples)."""
-        saved = self._setting("source")
-        return saved if saved and Path(saved).exists() else None
 
     def _restore_geometry(self) -> None:
         geometry = self.settings.value("geometry")

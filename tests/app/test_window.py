@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -410,11 +411,14 @@ def test_the_last_source_is_reopened_unless_it_is_gone(qtbot, make_window, video
     window = make_window(video)
     wait_result(qtbot, window)
     window.close()
-    settings = QSettings(str(tmp_path / "settings0.ini"), QSettings.Format.IniFormat)
-    assert settings.value("source") == str(video)
-    assert window._last_source() == str(video)
+    saved = tmp_path / "settings0.ini"
+    assert QSettings(str(saved), QSettings.Format.IniFormat).value("source") == str(video)
+    shutil.copy(saved, tmp_path / "settings1.ini")  # the next window's settings
+    assert wait_result(qtbot, make_window(None)).source == video.name
     video.unlink()
-    assert window._last_source() is None, "a vanished file falls back to the camera or the samples"
+    shutil.copy(saved, tmp_path / "settings2.ini")
+    result = wait_result(qtbot, make_window(None))
+    assert result.source != video.name, "a vanished file falls back to the camera or the sample photos"
 
 
 def test_latency_counts_each_frame_once_and_not_the_wait_for_a_model():
