@@ -138,3 +138,31 @@ def test_the_cpu_renderer_draws_what_the_torch_renderer_draws(alexnet_engine, ph
         assert np.abs(ours - theirs).mean() < 1.0 and np.percentile(np.abs(ours - theirs), 99) <= 8, name
     np.testing.assert_allclose(fast.channel_max, reference.channel_max, rtol=1e-6)
     assert fast.peak == reference.peak and fast.top5 == reference.top5
+
+
+def _pipelines_agree(photo: np.ndarray, options: ViewOptions, device: torch.device) -> None:
+    """The same trained model on the CPU and on `device` draws the same views of one photo."""
+    import copy
+
+    cpu = Engine.load("efficientnet_lite0", device="cpu")  # trained: its top class is no near tie
+    other = Engine(cpu.spec, copy.deepcopy(cpu.model), cpu.weights, device)
+    ours, theirs = (Visualizer(engine).process(photo, options) for engine in (cpu, other))
+    for name in ("grid", "overlay", "channel_tile", "input_signed"):
+        a, b = getattr(ours, name).astype(int), getattr(theirs, name).astype(int)
+        assert a.shape == b.shape, name
+        assert np.abs(a - b).mean() < 1.0 and np.percentile(np.abs(a - b), 99) <= 8, name
+    np.testing.assert_allclose(ours.channel_max, theirs.channel_max, rtol=1e-3, atol=1e-3)
+    assert ours.top5[0].label == theirs.top5[0].label
+    assert ours.top5[0].probability == pytest.approx(theirs.top5[0].probability, abs=1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize(
+    "options",
+    [ViewOptions(channel=7), ViewOptions(layer="classifier", channel=3, colormap="inferno", norm="channel", gamma=0.6),
+     ViewOptions(layer="blocks.2", channel=5, overlay_mode="mask", boost=0.5, display_size=(320, 240))],
+    ids=["default", "classifier", "blocks.2-mask"],
+)  # fmt: skip
+def test_the_cuda_pipeline_draws_what_the_cpu_pipeline_draws(photos, options, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # compare drawing, not TF32 rounding
+    _pipelines_agree(photos["chelsea"], options, torch.device("cuda"))
