@@ -679,8 +679,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ closing
     def _send_display_size(self) -> None:
         """The worker renders the frame and overlay at the sizes they are shown at."""
-        overlay = (self.overlay_view.width(), self.overlay_view.height())
-        frame = (self.input_view.width(), self.input_view.height())
+        overlay, frame = self.overlay_view.render_size(), self.input_view.render_size()
         if (overlay, frame) != (self.options.display_size, self.options.frame_display_size) and min(
             overlay + frame
         ) > 16:

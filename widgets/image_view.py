@@ -51,7 +51,8 @@ class ImageView(QWidget):
 
     def set_image(self, array: np.ndarray | None, logical_size: tuple[int, int] | None = None) -> None:
         """`logical_size` (width, height): the image stands for a picture of that size (a frame the
-        renderer already shrank to fit this view); rectangles and clicks stay in its coordinates."""
+        renderer already shrank to fit this view, in device pixels: see `render_size`); rectangles
+        and clicks stay in its coordinates."""
         self._array = array
         self._logical = logical_size
         self._image = None
@@ -71,14 +72,21 @@ class ImageView(QWidget):
         self._rect = rect
         self.update()
 
+    def render_size(self) -> tuple[int, int]:
+        """(width, height) in device pixels: the size to render images for this view at, so that on a
+        high-density screen they are drawn 1:1, sharp, not enlarged from the view's logical size."""
+        ratio = self.devicePixelRatioF()
+        return round(self.width() * ratio), round(self.height() * ratio)
+
     def image_rect(self) -> QRectF:
         """Where the image lands in widget coordinates."""
         if self._array is None:
             return QRectF()
         h, w = self._array.shape[:2]
-        if w <= self.width() and h <= self.height() and self._logical is not None:
-            # already rendered to fit: blit it 1:1, no scaling while the GIL is held in paintEvent
-            return QRectF((self.width() - w) // 2, (self.height() - h) // 2, w, h)
+        fitted_w, fitted_h = w / self.devicePixelRatioF(), h / self.devicePixelRatioF()
+        if self._logical is not None and fitted_w <= self.width() and fitted_h <= self.height():
+            # already rendered to fit: blit it 1:1 in device pixels, no scaling while paintEvent holds the GIL
+            return QRectF((self.width() - fitted_w) // 2, (self.height() - fitted_h) // 2, fitted_w, fitted_h)
         scale = min(self.width() / w, self.height() / h)
         if not self._smooth and scale >= 1:
             scale = float(int(scale))  # whole pixels keep nearest-neighbour cells even
@@ -116,8 +124,10 @@ class ImageView(QWidget):
             return
         if self._image is None:
             self._image = array_to_qimage(self._array)
+            if self._logical is not None:
+                self._image.setDevicePixelRatio(self.devicePixelRatioF())
         target = self.image_rect()
-        if target.size().toSize() == self._image.size():
+        if target.size() == self._image.deviceIndependentSize():
             painter.drawImage(target.topLeft(), self._image)
         else:
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._smooth)
