@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import PYQT_VERSION_STR, QT_VERSION_STR, QSettings, Qt, QTimer
+from PyQt6.QtCore import PYQT_VERSION_STR, QT_VERSION_STR, QSettings, QStandardPaths, Qt, QTimer
 from PyQt6.QtGui import QAction, QActionGroup, QKeySequence
 from PyQt6.QtWidgets import (
     QComboBox,
@@ -44,6 +44,13 @@ from widgets.layer_tree import LayerTree
 from widgets.predictions import PredictionsView
 
 SETTINGS_KEYS = ("colormap", "norm", "gamma", "boost", "overlay_mode", "opacity")
+
+
+def default_snapshot_dir() -> Path:
+    """The user's Pictures folder (home where there is none), not the working directory, which for
+    an app started from a desktop menu may be / or read-only."""
+    pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+    return Path(pictures or Path.home()) / "livevis"
 
 
 class LiveStats:
@@ -589,7 +596,7 @@ class MainWindow(QMainWindow):
                                      "live", 4000)  # fmt: skip
 
     def snapshot(self) -> None:
-        folder = Path(self._setting("snapshot_dir") or Path.cwd() / "snapshots")
+        folder = Path(self._setting("snapshot_dir") or default_snapshot_dir())
         self.worker.request_snapshot(folder)
 
     # ------------------------------------------------------------------ results

@@ -458,3 +458,12 @@ def test_help_menu_has_the_shortcuts_and_an_about_box(qtbot, make_window, video)
 
     text = window.about_text()
     assert f"livevis {__version__}" in text and "alexnet" in text and "PyTorch 2." in text
+
+
+def test_snapshots_go_to_the_pictures_folder_by_default(monkeypatch, tmp_path):
+    from app.main_window import default_snapshot_dir
+
+    monkeypatch.chdir("/")
+    folder = default_snapshot_dir()
+    assert folder.name == "livevis" and folder.parent != Path("/"), "not the working directory"
+    assert str(folder).startswith(str(Path.home())), folder
