@@ -174,6 +174,7 @@ def _cmd_layers(args: argparse.Namespace) -> int:
     default = engine.layer().path
     width = max(len(r["name"]) for r in rows)
     path_width = max(len(r["path"]) for r in rows)
+    print(f"  {'name':<{width}}  {'module path':<{path_width}}  {'output':<16} type")
     for row in rows:
         mark = "*" if row["path"] == default else " "
         shape = " x ".join(map(str, row["shape"]))

@@ -90,8 +90,10 @@ def test_layers_json(capsys):
 def test_layers_table_marks_the_default(capsys):
     code, out, _ = run_cli(capsys, "layers")
     assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["name", "module", "path", "output", "type"]
     assert any(line.startswith("* conv5") and "features.10" in line and "256 x 13 x 13" in line
-               for line in out.splitlines())  # fmt: skip
+               for line in lines)  # fmt: skip
 
 
 def test_bench_json_has_the_promised_keys(capsys, pan_video):
