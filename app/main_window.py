@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import PYQT_VERSION_STR, QT_VERSION_STR, QSettings, QStandardPaths, Qt, QTimer
+from PyQt6.QtCore import PYQT_VERSION_STR, QT_VERSION_STR, QEvent, QSettings, QStandardPaths, Qt, QTimer
 from PyQt6.QtGui import QAction, QActionGroup, QKeySequence
 from PyQt6.QtWidgets import (
     QComboBox,
@@ -691,6 +691,11 @@ class MainWindow(QMainWindow):
             overlay + frame
         ) > 16:
             self.update_options(display_size=overlay, frame_display_size=frame)
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.DevicePixelRatioChange:  # moved to a screen of another density
+            QTimer.singleShot(0, self._send_display_size)
+        return super().event(event)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

@@ -467,3 +467,16 @@ def test_snapshots_go_to_the_pictures_folder_by_default(monkeypatch, tmp_path):
     folder = default_snapshot_dir()
     assert folder.name == "livevis" and folder.parent != Path("/"), "not the working directory"
     assert str(folder).startswith(str(Path.home())), folder
+
+
+def test_moving_to_a_denser_screen_renders_at_its_device_pixels(qtbot, make_window, video, monkeypatch):
+    from PyQt6.QtCore import QEvent
+    from PyQt6.QtWidgets import QApplication
+
+    window = make_window(video)
+    view = window.overlay_view
+    wait_result(qtbot, window, lambda r: r.options.display_size == (view.width(), view.height()))
+    for shown in (window.overlay_view, window.input_view):
+        monkeypatch.setattr(shown, "devicePixelRatioF", lambda: 2.0)
+    QApplication.sendEvent(window, QEvent(QEvent.Type.DevicePixelRatioChange))
+    wait_result(qtbot, window, lambda r: r.options.display_size == (2 * view.width(), 2 * view.height()))
