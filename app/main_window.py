@@ -222,7 +222,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         for view in (self.input_view, self.overlay_view):
             view.resized.connect(lambda *_: QTimer.singleShot(0, self._send_display_size))
-        self.help_overlay = HelpOverlay(splitter)
+        self.help_overlay = HelpOverlay(self.tabs)
         self.help_overlay.set_shortcuts(help_rows())
         self.setAcceptDrops(True)
         self.resize(1500, 860)
@@ -696,11 +696,6 @@ class MainWindow(QMainWindow):
         if event.type() == QEvent.Type.DevicePixelRatioChange:  # moved to a screen of another density
             QTimer.singleShot(0, self._send_display_size)
         return super().event(event)
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        if self.help_overlay.isVisible():
-            self.help_overlay.setGeometry(self.splitter.rect())
 
     def closeEvent(self, event) -> None:
         self._loop_probe.stop()

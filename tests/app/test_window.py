@@ -230,8 +230,13 @@ def test_help_overlay_lists_every_shortcut(qtbot, make_window, video):
     from app.shortcuts import SHORTCUTS
 
     window = make_window(video)
+    panes = window.splitter.count()
     qtbot.keyClick(window, Qt.Key.Key_H)
     assert window.help_overlay.isVisible()
+    assert window.splitter.count() == panes == 4, "the overlay covers the panes, it is not one of them"
+    assert window.help_overlay.geometry() == window.tabs.rect()
+    window.resize(window.width() - 100, window.height() - 50)
+    qtbot.waitUntil(lambda: window.help_overlay.geometry() == window.tabs.rect())
     rows = window.help_overlay.shortcuts()
     assert len(rows) == len(SHORTCUTS)
     assert ("Space, F", "freeze / unfreeze the frame") in rows
