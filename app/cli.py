@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from app import __version__
 
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     layers.add_argument("--json", action="store_true", help="one JSON array on stdout")
 
     render = commands.add_parser("render", help="render the views of one image or video frame to PNG files")
-    render.add_argument("input", metavar="INPUT", help="an image file or a video file")
+    render.add_argument("input", metavar="INPUT", help="an image file, a video file, or a folder of images")
     _add_model_options(render)
     render.add_argument("--layer", help="module path or friendly name (default: the model's default layer)")
     render.add_argument("--channel", type=int, default=0, help="selected channel (default: 0)")
@@ -184,13 +185,17 @@ def _cmd_layers(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-
-    from app.sources import read_frame
+    from app.sources import list_images, read_frame
     from models import ViewOptions, Visualizer
-    from models.pipeline import output_folder, save_activations, save_images
+    from models.errors import InputError
     from models.render import grid_layout, tile_of
 
-    frame = read_frame(args.input, args.frame)
+    batch = Path(args.input).is_dir()
+    if batch and args.frame:
+        raise InputError("--frame is for a video, not a folder of images")
+    # bad input fails before a model loads
+    images = list_images(args.input) if batch else [Path(args.input)]
+    first = None if batch else read_frame(args.input, args.frame)
     options = ViewOptions(
         layer=args.layer,
         channel=args.channel,
@@ -206,23 +211,46 @@ def _cmd_render(args: argparse.Namespace) -> int:
     visualizer.check_channel(layer, args.channel)
     natural = grid_layout(layer.channels, *tile_of(layer.shape))
     options = options.with_(grid_scale=max(1, 720 // max(natural.width, natural.height)))
-    views = visualizer.process(frame, options, with_activations=args.save_activations)
-
-    out = output_folder(args.out)
-    save_images(out, {"grid": views.grid, "overlay": views.overlay, "input_signed": views.input_signed})
-    if args.save_activations:
-        save_activations(out / "activations.npz", views)
-    print(
-        f"{engine.name} [{engine.weights.label}] on {engine.device}: {layer.name} ({layer.path}) "
-        f"channel {views.channel}, peak {views.peak.value:.3g} at frame x={views.peak.frame_xy[0]} "
-        f"y={views.peak.frame_xy[1]}"
-    )
-    for rank, prediction in enumerate(views.top5, 1):
-        print(f"{rank}. {prediction.label:<32} {prediction.probability:.4f}")
-    print(
-        f"wrote {out}/grid.png, overlay.png, input_signed.png" + (", activations.npz" if args.save_activations else "")
-    )
+    written = ", activations.npz" if args.save_activations else ""
+    header = f"{engine.name} [{engine.weights.label}] on {engine.device}: {layer.name} ({layer.path})"
+    header += f" channel {args.channel}"
+    if not batch:
+        views = _render_to(Path(args.out), visualizer, first, options, args.save_activations)
+        print(f"{header}, peak {views.peak.value:.3g} at frame x={views.peak.frame_xy[0]} y={views.peak.frame_xy[1]}")
+        for rank, prediction in enumerate(views.top5, 1):
+            print(f"{rank}. {prediction.label:<32} {prediction.probability:.4f}")
+        print(f"wrote {args.out}/grid.png, overlay.png, input_signed.png{written}")
+        return 0
+    print(header)
+    rendered, folders = 0, set()
+    for path in images:
+        try:
+            frame = read_frame(path)
+        except InputError as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+            continue
+        name = path.stem if path.stem not in folders else path.name  # a.jpg and a.png both keep a folder
+        folders.add(name)
+        views = _render_to(Path(args.out) / name, visualizer, frame, options, args.save_activations)
+        best = views.top5[0]
+        print(f"{path.name}: {best.label} {best.probability:.4f}, peak {views.peak.value:.3g} -> {args.out}/{name}/")
+        rendered += 1
+    if not rendered:
+        raise InputError(f"none of the {len(images)} images in {args.input} could be read")
+    print(f"wrote grid.png, overlay.png, input_signed.png{written} for {rendered} of {len(images)} images")
     return 0
+
+
+def _render_to(folder: Path, visualizer, frame, options, save_npz: bool):
+    """One frame's views as PNGs (and the activations) in `folder`."""
+    from models.pipeline import output_folder, save_activations, save_images
+
+    views = visualizer.process(frame, options, with_activations=save_npz)
+    out = output_folder(folder)
+    save_images(out, {"grid": views.grid, "overlay": views.overlay, "input_signed": views.input_signed})
+    if save_npz:
+        save_activations(out / "activations.npz", views)
+    return views
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

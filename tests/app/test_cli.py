@@ -274,3 +274,26 @@ def test_version_flag(capsys):
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"livevis {__version__}"
     assert __version__ != "unknown", "the package is installed"
+
+
+def test_render_a_folder_of_photos_one_folder_of_views_each(tmp_path, capsys, photos):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("chelsea", "coffee"):
+        cv2.imwrite(str(folder / f"{name}.jpg"), cv2.cvtColor(photos[name], cv2.COLOR_RGB2BGR))
+    (folder / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "views"
+    code, stdout, err = run_cli(capsys, "render", folder, "--model", "efficientnet_lite0", "--out", out)
+    assert code == 0, err
+    assert err.startswith("skipped: ") and "broken.png" in err and err.count("\n") == 1
+    lines = {line.split(":")[0]: line for line in stdout.splitlines()}
+    assert "cat" in lines["chelsea.jpg"] and "espresso" in lines["coffee.jpg"]
+    assert "for 2 of 3 images" in stdout.splitlines()[-1]
+    for name in ("chelsea", "coffee"):
+        assert read_rgb(out / name / "overlay.png").shape == photos[name].shape
+        assert (out / name / "grid.png").is_file() and (out / name / "input_signed.png").is_file()
+
+    (tmp_path / "unreadable").mkdir()
+    (tmp_path / "unreadable" / "a.jpg").write_bytes(b"")
+    code, _, err = run_cli(capsys, "render", tmp_path / "unreadable", "--weights", "none")
+    assert code == 2 and err.splitlines()[-1].startswith("livevis: error: none of the 1 images")
