@@ -296,13 +296,10 @@ class MainWindow(QMainWindow):
         for name in ("boost_channel", "boost_gamma", "colormap", "zoom"):
             view_menu.addAction(self.actions_by_name[name])
 
-        model_menu = menu.addMenu("&Model")
+        self.model_menu = menu.addMenu("&Model")
         self.model_group = QActionGroup(self)
         for name in model_names():
-            action = QAction(name, self, checkable=True)
-            action.triggered.connect(lambda _=False, n=name: self.choose_model(n))
-            self.model_group.addAction(action)
-            model_menu.addAction(action)
+            self._add_model_action(name)
 
         help_menu = menu.addMenu("&Help")
         help_menu.addAction(self.actions_by_name["help"])
@@ -342,6 +339,12 @@ class MainWindow(QMainWindow):
             group.addAction(action)
             menu.addAction(action)
         return group
+
+    def _add_model_action(self, name: str) -> None:
+        action = QAction(name, self, checkable=True)
+        action.triggered.connect(lambda _=False, n=name: self.choose_model(n))
+        self.model_group.addAction(action)
+        self.model_menu.addAction(action)
 
     def _combo(self, toolbar: QToolBar, label: str, values, on_change) -> QComboBox:
         toolbar.addWidget(QLabel(f" {label} "))
@@ -480,7 +483,7 @@ class MainWindow(QMainWindow):
         if self.model is not None and name == self.model.name:
             return
         self._status_model.setText(f"loading {name}...")
-        self.worker.load_model(name, "default", self.device)
+        self.worker.load_by_name(name, self.device)
 
     def choose_weights(self) -> None:
         if self.model is None:
@@ -517,6 +520,9 @@ class MainWindow(QMainWindow):
         self.model = info
         self.layer_tree.set_layers(info.layers)
         self.update_options(layer=info.layer, channel=info.channel)  # what the worker started on
+        if self.model_combo.findText(info.name) < 0:  # a user's own model: listed from now on
+            self.model_combo.addItem(info.name)
+            self._add_model_action(info.name)
         self.model_combo.setCurrentText(info.name)
         for action in self.model_group.actions():
             action.setChecked(action.text() == info.name)

@@ -17,7 +17,7 @@ import torch
 from PyQt6.QtCore import QThread, pyqtSignal
 
 from app.capture import CapturedFrame, LatestFrameSlot
-from models import Engine, FrameViews, LivevisError, ViewOptions, Visualizer
+from models import Engine, FrameViews, LivevisError, ViewOptions, Visualizer, model_names
 from models.errors import OutputError
 from models.pipeline import save_activations, save_images
 
@@ -98,8 +98,10 @@ class InferenceWorker(QThread):
         self._pending_model: Future | None = None
         self._cancel_download = threading.Event()
         self._visualizer: Visualizer | None = None
-        self._running_request: tuple[str, dict] = ("", {})
-        """(name, own-model options) the running model was loaded with: what `load_weights` reloads."""
+        self._running_request: tuple[str, str, dict] = ("", "default", {})
+        """(name, weights, own-model options) the running model was loaded with."""
+        self._own_models: dict[str, tuple[str, str, dict]] = {}
+        """The user's own models loaded so far, by the name they show, as they were loaded."""
         self._held: CapturedFrame | None = None
         self._result_lock = threading.Lock()
         self._result: LiveResult | None = None
@@ -152,8 +154,9 @@ class InferenceWorker(QThread):
         def load():
             if name is None:
                 engine, notice = Engine.load_default(weights, device=device, progress=progress)
-                return engine, notice, (engine.name, {})
-            return Engine.load(name, weights, device=device, progress=progress, **custom), None, (name, custom)
+                return engine, notice, (engine.name, weights, {})
+            engine = Engine.load(name, weights, device=device, progress=progress, **custom)
+            return engine, None, (name, weights, custom)
 
         with self._lock:
             self._pending_model = self._loader.submit(load)
@@ -163,8 +166,19 @@ class InferenceWorker(QThread):
         """The model running now again, from a state-dict file; a user's own model keeps the input
         size, mean, std and labels it was loaded with."""
         with self._lock:
-            name, custom = self._running_request
+            name, _, custom = self._running_request
         self.load_model(name, path, device, **custom)
+
+    def load_by_name(self, name: str, device: str = "auto") -> None:
+        """A listed model with its trained weights; a user's own model as it was loaded before
+        (its file or factory, weights, input size, mean, std and labels)."""
+        with self._lock:
+            request = self._own_models.get(name)
+        if request is None:
+            self.load_model(name, "default", device)
+        else:
+            requested, weights, custom = request
+            self.load_model(requested, weights, device, **custom)
 
     def cancel_download(self) -> None:
         self._cancel_download.set()
@@ -241,5 +255,7 @@ class InferenceWorker(QThread):
             self._options = options = options.with_(layer=layer.path, channel=channel)
             self._dirty = True
             self._running_request = request
+            if engine.name not in model_names():
+                self._own_models[engine.name] = request
         self._visualizer = Visualizer(engine, options)
         self.model_ready.emit(model_info(engine, options, notice))

@@ -183,6 +183,15 @@ def test_a_weights_file_for_a_users_own_model_keeps_its_input_description(qtbot,
     with qtbot.waitSignal(window.worker.model_ready, timeout=TIMEOUT_MS):
         window.worker.load_weights(str(WEIGHTS_FILE), "cpu")
     assert window.model.trained and window.model.layers[0][2] == (1, 28, 28), "still a 1 x 28 x 28 input"
+    # listed beside the registry's models, and chosen again as it was loaded (input and weights)
+    assert window.model_combo.findText("models.lenet:LeNet5") >= 0
+    assert "models.lenet:LeNet5" in [action.text() for action in window.model_group.actions()]
+    with qtbot.waitSignal(window.worker.model_ready, timeout=TIMEOUT_MS):
+        window.choose_model("lenet")  # the listed LeNet, bundled weights
+    with qtbot.waitSignal(window.worker.model_ready, timeout=TIMEOUT_MS):
+        window.choose_model("models.lenet:LeNet5")
+    assert window.model.name == "models.lenet:LeNet5" and window.model.trained
+    assert window.model_combo.currentText() == "models.lenet:LeNet5"
     assert not window.dialogs
     window.close()
     settings = QSettings(str(window.settings.fileName()), QSettings.Format.IniFormat)
