@@ -327,8 +327,12 @@ class MainWindow(QMainWindow):
         self.opacity_slider.setValue(round(self.options.opacity * 100))
         self.opacity_slider.valueChanged.connect(lambda v: self.update_options(opacity=v / 100))
         toolbar.addWidget(self.opacity_slider)
-        self.boost_label = QLabel()
-        toolbar.addWidget(self.boost_label)
+        self.boost_combo = self._combo(toolbar, "boost", [f"{b:g}" for b in CHANNEL_BOOSTS],
+                                       lambda v: self.update_options(boost=float(v)))  # fmt: skip
+        self.boost_combo.setToolTip("per-channel boost: 0 keeps the layer's scale, 1 scales each channel alone (T)")
+        self.gamma_combo = self._combo(toolbar, "gamma", [f"{g:g}" for g in GAMMA_BOOSTS],
+                                       lambda v: self.update_options(gamma=float(v)))  # fmt: skip
+        self.gamma_combo.setToolTip("gamma boost: below 1 lifts weak responses (Shift+T)")
         self._sync_option_widgets()
 
     def _choice_menu(self, menu, values, option: str) -> QActionGroup:
@@ -563,7 +567,10 @@ class MainWindow(QMainWindow):
                              (self.mode_group, o.overlay_mode)):  # fmt: skip
             for action in group.actions():
                 action.setChecked(action.text() == value)
-        self.boost_label.setText(f"  boost {o.boost:g}  gamma {o.gamma:g}  ")
+        for combo, value in ((self.boost_combo, o.boost), (self.gamma_combo, o.gamma)):
+            if combo.findText(f"{value:g}") < 0:  # a value from the settings that is not a step
+                combo.addItem(f"{value:g}")
+            combo.setCurrentText(f"{value:g}")
         self._update_layer_status()
 
     def move_selection(self, d_row: int, d_col: int) -> None:

@@ -494,3 +494,15 @@ def test_moving_to_a_denser_screen_renders_at_its_device_pixels(qtbot, make_wind
         monkeypatch.setattr(shown, "devicePixelRatioF", lambda: 2.0)
     QApplication.sendEvent(window, QEvent(QEvent.Type.DevicePixelRatioChange))
     wait_result(qtbot, window, lambda r: r.options.display_size == (2 * view.width(), 2 * view.height()))
+
+
+def test_boosts_cycle_with_t_and_shift_t_and_are_chosen_in_the_toolbar(qtbot, make_window, video):
+    window = make_window(video)
+    wait_result(qtbot, window)
+    qtbot.keyClick(window, Qt.Key.Key_T)
+    assert window.options.boost == 0.3 and window.boost_combo.currentText() == "0.3"
+    qtbot.keyClick(window, Qt.Key.Key_T, Qt.KeyboardModifier.ShiftModifier)
+    assert window.options.gamma == 0.7 and window.gamma_combo.currentText() == "0.7"
+    window.gamma_combo.textActivated.emit("0.3")
+    result = wait_result(qtbot, window, lambda r: r.options.gamma == 0.3)
+    assert result.options.boost == 0.3, "the worker draws with both boosts"
