@@ -220,7 +220,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(splitter, "Live")
         self.tabs.addTab(self.embeddings, "Embeddings")
         self.setCentralWidget(self.tabs)
-        for view in (self.input_view, self.overlay_view):
+        for view in (self.input_view, self.overlay_view, self.grid):
             view.resized.connect(lambda *_: QTimer.singleShot(0, self._send_display_size))
         self.help_overlay = HelpOverlay(self.tabs)
         self.help_overlay.set_shortcuts(help_rows())
@@ -698,12 +698,20 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ closing
     def _send_display_size(self) -> None:
-        """The worker renders the frame and overlay at the sizes they are shown at."""
+        """The worker renders the frame and overlay at the sizes they are shown at, and lays the
+        grid out in the shape of its pane, so that its tiles come out as large as the pane allows."""
         overlay, frame = self.overlay_view.render_size(), self.input_view.render_size()
+        changes = {}
         if (overlay, frame) != (self.options.display_size, self.options.frame_display_size) and min(
             overlay + frame
         ) > 16:
-            self.update_options(display_size=overlay, frame_display_size=frame)
+            changes.update(display_size=overlay, frame_display_size=frame)
+        if min(self.grid.width(), self.grid.height()) > 16:
+            aspect = round(self.grid.width() / self.grid.height(), 2)
+            if abs(aspect / self.options.grid_aspect - 1) > 0.05:  # not a new layout for every pixel
+                changes.update(grid_aspect=aspect)
+        if changes:
+            self.update_options(**changes)
 
     def event(self, event) -> bool:
         if event.type() == QEvent.Type.DevicePixelRatioChange:  # moved to a screen of another density

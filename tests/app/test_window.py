@@ -73,6 +73,11 @@ def test_frames_from_a_video_reach_the_grid(qtbot, make_window, video):
     shown = window.input_view.image_array()
     assert shown.shape[0] <= window.input_view.height() and shown.shape[1] <= window.input_view.width()
     assert shown.shape[1] / shown.shape[0] == pytest.approx(640 / 480, rel=0.02), "rendered to fit the view"
+    # the grid is laid out in the shape of its pane
+    pane = window.grid.width() / window.grid.height()
+    laid_out = wait_result(qtbot, window, lambda r: r.options.grid_aspect == pytest.approx(pane, rel=0.06))
+    layout = laid_out.views.grid_layout
+    assert layout.width / layout.height == pytest.approx(pane, rel=0.35)
     first = result.sequence
     wait_result(qtbot, window, lambda r: r.sequence > first + 3)
     assert len(window.predictions.rows()) == 5
