@@ -297,6 +297,9 @@ class MainWindow(QMainWindow):
             view_menu.addAction(self.actions_by_name[name])
 
         self.model_menu = menu.addMenu("&Model")
+        self.device_menu = self.model_menu.addMenu("Device")
+        self.device_group = QActionGroup(self)
+        self.model_menu.addSeparator()
         self.model_group = QActionGroup(self)
         for name in model_names():
             self._add_model_action(name)
@@ -489,6 +492,24 @@ class MainWindow(QMainWindow):
         self._status_model.setText(f"loading {name}...")
         self.worker.load_by_name(name, self.device)
 
+    def choose_device(self, device: str) -> None:
+        """The model running now, moved to another device (it keeps running until the move is done)."""
+        if self.model is None or device == self.device:
+            return
+        self.device = device
+        self._status_model.setText(f"moving {self.model.name} to {device}...")
+        self.worker.move_to(device)
+
+    def _fill_device_menu(self, devices: tuple[str, ...]) -> None:
+        self.device_menu.clear()
+        for action in self.device_group.actions():
+            self.device_group.removeAction(action)
+        for device in ("auto", *devices):
+            action = QAction(device, self, checkable=True, checked=device == self.device)
+            action.triggered.connect(lambda _=False, d=device: self.choose_device(d))
+            self.device_group.addAction(action)
+            self.device_menu.addAction(action)
+
     def choose_weights(self) -> None:
         if self.model is None:
             return
@@ -530,6 +551,7 @@ class MainWindow(QMainWindow):
         self.model_combo.setCurrentText(info.name)
         for action in self.model_group.actions():
             action.setChecked(action.text() == info.name)
+        self._fill_device_menu(info.devices)
         self._show_model_status()
         if info.notice:
             QMessageBox.information(self, "Trained weights not available", info.notice)

@@ -17,7 +17,7 @@ import torch
 from PyQt6.QtCore import QThread, pyqtSignal
 
 from app.capture import CapturedFrame, LatestFrameSlot
-from models import Engine, FrameViews, LivevisError, ViewOptions, Visualizer, model_names
+from models import Engine, FrameViews, LivevisError, ViewOptions, Visualizer, available_devices, model_names
 from models.errors import OutputError
 from models.pipeline import save_activations, save_images
 
@@ -36,6 +36,8 @@ class ModelInfo:
     channel: int
     notice: str | None = None
     torch_version: str = ""
+    devices: tuple[str, ...] = ("cpu",)
+    """Where a model can run on this machine (`auto` picks the first accelerator among them)."""
 
     def find(self, path: str) -> tuple[str, str, tuple[int, ...]] | None:
         """(path, name, shape) of a layer by its path."""
@@ -63,6 +65,7 @@ def model_info(engine: Engine, options: ViewOptions, notice: str | None = None) 
         channel=options.channel,
         notice=notice,
         torch_version=torch.__version__,
+        devices=tuple(available_devices()),
     )
 
 
@@ -168,6 +171,12 @@ class InferenceWorker(QThread):
         with self._lock:
             name, _, custom = self._running_request
         self.load_model(name, path, device, **custom)
+
+    def move_to(self, device: str) -> None:
+        """The model running now, loaded again exactly as it was, on another device."""
+        with self._lock:
+            name, weights, custom = self._running_request
+        self.load_model(name, weights, device, **custom)
 
     def load_by_name(self, name: str, device: str = "auto") -> None:
         """A listed model with its trained weights; a user's own model as it was loaded before

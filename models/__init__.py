@@ -5,7 +5,7 @@ engine = Engine.load("alexnet", weights="none")
 views = Visualizer(engine, ViewOptions(layer="conv5", channel=3)).process(rgb_frame)
 """
 
-from .engine import CropRect, Engine, ForwardResult, Prediction, pick_device
+from .engine import CropRect, Engine, ForwardResult, Prediction, available_devices, pick_device
 from .errors import (
     ChannelOutOfRangeError,
     ColormapError,
@@ -45,4 +45,5 @@ __all__ = [
     "get_spec",
     "model_names",
     "pick_device",
+    "available_devices",
 ]

@@ -16,6 +16,16 @@ from .registry import DEFAULT_MODEL, OFFLINE_DEFAULT, ModelSpec, get_spec
 from .weights import DEFAULT, WeightsInfo, load_weights
 
 
+def available_devices() -> list[str]:
+    """The devices a model can run on here, the CPU first."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i}" if torch.cuda.device_count() > 1 else "cuda" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """`auto` is cuda, else mps, else cpu."""
     if name == "auto":

@@ -511,3 +511,18 @@ def test_boosts_cycle_with_t_and_shift_t_and_are_chosen_in_the_toolbar(qtbot, ma
     window.gamma_combo.textActivated.emit("0.3")
     result = wait_result(qtbot, window, lambda r: r.options.gamma == 0.3)
     assert result.options.boost == 0.3, "the worker draws with both boosts"
+
+
+def test_the_model_moves_between_devices_from_the_menu(qtbot, make_window, video):
+    window = make_window(video)
+    wait_result(qtbot, window)
+    devices = [action.text() for action in window.device_group.actions()]
+    assert devices[:2] == ["auto", "cpu"]
+    assert [a.text() for a in window.device_group.actions() if a.isChecked()] == ["cpu"]
+    with qtbot.waitSignal(window.worker.model_ready, timeout=TIMEOUT_MS):
+        window.choose_device("auto")  # the first accelerator, or the CPU where there is none
+    expected = "cuda" if "cuda" in devices else "mps" if "mps" in devices else "cpu"
+    assert window.device == "auto" and window.model.device == expected
+    assert not window.model.trained, "moved as it was loaded: still the random weights asked for"
+    assert [a.text() for a in window.device_group.actions() if a.isChecked()] == ["auto"]
+    wait_result(qtbot, window, lambda r: r.sequence > 0)
