@@ -190,12 +190,14 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from models.errors import InputError
     from models.render import grid_layout, tile_of
 
-    batch = Path(args.input).is_dir()
-    if batch and args.frame:
-        raise InputError("--frame is for a video, not a folder of images")
     # bad input fails before a model loads
-    images = list_images(args.input) if batch else [Path(args.input)]
-    first = None if batch else read_frame(args.input, args.frame)
+    batch = Path(args.input).is_dir()
+    if batch:
+        if args.frame:
+            raise InputError("--frame is for a video, not a folder of images")
+        images = list_images(args.input)
+    else:
+        first = read_frame(args.input, args.frame)
     options = ViewOptions(
         layer=args.layer,
         channel=args.channel,

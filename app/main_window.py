@@ -501,14 +501,15 @@ class MainWindow(QMainWindow):
         self.worker.move_to(device)
 
     def _fill_device_menu(self, devices: tuple[str, ...]) -> None:
-        self.device_menu.clear()
+        """The machine's devices, listed once (they do not change while the app runs); the one in use checked."""
+        if not self.device_group.actions():
+            for device in ("auto", *devices):
+                action = QAction(device, self, checkable=True)
+                action.triggered.connect(lambda _=False, d=device: self.choose_device(d))
+                self.device_group.addAction(action)
+                self.device_menu.addAction(action)
         for action in self.device_group.actions():
-            self.device_group.removeAction(action)
-        for device in ("auto", *devices):
-            action = QAction(device, self, checkable=True, checked=device == self.device)
-            action.triggered.connect(lambda _=False, d=device: self.choose_device(d))
-            self.device_group.addAction(action)
-            self.device_menu.addAction(action)
+            action.setChecked(action.text() == self.device)
 
     def choose_weights(self) -> None:
         if self.model is None:
@@ -641,8 +642,7 @@ class MainWindow(QMainWindow):
             return
         views = result.views
         self.last_result = result
-        frame_size = (views.frame.shape[1], views.frame.shape[0])
-        self.input_view.set_image(views.frame if views.frame_display is None else views.frame_display, frame_size)
+        self.input_view.set_image(views.frame if views.frame_display is None else views.frame_display, views.frame_size)
         self.input_view.set_rect((views.crop.x, views.crop.y, views.crop.w, views.crop.h))
         self.grid.set_grid(views.grid, GridGeometry(**asdict(views.grid_layout)), views.channel_max,
                            views.channel_mean)  # fmt: skip
@@ -665,7 +665,7 @@ class MainWindow(QMainWindow):
 
     def _show_selected(self, result: LiveResult) -> None:
         views = result.views
-        self.overlay_view.set_image(views.overlay, (views.frame.shape[1], views.frame.shape[0]))
+        self.overlay_view.set_image(views.overlay, views.frame_size)
         self.tile_view.set_image(views.channel_tile)
         self.small_view.set_image(views.overlay if self._zoomed else views.channel_tile)
         peak = views.peak

@@ -189,8 +189,8 @@ class CameraSource:
         if not ok or frame is None:
             self.close()
             raise InputError(f"camera {self.index} stopped delivering frames (disconnected?)")
-        frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        return np.ascontiguousarray(frame[:, ::-1]) if self.mirror else frame
+        cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=frame)  # in place: the decoder's array is ours
+        return cv2.flip(frame, 1) if self.mirror else frame
 
     def wait_s(self) -> float:
         return 0.0  # reading blocks until the camera's next frame
@@ -226,7 +226,7 @@ class VideoFileSource:
             if not ok:
                 raise InputError(f"{self.path}: cannot rewind this video")
         self._produced = True
-        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=frame)  # in place: the decoder's array is ours
 
     def wait_s(self) -> float:
         return self.interval

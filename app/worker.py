@@ -19,7 +19,7 @@ from PyQt6.QtCore import QThread, pyqtSignal
 from app.capture import CapturedFrame, LatestFrameSlot
 from models import Engine, FrameViews, LivevisError, ViewOptions, Visualizer, available_devices, model_names
 from models.errors import OutputError
-from models.pipeline import save_activations, save_images
+from models.pipeline import output_folder, save_activations, save_images
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,7 @@ def model_info(engine: Engine, options: ViewOptions, notice: str | None = None) 
 def save_snapshot(folder: Path, views: FrameViews) -> Path:
     """Frame, grid, overlay and zoomed channel as PNG, and the activations as .npz, in a new folder."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
-    target = folder / f"livevis-{stamp}"
-    target.mkdir(parents=True, exist_ok=False)
+    target = output_folder(folder / f"livevis-{stamp}")
     save_images(target, {"frame": views.frame, "grid": views.grid, "overlay": views.overlay,
                          "channel": views.channel_tile, "input_signed": views.input_signed})  # fmt: skip
     save_activations(target / "activations.npz", views)
@@ -101,10 +100,8 @@ class InferenceWorker(QThread):
         self._pending_model: Future | None = None
         self._cancel_download = threading.Event()
         self._visualizer: Visualizer | None = None
-        self._running_request: tuple[str, str, dict] = ("", "default", {})
-        """(name, weights, own-model options) the running model was loaded with."""
-        self._own_models: dict[str, tuple[str, str, dict]] = {}
-        """The user's own models loaded so far, by the name they show, as they were loaded."""
+        self._loaded: dict[str, tuple[str, str, dict]] = {}
+        """How each model run so far was loaded, by the name it shows: (name asked for, weights, options)."""
         self._held: CapturedFrame | None = None
         self._result_lock = threading.Lock()
         self._result: LiveResult | None = None
@@ -165,28 +162,29 @@ class InferenceWorker(QThread):
             self._pending_model = self._loader.submit(load)
         self.slot.wake()
 
+    def _request_of(self, shown_name: str | None = None) -> tuple[str, str, dict]:
+        """How a model was loaded; without a name, the one running now."""
+        with self._lock:
+            return self._loaded[shown_name or self._visualizer.engine.name]
+
     def load_weights(self, path: str, device: str = "auto") -> None:
         """The model running now again, from a state-dict file; a user's own model keeps the input
         size, mean, std and labels it was loaded with."""
-        with self._lock:
-            name, _, custom = self._running_request
+        name, _, custom = self._request_of()
         self.load_model(name, path, device, **custom)
 
     def move_to(self, device: str) -> None:
         """The model running now, loaded again exactly as it was, on another device."""
-        with self._lock:
-            name, weights, custom = self._running_request
+        name, weights, custom = self._request_of()
         self.load_model(name, weights, device, **custom)
 
     def load_by_name(self, name: str, device: str = "auto") -> None:
         """A listed model with its trained weights; a user's own model as it was loaded before
         (its file or factory, weights, input size, mean, std and labels)."""
-        with self._lock:
-            request = self._own_models.get(name)
-        if request is None:
+        if name in model_names():
             self.load_model(name, "default", device)
         else:
-            requested, weights, custom = request
+            requested, weights, custom = self._request_of(name)
             self.load_model(requested, weights, device, **custom)
 
     def cancel_download(self) -> None:
@@ -235,8 +233,6 @@ class InferenceWorker(QThread):
         if snapshot_folder is not None:
             try:
                 self.snapshot_saved.emit(str(save_snapshot(snapshot_folder, views)))
-            except OSError as exc:
-                self.error.emit(f"snapshot not saved: {exc.strerror or exc} ({snapshot_folder})")
             except OutputError as exc:
                 self.error.emit(f"snapshot not saved: {exc}")
 
@@ -263,8 +259,6 @@ class InferenceWorker(QThread):
             channel = options.channel if options.channel < layer.channels else 0
             self._options = options = options.with_(layer=layer.path, channel=channel)
             self._dirty = True
-            self._running_request = request
-            if engine.name not in model_names():
-                self._own_models[engine.name] = request
-        self._visualizer = Visualizer(engine, options)
+            self._loaded[engine.name] = request
+            self._visualizer = Visualizer(engine, options)
         self.model_ready.emit(model_info(engine, options, notice))

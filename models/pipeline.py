@@ -24,7 +24,6 @@ from .render import (
     TorchRenderer,
     check_colormap,
     grid_layout,
-    level_transform,
     locate_peak,
 )
 from .render_opencv import OpenCVRenderer
@@ -99,6 +98,11 @@ class FrameViews:
     network_input: np.ndarray | None = None
     """The exact normalised network input, float32 1xCxSxS, when asked for."""
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) of the frame: the pixels `crop` and `peak` are given in."""
+        return self.frame.shape[1], self.frame.shape[0]
 
 
 def output_folder(folder: str | Path) -> Path:
@@ -217,13 +221,10 @@ class Visualizer:
         r = self.renderer
         maps, tile = r.maps_of(r.asarray(result.activations[layer.path]))
         low, high, mean = r.channel_stats(maps)
-        per_channel, boost = options.norm == "channel", options.boost
-        levels = r.quantize(maps, *level_transform(low, high, options.colormap, per_channel=per_channel, boost=boost))
+        levels = r.levels(maps, low, high, options.colormap, per_channel=options.norm == "channel", boost=options.boost)
         layout = grid_layout(maps.shape[0], *tile, options.grid_aspect, options.grid_scale)
         channel = slice(options.channel, options.channel + 1)
-        selected = r.quantize(
-            maps[channel], *level_transform(low[channel], high[channel], options.colormap, per_channel=True)
-        )
+        selected = r.levels(maps[channel], low[channel], high[channel], options.colormap, per_channel=True)
         selected = r.as_tiles(selected, tile)[0]
         peak_index = r.peak_index(maps, options.channel)
         frame = r.asarray(result.frame)
@@ -240,7 +241,7 @@ class Visualizer:
             peak_index=peak_index,
         )
         views = {
-            "grid": r.colorize(r.tile_channels(r.as_tiles(levels, tile), layout), options.colormap, options.gamma),
+            "grid": r.grid_image(levels, tile, layout, options.colormap, options.gamma),
             "grid_layout": layout,
             "overlay": overlay,
             "channel_tile": r.colorize(selected, options.colormap, options.gamma),

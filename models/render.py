@@ -325,6 +325,14 @@ class Renderer(ABC):
     def as_tiles(self, levels, tile: tuple[int, int]):
         """(C, N) levels -> (C, h, w): the maps themselves, or each unit's level over its whole tile."""
 
+    def levels(self, maps, low, high, colormap: str, *, per_channel: bool = False, boost: float = 0.0):
+        """(C, N) maps -> uint8 levels on the scale `level_transform` gives for their minima and maxima."""
+        return self.quantize(maps, *level_transform(low, high, colormap, per_channel=per_channel, boost=boost))
+
+    def grid_image(self, levels, tile: tuple[int, int], layout: GridLayout, colormap: str, gamma: float = 1.0):
+        """(C, N) levels -> the grid of their tiles in colour, one uint8 RGB image."""
+        return self.colorize(self.tile_channels(self.as_tiles(levels, tile), layout), colormap, gamma)
+
     def channel_grid(
         self, activation, colormap: str = "signed", *, per_channel: bool = False, boost: float = 0.0,
         gamma: float = 1.0, aspect: float = 1.0, scale: int = 1,
@@ -332,9 +340,9 @@ class Renderer(ABC):
         """Every channel of a layer as a heatmap tile in one uint8 RGB image, and its layout."""
         maps, tile = self.maps_of(activation)
         low, high, _ = self.channel_stats(maps)
-        levels = self.quantize(maps, *level_transform(low, high, colormap, per_channel=per_channel, boost=boost))
+        levels = self.levels(maps, low, high, colormap, per_channel=per_channel, boost=boost)
         layout = grid_layout(maps.shape[0], *tile, aspect, scale)
-        return self.colorize(self.tile_channels(self.as_tiles(levels, tile), layout), colormap, gamma), layout
+        return self.grid_image(levels, tile, layout, colormap, gamma), layout
 
     def signed_input(self, network_input, scale: int = 1):
         """The normalised network input, one tile per input channel, in the signed colormap."""

@@ -235,10 +235,11 @@ def _fetch(url: str, target: Path, model: str, progress: bool | ProgressCallback
     try:
         download_file(url, target, callback)
     except (URLError, OSError, TimeoutError) as exc:
+        file_name = url.rsplit("/", 1)[-1]
         raise WeightsError(
             f"trained weights for {model!r} are not cached and could not be downloaded ({_reason(exc)}). "
-            f"Place {url.rsplit('/', 1)[-1]} (from {url}) in {target.parent}"
-            + (f" as {target.name}" if target.name != url.rsplit("/", 1)[-1] else "")
+            f"Place {file_name} (from {url}) in {target.parent}"
+            + (f" as {target.name}" if target.name != file_name else "")
             + ", or pass --weights PATH (a state-dict file), or --weights none for random weights"
         ) from None
 
@@ -262,7 +263,7 @@ def _timm_pretrained(
     source = f"cache {path}"
     if path is None:
         url = f"https://huggingface.co/{repo}/resolve/main/model.safetensors"
-        path = hub_checkpoint_dir() / f"timm--{repo.replace('/', '--')}.safetensors"
+        path = _timm_download_target(repo)
         _fetch(url, path, f"timm:{name}", progress)
         source = f"download {url}"
     # timm itself reads the file: some architectures adapt a checkpoint's tensors while loading it
@@ -270,8 +271,13 @@ def _timm_pretrained(
     return trained.state_dict(), source
 
 
+def _timm_download_target(repo: str) -> Path:
+    """Where livevis keeps timm weights it downloaded itself (beside torchvision's)."""
+    return hub_checkpoint_dir() / f"timm--{repo.replace('/', '--')}.safetensors"
+
+
 def _timm_cached(repo: str) -> Path | None:
-    ours = hub_checkpoint_dir() / f"timm--{repo.replace('/', '--')}.safetensors"
+    ours = _timm_download_target(repo)
     if ours.is_file():
         return ours
     from huggingface_hub import try_to_load_from_cache

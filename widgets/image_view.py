@@ -83,7 +83,8 @@ class ImageView(QWidget):
         if self._array is None:
             return QRectF()
         h, w = self._array.shape[:2]
-        fitted_w, fitted_h = w / self.devicePixelRatioF(), h / self.devicePixelRatioF()
+        ratio = self.devicePixelRatioF()
+        fitted_w, fitted_h = w / ratio, h / ratio
         if self._logical is not None and fitted_w <= self.width() and fitted_h <= self.height():
             # already rendered to fit: blit it 1:1 in device pixels, no scaling while paintEvent holds the GIL
             return QRectF((self.width() - fitted_w) // 2, (self.height() - fitted_h) // 2, fitted_w, fitted_h)

@@ -117,6 +117,14 @@ def test_views_can_be_rendered_at_the_size_they_are_shown(alexnet_engine, photos
     assert big.overlay.shape == image.shape and big.frame_display is None, "never enlarged"
 
 
+def _assert_same_pictures(ours, theirs) -> None:
+    """Every picture of two FrameViews alike: within a level on average, within 8 at the 99th percentile."""
+    for name in ("grid", "overlay", "channel_tile", "input_signed"):
+        a, b = getattr(ours, name).astype(int), getattr(theirs, name).astype(int)
+        assert a.shape == b.shape, name
+        assert np.abs(a - b).mean() < 1.0 and np.percentile(np.abs(a - b), 99) <= 8, name
+
+
 @pytest.mark.parametrize(
     "options",
     [ViewOptions(channel=7), ViewOptions(layer="fc7", channel=3, colormap="inferno", norm="channel", gamma=0.6),
@@ -132,10 +140,7 @@ def test_the_cpu_renderer_draws_what_the_torch_renderer_draws(alexnet_engine, ph
     fast = visualizer.process(photos["chelsea"], options)
     visualizer.renderer = TorchRenderer()
     reference = visualizer.process(photos["chelsea"], options)
-    for name in ("grid", "overlay", "channel_tile", "input_signed"):
-        ours, theirs = getattr(fast, name).astype(int), getattr(reference, name).astype(int)
-        assert ours.shape == theirs.shape, name
-        assert np.abs(ours - theirs).mean() < 1.0 and np.percentile(np.abs(ours - theirs), 99) <= 8, name
+    _assert_same_pictures(fast, reference)
     np.testing.assert_allclose(fast.channel_max, reference.channel_max, rtol=1e-6)
     assert fast.peak == reference.peak and fast.top5 == reference.top5
 
@@ -151,10 +156,7 @@ def _pipelines_agree(photo: np.ndarray, options: ViewOptions, device: torch.devi
     accelerator = Visualizer(Engine(cpu.spec, copy.deepcopy(cpu.model), cpu.weights, device))
     accelerator.renderer = TorchRenderer()  # what CUDA and MPS use; on a machine without them, the CPU
     ours, theirs = Visualizer(cpu).process(photo, options), accelerator.process(photo, options)
-    for name in ("grid", "overlay", "channel_tile", "input_signed"):
-        a, b = getattr(ours, name).astype(int), getattr(theirs, name).astype(int)
-        assert a.shape == b.shape, name
-        assert np.abs(a - b).mean() < 1.0 and np.percentile(np.abs(a - b), 99) <= 8, name
+    _assert_same_pictures(ours, theirs)
     np.testing.assert_allclose(ours.channel_max, theirs.channel_max, rtol=1e-3, atol=1e-3)
     assert ours.top5[0].label == theirs.top5[0].label
     assert ours.top5[0].probability == pytest.approx(theirs.top5[0].probability, abs=1e-3)
