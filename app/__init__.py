@@ -1,8 +1,5 @@
 """The livevis application: command line, frame sources, threads and the main window."""
 
-from importlib.metadata import PackageNotFoundError, version
+from livevis import __version__
 
-try:
-    __version__ = version("livevis")
-except PackageNotFoundError:  # run from a source tree that was never installed
-    __version__ = "unknown"
+__all__ = ["__version__"]

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from app.sources import Resolution, VideoFileSource, synthetic_frames
-from models import Engine, ViewOptions, Visualizer
-from models.errors import InputError
+from livevis.app.sources import Resolution, VideoFileSource, synthetic_frames
+from livevis.models import Engine, ViewOptions, Visualizer
+from livevis.models.errors import InputError
 
 STAGES = ("decode", "preprocess", "forward", "render", "copy")
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import QThread, pyqtSignal
 
-from app.sources import CameraSource, ImageListSource, open_source, probe_cameras
-from models.errors import InputError
+from livevis.app.sources import CameraSource, ImageListSource, open_source, probe_cameras
+from livevis.models.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ class CaptureThread(QThread):
         """Camera 0 if it opens, else the bundled sample photos."""
         if probe_cameras(1):
             return "0"
-        from assets import SAMPLES_DIR
+        from livevis.assets import SAMPLES_DIR
 
         self.status.emit("No camera found: showing the bundled sample photos (PgUp/PgDown to step, File to open yours)")
         return str(SAMPLES_DIR)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from app import __version__
+from livevis.app import __version__
 
 EXIT_USAGE = 2
 
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_engine(args: argparse.Namespace, *, progress: bool = True):
     """The model the arguments name, or the default one; a fallback is said on stderr, never silent."""
-    from models import Engine
+    from livevis.models import Engine
 
     if args.model:
         return Engine.load(args.model, args.weights, device=args.device, progress=progress, **custom_options(args))
@@ -145,11 +145,11 @@ def load_engine(args: argparse.Namespace, *, progress: bool = True):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from models.errors import LivevisError
+    from livevis.models.errors import LivevisError
 
     try:
         if args.command is None:
-            from app.gui import run_app
+            from livevis.app.gui import run_app
 
             return run_app(args)
         return COMMANDS[args.command](args)
@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _cmd_layers(args: argparse.Namespace) -> int:
-    from models import Engine
+    from livevis.models import Engine
 
     engine = Engine.load(args.model or "alexnet", args.weights, device="cpu", **custom_options(args))
     rows = [
@@ -185,10 +185,10 @@ def _cmd_layers(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from app.sources import list_images, read_frame
-    from models import ViewOptions, Visualizer
-    from models.errors import InputError
-    from models.render import grid_layout, tile_of
+    from livevis.app.sources import list_images, read_frame
+    from livevis.models import ViewOptions, Visualizer
+    from livevis.models.errors import InputError
+    from livevis.models.render import grid_layout, tile_of
 
     # bad input fails before a model loads
     batch = Path(args.input).is_dir()
@@ -245,7 +245,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 def _render_to(folder: Path, visualizer, frame, options, save_npz: bool):
     """One frame's views as PNGs (and the activations) in `folder`."""
-    from models.pipeline import output_folder, save_activations, save_images
+    from livevis.models.pipeline import output_folder, save_activations, save_images
 
     views = visualizer.process(frame, options, with_activations=save_npz)
     out = output_folder(folder)
@@ -256,7 +256,7 @@ def _render_to(folder: Path, visualizer, frame, options, save_npz: bool):
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from app.bench import format_report, run_bench
+    from livevis.app.bench import format_report, run_bench
 
     report = run_bench(
         model=args.model or "alexnet",
@@ -275,8 +275,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from models import get_spec, model_names
-    from models.weights import availability
+    from livevis.models import get_spec, model_names
+    from livevis.models.weights import availability
 
     rows = []
     for name in model_names():
@@ -299,7 +299,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
-    from app.embed import print_table, run_embed, summary_rows
+    from livevis.app.embed import print_table, run_embed, summary_rows
 
     run, figure = run_embed(args)
     if args.json:

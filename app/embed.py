@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from models.embeddings import EmbeddingRun
-from models.errors import OutputError
-from models.pipeline import output_folder
+from livevis.models.embeddings import EmbeddingRun
+from livevis.models.errors import OutputError
+from livevis.models.pipeline import output_folder
 
 
 def save_figure(run: EmbeddingRun, out: Path) -> Path:
@@ -58,9 +58,9 @@ def check_figure_path(out: Path) -> Path:
 def run_embed(args) -> tuple[EmbeddingRun, Path]:
     from tqdm import tqdm
 
-    from models import Engine
-    from models.datasets import embedding_dataset
-    from models.embeddings import embed_dataset, embed_swiss_roll
+    from livevis.models import Engine
+    from livevis.models.datasets import embedding_dataset
+    from livevis.models.embeddings import embed_dataset, embed_swiss_roll
 
     out = check_figure_path(Path(args.out))
     bars: dict[str, tqdm] = {}

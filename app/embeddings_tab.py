@@ -23,11 +23,11 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from app.capture import CapturedFrame, LatestFrameSlot
-from models import Engine, LivevisError, model_names
-from models.datasets import embedding_dataset
-from models.embeddings import EmbeddingRun, MapPlacer, activations, embed_dataset, embed_swiss_roll
-from widgets.embedding_view import EmbeddingPanel, EmbeddingPlots
+from livevis.app.capture import CapturedFrame, LatestFrameSlot
+from livevis.models import Engine, LivevisError, model_names
+from livevis.models.datasets import embedding_dataset
+from livevis.models.embeddings import EmbeddingRun, MapPlacer, activations, embed_dataset, embed_swiss_roll
+from livevis.widgets.embedding_view import EmbeddingPanel, EmbeddingPlots
 
 DATASETS = ("mnist", "digits", "swissroll")
 
@@ -82,7 +82,7 @@ class FigureSaver(QThread):
         self.run_to_save, self.path = run, path
 
     def run(self) -> None:
-        from app.embed import check_figure_path, save_figure
+        from livevis.app.embed import check_figure_path, save_figure
 
         try:
             self.saved.emit(str(save_figure(self.run_to_save, check_figure_path(self.path))))

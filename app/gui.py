@@ -21,7 +21,7 @@ def _no_display() -> bool:
 
 def run_app(args) -> int:
     if _no_display():
-        from models.errors import LivevisError
+        from livevis.models.errors import LivevisError
 
         raise LivevisError(
             "no display to open a window on (DISPLAY is not set). Run it on a desktop, under a virtual "
@@ -30,8 +30,8 @@ def run_app(args) -> int:
     from PyQt6.QtCore import QSettings, QTimer
     from PyQt6.QtWidgets import QApplication
 
-    from app.cli import custom_options
-    from app.main_window import MainWindow
+    from livevis.app.cli import custom_options
+    from livevis.app.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("livevis")

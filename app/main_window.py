@@ -30,18 +30,18 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from app import __version__
-from app.capture import AUTO, CaptureThread, LatestFrameSlot
-from app.embeddings_tab import EmbeddingsTab
-from app.shortcuts import CHANNEL_BOOSTS, GAMMA_BOOSTS, SHORTCUTS, help_rows
-from app.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from app.worker import InferenceWorker, LiveResult, ModelInfo
-from models import COLORMAPS, ViewOptions, model_names
-from widgets.channel_grid import ChannelGrid, GridGeometry
-from widgets.help_overlay import HelpOverlay
-from widgets.image_view import ImageView
-from widgets.layer_tree import LayerTree
-from widgets.predictions import PredictionsView
+from livevis.app import __version__
+from livevis.app.capture import AUTO, CaptureThread, LatestFrameSlot
+from livevis.app.embeddings_tab import EmbeddingsTab
+from livevis.app.shortcuts import CHANNEL_BOOSTS, GAMMA_BOOSTS, SHORTCUTS, help_rows
+from livevis.app.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from livevis.app.worker import InferenceWorker, LiveResult, ModelInfo
+from livevis.models import COLORMAPS, ViewOptions, model_names
+from livevis.widgets.channel_grid import ChannelGrid, GridGeometry
+from livevis.widgets.help_overlay import HelpOverlay
+from livevis.widgets.image_view import ImageView
+from livevis.widgets.layer_tree import LayerTree
+from livevis.widgets.predictions import PredictionsView
 
 SETTINGS_KEYS = ("colormap", "norm", "gamma", "boost", "overlay_mode", "opacity")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.errors import InputError
+from livevis.models.errors import InputError
 
 # OpenCV warns on stderr for every camera index that does not open, and FFmpeg for every file it
 # cannot parse; livevis says what went wrong itself. FFmpeg reads its level when it first opens a file.

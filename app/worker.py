@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 from PyQt6.QtCore import QThread, pyqtSignal
 
-from app.capture import CapturedFrame, LatestFrameSlot
-from models import Engine, FrameViews, LivevisError, ViewOptions, Visualizer, available_devices, model_names
-from models.errors import OutputError
-from models.pipeline import output_folder, save_activations, save_images
+from livevis.app.capture import CapturedFrame, LatestFrameSlot
+from livevis.models import Engine, FrameViews, LivevisError, ViewOptions, Visualizer, available_devices, model_names
+from livevis.models.errors import OutputError
+from livevis.models.pipeline import output_folder, save_activations, save_images
 
 
 @dataclass(frozen=True)

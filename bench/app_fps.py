@@ -48,7 +48,7 @@ def main() -> None:
             env["QT_QPA_PLATFORM"] = "offscreen"
         stats_path = tmp / "stats.json"
         subprocess.run(
-            [sys.executable, "-m", "app", "--source", str(video), "--model", args.model, "--weights", "none",
+            [sys.executable, "-m", "livevis", "--source", str(video), "--model", args.model, "--weights", "none",
              "--device", "cpu", "--quit-after", str(args.seconds), "--stats-json", str(stats_path),
              "--settings", str(tmp / "settings.ini")],
             cwd=ROOT, env=env, check=True, capture_output=True,

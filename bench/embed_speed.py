@@ -21,9 +21,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["LIVEVIS_CACHE"] = tempfile.mkdtemp(prefix="livevis-bench-")
 
-    from models import Engine
-    from models.datasets import embedding_dataset
-    from models.embeddings import MapPlacer, activations, embed_dataset
+    from livevis.models import Engine
+    from livevis.models.datasets import embedding_dataset
+    from livevis.models.embeddings import MapPlacer, activations, embed_dataset
 
     start = time.perf_counter()
     engine = Engine.load("lenet", device="cpu")

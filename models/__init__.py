@@ -1,6 +1,6 @@
 """The PyTorch side of livevis: models, layers, activations, rendering. No Qt here.
 
-from models import Engine, Visualizer, ViewOptions
+from livevis.models import Engine, Visualizer, ViewOptions
 engine = Engine.load("alexnet", weights="none")
 views = Visualizer(engine, ViewOptions(layer="conv5", channel=3)).process(rgb_frame)
 """

@@ -7,6 +7,7 @@ Preprocessing and labels come from timm's pretrained config, or from what the us
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 from .errors import ModelError, ModelNotFoundError, OptionError, WeightsError
-from .registry import (
+from .spec import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     EmbeddedWeights,
@@ -100,9 +101,23 @@ def load_model_file(path: Path) -> nn.Module:
         raise WeightsError(f"{path} is not a TorchScript or torch.export (.pt2) model file ({exc})") from None
 
 
+def _import_users_module(module_name: str):
+    """The user's module, looked up from the working folder first, as `python -m` would: the
+    `livevis` console script does not put that folder on sys.path by itself."""
+    folder = str(Path.cwd())
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        if added:
+            sys.path.remove(folder)
+
+
 def build_from_factory(module_name: str, factory_name: str) -> nn.Module:
     try:
-        module = importlib.import_module(module_name)
+        module = _import_users_module(module_name)
     except ImportError as exc:
         raise ModelNotFoundError(
             f"cannot import {module_name!r} for model {module_name}:{factory_name} ({exc})"

@@ -1,6 +1,6 @@
 """LeNet-5 for 28x28 grayscale digits, and the script that trains the bundled weights.
 
-    python -m models.lenet --out assets/weights/lenet_mnist.pth
+    python -m livevis.models.lenet --out assets/weights/lenet_mnist.pth
 
 trains on the 8,000 training digits of the bundled MNIST set (`models.datasets.mnist_split`) and
 reports accuracy on the 2,000 held-out ones. Deterministic for a given seed and torch version.

@@ -5,87 +5,30 @@ Everything the rest of livevis needs to know about a model comes from its spec, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from functools import cache
+from collections.abc import Callable
 from pathlib import Path
 
 from torch import nn
 
+from .custom import custom_spec
 from .errors import ModelNotFoundError, OptionError
+from .spec import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    BundledWeights,
+    EmbeddedWeights,
+    HubWeights,
+    ModelSpec,
+    PackageWeights,
+    TimmWeights,
+    WeightsSource,
+    imagenet_categories,
+)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class HubWeights:
-    """Weights that live at a URL and are cached in the torch hub folder once downloaded."""
-
-    url: str
-
-    @property
-    def file_name(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
-
-
-@dataclass(frozen=True)
-class PackageWeights:
-    """Weights shipped inside an installed Python package: trained, and available offline.
-
-    `by_order`: the file's tensor names differ from the architecture's but their order and shapes
-    match (a checkpoint converted from another implementation), so tensors are matched by position.
-    """
-
-    package: str
-    file: str
-    pip_name: str
-    by_order: bool = False
-
-
-@dataclass(frozen=True)
-class BundledWeights:
-    """Weights committed to this repository under assets/ (small models trained by livevis itself)."""
-
-    path: Path
-
-
-@dataclass(frozen=True)
-class EmbeddedWeights:
-    """The model file carries its own weights (TorchScript, torch.export programs)."""
-
-    path: Path
-
-
-@dataclass(frozen=True)
-class TimmWeights:
-    """timm's pretrained weights for a model name, from the Hugging Face hub cache or a download."""
-
-    name: str
-
-
-WeightsSource = HubWeights | PackageWeights | BundledWeights | EmbeddedWeights | TimmWeights
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    family: str
-    build: Callable[[], nn.Module]
-    """Builds the architecture with random weights; trained weights are loaded separately."""
-    default_layer: str
-    weights: WeightsSource | None = None
-    input_size: int = 224
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
-    in_channels: int = 3
-    categories: Callable[[], list[str]] = field(default=lambda: [])
-    layer_names: Callable[[nn.Module], Mapping[str, str]] = field(default=lambda model: {})
-    """Friendly names by module path, e.g. AlexNet's `features.10` -> `conv5` as in Caffe."""
-    description: str = ""
-    stages: tuple[str, ...] = ()
-    """The layers that make "every stage" for embeddings; empty: derived from the top-level modules."""
-
+__all__ = [
+    "IMAGENET_MEAN", "IMAGENET_STD", "BundledWeights", "EmbeddedWeights", "HubWeights", "ModelSpec",
+    "PackageWeights", "TimmWeights", "WeightsSource", "get_spec", "model_names", "register_model",
+]  # fmt: skip
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
@@ -115,8 +58,6 @@ def get_spec(name: str, **custom) -> ModelSpec:
                 f"{name} has its own"
             )
         return _REGISTRY[name]
-    from .custom import custom_spec
-
     spec = custom_spec(name, **custom)
     if spec is None:
         known = ", ".join(_REGISTRY)
@@ -125,14 +66,6 @@ def get_spec(name: str, **custom) -> ModelSpec:
             "or package.module:factory"
         )
     return spec
-
-
-@cache
-def imagenet_categories() -> list[str]:
-    """The 1000 ImageNet class names; torchvision ships them, no download needed."""
-    from torchvision.models import AlexNet_Weights
-
-    return list(AlexNet_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 def caffe_style_names(model: nn.Module) -> dict[str, str]:
@@ -270,7 +203,7 @@ register_model(
         categories=lambda: [str(d) for d in range(10)],
         stages=("input", "pool1", "pool2", "relu3", "relu4", "fc3"),
         description="LeNet-5 for 28x28 grayscale digits, trained by livevis on real MNIST digits "
-        "(python -m models.lenet; 98.75% on 2,000 held-out digits)",
+        "(python -m livevis.models.lenet; 98.75% on 2,000 held-out digits)",
     )
 )
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .errors import WeightsError
-from .registry import BundledWeights, EmbeddedWeights, HubWeights, ModelSpec, PackageWeights, TimmWeights
+from .spec import BundledWeights, EmbeddedWeights, HubWeights, ModelSpec, PackageWeights, TimmWeights
 
 RANDOM = "none"
 DEFAULT = "default"

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from assets import SAMPLES_DIR  # noqa: E402
+from livevis.assets import SAMPLES_DIR  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +55,7 @@ def pan_video(tmp_path_factory, photos) -> Path:
 
 @pytest.fixture(scope="session")
 def alexnet_engine():
-    from models import Engine
+    from livevis.models import Engine
 
     torch.manual_seed(0)
     return Engine.load("alexnet", weights="none", device="cpu")
@@ -63,7 +63,7 @@ def alexnet_engine():
 
 @pytest.fixture(scope="session")
 def resnet18_engine():
-    from models import Engine
+    from livevis.models import Engine
 
     torch.manual_seed(0)
     return Engine.load("resnet18", weights="none", device="cpu")

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torchvision
 
-from app.cli import main
+from livevis.app.cli import main
 from tests.conftest import write_video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,7 +174,7 @@ def test_bad_inputs_exit_2_with_one_line_and_no_traceback(tmp_path, capsys, chel
 def test_the_installed_command_reports_errors_without_a_traceback(tmp_path, pan_video):
     """Through the real entry point, in a fresh process."""
     frame_too_far = subprocess.run(
-        [sys.executable, "-m", "app", "render", str(pan_video), "--weights", "none", "--frame", "500",
+        [sys.executable, "-m", "livevis", "render", str(pan_video), "--weights", "none", "--frame", "500",
          "--out", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -185,14 +185,14 @@ def test_the_installed_command_reports_errors_without_a_traceback(tmp_path, pan_
     noise = np.random.default_rng(0).integers(0, 255, (30, 64, 80, 3), dtype=np.uint8)
     cut = write_video(tmp_path / "cut.mp4", list(noise))
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # no index at the end: FFmpeg complains
-    truncated = subprocess.run([sys.executable, "-m", "app", "render", str(cut), "--weights", "none"],
+    truncated = subprocess.run([sys.executable, "-m", "livevis", "render", str(cut), "--weights", "none"],
                                cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert truncated.returncode == 2
     assert truncated.stderr.strip() == (
         f"livevis: error: {cut}: cannot open this video (unsupported codec or not a video file)"
     )
     video = write_video(tmp_path / "tiny.avi", [np.full((64, 80, 3), 120, np.uint8)] * 3)
-    ok = subprocess.run([sys.executable, "-m", "app", "render", str(video), "--weights", "none", "--out",
+    ok = subprocess.run([sys.executable, "-m", "livevis", "render", str(video), "--weights", "none", "--out",
                          str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "o" / "grid.png").is_file()
@@ -210,14 +210,15 @@ def test_models_lists_the_registry_with_weight_availability(capsys):
 
 
 def test_render_with_a_users_factory_model(tmp_path, capsys):
-    from models.lenet import WEIGHTS_FILE
+    from livevis.models.lenet import WEIGHTS_FILE
 
     digit = tmp_path / "digit.png"
-    from models.datasets import mnist_split
+    from livevis.models.datasets import mnist_split
 
     test_set = mnist_split()[1]
     cv2.imwrite(str(digit), test_set.images[0])
-    code, out, err = run_cli(capsys, "render", digit, "--model", "models.lenet:LeNet5", "--weights", WEIGHTS_FILE,
+    code, out, err = run_cli(capsys, "render", digit, "--model", "livevis.models.lenet:LeNet5",
+                             "--weights", WEIGHTS_FILE,
                              "--input-size", 28, "--mean", "0.1307", "--std", "0.3081", "--out", tmp_path)  # fmt: skip
     assert code == 0, err
     assert out.splitlines()[1].startswith(f"1. class {test_set.labels[0]} ")
@@ -254,7 +255,7 @@ def test_embed_bad_inputs_exit_2(tmp_path, capsys):
 def test_a_users_model_that_cannot_be_built_or_run_says_why(tmp_path, capsys, monkeypatch):
     (tmp_path / "brokennet.py").write_text("def make():\n    raise RuntimeError('needs a GPU')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    lenet = ["--model", "models.lenet:LeNet5"]
+    lenet = ["--model", "livevis.models.lenet:LeNet5"]
     cases = {
         "factory raises": (["--model", "brokennet:make"], "brokennet:make() failed: RuntimeError: needs a GPU"),
         "input too small": ([*lenet, "--input-size", "4", "--mean", "0.1", "--std", "0.3"], "run on a 1 x 4 x 4 input"),
@@ -268,7 +269,7 @@ def test_a_users_model_that_cannot_be_built_or_run_says_why(tmp_path, capsys, mo
 
 
 def test_version_flag(capsys):
-    from app import __version__
+    from livevis.app import __version__
 
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])

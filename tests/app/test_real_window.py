@@ -49,7 +49,7 @@ def test_the_app_runs_in_a_real_window(virtual_screen, tmp_path, photos):
     stats_path = tmp_path / "stats.json"
     env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
     env["DISPLAY"] = virtual_screen
-    command = [sys.executable, "-m", "app", "--source", str(video), "--model", "alexnet", "--weights", "none",
+    command = [sys.executable, "-m", "livevis", "--source", str(video), "--model", "alexnet", "--weights", "none",
                "--device", "cpu", "--quit-after", "10", "--stats-json", str(stats_path),
                "--settings", str(tmp_path / "settings.ini")]  # fmt: skip
     app = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from app.sources import CameraSource
-from models.errors import InputError
+from livevis.app.sources import CameraSource
+from livevis.models.errors import InputError
 
 ABSENT = 63  # no machine this runs on has 64 cameras
 

@@ -12,7 +12,9 @@ import pytest
 from PyQt6.QtCore import QPoint, QSettings, Qt
 from PyQt6.QtWidgets import QMessageBox
 
-from app.main_window import MainWindow
+import livevis.app.capture
+import livevis.app.sources
+from livevis.app.main_window import MainWindow
 from tests.conftest import write_video
 
 TIMEOUT_MS = 30_000
@@ -179,24 +181,24 @@ def test_a_model_that_fails_to_load_leaves_the_previous_one(qtbot, make_window, 
 
 
 def test_a_weights_file_for_a_users_own_model_keeps_its_input_description(qtbot, make_window, video):
-    from models.lenet import WEIGHTS_FILE
+    from livevis.models.lenet import WEIGHTS_FILE
 
     own = {"input_size": 28, "mean": (0.1307,), "std": (0.3081,), "labels": None}
-    window = make_window(video, model="models.lenet:LeNet5", custom=own)
+    window = make_window(video, model="livevis.models.lenet:LeNet5", custom=own)
     wait_result(qtbot, window)
-    assert window.model.name == "models.lenet:LeNet5" and not window.model.trained
+    assert window.model.name == "livevis.models.lenet:LeNet5" and not window.model.trained
     with qtbot.waitSignal(window.worker.model_ready, timeout=TIMEOUT_MS):
         window.worker.load_weights(str(WEIGHTS_FILE), "cpu")
     assert window.model.trained and window.model.layers[0][2] == (1, 28, 28), "still a 1 x 28 x 28 input"
     # listed beside the registry's models, and chosen again as it was loaded (input and weights)
-    assert window.model_combo.findText("models.lenet:LeNet5") >= 0
-    assert "models.lenet:LeNet5" in [action.text() for action in window.model_group.actions()]
+    assert window.model_combo.findText("livevis.models.lenet:LeNet5") >= 0
+    assert "livevis.models.lenet:LeNet5" in [action.text() for action in window.model_group.actions()]
     with qtbot.waitSignal(window.worker.model_ready, timeout=TIMEOUT_MS):
         window.choose_model("lenet")  # the listed LeNet, bundled weights
     with qtbot.waitSignal(window.worker.model_ready, timeout=TIMEOUT_MS):
-        window.choose_model("models.lenet:LeNet5")
-    assert window.model.name == "models.lenet:LeNet5" and window.model.trained
-    assert window.model_combo.currentText() == "models.lenet:LeNet5"
+        window.choose_model("livevis.models.lenet:LeNet5")
+    assert window.model.name == "livevis.models.lenet:LeNet5" and window.model.trained
+    assert window.model_combo.currentText() == "livevis.models.lenet:LeNet5"
     assert not window.dialogs
     window.close()
     settings = QSettings(str(window.settings.fileName()), QSettings.Format.IniFormat)
@@ -241,7 +243,7 @@ def test_closing_joins_both_threads_within_two_seconds(qtbot, make_window, video
 
 
 def test_help_overlay_lists_every_shortcut(qtbot, make_window, video):
-    from app.shortcuts import SHORTCUTS
+    from livevis.app.shortcuts import SHORTCUTS
 
     window = make_window(video)
     panes = window.splitter.count()
@@ -257,7 +259,7 @@ def test_help_overlay_lists_every_shortcut(qtbot, make_window, video):
 
 
 def test_without_a_camera_the_bundled_photos_are_shown(qtbot, make_window):
-    from assets import sample_images
+    from livevis.assets import sample_images
 
     window = make_window(None)
     result = wait_result(qtbot, window)
@@ -272,8 +274,8 @@ def _serve_lenet_weights(tmp_path, monkeypatch):
     import hashlib
     from dataclasses import replace
 
-    import models.registry as registry
-    from models.lenet import WEIGHTS_FILE
+    import livevis.models.registry as registry
+    from livevis.models.lenet import WEIGHTS_FILE
 
     data = WEIGHTS_FILE.read_bytes()
     served = tmp_path / "server" / f"lenet-test-{hashlib.sha256(data).hexdigest()[:8]}.pth"
@@ -394,11 +396,9 @@ class FakeCamera:
 
 
 def test_a_camera_that_disconnects_is_reported_retried_and_its_last_frame_kept(qtbot, make_window, monkeypatch):
-    import app.capture
-    import app.sources
 
-    monkeypatch.setattr(app.sources.cv2, "VideoCapture", FakeCamera)
-    monkeypatch.setattr(app.capture.CaptureThread, "RETRY_S", 0.2)
+    monkeypatch.setattr(livevis.app.sources.cv2, "VideoCapture", FakeCamera)
+    monkeypatch.setattr(livevis.app.capture.CaptureThread, "RETRY_S", 0.2)
     FakeCamera.plugged, FakeCamera.frames_left = True, 15
     window = make_window("0")
     wait_result(qtbot, window, lambda r: r.source == "camera 0")
@@ -441,7 +441,7 @@ def test_the_last_source_is_reopened_unless_it_is_gone(qtbot, make_window, video
 
 
 def test_latency_counts_each_frame_once_and_not_the_wait_for_a_model():
-    from app.main_window import LiveStats
+    from livevis.app.main_window import LiveStats
 
     stats = LiveStats()
     stats.model_ready_at = 10.0
@@ -452,9 +452,9 @@ def test_latency_counts_each_frame_once_and_not_the_wait_for_a_model():
 
 
 def test_a_gui_slower_than_the_worker_gets_the_newest_result_and_no_queue(qtbot):
-    from app.capture import LatestFrameSlot
-    from app.worker import InferenceWorker, LiveResult
-    from models import ViewOptions
+    from livevis.app.capture import LatestFrameSlot
+    from livevis.app.worker import InferenceWorker, LiveResult
+    from livevis.models import ViewOptions
 
     worker = InferenceWorker(LatestFrameSlot(), ViewOptions())
     signals = []
@@ -473,14 +473,14 @@ def test_help_menu_has_the_shortcuts_and_an_about_box(qtbot, make_window, video)
     entries = [action.text() for action in menus["&Help"].actions()]
     assert entries == ["Keyboard shortcuts", "About livevis"]
     wait_result(qtbot, window)
-    from app import __version__
+    from livevis.app import __version__
 
     text = window.about_text()
     assert f"livevis {__version__}" in text and "alexnet" in text and "PyTorch 2." in text
 
 
 def test_snapshots_go_to_the_pictures_folder_by_default(monkeypatch, tmp_path):
-    from app.main_window import default_snapshot_dir
+    from livevis.app.main_window import default_snapshot_dir
 
     monkeypatch.chdir("/")
     folder = default_snapshot_dir()

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from models import Engine
-from models.datasets import embedding_dataset, image_folder
-from models.embeddings import MapPlacer, activations, embed_dataset, embed_swiss_roll, swiss_roll
-from models.errors import InputError, OptionError
+from livevis.models import Engine
+from livevis.models.datasets import embedding_dataset, image_folder
+from livevis.models.embeddings import MapPlacer, activations, embed_dataset, embed_swiss_roll, swiss_roll
+from livevis.models.errors import InputError, OptionError
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import CropRect, Engine, ViewOptions, Visualizer
-from models.errors import ChannelOutOfRangeError, InputError, ModelNotFoundError
+from livevis.models import CropRect, Engine, ViewOptions, Visualizer
+from livevis.models.errors import ChannelOutOfRangeError, InputError, ModelNotFoundError
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,7 @@ def test_bad_frame_is_an_input_error(alexnet_engine):
 def test_cuda_asked_without_a_gpu_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU; the error is for machines without one")
-    from models.engine import pick_device
+    from livevis.models.engine import pick_device
 
     with pytest.raises(InputError, match="no CUDA GPU"):
         pick_device("cuda")
@@ -132,8 +132,8 @@ def _assert_same_pictures(ours, theirs) -> None:
     ids=["conv5", "fc7", "conv2-mask"],
 )  # fmt: skip
 def test_the_cpu_renderer_draws_what_the_torch_renderer_draws(alexnet_engine, photos, options):
-    from models.render import TorchRenderer
-    from models.render_opencv import OpenCVRenderer
+    from livevis.models.render import TorchRenderer
+    from livevis.models.render_opencv import OpenCVRenderer
 
     visualizer = Visualizer(alexnet_engine)
     assert isinstance(visualizer.renderer, OpenCVRenderer), "the CPU renders through OpenCV"
@@ -150,7 +150,7 @@ def _pipelines_agree(photo: np.ndarray, options: ViewOptions, device: torch.devi
     and through the accelerator pipeline (torch renderer) on `device`."""
     import copy
 
-    from models.render import TorchRenderer
+    from livevis.models.render import TorchRenderer
 
     cpu = Engine.load("efficientnet_lite0", device="cpu")  # trained: its top class is no near tie
     accelerator = Visualizer(Engine(cpu.spec, copy.deepcopy(cpu.model), cpu.weights, device))

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from models.errors import LayerNotFoundError
-from models.layers import ActivationCapture
+from livevis.models.errors import LayerNotFoundError
+from livevis.models.layers import ActivationCapture
 
 ALEXNET_NAMES = [
     "input", "conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "conv3", "relu3", "conv4", "relu4",
@@ -24,7 +24,7 @@ def test_alexnet_layers_in_order_with_caffe_names(alexnet_engine):
 
 
 def test_vgg16_names_follow_caffe_blocks():
-    from models import Engine
+    from livevis.models import Engine
 
     names = [layer.name for layer in Engine.load("vgg16", weights="none", device="cpu").layers]
     assert names[1:6] == ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1"]

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.errors import ColormapError
-from models.render import (
+from livevis.models.errors import ColormapError
+from livevis.models.render import (
     LEVELS,
     SEPARATOR,
     SEPARATOR_GRAY,
@@ -16,8 +16,8 @@ from models.render import (
     level_transform,
     upsample_bilinear,
 )
-from models.render_opencv import OpenCVRenderer
-from widgets.channel_grid import GridGeometry
+from livevis.models.render_opencv import OpenCVRenderer
+from livevis.widgets.channel_grid import GridGeometry
 
 MIDDLE = (LEVELS - 1) // 2
 RENDERERS = [pytest.param(TorchRenderer(), id="torch"), pytest.param(OpenCVRenderer(), id="opencv")]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from widgets.image_view import ImageView
+from livevis.widgets.image_view import ImageView
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,7 +17,7 @@ DENSE_SCREEN = """
 import numpy as np
 from PyQt6.QtWidgets import QApplication
 app = QApplication([])
-from widgets.image_view import ImageView
+from livevis.widgets.image_view import ImageView
 view = ImageView()
 view.resize(300, 200)
 view.show()
