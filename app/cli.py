@@ -6,6 +6,7 @@ Errors a user can act on print as one line on stderr and exit with status 2; nev
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -14,6 +15,9 @@ from pathlib import Path
 from livevis.app import __version__
 
 EXIT_USAGE = 2
+
+COMMAND_MODULES = ("livevis.app.dream_command", "livevis.app.mine_command")
+"""Subcommands with a module of their own: each has `add_parser(commands)`, which sets a `handler`."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -128,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--view-size", metavar="WxH", help="render the overlay at this size, as the app does (default: the frame's)"
     )
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_parser(commands)
     return parser
 
 
@@ -152,7 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from livevis.app.gui import run_app
 
             return run_app(args)
-        return COMMANDS[args.command](args)
+        handler = getattr(args, "handler", None) or COMMANDS[args.command]
+        return handler(args)
     except LivevisError as exc:
         print(f"livevis: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

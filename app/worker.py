@@ -147,7 +147,7 @@ class InferenceWorker(QThread):
         """
         self._cancel_download.clear()
 
-        def progress(done: int, total: int, label: str = str(name or "the default model")) -> bool:
+        def progress(_what: str, done: int, total: int, label: str = str(name or "the default model")) -> bool:
             self.download_progress.emit(label, done, total)
             return not self._cancel_download.is_set()
 

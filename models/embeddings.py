@@ -22,21 +22,15 @@ import torch
 
 from .datasets import LabelledImages
 from .engine import Engine
-from .errors import InputError, OptionError
+from .errors import OptionError
 from .layers import INPUT, LayerInfo
+from .progress import Cancelled, Progress, report
 
 METHODS = ("opentsne", "sklearn")
 PCA_DIMENSIONS = 50
 KNN_K = 10
 THUMBNAIL = 32
 CACHED_KEYS = {"dimension", "coords", "knn", "trust", "seconds", "reduced"}
-
-Progress = Callable[[str, int, int], bool]
-"""(what, done, total) -> False to cancel."""
-
-
-class Cancelled(InputError):
-    pass
 
 
 def cache_dir() -> Path:
@@ -113,8 +107,7 @@ def activations(
         result = engine.run(batch, [layer.path for layer in layers])
         for layer in layers:
             out[layer.path].append(result.activations[layer.path].flatten(1).float().cpu().numpy())
-        if progress and progress("activations", min(start + batch_size, len(images)), len(images)) is False:
-            raise Cancelled("cancelled")
+        report(progress, "activations", min(start + batch_size, len(images)), len(images))
     return {path: np.concatenate(chunks) for path, chunks in out.items()}
 
 
@@ -235,16 +228,14 @@ def embed_dataset(
     maps = []
     for done, layer in enumerate(layers):
         stage = f"t-SNE of {layer.name}"
-        if progress and progress(stage, done, len(layers)) is False:
-            raise Cancelled("cancelled")
+        report(progress, stage, done, len(layers))
         points = features.get(layer.path)
         if points is None:
             points = np.zeros((len(data), 0), np.float32)  # cached: the points are not needed
         should_stop = (lambda stage=stage, done=done: progress(stage, done, len(layers)) is False) if progress else None
         maps.append(embed_points(layer.name, layer.path, points, data.labels, method=method, perplexity=perplexity,
                                  seed=seed, key=keys[layer.path], should_stop=should_stop))  # fmt: skip
-    if progress:
-        progress("done", len(layers), len(layers))
+    report(progress, "done", len(layers), len(layers))
     return EmbeddingRun(dataset_name, engine.name, data.labels, data.classes, _thumbnails(data.images), maps)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import pickle
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.error import URLError
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from .errors import WeightsError
+from .progress import Cancelled, Progress
 from .spec import BundledWeights, EmbeddedWeights, HubWeights, ModelSpec, PackageWeights, TimmWeights
 
 RANDOM = "none"
@@ -142,8 +142,8 @@ def resolve_weights(spec: ModelSpec, weights: str | Path = DEFAULT, *, progress:
     """Returns (state dict or None for random weights, WeightsInfo), for sources that are a state dict
     (files, the hub cache and downloads, packages, bundled files); `load_weights` handles the rest.
 
-    `progress`: True draws a terminal progress bar for a download, a callable gets (done, total)
-    and may cancel by returning False, False says nothing.
+    `progress`: True draws a terminal progress bar for a download, a callable (`models.progress`) gets
+    (what, done, total) and may cancel by returning False, False says nothing.
     """
     if str(weights) == RANDOM:
         return None, WeightsInfo(trained=False, source="random")
@@ -178,14 +178,14 @@ def package_weights_path(weights: PackageWeights) -> Path:
     return Path(list(found.submodule_search_locations)[0]) / weights.file
 
 
-ProgressCallback = Callable[[int, int], bool]
-"""Called with (bytes done, bytes in all or 0 when unknown); returning False cancels."""
+ProgressCallback = Progress
+"""Called with ("downloading FILE", bytes done, bytes in all or 0 when unknown); returning False cancels."""
 
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")
 
 
-class DownloadCancelled(WeightsError):
-    pass
+class DownloadCancelled(Cancelled):
+    """A download the user stopped; nothing of it is left on disk."""
 
 
 def download_file(url: str, target: Path, on_progress: ProgressCallback | None = None) -> Path:
@@ -202,7 +202,7 @@ def download_file(url: str, target: Path, on_progress: ProgressCallback | None =
                 out.write(chunk)
                 digest.update(chunk)
                 done += len(chunk)
-                if on_progress is not None and on_progress(done, total) is False:
+                if on_progress is not None and on_progress(f"downloading {target.name}", done, total) is False:
                     raise DownloadCancelled(f"download of {target.name} cancelled")
         expected = _HASH_IN_NAME.search(target.name)
         if expected and not digest.hexdigest().startswith(expected.group(1)):
@@ -218,7 +218,7 @@ def _terminal_progress(name: str) -> ProgressCallback:
 
     bar = tqdm(desc=name, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
 
-    def update(done: int, total: int) -> bool:
+    def update(_what: str, done: int, total: int) -> bool:
         if total and bar.total != total:
             bar.total = total
         bar.update(done - bar.n)

@@ -140,17 +140,18 @@ def test_download_with_progress_and_hash_check(tmp_path, alexnet_weights_file):
     seen = []
     target = tmp_path / "cache" / served.name
     livevis.models.weights.download_file(
-        served.as_uri(), target, lambda done, total: seen.append((done, total)) or True
+        served.as_uri(), target, lambda what, done, total: seen.append((what, done, total)) or True
     )
     assert target.read_bytes() == served.read_bytes()
-    assert seen[-1] == (served.stat().st_size, served.stat().st_size) and len(seen) > 10
+    assert seen[-1] == (f"downloading {served.name}", served.stat().st_size, served.stat().st_size)
+    assert len(seen) > 10
 
 
 def test_a_cancelled_download_leaves_nothing_behind(tmp_path, alexnet_weights_file):
     served = _served_weights(tmp_path, alexnet_weights_file)
     target = tmp_path / "cache" / served.name
     with pytest.raises(livevis.models.weights.DownloadCancelled):
-        livevis.models.weights.download_file(served.as_uri(), target, lambda done, total: done < 1_000_000)
+        livevis.models.weights.download_file(served.as_uri(), target, lambda what, done, total: done < 1_000_000)
     assert list(target.parent.iterdir()) == []
 
 
