@@ -1,0 +1,82 @@
+"""Cost of unit analysis over the bare pass it rests on: AlexNet on a real photo, conv5 channel.
+
+    python bench/backprop_speed.py [--repeats 40] [--device cpu] [--channel 5]
+
+(a) bare: forward + backward of the model, seeded with the conv5 channel's activation, ordinary
+    autograd, no hooks, no rule (AlexNet's forward written out, so conv5's output is at hand).
+(b) unit: `unit_gradient(mode="guided")` + `gradient_view("normblur")` + `render_gradient`.
+Run interleaved, so that the machine's drift hits both alike; prints the medians and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--channel", type=int, default=5)
+    args = parser.parse_args()
+
+    from skimage import data
+
+    from livevis.models import Engine
+    from livevis.models.backprop import gradient_view, render_gradient, unit_gradient
+
+    torch.manual_seed(0)
+    engine = Engine.load("alexnet", weights="none", device=args.device)
+    model, channel = engine.model, args.channel
+    x, _ = engine.preprocess(engine.upload(data.chelsea()))
+    conv5 = engine.layer("conv5").path
+    conv5_index = int(conv5.split(".")[-1])
+
+    def sync() -> None:
+        if x.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def bare() -> tuple[torch.Tensor, torch.Tensor]:
+        leaf = x.detach().clone().requires_grad_(True)
+        act = model.features[: conv5_index + 1](leaf)
+        rest = model.features[conv5_index + 1 :](act.clone())  # the in-place ReLU after conv5 would overwrite act
+        logits = model.classifier(torch.flatten(model.avgpool(rest), 1))
+        seed = torch.zeros_like(act)
+        seed[:, channel] = act[:, channel].detach()
+        (grad,) = torch.autograd.grad(act, leaf, grad_outputs=seed)
+        return grad, logits
+
+    def unit() -> torch.Tensor:
+        result = unit_gradient(model, x, conv5, channel, "guided")
+        return render_gradient(gradient_view(result.gradient[0], "normblur"), "normblur")
+
+    # The written-out forward must be the model's: same logits, same ordinary gradient.
+    reference = unit_gradient(model, x, conv5, channel, "grad")
+    grad, logits = bare()
+    assert torch.allclose(logits, reference.logits, atol=1e-5), "the bare forward is not the model's"
+    assert torch.allclose(grad, reference.gradient, atol=1e-6, rtol=1e-4), "the bare gradient is not the model's"
+
+    for _ in range(5):  # warm-up
+        bare()
+        unit()
+    times: dict[str, list[float]] = {"bare": [], "unit": []}
+    for _ in range(args.repeats):
+        for name, fn in (("bare", bare), ("unit", unit)):
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    p50 = {name: statistics.median(values) * 1000 for name, values in times.items()}
+    print(f"AlexNet (random weights) {args.device}, 224 px, conv5 channel {channel}, {args.repeats} interleaved runs")
+    print(f"(a) bare forward + backward          p50 {p50['bare']:7.2f} ms")
+    print(f"(b) guided + normblur + render      p50 {p50['unit']:7.2f} ms")
+    print(f"ratio b / a                              {p50['unit'] / p50['bare']:7.3f}  (target <= 1.15)")
+
+
+if __name__ == "__main__":
+    main()
