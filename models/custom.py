@@ -23,6 +23,7 @@ from .spec import (
     TimmWeights,
     imagenet_categories,
 )
+from .weights import quiet_loaders
 
 TIMM_PREFIX = "timm:"
 
@@ -94,9 +95,10 @@ def load_model_file(path: Path) -> nn.Module:
     """A .pt2 torch.export program (every layer visible) or a TorchScript file (its inner layers are
     compiled away from hooks: only the input and the output can be shown)."""
     try:
-        if path.suffix == ".pt2":
-            return torch.export.unflatten(torch.export.load(str(path)))
-        return torch.jit.load(str(path), map_location="cpu")
+        with quiet_loaders():
+            if path.suffix == ".pt2":
+                return torch.export.unflatten(torch.export.load(str(path)))
+            return torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:  # both loaders raise plain RuntimeError and friends for a bad file
         raise WeightsError(f"{path} is not a TorchScript or torch.export (.pt2) model file ({exc})") from None
 

@@ -7,9 +7,13 @@ from anywhere cannot run code.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import pickle
 import re
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.error import URLError
@@ -42,13 +46,34 @@ def hub_checkpoint_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
+_LOADER_LOGGERS = ("torch.export", "torch._export", "torch.jit", "torch.serialization")
+
+
+@contextlib.contextmanager
+def quiet_loaders() -> Iterator[None]:
+    """Silences torch's loaders for one call: on a bad file they log a traceback (torch.export) or
+    warn (an old pickle protocol) on stderr, and livevis says what is wrong in one line of its own."""
+    loggers = [logging.getLogger(name) for name in _LOADER_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from a file, refusing anything that is not plain tensors."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist; give the path of a state-dict file or --weights none")
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with quiet_loaders():
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights_only" in str(exc) or "Weights only" in str(exc):
             raise WeightsError(

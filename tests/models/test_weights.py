@@ -1,4 +1,6 @@
+import logging
 import pickle
+import warnings
 from urllib.error import URLError
 
 import pytest
@@ -7,6 +9,7 @@ import torchvision
 
 import livevis.models.weights
 from livevis.models import Engine
+from livevis.models.custom import load_model_file
 from livevis.models.errors import WeightsError
 from livevis.models.weights import read_state_dict
 
@@ -53,7 +56,6 @@ class Payload:
         return (print, ("this must never run",))
 
 
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_a_file_with_python_objects_is_refused_without_running_them(tmp_path, capsys):
     path = tmp_path / "evil.pth"
     with open(path, "wb") as handle:
@@ -61,6 +63,28 @@ def test_a_file_with_python_objects_is_refused_without_running_them(tmp_path, ca
     with pytest.raises(WeightsError, match="cannot run code|not a PyTorch weights file"):
         read_state_dict(path)
     assert "must never run" not in capsys.readouterr().out
+
+
+def test_an_old_pickle_protocol_is_refused_without_torchs_warning(tmp_path):
+    path = tmp_path / "proto4.pkl"
+    with open(path, "wb") as handle:
+        pickle.dump({"weight": [1, 2, 3]}, handle, protocol=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(WeightsError, match="proto4.pkl holds Python objects"):
+            read_state_dict(path)
+    assert [str(w.message) for w in caught] == []
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_bad_model_file_logs_nothing_and_leaves_the_loggers_as_they_were(tmp_path, caplog):
+    path = tmp_path / "bad.pt2"
+    path.write_bytes(b"PK\x03\x04 not an exported program")
+    before = logging.getLogger("torch.export").level
+    with caplog.at_level(logging.DEBUG), pytest.raises(WeightsError, match=r"bad\.pt2 is not a TorchScript"):
+        load_model_file(path)
+    assert caplog.records == []
+    assert logging.getLogger("torch.export").level == before
 
 
 @pytest.mark.parametrize("content", [b"", b"not a weights file at all", b"PK\x03\x04truncated zip"])
