@@ -18,6 +18,7 @@ from tqdm import tqdm
 from livevis.app.sources import Resolution, VideoFileSource, synthetic_frames
 from livevis.models import Engine, ViewOptions, Visualizer
 from livevis.models.errors import InputError
+from livevis.models.views import LIVE_VIEWS
 
 STAGES = ("decode", "preprocess", "forward", "render", "copy")
 
@@ -52,7 +53,7 @@ def run_bench(
     shown = Resolution.parse(view_size) if view_size else None
     stream, label = _frames(source, size)  # a bad source fails before a model loads
     engine = Engine.load(model, weights, device=device, progress=progress)
-    options = ViewOptions(layer=layer, signed_input=False, display_size=shown and (shown.width, shown.height))
+    options = ViewOptions(layer=layer, views=LIVE_VIEWS, display_size=shown and (shown.width, shown.height))
     visualizer = Visualizer(engine, options)
 
     stage_ms: dict[str, list[float]] = {stage: [] for stage in STAGES}

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import QThread, pyqtSignal
 
+from livevis.app.jobs import describe_failure
 from livevis.app.sources import CameraSource, ImageListSource, open_source, probe_cameras
 from livevis.models.errors import InputError
 
@@ -116,45 +117,53 @@ class CaptureThread(QThread):
 
     # --- the thread ---
     def run(self) -> None:
-        next_due = time.perf_counter()
-        retry_spec = None
+        self._next_due = time.perf_counter()
+        self._retry_spec = None
         while not self._stop.is_set():
-            timeout = max(0.0, next_due - time.perf_counter()) if self._source else 0.25
             try:
-                kind, value = self._requests.get(timeout=timeout)
-                self._handle(kind, value)
-                if kind == "source":
-                    retry_spec = None
-                next_due = time.perf_counter()
-                continue
-            except queue.Empty:
-                pass
-            if self._source is None:
-                if retry_spec is not None:
-                    retry_spec = self._retry(retry_spec)
-                continue
-            if getattr(self._source, "paced_by_consumer", False) and not self.slot.wait_until_taken(0.05):
-                continue  # a file waits for the worker instead of decoding frames nobody will see
-            read_at = time.perf_counter()
-            try:
-                image = self._source.read()
-            except InputError as exc:
-                if self._source.on_failure == "retry":
-                    retry_spec = str(self._source.index)
-                    self.error.emit(f"{exc}; retrying every second, keeping the last frame")
-                else:
-                    self.error.emit(str(exc))
-                if self._source.on_failure != "skip":
-                    self._close_source()
-                continue
-            if image is not None:
-                self._sequence += 1
-                self.slot.put(CapturedFrame(image, time.perf_counter(), self._sequence, self._source.label))
-                if isinstance(self._source, ImageListSource):
-                    self.source_changed.emit(self._source.label)
-            # a late frame (the worker was busy) does not make the next ones hurry to catch up
-            next_due = max(next_due, read_at) + self._source.wait_s()
+                self._step()
+            except Exception as exc:  # an exception escaping QThread.run would abort the whole app
+                self._close_source()
+                self.error.emit(f"{describe_failure(exc)} (reading frames stopped; open a source again)")
         self._close_source()
+
+    def _step(self) -> None:
+        timeout = max(0.0, self._next_due - time.perf_counter()) if self._source else 0.25
+        try:
+            kind, value = self._requests.get(timeout=timeout)
+        except queue.Empty:
+            pass
+        else:
+            if kind == "source":
+                self._retry_spec = None
+            self._next_due = time.perf_counter()
+            self._handle(kind, value)
+            return
+        if self._source is None:
+            if self._retry_spec is not None:
+                self._retry_spec = self._retry(self._retry_spec)
+            return
+        if getattr(self._source, "paced_by_consumer", False) and not self.slot.wait_until_taken(0.05):
+            return  # a file waits for the worker instead of decoding frames nobody will see
+        read_at = time.perf_counter()
+        try:
+            image = self._source.read()
+        except InputError as exc:
+            if self._source.on_failure == "retry":
+                self._retry_spec = str(self._source.index)
+                self.error.emit(f"{exc}; retrying every second, keeping the last frame")
+            else:
+                self.error.emit(str(exc))
+            if self._source.on_failure != "skip":
+                self._close_source()
+            return
+        if image is not None:
+            self._sequence += 1
+            self.slot.put(CapturedFrame(image, time.perf_counter(), self._sequence, self._source.label))
+            if isinstance(self._source, ImageListSource):
+                self.source_changed.emit(self._source.label)
+        # a late frame (the worker was busy) does not make the next ones hurry to catch up
+        self._next_due = max(self._next_due, read_at) + self._source.wait_s()
 
     def _retry(self, spec: str):
         try:

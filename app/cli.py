@@ -155,9 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command is None:
-            from livevis.app.gui import run_app
+            from livevis.app.gui import AppConfig, run_app
 
-            return run_app(args)
+            return run_app(AppConfig(
+                source=args.source, model=args.model, weights=args.weights, layer=args.layer, device=args.device,
+                settings=args.settings and Path(args.settings), custom=custom_options(args),
+                quit_after=args.quit_after, stats_json=args.stats_json and Path(args.stats_json),
+            ))  # fmt: skip
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
         return handler(args)
     except LivevisError as exc:

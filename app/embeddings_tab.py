@@ -24,78 +24,43 @@ from PyQt6.QtWidgets import (
 )
 
 from livevis.app.capture import CapturedFrame, LatestFrameSlot
-from livevis.models import Engine, LivevisError, model_names
+from livevis.app.jobs import Job, JobRunner, describe_failure
+from livevis.models import Engine, model_names
 from livevis.models.datasets import embedding_dataset
 from livevis.models.embeddings import EmbeddingRun, MapPlacer, activations, embed_dataset, embed_swiss_roll
+from livevis.models.progress import Progress, report
 from livevis.widgets.embedding_view import EmbeddingPanel, EmbeddingPlots
 
 DATASETS = ("mnist", "digits", "swissroll")
 
 
-class EmbeddingJob(QThread):
-    """Computes one EmbeddingRun off the GUI thread; cancellable between batches and layers."""
-
-    progressed = pyqtSignal(str, int, int)
-    finished_run = pyqtSignal(object, object)  # EmbeddingRun, Engine or None
-    failed = pyqtSignal(str)
-
-    def __init__(self, dataset: str, model: str | None, layers: list[str] | None, samples: int, perplexity: float,
-                 method: str, parent=None):  # fmt: skip
-        super().__init__(parent)
-        self.request = (dataset, model, layers, samples, perplexity, method)
-        self._cancel = threading.Event()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def _progress(self, what: str, done: int, total: int) -> bool:
-        self.progressed.emit(what, done, total)
-        return not self._cancel.is_set()
-
-    def run(self) -> None:
-        dataset, model, layers, samples, perplexity, method = self.request
-        try:
-            if dataset == "swissroll":
-                self.progressed.emit("t-SNE of the swiss roll", 0, 1)
-                self.finished_run.emit(embed_swiss_roll(samples, method=method, perplexity=perplexity), None)
-                return
-            engine = Engine.load(model or "lenet", device="cpu", progress=self._progress)
-            data, skipped = embedding_dataset(dataset, samples, 0, engine.spec.input_size)
-            run = embed_dataset(engine, data, dataset, layers, method=method, perplexity=perplexity,
-                                progress=self._progress)  # fmt: skip
-            run.skipped = skipped
-            self.finished_run.emit(run, engine)
-        except LivevisError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # a failure in a background job must reach the user, not kill the app
-            self.failed.emit(f"{type(exc).__name__}: {exc}")
+def compute_embeddings(dataset: str, model: str | None, layers: list[str] | None, samples: int, perplexity: float,
+                       method: str, *, progress: Progress) -> tuple[EmbeddingRun, Engine | None]:
+    """Runs as a job: one EmbeddingRun (and the engine, to place live frames with); cancellable between
+    batches and layers, and within a layer's t-SNE."""
+    if dataset == "swissroll":
+        report(progress, "t-SNE of the swiss roll", 0, 1)
+        return embed_swiss_roll(samples, method=method, perplexity=perplexity), None
+    engine = Engine.load(model or "lenet", device="cpu", progress=progress)
+    data, skipped = embedding_dataset(dataset, samples, 0, engine.spec.input_size)
+    run = embed_dataset(engine, data, dataset, layers, method=method, perplexity=perplexity, progress=progress)
+    run.skipped = skipped
+    return run, engine
 
 
-class FigureSaver(QThread):
-    """Writes the maps as one figure (matplotlib, file I/O) off the GUI thread."""
+def write_figure(run: EmbeddingRun, path: Path, *, progress: Progress) -> str:
+    """Runs as a job: the maps as one figure (matplotlib, file I/O) off the GUI thread."""
+    from livevis.app.embed import check_figure_path, save_figure
 
-    saved = pyqtSignal(str)
-    failed = pyqtSignal(str)
-
-    def __init__(self, run: EmbeddingRun, path: Path, parent=None):
-        super().__init__(parent)
-        self.run_to_save, self.path = run, path
-
-    def run(self) -> None:
-        from livevis.app.embed import check_figure_path, save_figure
-
-        try:
-            self.saved.emit(str(save_figure(self.run_to_save, check_figure_path(self.path))))
-        except LivevisError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # a failure in a background job must reach the user, not kill the app
-            self.failed.emit(f"the figure was not saved: {type(exc).__name__}: {exc}")
+    report(progress, f"saving {path.name}", 0, 0)
+    return str(save_figure(run, check_figure_path(path)))
 
 
 class LivePlacer(QThread):
     """Places the newest live frame into one layer's map, as often as it can keep up."""
 
     placed = pyqtSignal(int, float, float, float)  # panel, x, y, milliseconds
+    failed = pyqtSignal(str)
 
     def __init__(self, engine: Engine, run: EmbeddingRun, panel: int, parent=None):
         super().__init__(parent)
@@ -111,21 +76,30 @@ class LivePlacer(QThread):
         self.slot.wake()
 
     def run(self) -> None:
-        placer = MapPlacer(self.layer_map)  # builds a neighbour index: seconds of work, kept off the GUI thread
+        try:
+            placer = MapPlacer(self.layer_map)  # builds a neighbour index: seconds of work, off the GUI thread
+        except Exception as exc:  # an exception escaping QThread.run would abort the whole app
+            self.failed.emit(describe_failure(exc))
+            return
         while not self._stop.is_set():
             frame = self.slot.take(timeout=0.1)
             if frame is None:
                 continue
-            start = time.perf_counter()
-            flat = activations(self.engine, frame.image[None], [self.layer])[self.layer.path]
-            x, y = placer.place(flat)[0]
+            try:
+                start = time.perf_counter()
+                flat = activations(self.engine, frame.image[None], [self.layer])[self.layer.path]
+                x, y = placer.place(flat)[0]
+            except Exception as exc:
+                self.failed.emit(describe_failure(exc))
+                continue
             self.placed.emit(self.panel, float(x), float(y), (time.perf_counter() - start) * 1000)
 
 
 class EmbeddingsTab(QWidget):
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, runner: JobRunner, parent: QWidget | None = None):
         super().__init__(parent)
-        self.job: EmbeddingJob | None = None
+        self.runner = runner
+        self.job: Job | None = None
         self.placer: LivePlacer | None = None
         self.run: EmbeddingRun | None = None
         self.engine: Engine | None = None
@@ -156,7 +130,7 @@ class EmbeddingsTab(QWidget):
         self.save.setToolTip("every map in one figure (PNG, PDF or SVG), as `livevis embed` writes it")
         self.save.setEnabled(False)
         self.save.clicked.connect(self.choose_figure_path)
-        self.saver: FigureSaver | None = None
+        self.saver: Job | None = None
         self.progress = QProgressBar()
         self.status = QLabel("Choose a dataset and a model, then Compute. The live view keeps running.")
         self.status.setWordWrap(True)
@@ -205,16 +179,16 @@ class EmbeddingsTab(QWidget):
             return
         layers = [key.strip() for key in self.layers.text().split(",") if key.strip()] or None
         name = dataset or self.dataset.currentText()
-        self.job = EmbeddingJob(name, self.model.currentText(), layers, self.samples.value(),
-                                self.perplexity.value(), self.method.currentText(), self)  # fmt: skip
+        self.job = self.runner.submit(f"embedding {name}", compute_embeddings, name, self.model.currentText(), layers,
+                                      self.samples.value(), self.perplexity.value(), self.method.currentText())
         self.job.progressed.connect(self._on_progress)
-        self.job.finished_run.connect(self._on_run)
+        self.job.succeeded.connect(lambda value: self._on_run(*value))
         self.job.failed.connect(self._on_failed)
-        self.job.finished.connect(self._job_ended)
+        self.job.cancelled.connect(lambda: self.status.setText("cancelled"))
+        self.job.ended.connect(self._job_ended)
         self.compute.setEnabled(False)
         self.cancel.setEnabled(True)
         self.status.setText(f"computing {name}...")
-        self.job.start()
 
     def stop_job(self) -> None:
         if self.job is not None:
@@ -255,13 +229,12 @@ class EmbeddingsTab(QWidget):
         """Saves in the background; the status line says where, or why not."""
         if self.run is None or self.saver is not None:
             return
-        self.saver = FigureSaver(self.run, path, self)
-        self.saver.saved.connect(lambda where: self.status.setText(f"figure saved to {where}"))
-        self.saver.failed.connect(self.status.setText)
-        self.saver.finished.connect(self._saver_ended)
+        self.saver = self.runner.submit(f"saving {path.name}", write_figure, self.run, path)
+        self.saver.succeeded.connect(lambda where: self.status.setText(f"figure saved to {where}"))
+        self.saver.failed.connect(lambda message: self.status.setText(f"the figure was not saved: {message}"))
+        self.saver.ended.connect(self._saver_ended)
         self.save.setEnabled(False)
         self.status.setText(f"saving {path.name}...")
-        self.saver.start()
 
     def _saver_ended(self) -> None:
         self.saver = None
@@ -280,6 +253,7 @@ class EmbeddingsTab(QWidget):
         if self.run is None or self.engine is None:
             return
         self.placer = LivePlacer(self.engine, self.run, panel, self)
+        self.placer.failed.connect(self.status.setText)
         self.placer.placed.connect(lambda i, x, y, ms: self.plots.set_marker(i, (x, y)))
         self.placer.start()
 
@@ -295,9 +269,7 @@ class EmbeddingsTab(QWidget):
             self.placer.slot.put(CapturedFrame(frame, captured_at, 0, "live"))
 
     def shutdown(self) -> None:
+        """The live placer stops here; jobs end with the job runner's shutdown."""
         self._stop_placer()
-        if self.saver is not None:
-            self.saver.wait(10_000)
         if self.job is not None:
             self.job.cancel()
-            self.job.wait(5000)

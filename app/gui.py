@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from livevis.models.errors import LivevisError
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """What the command line asks of the window, as plain data (no argparse here)."""
+
+    source: str | None = None
+    model: str | None = None
+    weights: str = "default"
+    layer: str | None = None
+    device: str = "auto"
+    settings: Path | None = None
+    custom: dict = field(default_factory=dict)
+    """input_size, mean, std, labels of a user's own model."""
+    quit_after: float | None = None
+    stats_json: Path | None = None
 
 
 def _no_display() -> bool:
-    import os
-
     return (
         sys.platform.startswith("linux")
         and not os.environ.get("QT_QPA_PLATFORM")
@@ -19,42 +37,35 @@ def _no_display() -> bool:
     )
 
 
-def run_app(args) -> int:
+def run_app(config: AppConfig) -> int:
     if _no_display():
-        from livevis.models.errors import LivevisError
-
         raise LivevisError(
             "no display to open a window on (DISPLAY is not set). Run it on a desktop, under a virtual "
             "screen (xvfb-run livevis), or use the command line: livevis render, livevis bench"
         )
-    from PyQt6.QtCore import QSettings, QTimer
+    from PyQt6.QtCore import QTimer
     from PyQt6.QtWidgets import QApplication
 
-    from livevis.app.cli import custom_options
     from livevis.app.main_window import MainWindow
+    from livevis.app.settings import SettingsStore
 
+    settings = SettingsStore(config.settings)  # a foreign file is refused before any window opens
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("livevis")
     app.setOrganizationName("livevis")
-    settings = QSettings(str(args.settings), QSettings.Format.IniFormat) if args.settings else None
-    window = MainWindow(
-        source=args.source,
-        model=args.model,
-        weights=args.weights,
-        layer=args.layer,
-        device=args.device,
-        settings=settings,
-        custom=custom_options(args),
-    )
+    window = MainWindow(source=config.source, model=config.model, weights=config.weights, layer=config.layer,
+                        device=config.device, settings=settings, custom=config.custom)  # fmt: skip
     window.show()
-    if args.quit_after:
-        QTimer.singleShot(int(args.quit_after * 1000), window.close)
-    # Ctrl+C in the terminal closes the window cleanly; the timer lets Python see the signal.
-    signal.signal(signal.SIGINT, lambda *_: window.close())
+    if config.quit_after:
+        QTimer.singleShot(int(config.quit_after * 1000), window.close)
+    # Ctrl+C in the terminal and a desktop logout's SIGTERM close the window as its close button does
+    # (threads joined, settings saved, stats written); the timer lets Python see the signal.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: window.close())
     wake = QTimer()
     wake.start(200)
     wake.timeout.connect(lambda: None)
     code = app.exec()
-    if args.stats_json:
-        Path(args.stats_json).write_text(json.dumps(window.stats_dict(), indent=1))
+    if config.stats_json:
+        Path(config.stats_json).write_text(json.dumps(window.stats_dict(), indent=1))
     return code

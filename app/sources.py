@@ -1,12 +1,14 @@
 """Frames from cameras, video files, image files and folders, as RGB uint8 arrays (OpenCV, no Qt).
 
 Every failure is an `InputError` whose message names the file and what to do; nothing here raises
-an OpenCV error at a user.
+an OpenCV error at a user. Images are read by `livevis.models.images` (EXIF orientation, transparency,
+16-bit, huge JPEGs), the same reader the embeddings datasets use.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,14 +16,14 @@ import cv2
 import numpy as np
 
 from livevis.models.errors import InputError
+from livevis.models.images import IMAGE_SUFFIXES, check_regular_file, not_a_file, read_image
 
 # OpenCV warns on stderr for every camera index that does not open, and FFmpeg for every file it
 # cannot parse; livevis says what went wrong itself. FFmpeg reads its level when it first opens a file.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 
 
 def _to_rgb(decoded: np.ndarray) -> np.ndarray:
@@ -32,51 +34,46 @@ def _to_rgb(decoded: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """An image file as RGB uint8; missing, empty, truncated and non-image files raise InputError."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder; give an image or video file")
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if data.size == 0:
-        raise InputError(f"{path} is empty (0 bytes)")
-    if _is_truncated_jpeg(data):
-        raise InputError(f"{path} is a truncated JPEG (the file ends before the image does)")
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if decoded is None or decoded.size == 0:
-        raise InputError(f"{path} is not an image OpenCV can decode (corrupt, truncated or another format)")
-    if decoded.dtype != np.uint8:
-        decoded = cv2.normalize(decoded, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    return _to_rgb(decoded)
-
-
-def _is_truncated_jpeg(data: np.ndarray) -> bool:
-    """OpenCV decodes a cut-off JPEG with a grey bottom and a warning; its end-of-image marker says."""
-    if data.size < 4 or data[0] != 0xFF or data[1] != 0xD8:
-        return False
-    tail = data[-1024:].tobytes()
-    return b"\xff\xd9" not in tail
-
-
 def is_video_path(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
 def open_video(path: Path) -> cv2.VideoCapture:
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_file() and path.stat().st_size == 0:
+    path = check_regular_file(path)
+    if path.stat().st_size == 0:
         raise InputError(f"{path} is empty (0 bytes)")
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         capture.release()
+        if _mp4_without_tracks(path):
+            raise InputError(f"{path} has no frames (a video container with no video track)")
         raise InputError(f"{path}: cannot open this video (unsupported codec or not a video file)")
     return capture
+
+
+def _mp4_without_tracks(path: Path) -> bool:
+    """An MP4/MOV whose movie box holds no track: what a writer leaves when it was given no frames.
+    FFmpeg will not open it; walking the top-level boxes tells it apart from an unsupported codec."""
+    try:
+        with open(path, "rb") as handle:
+            size = path.stat().st_size
+            pos = 0
+            while pos + 8 <= size:
+                handle.seek(pos)
+                length, kind = struct.unpack(">I4s", handle.read(8))
+                header = 8
+                if length == 1:
+                    length, header = struct.unpack(">Q", handle.read(8))[0], 16
+                elif length == 0:
+                    length = size - pos
+                if length < header:
+                    return False
+                if kind == b"moov":
+                    return b"trak" not in handle.read(min(length - header, 1 << 20))
+                pos += length
+    except (OSError, struct.error):
+        pass
+    return False
 
 
 def read_video_frame(path: str | Path, index: int = 0) -> np.ndarray:
@@ -94,14 +91,17 @@ def read_video_frame(path: str | Path, index: int = 0) -> np.ndarray:
         ok, frame = capture.read()
     finally:
         capture.release()
+    if not ok and count == 0:
+        raise InputError(f"{path} has no frames (an empty video)")
     if not ok or frame is None:
         raise InputError(f"{path}: cannot decode frame {index} (the file may be truncated or not a video)")
     return _to_rgb(frame)
 
 
 def read_frame(path: str | Path, index: int = 0) -> np.ndarray:
-    """An image file, or frame `index` of a video file, chosen by suffix (images first otherwise)."""
-    path = Path(path)
+    """An image file, or frame `index` of a video file, chosen by suffix (images first otherwise).
+    Named pipes, sockets and devices are refused before they are opened (reading one would block)."""
+    path = check_regular_file(path)
     if is_video_path(path):
         return read_video_frame(path, index)
     if path.suffix.lower() in IMAGE_SUFFIXES and index != 0:
@@ -115,14 +115,64 @@ def read_frame(path: str | Path, index: int = 0) -> np.ndarray:
     return read_video_frame(path, index)
 
 
-def list_images(folder: str | Path) -> list[Path]:
+@dataclass(frozen=True)
+class SkippedFile:
+    path: Path
+    reason: str
+    """Why it is not shown, e.g. 'a named pipe (FIFO)', 'not an image (.txt)'."""
+
+    def __str__(self) -> str:
+        return f"{self.path.name} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class FolderImages:
+    """A folder's readable images in name order, and what else it holds that will not be shown."""
+
+    images: list[Path]
+    skipped: list[SkippedFile]
+
+    def skipped_summary(self, limit: int = 10) -> str:
+        """One line for a status bar or the end of a run: 'skipped 2 files: a.txt (not an image (.txt)), ...'."""
+        if not self.skipped:
+            return ""
+        names = ", ".join(str(s) for s in self.skipped[:limit])
+        more = f" and {len(self.skipped) - limit} more" if len(self.skipped) > limit else ""
+        return f"skipped {len(self.skipped)} file{'s' if len(self.skipped) != 1 else ''}: {names}{more}"
+
+
+def scan_folder(folder: str | Path) -> FolderImages:
+    """The images of a folder (not its sub-folders) and every other entry, each with why it is skipped:
+    other suffixes, videos, sub-folders, named pipes and devices (never opened: reading one blocks),
+    broken links. Hidden entries (.DS_Store, ._photo.jpg) are left out of both."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder")
-    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    images, skipped = [], []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        problem = not_a_file(path)
+        suffix = path.suffix.lower()
+        if problem == "a folder":
+            skipped.append(SkippedFile(path, "a sub-folder; its images are not shown"))
+        elif problem is not None:
+            skipped.append(SkippedFile(path, problem))
+        elif suffix in IMAGE_SUFFIXES:
+            images.append(path)
+        elif suffix in VIDEO_SUFFIXES:
+            skipped.append(SkippedFile(path, "a video; open it on its own"))
+        else:
+            skipped.append(SkippedFile(path, f"not an image ({suffix or 'no suffix'})"))
     if not images:
-        raise InputError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return images
+        also = f"; {FolderImages(images, skipped).skipped_summary()}" if skipped else ""
+        raise InputError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}){also}")
+    return FolderImages(images, skipped)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The images of a folder in name order; `scan_folder` also says which files were skipped and why."""
+    return scan_folder(folder).images
 
 
 @dataclass(frozen=True)
@@ -219,6 +269,8 @@ class VideoFileSource:
     def read(self) -> np.ndarray:
         ok, frame = self._capture.read()
         if not ok:
+            if not self._produced and int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 0:
+                raise InputError(f"{self.path} has no frames (an empty video)")
             if not self._produced:
                 raise InputError(f"{self.path}: no frame could be decoded")
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -278,6 +330,8 @@ def open_source(spec: str | list[str], mirror: bool = True):
     for path in paths:
         if not path.exists():
             raise InputError(f"{path}: no such file or folder")
+        if not (len(paths) == 1 and path.is_dir()):
+            check_regular_file(path)
     if len(paths) == 1 and paths[0].is_dir():
         return ImageListSource(list_images(paths[0]))
     if len(paths) == 1 and is_video_path(paths[0]):

@@ -20,6 +20,7 @@ from .layers import ActivationCapture, LayerInfo
 from .pipeline import FrameViews, ViewOptions, Visualizer
 from .registry import ModelSpec, get_spec, model_names
 from .render import COLORMAPS, GridLayout
+from .views import VIEWS, View, register_view
 
 __all__ = [
     "COLORMAPS",
@@ -41,7 +42,10 @@ __all__ = [
     "Prediction",
     "ViewOptions",
     "Visualizer",
+    "VIEWS",
+    "View",
     "WeightsError",
+    "register_view",
     "get_spec",
     "model_names",
     "pick_device",

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from .errors import InputError, WeightsError
 from .layers import INPUT, PROB, ActivationCapture, LayerInfo, discover_layers, find_layer
+from .progress import Progress, report
 from .registry import DEFAULT_MODEL, OFFLINE_DEFAULT, ModelSpec, get_spec
 from .weights import DEFAULT, WeightsInfo, load_weights
 
@@ -107,18 +108,28 @@ class Engine:
 
     @classmethod
     def load(
-        cls, name: str, weights: str | Path = DEFAULT, device: str = "auto", *, progress: bool = True, **custom
+        cls, name: str, weights: str | Path = DEFAULT, device: str = "auto", *, progress: bool | Progress = True,
+        **custom,
     ) -> Engine:
-        """`custom`: input_size, mean, std, labels for a user's own model (see `models.custom`)."""
+        """`custom`: input_size, mean, std, labels for a user's own model (see `models.custom`).
+
+        `progress`: True draws a bar for a download in the terminal; a callable (`models.progress`) hears of
+        each stage and of a download, and cancels the load by answering False."""
+        stages = progress if callable(progress) else None
+        report(stages, f"building {name}", 0, 3)
         spec = get_spec(name, **custom)
         target = pick_device(device)
         model = spec.build()
+        report(stages, f"weights of {name}", 1, 3)
         info = load_weights(model, spec, weights, progress=progress)
-        return cls(spec, model, info, target)
+        report(stages, f"layers of {name}", 2, 3)
+        engine = cls(spec, model, info, target)
+        report(stages, f"{name} ready", 3, 3)
+        return engine
 
     @classmethod
     def load_default(
-        cls, weights: str | Path = DEFAULT, device: str = "auto", *, progress: bool = True
+        cls, weights: str | Path = DEFAULT, device: str = "auto", *, progress: bool | Progress = True
     ) -> tuple[Engine, str | None]:
         """The default model; where its trained weights cannot be had, the offline trained model.
 

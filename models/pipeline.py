@@ -7,34 +7,29 @@ benchmarked is what runs.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
-from .engine import CropRect, Engine, ForwardResult, Prediction
+from livevis.state import VIEW_OPTION_NAMES, check_option
+
+from .engine import CropRect, Engine, ForwardResult
 from .errors import ChannelOutOfRangeError, OptionError, OutputError
 from .layers import LayerInfo
-from .render import (
-    GridLayout,
-    MapPeak,
-    Renderer,
-    TorchRenderer,
-    check_colormap,
-    grid_layout,
-    locate_peak,
-)
+from .render import Renderer, TorchRenderer, check_colormap
 from .render_opencv import OpenCVRenderer
-
-OVERLAY_MODES = ("overlay", "mask")
-NORMALIZATIONS = ("layer", "channel")
+from .views import DEFAULT_VIEWS, HostContext, RenderContext, views_named
 
 
 @dataclass(frozen=True)
 class ViewOptions:
-    """How to draw: everything a user can change without touching the model."""
+    """One render request: what to draw (the views, the layer, the channel) and how, plus the sizes the
+    window shows the pictures at. Immutable, so a worker thread can hold it while the GUI makes the next."""
 
     layer: str | None = None
     """Path or friendly name; None is the model's default layer."""
@@ -47,8 +42,8 @@ class ViewOptions:
     opacity: float = 0.8
     grid_aspect: float = 1.0
     grid_scale: int = 1
-    signed_input: bool = True
-    """Also render the normalised network input; the benchmark's live pipeline leaves it out."""
+    views: tuple[str, ...] = DEFAULT_VIEWS
+    """The views to produce (see `models.views`); one forward serves them all."""
     display_size: tuple[int, int] | None = None
     """(width, height) the overlay is shown at: the frame is shrunk to fit on the device and the map
     blended at that size, so that a GUI blits it instead of scaling it in paintEvent (where PyQt holds
@@ -58,51 +53,61 @@ class ViewOptions:
 
     def __post_init__(self):
         check_colormap(self.colormap)
-        if self.norm not in NORMALIZATIONS:
-            raise OptionError(f"unknown normalisation {self.norm!r}; use layer or channel")
-        if self.overlay_mode not in OVERLAY_MODES:
-            raise OptionError(f"unknown overlay mode {self.overlay_mode!r}; use overlay or mask")
-        if not self.gamma > 0:
-            raise OptionError(f"gamma must be above 0, got {self.gamma}")
-        if not 0 <= self.boost <= 1:
-            raise OptionError(f"boost must lie in [0, 1], got {self.boost}")
-        if not 0 <= self.opacity <= 1:
-            raise OptionError(f"opacity must lie in [0, 1], got {self.opacity}")
+        try:
+            for name in (*VIEW_OPTION_NAMES, "channel"):
+                check_option(name, getattr(self, name))
+        except ValueError as exc:
+            raise OptionError(str(exc)) from None
+        views_named(self.views)
 
     def with_(self, **changes) -> ViewOptions:
         return replace(self, **changes)
 
 
+_EMPTY = np.zeros((0, 0, 3), dtype=np.uint8)
+
+
 @dataclass(frozen=True)
 class FrameViews:
-    """Everything one frame produced, on the host, immutable: safe to hand to another thread."""
+    """Everything one frame produced, on the host, immutable: safe to hand to another thread.
+
+    `images` holds the pictures of the views asked for, by view name (uint8 HxWx3); `values` the plain
+    results (grid layout, channel statistics, peak, top-5, display-only pictures).
+    """
 
     frame: np.ndarray
-    grid: np.ndarray
-    grid_layout: GridLayout
-    overlay: np.ndarray
-    channel_tile: np.ndarray
-    """The selected channel coloured at its own resolution (a zoomed view scales it up)."""
-    input_signed: np.ndarray
+    images: Mapping[str, np.ndarray]
+    values: Mapping[str, Any]
     layer: LayerInfo
     channel: int
-    channel_max: np.ndarray
-    channel_mean: np.ndarray
-    peak: MapPeak
     crop: CropRect
-    top5: list[Prediction]
-    frame_display: np.ndarray | None = None
-    """The frame shrunk to fit `frame_display_size`, when one is set."""
     activation: np.ndarray | None = None
     """The layer's raw output, float32 CxHxW or F, when asked for."""
     network_input: np.ndarray | None = None
     """The exact normalised network input, float32 1xCxSxS, when asked for."""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    reused_forward: bool = False
+    """Drawn from the previous forward pass of the same frame (frozen browsing): no model forward ran."""
 
     @property
     def frame_size(self) -> tuple[int, int]:
         """(width, height) of the frame: the pixels `crop` and `peak` are given in."""
         return self.frame.shape[1], self.frame.shape[0]
+
+    def image(self, name: str) -> np.ndarray:
+        """A view's picture; an empty image where that view was not asked for."""
+        return self.images.get(name, _EMPTY)
+
+    grid = property(lambda self: self.image("grid"))
+    overlay = property(lambda self: self.image("overlay"))
+    channel_tile = property(lambda self: self.image("channel_tile"))
+    input_signed = property(lambda self: self.image("input_signed"))
+    grid_layout = property(lambda self: self.values.get("grid_layout"))
+    channel_max = property(lambda self: self.values.get("channel_max"))
+    channel_mean = property(lambda self: self.values.get("channel_mean"))
+    peak = property(lambda self: self.values.get("peak"))
+    top5 = property(lambda self: self.values.get("top5", []))
+    frame_display = property(lambda self: self.values.get("frame_display"))
 
 
 def output_folder(folder: str | Path) -> Path:
@@ -137,9 +142,10 @@ def save_activations(path, views: FrameViews) -> None:
         "layer": np.array(views.layer.path),
         "channel": np.array(views.channel),
         "crop": views.crop.as_array(),
-        "top5_index": np.array([p.index for p in views.top5], dtype=np.int64),
-        "top5_prob": np.array([p.probability for p in views.top5], dtype=np.float32),
     }
+    if views.top5:
+        arrays["top5_index"] = np.array([p.index for p in views.top5], dtype=np.int64)
+        arrays["top5_prob"] = np.array([p.probability for p in views.top5], dtype=np.float32)
     try:
         np.savez(path, **arrays)
     except OSError as exc:
@@ -147,13 +153,20 @@ def save_activations(path, views: FrameViews) -> None:
 
 
 class Visualizer:
-    """An engine plus view options: `process(frame)` runs the whole live pipeline once."""
+    """An engine plus view options: `process(frame)` runs the whole live pipeline once.
+
+    The forward result of the last frame is kept: asked again for the same frame (`frame_key`, as a
+    frozen frame or a still image is), with layers it captured, the views are redrawn without a forward.
+    """
 
     def __init__(self, engine: Engine, options: ViewOptions | None = None):
         self.engine = engine
         self.options = options or ViewOptions()
         self.renderer = renderer_for(engine.device)
         self.layer_info(self.options)  # a wrong layer fails now, not on the first frame
+        self.forwards = 0
+        """Model forwards run so far (frozen browsing runs none)."""
+        self._last: tuple[object, ForwardResult] | None = None
 
     def layer_info(self, options: ViewOptions) -> LayerInfo:
         return self.engine.layer(options.layer)
@@ -165,102 +178,70 @@ class Visualizer:
             )
 
     def process(
-        self, frame: np.ndarray, options: ViewOptions | None = None, *, with_activations: bool = False
-    ) -> FrameViews:
+        self, frame: np.ndarray, options: ViewOptions | None = None, *, with_activations: bool = False,
+        frame_key: object = None,
+    ) -> FrameViews:  # fmt: skip
         """Run the whole pipeline on one RGB uint8 frame.
 
         `with_activations` also copies the raw layer output and the network input to the host (for
-        saving); the live view does without.
+        saving); the live view does without. `frame_key` names the frame (a capture's sequence number):
+        the same key again reuses the last forward pass where it captured what the views need.
         """
         options = options or self.options
         layer = self.layer_info(options)
         self.check_channel(layer, options.channel)
+        views = views_named(options.views)
+        needed = {layer.path}.union(*(view.layers(layer, options) for view in views))
         clock = _StageClock(self.engine.device)
-        result = self.engine.run(frame, [layer.path], on_stage=clock.lap)
-        views = self.render(result, layer, options)
-        views["logits"] = result.logits[0]
+        result, reused = self._forward(frame, needed, frame_key, clock)
+        context = RenderContext(self.renderer, result, layer, options)
+        produced: dict = {}
+        with torch.inference_mode():
+            for view in views:
+                produced.update(view.render(context))
         if with_activations:
-            views["activation"] = result.activations[layer.path].float()
-            views["network_input"] = result.input.float()
+            produced["activation"] = result.activations[layer.path].float()
+            produced["network_input"] = result.input.float()
         clock.lap("render")
-        host = self._to_host(views)
+        host = self._to_host(produced)
         clock.lap("copy")
-        peak_index = int(host["peak_index"])
+        finishing = HostContext(self.engine, layer, options, result.crop)
+        values = {k: v for k, v in host.items() if k not in ("activation", "network_input")}
+        for view in views:
+            values.update(view.finish(host, finishing))
+        images = {view.name: values.pop(view.name) for view in views if view.saved and view.name in values}
         return FrameViews(
             frame=frame,
-            grid=host["grid"],
-            grid_layout=views["grid_layout"],
-            overlay=host["overlay"],
-            channel_tile=host["channel_tile"],
-            input_signed=host["input_signed"],
+            images=images,
+            values=values,
             layer=layer,
             channel=options.channel,
-            channel_max=host["channel_max"],
-            channel_mean=host["channel_mean"],
-            peak=locate_peak(
-                peak_index,
-                float(host["channel_max"][options.channel]),
-                host["channel_tile"].shape[:2],
-                _crop_tuple(result.crop),
-            ),
             crop=result.crop,
-            top5=self.engine.top_k(host["logits"]),
-            frame_display=host.get("frame_display"),
             activation=host.get("activation"),
             network_input=host.get("network_input"),
             timings_ms=clock.laps,
+            reused_forward=reused,
         )
 
-    @torch.inference_mode()
-    def render(self, result: ForwardResult, layer: LayerInfo, options: ViewOptions) -> dict:
-        """Every view of the layer on the device; the renderer's arrays plus the grid layout.
+    def _forward(self, frame: np.ndarray, needed: set[str], frame_key, clock) -> tuple[ForwardResult, bool]:
+        last = self._last
+        if frame_key is not None and last is not None and last[0] == frame_key:
+            if needed <= last[1].activations.keys():
+                clock.lap("preprocess")
+                clock.lap("forward")
+                return last[1], True
+        result = self.engine.run(frame, sorted(needed), on_stage=clock.lap)
+        self.forwards += 1
+        self._last = (frame_key, result) if frame_key is not None else None
+        return result, False
 
-        The grid shows the layer on the scale the options ask for; the zoomed tile and the overlay
-        show the selected channel on its own scale. One pass of statistics serves them all.
+    def _to_host(self, produced: dict) -> dict:
+        """One copy back per tensor; on CUDA through pinned buffers, with a single synchronise.
+
+        Everything else (numpy arrays, numbers, layouts) passes through as it is.
         """
-        r = self.renderer
-        maps, tile = r.maps_of(r.asarray(result.activations[layer.path]))
-        low, high, mean = r.channel_stats(maps)
-        levels = r.levels(maps, low, high, options.colormap, per_channel=options.norm == "channel", boost=options.boost)
-        layout = grid_layout(maps.shape[0], *tile, options.grid_aspect, options.grid_scale)
-        channel = slice(options.channel, options.channel + 1)
-        selected = r.levels(maps[channel], low[channel], high[channel], options.colormap, per_channel=True)
-        selected = r.as_tiles(selected, tile)[0]
-        peak_index = r.peak_index(maps, options.channel)
-        frame = r.asarray(result.frame)
-        # Shown smaller than the frame, the overlay is blended at the size shown: shrink, then blend.
-        shown = frame if options.display_size is None else r.fit_within(frame, *options.display_size)
-        overlay = r.render_overlay(
-            shown,
-            selected,
-            _scale_crop(result.crop, shown.shape[1] / frame.shape[1], shown.shape[0] / frame.shape[0]),
-            options.colormap,
-            mode=options.overlay_mode,
-            opacity=options.opacity,
-            gamma=options.gamma,
-            peak_index=peak_index,
-        )
-        views = {
-            "grid": r.grid_image(levels, tile, layout, options.colormap, options.gamma),
-            "grid_layout": layout,
-            "overlay": overlay,
-            "channel_tile": r.colorize(selected, options.colormap, options.gamma),
-            "input_signed": r.signed_input(r.asarray(result.input[0])) if options.signed_input else _NO_IMAGE,
-            "channel_max": high,
-            "channel_mean": mean,
-            "peak_index": peak_index,
-        }
-        if options.frame_display_size is not None:
-            views["frame_display"] = r.fit_within(frame, *options.frame_display_size)
-        return views
-
-    def _to_host(self, views: dict) -> dict[str, np.ndarray]:
-        """One copy back per view; on CUDA through pinned buffers, with a single synchronise.
-
-        Arrays already on the host (numpy, CPU tensors) pass through without a copy.
-        """
-        host = {k: np.asarray(v) for k, v in views.items() if isinstance(v, np.ndarray | int)}
-        tensors = {k: v for k, v in views.items() if isinstance(v, torch.Tensor)}
+        tensors = {k: v for k, v in produced.items() if isinstance(v, torch.Tensor)}
+        host = {k: v for k, v in produced.items() if k not in tensors}
         if self.engine.device.type != "cuda":
             return host | {k: v.cpu().numpy() for k, v in tensors.items()}
         pinned = {k: torch.empty(v.shape, dtype=v.dtype, pin_memory=True) for k, v in tensors.items()}
@@ -270,22 +251,9 @@ class Visualizer:
         return host | {k: v.numpy() for k, v in pinned.items()}
 
 
-_NO_IMAGE = np.zeros((0, 0, 3), dtype=np.uint8)
-
-
 def renderer_for(device: torch.device) -> Renderer:
     """numpy and OpenCV on the CPU, where each torch op costs more than its work; torch elsewhere."""
     return OpenCVRenderer() if device.type == "cpu" else TorchRenderer()
-
-
-def _crop_tuple(crop: CropRect) -> tuple[int, int, int, int]:
-    return (crop.x, crop.y, crop.w, crop.h)
-
-
-def _scale_crop(crop: CropRect, sx: float, sy: float) -> tuple[int, int, int, int]:
-    """The crop in the pixels of a frame shrunk by (sx, sy)."""
-    x, y = round(crop.x * sx), round(crop.y * sy)
-    return (x, y, max(1, round((crop.x + crop.w) * sx) - x), max(1, round((crop.y + crop.h) * sy) - y))
 
 
 class _StageClock:

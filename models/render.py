@@ -13,7 +13,6 @@ a level or two (tested). Nothing here copies to the host; the pipeline copies ea
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,14 +21,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from livevis.geometry import GridLayout, grid_layout, tile_of
+from livevis.state import COLORMAPS
+
 from .errors import ColormapError, OptionError
+
+__all__ = ["COLORMAPS", "GridLayout", "Renderer", "TorchRenderer", "grid_layout", "tile_of"]
 
 LEVELS = 255  # odd, so that zero falls exactly on the middle level of a signed colormap
 SEPARATOR = LEVELS  # the table row after the last level
 SEPARATOR_GRAY = 48
 MARKER_RGB = (0, 255, 0)
-UNIT_TILE = 3
-"""Side of the tile a unit of an (N, F) layer gets in the grid."""
 
 # Signed red-white-blue: blue negative, white zero, red positive (ColorBrewer's RdBu ends).
 _NEGATIVE_RGB = (33, 102, 172)
@@ -56,7 +58,7 @@ _COLORMAPS = {
     "viridis": (lambda t: _matplotlib_colours("viridis", t), False),
     "inferno": (lambda t: _matplotlib_colours("inferno", t), False),
 }
-COLORMAPS = tuple(_COLORMAPS)
+assert tuple(_COLORMAPS) == COLORMAPS, "every colormap the state offers has a table here"
 
 
 def check_colormap(name: str) -> str:
@@ -145,42 +147,6 @@ def level_transform(low, high, colormap: str, *, per_channel: bool = False, boos
     else:  # divided by span ** boost, each channel peaks at span ** (1 - boost); the largest is the top
         scale = full / (span if boost == 1 else span**boost * (span ** (1.0 - boost)).max())
     return scale, base - floor * scale
-
-
-@dataclass(frozen=True)
-class GridLayout:
-    """Where each channel's tile sits in a grid image: tile c is at row c // cols, column c % cols.
-
-    Plain numbers, so that a widget can map a mouse position to a channel without torch
-    (`widgets.channel_grid.GridGeometry` takes the same fields).
-    """
-
-    channels: int
-    rows: int
-    cols: int
-    tile_h: int
-    tile_w: int
-    scale: int = 1
-
-    @property
-    def height(self) -> int:
-        return (self.rows * (self.tile_h + 1) + 1) * self.scale
-
-    @property
-    def width(self) -> int:
-        return (self.cols * (self.tile_w + 1) + 1) * self.scale
-
-
-def tile_of(shape: tuple[int, ...]) -> tuple[int, int]:
-    """The (h, w) tile a channel of a layer with this output shape (C, H, W) or (F,) is drawn as."""
-    return (shape[1], shape[2]) if len(shape) == 3 else (UNIT_TILE, UNIT_TILE)
-
-
-def grid_layout(channels: int, tile_h: int, tile_w: int, aspect: float = 1.0, scale: int = 1) -> GridLayout:
-    """Near-square layout whose whole image is about `aspect` (width / height)."""
-    cols = max(1, min(channels, math.ceil(math.sqrt(channels * aspect * (tile_h + 1) / (tile_w + 1)))))
-    rows = math.ceil(channels / cols)
-    return GridLayout(channels, rows, cols, tile_h, tile_w, scale)
 
 
 @dataclass(frozen=True)
@@ -290,8 +256,29 @@ class Renderer(ABC):
         """uint8 levels of any shape -> (..., 3) uint8 colours; SEPARATOR gives the separator grey."""
 
     @abstractmethod
+    def full(self, shape: tuple[int, int], value: int, like):
+        """A new uint8 array of `shape` filled with `value`, of the kind and on the device of `like`."""
+
+    @abstractmethod
+    def enlarge(self, image, scale: int):
+        """An (H, W) image repeated `scale` times along both axes (nearest neighbour)."""
+
     def tile_channels(self, tiles, layout: GridLayout):
-        """(C, h, w) levels -> one (H, W) level image with 1 px SEPARATOR lines between the tiles."""
+        """(C, h, w) levels -> one (H, W) level image with 1 px SEPARATOR lines between the tiles.
+
+        The tiles are copied straight into a strided view of the finished image: one write of the grid.
+        numpy and torch share the indexing used here, so both renderers tile with this one code.
+        """
+        c, h, w = tiles.shape
+        rows, cols = layout.rows, layout.cols
+        grid = self.full((layout.height // layout.scale, layout.width // layout.scale), SEPARATOR, like=tiles)
+        cells = grid[1:, 1:].reshape(rows, h + 1, cols, w + 1)[:, :h, :, :w]
+        full_rows, rest = divmod(c, cols)
+        if full_rows:
+            cells[:full_rows] = tiles[: full_rows * cols].reshape(full_rows, cols, h, w).swapaxes(1, 2)
+        if rest:
+            cells[full_rows, :, :rest] = tiles[full_rows * cols :].swapaxes(0, 1)
+        return self.enlarge(grid, layout.scale) if layout.scale > 1 else grid
 
     @abstractmethod
     def peak_index(self, maps, channel: int):
@@ -369,21 +356,11 @@ class TorchRenderer(Renderer):
         table = _device_colour_table(check_colormap(colormap), gamma, levels.device)
         return torch.index_select(table, 0, levels.flatten().long()).view(*levels.shape, 3)
 
-    def tile_channels(self, tiles, layout: GridLayout):
-        # tiles are copied straight into a strided view of the finished image: one write of the grid
-        c, h, w = tiles.shape
-        rows, cols = layout.rows, layout.cols
-        grid = torch.full((layout.height // layout.scale, layout.width // layout.scale), SEPARATOR,
-                          dtype=torch.uint8, device=tiles.device)  # fmt: skip
-        cells = grid[1:, 1:].unflatten(0, (rows, h + 1)).unflatten(2, (cols, w + 1))[:, :h, :, :w]
-        full_rows, rest = divmod(c, cols)
-        if full_rows:
-            cells[:full_rows].copy_(tiles[: full_rows * cols].unflatten(0, (full_rows, cols)).transpose(1, 2))
-        if rest:
-            cells[full_rows, :, :rest].copy_(tiles[full_rows * cols :].transpose(0, 1))
-        if layout.scale > 1:
-            grid = grid.repeat_interleave(layout.scale, 0).repeat_interleave(layout.scale, 1)
-        return grid
+    def full(self, shape, value, like):
+        return torch.full(shape, value, dtype=torch.uint8, device=like.device)
+
+    def enlarge(self, image, scale):
+        return image.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
 
     def as_tiles(self, levels, tile):
         if levels.shape[1] == tile[0] * tile[1]:

@@ -14,8 +14,6 @@ import torch
 
 from .render import (
     MARKER_RGB,
-    SEPARATOR,
-    GridLayout,
     Renderer,
     cell_centre,
     check_colormap,
@@ -70,19 +68,11 @@ class OpenCVRenderer(Renderer):
             return levels.reshape(-1, *tile)
         return np.broadcast_to(levels.reshape(-1, 1, 1), (levels.shape[0], *tile))
 
-    def tile_channels(self, tiles, layout: GridLayout):
-        c, h, w = tiles.shape
-        rows, cols = layout.rows, layout.cols
-        grid = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1), SEPARATOR, dtype=np.uint8)
-        cells = grid[1:, 1:].reshape(rows, h + 1, cols, w + 1)[:, :h, :, :w]
-        full_rows, rest = divmod(c, cols)
-        if full_rows:
-            cells[:full_rows] = tiles[: full_rows * cols].reshape(full_rows, cols, h, w).swapaxes(1, 2)
-        if rest:
-            cells[full_rows, :, :rest] = tiles[full_rows * cols :].swapaxes(0, 1)
-        if layout.scale > 1:
-            grid = grid.repeat(layout.scale, 0).repeat(layout.scale, 1)
-        return grid
+    def full(self, shape, value, like):
+        return np.full(shape, value, dtype=np.uint8)
+
+    def enlarge(self, image, scale):
+        return image.repeat(scale, 0).repeat(scale, 1)
 
     def peak_index(self, maps, channel: int):
         return int(maps[channel].argmax())

@@ -1,4 +1,7 @@
-"""The layers of a model as a tree (module paths nest), with friendly name and output shape."""
+"""The layers of a model as a tree (module paths nest), with friendly name and output shape.
+
+The selected layer is the live state's: the tree follows `state.layer` and a click sets it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from collections.abc import Sequence
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, QWidget
+
+from livevis.state import LiveState
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
@@ -15,8 +20,10 @@ class LayerTree(QTreeWidget):
 
     layer_selected = pyqtSignal(str)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, state: LiveState, parent: QWidget | None = None):
         super().__init__(parent)
+        self.state = state
+        state.events.layer.connect(self.select_path)
         self.setHeaderLabels(["layer", "shape"])
         self.setColumnWidth(0, 150)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -43,6 +50,7 @@ class LayerTree(QTreeWidget):
             else:
                 parent.addChild(self._items[path])
         self.expandToDepth(0)
+        self.select_path(self.state.layer)
 
     def _parent_of(self, path: str) -> QTreeWidgetItem | None:
         parts = path.split(".")
@@ -64,4 +72,7 @@ class LayerTree(QTreeWidget):
         self.scrollToItem(item)
 
     def _on_item(self, item: QTreeWidgetItem, _column: int) -> None:
-        self.layer_selected.emit(item.data(0, PATH_ROLE))
+        path = item.data(0, PATH_ROLE)
+        if path != self.state.layer:
+            self.state.update(layer=path, channel=0)
+        self.layer_selected.emit(path)

@@ -9,32 +9,36 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PyQt6.QtCore import QPoint, QSettings, Qt
+from PyQt6.QtCore import QPoint, QSettings, Qt, QThread, QThreadPool
 from PyQt6.QtWidgets import QMessageBox
 
 import livevis.app.capture
 import livevis.app.sources
 from livevis.app.main_window import MainWindow
+from livevis.app.settings import SettingsStore
 from tests.conftest import write_video
 
 TIMEOUT_MS = 30_000
 
 
+def _no_modal_dialog(*args, **kwargs):
+    pytest.fail(f"a modal dialog was opened: {args[1:3]}")
+
+
 @pytest.fixture
 def make_window(qtbot, tmp_path, monkeypatch):
-    """Builds main windows with their own settings file; checks each one stops its threads on close."""
-    dialogs: list[str] = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: dialogs.append(text))
-    monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text, *a: dialogs.append(text))
+    """Builds main windows with their own settings file; fails when a modal warning opens, and when a
+    thread or a background job outlives its window."""
+    monkeypatch.setattr(QMessageBox, "warning", _no_modal_dialog)
+    monkeypatch.setattr(QMessageBox, "information", _no_modal_dialog)
     windows: list[MainWindow] = []
 
     def make(source, **kwargs) -> MainWindow:
-        settings = QSettings(str(tmp_path / f"settings{len(windows)}.ini"), QSettings.Format.IniFormat)
-        settings.setValue("snapshot_dir", str(tmp_path / "snapshots"))
+        settings = SettingsStore(tmp_path / f"settings{len(windows)}.ini")
+        settings.set("snapshot_dir", str(tmp_path / "snapshots"))
         kwargs.setdefault("model", "alexnet")
         kwargs.setdefault("weights", "none")
         window = MainWindow(source=None if source is None else str(source), device="cpu", settings=settings, **kwargs)
-        window.dialogs = dialogs
         qtbot.addWidget(window)
         window.show()
         window.activateWindow()
@@ -45,7 +49,10 @@ def make_window(qtbot, tmp_path, monkeypatch):
     yield make
     for window in windows:
         window.close()
-        assert window.capture.isFinished() and window.worker.isFinished(), "a thread outlived its window"
+        alive = [thread for thread in window.findChildren(QThread) if not thread.isFinished()]
+        assert not alive, f"threads outlived their window: {alive}"
+        assert QThreadPool.globalInstance().activeThreadCount() == 0, "a background job outlived its window"
+        assert not window.runner.running()
 
 
 @pytest.fixture
@@ -62,48 +69,55 @@ def wait_result(qtbot, window, condition=lambda r: True, timeout=TIMEOUT_MS):
     return window.last_result
 
 
+def wait_frozen(qtbot, window):
+    """Until the worker has taken the freeze and the frame it holds is the one shown."""
+    qtbot.waitUntil(lambda: window.worker.frozen and window.last_result is not None
+                    and window.last_result.sequence == window.worker.held_sequence, timeout=TIMEOUT_MS)  # fmt: skip
+
+
 def test_frames_from_a_video_reach_the_grid(qtbot, make_window, video):
     window = make_window(video)
     with qtbot.waitSignal(window.worker.result_ready, timeout=TIMEOUT_MS):
         pass
     result = wait_result(qtbot, window)
     assert result.views.layer.name == "conv5"
-    assert window.grid.image_array().shape == result.views.grid.shape
+    assert window.live.grid_pane.grid.image_array().shape == result.views.grid.shape
     # once the worker knows the view's current size, frames come rendered to fit it
-    view = window.input_view
+    view = window.live.input.image
     wait_result(qtbot, window, lambda r: r.options.frame_display_size == (view.width(), view.height()))
-    shown = window.input_view.image_array()
-    assert shown.shape[0] <= window.input_view.height() and shown.shape[1] <= window.input_view.width()
+    shown = window.live.input.image.image_array()
+    assert shown.shape[0] <= window.live.input.image.height() and shown.shape[1] <= window.live.input.image.width()
     assert shown.shape[1] / shown.shape[0] == pytest.approx(640 / 480, rel=0.02), "rendered to fit the view"
     # the grid is laid out in the shape of its pane
-    pane = window.grid.width() / window.grid.height()
+    pane = window.live.grid_pane.grid.width() / window.live.grid_pane.grid.height()
     laid_out = wait_result(qtbot, window, lambda r: r.options.grid_aspect == pytest.approx(pane, rel=0.06))
     layout = laid_out.views.grid_layout
     assert layout.width / layout.height == pytest.approx(pane, rel=0.35)
     first = result.sequence
     wait_result(qtbot, window, lambda r: r.sequence > first + 3)
-    assert len(window.predictions.rows()) == 5
-    assert "UNTRAINED" in window.predictions._note
+    assert len(window.live.input.predictions.rows()) == 5
+    assert "UNTRAINED" in window.live.input.predictions._note
     assert window.slot.captured >= window.worker.processed > 3
 
 
 def test_clicking_a_tile_selects_that_channel(qtbot, make_window, video):
     window = make_window(video)
     wait_result(qtbot, window)
-    geometry = window.grid.geometry_
+    geometry = window.live.grid_pane.grid.geometry_
     x, y, w, h = geometry.tile_rect(37)
-    point = window.grid.to_widget(x + w / 2, y + h / 2)
-    qtbot.mouseClick(window.grid, Qt.MouseButton.LeftButton, pos=QPoint(round(point.x()), round(point.y())))
+    grid = window.live.grid_pane.grid
+    point = grid.to_widget(x + w / 2, y + h / 2)
+    qtbot.mouseClick(grid, Qt.MouseButton.LeftButton, pos=QPoint(round(point.x()), round(point.y())))
     result = wait_result(qtbot, window, lambda r: r.views.channel == 37)
-    assert "channel 37" in window.channel_info.text()
-    assert window.tile_view.image_array().shape == (13, 13, 3)
-    assert np.array_equal(window.small_view.image_array(), result.views.channel_tile)
+    assert "channel 37" in window.live.selected.info.text()
+    assert window.live.selected.tile.image_array().shape == (13, 13, 3)
+    assert np.array_equal(window.live.selected.small.image_array(), result.views.channel_tile)
 
 
 def test_arrow_keys_move_the_channel_and_u_o_the_layer(qtbot, make_window, video):
     window = make_window(video)
     wait_result(qtbot, window)
-    cols = window.grid.geometry_.cols
+    cols = window.live.grid_pane.grid.geometry_.cols
     qtbot.keyClick(window, Qt.Key.Key_Right)
     qtbot.keyClick(window, Qt.Key.Key_Down)
     wait_result(qtbot, window, lambda r: r.views.channel == 1 + cols)
@@ -115,20 +129,19 @@ def test_arrow_keys_move_the_channel_and_u_o_the_layer(qtbot, make_window, video
     qtbot.keyClick(window, Qt.Key.Key_U)
     qtbot.keyClick(window, Qt.Key.Key_U)
     wait_result(qtbot, window, lambda r: r.views.layer.name == "relu4")
-    assert window.layer_tree.currentItem().text(0).startswith("relu4")
+    assert window.live.layer_tree.currentItem().text(0).startswith("relu4")
 
 
 def test_freeze_stops_updates_but_still_redraws_selection(qtbot, make_window, video):
     window = make_window(video)
     wait_result(qtbot, window, lambda r: r.sequence > 2)
     qtbot.keyClick(window, Qt.Key.Key_Space)
-    assert window.frozen
-    qtbot.wait(300)
+    assert window.state.frozen
+    wait_frozen(qtbot, window)
     frozen_sequence = window.last_result.sequence
     captured = window.slot.captured
-    qtbot.wait(800)
-    assert window.slot.captured > captured, "capture goes on while frozen"
-    assert window.last_result.sequence == frozen_sequence
+    qtbot.waitUntil(lambda: window.slot.captured > captured + 5, timeout=TIMEOUT_MS)  # capture goes on
+    assert window.last_result.sequence == frozen_sequence, "no new frame is shown while frozen"
     latencies = list(window.stats.latencies_ms)
     qtbot.keyClick(window, Qt.Key.Key_Right)
     result = wait_result(qtbot, window, lambda r: r.views.channel == 1)
@@ -145,7 +158,7 @@ def test_snapshot_writes_frame_grid_overlay_and_activations(qtbot, make_window, 
         qtbot.keyClick(window, Qt.Key.Key_S)
     folder = Path(saved.args[0])
     assert folder.parent == tmp_path / "snapshots"
-    assert {"frame.png", "grid.png", "overlay.png", "channel.png", "activations.npz"} <= {
+    assert {"frame.png", "grid.png", "overlay.png", "channel_tile.png", "activations.npz"} <= {
         p.name for p in folder.iterdir()
     }
     saved_npz = np.load(folder / "activations.npz")
@@ -172,10 +185,10 @@ def test_a_model_that_fails_to_load_leaves_the_previous_one(qtbot, make_window, 
     wait_result(qtbot, window)
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"nope")
-    with qtbot.waitSignal(window.worker.model_failed, timeout=TIMEOUT_MS):
-        window.worker.load_model("alexnet", str(bad), "cpu")
+    with qtbot.waitSignal(window.loader.failed, timeout=TIMEOUT_MS):
+        window.loader.load("alexnet", str(bad), "cpu")
     assert window.model.name == "alexnet"
-    assert any("bad.pth" in text for text in window.dialogs)
+    assert "bad.pth" in window.notice.text() and window.notice.isVisible()
     before = window.last_result.sequence
     wait_result(qtbot, window, lambda r: r.sequence > before)
 
@@ -187,22 +200,22 @@ def test_a_weights_file_for_a_users_own_model_keeps_its_input_description(qtbot,
     window = make_window(video, model="livevis.models.lenet:LeNet5", custom=own)
     wait_result(qtbot, window)
     assert window.model.name == "livevis.models.lenet:LeNet5" and not window.model.trained
-    with qtbot.waitSignal(window.worker.model_ready, timeout=TIMEOUT_MS):
-        window.worker.load_weights(str(WEIGHTS_FILE), "cpu")
+    with qtbot.waitSignal(window.loader.ready, timeout=TIMEOUT_MS):
+        window.loader.reload(weights=str(WEIGHTS_FILE), device="cpu")
     assert window.model.trained and window.model.layers[0][2] == (1, 28, 28), "still a 1 x 28 x 28 input"
     # listed beside the registry's models, and chosen again as it was loaded (input and weights)
-    assert window.model_combo.findText("livevis.models.lenet:LeNet5") >= 0
-    assert "livevis.models.lenet:LeNet5" in [action.text() for action in window.model_group.actions()]
-    with qtbot.waitSignal(window.worker.model_ready, timeout=TIMEOUT_MS):
-        window.choose_model("lenet")  # the listed LeNet, bundled weights
-    with qtbot.waitSignal(window.worker.model_ready, timeout=TIMEOUT_MS):
-        window.choose_model("livevis.models.lenet:LeNet5")
+    assert window.controls.model.findText("livevis.models.lenet:LeNet5") >= 0
+    assert "livevis.models.lenet:LeNet5" in [action.text() for action in window.model_menu.model_group.actions()]
+    with qtbot.waitSignal(window.loader.ready, timeout=TIMEOUT_MS):
+        window.model_menu.choose("lenet")  # the listed LeNet, bundled weights
+    with qtbot.waitSignal(window.loader.ready, timeout=TIMEOUT_MS):
+        window.model_menu.choose("livevis.models.lenet:LeNet5")
     assert window.model.name == "livevis.models.lenet:LeNet5" and window.model.trained
-    assert window.model_combo.currentText() == "livevis.models.lenet:LeNet5"
-    assert not window.dialogs
+    assert window.controls.model.currentText() == "livevis.models.lenet:LeNet5"
+    assert window.notice.isHidden()
     window.close()
-    settings = QSettings(str(window.settings.fileName()), QSettings.Format.IniFormat)
-    assert settings.value("model") is None, "the next start cannot load it without its description"
+    settings = QSettings(str(window.settings.file_name), QSettings.Format.IniFormat)
+    assert not settings.value("model"), "the next start cannot load it without its description"
 
 
 def test_a_first_model_that_fails_gives_way_to_the_default(qtbot, make_window, video):
@@ -210,14 +223,14 @@ def test_a_first_model_that_fails_gives_way_to_the_default(qtbot, make_window, v
     result = wait_result(qtbot, window)
     assert window.model is not None and window.model.name in ("alexnet", "efficientnet_lite0")
     assert result.views.top5
-    assert any("unknown model 'no_such_net'" in text and "default model instead" in text for text in window.dialogs)
+    assert "unknown model 'no_such_net'" in window.notice.text() and "default model instead" in window.notice.text()
 
 
 def test_switching_model_keeps_running_and_resets_the_layer(qtbot, make_window, video):
     window = make_window(video)
     wait_result(qtbot, window)
-    with qtbot.waitSignal(window.worker.model_ready, timeout=TIMEOUT_MS):
-        window.worker.load_model("resnet18", "none", "cpu")
+    with qtbot.waitSignal(window.loader.ready, timeout=TIMEOUT_MS):
+        window.loader.load("resnet18", "none", "cpu")
     result = wait_result(qtbot, window, lambda r: r.views.layer.path == "layer4")
     assert window.model.name == "resnet18"
     assert result.views.grid_layout.channels == 512
@@ -226,7 +239,7 @@ def test_switching_model_keeps_running_and_resets_the_layer(qtbot, make_window, 
 def test_settings_persist_across_windows(qtbot, make_window, video, tmp_path):
     window = make_window(video)
     wait_result(qtbot, window)
-    window.update_options(colormap="viridis", channel=5)
+    window.state.update(colormap="viridis", channel=5)
     window.close()
     settings = QSettings(str(tmp_path / "settings0.ini"), QSettings.Format.IniFormat)
     assert settings.value("colormap") == "viridis" and int(settings.value("channel")) == 5
@@ -243,13 +256,13 @@ def test_closing_joins_both_threads_within_two_seconds(qtbot, make_window, video
 
 
 def test_help_overlay_lists_every_shortcut(qtbot, make_window, video):
-    from livevis.app.shortcuts import SHORTCUTS
+    from livevis.app.actions import SHORTCUTS
 
     window = make_window(video)
-    panes = window.splitter.count()
+    panes = window.live.count()
     qtbot.keyClick(window, Qt.Key.Key_H)
     assert window.help_overlay.isVisible()
-    assert window.splitter.count() == panes == 4, "the overlay covers the panes, it is not one of them"
+    assert window.live.count() == panes == 4, "the overlay covers the panes, it is not one of them"
     assert window.help_overlay.geometry() == window.tabs.rect()
     window.resize(window.width() - 100, window.height() - 50)
     qtbot.waitUntil(lambda: window.help_overlay.geometry() == window.tabs.rect())
@@ -265,8 +278,8 @@ def test_without_a_camera_the_bundled_photos_are_shown(qtbot, make_window):
     result = wait_result(qtbot, window)
     assert result.source.startswith(sample_images()[0].name)
     assert "No camera found" in window.statusBar().currentMessage()
-    window._fill_camera_menu()
-    qtbot.waitUntil(lambda: [a.text() for a in window.camera_menu.actions()] == ["No camera found"])
+    window.sources.fill_camera_menu()
+    qtbot.waitUntil(lambda: [a.text() for a in window.sources.camera_menu.actions()] == ["No camera found"])
 
 
 def _serve_lenet_weights(tmp_path, monkeypatch):
@@ -292,14 +305,14 @@ def test_a_download_shows_progress_and_the_model_arrives(qtbot, make_window, vid
     window = make_window(video)
     wait_result(qtbot, window)
     progress, dialogs = [], []
-    window.worker.download_progress.connect(lambda label, done, total: progress.append((done, total)))
-    window.worker.download_progress.connect(lambda *_: dialogs.append(window._download_dialog))
-    with qtbot.waitSignal(window.worker.model_ready, timeout=TIMEOUT_MS):
-        window.worker.load_model("lenet", "default", "cpu")
+    window.loader.download_progress.connect(lambda label, done, total: progress.append((done, total)))
+    window.loader.download_progress.connect(lambda *_: dialogs.append(window.model_menu.download_dialog))
+    with qtbot.waitSignal(window.loader.ready, timeout=TIMEOUT_MS):
+        window.loader.load("lenet", "default", "cpu")
     assert progress and progress[-1] == (served.stat().st_size, served.stat().st_size)
     assert dialogs and all(dialog is not None for dialog in dialogs), "a progress dialog shows the download"
     assert window.model.name == "lenet" and window.model.trained
-    assert window._download_dialog is None, "the progress dialog closes when the model is ready"
+    assert window.model_menu.download_dialog is None, "the progress dialog closes when the model is ready"
 
 
 def test_cancelling_a_download_keeps_the_previous_model(qtbot, make_window, video, tmp_path, monkeypatch):
@@ -308,16 +321,15 @@ def test_cancelling_a_download_keeps_the_previous_model(qtbot, make_window, vide
     _serve_lenet_weights(tmp_path, monkeypatch)
     window = make_window(video)
     wait_result(qtbot, window)
-    # cancel from the loader thread at the first progress report, as the dialog's Cancel button would
-    window.worker.download_progress.connect(
-        lambda *_: window.worker.cancel_download(), QtCore.ConnectionType.DirectConnection
-    )
-    with qtbot.waitSignal(window.worker.model_failed, timeout=TIMEOUT_MS) as failed:
-        window.worker.load_model("lenet", "default", "cpu")
+    with qtbot.waitSignal(window.loader.failed, timeout=TIMEOUT_MS) as failed:
+        job = window.loader.load("lenet", "default", "cpu")
+        # cancel on the job's thread at the download's first report, as the dialog's Cancel button would
+        job.progressed.connect(lambda what, *_: what.startswith("downloading") and window.loader.cancel_download(),
+                               QtCore.ConnectionType.DirectConnection)  # fmt: skip
     assert "cancelled" in failed.args[0]
     assert window.model.name == "alexnet"
     assert not list((tmp_path / "torch" / "hub" / "checkpoints").iterdir()), "no partial file is left"
-    assert window._download_dialog is None
+    assert window.model_menu.download_dialog is None
 
 
 def test_embeddings_tab_computes_in_the_background_and_places_the_live_frame(qtbot, make_window, video, tmp_path,
@@ -403,7 +415,7 @@ def test_a_camera_that_disconnects_is_reported_retried_and_its_last_frame_kept(q
     window = make_window("0")
     wait_result(qtbot, window, lambda r: r.source == "camera 0")
     qtbot.waitUntil(lambda: "retrying" in window.statusBar().currentMessage(), timeout=TIMEOUT_MS)
-    assert window.input_view.image_array() is not None, "the last frame stays on screen"
+    assert window.live.input.image.image_array() is not None, "the last frame stays on screen"
     last = window.last_result.sequence
     FakeCamera.plugged, FakeCamera.frames_left = True, 1000
     qtbot.waitUntil(lambda: "camera 0 is back" in window.statusBar().currentMessage(), timeout=TIMEOUT_MS)
@@ -416,11 +428,11 @@ def test_hovering_a_tile_shows_its_index_max_and_mean(qtbot, make_window, video)
     window = make_window(video)
     wait_result(qtbot, window)
     qtbot.keyClick(window, Qt.Key.Key_Space)  # freeze, so that the numbers under the mouse stay put
-    qtbot.wait(300)
+    wait_frozen(qtbot, window)
     result = window.last_result
-    x, y, w, h = window.grid.geometry_.tile_rect(5)
-    point = window.grid.to_widget(x + w / 2, y + h / 2)
-    qtbot.mouseMove(window.grid, QPoint(round(point.x()), round(point.y())))
+    x, y, w, h = window.live.grid_pane.grid.geometry_.tile_rect(5)
+    point = window.live.grid_pane.grid.to_widget(x + w / 2, y + h / 2)
+    qtbot.mouseMove(window.live.grid_pane.grid, QPoint(round(point.x()), round(point.y())))
     qtbot.waitUntil(lambda: QToolTip.isVisible() and "channel 5" in QToolTip.text(), timeout=5000)
     assert f"max {result.views.channel_max[5]:.3g}" in QToolTip.text()
     assert f"mean {result.views.channel_mean[5]:.3g}" in QToolTip.text()
@@ -441,7 +453,7 @@ def test_the_last_source_is_reopened_unless_it_is_gone(qtbot, make_window, video
 
 
 def test_latency_counts_each_frame_once_and_not_the_wait_for_a_model():
-    from livevis.app.main_window import LiveStats
+    from livevis.app.live_stats import LiveStats
 
     stats = LiveStats()
     stats.model_ready_at = 10.0
@@ -456,7 +468,7 @@ def test_a_gui_slower_than_the_worker_gets_the_newest_result_and_no_queue(qtbot)
     from livevis.app.worker import InferenceWorker, LiveResult
     from livevis.models import ViewOptions
 
-    worker = InferenceWorker(LatestFrameSlot(), ViewOptions())
+    worker = InferenceWorker(LatestFrameSlot())
     signals = []
     worker.result_ready.connect(lambda: signals.append(1))
     for sequence in (1, 2, 3):  # three frames processed while the GUI was busy
@@ -493,9 +505,9 @@ def test_moving_to_a_denser_screen_renders_at_its_device_pixels(qtbot, make_wind
     from PyQt6.QtWidgets import QApplication
 
     window = make_window(video)
-    view = window.overlay_view
+    view = window.live.selected.overlay
     wait_result(qtbot, window, lambda r: r.options.display_size == (view.width(), view.height()))
-    for shown in (window.overlay_view, window.input_view):
+    for shown in (window.live.selected.overlay, window.live.input.image):
         monkeypatch.setattr(shown, "devicePixelRatioF", lambda: 2.0)
     QApplication.sendEvent(window, QEvent(QEvent.Type.DevicePixelRatioChange))
     wait_result(qtbot, window, lambda r: r.options.display_size == (2 * view.width(), 2 * view.height()))
@@ -505,10 +517,10 @@ def test_boosts_cycle_with_t_and_shift_t_and_are_chosen_in_the_toolbar(qtbot, ma
     window = make_window(video)
     wait_result(qtbot, window)
     qtbot.keyClick(window, Qt.Key.Key_T)
-    assert window.options.boost == 0.3 and window.boost_combo.currentText() == "0.3"
+    assert window.state.boost == 0.3 and window.controls.boost.currentText() == "0.3"
     qtbot.keyClick(window, Qt.Key.Key_T, Qt.KeyboardModifier.ShiftModifier)
-    assert window.options.gamma == 0.7 and window.gamma_combo.currentText() == "0.7"
-    window.gamma_combo.textActivated.emit("0.3")
+    assert window.state.gamma == 0.7 and window.controls.gamma.currentText() == "0.7"
+    window.controls.gamma.textActivated.emit("0.3")
     result = wait_result(qtbot, window, lambda r: r.options.gamma == 0.3)
     assert result.options.boost == 0.3, "the worker draws with both boosts"
 
@@ -516,13 +528,13 @@ def test_boosts_cycle_with_t_and_shift_t_and_are_chosen_in_the_toolbar(qtbot, ma
 def test_the_model_moves_between_devices_from_the_menu(qtbot, make_window, video):
     window = make_window(video)
     wait_result(qtbot, window)
-    devices = [action.text() for action in window.device_group.actions()]
+    devices = [action.text() for action in window.model_menu.device_group.actions()]
     assert devices[:2] == ["auto", "cpu"]
-    assert [a.text() for a in window.device_group.actions() if a.isChecked()] == ["cpu"]
-    with qtbot.waitSignal(window.worker.model_ready, timeout=TIMEOUT_MS):
-        window.choose_device("auto")  # the first accelerator, or the CPU where there is none
+    assert [a.text() for a in window.model_menu.device_group.actions() if a.isChecked()] == ["cpu"]
+    with qtbot.waitSignal(window.loader.ready, timeout=TIMEOUT_MS):
+        window.model_menu.choose_device("auto")  # the first accelerator, or the CPU where there is none
     expected = "cuda" if "cuda" in devices else "mps" if "mps" in devices else "cpu"
-    assert window.device == "auto" and window.model.device == expected
+    assert window.model_menu.device == "auto" and window.model.device == expected
     assert not window.model.trained, "moved as it was loaded: still the random weights asked for"
-    assert [a.text() for a in window.device_group.actions() if a.isChecked()] == ["auto"]
+    assert [a.text() for a in window.model_menu.device_group.actions() if a.isChecked()] == ["auto"]
     wait_result(qtbot, window, lambda r: r.sequence > 0)

@@ -1,4 +1,3 @@
-from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -17,7 +16,6 @@ from livevis.models.render import (
     upsample_bilinear,
 )
 from livevis.models.render_opencv import OpenCVRenderer
-from livevis.widgets.channel_grid import GridGeometry
 
 MIDDLE = (LEVELS - 1) // 2
 RENDERERS = [pytest.param(TorchRenderer(), id="torch"), pytest.param(OpenCVRenderer(), id="opencv")]
@@ -117,7 +115,7 @@ def test_grid_places_each_channel_in_its_tile_with_separators(renderer):
     maps = torch.from_numpy(np.random.default_rng(0).normal(size=(10, 5, 7)).astype(np.float32))
     grid, layout_ = renderer.channel_grid(renderer.asarray(maps), "signed")
     grid = as_numpy(grid)
-    layout = GridGeometry(**asdict(layout_))
+    layout = layout_
     assert grid.shape == (layout_.height, layout_.width, 3) == (4 * 6 + 1, 3 * 8 + 1, 3)  # 4 rows x 3 columns
     colours = colormap_table("signed")[_levels(maps.reshape(10, -1).double().numpy()).astype(int)].reshape(10, 5, 7, 3)
     for channel in range(10):
@@ -147,7 +145,7 @@ def test_feature_vectors_become_one_tile_per_unit(renderer):
     grid = as_numpy(grid)
     assert layout.channels == 4096 and layout.rows * layout.cols >= 4096
     assert grid.shape == (layout.height, layout.width, 3)
-    first, last = GridGeometry(**asdict(layout)).tile_rect(0), GridGeometry(**asdict(layout)).tile_rect(4095)
+    first, last = layout.tile_rect(0), layout.tile_rect(4095)
     assert (grid[first[1], first[0]] == colormap_table("signed")[0]).all(), "-1 is the bluest"
     assert (grid[last[1], last[0]] == colormap_table("signed")[LEVELS - 1]).all(), "+1 the reddest"
 

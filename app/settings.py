@@ -1,0 +1,146 @@
+"""The settings file: read with every value checked, so a bad one can never lock the app out.
+
+A value that does not parse or is out of range falls back to its default and is named in `reset`, for
+the window to say so; the bad value is not written back. A file given with `--settings` that exists but
+is not a livevis settings file is refused (`SettingsError`), never overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PyQt6.QtCore import QByteArray, QSettings
+
+from livevis.models.errors import LivevisError
+from livevis.state import check_option
+
+FORMAT_KEY = "format"
+FORMAT = "livevis-settings-1"
+
+
+class SettingsError(LivevisError):
+    """A settings file that livevis must not read or write."""
+
+
+def _text(value) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"not text: {value!r}")
+    return value
+
+
+def _number(kind: type) -> Callable:
+    def parse(value):
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError(f"not a number: {value!r}")
+        return kind(value)
+
+    return parse
+
+
+def _flag(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("true", "1"):
+        return True
+    if str(value).lower() in ("false", "0"):
+        return False
+    raise ValueError(f"not true or false: {value!r}")
+
+
+def _geometry(value) -> QByteArray:
+    if not isinstance(value, QByteArray) or value.isEmpty():
+        raise ValueError("not a saved window geometry")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    default: object
+    parse: Callable
+    check: str = ""
+    """The live state's option this value must be valid for (see `livevis.state.check_option`)."""
+
+
+SCHEMA: dict[str, Setting] = {
+    "source": Setting("", _text),
+    "model": Setting("", _text),
+    "layer": Setting("", _text),
+    "channel": Setting(0, _number(int), "channel"),
+    "colormap": Setting("signed", _text, "colormap"),
+    "norm": Setting("layer", _text, "norm"),
+    "gamma": Setting(1.0, _number(float), "gamma"),
+    "boost": Setting(0.0, _number(float), "boost"),
+    "overlay_mode": Setting("overlay", _text, "overlay_mode"),
+    "opacity": Setting(0.8, _number(float), "opacity"),
+    "mirror": Setting(True, _flag),
+    "snapshot_dir": Setting("", _text),
+    "geometry": Setting(None, _geometry),
+}
+
+
+class SettingsStore:
+    """Typed, checked access to one QSettings file (the user's, or the one `--settings` names)."""
+
+    def __init__(self, path: str | Path | None = None):
+        if path is None:
+            self._qt = QSettings("livevis", "livevis")
+        else:
+            path = Path(path)
+            _refuse_foreign(path)
+            self._qt = QSettings(str(path), QSettings.Format.IniFormat)
+        self.reset: list[str] = []
+        """The keys whose stored values were bad and fell back to their defaults, with what they were."""
+        self.values = self._read()
+
+    @property
+    def file_name(self) -> str:
+        return self._qt.fileName()
+
+    def _read(self) -> dict:
+        values = {}
+        for key, setting in SCHEMA.items():
+            stored = self._qt.value(key)
+            if stored is None or stored == "":
+                values[key] = setting.default
+                continue
+            try:
+                value = setting.parse(stored)
+                if setting.check:
+                    check_option(setting.check, value)
+            except (TypeError, ValueError):
+                self.reset.append(f"{key} (was {stored!r})" if not isinstance(stored, QByteArray) else key)
+                value = setting.default
+            values[key] = value
+        return values
+
+    def get(self, key: str):
+        return self.values[key]
+
+    def set(self, key: str, value) -> None:
+        self.values[key] = value
+
+    def save(self) -> None:
+        self._qt.setValue(FORMAT_KEY, FORMAT)
+        for key, value in self.values.items():
+            if value is not None:
+                self._qt.setValue(key, value)
+        self._qt.sync()
+
+
+def _refuse_foreign(path: Path) -> None:
+    """A file that exists must be one livevis wrote (or an empty one); anything else is the user's."""
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise SettingsError(f"--settings {path} is not a regular file; give a settings file path")
+    if path.stat().st_size == 0:
+        return
+    probe = QSettings(str(path), QSettings.Format.IniFormat)
+    keys = set(probe.allKeys())
+    if probe.status() != QSettings.Status.NoError or not keys or not keys <= {FORMAT_KEY, *SCHEMA}:
+        raise SettingsError(
+            f"{path} exists and is not a livevis settings file; livevis will not overwrite it. "
+            "Give a new path, or one livevis wrote"
+        )

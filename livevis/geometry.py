@@ -1,0 +1,71 @@
+"""Where each channel's tile sits in a grid image, as plain numbers.
+
+The renderers tile with it (models/render.py) and the grid widget maps the mouse with it
+(widgets/channel_grid.py): one definition, importable without torch and without Qt.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+UNIT_TILE = 3
+"""Side of the tile a unit of an (N, F) layer gets in the grid."""
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Tile c sits at row c // cols, column c % cols, with 1 px separators around every tile; the whole
+    image is enlarged `scale` times (nearest neighbour)."""
+
+    channels: int
+    rows: int
+    cols: int
+    tile_h: int
+    tile_w: int
+    scale: int = 1
+
+    @property
+    def height(self) -> int:
+        return (self.rows * (self.tile_h + 1) + 1) * self.scale
+
+    @property
+    def width(self) -> int:
+        return (self.cols * (self.tile_w + 1) + 1) * self.scale
+
+    def tile_rect(self, channel: int) -> tuple[int, int, int, int]:
+        """(x, y, w, h) of a channel's tile in grid pixels."""
+        row, col = divmod(channel, self.cols)
+        s = self.scale
+        return ((1 + col * (self.tile_w + 1)) * s, (1 + row * (self.tile_h + 1)) * s, self.tile_w * s, self.tile_h * s)
+
+    def channel_at(self, x: float, y: float) -> int | None:
+        """The channel under grid pixel (x, y); None on a separator, an empty tile or outside."""
+        cell_w, cell_h = (self.tile_w + 1) * self.scale, (self.tile_h + 1) * self.scale
+        col, dx = divmod(x - self.scale, cell_w)
+        row, dy = divmod(y - self.scale, cell_h)
+        if not (0 <= col < self.cols and 0 <= row < self.rows):
+            return None
+        if dx >= cell_w - self.scale or dy >= cell_h - self.scale:
+            return None
+        channel = int(row) * self.cols + int(col)
+        return channel if channel < self.channels else None
+
+    def moved(self, channel: int, d_row: int, d_col: int) -> int:
+        """The channel one step away in the grid, clamped to the grid's channels."""
+        row, col = divmod(channel, self.cols)
+        row = min(max(row + d_row, 0), self.rows - 1)
+        col = min(max(col + d_col, 0), self.cols - 1)
+        return min(row * self.cols + col, self.channels - 1)
+
+
+def tile_of(shape: tuple[int, ...]) -> tuple[int, int]:
+    """The (h, w) tile a channel of a layer with this output shape (C, H, W) or (F,) is drawn as."""
+    return (shape[1], shape[2]) if len(shape) == 3 else (UNIT_TILE, UNIT_TILE)
+
+
+def grid_layout(channels: int, tile_h: int, tile_w: int, aspect: float = 1.0, scale: int = 1) -> GridLayout:
+    """Near-square layout whose whole image is about `aspect` (width / height)."""
+    cols = max(1, min(channels, math.ceil(math.sqrt(channels * aspect * (tile_h + 1) / (tile_w + 1)))))
+    rows = math.ceil(channels / cols)
+    return GridLayout(channels, rows, cols, tile_h, tile_w, scale)

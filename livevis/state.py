@@ -1,0 +1,89 @@
+"""What the user is looking at, and how: one evented model, Qt-free and torch-free.
+
+The window, the inference worker and the widgets all read and write this one object and subscribe to
+its events (psygnal), so no widget keeps a copy of the selection and nothing is sent back and forth to
+be set again. Values are checked as they are set: a bad one raises `ValueError` and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from psygnal import evented
+
+COLORMAPS = ("signed", "gray", "viridis", "inferno")
+NORMALIZATIONS = ("layer", "channel")
+OVERLAY_MODES = ("overlay", "mask")
+CHANNEL_BOOSTS = (0.0, 0.3, 0.5, 0.8, 1.0)
+"""The Toolbox's per-channel boost steps (T cycles them)."""
+GAMMA_BOOSTS = (1.0, 0.7, 0.5, 0.3)
+"""The Toolbox's gamma boost steps (Shift+T cycles them)."""
+
+VIEW_OPTION_NAMES = ("colormap", "norm", "gamma", "boost", "overlay_mode", "opacity")
+"""The options that change how a frame is drawn, not what is computed."""
+
+
+def _one_of(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(map(str, choices))}")
+
+
+def check_option(name: str, value) -> None:
+    """Raises ValueError, saying what is allowed, when `value` is not one `name` can take."""
+    if name == "colormap":
+        _one_of("colormap", value, COLORMAPS)
+    elif name == "norm":
+        _one_of("normalisation", value, NORMALIZATIONS)
+    elif name == "overlay_mode":
+        _one_of("overlay mode", value, OVERLAY_MODES)
+    elif name == "gamma" and not (isinstance(value, int | float) and value > 0):
+        raise ValueError(f"gamma must be above 0, got {value}")
+    elif name in ("boost", "opacity") and not (isinstance(value, int | float) and 0 <= value <= 1):
+        raise ValueError(f"{name} must lie in [0, 1], got {value}")
+    elif name == "channel" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        raise ValueError(f"channel must be a whole number from 0, got {value!r}")
+
+
+@evented
+@dataclass
+class LiveState:
+    """The live selection and view options. Set attributes to change them; connect to `events.NAME`."""
+
+    source: str = ""
+    """What frames come from, as the user named it: a camera index, a file, a folder."""
+    model: str = ""
+    """The running model's name ("" until one is loaded)."""
+    layer: str = ""
+    """The selected layer's module path ("" for the model's default layer)."""
+    channel: int = 0
+    frozen: bool = False
+    colormap: str = "signed"
+    norm: str = "layer"
+    gamma: float = 1.0
+    boost: float = 0.0
+    overlay_mode: str = "overlay"
+    opacity: float = 0.8
+    zoomed: bool = False
+    """The selected-channel pane shows the zoomed map instead of the overlay."""
+
+    def __setattr__(self, name: str, value) -> None:
+        check_option(name, value)
+        super().__setattr__(name, value)
+
+    def update(self, **changes) -> None:
+        """Several values at once; all are checked before any is set. Each still fires its own event: a
+        subscriber that reads the whole state defers its read to the end of the change (the app's worker
+        sync does, once per turn of the event loop), so it never sees a new layer with the old channel."""
+        for name, value in changes.items():
+            if name not in _FIELDS:
+                raise ValueError(f"the live state has no {name!r}")
+            check_option(name, value)
+        for name, value in changes.items():
+            setattr(self, name, value)
+
+    def view_options(self) -> dict:
+        """The drawing options, as keyword arguments for a render request."""
+        return {name: getattr(self, name) for name in VIEW_OPTION_NAMES}
+
+
+_FIELDS = {f.name for f in fields(LiveState)}

@@ -1,0 +1,235 @@
+"""Views as producers: each view says what it needs from a forward pass and draws from it.
+
+A view is one object with a name. `layers` names the layers it needs captured (the pipeline runs ONE
+forward over the union of what the active views need), `render` draws on the device from that forward
+result and returns device arrays keyed by name (its picture under its own name), and `finish` turns
+what came back to the host into plain values (a peak, the top-5). Adding a view is one producer here
+(`register_view`) and one pane in the app, keyed by the same name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from livevis.geometry import grid_layout, tile_of
+
+from .engine import CropRect, ForwardResult
+from .layers import LayerInfo
+from .render import Renderer, locate_peak
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .pipeline import ViewOptions
+
+
+def crop_tuple(crop: CropRect) -> tuple[int, int, int, int]:
+    return (crop.x, crop.y, crop.w, crop.h)
+
+
+def scale_crop(crop: CropRect, sx: float, sy: float) -> tuple[int, int, int, int]:
+    """The crop in the pixels of a frame shrunk by (sx, sy)."""
+    x, y = round(crop.x * sx), round(crop.y * sy)
+    return (x, y, max(1, round((crop.x + crop.w) * sx) - x), max(1, round((crop.y + crop.h) * sy) - y))
+
+
+@dataclass
+class RenderContext:
+    """One forward result and the options, with the steps several views share computed once, lazily:
+    the grid, the overlay and the zoomed tile all start from the same maps and statistics."""
+
+    renderer: Renderer
+    result: ForwardResult
+    layer: LayerInfo
+    options: ViewOptions
+
+    @cached_property
+    def maps(self):
+        """The selected layer as (C, N) maps in the renderer's arrays, and the (h, w) tile of a channel."""
+        r = self.renderer
+        return r.maps_of(r.asarray(self.result.activations[self.layer.path]))
+
+    @cached_property
+    def stats(self):
+        """Per-channel minimum, maximum and mean of the selected layer."""
+        return self.renderer.channel_stats(self.maps[0])
+
+    @cached_property
+    def selected_levels(self):
+        """The selected channel's (h, w) levels, on its own scale."""
+        (maps, tile), (low, high, _) = self.maps, self.stats
+        c = slice(self.options.channel, self.options.channel + 1)
+        levels = self.renderer.levels(maps[c], low[c], high[c], self.options.colormap, per_channel=True)
+        return self.renderer.as_tiles(levels, tile)[0]
+
+    @cached_property
+    def peak_index(self):
+        return self.renderer.peak_index(self.maps[0], self.options.channel)
+
+    @cached_property
+    def frame(self):
+        return self.renderer.asarray(self.result.frame)
+
+
+@dataclass(frozen=True)
+class HostContext:
+    """What `finish` may use: the layer, the options, the crop and the engine's labels."""
+
+    engine: Engine
+    layer: LayerInfo
+    options: ViewOptions
+    crop: CropRect
+
+
+class View:
+    """A producer of one named picture (or of plain values) per frame."""
+
+    name: str = ""
+    saved: bool = True
+    """Written by snapshots and `render` (a view that only serves the screen says False)."""
+
+    def layers(self, layer: LayerInfo, options: ViewOptions) -> set[str]:
+        """The layer paths this view needs captured; most need the selected layer."""
+        return {layer.path}
+
+    def render(self, ctx: RenderContext) -> dict[str, Any]:
+        """Device arrays (or host numbers) keyed by name; the picture under `self.name`."""
+        return {}
+
+    def finish(self, host: Mapping[str, np.ndarray], ctx: HostContext) -> dict[str, Any]:
+        """Plain values made from what came back to the host."""
+        return {}
+
+
+class GridView(View):
+    """Every channel of the layer as a heatmap tile, on the scale the options ask for."""
+
+    name = "grid"
+
+    def render(self, ctx):
+        r, o = ctx.renderer, ctx.options
+        (maps, tile), (low, high, mean) = ctx.maps, ctx.stats
+        levels = r.levels(maps, low, high, o.colormap, per_channel=o.norm == "channel", boost=o.boost)
+        layout = grid_layout(maps.shape[0], *tile, o.grid_aspect, o.grid_scale)
+        return {
+            self.name: r.grid_image(levels, tile, layout, o.colormap, o.gamma),
+            "grid_layout": layout,
+            "channel_max": high,
+            "channel_mean": mean,
+        }
+
+
+class OverlayView(View):
+    """The selected channel upsampled onto the frame at the network's crop, its peak ringed. Shown smaller
+    than the frame, it is blended at the size shown: shrink, then blend (only the pixels shown)."""
+
+    name = "overlay"
+
+    def render(self, ctx):
+        r, o, crop = ctx.renderer, ctx.options, ctx.result.crop
+        frame = ctx.frame
+        shown = frame if o.display_size is None else r.fit_within(frame, *o.display_size)
+        sx, sy = shown.shape[1] / frame.shape[1], shown.shape[0] / frame.shape[0]
+        overlay = r.render_overlay(shown, ctx.selected_levels, scale_crop(crop, sx, sy), o.colormap,
+                                   mode=o.overlay_mode, opacity=o.opacity, gamma=o.gamma,
+                                   peak_index=ctx.peak_index)  # fmt: skip
+        return {self.name: overlay}
+
+
+class ChannelTileView(View):
+    """The selected channel coloured at its own resolution (a zoomed view scales it up)."""
+
+    name = "channel_tile"
+
+    def render(self, ctx):
+        return {self.name: ctx.renderer.colorize(ctx.selected_levels, ctx.options.colormap, ctx.options.gamma)}
+
+
+class SignedInputView(View):
+    """The exact normalised network input, one tile per input channel, in the signed colormap."""
+
+    name = "input_signed"
+
+    def layers(self, layer, options):
+        return set()
+
+    def render(self, ctx):
+        r = ctx.renderer
+        return {self.name: r.signed_input(r.asarray(ctx.result.input[0]))}
+
+
+class PeakView(View):
+    """Where the selected channel peaks, in map cells and in frame pixels."""
+
+    name = "peak"
+    saved = False
+
+    def render(self, ctx):
+        return {"peak_index": ctx.peak_index, "channel_max": ctx.stats[1]}
+
+    def finish(self, host, ctx):
+        value = float(host["channel_max"][ctx.options.channel])
+        tile = tile_of(ctx.layer.shape)
+        return {self.name: locate_peak(int(host["peak_index"]), value, tile, crop_tuple(ctx.crop))}
+
+
+class PredictionsView(View):
+    """The top-5 classes, from the logits of the same forward pass."""
+
+    name = "predictions"
+    saved = False
+
+    def layers(self, layer, options):
+        return set()
+
+    def render(self, ctx):
+        return {"logits": ctx.result.logits[0]}
+
+    def finish(self, host, ctx):
+        return {"top5": ctx.engine.top_k(host["logits"])}
+
+
+class FrameDisplayView(View):
+    """The frame shrunk to the input pane's size on the device (a GUI then blits it)."""
+
+    name = "frame_display"
+    saved = False
+
+    def layers(self, layer, options):
+        return set()
+
+    def render(self, ctx):
+        size = ctx.options.frame_display_size
+        return {} if size is None else {self.name: ctx.renderer.fit_within(ctx.frame, *size)}
+
+
+VIEWS: dict[str, View] = {}
+
+
+def register_view(view: View) -> View:
+    if not view.name or view.name in VIEWS:
+        raise ValueError(f"a view needs a name of its own; {view.name!r} is taken or empty")
+    VIEWS[view.name] = view
+    return view
+
+
+for _view in (GridView(), OverlayView(), ChannelTileView(), SignedInputView(), PeakView(), PredictionsView(),
+              FrameDisplayView()):  # fmt: skip
+    register_view(_view)
+
+DEFAULT_VIEWS = ("grid", "overlay", "channel_tile", "input_signed", "peak", "predictions", "frame_display")
+LIVE_VIEWS = ("frame_display", "predictions", "grid", "overlay", "channel_tile", "peak")
+"""What the app's Live tab shows (its panes ask for exactly these; the benchmark times the same)."""
+
+
+def views_named(names: Iterable[str]) -> list[View]:
+    from .errors import OptionError
+
+    unknown = [name for name in names if name not in VIEWS]
+    if unknown:
+        raise OptionError(f"unknown view {unknown[0]!r}; views: {', '.join(VIEWS)}")
+    return [VIEWS[name] for name in names]
