@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .images import IMAGE_SUFFIXES, read_image
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 MNIST_FILE = ASSETS / "datasets" / "mnist10k.npz"
@@ -78,7 +79,9 @@ def sklearn_digits(size: int = 28) -> LabelledImages:
 def image_folder(folder: str | Path, size: int) -> tuple[LabelledImages, int]:
     """A folder with one sub-folder per class; images centre-cropped and resized to size x size.
 
-    Returns the images and how many files could not be read (they are skipped, never fatal).
+    Returns the images and how many files could not be read (they are skipped, never fatal). Files are
+    read as the app shows them (`images.read_image`: EXIF orientation, transparency over mid grey), a
+    large JPEG decoded at a reduced scale since only size x size pixels are kept.
     """
     import cv2
 
@@ -89,21 +92,19 @@ def image_folder(folder: str | Path, size: int) -> tuple[LabelledImages, int]:
     if not classes:
         raise InputError(f"{folder} has no class sub-folders; put each class's images in a sub-folder of its own")
     images, labels, skipped = [], [], 0
-    suffixes = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
     for index, name in enumerate(classes):
         for path in sorted((folder / name).iterdir()):
-            if path.suffix.lower() not in suffixes:
+            if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
                 continue
-            decoded = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR) if path.stat().st_size else None
-            if decoded is None:
+            try:
+                rgb = read_image(path, max_side=max(4 * size, 256))
+            except InputError:  # unreadable, empty, a named pipe...: counted, never fatal
                 skipped += 1
                 continue
-            h, w = decoded.shape[:2]
+            h, w = rgb.shape[:2]
             side = min(h, w)
-            square = decoded[(h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
-            images.append(
-                cv2.cvtColor(cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-            )
+            square = rgb[(h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
+            images.append(cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA))
             labels.append(index)
     present = sorted(set(labels))
     if not images:
