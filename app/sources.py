@@ -292,12 +292,19 @@ class ImageListSource:
 
     on_failure = "skip"
 
-    def __init__(self, paths: list[Path], start: int = 0):
+    def __init__(self, paths: list[Path], start: int = 0, skipped: list[SkippedFile] | None = None):
         if not paths:
             raise InputError("no image files to show")
         self.paths = paths
         self.position = start % len(paths)
+        self.skipped = list(skipped or [])
+        """What the folder held besides images, for the status bar (`skipped_summary`)."""
         self._pending = True
+
+    @property
+    def skipped_summary(self) -> str:
+        """'skipped 2 files: notes.txt (not an image (.txt)), ...', or '' when nothing was skipped."""
+        return FolderImages(self.paths, self.skipped).skipped_summary()
 
     @property
     def label(self) -> str:
@@ -333,7 +340,8 @@ def open_source(spec: str | list[str], mirror: bool = True):
         if not (len(paths) == 1 and path.is_dir()):
             check_regular_file(path)
     if len(paths) == 1 and paths[0].is_dir():
-        return ImageListSource(list_images(paths[0]))
+        folder = scan_folder(paths[0])
+        return ImageListSource(folder.images, skipped=folder.skipped)
     if len(paths) == 1 and is_video_path(paths[0]):
         return VideoFileSource(paths[0])
     videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]

@@ -102,6 +102,8 @@ def test_a_folder_skips_a_named_pipe_and_says_so(pipe, tmp_path, chelsea_path):
         "skipped 4 files: clip.mp4 (a video; open it on its own), more (a sub-folder; its images are not shown)"
         " and 2 more"
     )
+    source = finishes(lambda: open_source(str(tmp_path)))  # what the window opens: it can say the same
+    assert source.paths == folder.images and source.skipped_summary == folder.skipped_summary()
 
 
 def test_a_folder_of_only_unreadable_entries_says_what_it_holds(pipe, tmp_path):
