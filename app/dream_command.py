@@ -110,8 +110,8 @@ def run(args: argparse.Namespace) -> int:
         "model": engine.name, "weights": engine.weights.source, "layer": layer.name, "path": layer.path,
         "objective": "logit" if is_class else request.objective,
         "method": request.method, "preset": request.preset, "steps": request.steps, "size": request.size,
-        "seed": request.seed, "seconds": result.seconds, "cached": result.cached, "sheet": str(sheet) if sheet else None,
-        "channels": rows,
+        "seed": request.seed, "seconds": result.seconds, "cached": result.cached,
+        "sheet": str(sheet) if sheet else None, "channels": rows,
     }  # fmt: skip
     if len(rows) == 1:  # one image: its figures at the top level too
         summary.update({key: rows[0][key] for key in ("objective_first", "objective_last", "png", "top5")})
