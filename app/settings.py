@@ -124,7 +124,9 @@ class SettingsStore:
     def save(self) -> None:
         self._qt.setValue(FORMAT_KEY, FORMAT)
         for key, value in self.values.items():
-            if value is not None:
+            if value is None:
+                self._qt.remove(key)  # a bad stored value is not kept either
+            else:
                 self._qt.setValue(key, value)
         self._qt.sync()
 

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -28,18 +27,30 @@ IMPORT = "/usr/bin/import"  # ImageMagick's screenshot tool (a stand-in may shad
 def virtual_screen():
     xvfb = shutil.which("Xvfb")
     assert xvfb and os.path.exists(IMPORT), "run `make test`: it installs xvfb and imagemagick"
-    number = 100 + os.getpid() % 800
-    while os.path.exists(f"/tmp/.X11-unix/X{number}") or os.path.exists(f"/tmp/.X{number}-lock"):
-        number += 1
-    server = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 10
-    while not os.path.exists(f"/tmp/.X11-unix/X{number}"):
-        assert server.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
-        time.sleep(0.05)
+    read_end, write_end = os.pipe()
+    # -displayfd: Xvfb picks a free display and writes its number to the pipe once it accepts clients
+    server = subprocess.Popen([xvfb, "-displayfd", str(write_end), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,))  # fmt: skip
+    os.close(write_end)
+    with os.fdopen(read_end) as ready:
+        number = ready.readline().strip()
+    assert number.isdigit() and server.poll() is None, "Xvfb did not start"
     yield f":{number}"
     server.terminate()
     server.wait(10)
+
+
+def screenshot(display: str, path: Path) -> np.ndarray:
+    subprocess.run([IMPORT, "-display", display, "-window", "root", str(path)], check=True, timeout=30)
+    return cv2.imread(str(path))
+
+
+def window_is_drawn(screen: np.ndarray | None) -> bool:
+    """The window (top left 1400 x 800) shows pictures and widgets, not a blank or half-built frame."""
+    if screen is None:
+        return False
+    window = screen[:800, :1400]
+    return window.std() > 30 and (window.max(axis=2) > 12).mean() > 0.8 and (window.max(axis=2) > 60).mean() > 0.3
 
 
 def test_the_app_runs_in_a_real_window(virtual_screen, tmp_path, photos):
@@ -53,9 +64,11 @@ def test_the_app_runs_in_a_real_window(virtual_screen, tmp_path, photos):
                "--device", "cpu", "--quit-after", "10", "--stats-json", str(stats_path),
                "--settings", str(tmp_path / "settings.ini")]  # fmt: skip
     app = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(7)
     shot = tmp_path / "screen.png"
-    subprocess.run([IMPORT, "-display", virtual_screen, "-window", "root", str(shot)], check=True, timeout=30)
+    # screenshots until the window shows its views (each one takes a few hundred milliseconds), while it runs
+    screen = screenshot(virtual_screen, shot)
+    while not window_is_drawn(screen) and app.poll() is None:
+        screen = screenshot(virtual_screen, shot)
     output, _ = app.communicate(timeout=60)
     assert app.returncode == 0, output
     assert "Traceback" not in output
@@ -69,7 +82,6 @@ def test_the_app_runs_in_a_real_window(virtual_screen, tmp_path, photos):
     stages = stats["worker_stage_ms_p50"]
     assert set(stages) == {"preprocess", "forward", "render", "copy"} and stages["forward"] > stages["copy"] > 0
 
-    screen = cv2.imread(str(shot))
     assert screen is not None and screen.shape == (1000, 1600, 3)
     window = screen[:800, :1400]
     assert window.std() > 30, "the screenshot is blank"
