@@ -189,6 +189,8 @@ class CaptureThread(QThread):
             self._close_source()
             self._source = source
             self.source_changed.emit(source.label)
+            if isinstance(source, ImageListSource) and source.skipped_summary:
+                self.status.emit(f"{source.label}: {source.skipped_summary}")
         elif kind == "step" and isinstance(self._source, ImageListSource):
             self._source.step(value)
         elif kind == "probe":

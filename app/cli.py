@@ -16,7 +16,7 @@ from livevis.app import __version__
 
 EXIT_USAGE = 2
 
-COMMAND_MODULES = ("livevis.app.dream_command", "livevis.app.mine_command")
+COMMAND_MODULES = ("livevis.app.render_command", "livevis.app.dream_command", "livevis.app.mine_command")
 """Subcommands with a module of their own: each has `add_parser(commands)`, which sets a `handler`."""
 
 
@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _add_model_options(parser: argparse.ArgumentParser, *, weights: bool = True, device: bool = True) -> None:
+def add_model_options(parser: argparse.ArgumentParser, *, weights: bool = True, device: bool = True) -> None:
     parser.add_argument(
         "--model",
         help="model name (default: alexnet, or the offline trained efficientnet_lite0 where AlexNet's weights "
@@ -47,6 +47,9 @@ def _add_model_options(parser: argparse.ArgumentParser, *, weights: bool = True,
     own.add_argument("--mean", type=_floats, metavar="M[,M,M]", help="per-channel mean (default ImageNet's)")
     own.add_argument("--std", type=_floats, metavar="S[,S,S]", help="per-channel std (default ImageNet's)")
     own.add_argument("--labels", metavar="FILE", help="class names, one per line")
+
+
+_add_model_options = add_model_options  # the name the dream command imports
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -69,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"livevis {__version__}")
     parser.add_argument("--source", help="camera index (0) or an image, video or folder (default: camera 0, "
                         "else the bundled sample photos)")  # fmt: skip
-    _add_model_options(parser)
+    add_model_options(parser)
     parser.add_argument("--layer", help="layer to show first (module path or friendly name)")
     parser.add_argument("--quit-after", type=float, metavar="SECONDS", help="close the app after that long")
     parser.add_argument("--stats-json", metavar="PATH", help="on exit, write frame counts, fps and latency here")
@@ -77,25 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     layers = commands.add_parser("layers", help="list a model's layers in execution order")
-    _add_model_options(layers, device=False)
+    add_model_options(layers, device=False)
     layers.set_defaults(weights="none")
     layers.add_argument("--json", action="store_true", help="one JSON array on stdout")
-
-    render = commands.add_parser("render", help="render the views of one image or video frame to PNG files")
-    render.add_argument("input", metavar="INPUT", help="an image file, a video file, or a folder of images")
-    _add_model_options(render)
-    render.add_argument("--layer", help="module path or friendly name (default: the model's default layer)")
-    render.add_argument("--channel", type=int, default=0, help="selected channel (default: 0)")
-    render.add_argument("--colormap", default="signed", help="signed (default), gray, viridis or inferno")
-    render.add_argument("--norm", default="layer", help="layer (default) or channel normalisation")
-    render.add_argument("--gamma", type=float, default=1.0, help="gamma boost, < 1 lifts weak responses")
-    render.add_argument("--boost", type=float, default=0.0, help="per-channel boost in [0, 1]")
-    render.add_argument("--overlay-mode", default="overlay", help="overlay (default) or mask")
-    render.add_argument("--frame", type=int, default=0, metavar="N", help="frame of a video (default: 0)")
-    render.add_argument("--out", default="out", metavar="DIR", help="output folder (default: out)")
-    render.add_argument(
-        "--save-activations", action="store_true", help="also write DIR/activations.npz (input, activation, top-5)"
-    )
 
     embed = commands.add_parser("embed", help="t-SNE of a dataset's activations at each layer, coloured by class")
     embed.add_argument(
@@ -122,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="one JSON array on stdout")
 
     bench = commands.add_parser("bench", help="time the live pipeline against the bare model forward")
-    _add_model_options(bench)
+    add_model_options(bench)
     bench.add_argument("--source", default="synthetic", help="synthetic (default) or a video file")
     bench.add_argument("--frames", type=int, default=200, help="frames to time (default: 200)")
     bench.add_argument("--warmup", type=int, default=10, help="untimed frames first (default: 10)")
@@ -195,77 +182,6 @@ def _cmd_layers(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_render(args: argparse.Namespace) -> int:
-    from livevis.app.sources import list_images, read_frame
-    from livevis.models import ViewOptions, Visualizer
-    from livevis.models.errors import InputError
-    from livevis.models.render import grid_layout, tile_of
-
-    # bad input fails before a model loads
-    batch = Path(args.input).is_dir()
-    if batch:
-        if args.frame:
-            raise InputError("--frame is for a video, not a folder of images")
-        images = list_images(args.input)
-    else:
-        first = read_frame(args.input, args.frame)
-    options = ViewOptions(
-        layer=args.layer,
-        channel=args.channel,
-        colormap=args.colormap,
-        norm=args.norm,
-        gamma=args.gamma,
-        boost=args.boost,
-        overlay_mode=args.overlay_mode,
-    )
-    engine = load_engine(args)
-    visualizer = Visualizer(engine, options)
-    layer = visualizer.layer_info(options)
-    visualizer.check_channel(layer, args.channel)
-    natural = grid_layout(layer.channels, *tile_of(layer.shape))
-    options = options.with_(grid_scale=max(1, 720 // max(natural.width, natural.height)))
-    written = ", activations.npz" if args.save_activations else ""
-    header = f"{engine.name} [{engine.weights.label}] on {engine.device}: {layer.name} ({layer.path})"
-    header += f" channel {args.channel}"
-    if not batch:
-        views = _render_to(Path(args.out), visualizer, first, options, args.save_activations)
-        print(f"{header}, peak {views.peak.value:.3g} at frame x={views.peak.frame_xy[0]} y={views.peak.frame_xy[1]}")
-        for rank, prediction in enumerate(views.top5, 1):
-            print(f"{rank}. {prediction.label:<32} {prediction.probability:.4f}")
-        print(f"wrote {args.out}/grid.png, overlay.png, input_signed.png{written}")
-        return 0
-    print(header)
-    rendered, folders = 0, set()
-    for path in images:
-        try:
-            frame = read_frame(path)
-        except InputError as exc:
-            print(f"skipped: {exc}", file=sys.stderr)
-            continue
-        name = path.stem if path.stem not in folders else path.name  # a.jpg and a.png both keep a folder
-        folders.add(name)
-        views = _render_to(Path(args.out) / name, visualizer, frame, options, args.save_activations)
-        best = views.top5[0]
-        print(f"{path.name}: {best.label} {best.probability:.4f}, peak {views.peak.value:.3g} -> {args.out}/{name}/")
-        rendered += 1
-    if not rendered:
-        raise InputError(f"none of the {len(images)} images in {args.input} could be read")
-    print(f"wrote grid.png, overlay.png, input_signed.png{written} for {rendered} of {len(images)} images")
-    return 0
-
-
-def _render_to(folder: Path, visualizer, frame, options, save_npz: bool):
-    """One frame's views as PNGs (and the activations) in `folder`."""
-    from livevis.models.pipeline import output_folder, save_activations, save_images
-
-    views = visualizer.process(frame, options, with_activations=save_npz)
-    out = output_folder(folder)
-    save_images(out, {"grid": views.grid, "overlay": views.overlay, "input_signed": views.input_signed})
-    if save_npz:
-        save_activations(out / "activations.npz", views)
-    return views
-
-
 def _cmd_bench(args: argparse.Namespace) -> int:
     from livevis.app.bench import format_report, run_bench
 
@@ -324,7 +240,6 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "layers": _cmd_layers,
-    "render": _cmd_render,
     "bench": _cmd_bench,
     "models": _cmd_models,
     "embed": _cmd_embed,

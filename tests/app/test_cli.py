@@ -115,60 +115,64 @@ def test_bench_renders_the_overlay_at_the_size_asked(capsys):
     assert json.loads(out)["view_size"] == "320x240"
 
 
-def _bad_inputs(tmp: Path, chelsea: Path) -> dict[str, tuple[list, str]]:
-    empty = tmp / "empty.jpg"
-    empty.write_bytes(b"")
-    text = tmp / "notes.png"
-    text.write_text("this is not an image")
-    truncated = tmp / "cut.jpg"
-    truncated.write_bytes(chelsea.read_bytes()[: chelsea.stat().st_size // 2])
-    png = tmp / "cut.png"
+def _bad_input_files(tmp: Path, chelsea: Path) -> dict[str, Path]:
+    files = {"empty": tmp / "empty.jpg", "text": tmp / "notes.png", "truncated": tmp / "cut.jpg",
+             "png": tmp / "cut.png", "garbage_video": tmp / "broken.mp4", "a_file": tmp / "plain.txt",
+             "resnet": tmp / "resnet18.pth"}  # fmt: skip
+    files["empty"].write_bytes(b"")
+    files["text"].write_text("this is not an image")
+    files["truncated"].write_bytes(chelsea.read_bytes()[: chelsea.stat().st_size // 2])
     ok, encoded = cv2.imencode(".png", np.zeros((50, 50, 3), np.uint8) + 90)
-    png.write_bytes(encoded.tobytes()[:60])
-    garbage_video = tmp / "broken.mp4"
-    garbage_video.write_bytes(b"\x00\x01 not a video" * 100)
-    a_file = tmp / "plain.txt"
-    a_file.write_text("a file, so no folder can be made under it\n" * 40)
-    resnet = tmp / "resnet18.pth"
-    torch.save(torchvision.models.resnet18(weights=None).state_dict(), resnet)
-    good = [str(chelsea), "--weights", "none"]
-    return {
-        "missing file": (["render", tmp / "nope.jpg", "--weights", "none"], "no such file"),
-        "empty file": (["render", empty, "--weights", "none"], "empty"),
-        "truncated jpeg": (["render", truncated, "--weights", "none"], "truncated"),
-        "truncated png": (["render", png, "--weights", "none"], "cannot decode|not an image"),
-        "not an image": (["render", text, "--weights", "none"], "not an image"),
-        "unreadable video": (["render", garbage_video, "--weights", "none"], "cannot open this video"),
-        "unknown model": (["render", *good, "--model", "alexnot"], "unknown model 'alexnot'"),
-        "unknown layer": (["render", *good, "--layer", "conv9"], "livevis layers"),
-        "unknown colormap": (["render", *good, "--colormap", "jet"], "unknown colormap 'jet'"),
-        "channel out of range": (["render", *good, "--channel", "999"], "channel 999 is out of range"),
-        "weights that do not fit": (["render", str(chelsea), "--weights", resnet], "does not fit this model"),
-        "missing weights file": (["render", str(chelsea), "--weights", tmp / "w.pth"], "does not exist"),
-        "not a weights file": (["render", str(chelsea), "--weights", a_file], "not a PyTorch weights file"),
-        "output folder impossible": (["render", *good, "--out", a_file / "out"], "cannot create the folder"),
-        "missing video to bench": (["bench", "--source", tmp / "nope.mp4"], "no such file"),
-        "bad resolution": (["bench", "--weights", "none", "--resolution", "big"], "WIDTHxHEIGHT"),
-        "bad view size": (["bench", "--weights", "none", "--view-size", "wide"], "WIDTHxHEIGHT"),
-        "bad option value": (["render", *good, "--channel", "three"], "invalid int value"),
-        "frame of an image": (["render", *good, "--frame", "3"], "is an image: it has no frame 3"),
-    }
+    files["png"].write_bytes(encoded.tobytes()[:60])
+    files["garbage_video"].write_bytes(b"\x00\x01 not a video" * 100)
+    files["a_file"].write_text("a file, so no folder can be made under it\n" * 40)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), files["resnet"])
+    return files
 
 
-def test_bad_inputs_exit_2_with_one_line_and_no_traceback(tmp_path, capsys, chelsea_path):
-    failures = []
-    for case, (args, expected) in _bad_inputs(tmp_path, chelsea_path).items():
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exit_:  # argparse usage errors
-            code = exit_.code
-        captured = capsys.readouterr()
-        lines = captured.err.strip().splitlines()
-        import re
+GOOD = ["{chelsea}", "--weights", "none"]
+BAD_INPUTS = {
+    "missing file": (["render", "{tmp}/nope.jpg", "--weights", "none"], "no such file"),
+    "empty file": (["render", "{empty}", "--weights", "none"], "empty"),
+    "truncated jpeg": (["render", "{truncated}", "--weights", "none"], "truncated"),
+    "truncated png": (["render", "{png}", "--weights", "none"], "cannot decode|not an image"),
+    "not an image": (["render", "{text}", "--weights", "none"], "not an image"),
+    "unreadable video": (["render", "{garbage_video}", "--weights", "none"], "cannot open this video"),
+    "unknown model": (["render", *GOOD, "--model", "alexnot"], "unknown model 'alexnot'"),
+    "unknown layer": (["render", *GOOD, "--layer", "conv9"], "livevis layers"),
+    "unknown colormap": (["render", *GOOD, "--colormap", "jet"], "unknown colormap 'jet'"),
+    "channel out of range": (["render", *GOOD, "--channel", "999"], "channel 999 is out of range"),
+    "weights that do not fit": (["render", "{chelsea}", "--weights", "{resnet}"], "does not fit this model"),
+    "missing weights file": (["render", "{chelsea}", "--weights", "{tmp}/w.pth"], "does not exist"),
+    "not a weights file": (["render", "{chelsea}", "--weights", "{a_file}"], "not a PyTorch weights file"),
+    "output folder impossible": (["render", *GOOD, "--out", "{a_file}/out"], "cannot create the folder"),
+    "missing video to bench": (["bench", "--source", "{tmp}/nope.mp4"], "no such file"),
+    "bad resolution": (["bench", "--weights", "none", "--resolution", "big"], "WIDTHxHEIGHT"),
+    "bad view size": (["bench", "--weights", "none", "--view-size", "wide"], "WIDTHxHEIGHT"),
+    "bad option value": (["render", *GOOD, "--channel", "three"], "invalid int value"),
+    "frame of an image": (["render", *GOOD, "--frame", "3"], "is an image: it has no frame 3"),
+}
 
-        if code != 2 or len(lines) != 1 or not re.search(expected, lines[0]) or "Traceback" in captured.err:
-            failures.append(f"{case}: exit {code}, stderr {captured.err!r}")
-    assert not failures, "\n".join(failures)
+
+@pytest.fixture(scope="module")
+def bad_input_files(tmp_path_factory, chelsea_path) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("bad")
+    return {"tmp": tmp, "chelsea": chelsea_path, **_bad_input_files(tmp, chelsea_path)}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_inputs_exit_2_with_one_line_and_no_traceback(case, bad_input_files, capsys):
+    import re
+
+    args, expected = BAD_INPUTS[case]
+    try:
+        code = main([a.format(**bad_input_files) for a in args])
+    except SystemExit as exit_:  # argparse usage errors
+        code = exit_.code
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2 and "Traceback" not in captured.err, captured.err
+    assert len(lines) == 1 and re.search(expected, lines[0]), captured.err
 
 
 def test_the_installed_command_reports_errors_without_a_traceback(tmp_path, pan_video):
