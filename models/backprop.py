@@ -120,8 +120,10 @@ class ReluRule(TorchFunctionMode):
 
     A torch function mode sees every call of relu, relu_, Tensor.relu, F.relu6 and F.hardtanh(0, x)
     made on this thread while it is active: nn.ReLU and nn.ReLU6 (which call them), a model's own
-    F.relu, and references to F.relu kept in attributes (timm's GammaAct), which patching
-    `torch.nn.functional` would miss. Other functions run untouched.
+    F.relu, and references to F.relu taken before the pass (`from torch.nn.functional import relu`,
+    timm's `act_fn = get_act_fn("relu")`), which patching `torch.nn.functional` would miss. Other
+    functions run untouched. A ReLU given a hardtanh's clip (ReLU6) keeps its clip in the guided rule:
+    the gradient passes where 0 < x < 6; deconv passes the positive part everywhere.
     """
 
     def __init__(self, mode: str):
@@ -135,9 +137,11 @@ class ReluRule(TorchFunctionMode):
         if not is_relu:
             return func(*args, **kwargs)
         self.count += 1
-        if self.mode == "grad":
+        x = args[0] if args else kwargs.get("input", kwargs.get("self"))
+        needs_rule = self.mode != "grad" and torch.is_grad_enabled() and getattr(x, "requires_grad", False)
+        if not needs_rule:  # nothing will flow back through this call
             return func(*args, **kwargs)
-        return _ReluRule.apply(args[0], lambda: func(*args, **kwargs), upper, self.mode == "guided")
+        return _ReluRule.apply(x, lambda: func(*args, **kwargs), upper, self.mode == "guided")
 
 
 @contextmanager

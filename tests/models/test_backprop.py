@@ -9,6 +9,7 @@ stops the forward pass at the layer, so no later in-place op can touch the layer
 from __future__ import annotations
 
 import copy
+import threading
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -35,6 +36,7 @@ from livevis.models.layers import ActivationCapture
 from livevis.models.render import LEVELS, cell_centre, colormap_table
 
 MIDDLE = (LEVELS - 1) // 2
+IMPORTED_RELU = F.relu  # as `from torch.nn.functional import relu` keeps it: patching F would miss it
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -270,6 +272,9 @@ def test_captum_agrees_where_installed(alexnet_engine, photos):
         ("F.relu6", lambda t: F.relu6(t), True),
         ("F.relu6 inplace", lambda t: F.relu6(t, inplace=True), True),
         ("F.hardtanh(0, 6)", lambda t: F.hardtanh(t, 0.0, 6.0), True),
+        ("F.hardtanh_(0, 6)", lambda t: F.hardtanh_(t, min_val=0.0, max_val=6.0), True),
+        ("relu imported before", lambda t: IMPORTED_RELU(t), False),
+        ("torch.relu(input=)", lambda t: torch.relu(input=t), False),
     ],
 )
 def test_every_relu_form_gets_the_rule(name, apply, clipped):
@@ -292,6 +297,24 @@ def test_every_relu_form_gets_the_rule(name, apply, clipped):
             assert torch.equal(inner, forward), f"{name} must still act in place"
         out.backward(upstream)
         assert leaf.grad.tolist() == expected[mode], f"{name} {mode}"
+
+
+def test_the_rule_holds_on_its_own_thread_only():
+    leaf = torch.tensor([-1.0, 2.0], requires_grad=True)
+    upstream = torch.tensor([3.0, -4.0])
+    results = []
+
+    def elsewhere():
+        (grad,) = torch.autograd.grad(F.relu(leaf * 1.0), leaf, upstream)
+        results.append(grad.tolist())
+
+    with relu_backward_rule(nn.Identity(), "deconv") as rule:
+        worker = threading.Thread(target=elsewhere)
+        worker.start()
+        worker.join()
+        (here,) = torch.autograd.grad(F.relu(leaf * 1.0), leaf, upstream)
+    assert results == [[0.0, -4.0]], "another thread keeps the ordinary rule"
+    assert here.tolist() == [3.0, 0.0] and rule.count == 1
 
 
 def test_other_nonlinearities_keep_their_gradient():
