@@ -23,6 +23,10 @@ class LiveStats:
         self.grid_paint_ms: deque[float] = deque(maxlen=2000)
         self.stage_ms: dict[str, deque[float]] = {}
         self.model_ready_at = 0.0
+        self.closed_at: float | None = None
+        """time.time() when the window closed (wall clock, so that another process can compare)."""
+        self.shutdown_ms: float | None = None
+        """How long joining the threads and ending the jobs took at close."""
         self._last_sequence: int | None = None
 
     def add_latency(self, sequence: int, captured_at: float, now: float) -> None:
@@ -58,6 +62,8 @@ class LiveStats:
             "event_loop_latency_ms_p95": self._percentile(self.loop_lateness_ms, 95),
             "grid_paint_ms_p50": self._percentile(self.grid_paint_ms, 50),
             "grid_paint_ms_p95": self._percentile(self.grid_paint_ms, 95),
+            "closed_at": self.closed_at,
+            "shutdown_ms": self.shutdown_ms,
             "worker_stage_ms_p50": {stage: self._percentile(ms, 50) for stage, ms in self.stage_ms.items()},
         }
 

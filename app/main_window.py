@@ -312,8 +312,11 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self._loop_probe.stop()
         self.save_settings()
+        started = time.perf_counter()
         self.embeddings.shutdown()
         self.shutdown()
+        self.stats.shutdown_ms = (time.perf_counter() - started) * 1000
+        self.stats.closed_at = time.time()
         super().closeEvent(event)
 
     def shutdown(self, timeout_ms: int = 2000, jobs_timeout_ms: int = 15000) -> bool:
