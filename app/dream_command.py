@@ -27,7 +27,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        "random jitter, scale and rotation, Adam; default) or yosinski (pixels, Table 1 "
                        "regularisers)")  # fmt: skip
     dream.add_argument("--preset", type=int, help="yosinski's regulariser set, 1-4 as in Table 1 of Yosinski et al. "
-                       "2015 (default: 3, the paper's)")  # fmt: skip
+                       "2015 (default: 3, the paper's; 1-3 were tuned for CaffeNet's pixel scale and barely move a "
+                       "small network such as LeNet, where 4 works)")  # fmt: skip
     dream.add_argument("--steps", type=int, help="optimisation steps (default: 512; yosinski: its preset's)")
     dream.add_argument("--size", type=int, metavar="PIXELS", help="image side (default: the model's input size)")
     dream.add_argument("--seed", type=int, default=0, help="the same seed gives the same image (default: 0)")

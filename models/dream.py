@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import operator
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -319,7 +320,8 @@ class GradientCapture:
     """Forward hooks that keep the graph (`ActivationCapture` detaches), stopping the forward early.
 
     A module called more than once (ResNet's shared ReLU) is taken at its last call, as the layer list
-    and the live view do; the number of calls is counted in one dry run.
+    and the live view do; the number of calls is counted in one dry run. Forwards of the same model on other
+    threads (the live view) pass the hooks untouched.
     """
 
     def __init__(self, model: torch.nn.Module, paths: frozenset[str]):
@@ -329,10 +331,13 @@ class GradientCapture:
         self.activations: dict[str, torch.Tensor] = {}
         self._calls: dict[str, int] = {}
         self._needed_calls: dict[str, int] | None = None
+        self._running_in: int | None = None
         self._handles = [model.get_submodule(path).register_forward_hook(self._hook(path)) for path in self.paths]
 
     def _hook(self, path: str):
         def hook(_module, _inputs, output):
+            if threading.get_ident() != self._running_in:
+                return  # the live view's forward on another thread, through the same model
             self._calls[path] = self._calls.get(path, 0) + 1
             if self._calls[path] != (self._needed_calls or {}).get(path):
                 return
@@ -346,6 +351,7 @@ class GradientCapture:
 
     def run(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The outputs the objective reads, `PROB` being the logits, for network input `x`."""
+        self._running_in = threading.get_ident()
         if self._needed_calls is None and self.paths:
             with torch.no_grad():
                 self._calls = {}
@@ -462,6 +468,8 @@ def optimise(
         raise OptionError(f"unknown method {method!r}; use {' or '.join(METHODS)}")
     if steps < 1:
         raise OptionError(f"--steps must be at least 1, got {steps}")
+    if method == "yosinski" and preset not in PRESETS:
+        raise OptionError(f"--preset must be 1 to {len(PRESETS)} (Yosinski et al. 2015, Table 1), got {preset}")
     size = size or engine.spec.input_size
     seeds = list(seeds) if seeds is not None else [seed + i for i in range(batch)]
     generator = torch.Generator().manual_seed(seed)

@@ -1,5 +1,7 @@
 """Optimised images: objectives rise, a class's image is seen as that class, runs repeat, cancel, cache."""
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -149,6 +151,18 @@ def test_a_module_called_twice_is_captured_at_its_last_call(resnet18_engine):
     with GradientCapture(model, frozenset({path})) as capture, torch.no_grad():
         captured = capture.run(x)[path]
     torch.testing.assert_close(captured, reference.activations[path])
+
+
+def test_the_live_view_on_another_thread_passes_the_hooks_untouched(lenet):
+    """The app runs the live view and an optimisation through one model at once."""
+    x = torch.zeros(1, 1, 28, 28)
+    outputs = []
+    with GradientCapture(lenet.model, frozenset({"conv1"})) as capture:
+        capture.run(x)  # stops after conv1 on this thread
+        thread = threading.Thread(target=lambda: outputs.append(lenet.model(x)))
+        thread.start()
+        thread.join()
+    assert outputs and outputs[0].shape == (1, 10)
 
 
 @pytest.mark.parametrize(
