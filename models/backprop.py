@@ -330,15 +330,77 @@ def grad_cam(
     network_input = _network_input(model, x)
     with torch.inference_mode(False), torch.enable_grad():
         activation, logits = _tapped_forward(model, network_input, layer_path)
-        if activation.dim() != 4:
-            shape = " x ".join(map(str, activation.shape[1:]))
-            raise OptionError(f"Grad-CAM needs a layer with spatial maps (C x H x W); {layer_path} outputs {shape}")
-        classes = _class_indices(logits, class_index)
-        score = logits.gather(1, classes[:, None]).sum()
-        (grad,) = torch.autograd.grad(score, activation)
+        return _grad_cam_of(activation, logits, layer_path, class_index)
+
+
+def _grad_cam_of(activation: torch.Tensor, logits: torch.Tensor, layer_path: str,
+                 class_index: int | Sequence[int] | None) -> GradCamResult:  # fmt: skip
+    """The Grad-CAM formula on a layer output and logits that still carry their graph."""
+    if activation.dim() != 4:
+        shape = " x ".join(map(str, activation.shape[1:]))
+        raise OptionError(f"Grad-CAM needs a layer with spatial maps (C x H x W); {layer_path} outputs {shape}")
+    classes = _class_indices(logits, class_index)
+    score = logits.gather(1, classes[:, None]).sum()
+    (grad,) = torch.autograd.grad(score, activation)
     weights = grad.mean(dim=(2, 3))
     cam = torch.einsum("nc,nchw->nhw", weights, activation.detach()).clamp(min=0)
     return GradCamResult(cam=cam, class_index=classes, weights=weights, logits=logits.detach())
+
+
+PASS_MODES = (*MODES, "gradcam")
+"""What the live pipeline can backpropagate in the same pass as its forward."""
+
+
+@dataclass(frozen=True)
+class BackwardRequest:
+    """The backward half of a live pass: a unit's input gradient under a ReLU rule, or Grad-CAM of a
+    class (None: the top-1) at the layer."""
+
+    mode: str
+    layer_path: str
+    channel: int = 0
+    class_index: int | None = None
+
+    def __post_init__(self):
+        if self.mode not in PASS_MODES:
+            raise OptionError(f"unknown backprop mode {self.mode!r}; choose one of {', '.join(PASS_MODES)}")
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """One forward pass with its backward half: the forward's values exactly as an ordinary forward
+    gives them, and the gradient (or Grad-CAM) asked for."""
+
+    logits: torch.Tensor
+    activations: dict[str, torch.Tensor]
+    """Captured as `ActivationCapture` captures them: cloned, detached, batch dimension kept."""
+    gradient: torch.Tensor | None
+    """d(seed) / d(network input), N x C x S x S, for grad, deconv and guided."""
+    cam: GradCamResult | None
+    rule_count: int
+
+
+def forward_backward(model: nn.Module, x: torch.Tensor, capture_paths: Sequence[str],
+                     request: BackwardRequest) -> PassResult:  # fmt: skip
+    """One forward pass that captures `capture_paths` for the views and backpropagates what `request`
+    asks, so that the live view pays for one forward and one backward, not two forwards."""
+    from .layers import ActivationCapture
+
+    network_input = _network_input(model, x)
+    rule_mode = request.mode if request.mode in MODES else "grad"
+    with torch.inference_mode(False), torch.enable_grad():
+        network_input.requires_grad_(request.mode != "gradcam")
+        with ActivationCapture(model, capture_paths) as capture, relu_backward_rule(model, rule_mode) as rule:
+            activation, logits = _tapped_forward(model, network_input, request.layer_path)
+        gradient = cam = None
+        if request.mode == "gradcam":
+            cam = _grad_cam_of(activation, logits, request.layer_path, request.class_index)
+        else:
+            _check_channel(activation, request.layer_path, request.channel)
+            seed = _unit_seed(activation, request.layer_path, request.channel, None)
+            (gradient,) = torch.autograd.grad(activation, network_input, grad_outputs=seed)
+            gradient = gradient.detach()
+    return PassResult(logits.detach(), capture.activations, gradient, cam, rule.count)
 
 
 def _class_indices(logits: torch.Tensor, class_index: int | Sequence[int] | None) -> torch.Tensor:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .backprop import BackwardRequest, PassResult, forward_backward
 from .errors import InputError, WeightsError
 from .layers import INPUT, PROB, ActivationCapture, LayerInfo, discover_layers, find_layer
 from .progress import Progress, report
@@ -80,6 +81,8 @@ class ForwardResult:
     logits: torch.Tensor
     activations: dict[str, torch.Tensor]
     """Captured outputs by layer path, batch dimension removed."""
+    backward: PassResult | None = None
+    """The backward half, when the pass was asked for one (`run(..., backward=...)`)."""
 
 
 class Engine:
@@ -194,37 +197,46 @@ class Engine:
         x = resized.contiguous().float().mul_(self._scale).add_(self._shift)
         return x, crop
 
-    @torch.inference_mode()
     def run(
         self,
         frame: np.ndarray | torch.Tensor,
         layers: Iterable[str] = (),
         *,
         on_stage: Callable[[str], None] | None = None,
+        backward: BackwardRequest | None = None,
     ) -> ForwardResult:
         """Preprocess one RGB frame (or a batch), run the model, capture the given layer paths.
 
         Captured activations drop the batch dimension for a single frame and keep it for a batch.
+        `backward`: also backpropagate, in the same pass, what it asks (a unit's input gradient under a
+        ReLU rule, or Grad-CAM); the activations are still exactly those of an ordinary forward.
 
         `on_stage("preprocess")` and `on_stage("forward")` are called as each stage ends (timing).
         """
-        frame_t = frame if isinstance(frame, torch.Tensor) else self.upload(frame)
-        x, crop = self.preprocess(frame_t)
+        with torch.inference_mode(backward is None), torch.no_grad():
+            frame_t = frame if isinstance(frame, torch.Tensor) else self.upload(frame)
+            x, crop = self.preprocess(frame_t)
         if on_stage:
             on_stage("preprocess")
         paths = list(layers)
-        with ActivationCapture(self.model, paths) as capture:
-            logits = self.model(x)
+        captured = [path for path in paths if path not in (INPUT, PROB)]
+        if backward is None:
+            with torch.inference_mode(), ActivationCapture(self.model, captured) as capture:
+                logits = self.model(x)
+            outputs, passed = capture.activations, None
+        else:
+            passed = forward_backward(self.model, x, captured, backward)
+            logits, outputs = passed.logits, passed.activations
         batched = frame_t.dim() == 4
-        activations = {path: out if batched else out[0] for path, out in capture.activations.items()}
+        activations = {path: out if batched else out[0] for path, out in outputs.items()}
         if INPUT in paths:
             activations[INPUT] = x if batched else x[0]
         if PROB in paths:
             probs = logits.float().softmax(1)
             activations[PROB] = probs if batched else probs[0]
         if on_stage:
-            on_stage("forward")
-        return ForwardResult(frame_t, x, crop, logits, activations)
+            on_stage("forward" if backward is None else "forward+backward")
+        return ForwardResult(frame_t, x, crop, logits, activations, passed)
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> torch.Tensor:

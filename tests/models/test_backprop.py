@@ -625,3 +625,26 @@ def test_bad_input_raises_clear_errors(alexnet_engine):
             call()
         assert isinstance(info.value, LivevisError)
         assert words in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["grad", "deconv", "guided", "gradcam"])
+def test_the_live_pass_backpropagates_in_its_one_forward(alexnet_engine, photos, mode):
+    """Engine.run with a backward request: the activations and logits of an ordinary forward, and the
+    same gradient (or Grad-CAM) as the stand-alone functions give."""
+    from livevis.models.backprop import BackwardRequest
+
+    frame = photos["astronaut"]
+    plain = alexnet_engine.run(frame, ["features.10", "features.7"])
+    passed = alexnet_engine.run(frame, ["features.10", "features.7"],
+                                backward=BackwardRequest(mode, "features.10", channel=5))  # fmt: skip
+    for path in ("features.10", "features.7"):
+        assert torch.equal(plain.activations[path], passed.activations[path])
+    assert torch.equal(plain.logits, passed.logits)
+    if mode == "gradcam":
+        expected = grad_cam(alexnet_engine.model, plain.input, "features.10")
+        assert torch.allclose(passed.backward.cam.cam, expected.cam)
+        assert passed.backward.gradient is None
+    else:
+        expected = unit_gradient(alexnet_engine.model, plain.input, "features.10", 5, mode)
+        assert torch.allclose(passed.backward.gradient, expected.gradient)
+        assert passed.backward.rule_count == 7
