@@ -17,6 +17,7 @@ from livevis.widgets.channel_grid import ChannelGrid
 from livevis.widgets.image_view import ImageView
 from livevis.widgets.layer_tree import LayerTree
 from livevis.widgets.predictions import PredictionsView
+from livevis.widgets.units_list import UnitsAtPoint
 
 
 def titled(title: str, widget: QWidget) -> QWidget:
@@ -38,17 +39,22 @@ class Pane(QWidget):
 
 
 class InputPane(Pane):
-    """The frame with the network's crop dashed, and the top-5 classes under it."""
+    """The frame with the network's crop dashed (click it: which units fire there), the top-5 classes
+    under it (click one: Grad-CAM explains it)."""
 
     views = ("frame_display", "predictions")
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.image = ImageView(placeholder="No input yet.\nOpen a camera, files or a folder (File menu).")
+        self.image.setMouseTracking(True)
         self.predictions = PredictionsView()
+        self.units = UnitsAtPoint()
+        self.units.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(titled("input (dashed: what the network sees)", self.image), 1)
+        layout.addWidget(titled("input (dashed: what the network sees; click: units firing there)", self.image), 1)
+        layout.addWidget(self.units)
         layout.addWidget(self.predictions)
 
     def show_result(self, result, model):
@@ -128,6 +134,46 @@ class SelectedPane(Pane):
         )
 
 
+class BackpropPane(Pane):
+    """What drives the selected unit (backprop, deconv, guided backprop) or where a class is seen
+    (Grad-CAM); computed only while the state's `backprop` is not off."""
+
+    views = ("backprop",)
+
+    def __init__(self, state: LiveState, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.state = state
+        self.title = QLabel("backprop (b: mode, n: view)")
+        self.image = ImageView(placeholder="b turns on backprop of the selected unit")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.image, 1)
+        state.events.backprop.connect(lambda mode: self.setVisible(mode != "off"))
+        self.setVisible(state.backprop != "off")
+
+    @property
+    def active(self) -> bool:
+        return self.state.backprop != "off"
+
+    def show_result(self, result, model):
+        views = result.views
+        image = views.images.get("backprop")
+        if image is None:
+            return
+        self.image.set_image(image, views.frame_size)
+        options, values = result.options, views.values
+        if options.backprop == "gradcam":
+            index = values.get("backprop_class")
+            label = model.categories[index] if model is not None and index is not None else index
+            picked = "picked" if options.class_index is not None else "top-1"
+            self.title.setText(f"Grad-CAM of {label} ({picked}; click a prediction) at {views.layer.name}")
+        else:
+            count = values.get("backprop_rule_count", 0)
+            self.title.setText(f"{options.backprop} ({options.backprop_view}) of {views.layer.name}:{views.channel}"
+                               f" - the {options.backprop} rule at {count} ReLU calls")  # fmt: skip
+
+
 class LiveTab(QSplitter):
     """Input, layer tree, channel grid and selected channel side by side."""
 
@@ -140,18 +186,24 @@ class LiveTab(QSplitter):
         self.layer_tree.setMinimumWidth(250)
         self.grid_pane = GridPane(state)
         self.selected = SelectedPane(state)
+        self.backprop = BackpropPane(state)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.selected)
+        right.addWidget(self.backprop)
         for index, (widget, stretch) in enumerate(
-            ((self.input, 3), (self.layer_tree, 1), (self.grid_pane, 4), (self.selected, 3))
+            ((self.input, 3), (self.layer_tree, 1), (self.grid_pane, 4), (right, 3))
         ):
             self.addWidget(widget)
             self.setStretchFactor(index, stretch)
-        self.panes: dict[str, Pane] = {"input": self.input, "grid": self.grid_pane, "selected": self.selected}
+        self.panes: dict[str, Pane] = {"input": self.input, "grid": self.grid_pane, "selected": self.selected,
+                                       "backprop": self.backprop}  # fmt: skip
         for view in (self.input.image, self.selected.overlay, self.grid_pane.grid):
             view.resized.connect(lambda *_: self.display_size_changed.emit())
 
     def views(self) -> tuple[str, ...]:
-        """Every view some pane shows, in a stable order."""
-        return tuple(dict.fromkeys(name for pane in self.panes.values() for name in pane.views))
+        """Every view an active pane shows, in a stable order."""
+        active = [pane for pane in self.panes.values() if getattr(pane, "active", True)]
+        return tuple(dict.fromkeys(name for pane in active for name in pane.views))
 
     def show_result(self, result: LiveResult, model: ModelInfo | None) -> None:
         for pane in self.panes.values():

@@ -19,12 +19,21 @@ from livevis.app.live_tab import LiveTab
 from livevis.app.model_loader import ModelInfo, ModelLoader
 from livevis.app.model_menu import ModelMenu
 from livevis.app.option_controls import OptionControls
-from livevis.app.settings import SettingsStore
+from livevis.app.settings import SCHEMA, SettingsStore
 from livevis.app.sources_menu import SourceChooser
 from livevis.app.status_line import StatusLine
+from livevis.app.unit_probe import UnitProbe
 from livevis.app.worker import InferenceWorker, LiveResult
 from livevis.models import ViewOptions, model_names
-from livevis.state import CHANNEL_BOOSTS, COLORMAPS, GAMMA_BOOSTS, VIEW_OPTION_NAMES, LiveState
+from livevis.state import (
+    BACKPROP_MODES,
+    BACKPROP_VIEWS,
+    CHANNEL_BOOSTS,
+    COLORMAPS,
+    GAMMA_BOOSTS,
+    VIEW_OPTION_NAMES,
+    LiveState,
+)
 from livevis.widgets.help_overlay import HelpOverlay
 
 
@@ -33,6 +42,10 @@ def default_snapshot_dir() -> Path:
     an app started from a desktop menu may be / or read-only."""
     pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
     return Path(pictures or Path.home()) / "livevis"
+
+
+PERSISTED_OPTIONS = tuple(name for name in VIEW_OPTION_NAMES if name in SCHEMA)
+"""The drawing options kept across starts (a class picked for Grad-CAM is not)."""
 
 
 def _next(values, current):
@@ -84,7 +97,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ building
     def _restored_state(self, layer: str | None) -> LiveState:
-        values = {name: self.settings.get(name) for name in VIEW_OPTION_NAMES}
+        values = {name: self.settings.get(name) for name in PERSISTED_OPTIONS}
         stored_layer, channel = self.settings.get("layer"), self.settings.get("channel")
         return LiveState(layer=layer or stored_layer, channel=0 if layer else channel, **values)
 
@@ -140,6 +153,7 @@ class MainWindow(QMainWindow):
         self.capture.error.connect(self.show_error)
         self.capture.status.connect(lambda text: self.status.message(text, 5000))
         self.capture.source_changed.connect(self.status.source.setText)
+        self.unit_probe = UnitProbe(self)
 
     # ------------------------------------------------------------------ state -> worker
     def _schedule_sync(self, *_) -> None:
@@ -208,6 +222,12 @@ class MainWindow(QMainWindow):
 
     def cycle_colormap(self):
         self.state.colormap = _next(COLORMAPS, self.state.colormap)
+
+    def cycle_backprop(self):
+        self.state.backprop = _next(BACKPROP_MODES, self.state.backprop)
+
+    def cycle_backprop_view(self):
+        self.state.backprop_view = _next(BACKPROP_VIEWS, self.state.backprop_view)
 
     def toggle_zoom(self):
         self.state.zoomed = not self.state.zoomed
@@ -298,7 +318,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ closing
     def save_settings(self) -> None:
         s = self.settings
-        for name in (*VIEW_OPTION_NAMES, "layer", "channel"):
+        for name in (*PERSISTED_OPTIONS, "layer", "channel"):
             s.set(name, getattr(self.state, name))
         if self.model is not None and self.model.name in model_names():
             # a user's own model needs its command-line description (input size, mean, std) to load

@@ -27,6 +27,8 @@ class ModelInfo:
     layers: tuple[tuple[str, str, tuple[int, ...]], ...]
     default_layer: str
     """The path of the layer a model shows when none is chosen."""
+    categories: tuple[str, ...] = ()
+    """Class names by output index (empty for a model that is not a classifier)."""
     notice: str | None = None
     torch_version: str = ""
     devices: tuple[str, ...] = ("cpu",)
@@ -57,6 +59,7 @@ def model_info(engine: Engine, notice: str | None = None) -> ModelInfo:
         trained=engine.weights.trained,
         layers=tuple((layer.path, layer.name, layer.shape) for layer in engine.layers),
         default_layer=engine.layer().path,
+        categories=tuple(engine.categories),
         notice=notice,
         torch_version=torch.__version__,
         devices=tuple(available_devices()),

@@ -12,7 +12,16 @@ from PyQt6.QtCore import QObject, Qt
 from PyQt6.QtGui import QAction, QActionGroup
 from PyQt6.QtWidgets import QComboBox, QLabel, QMenu, QSlider, QToolBar
 
-from livevis.state import CHANNEL_BOOSTS, COLORMAPS, GAMMA_BOOSTS, NORMALIZATIONS, OVERLAY_MODES, LiveState
+from livevis.state import (
+    BACKPROP_MODES,
+    BACKPROP_VIEWS,
+    CHANNEL_BOOSTS,
+    COLORMAPS,
+    GAMMA_BOOSTS,
+    NORMALIZATIONS,
+    OVERLAY_MODES,
+    LiveState,
+)
 
 
 def _number_text(value) -> str:
@@ -76,6 +85,12 @@ class OptionControls:
         self.gamma = self._combo(toolbar, "gamma", [_number_text(g) for g in GAMMA_BOOSTS])
         self.gamma.setToolTip("gamma boost: below 1 lifts weak responses (Shift+T)")
         bind_combo(self.gamma, state, "gamma", float)
+        self.backprop = self._combo(toolbar, "backprop", BACKPROP_MODES)
+        self.backprop.setToolTip("what drives the selected unit, or where the picked class is seen (B)")
+        bind_combo(self.backprop, state, "backprop")
+        self.backprop_view = self._combo(toolbar, "view", BACKPROP_VIEWS)
+        self.backprop_view.setToolTip("how the gradient is drawn (N)")
+        bind_combo(self.backprop_view, state, "backprop_view")
         owner = toolbar.parent()
         self.colormap_group = bind_choice_menu(view_menu.addMenu("Colormap"), owner, state, "colormap", COLORMAPS)
         self.norm_group = bind_choice_menu(view_menu.addMenu("Normalisation"), owner, state, "norm", NORMALIZATIONS)

@@ -74,6 +74,8 @@ SCHEMA: dict[str, Setting] = {
     "boost": Setting(0.0, _number(float), "boost"),
     "overlay_mode": Setting("overlay", _text, "overlay_mode"),
     "opacity": Setting(0.8, _number(float), "opacity"),
+    "backprop": Setting("off", _text, "backprop"),
+    "backprop_view": Setting("raw", _text, "backprop_view"),
     "mirror": Setting(True, _flag),
     "snapshot_dir": Setting("", _text),
     "geometry": Setting(None, _geometry),

@@ -51,6 +51,7 @@ class InferenceWorker(QThread):
     result_ready = pyqtSignal()  # the newest LiveResult waits in take_result()
     error = pyqtSignal(str)
     snapshot_saved = pyqtSignal(str)
+    units_ranked = pyqtSignal(object)  # ((row, col), [(channel, value), ...]) at a clicked frame pixel
 
     def __init__(self, slot: LatestFrameSlot, parent=None):
         super().__init__(parent)
@@ -60,6 +61,7 @@ class InferenceWorker(QThread):
         self._frozen = False
         self._dirty = False
         self._snapshots: list[Path] = []
+        self._ranking: tuple[float, float] | None = None
         self._stop = threading.Event()
         self._visualizer: Visualizer | None = None
         self._held: CapturedFrame | None = None
@@ -109,6 +111,12 @@ class InferenceWorker(QThread):
             self._dirty = True
         self.slot.wake()
 
+    def request_ranking(self, frame_xy: tuple[float, float]) -> None:
+        """The selected layer's channels ranked at the frame pixel, from the frame shown (no forward)."""
+        with self._lock:
+            self._ranking = frame_xy
+        self.slot.wake()
+
     def stop(self) -> None:
         self._stop.set()
         self.slot.wake()
@@ -136,6 +144,11 @@ class InferenceWorker(QThread):
             return
         with self._lock:
             frozen, dirty = self._frozen, self._dirty
+            ranking, self._ranking = self._ranking, None
+        if ranking is not None:
+            ranked = self._visualizer.units_at(ranking, self._options.layer)
+            if ranked is not None:
+                self.units_ranked.emit(ranked)
         if not frozen or self._held is None:
             frame = self.slot.take(timeout=0.05)
             if frame is not None:

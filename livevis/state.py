@@ -19,7 +19,12 @@ CHANNEL_BOOSTS = (0.0, 0.3, 0.5, 0.8, 1.0)
 GAMMA_BOOSTS = (1.0, 0.7, 0.5, 0.3)
 """The Toolbox's gamma boost steps (Shift+T cycles them)."""
 
-VIEW_OPTION_NAMES = ("colormap", "norm", "gamma", "boost", "overlay_mode", "opacity")
+BACKPROP_MODES = ("off", "grad", "deconv", "guided", "gradcam")
+"""What the backprop pane shows: nothing, a unit's input gradient under a ReLU rule, or Grad-CAM."""
+BACKPROP_VIEWS = ("raw", "gray", "norm", "normblur")
+
+VIEW_OPTION_NAMES = ("colormap", "norm", "gamma", "boost", "overlay_mode", "opacity", "backprop", "backprop_view",
+                     "class_index")  # fmt: skip
 """The options that change how a frame is drawn, not what is computed."""
 
 
@@ -40,6 +45,12 @@ def check_option(name: str, value) -> None:
         raise ValueError(f"gamma must be above 0, got {value}")
     elif name in ("boost", "opacity") and not (isinstance(value, int | float) and 0 <= value <= 1):
         raise ValueError(f"{name} must lie in [0, 1], got {value}")
+    elif name == "backprop":
+        _one_of("backprop mode", value, BACKPROP_MODES)
+    elif name == "backprop_view":
+        _one_of("backprop view", value, BACKPROP_VIEWS)
+    elif name == "class_index" and not (value is None or (isinstance(value, int) and value >= 0)):
+        raise ValueError(f"a class is a whole number from 0 (or none for the top-1), got {value!r}")
     elif name == "channel" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
         raise ValueError(f"channel must be a whole number from 0, got {value!r}")
 
@@ -65,6 +76,10 @@ class LiveState:
     opacity: float = 0.8
     zoomed: bool = False
     """The selected-channel pane shows the zoomed map instead of the overlay."""
+    backprop: str = "off"
+    backprop_view: str = "raw"
+    class_index: int | None = None
+    """The class Grad-CAM explains; None: the top-1 of each frame."""
 
     def __setattr__(self, name: str, value) -> None:
         check_option(name, value)

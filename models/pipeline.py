@@ -18,6 +18,7 @@ import torch
 
 from livevis.state import VIEW_OPTION_NAMES, check_option
 
+from .backprop import BackwardRequest, map_cell, rank_units_at
 from .engine import CropRect, Engine, ForwardResult
 from .errors import ChannelOutOfRangeError, OptionError, OutputError
 from .layers import LayerInfo
@@ -44,6 +45,11 @@ class ViewOptions:
     grid_scale: int = 1
     views: tuple[str, ...] = DEFAULT_VIEWS
     """The views to produce (see `models.views`); one forward serves them all."""
+    backprop: str = "off"
+    """What the backprop view shows: off, grad, deconv, guided (a unit's input gradient under that ReLU
+    rule) or gradcam (of `class_index` at the layer)."""
+    backprop_view: str = "raw"
+    class_index: int | None = None
     display_size: tuple[int, int] | None = None
     """(width, height) the overlay is shown at: the frame is shrunk to fit on the device and the map
     blended at that size, so that a GUI blits it instead of scaling it in paintEvent (where PyQt holds
@@ -132,7 +138,9 @@ def save_activations(path, views: FrameViews) -> None:
     """The layer's output with the exact network input, crop and top-5, as one .npz (no pickles).
 
     Keys: input (1xCxSxS float32), activation (CxHxW or F float32), layer, channel, crop (x, y, w, h),
-    top5_index (int64), top5_prob (float32). `views` must come from `process(..., with_activations=True)`.
+    top5_index (int64), top5_prob (float32), and with the backprop view on: backprop (CxSxS float32, the
+    gradient with respect to `input`) or gradcam (h x w float32 at the layer's resolution). `views` must
+    come from `process(..., with_activations=True)`.
     """
     if views.activation is None or views.network_input is None:
         raise ValueError("these views carry no activations: process the frame with with_activations=True")
@@ -143,6 +151,9 @@ def save_activations(path, views: FrameViews) -> None:
         "channel": np.array(views.channel),
         "crop": views.crop.as_array(),
     }
+    for key, name in (("backprop_gradient", "backprop"), ("gradcam_map", "gradcam")):
+        if key in views.values:
+            arrays[name] = views.values[key]
     if views.top5:
         arrays["top5_index"] = np.array([p.index for p in views.top5], dtype=np.int64)
         arrays["top5_prob"] = np.array([p.probability for p in views.top5], dtype=np.float32)
@@ -192,9 +203,10 @@ class Visualizer:
         self.check_channel(layer, options.channel)
         views = views_named(options.views)
         needed = {layer.path}.union(*(view.layers(layer, options) for view in views))
+        backward = next((r for r in (view.backward(layer, options) for view in views) if r is not None), None)
         clock = _StageClock(self.engine.device)
-        result, reused = self._forward(frame, needed, frame_key, clock)
-        context = RenderContext(self.renderer, result, layer, options)
+        result, reused = self._forward(frame, needed, frame_key, clock, backward)
+        context = RenderContext(self.renderer, result, layer, options, with_arrays=with_activations)
         produced: dict = {}
         with torch.inference_mode():
             for view in views:
@@ -223,16 +235,30 @@ class Visualizer:
             reused_forward=reused,
         )
 
-    def _forward(self, frame: np.ndarray, needed: set[str], frame_key, clock) -> tuple[ForwardResult, bool]:
+    def units_at(self, frame_xy: tuple[float, float], layer_key: str | None = None,
+                 k: int = 10) -> tuple[tuple[int, int], list[tuple[int, float]]] | None:  # fmt: skip
+        """The layer's channels ranked by their activation at the map cell under a frame pixel, from the
+        last forward pass (no new one); None outside the crop, or for a layer without spatial maps."""
+        if self._last is None:
+            return None
+        result = self._last[1]
+        activation = result.activations.get(self.engine.layer(layer_key).path)
+        if activation is None or activation.dim() != 3:
+            return None
+        cell = map_cell(frame_xy, result.crop, tuple(activation.shape[1:]))
+        return None if cell is None else (cell, rank_units_at(activation, *cell, k))
+
+    def _forward(self, frame: np.ndarray, needed: set[str], frame_key, clock,
+                 backward: BackwardRequest | None) -> tuple[ForwardResult, bool]:  # fmt: skip
         last = self._last
-        if frame_key is not None and last is not None and last[0] == frame_key:
+        if frame_key is not None and last is not None and last[0] == (frame_key, backward):
             if needed <= last[1].activations.keys():
                 clock.lap("preprocess")
                 clock.lap("forward")
                 return last[1], True
-        result = self.engine.run(frame, sorted(needed), on_stage=clock.lap)
+        result = self.engine.run(frame, sorted(needed), on_stage=clock.lap, backward=backward)
         self.forwards += 1
-        self._last = (frame_key, result) if frame_key is not None else None
+        self._last = ((frame_key, backward), result) if frame_key is not None else None
         return result, False
 
     def _to_host(self, produced: dict) -> dict:

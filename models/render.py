@@ -300,6 +300,10 @@ class Renderer(ABC):
     def fit_within(self, image, width: int, height: int):
         """An (H, W, 3) uint8 image shrunk smoothly to fit width x height; never enlarged."""
 
+    @abstractmethod
+    def paste(self, frame, picture, crop: tuple[int, int, int, int]):
+        """A copy of the frame with an (h, w, 3) uint8 picture resized (bilinear) into the crop region."""
+
     @staticmethod
     def maps_of(activation):
         """A layer's output as (C, N) maps plus the (h, w) tile each channel is drawn as.
@@ -393,6 +397,14 @@ class TorchRenderer(Renderer):
 
     def fit_within(self, image, width: int, height: int):
         return fit_within(image, width, height)
+
+    def paste(self, frame, picture, crop):
+        x, y, w, h = crop
+        out = frame.clone()
+        resized = F.interpolate(picture.permute(2, 0, 1)[None].float(), size=(h, w), mode="bilinear",
+                                align_corners=False)  # fmt: skip
+        out[y : y + h, x : x + w] = resized[0].permute(1, 2, 0).round_().clamp_(0, 255).to(torch.uint8)
+        return out
 
 
 @lru_cache(maxsize=16)

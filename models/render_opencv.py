@@ -95,6 +95,12 @@ class OpenCVRenderer(Renderer):
             cv2.circle(out, centre, ring_radius(levels.shape, crop), MARKER_RGB, thickness=2)
         return out
 
+    def paste(self, frame, picture, crop):
+        x, y, w, h = crop
+        out = frame.copy()
+        out[y : y + h, x : x + w] = cv2.resize(np.ascontiguousarray(picture), (w, h), interpolation=cv2.INTER_LINEAR)
+        return out
+
     def fit_within(self, image, width: int, height: int):
         h, w = image.shape[:2]
         scale = min(width / w, height / h)

@@ -18,6 +18,7 @@ import numpy as np
 
 from livevis.geometry import grid_layout, tile_of
 
+from .backprop import BackwardRequest, gradient_view, render_gradient
 from .engine import CropRect, ForwardResult
 from .layers import LayerInfo
 from .render import Renderer, locate_peak
@@ -25,6 +26,9 @@ from .render import Renderer, locate_peak
 if TYPE_CHECKING:
     from .engine import Engine
     from .pipeline import ViewOptions
+
+
+GRADCAM_COLORMAP = "inferno"
 
 
 def crop_tuple(crop: CropRect) -> tuple[int, int, int, int]:
@@ -46,6 +50,8 @@ class RenderContext:
     result: ForwardResult
     layer: LayerInfo
     options: ViewOptions
+    with_arrays: bool = False
+    """Views also hand back their raw numbers (for saving), not only their pictures."""
 
     @cached_property
     def maps(self):
@@ -95,6 +101,10 @@ class View:
     def layers(self, layer: LayerInfo, options: ViewOptions) -> set[str]:
         """The layer paths this view needs captured; most need the selected layer."""
         return {layer.path}
+
+    def backward(self, layer: LayerInfo, options: ViewOptions) -> BackwardRequest | None:
+        """What this view needs backpropagated in the same pass (one view at most asks)."""
+        return None
 
     def render(self, ctx: RenderContext) -> dict[str, Any]:
         """Device arrays (or host numbers) keyed by name; the picture under `self.name`."""
@@ -169,7 +179,9 @@ class PeakView(View):
     saved = False
 
     def render(self, ctx):
-        return {"peak_index": ctx.peak_index, "channel_max": ctx.stats[1]}
+        (maps, tile), c = ctx.maps, ctx.options.channel
+        # the selected channel's raw values (a few hundred numbers): a window shows them under the mouse
+        return {"peak_index": ctx.peak_index, "channel_max": ctx.stats[1], "channel_map": maps[c].reshape(tile)}
 
     def finish(self, host, ctx):
         value = float(host["channel_max"][ctx.options.channel])
@@ -191,6 +203,46 @@ class PredictionsView(View):
 
     def finish(self, host, ctx):
         return {"top5": ctx.engine.top_k(host["logits"])}
+
+
+class BackpropView(View):
+    """What drives the selected unit (its input gradient under the chosen ReLU rule, drawn at the crop the
+    network saw, on the frame), or Grad-CAM of a class at the layer, upsampled onto the frame."""
+
+    name = "backprop"
+
+    def layers(self, layer, options):
+        return set()
+
+    def backward(self, layer, options):
+        if options.backprop == "off":
+            return None
+        return BackwardRequest(options.backprop, layer.path, options.channel, options.class_index)
+
+    def render(self, ctx):
+        passed = ctx.result.backward
+        if passed is None:
+            return {}
+        r, o, crop = ctx.renderer, ctx.options, ctx.result.crop
+        frame = ctx.frame
+        shown = frame if o.display_size is None else r.fit_within(frame, *o.display_size)
+        placed = scale_crop(crop, shown.shape[1] / frame.shape[1], shown.shape[0] / frame.shape[0])
+        if passed.cam is not None:
+            cam = passed.cam.cam[0]
+            maps = r.asarray(cam.reshape(1, -1))
+            low, high, _ = r.channel_stats(maps)
+            levels = r.levels(maps, low, high, GRADCAM_COLORMAP, per_channel=True).reshape(cam.shape)
+            out = {self.name: r.render_overlay(shown, levels, placed, GRADCAM_COLORMAP, opacity=o.opacity),
+                   "backprop_class": int(passed.cam.class_index[0])}  # fmt: skip
+            if ctx.with_arrays:
+                out["gradcam_map"] = cam.float()
+            return out
+        gradient = passed.gradient[0]
+        picture = render_gradient(gradient_view(gradient, o.backprop_view), o.backprop_view)
+        out = {self.name: r.paste(shown, r.asarray(picture), placed), "backprop_rule_count": passed.rule_count}
+        if ctx.with_arrays:
+            out["backprop_gradient"] = gradient.float()
+        return out
 
 
 class FrameDisplayView(View):
@@ -218,10 +270,10 @@ def register_view(view: View) -> View:
 
 
 for _view in (GridView(), OverlayView(), ChannelTileView(), SignedInputView(), PeakView(), PredictionsView(),
-              FrameDisplayView()):  # fmt: skip
+              FrameDisplayView(), BackpropView()):  # fmt: skip
     register_view(_view)
 
-DEFAULT_VIEWS = ("grid", "overlay", "channel_tile", "input_signed", "peak", "predictions", "frame_display")
+DEFAULT_VIEWS = ("grid", "overlay", "channel_tile", "input_signed", "peak", "predictions", "frame_display", "backprop")
 LIVE_VIEWS = ("frame_display", "predictions", "grid", "overlay", "channel_tile", "peak")
 """What the app's Live tab shows (its panes ask for exactly these; the benchmark times the same)."""
 

@@ -29,6 +29,8 @@ class ImageView(QWidget):
 
     clicked = pyqtSignal(float, float)
     """Image coordinates of a left click inside the image."""
+    hovered = pyqtSignal(float, float, QPointF)
+    """Image coordinates under the mouse, and where it is on the screen (with mouse tracking on)."""
     resized = pyqtSignal(int, int)
     """The view's new width and height: what to render the next images at."""
 
@@ -115,6 +117,12 @@ class ImageView(QWidget):
             if position is not None:
                 self.clicked.emit(*position)
         super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event) -> None:
+        position = self.to_image(event.position())
+        if position is not None:
+            self.hovered.emit(*position, event.globalPosition())
+        super().mouseMoveEvent(event)
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)

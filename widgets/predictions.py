@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PyQt6.QtCore import QRectF, QSize, Qt
+from PyQt6.QtCore import QRectF, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QPainter
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 
 class PredictionsView(QWidget):
+    """Top-k classes with probability bars; clicking a row picks that class (for Grad-CAM)."""
+
     ROW_HEIGHT = 22
+    row_clicked = pyqtSignal(int)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -31,6 +34,16 @@ class PredictionsView(QWidget):
 
     def rows(self) -> list[tuple[str, float]]:
         return list(self._rows)
+
+    def row_at(self, y: float) -> int | None:
+        row = int((y - 26) // self.ROW_HEIGHT)
+        return row if y >= 26 and row < len(self._rows) else None
+
+    def mousePressEvent(self, event) -> None:
+        row = self.row_at(event.position().y())
+        if row is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.row_clicked.emit(row)
+        super().mousePressEvent(event)
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
