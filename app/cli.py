@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--view-size", metavar="WxH", help="render the overlay at this size, as the app does (default: the frame's)"
     )
+    bench.add_argument("--backprop", default="off", metavar="MODE",
+                       help="with the backprop pane on (grad, deconv, guided, gradcam), against the bare forward + "
+                       "backward")  # fmt: skip
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
     for module in COMMAND_MODULES:
         importlib.import_module(module).add_parser(commands)
@@ -196,6 +199,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         layer=args.layer,
         view_size=args.view_size,
         progress=not args.json,
+        backprop=args.backprop,
     )
     print(json.dumps(report, indent=1) if args.json else format_report(report))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -26,13 +27,30 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--save-activations", action="store_true", help="also write DIR/activations.npz (input, activation, top-5)"
     )
 
+    unit = render.add_argument_group("unit analysis")
+    unit.add_argument("--backprop", default="off", metavar="MODE",
+                      help="also write backprop.png: grad, deconv or guided (what drives the channel) or gradcam")
+    unit.add_argument("--backprop-view", default="raw", metavar="VIEW", help="raw (default), gray, norm or normblur")
+    unit.add_argument("--class", dest="class_index", type=int, metavar="K",
+                      help="the class Grad-CAM explains (default: the top-1)")
+    unit.add_argument("--at", type=_point, metavar="X,Y",
+                      help="rank the layer's channels by their activation at this frame pixel (top 10)")
+    render.add_argument("--json", action="store_true", help="one JSON object on stdout")
     render.set_defaults(handler=run)
+
+
+def _point(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pixel X,Y (for example 120,80)") from None
+    return x, y
 
 
 def run(args: argparse.Namespace) -> int:
     from livevis.app.sources import read_frame, scan_folder
     from livevis.models import ViewOptions, Visualizer
-    from livevis.models.errors import InputError
+    from livevis.models.errors import InputError, OptionError
     from livevis.models.render import grid_layout, tile_of
 
     # bad input fails before a model loads
@@ -44,6 +62,12 @@ def run(args: argparse.Namespace) -> int:
         images = folder.images
     else:
         first = read_frame(args.input, args.frame)
+    if args.at is not None:
+        if batch:
+            raise InputError("--at is for one image or video frame, not a folder")
+        height, width = first.shape[:2]
+        if not (0 <= args.at[0] < width and 0 <= args.at[1] < height):
+            raise InputError(f"--at {args.at[0]:g},{args.at[1]:g} is outside the frame ({width} x {height} pixels)")
     options = ViewOptions(
         layer=args.layer,
         channel=args.channel,
@@ -52,11 +76,17 @@ def run(args: argparse.Namespace) -> int:
         gamma=args.gamma,
         boost=args.boost,
         overlay_mode=args.overlay_mode,
+        backprop=args.backprop,
+        backprop_view=args.backprop_view,
+        class_index=args.class_index,
     )
     engine = load_engine(args)
     visualizer = Visualizer(engine, options)
     layer = visualizer.layer_info(options)
     visualizer.check_channel(layer, args.channel)
+    if args.class_index is not None and not 0 <= args.class_index < len(engine.categories):
+        raise OptionError(f"class {args.class_index} is out of range: {engine.name} has classes "
+                          f"0..{len(engine.categories) - 1}")  # fmt: skip
     natural = grid_layout(layer.channels, *tile_of(layer.shape))
     options = options.with_(grid_scale=max(1, 720 // max(natural.width, natural.height)))
     written = ", activations.npz" if args.save_activations else ""
@@ -64,9 +94,17 @@ def run(args: argparse.Namespace) -> int:
     header += f" channel {args.channel}"
     if not batch:
         views = _render_to(Path(args.out), visualizer, first, options, args.save_activations)
+        units = _units_at(visualizer, args.at, layer) if args.at is not None else None
+        if args.json:
+            print(json.dumps(_summary(engine, layer, views, units, Path(args.out), written), indent=1))
+            return 0
         print(f"{header}, peak {views.peak.value:.3g} at frame x={views.peak.frame_xy[0]} y={views.peak.frame_xy[1]}")
         for rank, prediction in enumerate(views.top5, 1):
             print(f"{rank}. {prediction.label:<32} {prediction.probability:.4f}")
+        if units is not None:
+            print(f"units of {layer.name} at frame x={args.at[0]:g} y={args.at[1]:g} (cell {units['cell']}):")
+            for rank, unit in enumerate(units["top"], 1):
+                print(f"{rank:>2}. channel {unit['channel']:<5} {unit['value']:.4g}")
         print(f"wrote {args.out}/{', '.join(f'{name}.png' for name in views.images)}{written}")
         return 0
     print(header)
@@ -91,11 +129,42 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _units_at(visualizer, at: tuple[float, float], layer) -> dict:
+    from livevis.models.errors import InputError
+
+    if not layer.is_spatial:
+        raise InputError(f"--at needs a layer with spatial maps; {layer.name} outputs {layer.shape[0]} values")
+    ranked = visualizer.units_at(at, layer.path)
+    if ranked is None:
+        raise InputError(f"--at {at[0]:g},{at[1]:g} is outside the square the network sees (the dashed crop)")
+    cell, units = ranked
+    return {"x": at[0], "y": at[1], "cell": list(cell),
+            "top": [{"channel": channel, "value": value} for channel, value in units]}  # fmt: skip
+
+
+def _summary(engine, layer, views, units: dict | None, out: Path, written: str) -> dict:
+    """What `--json` prints for one frame."""
+    return {
+        "model": engine.name,
+        "weights": engine.weights.label,
+        "layer": layer.path,
+        "layer_name": layer.name,
+        "channel": views.channel,
+        "peak": {"value": views.peak.value, "cell": list(views.peak.cell), "frame_xy": list(views.peak.frame_xy)},
+        "top5": [{"index": p.index, "label": p.label, "probability": p.probability} for p in views.top5],
+        "units_at": units,
+        "backprop_rule_count": views.values.get("backprop_rule_count"),
+        "gradcam_class": views.values.get("backprop_class"),
+        "written": [str(out / f"{name}.png") for name in views.images]
+        + ([str(out / "activations.npz")] if written else []),
+    }
+
+
 def _render_to(folder: Path, visualizer, frame, options, save_npz: bool):
     """One frame's views as PNGs (and the activations) in `folder`."""
     from livevis.models.pipeline import output_folder, save_activations, save_images
 
-    views = visualizer.process(frame, options, with_activations=save_npz)
+    views = visualizer.process(frame, options, with_activations=save_npz, frame_key=0)
     out = output_folder(folder)
     save_images(out, views.images)
     if save_npz:

@@ -151,6 +151,13 @@ BAD_INPUTS = {
     "bad view size": (["bench", "--weights", "none", "--view-size", "wide"], "WIDTHxHEIGHT"),
     "bad option value": (["render", *GOOD, "--channel", "three"], "invalid int value"),
     "frame of an image": (["render", *GOOD, "--frame", "3"], "is an image: it has no frame 3"),
+    "unknown backprop mode": (["render", *GOOD, "--backprop", "lrp"], "unknown backprop mode 'lrp'"),
+    "unknown backprop view": (["render", *GOOD, "--backprop", "guided", "--backprop-view", "x"], "unknown"),
+    "class out of range": (["render", *GOOD, "--backprop", "gradcam", "--class", "1000"], "class 1000 is out of"),
+    "--at outside the frame": (["render", *GOOD, "--at", "5000,10"], "outside the frame"),
+    "--at outside the crop": (["render", *GOOD, "--at", "2,200"], "outside the square the network sees"),
+    "--at not a point": (["render", *GOOD, "--at", "middle"], "is not a pixel X,Y"),
+    "bench unknown backprop": (["bench", "--weights", "none", "--backprop", "lrp"], "unknown backprop mode"),
 }
 
 
@@ -302,3 +309,50 @@ def test_render_a_folder_of_photos_one_folder_of_views_each(tmp_path, capsys, ph
     (tmp_path / "unreadable" / "a.jpg").write_bytes(b"")
     code, _, err = run_cli(capsys, "render", tmp_path / "unreadable", "--weights", "none")
     assert code == 2 and err.splitlines()[-1].startswith("livevis: error: none of the 1 images")
+
+
+@pytest.mark.parametrize("mode", ["grad", "deconv", "guided", "gradcam"])
+def test_render_backprop_writes_the_view_and_the_exact_gradient(tmp_path, capsys, chelsea_path, mode):
+    """backprop.png on the frame, and in activations.npz the gradient with respect to the saved input (or
+    Grad-CAM at the layer's resolution), checked against the stand-alone functions on that input."""
+    import livevis.models.backprop as backprop
+    from livevis.models import Engine
+
+    code = main(["render", str(chelsea_path), "--model", "efficientnet_lite0", "--layer", "blocks.5", "--channel",
+                 "7", "--backprop", mode, "--backprop-view", "normblur", "--save-activations", "--out", str(tmp_path),
+                 "--json"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    report = json.loads(out)
+    picture = cv2.imread(str(tmp_path / "backprop.png"))
+    frame = cv2.imread(str(chelsea_path))
+    assert picture.shape == frame.shape and not np.array_equal(picture, frame)
+    saved = np.load(tmp_path / "activations.npz")
+    model = Engine.load("efficientnet_lite0", device="cpu").model
+    x = torch.from_numpy(saved["input"])
+    if mode == "gradcam":
+        expected = backprop.grad_cam(model, x, "blocks.5")
+        assert saved["gradcam"].shape == (7, 7) and "backprop" not in saved
+        assert np.allclose(saved["gradcam"], expected.cam[0].numpy(), rtol=1e-4, atol=1e-6)
+        assert report["gradcam_class"] == saved["top5_index"][0]
+    else:
+        expected = backprop.unit_gradient(model, x, "blocks.5", 7, mode)
+        assert saved["backprop"].shape == (3, 224, 224) and "gradcam" not in saved
+        assert np.allclose(saved["backprop"], expected.gradient[0].numpy(), rtol=1e-4, atol=1e-7)
+        assert report["backprop_rule_count"] == 33
+
+
+def test_render_at_ranks_the_units_under_a_pixel_as_a_brute_force_does(tmp_path, capsys, chelsea_path):
+    code = main(["render", str(chelsea_path), "--weights", "none", "--at", "250,140", "--save-activations",
+                 "--out", str(tmp_path), "--json"])  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    saved = np.load(tmp_path / "activations.npz")
+    x, y, w, h = saved["crop"]
+    activation = saved["activation"]
+    row, col = int((140 - y) * 13 // h), int((250 - x) * 13 // w)
+    assert report["units_at"]["cell"] == [row, col]
+    values = activation[:, row, col]
+    order = sorted(range(len(values)), key=lambda c: (-values[c], c))[:10]
+    assert [u["channel"] for u in report["units_at"]["top"]] == order
+    assert [u["value"] for u in report["units_at"]["top"]] == pytest.approx(values[order].tolist())

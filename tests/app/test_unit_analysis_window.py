@@ -1,0 +1,64 @@
+"""The backprop pane and the unit probes in the window (offscreen)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PyQt6.QtCore import QPoint, Qt
+
+from tests.app.conftest import TIMEOUT_MS, wait_result
+
+
+def test_b_and_n_cycle_the_backprop_pane_which_follows_the_frames(qtbot, make_window, video):
+    window = make_window(video)
+    result = wait_result(qtbot, window)
+    assert "backprop" not in result.options.views and window.live.backprop.isHidden(), "off: not computed"
+    seen_modes = []
+    for mode in ("grad", "deconv", "guided", "gradcam"):
+        qtbot.keyClick(window, Qt.Key.Key_B)
+        result = wait_result(qtbot, window, lambda r, m=mode: r.options.backprop == m and "backprop" in r.views.images)
+        seen_modes.append(result.options.backprop)
+        assert window.live.backprop.isVisible()
+        assert result.views.images["backprop"].shape[:2] == result.views.overlay.shape[:2]
+    assert seen_modes == ["grad", "deconv", "guided", "gradcam"]
+    assert "Grad-CAM of" in window.live.backprop.title.text()
+    qtbot.keyClick(window, Qt.Key.Key_B)  # after gradcam: off
+    wait_result(qtbot, window, lambda r: r.options.backprop == "off" and "backprop" not in r.views.images)
+    assert window.live.backprop.isHidden()
+    qtbot.keyClick(window, Qt.Key.Key_B)
+    qtbot.keyClick(window, Qt.Key.Key_N)
+    first = wait_result(qtbot, window, lambda r: r.options.backprop_view == "gray" and "backprop" in r.views.images)
+    later = wait_result(qtbot, window, lambda r: r.sequence > first.sequence + 2 and "backprop" in r.views.images)
+    assert not np.array_equal(first.views.images["backprop"], later.views.images["backprop"]), "it follows the frame"
+    assert "ReLU calls" in window.live.backprop.title.text()
+
+
+def test_clicking_the_frame_lists_the_units_that_fire_there(qtbot, make_window, video):
+    window = make_window(video)
+    result = wait_result(qtbot, window)
+    image = window.live.input.image
+    crop = result.views.crop
+    point = image.to_widget(crop.x + crop.w / 2, crop.y + crop.h / 2)
+    with qtbot.waitSignal(window.worker.units_ranked, timeout=TIMEOUT_MS) as ranked:
+        qtbot.mouseClick(image, Qt.MouseButton.LeftButton, pos=QPoint(round(point.x()), round(point.y())))
+    cell, units = ranked.args[0]
+    assert cell == (6, 6) and len(units) == 10
+    assert [v for _, v in units] == sorted((v for _, v in units), reverse=True)
+    listed = window.live.input.units
+    qtbot.waitUntil(listed.isVisible)
+    assert listed.channels() == [c for c, _ in units]
+    best = listed.item(0)
+    qtbot.mouseClick(listed.viewport(), Qt.MouseButton.LeftButton, pos=listed.visualItemRect(best).center())
+    wait_result(qtbot, window, lambda r: r.views.channel == units[0][0])
+
+
+def test_clicking_a_prediction_picks_the_class_grad_cam_explains(qtbot, make_window, video):
+    window = make_window(video)
+    window.state.backprop = "gradcam"
+    result = wait_result(qtbot, window, lambda r: "backprop_class" in r.views.values)
+    assert result.views.values["backprop_class"] == result.views.top5[0].index, "the top-1 by default"
+    predictions = window.live.input.predictions
+    qtbot.mouseClick(predictions, Qt.MouseButton.LeftButton, pos=QPoint(40, 26 + 2 * predictions.ROW_HEIGHT + 5))
+    picked = window.state.class_index
+    assert picked is not None
+    later = wait_result(qtbot, window, lambda r: r.options.class_index == picked)
+    assert later.views.values["backprop_class"] == picked
