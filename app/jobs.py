@@ -32,13 +32,17 @@ class Job(QObject):
     """One piece of background work; its signals arrive on the GUI thread."""
 
     progressed = pyqtSignal(str, int, int)  # what, done, total (0: unknown)
+    partial = pyqtSignal(object)  # a result on the way (a preview), for jobs submitted with partial=True
     succeeded = pyqtSignal(object)
     failed = pyqtSignal(str)
     cancelled = pyqtSignal()
     ended = pyqtSignal()  # after any of the three above
 
-    def __init__(self, title: str, fn: Callable, args: tuple, kwargs: dict, parent: QObject | None = None):
+    def __init__(self, title: str, fn: Callable, args: tuple, kwargs: dict, parent: QObject | None = None, *,
+                 partial: bool = False):  # fmt: skip
         super().__init__(parent)
+        if partial:
+            kwargs = {**kwargs, "partial": self.partial.emit}
         self.title = title
         self._cancel = threading.Event()
         self._fn, self._args, self._kwargs = fn, args, kwargs
@@ -95,12 +99,13 @@ class JobRunner(QObject):
         self._jobs: list[Job] = []
         self.closed = False
 
-    def submit(self, title: str, fn: Callable, *args, **kwargs) -> Job:
+    def submit(self, title: str, fn: Callable, *args, partial: bool = False, **kwargs) -> Job:
         """Runs `fn(*args, progress=..., **kwargs)` in the background; connect to the job's signals
-        before control returns to the event loop (they are delivered through it)."""
+        before control returns to the event loop (they are delivered through it). With `partial`, `fn`
+        also gets `partial=callable` to hand results on the way (previews) to `Job.partial`."""
         if self.closed:
             raise RuntimeError(f"{title}: the job runner was shut down")
-        job = Job(title, fn, args, kwargs, self)
+        job = Job(title, fn, args, kwargs, self, partial=partial)
         self._jobs.append(job)
         job.ended.connect(lambda: self._forget(job))
         # straight onto the pool, not superqt's deferred start: a shutdown right after must see it

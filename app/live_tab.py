@@ -17,6 +17,7 @@ from livevis.widgets.channel_grid import ChannelGrid
 from livevis.widgets.image_view import ImageView
 from livevis.widgets.layer_tree import LayerTree
 from livevis.widgets.predictions import PredictionsView
+from livevis.widgets.unit_view import UnitView
 from livevis.widgets.units_list import UnitsAtPoint
 
 
@@ -187,9 +188,11 @@ class LiveTab(QSplitter):
         self.grid_pane = GridPane(state)
         self.selected = SelectedPane(state)
         self.backprop = BackpropPane(state)
+        self.unit = UnitView()
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.selected)
         right.addWidget(self.backprop)
+        right.addWidget(self.unit)
         for index, (widget, stretch) in enumerate(
             ((self.input, 3), (self.layer_tree, 1), (self.grid_pane, 4), (right, 3))
         ):

@@ -22,6 +22,7 @@ from livevis.app.option_controls import OptionControls
 from livevis.app.settings import SCHEMA, SettingsStore
 from livevis.app.sources_menu import SourceChooser
 from livevis.app.status_line import StatusLine
+from livevis.app.unit_controller import UnitController
 from livevis.app.unit_probe import UnitProbe
 from livevis.app.worker import InferenceWorker, LiveResult
 from livevis.models import ViewOptions, model_names
@@ -154,6 +155,7 @@ class MainWindow(QMainWindow):
         self.capture.status.connect(lambda text: self.status.message(text, 5000))
         self.capture.source_changed.connect(self.status.source.setText)
         self.unit_probe = UnitProbe(self)
+        self.units = UnitController(self)
 
     # ------------------------------------------------------------------ state -> worker
     def _schedule_sync(self, *_) -> None:

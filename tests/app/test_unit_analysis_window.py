@@ -62,3 +62,51 @@ def test_clicking_a_prediction_picks_the_class_grad_cam_explains(qtbot, make_win
     assert picked is not None
     later = wait_result(qtbot, window, lambda r: r.options.class_index == picked)
     assert later.views.values["backprop_class"] == picked
+
+
+def test_optimise_runs_in_the_background_with_previews_and_is_cached(qtbot, make_window, video, tmp_path,
+                                                                      monkeypatch):  # fmt: skip
+    monkeypatch.setenv("LIVEVIS_CACHE", str(tmp_path / "cache"))
+    window = make_window(video, model="lenet", weights="default")
+    wait_result(qtbot, window)
+    window.state.update(layer="conv2", channel=3)
+    qtbot.waitUntil(lambda: not window.units.refresh_pending)  # the cache lookup for the new unit started
+    unit = window.live.unit
+    previews = []
+    with qtbot.waitSignal(window.runner.job_started, timeout=TIMEOUT_MS) as started:
+        qtbot.keyClick(window, Qt.Key.Key_D)
+    job = started.args[0]
+    assert job.title == "optimising conv2:3"
+    job.partial.connect(previews.append)
+    assert unit.cancel.isVisible() and not unit.optimise.isEnabled()
+    live_before = window.last_result.sequence
+    with qtbot.waitSignal(job.ended, timeout=120_000):
+        pass
+    assert previews and previews[-1].shape == (28, 28, 3), "previews on the way"
+    optimised = unit.optimised.image_array()
+    assert optimised is not None and optimised.shape == (28, 28, 3)
+    assert window.last_result.sequence > live_before, "the live view went on meanwhile"
+    assert unit.optimise.isEnabled() and unit.cancel.isHidden()
+    window.state.channel = 4
+    qtbot.waitUntil(lambda: unit.optimised.image_array() is None)
+    window.state.channel = 3  # cached: shows without optimising again
+    qtbot.waitUntil(lambda: unit.optimised.image_array() is not None, timeout=TIMEOUT_MS)
+    assert np.array_equal(unit.optimised.image_array(), optimised)
+
+
+def test_an_optimisation_is_cancelled_within_a_step(qtbot, make_window, video, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVEVIS_CACHE", str(tmp_path / "cache"))
+    window = make_window(video, model="lenet", weights="default")
+    wait_result(qtbot, window)
+    window.state.update(layer="conv2", channel=5)
+    qtbot.waitUntil(lambda: not window.units.refresh_pending)
+    with qtbot.waitSignal(window.runner.job_started, timeout=TIMEOUT_MS) as started:
+        window.units.optimise()
+    job = started.args[0]
+    steps = []
+    job.progressed.connect(lambda what, done, total: steps.append(done) or (done >= 3 and job.cancel()),
+                           Qt.ConnectionType.DirectConnection)  # fmt: skip
+    with qtbot.waitSignal(job.cancelled, timeout=120_000):
+        pass
+    assert max(steps) <= 4, "stopped within a step of the cancel"
+    qtbot.waitUntil(lambda: window.live.unit.optimise.isEnabled())
