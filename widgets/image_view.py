@@ -7,6 +7,12 @@ from PyQt6.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QImage, QPainter, QPen
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
+CRISP_MAGNIFICATION = 4.0
+"""From this enlargement on, image pixels are drawn as sharp squares (nearest neighbour), not blurred."""
+FILL_TOLERANCE_PX = 2
+"""A frame that comes within this many device pixels of filling the view was rendered to fit it: it is
+blitted 1:1, not enlarged by a pixel or two (which would cost a resampling and blur it)."""
+
 
 def array_to_qimage(array: np.ndarray) -> QImage:
     """An HxWx3 uint8 RGB array as a QImage over the same memory (the array must outlive it)."""
@@ -22,6 +28,10 @@ def array_to_qimage(array: np.ndarray) -> QImage:
 
 class ImageView(QWidget):
     """Paints one image aspect-fit and centred; optional rectangle and point in image coordinates.
+
+    A frame rendered to fit the view (`logical_size` given) is blitted 1:1; one smaller than the view (a
+    28x28 digit, a thumbnail) is enlarged here to fill it, with the rectangle and overlays along, crisp
+    from CRISP_MAGNIFICATION on.
 
     `set_image` only stores the array; the conversion happens at paint time, so several updates
     between two paints cost one conversion.
@@ -80,20 +90,43 @@ class ImageView(QWidget):
         ratio = self.devicePixelRatioF()
         return round(self.width() * ratio), round(self.height() * ratio)
 
-    def image_rect(self) -> QRectF:
-        """Where the image lands in widget coordinates."""
-        if self._array is None:
-            return QRectF()
+    def _placement(self) -> tuple[QRectF, float]:
+        """Where the image lands in widget coordinates, and how many device pixels one of its pixels covers."""
         h, w = self._array.shape[:2]
         ratio = self.devicePixelRatioF()
         fitted_w, fitted_h = w / ratio, h / ratio
         if self._logical is not None and fitted_w <= self.width() and fitted_h <= self.height():
-            # already rendered to fit: blit it 1:1 in device pixels, no scaling while paintEvent holds the GIL
-            return QRectF((self.width() - fitted_w) // 2, (self.height() - fitted_h) // 2, fitted_w, fitted_h)
+            fill = min(self.width() / fitted_w, self.height() / fitted_h)
+            limiting_side = w if self.width() / fitted_w <= self.height() / fitted_h else h
+            if (fill - 1) * limiting_side <= FILL_TOLERANCE_PX:
+                # rendered to fit: blit it 1:1 in device pixels, no scaling while paintEvent holds the GIL
+                left, top = (self.width() - fitted_w) // 2, (self.height() - fitted_h) // 2
+                return QRectF(left, top, fitted_w, fitted_h), 1.0
+            # smaller than the view (a digit, a thumbnail): enlarged here, cheap for a small image
+            scaled_w, scaled_h = fitted_w * fill, fitted_h * fill
+            return QRectF((self.width() - scaled_w) / 2, (self.height() - scaled_h) / 2, scaled_w, scaled_h), fill
         scale = min(self.width() / w, self.height() / h)
         if not self._smooth and scale >= 1:
             scale = float(int(scale))  # whole pixels keep nearest-neighbour cells even
-        return QRectF((self.width() - w * scale) / 2, (self.height() - h * scale) / 2, w * scale, h * scale)
+        target = QRectF((self.width() - w * scale) / 2, (self.height() - h * scale) / 2, w * scale, h * scale)
+        return target, scale * ratio
+
+    def image_rect(self) -> QRectF:
+        """Where the image lands in widget coordinates."""
+        if self._array is None:
+            return QRectF()
+        return self._placement()[0]
+
+    def magnification(self) -> float:
+        """Device pixels per image pixel along each side (1.0: blitted 1:1); 0.0 without an image."""
+        if self._array is None:
+            return 0.0
+        return self._placement()[1]
+
+    def is_crisp(self) -> bool:
+        """Whether the image is drawn nearest-neighbour: always for a view made not smooth, and for any
+        image enlarged so much that its pixels are the data (a 28x28 digit, a 13x13 map)."""
+        return not self._smooth or self.magnification() >= CRISP_MAGNIFICATION
 
     def to_image(self, point: QPointF) -> tuple[float, float] | None:
         target = self.image_rect()
@@ -139,7 +172,7 @@ class ImageView(QWidget):
         if target.size() == self._image.deviceIndependentSize():
             painter.drawImage(target.topLeft(), self._image)
         else:
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._smooth)
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, not self.is_crisp())
             painter.drawImage(target, self._image)
         if self._rect is not None:
             x, y, w, h = self._rect
