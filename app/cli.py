@@ -16,7 +16,9 @@ from livevis.app import __version__
 
 EXIT_USAGE = 2
 
-COMMAND_MODULES = ("livevis.app.render_command", "livevis.app.dream_command", "livevis.app.mine_command")
+COMMAND_MODULES = (
+    "livevis.app.render_command", "livevis.app.dream_command", "livevis.app.mine_command", "livevis.app.figure_command"
+)
 """Subcommands with a module of their own: each has `add_parser(commands)`, which sets a `handler`."""
 
 
