@@ -1,4 +1,8 @@
-"""The Embeddings tab: compute layer maps in the background, show them, place the live frame."""
+"""The Embeddings tab: compute layer maps in the background, show them, place the live frame.
+
+The frame placed is the one the live view shows now: the newest offered is kept (a reference) even
+while the tab is hidden, and placed when a map is computed, when its layer is chosen and when the tab
+is shown, so a still image, a frozen frame or a drawn digit gets its star without a new frame."""
 
 from __future__ import annotations
 
@@ -101,6 +105,9 @@ class EmbeddingsTab(QWidget):
         self.runner = runner
         self.job: Job | None = None
         self.placer: LivePlacer | None = None
+        self._retiring: list[LivePlacer] = []
+        """Placers told to stop that may still be building their index: waited for in `shutdown`."""
+        self._newest: CapturedFrame | None = None
         self.run: EmbeddingRun | None = None
         self.engine: Engine | None = None
 
@@ -252,24 +259,54 @@ class EmbeddingsTab(QWidget):
         self._stop_placer()
         if self.run is None or self.engine is None:
             return
-        self.placer = LivePlacer(self.engine, self.run, panel, self)
-        self.placer.failed.connect(self.status.setText)
-        self.placer.placed.connect(lambda i, x, y, ms: self.plots.set_marker(i, (x, y)))
-        self.placer.start()
+        placer = LivePlacer(self.engine, self.run, panel, self)
+        placer.failed.connect(self.status.setText)
+        placer.placed.connect(lambda i, x, y, ms, placer=placer: self._on_placed(placer, i, x, y))
+        self.placer = placer
+        placer.start()
+        self._place_newest()
+
+    def _on_placed(self, placer: LivePlacer, panel: int, x: float, y: float) -> None:
+        if placer is self.placer:  # a stopped placer's last result, still queued, is not the chosen layer's
+            self.plots.set_marker(panel, (x, y))
 
     def _stop_placer(self) -> None:
-        if self.placer is not None:
-            self.placer.stop()
-            self.placer.wait(2000)
-            self.placer = None
+        """Asks the placer to stop without waiting (its index may take seconds to build); it is deleted
+        when it ends, and `shutdown` waits for any still running."""
+        placer, self.placer = self.placer, None
+        if placer is None:
+            return
+        placer.stop()
+        self._retiring.append(placer)
+        placer.finished.connect(lambda placer=placer: self._retired(placer))
+        if placer.isFinished():  # ended before the connection: nothing else will retire it
+            self._retired(placer)
+
+    def _retired(self, placer: LivePlacer) -> None:
+        if placer in self._retiring:
+            self._retiring.remove(placer)
+            placer.deleteLater()
+
+    def _place_newest(self) -> None:
+        if self.placer is not None and self._newest is not None:
+            self.placer.slot.put(self._newest)
 
     def offer_frame(self, frame: np.ndarray, captured_at: float) -> None:
-        """The newest live frame; placed only while this tab has a map and is on screen."""
-        if self.placer is not None and self.isVisible():
-            self.placer.slot.put(CapturedFrame(frame, captured_at, 0, "live"))
+        """The newest live frame: kept (not copied) while the tab is hidden, placed at once while it shows."""
+        self._newest = CapturedFrame(frame, captured_at, 0, "live")
+        if self.isVisible():
+            self._place_newest()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._place_newest()  # the frame shown now may have arrived while the tab was hidden, or be still
 
     def shutdown(self) -> None:
-        """The live placer stops here; jobs end with the job runner's shutdown."""
+        """Every placer stops and is waited for here (none may outlive the tab); jobs end with the job
+        runner's shutdown."""
         self._stop_placer()
+        for placer in list(self._retiring):
+            placer.wait()  # at most the rest of an index build or of one placement
+            self._retired(placer)
         if self.job is not None:
             self.job.cancel()
