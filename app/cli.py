@@ -46,6 +46,8 @@ def add_model_options(parser: argparse.ArgumentParser, *, weights: bool = True, 
         parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda or mps")
     own = parser.add_argument_group("your own model (timm:NAME, a .pt2 or TorchScript file, or module:factory)")
     own.add_argument("--input-size", type=int, metavar="N", help="square input side in pixels (default 224)")
+    own.add_argument("--in-channels", type=int, metavar="N",
+                     help="input channels (default: the first convolution's; photos need 1 or 3, others a tensor)")
     own.add_argument("--mean", type=_floats, metavar="M[,M,M]", help="per-channel mean (default ImageNet's)")
     own.add_argument("--std", type=_floats, metavar="S[,S,S]", help="per-channel std (default ImageNet's)")
     own.add_argument("--labels", metavar="FILE", help="class names, one per line")
@@ -63,7 +65,7 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def custom_options(args: argparse.Namespace) -> dict:
     """The options that describe a user's own model, for `Engine.load(..., **custom)`."""
-    return {key: getattr(args, key, None) for key in ("input_size", "mean", "std", "labels")}
+    return {key: getattr(args, key, None) for key in ("input_size", "in_channels", "mean", "std", "labels")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument(
         "--out", default="embeddings.png", metavar="FIG.png", help="the figure (default: embeddings.png)"
     )
+    embed.add_argument("--tensorboard", metavar="DIR", help="also write each layer's points, classes and "
+                       "thumbnails for TensorBoard's embedding projector into DIR")  # fmt: skip
     embed.add_argument(
         "--json", action="store_true", help="per layer: name, dimension, knn_accuracy, trustworthiness, seconds"
     )

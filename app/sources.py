@@ -17,6 +17,7 @@ import numpy as np
 
 from livevis.models.errors import InputError
 from livevis.models.images import IMAGE_SUFFIXES, check_regular_file, not_a_file, read_image
+from livevis.models.tensors import TENSOR_SUFFIXES, is_tensor_path, read_tensor
 
 # OpenCV warns on stderr for every camera index that does not open, and FFmpeg for every file it
 # cannot parse; livevis says what went wrong itself. FFmpeg reads its level when it first opens a file.
@@ -102,6 +103,10 @@ def read_frame(path: str | Path, index: int = 0) -> np.ndarray:
     """An image file, or frame `index` of a video file, chosen by suffix (images first otherwise).
     Named pipes, sockets and devices are refused before they are opened (reading one would block)."""
     path = check_regular_file(path)
+    if is_tensor_path(path):
+        if index != 0:
+            raise InputError(f"{path} is a tensor input: it has no frame {index} (--frame is for videos)")
+        return read_tensor(path)
     if is_video_path(path):
         return read_video_frame(path, index)
     if path.suffix.lower() in IMAGE_SUFFIXES and index != 0:
@@ -158,7 +163,7 @@ def scan_folder(folder: str | Path) -> FolderImages:
             skipped.append(SkippedFile(path, "a sub-folder; its images are not shown"))
         elif problem is not None:
             skipped.append(SkippedFile(path, problem))
-        elif suffix in IMAGE_SUFFIXES:
+        elif suffix in IMAGE_SUFFIXES or suffix in TENSOR_SUFFIXES:
             images.append(path)
         elif suffix in VIDEO_SUFFIXES:
             skipped.append(SkippedFile(path, "a video; open it on its own"))
@@ -319,7 +324,8 @@ class ImageListSource:
         if not self._pending:
             return None
         self._pending = False
-        return read_image(self.paths[self.position])
+        path = self.paths[self.position]
+        return read_tensor(path) if is_tensor_path(path) else read_image(path)
 
     def wait_s(self) -> float:
         return 0.05

@@ -27,7 +27,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .errors import ChannelOutOfRangeError, InputError, LayerNotFoundError, ModelError, OptionError
-from .layers import INPUT, PROB
+from .layers import INPUT, OUTPUT, PROB
 from .render import LEVELS, _device_colour_table, is_signed
 
 MODES = ("grad", "deconv", "guided")
@@ -249,7 +249,13 @@ class _LayerTap:
 
 
 def _tapped_forward(model: nn.Module, x: torch.Tensor, layer_path: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(layer output, logits) of one forward pass with autograd on."""
+    """(layer output, logits) of one forward pass with autograd on; the `output` pseudo-layer of a model
+    that is not a classifier is its output itself."""
+    if layer_path == OUTPUT:
+        output = model(x)
+        if not isinstance(output, torch.Tensor) or output.dim() != 4:
+            raise LayerNotFoundError("'output' is the output layer of a network that is not a classifier")
+        return output, output
     tap = _LayerTap(_module_at(model, layer_path), layer_path)
     try:
         logits = model(x)
@@ -336,6 +342,8 @@ def grad_cam(
 def _grad_cam_of(activation: torch.Tensor, logits: torch.Tensor, layer_path: str,
                  class_index: int | Sequence[int] | None) -> GradCamResult:  # fmt: skip
     """The Grad-CAM formula on a layer output and logits that still carry their graph."""
+    if logits.dim() != 2:
+        raise OptionError("Grad-CAM explains a class; this model does not output class scores (N x K)")
     if activation.dim() != 4:
         shape = " x ".join(map(str, activation.shape[1:]))
         raise OptionError(f"Grad-CAM needs a layer with spatial maps (C x H x W); {layer_path} outputs {shape}")

@@ -26,6 +26,8 @@ from .spec import (
 from .weights import quiet_loaders
 
 TIMM_PREFIX = "timm:"
+CUSTOM_FAMILIES = ("factory", "torchscript", "exported program")
+"""A user's own models whose input livevis learns from the model itself where the user does not say."""
 
 
 def read_labels(path: str | Path | None) -> list[str] | None:
@@ -52,6 +54,7 @@ def custom_spec(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     labels: str | Path | None = None,
+    in_channels: int | None = None,
 ) -> ModelSpec | None:
     label_list = read_labels(labels)
     if std and not all(s > 0 for s in std):
@@ -60,8 +63,13 @@ def custom_spec(
         raise OptionError(f"--input-size must be a number of pixels above 0, got {input_size}")
     if name.startswith(TIMM_PREFIX):
         return _timm_spec(name[len(TIMM_PREFIX) :], input_size, mean, std, label_list)
-    mean = tuple(mean) if mean else IMAGENET_MEAN
-    std = tuple(std) if std else IMAGENET_STD
+    if in_channels is not None and in_channels < 1:
+        raise OptionError(f"--in-channels must be 1 or more, got {in_channels}")
+    if in_channels is not None and mean and len(mean) != in_channels:
+        raise OptionError(f"--in-channels {in_channels} but --mean has {len(mean)} values; give one per channel")
+    plain = (0.5,) * in_channels if in_channels not in (None, 3) else None
+    mean = tuple(mean) if mean else plain or IMAGENET_MEAN
+    std = tuple(std) if std else plain or IMAGENET_STD
     if len(mean) != len(std):
         raise OptionError(f"--mean has {len(mean)} values but --std has {len(std)}; give one per channel")
     common = dict(input_size=input_size or 224, mean=mean, std=std, in_channels=len(mean),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +11,12 @@ import torch
 import torch.nn.functional as F
 
 from .backprop import BackwardRequest, PassResult, forward_backward
+from .custom import CUSTOM_FAMILIES
 from .errors import InputError, WeightsError
-from .layers import INPUT, PROB, ActivationCapture, LayerInfo, discover_layers, find_layer
+from .layers import INPUT, OUTPUT, PROB, ActivationCapture, LayerInfo, discover_layers, find_layer
 from .progress import Progress, report
 from .registry import DEFAULT_MODEL, OFFLINE_DEFAULT, ModelSpec, get_spec
+from .tensors import is_tensor_frame, tensor_display
 from .weights import DEFAULT, WeightsInfo, load_weights
 
 
@@ -44,6 +46,18 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise InputError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from None
+
+
+def _with_input_channels(spec: ModelSpec, model: torch.nn.Module, custom: dict) -> ModelSpec:
+    """A user's own model takes as many input channels as its first convolution has, unless they said
+    (`--in-channels`, or one `--mean` and `--std` per channel); ImageNet's mean and std only fit three."""
+    if spec.family not in CUSTOM_FAMILIES or custom.get("mean") or custom.get("in_channels"):
+        return spec
+    first = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    channels = first.in_channels if first is not None else spec.in_channels
+    if channels == spec.in_channels:
+        return spec
+    return replace(spec, in_channels=channels, mean=(0.5,) * channels, std=(0.5,) * channels)
 
 
 @dataclass(frozen=True)
@@ -96,10 +110,11 @@ class Engine:
         self.layers: list[LayerInfo] = discover_layers(
             self.model, (spec.in_channels, spec.input_size, spec.input_size), spec.layer_names(self.model)
         )
-        if self.layers[-1].path != PROB:
-            raise InputError(f"{spec.name} does not output class scores (N x K); livevis shows classifiers")
-        self.categories = spec.categories()
-        if len(self.categories) != self.layers[-1].channels:
+        self.is_classifier = self.layers[-1].path == PROB
+        """Outputs class scores (N x K). Other networks (image to image, segmenters, regressors) run all
+        the same: their output is the `output` layer, and they have no top-5."""
+        self.categories = spec.categories() if self.is_classifier else []
+        if self.is_classifier and len(self.categories) != self.layers[-1].channels:
             self.categories = [f"class {i}" for i in range(self.layers[-1].channels)]
         self.default_layer = self._default_layer()
         # (x / 255 - mean) / std as x * scale + shift.
@@ -123,6 +138,7 @@ class Engine:
         spec = get_spec(name, **custom)
         target = pick_device(device)
         model = spec.build()
+        spec = _with_input_channels(spec, model, custom)
         report(stages, f"weights of {name}", 1, 3)
         info = load_weights(model, spec, weights, progress=progress)
         report(stages, f"layers of {name}", 2, 3)
@@ -174,6 +190,13 @@ class Engine:
         self._pinned.copy_(host)
         return self._pinned.to(self.device, non_blocking=True)
 
+    def tensor_input(self, array: np.ndarray) -> torch.Tensor:
+        """A tensor input (float32 C x H x W) as the network input 1 x C x H x W on the device."""
+        if array.shape[0] != self.spec.in_channels:
+            raise InputError(f"the tensor input has {array.shape[0]} channels but {self.name} takes "
+                             f"{self.spec.in_channels}")  # fmt: skip
+        return torch.from_numpy(array)[None].to(self.device)
+
     def preprocess(self, frame: torch.Tensor) -> tuple[torch.Tensor, CropRect]:
         """Centre square crop, antialiased bilinear resize, [0,1], mean/std: all on the device.
 
@@ -190,6 +213,9 @@ class Engine:
         else:
             nchw = nchw.float()
         resized = F.interpolate(nchw, size=size, mode="bilinear", antialias=True, align_corners=False)
+        if self.spec.in_channels not in (1, 3):
+            raise InputError(f"{self.name} takes {self.spec.in_channels} input channels: give it a tensor file "
+                             "(.npy or .pt, C x H x W), not a photo")  # fmt: skip
         if self.spec.in_channels == 1:
             luma = torch.tensor([0.299, 0.587, 0.114], device=resized.device).view(1, 3, 1, 1)
             resized = (resized.float() * luma).sum(1, keepdim=True)
@@ -214,12 +240,16 @@ class Engine:
         `on_stage("preprocess")` and `on_stage("forward")` are called as each stage ends (timing).
         """
         with torch.inference_mode(backward is None), torch.no_grad():
-            frame_t = frame if isinstance(frame, torch.Tensor) else self.upload(frame)
-            x, crop = self.preprocess(frame_t)
+            if is_tensor_frame(frame):  # the network input as it is: no crop, resize or normalisation
+                x, crop = self.tensor_input(frame), CropRect(0, 0, frame.shape[2], frame.shape[1])
+                frame_t = self.upload(tensor_display(frame))
+            else:
+                frame_t = frame if isinstance(frame, torch.Tensor) else self.upload(frame)
+                x, crop = self.preprocess(frame_t)
         if on_stage:
             on_stage("preprocess")
         paths = list(layers)
-        captured = [path for path in paths if path not in (INPUT, PROB)]
+        captured = [path for path in paths if path not in (INPUT, PROB, OUTPUT)]
         if backward is None:
             with torch.inference_mode(), ActivationCapture(self.model, captured) as capture:
                 logits = self.model(x)
@@ -234,6 +264,8 @@ class Engine:
         if PROB in paths:
             probs = logits.float().softmax(1)
             activations[PROB] = probs if batched else probs[0]
+        if OUTPUT in paths:
+            activations[OUTPUT] = logits if batched else logits[0]
         if on_stage:
             on_stage("forward" if backward is None else "forward+backward")
         return ForwardResult(frame_t, x, crop, logits, activations, passed)
@@ -244,7 +276,10 @@ class Engine:
         return self.model(x)
 
     def top_k(self, logits: np.ndarray, k: int = 5) -> list[Prediction]:
-        """The k most probable classes, from one frame's logits already on the host."""
+        """The k most probable classes, from one frame's logits already on the host (none for a network
+        that is not a classifier)."""
+        if not self.is_classifier:
+            return []
         scores = np.asarray(logits).ravel()
         k = min(k, scores.size)
         best = np.argpartition(scores, -k)[-k:]

@@ -16,6 +16,8 @@ from .errors import LayerNotFoundError, ModelError
 
 INPUT = "input"
 PROB = "prob"
+OUTPUT = "output"
+"""The model's output when it is not class scores (an image, a map, a regression), as a layer."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,12 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, int, int], names: 
     layers = [LayerInfo(INPUT, INPUT, tuple(input_shape), "Input"), *order.values()]
     if isinstance(output, torch.Tensor) and output.dim() == 2:
         layers.append(LayerInfo(PROB, PROB, (output.shape[1],), "Softmax"))
+    elif isinstance(output, torch.Tensor) and output.dim() == 4:
+        layers.append(LayerInfo(OUTPUT, OUTPUT, tuple(output.shape[1:]), "Output"))
+    else:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ModelError(f"the model outputs {shape}; livevis shows models that output one N x K or "
+                         "N x C x H x W tensor")  # fmt: skip
     return layers
 
 
@@ -107,7 +115,7 @@ class ActivationCapture:
         self._handles = [
             model.get_submodule(path).register_forward_hook(self._hook(path))
             for path in paths
-            if path not in (INPUT, PROB)
+            if path not in (INPUT, PROB, OUTPUT)
         ]
 
     def _hook(self, path: str):

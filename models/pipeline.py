@@ -22,6 +22,7 @@ from .backprop import BackwardRequest, map_cell, rank_units_at
 from .engine import CropRect, Engine, ForwardResult
 from .errors import ChannelOutOfRangeError, OptionError, OutputError
 from .layers import LayerInfo
+from .tensors import is_tensor_frame
 from .render import Renderer, TorchRenderer, check_colormap
 from .render_opencv import OpenCVRenderer
 from .views import DEFAULT_VIEWS, HostContext, RenderContext, views_named
@@ -214,16 +215,20 @@ class Visualizer:
         if with_activations:
             produced["activation"] = result.activations[layer.path].float()
             produced["network_input"] = result.input.float()
+        tensor_input = is_tensor_frame(frame)
+        if tensor_input:  # the frame views show a picture of it
+            produced["tensor_display"] = result.frame
         clock.lap("render")
         host = self._to_host(produced)
         clock.lap("copy")
         finishing = HostContext(self.engine, layer, options, result.crop)
+        shown = host.pop("tensor_display") if tensor_input else frame
         values = {k: v for k, v in host.items() if k not in ("activation", "network_input")}
         for view in views:
             values.update(view.finish(host, finishing))
         images = {view.name: values.pop(view.name) for view in views if view.saved and view.name in values}
         return FrameViews(
-            frame=frame,
+            frame=shown,
             images=images,
             values=values,
             layer=layer,

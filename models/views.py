@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from livevis.geometry import grid_layout, tile_of
+from livevis.geometry import grid_layout
 
 from .backprop import BackwardRequest, gradient_view, render_gradient
 from .engine import CropRect, ForwardResult
@@ -181,12 +181,13 @@ class PeakView(View):
     def render(self, ctx):
         (maps, tile), c = ctx.maps, ctx.options.channel
         # the selected channel's raw values (a few hundred numbers): a window shows them under the mouse
-        return {"peak_index": ctx.peak_index, "channel_max": ctx.stats[1], "channel_map": maps[c].reshape(tile)}
+        spatial = maps.shape[1] == tile[0] * tile[1]
+        return {"peak_index": ctx.peak_index, "channel_max": ctx.stats[1], "peak_tile": tile,
+                "channel_map": maps[c].reshape(tile if spatial else (1, 1))}  # fmt: skip
 
     def finish(self, host, ctx):
         value = float(host["channel_max"][ctx.options.channel])
-        tile = tile_of(ctx.layer.shape)
-        return {self.name: locate_peak(int(host["peak_index"]), value, tile, crop_tuple(ctx.crop))}
+        return {self.name: locate_peak(int(host["peak_index"]), value, host["peak_tile"], crop_tuple(ctx.crop))}
 
 
 class PredictionsView(View):
@@ -238,7 +239,9 @@ class BackpropView(View):
                 out["gradcam_map"] = cam.float()
             return out
         gradient = passed.gradient[0]
-        picture = render_gradient(gradient_view(gradient, o.backprop_view), o.backprop_view)
+        # raw shows 1 or 3 input channels as they are; a network of other inputs gets their mean
+        view = "gray" if o.backprop_view == "raw" and gradient.shape[0] not in (1, 3) else o.backprop_view
+        picture = render_gradient(gradient_view(gradient, view), view)
         out = {self.name: r.paste(shown, r.asarray(picture), placed), "backprop_rule_count": passed.rule_count}
         if ctx.with_arrays:
             out["backprop_gradient"] = gradient.float()
