@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
+
+import numpy as np
 
 from livevis.models.embeddings import EmbeddingRun
 from livevis.models.errors import OutputError
@@ -55,6 +58,39 @@ def check_figure_path(out: Path) -> Path:
     return out
 
 
+def check_tensorboard_folder(folder: Path) -> Path:
+    """Before the long computation: TensorBoard's writer can be imported and the folder made."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError:
+        raise OutputError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    return output_folder(folder)
+
+
+def write_tensorboard(run: EmbeddingRun, folder: Path) -> list[str]:
+    """Each layer's PCA-reduced points (what its t-SNE map was made from) for TensorBoard's embedding
+    projector, one tag per layer, with the class of each point and its thumbnail: there they can be
+    explored in 3-D with PCA, t-SNE or UMAP. Returns the tags written."""
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+
+    # metadata.tsv has one class name a line: a tab or a newline in a folder's name would shift the columns
+    classes = [re.sub(r"\s+", " ", name).strip() or "?" for name in run.classes]
+    metadata = [classes[label] for label in run.labels]
+    sprites = torch.from_numpy(np.ascontiguousarray(run.thumbnails)).permute(0, 3, 1, 2).float().div_(255)
+    tags = []
+    try:
+        with SummaryWriter(str(folder)) as writer:
+            for layer in run.layers:
+                if layer.reduced is None:
+                    continue
+                writer.add_embedding(layer.reduced, metadata=metadata, label_img=sprites, tag=layer.name)
+                tags.append(layer.name)
+    except OSError as exc:
+        raise OutputError(f"could not write TensorBoard files into {folder}: {exc.strerror or exc}") from None
+    return tags
+
+
 def run_embed(args) -> tuple[EmbeddingRun, Path]:
     from tqdm import tqdm
 
@@ -63,6 +99,9 @@ def run_embed(args) -> tuple[EmbeddingRun, Path]:
     from livevis.models.embeddings import embed_dataset, embed_swiss_roll
 
     out = check_figure_path(Path(args.out))
+    tensorboard = getattr(args, "tensorboard", None)
+    if tensorboard:
+        tensorboard = check_tensorboard_folder(Path(tensorboard))
     bars: dict[str, tqdm] = {}
 
     def progress(what: str, done: int, total: int) -> bool:
@@ -88,7 +127,12 @@ def run_embed(args) -> tuple[EmbeddingRun, Path]:
         run.skipped = skipped
     for bar in bars.values():
         bar.close()
-    return run, save_figure(run, out)
+    figure = save_figure(run, out)
+    if tensorboard:
+        tags = write_tensorboard(run, tensorboard)
+        if not args.json:
+            print(f"wrote {len(tags)} embeddings to {tensorboard} (see them with: tensorboard --logdir {tensorboard})")
+    return run, figure
 
 
 def summary_rows(run: EmbeddingRun) -> list[dict]:
