@@ -107,8 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     embed.add_argument("--tensorboard", metavar="DIR", help="also write each layer's points, classes and "
                        "thumbnails for TensorBoard's embedding projector into DIR")  # fmt: skip
-    embed.add_argument("--tensorboard", metavar="DIR", help="also write each layer's points, classes and "
-                       "thumbnails for TensorBoard's embedding projector into DIR")  # fmt: skip
     embed.add_argument(
         "--json", action="store_true", help="per layer: name, dimension, knn_accuracy, trustworthiness, seconds"
     )
