@@ -41,12 +41,17 @@ class Pane(QWidget):
 
 class InputPane(Pane):
     """The frame with the network's crop dashed (click it: which units fire there), the top-5 classes
-    under it (click one: Grad-CAM explains it)."""
+    under it (click one: Grad-CAM explains it). A tensor input is shown as its channels, each signed."""
 
-    views = ("frame_display", "predictions")
+    views_changed = pyqtSignal()
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        return ("frame_display", "predictions", *(("input_signed",) if self.tensor_input else ()))
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self.tensor_input = False
         self.image = ImageView(placeholder="No input yet.\nOpen a camera, files or a folder (File menu).")
         self.image.setMouseTracking(True)
         self.predictions = PredictionsView()
@@ -60,9 +65,18 @@ class InputPane(Pane):
 
     def show_result(self, result, model):
         views = result.views
-        shown = views.frame if views.frame_display is None else views.frame_display
-        self.image.set_image(shown, views.frame_size)
-        self.image.set_rect((views.crop.x, views.crop.y, views.crop.w, views.crop.h))
+        if views.tensor_input != self.tensor_input:  # ask for (or stop asking for) the signed channels
+            self.tensor_input = views.tensor_input
+            self.views_changed.emit()
+        signed = views.images.get("input_signed") if views.tensor_input else None
+        if signed is not None:
+            self.image.set_image(signed)
+            self.image.set_rect(None)
+        else:
+            shown = views.frame if views.frame_display is None else views.frame_display
+            self.image.set_image(shown, views.frame_size)
+            self.image.set_rect((views.crop.x, views.crop.y, views.crop.w, views.crop.h))
+        self.predictions.setVisible(model is None or bool(model.categories))  # not for other networks
         note = "" if model is None or model.trained else "UNTRAINED (random weights)"
         self.predictions.set_predictions([(p.label, p.probability) for p in views.top5], note)
 

@@ -145,6 +145,7 @@ class MainWindow(QMainWindow):
         state.events.layer.connect(self._show_layer_status)
         state.events.channel.connect(self._show_layer_status)
         self.live.display_size_changed.connect(lambda: QTimer.singleShot(0, self._update_display_sizes))
+        self.live.input.views_changed.connect(self._schedule_sync)
         self.worker.result_ready.connect(self.on_result)
         self.worker.error.connect(self.show_error)
         self.worker.snapshot_saved.connect(lambda path: self.status.message(f"snapshot saved in {path}", 8000))

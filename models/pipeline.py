@@ -95,6 +95,8 @@ class FrameViews:
     timings_ms: dict[str, float] = field(default_factory=dict)
     reused_forward: bool = False
     """Drawn from the previous forward pass of the same frame (frozen browsing): no model forward ran."""
+    tensor_input: bool = False
+    """The frame was a tensor given as the network input (`frame` is then a picture of it)."""
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -238,6 +240,7 @@ class Visualizer:
             network_input=host.get("network_input"),
             timings_ms=clock.laps,
             reused_forward=reused,
+            tensor_input=tensor_input,
         )
 
     def units_at(self, frame_xy: tuple[float, float], layer_key: str | None = None,
