@@ -17,6 +17,7 @@ from livevis.geometry import GridLayout
 from .engine import Engine
 from .errors import OptionError
 from .layers import INPUT, LayerInfo
+from .tensors import is_tensor_frame
 
 PER_LINE = 32
 """At most this many channels side by side; a layer with more wraps onto several lines."""
@@ -89,8 +90,7 @@ def overview_rows(
     chosen = select_overview_layers(engine, layers)
     result = engine.run(frame, [layer.path for layer in chosen])
     host = {path: tensor.detach().float().cpu().numpy() for path, tensor in result.activations.items()}
-    tensor_input = frame.dtype != np.uint8 and frame.ndim == 3
-    if tensor_input:
+    if is_tensor_frame(frame):
         network_input, image = np.asarray(frame, np.float32), None
     else:
         network_input = result.input[0].detach().float().cpu().numpy()

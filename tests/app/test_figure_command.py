@@ -152,6 +152,24 @@ def test_all_layers_draw_vector_layers_as_strips(digit_path, lenet):
     assert "fc1  120, the first 50 of 120 units" in drawn.titles[rows.index(fc1)]
 
 
+def test_a_tensor_input_is_the_input_row_as_it_is(digit_path, lenet, tmp_path):
+    """A .npy holding the network input itself: its channels make the input row, and the layers see the
+    same input as from the photo."""
+    from_photo = overview_rows(lenet, read_frame(digit_path), ["conv1"])
+    tensor = from_photo[0].maps.copy()
+    np.save(tmp_path / "digit.npy", tensor)
+    frame = read_frame(tmp_path / "digit.npy")
+    assert frame.dtype == np.float32 and frame.shape == (1, 28, 28)
+    rows = overview_rows(lenet, frame, ["conv1"])
+    assert rows[0].image is None and np.array_equal(rows[0].maps, tensor)
+    np.testing.assert_allclose(rows[1].maps, from_photo[1].maps, rtol=1e-5, atol=1e-5)
+    drawn = draw_overview(rows)
+    assert len(drawn.axes["input"]) == 1, "no photo: the channel alone"
+    out = tmp_path / "tensor.svg"
+    assert main(["figure", str(tmp_path / "digit.npy"), "--model", "lenet", "--out", str(out)]) == 0
+    assert "<svg" in out.read_text()[:500]
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
