@@ -112,7 +112,7 @@ def draw_overview(rows: list[OverviewRow], heading: str = "", per_line: int = PE
 
     cmap = signed_colormap()
     width = FIGURE_WIDTH_IN - 2 * MARGIN_IN
-    mosaics = [None if row.path == "input" else tile_row(row, per_line)[0] for row in rows]
+    mosaics = [tile_row(row, per_line)[0] if row.path != "input" and row.is_spatial else None for row in rows]
     heights = [_row_height(row, mosaic, width) for row, mosaic in zip(rows, mosaics, strict=True)]
     heading_in = 0.45 if heading else 0.0
     total = MARGIN_IN * 2 + heading_in + sum(TITLE_IN + h + GAP_IN for h in heights)
@@ -142,13 +142,23 @@ def draw_overview(rows: list[OverviewRow], heading: str = "", per_line: int = PE
                 if picture.ndim == 3:
                     ax.imshow(picture, interpolation="antialiased", aspect="auto")
                 else:
-                    ax.imshow(picture, cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest", aspect="auto")
+                    crisp = side * dpi >= picture.shape[1]
+                    ax.imshow(picture, cmap=cmap, vmin=-limit, vmax=limit, aspect="auto",
+                              interpolation="nearest" if crisp else "antialiased")  # fmt: skip
                 ax.set_axis_off()
                 axes.append(ax)
+        elif not row.is_spatial:  # a strip of units: no separators, they would fill its height
+            ax = figure.add_axes(box(MARGIN_IN, top, width, height))
+            ax.imshow(row.maps[0], cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest", aspect="auto")
+            ax.set_axis_off()
+            axes.append(ax)
         else:
-            span = width if not row.is_spatial else height * mosaic.shape[1] / mosaic.shape[0]
+            span = height * mosaic.shape[1] / mosaic.shape[0]
             ax = figure.add_axes(box(MARGIN_IN, top, span, height))
-            ax.imshow(mosaic, cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest", aspect="auto")
+            # enlarged: crisp cells; shrunk: filtered, or nearest neighbour would drop whole separators
+            shrunk = span * dpi < mosaic.shape[1]
+            ax.imshow(mosaic, cmap=cmap, vmin=-limit, vmax=limit, aspect="auto",
+                      interpolation="antialiased" if shrunk else "nearest")  # fmt: skip
             ax.set_axis_off()
             axes.append(ax)
         drawn.axes[row.path] = axes
