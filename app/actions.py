@@ -52,6 +52,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                toolbar=True, checkable=True),
     ActionSpec("snapshot", "Snapshot", ("S", "Ctrl+S"), "save every view shown and the activations", "snapshot",
                "File", toolbar=True),
+    ActionSpec("record", "Record", ("R",), "record the overlay, the grid and the backprop pane to MP4 files",
+               lambda w: w.recording.toggle(), "File", toolbar=True, checkable=True),
     ActionSpec("load_weights", "Load weights file...", (), "load a state-dict file into the running model",
                lambda w: w.model_menu.choose_weights(), "File"),
     ActionSpec("quit", "Quit", ("Q", "Ctrl+Q"), "quit", "close", "File"),

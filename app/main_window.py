@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PyQt6.QtCore import PYQT_VERSION_STR, QT_VERSION_STR, QEvent, QStandardPaths, QTimer
+from PyQt6.QtCore import QEvent, QStandardPaths, QTimer
 from PyQt6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QToolBar, QVBoxLayout, QWidget
 
-from livevis import __version__
+from livevis.app.about import about_text
 from livevis.app.actions import MENUS, build_actions, help_rows
 from livevis.app.capture import CaptureThread, LatestFrameSlot
 from livevis.app.embeddings_tab import EmbeddingsTab
@@ -19,6 +19,7 @@ from livevis.app.live_tab import LiveTab
 from livevis.app.model_loader import ModelInfo, ModelLoader
 from livevis.app.model_menu import ModelMenu
 from livevis.app.option_controls import OptionControls
+from livevis.app.recording import RecordingControl
 from livevis.app.settings import SCHEMA, SettingsStore
 from livevis.app.sources_menu import SourceChooser
 from livevis.app.status_line import StatusLine
@@ -157,6 +158,7 @@ class MainWindow(QMainWindow):
         self.capture.source_changed.connect(self.status.source.setText)
         self.unit_probe = UnitProbe(self)
         self.units = UnitController(self)
+        self.recording = RecordingControl(self)
 
     # ------------------------------------------------------------------ state -> worker
     def _schedule_sync(self, *_) -> None:
@@ -214,8 +216,11 @@ class MainWindow(QMainWindow):
         self.status.message("frozen: browse layers and channels; space to resume" if self.state.frozen else "live",
                             4000)  # fmt: skip
 
+    def snapshot_folder(self) -> Path:
+        return Path(self.settings.get("snapshot_dir") or default_snapshot_dir())
+
     def snapshot(self) -> None:
-        self.worker.request_snapshot(Path(self.settings.get("snapshot_dir") or default_snapshot_dir()))
+        self.worker.request_snapshot(self.snapshot_folder())
 
     def cycle_channel_boost(self):
         self.state.boost = _next(CHANNEL_BOOSTS, self.state.boost)
@@ -236,14 +241,7 @@ class MainWindow(QMainWindow):
         self.state.zoomed = not self.state.zoomed
 
     def about_text(self) -> str:
-        info = self.model
-        model = f"{info.name} [{info.weights}] on {info.device}<br>PyTorch {info.torch_version}, " if info else ""
-        return (
-            f"<b>livevis {__version__}</b><p>Live deep visualization of PyTorch convolutional networks, in "
-            "the spirit of Yosinski et al.'s Deep Visualization Toolbox (2015).</p>"
-            f"<p>{model}PyQt {PYQT_VERSION_STR}, Qt {QT_VERSION_STR}</p>"
-            "<p>Press H for the keyboard shortcuts.</p>"
-        )
+        return about_text(self.model)
 
     def show_about(self) -> None:
         QMessageBox.about(self, "About livevis", self.about_text())
@@ -288,12 +286,14 @@ class MainWindow(QMainWindow):
             return
         self.last_result = result
         self.live.show_result(result, self.model)
+        self.recording.offer(result.views)
         self.embeddings.offer_frame(result.views.frame, result.captured_at)
         now = time.perf_counter()
         self.stats.add_display(result.sequence, result.captured_at, now, result.views.timings_ms,
                                self.live.grid_pane.grid.last_paint_ms)  # fmt: skip
         self.status.source.setText(result.source)
-        self.status.show_rate(self.stats, self.slot.dropped, self.state.frozen, still=False)
+        self.status.show_rate(self.stats, self.slot.dropped, self.state.frozen, still=False,
+                              recording_s=self.recording.seconds())  # fmt: skip
 
     def _show_layer_status(self, *_) -> None:
         row = self.model.find(self.state.layer) if self.model else None
@@ -349,6 +349,7 @@ class MainWindow(QMainWindow):
         large model) is waited for, longer."""
         self.capture.stop()
         self.worker.stop()
+        self.recording.shutdown()
         deadline = time.perf_counter() + timeout_ms / 1000
         ok = self.capture.wait(max(1, int((deadline - time.perf_counter()) * 1000)))
         ok = self.worker.wait(max(1, int((deadline - time.perf_counter()) * 1000))) and ok

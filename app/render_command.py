@@ -35,6 +35,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                       help="the class Grad-CAM explains (default: the top-1)")
     unit.add_argument("--at", type=_point, metavar="X,Y",
                       help="rank the layer's channels by their activation at this frame pixel (top 10)")
+    render.add_argument("--all-frames", action="store_true",
+                        help="every frame of a video: DIR/overlay.mp4 and DIR/grid.mp4 (and backprop.mp4)")
     render.add_argument("--json", action="store_true", help="one JSON object on stdout")
     render.set_defaults(handler=run)
 
@@ -49,11 +51,13 @@ def _point(text: str) -> tuple[float, float]:
 
 def run(args: argparse.Namespace) -> int:
     from livevis.app.sources import read_frame, scan_folder
-    from livevis.models import ViewOptions, Visualizer
+    from livevis.models import Visualizer
     from livevis.models.errors import InputError, OptionError
     from livevis.models.render import grid_layout, tile_of
 
     # bad input fails before a model loads
+    if args.all_frames:
+        return _render_video(args)
     batch = Path(args.input).is_dir()
     if batch:
         if args.frame:
@@ -68,18 +72,7 @@ def run(args: argparse.Namespace) -> int:
         height, width = first.shape[:2]
         if not (0 <= args.at[0] < width and 0 <= args.at[1] < height):
             raise InputError(f"--at {args.at[0]:g},{args.at[1]:g} is outside the frame ({width} x {height} pixels)")
-    options = ViewOptions(
-        layer=args.layer,
-        channel=args.channel,
-        colormap=args.colormap,
-        norm=args.norm,
-        gamma=args.gamma,
-        boost=args.boost,
-        overlay_mode=args.overlay_mode,
-        backprop=args.backprop,
-        backprop_view=args.backprop_view,
-        class_index=args.class_index,
-    )
+    options = _options(args)
     engine = load_engine(args)
     visualizer = Visualizer(engine, options)
     layer = visualizer.layer_info(options)
@@ -170,3 +163,53 @@ def _render_to(folder: Path, visualizer, frame, options, save_npz: bool):
     if save_npz:
         save_activations(out / "activations.npz", views)
     return views
+
+
+def _options(args: argparse.Namespace):
+    from livevis.models import ViewOptions
+
+    return ViewOptions(layer=args.layer, channel=args.channel, colormap=args.colormap, norm=args.norm,
+                       gamma=args.gamma, boost=args.boost, overlay_mode=args.overlay_mode, backprop=args.backprop,
+                       backprop_view=args.backprop_view, class_index=args.class_index)  # fmt: skip
+
+
+def _render_video(args: argparse.Namespace) -> int:
+    """Every frame of a video through the pipeline, written as one video per view, with a progress bar."""
+    import cv2
+    from tqdm import tqdm
+
+    from livevis.app.recording import ViewVideos
+    from livevis.app.sources import is_video_path, open_video
+    from livevis.models import Visualizer
+    from livevis.models.errors import InputError
+    from livevis.models.images import check_regular_file
+
+    path = check_regular_file(args.input)
+    if not is_video_path(path):
+        raise InputError(f"--all-frames is for a video file; {path.name} is not one")
+    capture = open_video(path)
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    options = _options(args)
+    visualizer = Visualizer(load_engine(args), options)
+    visualizer.check_channel(visualizer.layer_info(options), args.channel)
+    options = options.with_(views=("grid", "overlay", "backprop", "peak"))
+    videos = ViewVideos(Path(args.out), fps if 1 <= fps <= 240 else 25.0)
+    try:
+        with tqdm(total=total or None, desc=path.name, unit="frame", disable=args.json) as bar:
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                views = visualizer.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), options)
+                videos.write(views.images)
+                bar.update()
+    finally:
+        capture.release()
+        videos.close()
+    if not videos.frames:
+        raise InputError(f"{path}: no frame could be decoded")
+    written = {str(p): videos.frames[p.stem] for p in videos.paths()}
+    print(json.dumps({"written": written}, indent=1) if args.json else
+          "wrote " + ", ".join(f"{p} ({n} frames)" for p, n in written.items()))  # fmt: skip
+    return 0

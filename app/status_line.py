@@ -39,13 +39,16 @@ class StatusLine:
             state = info.weights if info.trained else "UNTRAINED"
             self.model.setText(f"{info.name} [{state}] on {info.device}")
 
-    def show_rate(self, stats: LiveStats, dropped: int, frozen: bool, still: bool) -> None:
-        """The rate while frames flow; on a frozen frame or a still image, that nothing is being processed."""
+    def show_rate(self, stats: LiveStats, dropped: int, frozen: bool, still: bool,
+                  recording_s: float | None = None) -> None:  # fmt: skip
+        """The rate while frames flow; on a frozen frame or a still image, that nothing is being processed;
+        while recording, for how long."""
+        recording = "" if recording_s is None else f"  \u25cf REC {int(recording_s) // 60}:{int(recording_s) % 60:02d}"
         if frozen or still:
-            self.rate.setText(("FROZEN" if frozen else "still image") + f": no frames processed  dropped {dropped}")
+            self.rate.setText(("FROZEN" if frozen else "still image") + f": no frames processed{recording}")
             return
         latency = stats.latencies_ms[-1] if stats.latencies_ms else 0.0
-        self.rate.setText(f"{stats.fps():.1f} fps  latency {latency:.0f} ms  dropped {dropped}")
+        self.rate.setText(f"{stats.fps():.1f} fps  latency {latency:.0f} ms  dropped {dropped}{recording}")
 
     # --- background jobs ---
     def follow_job(self, job: Job) -> None:
