@@ -157,7 +157,7 @@ def _render_to(folder: Path, visualizer, frame, options, save_npz: bool):
     """One frame's views as PNGs (and the activations) in `folder`."""
     from livevis.models.pipeline import output_folder, save_activations, save_images
 
-    views = visualizer.process(frame, options, with_activations=save_npz, frame_key=0)
+    views = visualizer.process(frame, options, with_activations=save_npz, frame_key=folder)
     out = output_folder(folder)
     save_images(out, views.images)
     if save_npz:

@@ -270,13 +270,17 @@ def test_a_users_model_that_cannot_be_built_or_run_says_why(tmp_path, capsys, mo
     cases = {
         "factory raises": (["--model", "brokennet:make"], "brokennet:make() failed: RuntimeError: needs a GPU"),
         "input too small": ([*lenet, "--input-size", "4", "--mean", "0.1", "--std", "0.3"], "run on a 1 x 4 x 4 input"),
-        "three channels for one": ([*lenet, "--input-size", "28"], "run on a 3 x 28 x 28 input"),
+        "three channels for one": ([*lenet, "--input-size", "28", "--in-channels", "3"], "run on a 3 x 28 x 28 input"),
+        "channels and means disagree": ([*lenet, "--in-channels", "2", "--mean", "0.1"], "--mean has 1 values"),
         "zero std": ([*lenet, "--mean", "0.1", "--std", "0"], "--std must be above 0"),
         "options for a listed model": (["--model", "lenet", "--labels", "x.txt"], "--labels is for your own model"),
     }
     for case, (args, expected) in cases.items():
         code, _, err = run_cli(capsys, "layers", *args)
         assert code == 2 and err.count("\n") == 1 and expected in err and "Traceback" not in err, (case, err)
+    code, out, err = run_cli(capsys, "layers", *lenet, "--input-size", "28", "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["shape"] == [1, 28, 28], "one input channel, as the first convolution takes"
 
 
 def test_version_flag(capsys):
