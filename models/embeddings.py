@@ -249,7 +249,11 @@ class MapPlacer:
         self.layer_map = layer_map
         affinities = PerplexityBasedNN(layer_map.reduced, perplexity=perplexity, n_jobs=-1, random_state=seed,
                                        verbose=False)  # fmt: skip
-        self._embedding = TSNEEmbedding(layer_map.coords.astype(np.float64), affinities, random_state=seed)
+        # openTSNE places new points relative to the map's centre (it centres what it optimises): the map is
+        # given centred, and the centre added back, or every placed point lands off by it
+        coords = layer_map.coords.astype(np.float64)
+        self._centre = (coords.max(0) + coords.min(0)) / 2
+        self._embedding = TSNEEmbedding(coords - self._centre, affinities, random_state=seed)
 
     def project(self, flat_activation: np.ndarray) -> np.ndarray:
         x = np.atleast_2d(flat_activation).astype(np.float32)
@@ -259,7 +263,7 @@ class MapPlacer:
 
     def place(self, flat_activation: np.ndarray) -> np.ndarray:
         """(k, 2) map coordinates for k new samples, given their flattened activations."""
-        return np.asarray(self._embedding.transform(self.project(flat_activation), n_iter=25))
+        return np.asarray(self._embedding.transform(self.project(flat_activation), n_iter=25)) + self._centre
 
 
 def swiss_roll(samples: int = 2000, seed: int = 0, noise: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

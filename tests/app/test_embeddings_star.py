@@ -63,8 +63,6 @@ def test_a_still_frame_offered_while_hidden_gets_its_star_after_compute(qtbot, t
     qtbot.waitUntil(lambda: tab.plots.marker_position(0) is not None, timeout=TIMEOUT_MS)
 
 
-@pytest.mark.xfail(reason="MapPlacer returns openTSNE's transform coordinates, which are relative to the map's "
-                          "bounding-box centre (transform re-centres the reference embedding), not the map's own")
 def test_the_star_of_a_digit_lands_among_its_class(qtbot, tab, digit):
     frame, label = digit
     tab.offer_frame(frame, 0.0)
