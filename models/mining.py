@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from .embeddings import cache_dir
 from .engine import CropRect, Engine
 from .errors import InputError, OptionError
-from .layers import INPUT, PROB, ActivationCapture, LayerInfo
+from .layers import INPUT, OUTPUT, PROB, ActivationCapture, LayerInfo
 from .progress import Progress, report
 from .receptive_field import box_in_image, receptive_fields
 
@@ -294,11 +294,14 @@ def capture_layers(engine: Engine, frames: torch.Tensor, paths: Sequence[str]) -
     """engine.preprocess, then the forward up to the last layer asked for: nothing after it is computed."""
     x, _ = engine.preprocess(frames)
     order = {layer.path: i for i, layer in enumerate(engine.layers)}
-    hooked = [path for path in paths if path not in (INPUT, PROB)]
+    hooked = [path for path in paths if path not in (INPUT, PROB, OUTPUT)]
     out: dict[str, torch.Tensor] = {INPUT: x} if INPUT in paths else {}
     with torch.inference_mode(), ActivationCapture(engine.model, hooked) as capture:
-        if PROB in paths:
-            out[PROB] = engine.model(x).float().softmax(1)
+        if PROB in paths or OUTPUT in paths:
+            output = engine.model(x)
+            out[OUTPUT] = output
+            if PROB in paths:
+                out[PROB] = output.float().softmax(1)
         elif hooked:
             last = max(hooked, key=order.__getitem__)
 
@@ -707,8 +710,8 @@ def _build_atlas(engine: Engine, layer: LayerInfo, listing: FolderListing, top: 
     arrays = {name: value.T.copy() for name, value in top.to_numpy().items()}
     size = engine.spec.input_size
     channels, k = arrays["items"].shape
-    if layer.path == INPUT or not layer.is_spatial:
-        fields = None
+    if layer.path in (INPUT, OUTPUT) or not layer.is_spatial:
+        fields = None  # the input's units see one pixel; a model's own output: the whole crop (box below)
     else:
         fields = receptive_fields(engine.model, layer.path, layer.shape[1:], size, engine.spec.in_channels,
                                   cache_folder=atlas_dir() / "fields")  # fmt: skip
