@@ -42,6 +42,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                lambda w: w.sources.choose_files(), "File", toolbar=True),
     ActionSpec("open_folder", "Open a folder of images...", ("Ctrl+Shift+O",), "open a folder of images",
                lambda w: w.sources.choose_folder(), "File"),
+    ActionSpec("draw", "Draw...", ("P",), "draw on a pad: each stroke flows through the model (right-click clears)",
+               lambda w: w.sources.open("draw"), "File", toolbar=True),
     ActionSpec("toggle_source", "Camera / files", ("C",), "switch between the camera and files",
                lambda w: w.sources.toggle(), "File"),
     ActionSpec("previous_file", "Previous file", ("PgUp",), "previous file of a folder or selection",

@@ -27,6 +27,8 @@ class CapturedFrame:
     """time.perf_counter() when the frame was read."""
     sequence: int
     source: str
+    still: bool = False
+    """A still image (a file of a folder, a drawing): no frame rate to speak of."""
 
 
 class LatestFrameSlot:
@@ -108,6 +110,10 @@ class CaptureThread(QThread):
         """Answered by `cameras_found`: opening cameras can take a second each."""
         self._requests.put(("probe", None))
 
+    def close_source(self, label: str = "no source") -> None:
+        """No frames from here: another producer (the drawing pad) fills the slot meanwhile."""
+        self._requests.put(("close", label))
+
     def set_mirror(self, mirror: bool) -> None:
         self._requests.put(("mirror", mirror))
 
@@ -159,7 +165,8 @@ class CaptureThread(QThread):
             return
         if image is not None:
             self._sequence += 1
-            self.slot.put(CapturedFrame(image, time.perf_counter(), self._sequence, self._source.label))
+            still = isinstance(self._source, ImageListSource)
+            self.slot.put(CapturedFrame(image, time.perf_counter(), self._sequence, self._source.label, still))
             if isinstance(self._source, ImageListSource):
                 self.source_changed.emit(self._source.label)
         # a late frame (the worker was busy) does not make the next ones hurry to catch up
@@ -195,6 +202,9 @@ class CaptureThread(QThread):
             self._source.step(value)
         elif kind == "probe":
             self.cameras_found.emit(probe_cameras())
+        elif kind == "close":
+            self._close_source()
+            self.source_changed.emit(value)
         elif kind == "mirror":
             self.mirror = value
             if isinstance(self._source, CameraSource):

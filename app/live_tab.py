@@ -14,6 +14,7 @@ from livevis.app.model_loader import ModelInfo
 from livevis.app.worker import LiveResult
 from livevis.state import LiveState
 from livevis.widgets.channel_grid import ChannelGrid
+from livevis.widgets.draw_pad import DrawPad
 from livevis.widgets.image_view import ImageView
 from livevis.widgets.layer_tree import LayerTree
 from livevis.widgets.predictions import PredictionsView
@@ -57,14 +58,36 @@ class InputPane(Pane):
         self.predictions = PredictionsView()
         self.units = UnitsAtPoint()
         self.units.hide()
+        self.pad = DrawPad()
+        self.pad.setToolTip("draw with the mouse; right-click or Backspace clears")
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.image)
+        self.stack.addWidget(self.pad)
+        self.network_input = ImageView(smooth=False, placeholder="what the network sees")
+        self.network_input.setMaximumHeight(150)
+        self.network_input.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(titled("input (dashed: what the network sees; click: units firing there)", self.image), 1)
+        self.title = QLabel("input (dashed: what the network sees; click: units firing there)")
+        layout.addWidget(self.title)
+        layout.addWidget(self.stack, 1)
+        layout.addWidget(self.network_input)
         layout.addWidget(self.units)
         layout.addWidget(self.predictions)
 
+    def show_pad(self, drawing: bool) -> None:
+        """The drawing pad in place of the frame, with what the network sees of the drawing under it."""
+        self.stack.setCurrentIndex(1 if drawing else 0)
+        self.network_input.setVisible(drawing)
+        self.title.setText("draw here (right-click clears); below: what the network sees" if drawing else
+                           "input (dashed: what the network sees; click: units firing there)")  # fmt: skip
+        if drawing:
+            self.pad.setFocus()
+
     def show_result(self, result, model):
         views = result.views
+        if self.stack.currentWidget() is self.pad:
+            self.network_input.set_image(views.frame)
         if views.tensor_input != self.tensor_input:  # ask for (or stop asking for) the signed channels
             self.tensor_input = views.tensor_input
             self.views_changed.emit()

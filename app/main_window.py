@@ -12,6 +12,7 @@ from PyQt6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QToolB
 from livevis.app.about import about_text
 from livevis.app.actions import MENUS, build_actions, help_rows
 from livevis.app.capture import CaptureThread, LatestFrameSlot
+from livevis.app.draw_source import DrawSource
 from livevis.app.embeddings_tab import EmbeddingsTab
 from livevis.app.jobs import JobRunner
 from livevis.app.live_stats import LiveStats
@@ -128,7 +129,9 @@ class MainWindow(QMainWindow):
         toolbar = QToolBar("View options")
         toolbar.setObjectName("view-options")
         self.addToolBar(toolbar)
-        self.sources = SourceChooser(self, self.capture, self.state, menus["File"], self.settings.get("mirror"))
+        self.draw = DrawSource(self)
+        self.sources = SourceChooser(self, self.capture, self.state, menus["File"], self.settings.get("mirror"),
+                                     self.draw)  # fmt: skip
         self.actions_by_name = build_actions(self, menus, toolbar)
         toolbar.addSeparator()
         self.controls = OptionControls(toolbar, menus["View"], self.state, model_names(),
@@ -264,6 +267,7 @@ class MainWindow(QMainWindow):
         self.state.update(model=info.name, layer=row[0], channel=channel)
         self.worker.adopt(visualizer, self.request())
         self.model_menu.show_loaded(info)
+        self.draw.fit_model()
         if info.notice:
             self.show_notice(info.notice)
 
@@ -292,7 +296,7 @@ class MainWindow(QMainWindow):
         self.stats.add_display(result.sequence, result.captured_at, now, result.views.timings_ms,
                                self.live.grid_pane.grid.last_paint_ms)  # fmt: skip
         self.status.source.setText(result.source)
-        self.status.show_rate(self.stats, self.slot.dropped, self.state.frozen, still=False,
+        self.status.show_rate(self.stats, self.slot.dropped, self.state.frozen, still=result.still,
                               recording_s=self.recording.seconds())  # fmt: skip
 
     def _show_layer_status(self, *_) -> None:

@@ -6,6 +6,7 @@ from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import QFileDialog, QMenu, QWidget
 
 from livevis.app.capture import AUTO, CaptureThread
+from livevis.app.draw_source import DRAW, DrawSource
 from livevis.app.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from livevis.state import LiveState
 
@@ -13,8 +14,9 @@ from livevis.state import LiveState
 class SourceChooser:
     """Keeps the last files and the last camera so that `c` can switch between them."""
 
-    def __init__(self, parent: QWidget, capture: CaptureThread, state: LiveState, file_menu: QMenu, mirror: bool):
-        self.parent, self.capture, self.state = parent, capture, state
+    def __init__(self, parent: QWidget, capture: CaptureThread, state: LiveState, file_menu: QMenu, mirror: bool,
+                 draw: DrawSource):  # fmt: skip
+        self.parent, self.capture, self.state, self.draw = parent, capture, state, draw
         self.last_files: str | None = None
         self.camera = "0"
         self.camera_menu = file_menu.addMenu("Camera")
@@ -26,7 +28,13 @@ class SourceChooser:
         file_menu.addAction(self.mirror)
 
     def open(self, spec: str | list[str] | None) -> None:
-        """None: camera 0 if it opens, else the bundled sample photos (the capture thread decides)."""
+        """None: camera 0 if it opens, else the bundled sample photos (the capture thread decides);
+        `draw`: the drawing pad."""
+        if spec == DRAW:
+            self.state.source = DRAW
+            self.draw.start()
+            return
+        self.draw.stop()
         if spec is None:
             spec = AUTO
         elif isinstance(spec, str) and spec.isdigit():

@@ -32,6 +32,7 @@ class LiveResult:
     source: str
     options: ViewOptions
     processed_ms: float
+    still: bool = False
 
 
 _snapshot_numbers = itertools.count(1)
@@ -167,7 +168,7 @@ class InferenceWorker(QThread):
         views = visualizer.process(frame.image, options, with_activations=bool(snapshots), frame_key=frame.sequence)
         self.processed += 1
         elapsed = (time.perf_counter() - start) * 1000.0
-        self._deliver(LiveResult(views, frame.captured_at, frame.sequence, frame.source, options, elapsed))
+        self._deliver(LiveResult(views, frame.captured_at, frame.sequence, frame.source, options, elapsed, frame.still))
         for folder in snapshots:
             try:
                 self.snapshot_saved.emit(str(save_snapshot(folder, views)))
