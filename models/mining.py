@@ -31,13 +31,13 @@ import torch.nn.functional as F
 from .embeddings import cache_dir
 from .engine import CropRect, Engine
 from .errors import InputError, OptionError
+from .images import IMAGE_SUFFIXES, read_image
 from .layers import INPUT, OUTPUT, PROB, ActivationCapture, LayerInfo
 from .progress import Progress, report
 from .receptive_field import box_in_image, receptive_fields
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
-"""What is mined when the caller does not say; the app passes its own readers' suffixes."""
+"""The videos mined when the caller does not say; the app passes its own readers' suffixes (a test keeps them equal)."""
 
 CHECKPOINT_EVERY = 512
 """Images between checkpoints: a crash costs at most this many images again."""
@@ -139,7 +139,9 @@ def crop_and_resize(frame: np.ndarray | torch.Tensor, input_size: int) -> tuple[
     the result (a crop of the whole square and a resize to its own size, both identities) equals
     `engine.preprocess` of the original frame bit for bit.
     """
-    host = torch.from_numpy(np.ascontiguousarray(frame)) if isinstance(frame, np.ndarray) else frame
+    if isinstance(frame, np.ndarray):
+        frame = frame if frame.flags.c_contiguous and frame.flags.writeable else np.ascontiguousarray(frame).copy()
+    host = torch.from_numpy(frame) if isinstance(frame, np.ndarray) else frame
     crop = CropRect.centre_square(host.shape[0], host.shape[1])
     square = host[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w].permute(2, 0, 1).unsqueeze(0)
     square = square.contiguous(memory_format=torch.channels_last)
@@ -149,7 +151,8 @@ def crop_and_resize(frame: np.ndarray | torch.Tensor, input_size: int) -> tuple[
 
 
 def read_with_opencv(path: Path, frame: int = 0) -> np.ndarray:
-    """The reader used when the caller passes none: an image, or frame `frame` of a video, as RGB."""
+    """The reader used when the caller passes none: an image (livevis's one image reader), or frame
+    `frame` of a video, as RGB."""
     import cv2
 
     path = Path(path)
@@ -163,11 +166,8 @@ def read_with_opencv(path: Path, frame: int = 0) -> np.ndarray:
             capture.release()
         if not ok or decoded is None:
             raise InputError(f"{path}: cannot decode frame {frame}")
-    else:
-        decoded = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
-        if decoded is None:
-            raise InputError(f"{path} is not an image OpenCV can decode")
-    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    return read_image(path)
 
 
 class FrameDataset(torch.utils.data.Dataset):
