@@ -19,9 +19,10 @@ from livevis.app.live_stats import LiveStats
 from livevis.app.live_tab import LiveTab
 from livevis.app.model_loader import ModelInfo, ModelLoader
 from livevis.app.model_menu import ModelMenu
+from livevis.app.network_tab import NetworkTab
 from livevis.app.option_controls import OptionControls
 from livevis.app.recording import RecordingControl
-from livevis.app.settings import SCHEMA, SettingsStore
+from livevis.app.settings import SettingsStore
 from livevis.app.sources_menu import SourceChooser
 from livevis.app.status_line import StatusLine
 from livevis.app.unit_controller import UnitController
@@ -34,8 +35,6 @@ from livevis.state import (
     CHANNEL_BOOSTS,
     COLORMAPS,
     GAMMA_BOOSTS,
-    VIEW_OPTION_NAMES,
-    LiveState,
 )
 from livevis.widgets.help_overlay import HelpOverlay
 
@@ -45,10 +44,6 @@ def default_snapshot_dir() -> Path:
     an app started from a desktop menu may be / or read-only."""
     pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
     return Path(pictures or Path.home()) / "livevis"
-
-
-PERSISTED_OPTIONS = tuple(name for name in VIEW_OPTION_NAMES if name in SCHEMA)
-"""The drawing options kept across starts (a class picked for Grad-CAM is not)."""
 
 
 def _next(values, current):
@@ -65,7 +60,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("livevis")
         self.settings = settings or SettingsStore()
-        self.state = self._restored_state(layer)
+        self.state = self.settings.restored_state(layer)
         self.stats = LiveStats()
         self.model: ModelInfo | None = None
         self.last_result: LiveResult | None = None
@@ -99,17 +94,13 @@ class MainWindow(QMainWindow):
         self._loop_probe.start()
 
     # ------------------------------------------------------------------ building
-    def _restored_state(self, layer: str | None) -> LiveState:
-        values = {name: self.settings.get(name) for name in PERSISTED_OPTIONS}
-        stored_layer, channel = self.settings.get("layer"), self.settings.get("channel")
-        return LiveState(layer=layer or stored_layer, channel=0 if layer else channel, **values)
-
     def _build(self, device: str) -> None:
         self.live = LiveTab(self.state)
         self.embeddings = EmbeddingsTab(self.runner)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.live, "Live")
         self.tabs.addTab(self.embeddings, "Embeddings")
+        self.network = NetworkTab(self)
         self.notice = QLabel()
         self.notice.setWordWrap(True)
         self.notice.setStyleSheet("background: #fff4c2; color: #222; padding: 6px;")
@@ -143,13 +134,13 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         state = self.state
-        state.events.all.connect(self._schedule_sync)
+        state.events.all.connect(self.schedule_sync)
         state.events.frozen.connect(lambda frozen: self.actions_by_name["freeze"].setChecked(frozen))
         state.events.zoomed.connect(lambda zoomed: self.actions_by_name["zoom"].setChecked(zoomed))
         state.events.layer.connect(self._show_layer_status)
         state.events.channel.connect(self._show_layer_status)
         self.live.display_size_changed.connect(lambda: QTimer.singleShot(0, self._update_display_sizes))
-        self.live.input.views_changed.connect(self._schedule_sync)
+        self.live.input.views_changed.connect(self.schedule_sync)
         self.worker.result_ready.connect(self.on_result)
         self.worker.error.connect(self.show_error)
         self.worker.snapshot_saved.connect(lambda path: self.status.message(f"snapshot saved in {path}", 8000))
@@ -164,7 +155,7 @@ class MainWindow(QMainWindow):
         self.recording = RecordingControl(self)
 
     # ------------------------------------------------------------------ state -> worker
-    def _schedule_sync(self, *_) -> None:
+    def schedule_sync(self, *_) -> None:
         """Any change of the state reaches the worker once, after the whole change is made."""
         if not self._sync_pending:
             self._sync_pending = True
@@ -173,8 +164,10 @@ class MainWindow(QMainWindow):
     def request(self) -> ViewOptions:
         """The render request the live state and the panes' sizes make now."""
         s = self.state
-        return ViewOptions(layer=s.layer or None, channel=s.channel, views=self.live.views(), **s.view_options(),
-                           **self._display)  # fmt: skip
+        rows = self.network.rows()
+        views = (*self.live.views(), "network") if rows else self.live.views()
+        return ViewOptions(layer=s.layer or None, channel=s.channel, views=views, network_rows=rows,
+                           **s.view_options(), **self._display)  # fmt: skip
 
     def _sync_worker(self) -> None:
         self._sync_pending = False
@@ -192,7 +185,7 @@ class MainWindow(QMainWindow):
             sizes.pop("grid_aspect")  # not a new layout for every pixel
         if any(self._display.get(k) != v for k, v in sizes.items()):
             self._display.update(sizes)
-            self._schedule_sync()
+            self.schedule_sync()
 
     def event(self, event) -> bool:
         if event.type() == QEvent.Type.DevicePixelRatioChange:  # moved to a screen of another density
@@ -267,6 +260,7 @@ class MainWindow(QMainWindow):
         self.state.update(model=info.name, layer=row[0], channel=channel)
         self.worker.adopt(visualizer, self.request())
         self.model_menu.show_loaded(info)
+        self.network.set_model(info)
         self.draw.fit_model()
         if info.notice:
             self.show_notice(info.notice)
@@ -290,6 +284,7 @@ class MainWindow(QMainWindow):
             return
         self.last_result = result
         self.live.show_result(result, self.model)
+        self.network.show(result.views)
         self.recording.offer(result.views)
         self.embeddings.offer_frame(result.views.frame, result.captured_at)
         now = time.perf_counter()
@@ -325,8 +320,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ closing
     def save_settings(self) -> None:
         s = self.settings
-        for name in (*PERSISTED_OPTIONS, "layer", "channel"):
-            s.set(name, getattr(self.state, name))
+        s.keep_state(self.state)
         if self.model is not None and self.model.name in model_names():
             # a user's own model needs its command-line description (input size, mean, std) to load
             s.set("model", self.model.name)

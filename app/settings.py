@@ -14,7 +14,7 @@ from pathlib import Path
 from PyQt6.QtCore import QByteArray, QSettings
 
 from livevis.models.errors import LivevisError
-from livevis.state import check_option
+from livevis.state import VIEW_OPTION_NAMES, LiveState, check_option
 
 FORMAT_KEY = "format"
 FORMAT = "livevis-settings-1"
@@ -82,6 +82,10 @@ SCHEMA: dict[str, Setting] = {
 }
 
 
+PERSISTED_OPTIONS = tuple(name for name in VIEW_OPTION_NAMES if name in SCHEMA)
+"""The drawing options kept across starts (a class picked for Grad-CAM is not)."""
+
+
 class SettingsStore:
     """Typed, checked access to one QSettings file (the user's, or the one `--settings` names)."""
 
@@ -116,6 +120,16 @@ class SettingsStore:
                 value = setting.default
             values[key] = value
         return values
+
+    def restored_state(self, layer: str | None = None) -> LiveState:
+        """The live state as it was left; a layer given (on the command line) starts on channel 0."""
+        values = {name: self.values[name] for name in PERSISTED_OPTIONS}
+        return LiveState(layer=layer or self.values["layer"], channel=0 if layer else self.values["channel"],
+                         **values)  # fmt: skip
+
+    def keep_state(self, state: LiveState) -> None:
+        for name in (*PERSISTED_OPTIONS, "layer", "channel"):
+            self.values[name] = getattr(state, name)
 
     def get(self, key: str):
         return self.values[key]

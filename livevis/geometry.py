@@ -69,3 +69,22 @@ def grid_layout(channels: int, tile_h: int, tile_w: int, aspect: float = 1.0, sc
     cols = max(1, min(channels, math.ceil(math.sqrt(channels * aspect * (tile_h + 1) / (tile_w + 1)))))
     rows = math.ceil(channels / cols)
     return GridLayout(channels, rows, cols, tile_h, tile_w, scale)
+
+
+ROW_CHANNELS = 32
+"""At most this many channels a line in a layer's row of the network overview."""
+ROW_UNITS = 100
+"""At most this many units a line for a layer without spatial maps."""
+
+
+def wrapped_layout(channels: int, tile_h: int, tile_w: int, per_line: int = ROW_CHANNELS) -> GridLayout:
+    """Channels side by side, at most `per_line` a line, the lines filled evenly (40 -> 2 x 20): a layer's row
+    in the network overview and in `livevis figure`."""
+    lines = max(1, math.ceil(channels / per_line))
+    cols = max(1, math.ceil(channels / lines))
+    return GridLayout(channels, math.ceil(channels / cols), cols, tile_h, tile_w)
+
+
+def row_layout(shape: tuple[int, ...]) -> GridLayout:
+    """The overview's layout of a layer with this output shape (C, H, W) or (F,)."""
+    return wrapped_layout(shape[0], *tile_of(shape), ROW_CHANNELS if len(shape) == 3 else ROW_UNITS)

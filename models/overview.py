@@ -6,20 +6,19 @@ serve any other view of the network.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from livevis.geometry import GridLayout
+from livevis.geometry import ROW_CHANNELS, GridLayout, wrapped_layout
 
 from .engine import Engine
 from .errors import OptionError
 from .layers import INPUT, LayerInfo
 from .tensors import is_tensor_frame
 
-PER_LINE = 32
+PER_LINE = ROW_CHANNELS
 """At most this many channels side by side; a layer with more wraps onto several lines."""
 
 
@@ -100,13 +99,6 @@ def overview_rows(
     input_row = OverviewRow(first.name, INPUT, tuple(network_input.shape), network_input,
                             _symmetric_scale(network_input), image)  # fmt: skip
     return [input_row, *(_row(layer, host[layer.path], channels) for layer in chosen)]
-
-
-def wrapped_layout(channels: int, tile_h: int, tile_w: int, per_line: int = PER_LINE) -> GridLayout:
-    """Channels side by side, at most `per_line` a line, the lines filled evenly (40 -> 2 x 20)."""
-    lines = max(1, math.ceil(channels / per_line))
-    cols = max(1, math.ceil(channels / lines))
-    return GridLayout(channels, math.ceil(channels / cols), cols, tile_h, tile_w)
 
 
 def tile_row(row: OverviewRow, per_line: int = PER_LINE) -> tuple[np.ndarray, GridLayout]:

@@ -22,9 +22,9 @@ from .backprop import BackwardRequest, map_cell, rank_units_at
 from .engine import CropRect, Engine, ForwardResult
 from .errors import ChannelOutOfRangeError, OptionError, OutputError
 from .layers import LayerInfo
-from .tensors import is_tensor_frame
 from .render import Renderer, TorchRenderer, check_colormap
 from .render_opencv import OpenCVRenderer
+from .tensors import is_tensor_frame
 from .views import DEFAULT_VIEWS, HostContext, RenderContext, views_named
 
 
@@ -51,6 +51,8 @@ class ViewOptions:
     rule) or gradcam (of `class_index` at the layer)."""
     backprop_view: str = "raw"
     class_index: int | None = None
+    network_rows: tuple[str, ...] = ()
+    """The layers the network overview draws (the rows a window has in sight)."""
     display_size: tuple[int, int] | None = None
     """(width, height) the overlay is shown at: the frame is shrunk to fit on the device and the map
     blended at that size, so that a GUI blits it instead of scaling it in paintEvent (where PyQt holds
@@ -225,7 +227,8 @@ class Visualizer:
         clock.lap("copy")
         finishing = HostContext(self.engine, layer, options, result.crop)
         shown = host.pop("tensor_display") if tensor_input else frame
-        values = {k: v for k, v in host.items() if k not in ("activation", "network_input")}
+        values = {k: v for k, v in host.items()
+                  if k not in ("activation", "network_input") and not k.startswith("network_row:")}  # fmt: skip
         for view in views:
             values.update(view.finish(host, finishing))
         images = {view.name: values.pop(view.name) for view in views if view.saved and view.name in values}

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from livevis.geometry import grid_layout
+from livevis.geometry import grid_layout, row_layout
 
 from .backprop import BackwardRequest, gradient_view, render_gradient
 from .engine import CropRect, ForwardResult
@@ -248,6 +248,34 @@ class BackpropView(View):
         return out
 
 
+class NetworkView(View):
+    """The network overview: every channel of each layer asked for (the rows a window has in sight), one
+    signed scale per layer, as the course notes draw a network. Only those rows are computed."""
+
+    name = "network"
+    saved = False
+
+    def layers(self, layer, options):
+        return set(options.network_rows)
+
+    def render(self, ctx):
+        r, out = ctx.renderer, {}
+        layouts = {}
+        for path in ctx.options.network_rows:
+            activation = ctx.result.activations[path]
+            maps, tile = r.maps_of(r.asarray(activation))
+            low, high, _ = r.channel_stats(maps)
+            layout = row_layout(tuple(activation.shape))
+            out[f"network_row:{path}"] = r.grid_image(r.levels(maps, low, high, "signed"), tile, layout, "signed")
+            layouts[path] = layout
+        out["network_layouts"] = layouts
+        return out
+
+    def finish(self, host, ctx):
+        layouts = host.get("network_layouts", {})
+        return {"network_rows": {path: (host[f"network_row:{path}"], layout) for path, layout in layouts.items()}}
+
+
 class FrameDisplayView(View):
     """The frame shrunk to the input pane's size on the device (a GUI then blits it)."""
 
@@ -273,7 +301,7 @@ def register_view(view: View) -> View:
 
 
 for _view in (GridView(), OverlayView(), ChannelTileView(), SignedInputView(), PeakView(), PredictionsView(),
-              FrameDisplayView(), BackpropView()):  # fmt: skip
+              FrameDisplayView(), BackpropView(), NetworkView()):  # fmt: skip
     register_view(_view)
 
 DEFAULT_VIEWS = ("grid", "overlay", "channel_tile", "input_signed", "peak", "predictions", "frame_display", "backprop")

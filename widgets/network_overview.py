@@ -7,7 +7,6 @@ rows scrolled away keep their last image (or a placeholder until one comes).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -16,13 +15,13 @@ from PyQt6.QtCore import QEvent, QRect, QRectF, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QColor, QFontMetrics, QImage, QPainter
 from PyQt6.QtWidgets import QScrollArea, QWidget
 
-from livevis.geometry import GridLayout, tile_of
+from livevis.geometry import ROW_CHANNELS, ROW_UNITS, GridLayout, tile_of, wrapped_layout
 
 from .image_view import array_to_qimage
 
-PER_LINE = 32
+PER_LINE = ROW_CHANNELS
 """The placeholder layout's channels per line, as the figure's rows wrap."""
-UNITS_PER_LINE = 100
+UNITS_PER_LINE = ROW_UNITS
 """A vector layer's units per line: 1000 classes as one strip would be a pixel tall once fitted to the width."""
 MARGIN = 8
 ROW_GAP = 10
@@ -41,12 +40,8 @@ def shape_label(name: str, path: str, shape: Sequence[int]) -> str:
 def default_layout(shape: Sequence[int], per_line: int = PER_LINE) -> GridLayout:
     """The layout a row has before its first image: channels side by side, wrapped evenly, at most `per_line`
     a line (UNITS_PER_LINE for a vector layer's units)."""
-    channels = int(shape[0])
-    tile_h, tile_w = tile_of(tuple(shape))
-    per_line = per_line if len(shape) == 3 else UNITS_PER_LINE
-    lines = max(1, math.ceil(channels / per_line))
-    cols = max(1, math.ceil(channels / lines))
-    return GridLayout(channels, math.ceil(channels / cols), cols, tile_h, tile_w)
+    shape = tuple(int(s) for s in shape)
+    return wrapped_layout(shape[0], *tile_of(shape), per_line if len(shape) == 3 else UNITS_PER_LINE)
 
 
 @dataclass
