@@ -56,6 +56,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "File", toolbar=True),
     ActionSpec("record", "Record", ("R",), "record the overlay, the grid and the backprop pane to MP4 files",
                lambda w: w.recording.toggle(), "File", toolbar=True, checkable=True),
+    ActionSpec("mine", "Mine a folder...", (), "the selected layer's top images in a folder, for the unit pane",
+               lambda w: w.choose_folder_to_mine(), "File"),
     ActionSpec("load_weights", "Load weights file...", (), "load a state-dict file into the running model",
                lambda w: w.model_menu.choose_weights(), "File"),
     ActionSpec("quit", "Quit", ("Q", "Ctrl+Q"), "quit", "close", "File"),

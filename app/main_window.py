@@ -7,7 +7,16 @@ import time
 from pathlib import Path
 
 from PyQt6.QtCore import QEvent, QStandardPaths, QTimer
-from PyQt6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QToolBar, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from livevis.app.about import about_text
 from livevis.app.actions import MENUS, build_actions, help_rows
@@ -75,7 +84,8 @@ class MainWindow(QMainWindow):
         self.capture.start()
         self.worker.start()
         first_model = model or self.settings.get("model") or None
-        self._fallback_pending = first_model is not None  # if it fails, show the default model instead
+        # a model or weights file that fails gives way to the default model: the window never starts empty
+        self._fallback_pending = first_model is not None or str(weights) != "default"
         self.loader.load(first_model, weights, device, **(custom or {}))
         self.status.show_model(None, "loading model...")
         if source is not None:
@@ -209,8 +219,14 @@ class MainWindow(QMainWindow):
 
     def toggle_freeze(self) -> None:
         self.state.frozen = not self.state.frozen
+        self.status.show_rate(self.stats, self.slot.dropped, self.state.frozen, still=False)
         self.status.message("frozen: browse layers and channels; space to resume" if self.state.frozen else "live",
                             4000)  # fmt: skip
+
+    def choose_folder_to_mine(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "A folder of images to mine for the layer's top images")
+        if folder:
+            self.units.mine(folder)
 
     def snapshot_folder(self) -> Path:
         return Path(self.settings.get("snapshot_dir") or default_snapshot_dir())

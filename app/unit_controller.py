@@ -9,14 +9,43 @@ import numpy as np
 from PyQt6.QtCore import QTimer
 
 from livevis.app.jobs import Job
+from livevis.app.sources import read_frame
+from livevis.models.atlas_mosaics import unit_mosaics
 from livevis.models.dream import dream, load_cached, plan
-from livevis.models.progress import Progress
+from livevis.models.mining import load_atlas, mine, mined_folders
+from livevis.models.progress import Progress, report
 
 if TYPE_CHECKING:
     from livevis.app.main_window import MainWindow
     from livevis.models import Engine
 
 PREVIEW_EVERY = 16
+
+
+def read_entry(entry) -> np.ndarray:
+    """An atlas entry's image (or video frame), as the app reads files."""
+    return read_frame(entry.path, entry.frame or 0)
+
+
+def atlas_of_unit(engine: Engine, layer: str, channel: int, folder: str | None, *, progress: Progress) -> dict:
+    """Runs as a job (it reads files and runs backward passes): the folders mined for the layer, and the
+    unit's top crops and their deconvolutions from the chosen one (the newest current one by default)."""
+    folders = [mined for mined in mined_folders(engine, layer) if mined.current]
+    chosen = next((m.folder for m in folders if str(m.folder) == folder), folders[0].folder if folders else None)
+    found = {"folders": [str(m.folder) for m in folders], "folder": chosen and str(chosen)}
+    atlas = load_atlas(engine, chosen, layer) if chosen is not None else None
+    if atlas is None:
+        return found
+    report(progress, "deconvolutions of the top images", 0, 1)
+    crops, deconvs = unit_mosaics(engine, atlas, channel, read_entry)
+    return {**found, "crops": crops, "deconvs": deconvs, "entries": atlas.entries(channel), "images": atlas.images}
+
+
+def mine_folder(engine: Engine, folder: str, layer: str, *, progress: Progress) -> int:
+    """Runs as a job: the layer's top images in a folder (decoded on this thread: no worker processes
+    inside the app); returns how many images were read."""
+    (atlas,) = mine(engine, folder, [layer], workers=0, reader=read_frame, progress=progress)
+    return atlas.images
 
 
 def cached_image(engine: Engine, layer: str, channel: int, *, progress: Progress) -> np.ndarray | None:
@@ -44,6 +73,9 @@ class UnitController:
             event.connect(lambda *_: self._schedule_refresh())
         self.view.optimise_requested.connect(self.optimise)
         self.view.cancel_requested.connect(self.cancel)
+        self.view.crop_clicked.connect(self._open_crop)
+        self.view.folder_chosen.connect(lambda folder: self._schedule_refresh())
+        self._entries: list = []
 
     def _unit(self) -> tuple[Engine, str, int] | None:
         visualizer = self.window.worker.visualizer
@@ -66,9 +98,41 @@ class UnitController:
         engine, layer, channel = unit
         self.view.title.setText(f"unit {engine.layer(layer).name}:{channel}")
         self.view.set_optimised(None)
+        key = (layer, channel)
         job = self.window.runner.submit("looking up the optimised image", cached_image, engine, layer, channel)
-        job.succeeded.connect(lambda image, key=(layer, channel): self._show(key, image))
+        job.succeeded.connect(lambda image: self._show(key, image))
         job.failed.connect(lambda message: self.view.optimised.setToolTip(message))
+        atlas = self.window.runner.submit("the unit's top images", atlas_of_unit, engine, layer, channel,
+                                          self.view.chosen_folder())  # fmt: skip
+        atlas.succeeded.connect(lambda found: self._show_atlas(key, found))
+        atlas.failed.connect(self.window.show_error)
+
+    def _show_atlas(self, key: tuple[str, int], found: dict) -> None:
+        if not self._current(key):
+            return
+        self.view.set_folders(found["folders"], found["folder"])
+        self._entries = found.get("entries", [])
+        if "crops" in found:
+            note = f"top {len(self._entries)} of {found['images']} images in {found['folder']} (click one to open it)"
+            self.view.set_atlas(found["crops"], found["deconvs"], note)
+        else:
+            self.view.set_atlas(None, None, "no folder mined for this layer: File > Mine a folder...")
+
+    def _open_crop(self, index: int) -> None:
+        if index < len(self._entries):
+            self.window.open_source(str(self._entries[index].path))
+
+    def mine(self, folder: str) -> None:
+        """Mines the selected layer's top images in a folder in the background (the live view goes on)."""
+        unit = self._unit()
+        if unit is None:
+            return
+        engine, layer, _ = unit
+        job = self.window.runner.submit(f"mining {folder}", mine_folder, engine, folder, layer)
+        job.succeeded.connect(lambda count: self.window.status.message(f"mined {count} images in {folder}", 8000))
+        job.succeeded.connect(lambda _count: self._schedule_refresh())
+        job.failed.connect(self.window.show_notice)
+        job.cancelled.connect(lambda: self.window.status.message("mining cancelled; it resumes from there", 6000))
 
     def _current(self, key: tuple[str, int]) -> bool:
         return key == (self.window.state.layer, self.window.state.channel)

@@ -27,7 +27,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .errors import ChannelOutOfRangeError, InputError, LayerNotFoundError, ModelError, OptionError
-from .layers import INPUT, OUTPUT, PROB
+from .layers import INPUT, OUTPUT, PROB, this_thread_only
 from .render import LEVELS, _device_colour_table, is_signed
 
 MODES = ("grad", "deconv", "guided")
@@ -231,7 +231,7 @@ class _LayerTap:
     def __init__(self, module: nn.Module, layer_path: str):
         self.layer_path = layer_path
         self.output: torch.Tensor | None = None
-        self._handle = module.register_forward_hook(self._hook)
+        self._handle = module.register_forward_hook(this_thread_only(self._hook))
 
     def _hook(self, _module, _inputs, output):
         if not isinstance(output, torch.Tensor):

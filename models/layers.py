@@ -6,7 +6,8 @@ Order and shapes come from one dry run with hooks on every module, so branching 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -103,6 +104,20 @@ def find_layer(layers: Iterable[LayerInfo], key: str) -> LayerInfo:
     raise LayerNotFoundError(f"no layer {key!r} in this model{hint}; `livevis layers --model M` lists them")
 
 
+def this_thread_only(hook: Callable) -> Callable:
+    """A forward hook that acts only on the thread that made it. A model is shared between threads (the
+    live view's worker, a background job mining or optimising with it), and a module's hooks see every
+    thread's forward: unguarded, one thread's capture would take the other's activations."""
+    owner = threading.get_ident()
+
+    def guarded(module, inputs, output):
+        if threading.get_ident() == owner:
+            return hook(module, inputs, output)
+        return None
+
+    return guarded
+
+
 class ActivationCapture:
     """Forward hooks on the layers being shown, used as a context manager; `release()` removes them.
 
@@ -113,7 +128,7 @@ class ActivationCapture:
     def __init__(self, model: nn.Module, paths: Iterable[str]):
         self.activations: dict[str, torch.Tensor] = {}
         self._handles = [
-            model.get_submodule(path).register_forward_hook(self._hook(path))
+            model.get_submodule(path).register_forward_hook(this_thread_only(self._hook(path)))
             for path in paths
             if path not in (INPUT, PROB, OUTPUT)
         ]

@@ -32,7 +32,7 @@ from .embeddings import cache_dir
 from .engine import CropRect, Engine
 from .errors import InputError, OptionError
 from .images import IMAGE_SUFFIXES, read_image
-from .layers import INPUT, OUTPUT, PROB, ActivationCapture, LayerInfo
+from .layers import INPUT, OUTPUT, PROB, ActivationCapture, LayerInfo, this_thread_only
 from .progress import Progress, report
 from .receptive_field import box_in_image, receptive_fields
 
@@ -308,7 +308,7 @@ def capture_layers(engine: Engine, frames: torch.Tensor, paths: Sequence[str]) -
             def stop(_module, _inputs, _output):
                 raise _ReachedLastLayer
 
-            handle = engine.model.get_submodule(last).register_forward_hook(stop)
+            handle = engine.model.get_submodule(last).register_forward_hook(this_thread_only(stop))
             try:
                 with contextlib.suppress(_ReachedLastLayer):
                     engine.model(x)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from PyQt6.QtCore import pyqtSignal
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from .image_view import ImageView
 
@@ -15,6 +15,7 @@ class UnitView(QWidget):
     cancel_requested = pyqtSignal()
     crop_clicked = pyqtSignal(int)
     """The index (0..8) of the top crop clicked, in the mosaic's row-major order."""
+    folder_chosen = pyqtSignal(str)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -30,6 +31,9 @@ class UnitView(QWidget):
         self.progress = QProgressBar()
         self.atlas_note = QLabel("")
         self.atlas_note.setWordWrap(True)
+        self.folders = QComboBox()
+        self.folders.setToolTip("the mined folder whose top images are shown")
+        self.folders.textActivated.connect(self.folder_chosen)
         self.crops.clicked.connect(self._on_crop_click)
         images = QHBoxLayout()
         for title, view in (("top 9", self.crops), ("deconv", self.deconvs), ("optimised", self.optimised)):
@@ -46,6 +50,7 @@ class UnitView(QWidget):
         layout.addWidget(self.title)
         layout.addLayout(images, 1)
         layout.addWidget(self.atlas_note)
+        layout.addWidget(self.folders)
         layout.addLayout(buttons)
         self.set_running(False)
         self._grid = 3
@@ -68,6 +73,16 @@ class UnitView(QWidget):
         self.crops.set_image(crops)
         self.deconvs.set_image(deconvs)
         self.atlas_note.setText(note)
+
+    def set_folders(self, folders: list[str], chosen: str | None) -> None:
+        self.folders.clear()
+        self.folders.addItems(folders)
+        self.folders.setVisible(bool(folders))
+        if chosen:
+            self.folders.setCurrentText(chosen)
+
+    def chosen_folder(self) -> str | None:
+        return self.folders.currentText() or None
 
     def _on_crop_click(self, x: float, y: float) -> None:
         image = self.crops.image_array()

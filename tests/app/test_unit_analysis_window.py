@@ -110,3 +110,33 @@ def test_an_optimisation_is_cancelled_within_a_step(qtbot, make_window, video, t
         pass
     assert max(steps) <= 4, "stopped within a step of the cancel"
     qtbot.waitUntil(lambda: window.live.unit.optimise.isEnabled())
+
+
+def test_mining_a_folder_fills_the_unit_pane_and_a_crop_opens_its_image(qtbot, make_window, video, tmp_path,
+                                                                        monkeypatch):  # fmt: skip
+    import cv2
+
+    from livevis.models.datasets import mnist_split
+
+    monkeypatch.setenv("LIVEVIS_CACHE", str(tmp_path / "cache"))
+    digits = tmp_path / "digits"
+    digits.mkdir()
+    for i, image in enumerate(mnist_split()[1].images[:24]):
+        cv2.imwrite(str(digits / f"digit{i:02d}.png"), image)
+    window = make_window(video, model="lenet", weights="default")
+    wait_result(qtbot, window)
+    window.state.update(layer="conv2", channel=2)
+    unit = window.live.unit
+    qtbot.waitUntil(lambda: "no folder mined" in unit.atlas_note.text(), timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(window.runner.job_started, timeout=TIMEOUT_MS) as started:
+        window.units.mine(str(digits))
+    with qtbot.waitSignal(started.args[0].ended, timeout=120_000):
+        pass
+    qtbot.waitUntil(lambda: unit.crops.image_array() is not None, timeout=60_000)
+    assert unit.deconvs.image_array() is not None and "of 24 images" in unit.atlas_note.text()
+    assert unit.chosen_folder() == str(digits)
+    best = window.units._entries[0]
+    crops = unit.crops
+    qtbot.mouseClick(crops, Qt.MouseButton.LeftButton, pos=crops.to_widget(2, 2).toPoint())
+    wait_result(qtbot, window, lambda r: r.source.startswith(best.path.name))
+    assert window.state.channel == 2, "the unit stays selected"

@@ -72,3 +72,37 @@ def test_capture_releases_its_hooks(alexnet_engine):
         alexnet_engine.model(torch.zeros(1, 3, 224, 224))
     assert not module._forward_hooks
     assert capture.activations["features.10"].shape == (1, 256, 13, 13)
+
+
+def test_a_capture_takes_only_its_own_threads_forward(alexnet_engine):
+    """Two threads share one model: each one's capture holds what its own forward computed."""
+    import threading
+
+    import torch
+
+    from livevis.models.layers import ActivationCapture
+
+    model = alexnet_engine.model
+    torch.manual_seed(0)
+    mine, theirs = torch.randn(1, 3, 224, 224), torch.randn(1, 3, 224, 224)
+    with torch.inference_mode():
+        expected = ActivationCapture(model, ["features.10"])
+        with expected:
+            model(mine)
+    started, release = threading.Event(), threading.Event()
+
+    def other_thread():
+        with torch.inference_mode():
+            started.set()
+            for _ in range(20):
+                model(theirs)
+            release.set()
+
+    worker = threading.Thread(target=other_thread)
+    with torch.inference_mode(), ActivationCapture(model, ["features.10"]) as capture:
+        worker.start()
+        started.wait(10)
+        model(mine)
+        release.wait(60)
+    worker.join(60)
+    assert torch.equal(capture.activations["features.10"], expected.activations["features.10"])
