@@ -16,7 +16,7 @@ import numpy as np
 from PyQt6.QtCore import QThread, pyqtSignal
 
 from livevis.app.jobs import describe_failure
-from livevis.app.sources import CameraSource, ImageListSource, open_source, probe_cameras
+from livevis.app.sources import CameraSource, ImageListSource, SourceGone, open_source, probe_cameras
 from livevis.models.errors import InputError
 
 
@@ -160,6 +160,8 @@ class CaptureThread(QThread):
                 self.error.emit(f"{exc}; retrying every second, keeping the last frame")
             else:
                 self.error.emit(str(exc))
+            if isinstance(exc, SourceGone):
+                self.source_changed.emit(f"{self._source.label} (gone)")
             if self._source.on_failure != "skip":
                 self._close_source()
             return

@@ -120,6 +120,10 @@ def read_frame(path: str | Path, index: int = 0) -> np.ndarray:
     return read_video_frame(path, index)
 
 
+class SourceGone(InputError):
+    """The folder or file being shown was moved or deleted."""
+
+
 @dataclass(frozen=True)
 class SkippedFile:
     path: Path
@@ -325,6 +329,8 @@ class ImageListSource:
             return None
         self._pending = False
         path = self.paths[self.position]
+        if not path.parent.exists():
+            raise SourceGone(f"{path.parent} is gone (moved or deleted); open another source")
         return read_tensor(path) if is_tensor_path(path) else read_image(path)
 
     def wait_s(self) -> float:

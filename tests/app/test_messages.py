@@ -47,3 +47,20 @@ def test_freezing_says_that_nothing_is_processed(qtbot, make_window, video):
     assert "fps" in window.status.rate.text()
     qtbot.keyClick(window, Qt.Key.Key_Space)
     assert window.status.rate.text().startswith("FROZEN: no frames processed")
+
+
+def test_a_folder_that_disappears_while_shown_is_said_to_be_gone(qtbot, make_window, tmp_path, photos):
+    import shutil
+
+    import cv2
+
+    folder = tmp_path / "holiday"
+    folder.mkdir()
+    for name in ("a", "b"):
+        cv2.imwrite(str(folder / f"{name}.png"), cv2.cvtColor(photos["chelsea"], cv2.COLOR_RGB2BGR))
+    window = make_window(folder)
+    wait_result(qtbot, window)
+    shutil.rmtree(folder)
+    qtbot.keyClick(window, Qt.Key.Key_PageDown)
+    qtbot.waitUntil(lambda: window.status.source.text().endswith("(gone)"), timeout=TIMEOUT_MS)
+    assert "is gone" in window.statusBar().currentMessage()
