@@ -70,6 +70,22 @@ def resnet18_engine():
 
 
 @pytest.fixture(scope="session")
+def lenet():
+    """The bundled LeNet, trained on real MNIST digits."""
+    from livevis.models import Engine
+
+    return Engine.load("lenet", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    """Google's trained EfficientNet-Lite0 (ImageNet), from its pip package: offline."""
+    from livevis.models import Engine
+
+    return Engine.load("efficientnet_lite0", device="cpu")
+
+
+@pytest.fixture(scope="session")
 def alexnet_weights_file(tmp_path_factory) -> Path:
     """A state dict of a torchvision AlexNet (seeded random init) saved the way users save theirs."""
     import torchvision

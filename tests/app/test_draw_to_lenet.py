@@ -7,16 +7,10 @@ import pytest
 from PyQt6.QtCore import QPoint, Qt
 from PyQt6.QtTest import QTest
 
-from livevis.models import Engine
 from livevis.models.mnist_preprocess import mnist_style
 from livevis.widgets.draw_pad import DrawPad
 
 LEFT, NO_KEYS = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-
-
-@pytest.fixture(scope="module")
-def lenet() -> Engine:
-    return Engine.load("lenet", device="cpu")
 
 
 def write(qtbot, strokes: list[list[tuple[int, int]]]) -> np.ndarray:

@@ -10,7 +10,6 @@ import pytest
 from livevis.app.cli import main
 from livevis.app.figure_command import draw_overview, figure_heading, signed_colormap
 from livevis.app.sources import read_frame
-from livevis.models import Engine
 from livevis.models.overview import overview_rows, tile_row
 
 WHITE = (255, 255, 255)
@@ -25,16 +24,6 @@ def digit_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("digit") / f"digit_{held_out.labels[0]}.png"
     cv2.imwrite(str(path), held_out.images[0])
     return path
-
-
-@pytest.fixture(scope="module")
-def lenet():
-    return Engine.load("lenet", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def lite0():
-    return Engine.load("efficientnet_lite0", device="cpu")
 
 
 def read_png(path) -> np.ndarray:

@@ -146,20 +146,6 @@ def check_modes_against_reference(model, x, layer_path, channel, modes=MODES):
     return results
 
 
-@pytest.fixture(scope="module")
-def lite0_engine():
-    from livevis.models import Engine
-
-    return Engine.load("efficientnet_lite0", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def lenet_engine():
-    from livevis.models import Engine
-
-    return Engine.load("lenet", device="cpu")
-
-
 def photo_input(engine, photo: np.ndarray) -> torch.Tensor:
     x, _ = engine.preprocess(engine.upload(np.array(photo)))  # a writable copy: scikit-image's are read-only
     return x
@@ -181,23 +167,23 @@ def test_resnet18_shared_inplace_relus_match_the_reference(resnet18_engine, phot
     check_modes_against_reference(resnet18_engine.model, x, layer, 3)
 
 
-def test_efficientnet_lite0_relu6_matches_the_reference(lite0_engine, photos):
+def test_efficientnet_lite0_relu6_matches_the_reference(lite0, photos):
     """Trained weights, a real photo; ReLU6 modules inside timm's BatchNormAct2d."""
-    x = F.interpolate(photo_input(lite0_engine, photos["chelsea"]), size=160, mode="bilinear", antialias=True)
-    check_modes_against_reference(lite0_engine.model, x, "blocks.5.0", 11, ("guided", "deconv"))
+    x = F.interpolate(photo_input(lite0, photos["chelsea"]), size=160, mode="bilinear", antialias=True)
+    check_modes_against_reference(lite0.model, x, "blocks.5.0", 11, ("guided", "deconv"))
 
 
-def test_lenet_trained_matches_the_reference_and_counts_four(lenet_engine, photos):
-    x = photo_input(lenet_engine, photos["astronaut"])
+def test_lenet_trained_matches_the_reference_and_counts_four(lenet, photos):
+    x = photo_input(lenet, photos["astronaut"])
     for layer, channel in (("conv2", 5), ("fc2", 9)):
-        check_modes_against_reference(lenet_engine.model, x, layer, channel)
-    assert unit_gradient(lenet_engine.model, x, "conv1", 0, "guided").rule_count == 4
+        check_modes_against_reference(lenet.model, x, layer, channel)
+    assert unit_gradient(lenet.model, x, "conv1", 0, "guided").rule_count == 4
 
 
 @pytest.fixture(scope="module")
 def mobilevit():
     """timm's MobileViT-v2 applies F.relu in its linear attention's forward (and SiLU modules elsewhere)."""
-    timm = pytest.importorskip("timm")
+    import timm
     torch.manual_seed(0)
     return timm.create_model("mobilevitv2_050", pretrained=False).eval()
 
@@ -244,7 +230,7 @@ def test_grad_mode_is_plain_autograd(alexnet_engine, photos):
 
 def test_captum_agrees_where_installed(alexnet_engine, photos):
     """An outside reference as well; the hand-written one above runs whether or not Captum is here."""
-    attr = pytest.importorskip("captum.attr")
+    import captum.attr as attr
     model = alexnet_engine.model
     x = photo_input(alexnet_engine, photos["chelsea"])[:, :, ::2, ::2]
     selector = lambda out: 0.5 * (out[:, 7] ** 2).sum(dim=(1, 2))  # noqa: E731
@@ -345,15 +331,15 @@ def test_forward_values_identical_with_the_rule(request, photos, engine_name):
             assert torch.equal(ruled.activations[path], plain.activations[path]), f"{mode} {path}"
 
 
-def test_relu_counts(alexnet_engine, resnet18_engine, lite0_engine):
+def test_relu_counts(alexnet_engine, resnet18_engine, lite0):
     """AlexNet: 5 conv + 2 fc ReLUs. ResNet18: the stem's ReLU and, in each of 8 BasicBlocks, one ReLU
     module called twice: 17. EfficientNet-Lite0: 33 ReLU6 modules, each called once."""
     x = torch.zeros(1, 3, 64, 64)
-    for engine, count in ((alexnet_engine, 7), (resnet18_engine, 17), (lite0_engine, 33)):
+    for engine, count in ((alexnet_engine, 7), (resnet18_engine, 17), (lite0, 33)):
         with torch.no_grad(), relu_backward_rule(engine.model, "guided") as rule:
             engine.model(x)
         assert rule.count == count, engine.name
-    assert sum(isinstance(m, nn.ReLU6) for m in lite0_engine.model.modules()) == 33
+    assert sum(isinstance(m, nn.ReLU6) for m in lite0.model.modules()) == 33
     assert sum(isinstance(m, nn.ReLU) for m in resnet18_engine.model.modules()) == 9
 
 
@@ -482,7 +468,7 @@ def test_grad_cam_formula(request, photos, engine_name, layer):
 
 
 def test_grad_cam_matches_captum_where_installed(resnet18_engine, photos):
-    attr = pytest.importorskip("captum.attr")
+    import captum.attr as attr
     model = resnet18_engine.model
     x = photo_input(resnet18_engine, photos["coffee"])[:, :, ::2, ::2]
     result = grad_cam(model, x, "layer4")
@@ -554,9 +540,9 @@ def test_render_signed_and_sequential_use_the_render_tables(gradient):
         assert render_gradient(values, view).max() == 255, "gray by default, the max white"
 
 
-def test_lenet_one_channel_raw_renders_signed(lenet_engine, photos):
-    x = photo_input(lenet_engine, photos["coffee"])
-    result = unit_gradient(lenet_engine.model, x, "conv2", 3, "guided")
+def test_lenet_one_channel_raw_renders_signed(lenet, photos):
+    x = photo_input(lenet, photos["coffee"])
+    result = unit_gradient(lenet.model, x, "conv2", 3, "guided")
     picture = render_gradient(gradient_view(result.gradient[0], "raw"), "raw")
     assert picture.shape == (28, 28, 3)
     assert torch.equal(picture, render_gradient(gradient_view(result.gradient[0], "gray"), "gray"))

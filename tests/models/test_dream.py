@@ -26,11 +26,6 @@ from livevis.models.progress import Cancelled
 
 
 @pytest.fixture(scope="module")
-def lenet() -> Engine:
-    return Engine.load("lenet", device="cpu")
-
-
-@pytest.fixture(scope="module")
 def efficientnet() -> Engine:
     return Engine.load("efficientnet_lite0", device="cpu")
 

@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 
-from livevis.models import Engine
 from livevis.models.datasets import embedding_dataset, image_folder
 from livevis.models.embeddings import MapPlacer, activations, embed_dataset, embed_swiss_roll, swiss_roll
 from livevis.models.errors import InputError, OptionError
@@ -18,11 +17,6 @@ from livevis.models.progress import Cancelled
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LIVEVIS_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture(scope="module")
-def lenet():
-    return Engine.load("lenet", device="cpu")
 
 
 @pytest.fixture(scope="module")

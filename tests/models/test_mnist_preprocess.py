@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import pytest
 
 from livevis.models import Engine
 from livevis.models.datasets import mnist_split
@@ -27,11 +26,6 @@ def box_and_centre(image: np.ndarray) -> tuple[int, int, float, float]:
     ys, xs = np.indices(gray.shape)
     return (rows.max() - rows.min() + 1, cols.max() - cols.min() + 1,
             (ys * gray).sum() / gray.sum(), (xs * gray).sum() / gray.sum())  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def lenet() -> Engine:
-    return Engine.load("lenet", device="cpu")
 
 
 def predicted(engine: Engine, frame: np.ndarray) -> int:
