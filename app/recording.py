@@ -98,7 +98,7 @@ class Recorder(QThread):
         finally:
             if videos is not None:
                 videos.close()
-                self.finished_recording.emit(str(self.folder), dict(videos.frames))
+            self.finished_recording.emit(str(self.folder), dict(videos.frames) if videos is not None else {})
 
 
 class RecordingControl:
@@ -146,8 +146,9 @@ class RecordingControl:
         self.recorder.wait()
         self.recorder = None
         self.window.actions_by_name["record"].setChecked(False)
-        counts = ", ".join(f"{name} {count}" for name, count in frames.items())
-        self.window.status.message(f"recorded to {folder}: {counts} frames{dropped}", 10000)
+        if frames:
+            counts = ", ".join(f"{name} {count}" for name, count in frames.items())
+            self.window.status.message(f"recorded to {folder}: {counts} frames{dropped}", 10000)
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
         if self.recorder is not None:

@@ -109,3 +109,25 @@ def test_shutdown_waits_for_a_placer_still_building_its_index(qtbot, tab, digit)
     placer = tab.placer
     tab.shutdown()  # right after the start: the neighbour index is most likely still being built
     assert placer.isFinished() and tab.placer is None and not tab._retiring
+
+
+def test_an_exception_in_the_placer_thread_is_shown_and_it_goes_on(qtbot, tab, digit, monkeypatch):
+    from livevis.models.embeddings import MapPlacer
+
+    frame, _ = digit
+    compute(qtbot, tab)
+    real, failures = MapPlacer.place, iter([RuntimeError("CUDA out of memory")])
+
+    def failing_once(self, flat):
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return real(self, flat)
+
+    monkeypatch.setattr(MapPlacer, "place", failing_once)
+    tab.show()
+    tab.offer_frame(frame, 1.0)
+    qtbot.waitUntil(lambda: "unexpected RuntimeError: CUDA out of memory" in tab.status.text(), timeout=TIMEOUT_MS)
+    assert tab.placer.isRunning(), "the placer goes on"
+    tab.offer_frame(frame, 2.0)
+    qtbot.waitUntil(lambda: tab.plots.marker_position(0) is not None, timeout=TIMEOUT_MS)

@@ -53,3 +53,20 @@ def test_render_all_frames_writes_overlay_and_grid_videos(tmp_path, capsys, pan_
         played, size = _frames_in(tmp_path / "out" / f"{name}.mp4")
         assert played == 24
     assert _frames_in(tmp_path / "out" / "overlay.mp4")[1] == (320, 240)
+
+
+def test_a_recording_that_cannot_be_written_is_reported_and_the_app_goes_on(qtbot, make_window, video, tmp_path):
+    window = make_window(video)
+    wait_result(qtbot, window)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the recording folder would go")
+    window.settings.set("snapshot_dir", str(blocker))
+    with qtbot.waitSignal(window.worker.result_ready, timeout=TIMEOUT_MS):
+        pass
+    window.recording.toggle()
+    qtbot.waitUntil(lambda: window.recording.recorder is None, timeout=TIMEOUT_MS)
+    assert "recording stopped" in window.statusBar().currentMessage()
+    assert "cannot create the folder" in window.statusBar().currentMessage()
+    assert not window.actions_by_name["record"].isChecked()
+    before = window.last_result.sequence
+    wait_result(qtbot, window, lambda r: r.sequence > before)
