@@ -14,7 +14,7 @@ from pathlib import Path
 from PyQt6.QtCore import QByteArray, QSettings
 
 from livevis.models.errors import LivevisError
-from livevis.state import VIEW_OPTION_NAMES, LiveState, check_option
+from livevis.state import VIEW_DEFAULTS, VIEW_OPTION_NAMES, LiveState, check_option
 
 FORMAT_KEY = "format"
 FORMAT = "livevis-settings-1"
@@ -68,14 +68,14 @@ SCHEMA: dict[str, Setting] = {
     "model": Setting("", _text),
     "layer": Setting("", _text),
     "channel": Setting(0, _number(int), "channel"),
-    "colormap": Setting("signed", _text, "colormap"),
-    "norm": Setting("layer", _text, "norm"),
-    "gamma": Setting(1.0, _number(float), "gamma"),
-    "boost": Setting(0.0, _number(float), "boost"),
-    "overlay_mode": Setting("overlay", _text, "overlay_mode"),
-    "opacity": Setting(0.8, _number(float), "opacity"),
-    "backprop": Setting("off", _text, "backprop"),
-    "backprop_view": Setting("raw", _text, "backprop_view"),
+    "colormap": Setting(VIEW_DEFAULTS["colormap"], _text, "colormap"),
+    "norm": Setting(VIEW_DEFAULTS["norm"], _text, "norm"),
+    "gamma": Setting(VIEW_DEFAULTS["gamma"], _number(float), "gamma"),
+    "boost": Setting(VIEW_DEFAULTS["boost"], _number(float), "boost"),
+    "overlay_mode": Setting(VIEW_DEFAULTS["overlay_mode"], _text, "overlay_mode"),
+    "opacity": Setting(VIEW_DEFAULTS["opacity"], _number(float), "opacity"),
+    "backprop": Setting(VIEW_DEFAULTS["backprop"], _text, "backprop"),
+    "backprop_view": Setting(VIEW_DEFAULTS["backprop_view"], _text, "backprop_view"),
     "mirror": Setting(True, _flag),
     "snapshot_dir": Setting("", _text),
     "geometry": Setting(None, _geometry),

@@ -23,8 +23,11 @@ BACKPROP_MODES = ("off", "grad", "deconv", "guided", "gradcam")
 """What the backprop pane shows: nothing, a unit's input gradient under a ReLU rule, or Grad-CAM."""
 BACKPROP_VIEWS = ("raw", "gray", "norm", "normblur")
 
-VIEW_OPTION_NAMES = ("colormap", "norm", "gamma", "boost", "overlay_mode", "opacity", "backprop", "backprop_view",
-                     "class_index")  # fmt: skip
+VIEW_DEFAULTS = {"colormap": "signed", "norm": "layer", "gamma": 1.0, "boost": 0.0, "overlay_mode": "overlay",
+                 "opacity": 0.8, "backprop": "off", "backprop_view": "raw", "class_index": None}  # fmt: skip
+"""How a frame is drawn until the user says otherwise: the live state, render requests and the settings
+file all start from these."""
+VIEW_OPTION_NAMES = tuple(VIEW_DEFAULTS)
 """The options that change how a frame is drawn, not what is computed."""
 
 
@@ -68,17 +71,17 @@ class LiveState:
     """The selected layer's module path ("" for the model's default layer)."""
     channel: int = 0
     frozen: bool = False
-    colormap: str = "signed"
-    norm: str = "layer"
-    gamma: float = 1.0
-    boost: float = 0.0
-    overlay_mode: str = "overlay"
-    opacity: float = 0.8
+    colormap: str = VIEW_DEFAULTS["colormap"]
+    norm: str = VIEW_DEFAULTS["norm"]
+    gamma: float = VIEW_DEFAULTS["gamma"]
+    boost: float = VIEW_DEFAULTS["boost"]
+    overlay_mode: str = VIEW_DEFAULTS["overlay_mode"]
+    opacity: float = VIEW_DEFAULTS["opacity"]
     zoomed: bool = False
     """The selected-channel pane shows the zoomed map instead of the overlay."""
-    backprop: str = "off"
-    backprop_view: str = "raw"
-    class_index: int | None = None
+    backprop: str = VIEW_DEFAULTS["backprop"]
+    backprop_view: str = VIEW_DEFAULTS["backprop_view"]
+    class_index: int | None = VIEW_DEFAULTS["class_index"]
     """The class Grad-CAM explains; None: the top-1 of each frame."""
 
     def __setattr__(self, name: str, value) -> None:

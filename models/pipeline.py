@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from livevis.state import VIEW_OPTION_NAMES, check_option
+from livevis.state import VIEW_DEFAULTS, VIEW_OPTION_NAMES, check_option
 
 from .backprop import BackwardRequest, map_cell, rank_units_at
 from .engine import CropRect, Engine, ForwardResult
@@ -36,21 +36,21 @@ class ViewOptions:
     layer: str | None = None
     """Path or friendly name; None is the model's default layer."""
     channel: int = 0
-    colormap: str = "signed"
-    norm: str = "layer"
-    gamma: float = 1.0
-    boost: float = 0.0
-    overlay_mode: str = "overlay"
-    opacity: float = 0.8
+    colormap: str = VIEW_DEFAULTS["colormap"]
+    norm: str = VIEW_DEFAULTS["norm"]
+    gamma: float = VIEW_DEFAULTS["gamma"]
+    boost: float = VIEW_DEFAULTS["boost"]
+    overlay_mode: str = VIEW_DEFAULTS["overlay_mode"]
+    opacity: float = VIEW_DEFAULTS["opacity"]
     grid_aspect: float = 1.0
     grid_scale: int = 1
     views: tuple[str, ...] = DEFAULT_VIEWS
     """The views to produce (see `models.views`); one forward serves them all."""
-    backprop: str = "off"
+    backprop: str = VIEW_DEFAULTS["backprop"]
     """What the backprop view shows: off, grad, deconv, guided (a unit's input gradient under that ReLU
     rule) or gradcam (of `class_index` at the layer)."""
-    backprop_view: str = "raw"
-    class_index: int | None = None
+    backprop_view: str = VIEW_DEFAULTS["backprop_view"]
+    class_index: int | None = VIEW_DEFAULTS["class_index"]
     network_rows: tuple[str, ...] = ()
     """The layers the network overview draws (the rows a window has in sight)."""
     display_size: tuple[int, int] | None = None
