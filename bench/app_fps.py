@@ -5,7 +5,7 @@ Writes a 640x480 video of a real photo at a high frame rate (so the source never
 prints processed fps, its ratio to the bare forward rate, GUI event-loop latency and grid paint
 times. Uses a real window when DISPLAY is set (e.g. under Xvfb), Qt's offscreen platform otherwise.
 
-    python bench/app_fps.py [--model alexnet] [--seconds 20]
+    python bench/app_fps.py [--model alexnet] [--seconds 20] [--backprop guided]
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="alexnet")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--backprop", default="off", help="with the backprop pane on: grad, deconv, guided, gradcam; "
+                        "the bare rate is then the forward + backward's")  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -47,6 +49,8 @@ def main() -> None:
         if not env.get("DISPLAY"):
             env["QT_QPA_PLATFORM"] = "offscreen"
         stats_path = tmp / "stats.json"
+        # the app starts with the pane as the settings say
+        (tmp / "settings.ini").write_text(f"[General]\nformat=livevis-settings-1\nbackprop={args.backprop}\n")
         subprocess.run(
             [sys.executable, "-m", "livevis", "--source", str(video), "--model", args.model, "--weights", "none",
              "--device", "cpu", "--quit-after", str(args.seconds), "--stats-json", str(stats_path),
@@ -59,7 +63,7 @@ def main() -> None:
                 [
                     sys.executable,
                     "-m",
-                    "app",
+                    "livevis",
                     "bench",
                     "--model",
                     args.model,
@@ -69,6 +73,8 @@ def main() -> None:
                     "cpu",
                     "--frames",
                     "200",
+                    "--backprop",
+                    args.backprop,
                     "--json",
                 ],
                 cwd=ROOT,
@@ -81,6 +87,7 @@ def main() -> None:
     report = {
         "platform": "xcb" if env.get("DISPLAY") else "offscreen",
         "model": args.model,
+        "backprop": args.backprop,
         "app_fps": stats["fps"],
         "app_frames_processed": stats["frames_processed"],
         "app_frames_dropped": stats["frames_dropped"],
