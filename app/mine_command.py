@@ -17,9 +17,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "mine",
         help="every unit's top images in a folder, with receptive-field boxes (the unit atlas)",
         description="Mines FOLDER (recursively) for each unit's top images by the unit's spatial maximum. "
-        "Results are cached; an interrupted run resumes. Under torchrun each process mines a share.",
+        "Tensor files are fed to the network as they are, each at its own size; a folder holds photos or "
+        "tensors, not both. Results are cached; an interrupted run resumes. Under torchrun each process mines a "
+        "share.",
     )
-    mine.add_argument("folder", metavar="FOLDER", help="a folder of images (and videos, with --video-step)")
+    mine.add_argument("folder", metavar="FOLDER", help="a folder of images (and videos, with --video-step), or of "
+                      "tensor files (.npy, .pt: C x H x W, the network input as it is)")  # fmt: skip
     _add_model_options(mine)
     mine.add_argument("--layer", help="layer(s), comma-separated: module paths or friendly names "
                       "(default: the model's default layer)")  # fmt: skip
@@ -59,7 +62,7 @@ class _ProgressBar:
 
 def run(args: argparse.Namespace) -> int:
     from livevis.app.cli import load_engine
-    from livevis.app.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_frame
+    from livevis.app.sources import IMAGE_SUFFIXES, TENSOR_SUFFIXES, VIDEO_SUFFIXES, read_frame
     from livevis.models.errors import InputError
     from livevis.models.mining import Processes, mine
 
@@ -75,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             atlases = mine(engine, folder, layers, top=args.top, batch_size=args.batch_size, workers=args.workers,
                            video_step=args.video_step, reader=read_frame, image_suffixes=IMAGE_SUFFIXES,
-                           video_suffixes=VIDEO_SUFFIXES, progress=bar, use_cache=not args.no_cache,
-                           processes=processes)  # fmt: skip
+                           video_suffixes=VIDEO_SUFFIXES, tensor_suffixes=TENSOR_SUFFIXES, progress=bar,
+                           use_cache=not args.no_cache, processes=processes)  # fmt: skip
         finally:
             bar.close()
         if not processes.is_main:

@@ -13,6 +13,7 @@ import torch
 
 from .engine import Engine
 from .mining import Atlas, AtlasEntry, crop_and_resize
+from .tensors import is_tensor_frame, tensor_display
 
 TILE = 96
 GAP = 2
@@ -37,11 +38,16 @@ def crop_tile(image: np.ndarray, box: tuple[int, int, int, int], tile: int = TIL
 
 
 def gradient_picture(gradient: torch.Tensor | np.ndarray) -> np.ndarray:
-    """C x H x W gradient as RGB uint8: grey is zero, scaled by the largest magnitude (the Toolbox's view)."""
+    """C x H x W gradient as RGB uint8: grey is zero, scaled by the largest magnitude (the Toolbox's view).
+    One channel is grey; two (a tensor input's) are red and green over zero blue; past three, the first three."""
     g = gradient.detach().float().cpu().numpy() if isinstance(gradient, torch.Tensor) else np.asarray(gradient)
     g = np.transpose(g, (1, 2, 0))
     if g.shape[2] == 1:
         g = np.repeat(g, 3, axis=2)
+    elif g.shape[2] == 2:
+        g = np.concatenate([g, np.zeros_like(g[..., :1])], axis=2)
+    else:
+        g = g[..., :3]
     peak = float(np.abs(g).max())
     scaled = 0.5 + 0.5 * g / peak if peak > 0 else np.full_like(g, 0.5)
     return np.clip(scaled * 255 + 0.5, 0, 255).astype(np.uint8)
@@ -59,23 +65,27 @@ def mosaic(tiles: list[np.ndarray], columns: int = 3, tile: int = TILE) -> np.nd
 
 def deconvolution(engine: Engine, frame: np.ndarray, layer: str, channel: int, at: tuple[int, int]) -> torch.Tensor:
     """Zeiler-Fergus deconv of one unit (channel at row, col) for one image, preprocessed as the live view
-    does: C x S x S."""
+    does: C x S x S; for a tensor input (float32 C x H x W), on the tensor as it is: C x H x W."""
     from .backprop import unit_gradient
 
-    resized, _ = crop_and_resize(frame, engine.spec.input_size)
-    x, _ = engine.preprocess(resized.to(engine.device))
+    if is_tensor_frame(frame):
+        x = engine.tensor_input(frame)
+    else:
+        resized, _ = crop_and_resize(frame, engine.spec.input_size)
+        x, _ = engine.preprocess(resized.to(engine.device))
     return unit_gradient(engine.model, x, layer, channel, "deconv", at=at).gradient[0]
 
 
 def unit_mosaics(
     engine: Engine | None, atlas: Atlas, channel: int, read: Callable[[AtlasEntry], np.ndarray], tile: int = TILE,
 ) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
-    """(crops mosaic, deconvolutions mosaic) of one channel; no deconvolutions without an engine."""
+    """(crops mosaic, deconvolutions mosaic) of one channel; no deconvolutions without an engine. `read` gives
+    an RGB photo, or a tensor input (float32 C x H x W) whose crops are cut from a picture of it."""
     crops, deconvs = [], []
     columns = max(1, math.ceil(math.sqrt(atlas.top)))
     for entry in atlas.entries(channel):
         frame = read(entry)
-        crops.append(crop_tile(frame, entry.box, tile))
+        crops.append(crop_tile(tensor_display(frame) if is_tensor_frame(frame) else frame, entry.box, tile))
         if engine is not None:
             gradient = deconvolution(engine, frame, atlas.layer, channel, entry.at)
             x0, y0, x1, y1 = entry.input_box

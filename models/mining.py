@@ -8,6 +8,10 @@ large the folder is. Decoding and resizing run in DataLoader workers, so the dev
 JPEG decoding. Ties rank the earlier file first, so every run (resumed, or split over processes
 under torchrun) ranks alike.
 
+Tensor files (.npy, .pt: float32 C x H x W) are mined as the network input as they are: no crop, resize or
+normalisation, each at its own size, batched with the tensors of the same shape; their boxes are in the
+tensor's own pixels. A run mines photos (and video frames) or tensors, not both.
+
 Results are cached under livevis's cache folder, keyed by the model, its weights, the layer, the
 preprocessing and the folder's content; a run checkpoints its running top-k every few hundred
 images, so an interrupted one resumes where it stopped.
@@ -35,6 +39,7 @@ from .images import IMAGE_SUFFIXES, read_image
 from .layers import INPUT, OUTPUT, PROB, ActivationCapture, LayerInfo, this_thread_only
 from .progress import Progress, report
 from .receptive_field import box_in_image, receptive_fields
+from .tensors import TENSOR_SUFFIXES, is_tensor_frame, read_tensor
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 """The videos mined when the caller does not say; the app passes its own readers' suffixes (a test keeps them equal)."""
@@ -43,7 +48,8 @@ CHECKPOINT_EVERY = 512
 """Images between checkpoints: a crash costs at most this many images again."""
 
 Reader = Callable[[Path, int], np.ndarray]
-"""(file, frame index; 0 for an image) -> RGB uint8 HxWx3; raises for a file it cannot read."""
+"""(file, frame index; 0 for an image) -> RGB uint8 HxWx3, or float32 C x H x W for a tensor file; raises for a
+file it cannot read."""
 
 
 def atlas_dir() -> Path:
@@ -76,6 +82,8 @@ class FolderListing:
     """(relative path, why) of files that are not mined: not images, videos without a frame step."""
     signature: str
     """Every file's relative path, size and modification time, and how they are read, hashed."""
+    tensors: list[int] = field(default_factory=list)
+    """Indices of the items that are tensor files (the network input as it is)."""
 
 
 def _video_frame_count(path: Path) -> int:
@@ -90,15 +98,16 @@ def _video_frame_count(path: Path) -> int:
 
 def list_folder(
     folder: str | Path, video_step: int | None = None, *, image_suffixes: Sequence[str] = IMAGE_SUFFIXES,
-    video_suffixes: Sequence[str] = VIDEO_SUFFIXES,
+    video_suffixes: Sequence[str] = VIDEO_SUFFIXES, tensor_suffixes: Sequence[str] = TENSOR_SUFFIXES,
 ) -> FolderListing:  # fmt: skip
-    """Every file under `folder` (hidden ones aside), sorted; images, and every k-th frame of videos."""
+    """Every file under `folder` (hidden ones aside), sorted; images, tensor files, and every k-th frame of videos."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder" if folder.exists() else f"{folder}: no such folder")
     if video_step is not None and video_step < 1:
         raise OptionError(f"--video-step must be 1 or more, got {video_step}")
     image_suffixes, video_suffixes = {s.lower() for s in image_suffixes}, {s.lower() for s in video_suffixes}
+    tensor_suffixes = {s.lower() for s in tensor_suffixes} - image_suffixes - video_suffixes
     files: list[tuple[str, Path, os.stat_result]] = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -108,11 +117,14 @@ def list_folder(
                 with contextlib.suppress(OSError):
                     files.append((path.relative_to(folder).as_posix(), path, path.stat()))
     files.sort(key=lambda entry: entry[0])
-    items, skipped, described = [], [], []
+    items, skipped, described, tensors = [], [], [], []
     for relative, path, stat in files:
         described.append([relative, stat.st_size, stat.st_mtime_ns])
         suffix = path.suffix.lower()
         if suffix in image_suffixes:
+            items.append(Item(relative))
+        elif suffix in tensor_suffixes:
+            tensors.append(len(items))
             items.append(Item(relative))
         elif suffix in video_suffixes and video_step:
             count = _video_frame_count(path)
@@ -122,10 +134,27 @@ def list_folder(
         elif suffix in video_suffixes:
             skipped.append((relative, "a video: mine its frames with --video-step K"))
         else:
-            skipped.append((relative, "not an image or video"))
+            skipped.append((relative, "not an image, tensor or video"))
     how = {"video_step": video_step, "images": sorted(image_suffixes), "videos": sorted(video_suffixes)}
+    if tensors:  # only then: a folder without tensor files keeps the signature it had before tensors were mined
+        how["tensors"] = sorted(tensor_suffixes)
     signature = hashlib.sha256(json.dumps([how, described]).encode()).hexdigest()[:24]
-    return FolderListing(folder, items, skipped, signature)
+    return FolderListing(folder, items, skipped, signature, tensors)
+
+
+def check_one_kind(listing: FolderListing) -> bool:
+    """True for a folder of tensor files, False for one of photos (and videos); both raise InputError naming
+    the first file not of the first file's kind: tensors are the input as they are, photos are cropped and resized."""
+    if not listing.tensors:
+        return False
+    if len(listing.tensors) == len(listing.items):
+        return True
+    tensors = set(listing.tensors)
+    first_is_tensor = 0 in tensors
+    other = next(i for i in range(len(listing.items)) if (i in tensors) != first_is_tensor)
+    kind = "a tensor file" if first_is_tensor else "a photo"
+    raise InputError(f"{listing.folder} mixes photos and tensor files ({listing.items[0].name} is {kind}, "
+                     f"{listing.items[other].name} is not): mine one kind per folder")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,10 +181,12 @@ def crop_and_resize(frame: np.ndarray | torch.Tensor, input_size: int) -> tuple[
 
 def read_with_opencv(path: Path, frame: int = 0) -> np.ndarray:
     """The reader used when the caller passes none: an image (livevis's one image reader), or frame
-    `frame` of a video, as RGB."""
+    `frame` of a video, as RGB; a tensor file's float32 C x H x W array."""
     import cv2
 
     path = Path(path)
+    if path.suffix.lower() in TENSOR_SUFFIXES:
+        return read_tensor(path)
     if path.suffix.lower() in VIDEO_SUFFIXES:
         capture = cv2.VideoCapture(str(path))
         try:
@@ -174,16 +205,21 @@ class FrameDataset(torch.utils.data.Dataset):
     """Items of a folder, decoded, cropped and resized to the network's input in a worker.
 
     An unreadable item comes back as a black image with its error message, so that one broken file
-    skips itself and never stops the run.
+    skips itself and never stops the run. With `in_channels` (a folder of tensor files), items are the
+    tensors as they are (float32 C x H x W, any size) and one with another channel count is skipped.
     """
 
-    def __init__(self, folder: Path, items: Sequence[tuple[int, Item]], input_size: int, reader: Reader):
+    def __init__(self, folder: Path, items: Sequence[tuple[int, Item]], input_size: int, reader: Reader,
+                 in_channels: int | None = None):  # fmt: skip
         self.folder, self.items, self.input_size, self.reader = folder, list(items), input_size, reader
+        self.in_channels = in_channels
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, position: int):
+        if self.in_channels is not None:
+            return self._tensor(position)
         index, item = self.items[position]
         try:
             frame = self.reader(self.folder / item.path, item.frame or 0)
@@ -195,6 +231,25 @@ class FrameDataset(torch.utils.data.Dataset):
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             blank = torch.zeros((self.input_size, self.input_size, 3), dtype=torch.uint8)
             return index, blank, 0, 0, message
+
+    def _tensor(self, position: int):
+        index, item = self.items[position]
+        try:
+            array = self.reader(self.folder / item.path, 0)
+            if not isinstance(array, np.ndarray) or not is_tensor_frame(array):
+                raise InputError(f"{item.name}: not a float32 C x H x W tensor")
+            if array.shape[0] != self.in_channels:
+                raise InputError(f"{item.name} has {array.shape[0]} channels but the model takes {self.in_channels}")
+            return index, torch.from_numpy(np.ascontiguousarray(array)), array.shape[1], array.shape[2], ""
+        except Exception as exc:  # as for images: the message names the file, the run goes on
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return index, torch.zeros(0), 0, 0, message
+
+
+def _collate_tensors(batch):
+    """Tensor inputs may differ in size: kept as a list, stacked per shape before the forward."""
+    indices, frames, heights, widths, errors = zip(*batch, strict=True)
+    return torch.tensor(indices), list(frames), torch.tensor(heights), torch.tensor(widths), list(errors)
 
 
 def _worker_context():
@@ -290,9 +345,11 @@ class _ReachedLastLayer(Exception):
     pass
 
 
-def capture_layers(engine: Engine, frames: torch.Tensor, paths: Sequence[str]) -> dict[str, torch.Tensor]:
-    """engine.preprocess, then the forward up to the last layer asked for: nothing after it is computed."""
-    x, _ = engine.preprocess(frames)
+def capture_layers(engine: Engine, frames: torch.Tensor, paths: Sequence[str], *,
+                   tensors: bool = False) -> dict[str, torch.Tensor]:  # fmt: skip
+    """engine.preprocess (not for `tensors`: N x C x H x W network inputs as they are), then the forward up
+    to the last layer asked for: nothing after it is computed."""
+    x = frames.float() if tensors else engine.preprocess(frames)[0]
     order = {layer.path: i for i, layer in enumerate(engine.layers)}
     hooked = [path for path in paths if path not in (INPUT, PROB, OUTPUT)]
     out: dict[str, torch.Tensor] = {INPUT: x} if INPUT in paths else {}
@@ -590,7 +647,8 @@ def _listing_of(meta: dict) -> FolderListing | None:
     suffixes = meta["key"]["suffixes"]
     with contextlib.suppress(InputError, OptionError):
         return list_folder(meta["folder"], meta["video_step"], image_suffixes=suffixes["images"],
-                           video_suffixes=suffixes["videos"])  # fmt: skip
+                           video_suffixes=suffixes["videos"],
+                           tensor_suffixes=suffixes.get("tensors", TENSOR_SUFFIXES))  # fmt: skip
     return None
 
 
@@ -663,6 +721,7 @@ def _load_checkpoint(file: Path, layers: list[str], signature: str, device: torc
 def _mine_shard(
     engine: Engine, listing: FolderListing, layers: list[LayerInfo], key: dict, *, top: int, batch_size: int,
     workers: int, reader: Reader, progress: Progress | None, processes: Processes, checkpoint_every: int,
+    tensors: bool = False,
 ) -> _Progress:  # fmt: skip
     """This process's share of the items (every world-th), resumed from its checkpoint if it has one."""
     shard = list(enumerate(listing.items))[processes.rank :: processes.world]
@@ -672,10 +731,12 @@ def _mine_shard(
     if state is None:
         state = _Progress({layer.path: RunningTop.empty(top, layer.channels, engine.device) for layer in layers},
                           0, 0, ())  # fmt: skip
-    dataset = FrameDataset(listing.folder, shard[state.done :], engine.spec.input_size, reader)
+    dataset = FrameDataset(listing.folder, shard[state.done :], engine.spec.input_size, reader,
+                           engine.spec.in_channels if tensors else None)  # fmt: skip
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, num_workers=workers, worker_init_fn=_quiet_worker if workers else None,
         pin_memory=engine.device.type == "cuda", multiprocessing_context=_worker_context() if workers else None,
+        collate_fn=_collate_tensors if tensors else None,
     )  # fmt: skip
     what = "mining " + ", ".join(layer.name for layer in layers)
     report(progress, what, state.done, len(shard))
@@ -685,12 +746,15 @@ def _mine_shard(
             readable = [i for i, error in enumerate(errors) if not error]
             failed = [(listing.items[int(indices[i])].name, errors[i]) for i, error in enumerate(errors) if error]
             tops = state.tops
-            if readable:
-                if len(readable) < len(errors):
-                    chosen = torch.tensor(readable)
-                    indices, frames, heights, widths = indices[chosen], frames[chosen], heights[chosen], widths[chosen]
-                captured = capture_layers(engine, frames.to(engine.device, non_blocking=True), paths)
-                tops = {path: tops[path].merged(batch_candidates(captured[path], indices, heights, widths))
+            groups: dict[tuple, list[int]] = {}
+            for i in readable:  # photos are all S x S; tensors are batched with those of their shape
+                groups.setdefault(tuple(frames[i].shape) if tensors else (), []).append(i)
+            for group in groups.values():
+                chosen = torch.tensor(group)
+                batch = torch.stack([frames[i] for i in group]) if tensors else frames[chosen]
+                captured = capture_layers(engine, batch.to(engine.device, non_blocking=True), paths, tensors=tensors)
+                tops = {path: tops[path].merged(batch_candidates(captured[path], indices[chosen], heights[chosen],
+                                                                 widths[chosen]))
                         for path in paths}  # fmt: skip
             state = _Progress(tops, state.done + len(errors), state.read + len(readable), state.failed + tuple(failed))
             if state.done - saved_at >= checkpoint_every:
@@ -704,17 +768,31 @@ def _mine_shard(
     return state
 
 
+def _map_size(engine: Engine, layer: str, height: int, width: int) -> tuple[int, int]:
+    """The layer's (H, W) map for a tensor input of that size (the listed shape is for the S x S input)."""
+    zeros = torch.zeros((1, engine.spec.in_channels, height, width), device=engine.device)
+    return tuple(capture_layers(engine, zeros, [layer], tensors=True)[layer].shape[2:])
+
+
 def _build_atlas(engine: Engine, layer: LayerInfo, listing: FolderListing, top: RunningTop, read: int,
-                 skipped: list[tuple[str, str]], video_step: int | None) -> Atlas:  # fmt: skip
-    """Channels x k arrays, the receptive-field boxes mapped into each original image."""
+                 skipped: list[tuple[str, str]], video_step: int | None, tensors: bool = False) -> Atlas:  # fmt: skip
+    """Channels x k arrays, the receptive-field boxes mapped into each original image (a tensor input's
+    boxes: in its own pixels, its receptive fields computed at its own size)."""
     arrays = {name: value.T.copy() for name, value in top.to_numpy().items()}
-    size = engine.spec.input_size
     channels, k = arrays["items"].shape
-    if layer.path in (INPUT, OUTPUT) or not layer.is_spatial:
-        fields = None  # the input's units see one pixel; a model's own output: the whole crop (box below)
-    else:
-        fields = receptive_fields(engine.model, layer.path, layer.shape[1:], size, engine.spec.in_channels,
-                                  cache_folder=atlas_dir() / "fields")  # fmt: skip
+    spatial = layer.path not in (INPUT, OUTPUT) and layer.is_spatial
+    known: dict[tuple[int, int], object] = {}
+
+    def fields_of(height: int, width: int):
+        """None where boxes need no probe: the input's units see one pixel, a model's own output the whole crop."""
+        size = (height, width) if tensors else engine.spec.input_size
+        if size not in known:
+            known[size] = None
+            if spatial:
+                map_size = _map_size(engine, layer.path, height, width) if tensors else layer.shape[1:]
+                known[size] = receptive_fields(engine.model, layer.path, map_size, size, engine.spec.in_channels,
+                                               cache_folder=atlas_dir() / "fields")  # fmt: skip
+        return size, known[size]
     used = sorted({int(i) for i in arrays["items"].ravel() if i >= 0})
     table = {index: position for position, index in enumerate(used)}
     items = np.full((channels, k), -1, np.int64)
@@ -728,11 +806,15 @@ def _build_atlas(engine: Engine, layer: LayerInfo, listing: FolderListing, top: 
                 continue
             items[c, j] = table[index]
             row, col = int(at[c, j, 0]), int(at[c, j, 1])
+            height, width = int(arrays["heights"][c, j]), int(arrays["widths"][c, j])
+            size, fields = fields_of(height, width)
             if layer.path == INPUT:
                 box = (col, row, col + 1, row + 1)
+            elif fields is not None:
+                box = fields.box(row, col)
             else:
-                box = fields.box(row, col) if fields is not None else (0, 0, size, size)
-            crop = CropRect.centre_square(int(arrays["heights"][c, j]), int(arrays["widths"][c, j]))
+                box = (0, 0, width, height) if tensors else (0, 0, size, size)
+            crop = CropRect(0, 0, width, height) if tensors else CropRect.centre_square(height, width)
             input_boxes[c, j] = box
             boxes[c, j] = box_in_image(box, crop, size)
     item_paths = [listing.items[i].path for i in used]
@@ -746,15 +828,17 @@ def mine(
     engine: Engine, folder: str | Path, layers: Sequence[str] | str | None = None, *, top: int = 9,
     batch_size: int = 64, workers: int = 2, video_step: int | None = None, reader: Reader | None = None,
     image_suffixes: Sequence[str] = IMAGE_SUFFIXES, video_suffixes: Sequence[str] = VIDEO_SUFFIXES,
-    progress: Progress | None = None, use_cache: bool = True, processes: Processes | None = None,
+    tensor_suffixes: Sequence[str] = TENSOR_SUFFIXES, progress: Progress | None = None, use_cache: bool = True,
+    processes: Processes | None = None,
     checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> list[Atlas]:  # fmt: skip
     """Every channel's `top` images in `folder` for each layer (None: the model's default layer).
 
     Cached atlases come back at once; the others are mined in one pass over the folder. `progress`
     (models.progress) hears (what, images done, images in all) after every batch and cancels by
-    answering False; a cancelled run resumes from where it stopped. Under torchrun (`processes`),
-    each process mines every world-th item and every process returns the merged atlases; rank 0
+    answering False; a cancelled run resumes from where it stopped. A folder of tensor files (`tensor_suffixes`)
+    is mined as network inputs as they are; photos and tensors in one folder raise InputError. Under torchrun
+    (`processes`), each process mines every world-th item and every process returns the merged atlases; rank 0
     writes the cache.
     """
     if top < 1 or batch_size < 1 or workers < 0:
@@ -763,16 +847,20 @@ def mine(
     keys = [layers] if isinstance(layers, str) else list(layers or [engine.layer().path])
     infos = list({info.path: info for info in (engine.layer(key) for key in keys)}.values())
     folder = Path(folder)
-    listing = list_folder(folder, video_step, image_suffixes=image_suffixes, video_suffixes=video_suffixes)
+    listing = list_folder(folder, video_step, image_suffixes=image_suffixes, video_suffixes=video_suffixes,
+                          tensor_suffixes=tensor_suffixes)  # fmt: skip
     if not listing.items:
-        kinds = "images or videos" if video_step else "images"
+        kinds = "images, tensor files or videos" if video_step else "images or tensor files"
         raise InputError(f"{folder} holds no {kinds} ({len(listing.skipped)} other files)")
+    tensors = check_one_kind(listing)
     processes = processes or Processes()
     if processes.world > 1:
         _same_weights_everywhere(engine, processes)
     fingerprint = weights_fingerprint(engine.model)
     suffixes = {"images": sorted({s.lower() for s in image_suffixes}),
                 "videos": sorted({s.lower() for s in video_suffixes})}  # fmt: skip
+    if tensors:  # only then: the cache keys of photo folders stay as they were
+        suffixes["tensors"] = sorted({s.lower() for s in tensor_suffixes})
     run_keys = {info.path: _run_key(_identity(engine, fingerprint, info), folder, top, video_step, suffixes)
                 for info in infos}  # fmt: skip
     found: dict[str, Atlas] = {}
@@ -787,7 +875,7 @@ def mine(
         key = {"layers": [run_keys[info.path] for info in missing]}
         state = _mine_shard(engine, listing, missing, key, top=top, batch_size=batch_size, workers=workers,
                             reader=reader or read_with_opencv, progress=progress, processes=processes,
-                            checkpoint_every=checkpoint_every)  # fmt: skip
+                            checkpoint_every=checkpoint_every, tensors=tensors)  # fmt: skip
         shares = processes.all_gather(({p: t.to_numpy() for p, t in state.tops.items()}, state.read, state.failed))
         mined: dict[str, Atlas] = {}
         if processes.is_main:
@@ -796,7 +884,7 @@ def mine(
             for info in missing:
                 parts = [RunningTop.from_numpy(share[0][info.path]) for share in shares]
                 merged = parts[0].merged(*parts[1:])
-                mined[info.path] = _build_atlas(engine, info, listing, merged, read, skipped, video_step)
+                mined[info.path] = _build_atlas(engine, info, listing, merged, read, skipped, video_step, tensors)
                 _store_atlas(mined[info.path], run_keys[info.path], listing.signature)
         found.update(processes.broadcast(mined))
         with contextlib.suppress(OSError):

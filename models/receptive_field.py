@@ -52,7 +52,8 @@ class ReceptiveFields:
     """Every map position's box in network-input pixels: `boxes[row, col] = (x0, y0, x1, y1)`, x1 and y1 excluded."""
 
     layer: str
-    input_size: int
+    input_size: int | tuple[int, int]
+    """S for the square S x S input of a photo, (H, W) for a tensor input of its own size."""
     boxes: np.ndarray
 
     def box(self, row: int, col: int) -> tuple[int, int, int, int]:
@@ -64,10 +65,18 @@ class ReceptiveFields:
         return box_in_image(self.box(row, col), crop, self.input_size)
 
 
-def box_in_image(box: tuple[int, int, int, int], crop: CropRect, input_size: int) -> tuple[int, int, int, int]:
-    """Network-input pixel edges scaled by the resize, then shifted by the crop; rounded outwards."""
+def input_shape(input_size: int | tuple[int, int]) -> tuple[int, int]:
+    """(H, W) of the network input: S x S for a photo's square, a tensor input's own H x W."""
+    return (input_size, input_size) if isinstance(input_size, int) else (int(input_size[0]), int(input_size[1]))
+
+
+def box_in_image(box: tuple[int, int, int, int], crop: CropRect,
+                 input_size: int | tuple[int, int]) -> tuple[int, int, int, int]:  # fmt: skip
+    """Network-input pixel edges scaled by the resize, then shifted by the crop; rounded outwards.
+    `input_size`: S (square input) or (H, W); a tensor input's crop is the whole input: its boxes stay as they are."""
     x0, y0, x1, y1 = box
-    scale_x, scale_y = crop.w / input_size, crop.h / input_size
+    height, width = input_shape(input_size)
+    scale_x, scale_y = crop.w / width, crop.h / height
     left, top = int(np.floor(crop.x + x0 * scale_x)), int(np.floor(crop.y + y0 * scale_y))
     right = min(crop.x + crop.w, int(np.ceil(crop.x + x1 * scale_x)))
     bottom = min(crop.y + crop.h, int(np.ceil(crop.y + y1 * scale_y)))
@@ -164,18 +173,20 @@ def _supports(probe: nn.Module, layer: str, in_shape: tuple[int, int, int], posi
 
 
 def compute_receptive_fields(
-    model: nn.Module, layer: str, map_size: tuple[int, int], input_size: int, in_channels: int = 3
+    model: nn.Module, layer: str, map_size: tuple[int, int], input_size: int | tuple[int, int], in_channels: int = 3
 ) -> ReceptiveFields:
-    """Every position's box for the layer's (H, W) map; see the module's docstring for the method."""
+    """Every position's box for the layer's (H, W) map, for an S x S input or an (H, W) one; see the module's
+    docstring for the method."""
     try:
         return _compute(_probe_model(model, torch.float32), layer, map_size, input_size, in_channels)
     except _Underflow:
         return _compute(_probe_model(model, torch.float64), layer, map_size, input_size, in_channels)
 
 
-def _compute(probe: nn.Module, layer: str, map_size: tuple[int, int], input_size: int, in_channels: int):
+def _compute(probe: nn.Module, layer: str, map_size: tuple[int, int], input_size: int | tuple[int, int],
+             in_channels: int):  # fmt: skip
     height, width = map_size
-    in_shape = (in_channels, input_size, input_size)
+    in_shape = (in_channels, *input_shape(input_size))
     diagonal = [(min(i, height - 1), min(i, width - 1)) for i in range(max(height, width))]
     corners = [(0, width - 1), (height - 1, 0)]
     found = _supports(probe, layer, in_shape, diagonal + corners)
@@ -206,10 +217,11 @@ _MEMORY: dict[tuple, ReceptiveFields] = {}
 
 
 def receptive_fields(
-    model: nn.Module, layer: str, map_size: tuple[int, int], input_size: int, in_channels: int = 3,
+    model: nn.Module, layer: str, map_size: tuple[int, int], input_size: int | tuple[int, int], in_channels: int = 3,
     cache_folder: Path | None = None,
 ) -> ReceptiveFields:  # fmt: skip
     """`compute_receptive_fields`, remembered in memory and, given a folder, on disk."""
+    input_size = input_size if isinstance(input_size, int) else input_shape(input_size)
     key = (architecture_key(model), layer, tuple(map_size), input_size, in_channels)
     if key in _MEMORY:
         return _MEMORY[key]

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from livevis.app.cli import main
 
@@ -107,3 +108,57 @@ def test_two_torchrun_processes_equal_one(folder, alexnet_weights_file, tmp_path
         assert [e["box"] for e in a["top"]] == [e["box"] for e in b["top"]]
         np.testing.assert_allclose([e["value"] for e in a["top"]], [e["value"] for e in b["top"]], rtol=1e-5)
     assert not list((tmp_path / "torchrun-cache" / "atlas" / "partial").glob("*"))
+
+
+TENSOR_NET = '''
+import torch
+from torch import nn
+
+
+def build():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(2, 6, 5, stride=2, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, padding=1), nn.ReLU())
+'''
+
+
+def test_a_folder_of_tensor_files_from_the_command_line(tmp_path, monkeypatch, capsys):
+    """A user's module as the model, .npy and .pt inputs as they are; --json and --out as for photos."""
+    (tmp_path / "tensornet.py").write_text(TENSOR_NET)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "tensornet", raising=False)
+    folder = tmp_path / "tensors"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(12):
+        np.save(folder / f"t{i:02d}.npy", rng.standard_normal((2, 40, 48)).astype(np.float32))
+    torch.save(torch.from_numpy(rng.standard_normal((2, 40, 48)).astype(np.float32)) * 5, folder / "loud.pt")
+    np.save(folder / "rgb.npy", rng.standard_normal((3, 40, 48)).astype(np.float32))
+    out = tmp_path / "atlas"
+    code = main(["mine", "tensors", "--model", "tensornet:build", "--weights", "none", "--device", "cpu",
+                 "--layer", "2", "--top", "3", "--json", "--workers", "1", "--out", str(out)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "rgb.npy" in captured.err
+    result = json.loads(captured.out)
+    assert result["images"] == 13 and result["skipped"] == ["rgb.npy"] and len(result["channels"]) == 8
+    import tensornet
+
+    model = tensornet.build().eval()
+    with torch.no_grad():
+        loud = model[:3](torch.load(folder / "loud.pt")[None])[0].flatten(1).amax(1)
+    for channel in result["channels"]:
+        values = [entry["value"] for entry in channel["top"]]
+        assert len(values) == 3 and values == sorted(values, reverse=True)
+        if "loud.pt" in [entry["image"] for entry in channel["top"]]:
+            entry = next(e for e in channel["top"] if e["image"] == "loud.pt")
+            assert abs(entry["value"] - float(loud[channel["channel"]])) < 1e-4
+        for entry in channel["top"]:
+            x, y, w, h = entry["box"]
+            assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= 48 and y + h <= 40
+    assert sum("loud.pt" in [e["image"] for e in c["top"]] for c in result["channels"]) >= 4, "5x louder: often top"
+    index = json.loads((out / "index.json").read_text())
+    for unit in index[0]["channels"]:
+        for name in (unit["crops"], unit["deconv"]):
+            picture = cv2.imread(str(out / name))
+            assert picture is not None and picture.shape == (98 * 2 - 2, 98 * 2 - 2, 3)
+            assert picture.max() > 0

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from livevis.models.engine import CropRect
+from livevis.models.errors import InputError
 from livevis.models.mining import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -225,3 +226,101 @@ def test_the_models_suffixes_are_the_apps_readers():
     from livevis.app.sources import VIDEO_SUFFIXES as APP_VIDEOS
 
     assert set(IMAGE_SUFFIXES) == set(APP_IMAGES) and set(VIDEO_SUFFIXES) == set(APP_VIDEOS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tensor inputs: the network input as it is, each at its own size
+
+TENSOR_NET = '''
+import torch
+from torch import nn
+
+
+def build():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(2, 6, 5, stride=2, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, padding=1), nn.ReLU())
+'''
+
+
+def write_tensor_folder(root: Path) -> Path:
+    """Twelve 2 x 40 x 48 .npy tensors, a 1 x 2 x 36 x 44 .pt (another shape, batched apart) and a 3-channel
+    .npy that must be skipped."""
+    folder = root / "tensors"
+    (folder / "more").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        np.save(folder / ("more" if i % 4 == 0 else ".") / f"t{i:02d}.npy",
+                rng.standard_normal((2, 40, 48)).astype(np.float32) * (1 + i / 4))  # fmt: skip
+    torch.save(torch.from_numpy(rng.standard_normal((1, 2, 36, 44)).astype(np.float32)) * 3, folder / "z.pt")
+    np.save(folder / "wrong.npy", rng.standard_normal((3, 40, 48)).astype(np.float32))
+    return folder
+
+
+@pytest.fixture
+def tensor_net(tmp_path, monkeypatch):
+    """The net as a user's module in the working folder, and its Engine."""
+    import sys
+
+    from livevis.models import Engine
+
+    (tmp_path / "tensornet.py").write_text(TENSOR_NET)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "tensornet", raising=False)
+    return Engine.load("tensornet:build", weights="none", device="cpu")
+
+
+def _tensor_brute_force(model, folder: Path, names: list[str], layer: int):
+    """Each tensor run through the model directly: per channel its spatial maximum and where."""
+    from livevis.models.tensors import read_tensor
+
+    values, positions, shapes = [], [], []
+    for name in names:
+        array = read_tensor(folder / name)
+        with torch.no_grad():
+            activation = model[: layer + 1](torch.from_numpy(array)[None])[0]
+        flat = activation.flatten(1)
+        best = flat.argmax(1)
+        values.append(flat.max(1).values)
+        positions.append(torch.stack([best // activation.shape[2], best % activation.shape[2]], 1))
+        shapes.append(array.shape[1:])
+    return torch.stack(values).numpy(), torch.stack(positions).numpy(), shapes
+
+
+def test_tensor_inputs_match_a_brute_force_ranking(tensor_net, tmp_path, cache):
+    folder = write_tensor_folder(tmp_path)
+    listing = list_folder(folder)
+    assert len(listing.tensors) == len(listing.items) == 14
+    (atlas,) = mine(tensor_net, folder, "2", top=TOP, batch_size=5, workers=0)
+    names = [item.path for item in listing.items if item.path != "wrong.npy"]
+    assert atlas.images == 13
+    assert [name for name, _ in atlas.skipped] == ["wrong.npy"]
+    assert "3 channels" in atlas.skipped[0][1] and "takes 2" in atlas.skipped[0][1]
+    values, positions, shapes = _tensor_brute_force(tensor_net.model, folder, names, 2)
+    for channel in range(8):
+        ranking = np.argsort(-values[:, channel], kind="stable")[:TOP]
+        entries = atlas.entries(channel)
+        assert [e.image for e in entries] == [names[i] for i in ranking]
+        assert np.allclose([e.value for e in entries], values[ranking, channel], atol=1e-5)
+        assert [e.at for e in entries] == [tuple(int(v) for v in positions[i, channel]) for i in ranking]
+        for entry, i in zip(entries, ranking, strict=True):
+            height, width = shapes[i]
+            x, y, w, h = entry.box
+            assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= width and y + h <= height
+            x0, y0, x1, y1 = entry.input_box
+            assert entry.box == (x0, y0, x1 - x0, y1 - y0), "a tensor's crop is itself: boxes are its own pixels"
+            row, col = entry.at  # conv 5 stride 2 pad 1, then conv 3 pad 1: 9 x 9 input pixels, clipped
+            assert (x0, y0) == (max(0, 2 * col - 3), max(0, 2 * row - 3))
+            assert (x1, y1) == (min(width, 2 * col + 6), min(height, 2 * row + 6))
+    assert "z.pt" in {e.image for c in range(8) for e in atlas.entries(c)}, "the odd shape is mined too"
+    again = mine(tensor_net, folder, "2", top=TOP, batch_size=5, workers=0)[0]
+    assert again.cached and np.array_equal(again.items, atlas.items)
+
+
+def test_photos_and_tensors_in_one_folder_are_refused_by_name(tensor_net, tmp_path, cache):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.zeros((2, 8, 8), np.float32))
+    _write(folder / "b.png", np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(InputError, match=r"a\.npy is a tensor file, b\.png is not"):
+        mine(tensor_net, folder, "2", top=TOP, workers=0)
+
