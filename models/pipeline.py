@@ -22,8 +22,9 @@ from .backprop import BackwardRequest, map_cell, rank_units_at
 from .engine import CropRect, Engine, ForwardResult
 from .errors import ChannelOutOfRangeError, OptionError, OutputError
 from .layers import LayerInfo
-from .render import Renderer, TorchRenderer, check_colormap
+from .render import Renderer, check_colormap
 from .render_opencv import OpenCVRenderer
+from .render_torch import TorchRenderer
 from .tensors import is_tensor_frame
 from .views import DEFAULT_VIEWS, HostContext, RenderContext, views_named
 

@@ -9,13 +9,12 @@ from livevis.models.render import (
     LEVELS,
     SEPARATOR,
     SEPARATOR_GRAY,
-    TorchRenderer,
     colormap_table,
     grid_layout,
     level_transform,
-    upsample_bilinear,
 )
 from livevis.models.render_opencv import OpenCVRenderer
+from livevis.models.render_torch import TorchRenderer, upsample_bilinear
 
 MIDDLE = (LEVELS - 1) // 2
 RENDERERS = [pytest.param(TorchRenderer(), id="torch"), pytest.param(OpenCVRenderer(), id="opencv")]
