@@ -1,168 +1,51 @@
 """Unit analysis: what in the input drives one unit, where a class is seen, which units fire at a spot.
 
-A unit's gradient with respect to the network input is shown under one of three ReLU backward rules
-(`MODES`): the ordinary gradient, deconvolution (Zeiler & Fergus 2014: every ReLU passes the positive
-part of the gradient back, whatever its input) and guided backpropagation (Springenberg et al. 2015:
-the positive part, only where the ReLU's input was positive). The rule is swapped for one pass by
-`relu_backward_rule`, which catches every ReLU the forward pass applies, module or functional, through
-a torch function mode, so neither the model nor `torch.nn.functional` is edited.
+A unit's gradient with respect to the network input is shown under one of the ReLU backward rules of
+models/relu_rules.py (`MODES`), swapped in for one pass by `relu_backward_rule`; Grad-CAM explains a
+class at a layer; `forward_backward` does either in the live pipeline's one forward pass. The views of
+a gradient (`gradient_view`, `render_gradient`) live in models/gradient_views.py and are re-exported
+here.
 
-Everything stays on the model's device; the views (`gradient_view`, `render_gradient`) are torch ops
-that end in a uint8 picture, ready for one copy to the host.
+Everything stays on the model's device.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from .errors import ChannelOutOfRangeError, InputError, LayerNotFoundError, ModelError, OptionError
+from .gradient_views import VIEWS, check_view, gaussian_blur, gradient_view, render_gradient
 from .layers import INPUT, OUTPUT, PROB, this_thread_only
-from .render import LEVELS, _device_colour_table, is_signed
+from .relu_rules import MODES, ReluRule, check_mode, relu_backward_rule
 
-MODES = ("grad", "deconv", "guided")
-VIEWS = ("raw", "gray", "norm", "normblur")
-
-BLUR_SIGMA = 4.0
-"""The Toolbox's `caffevis_grad_norm_blur_radius`, in input pixels."""
-BLUR_TRUNCATE = 4.0
-"""Kernel radius in sigmas, as scipy.ndimage.gaussian_filter and cv2.GaussianBlur (32-bit) cut it."""
-
-
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise OptionError(f"unknown backprop mode {mode!r}; choose one of {', '.join(MODES)}")
-    return mode
-
-
-def check_view(view: str) -> str:
-    if view not in VIEWS:
-        raise OptionError(f"unknown gradient view {view!r}; choose one of {', '.join(VIEWS)}")
-    return view
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# The ReLU backward rule
-
-
-class _ReluRule(torch.autograd.Function):
-    """Runs the ReLU exactly as the model called it (in place or not); only its backward differs.
-
-    `upper` is the clip of a ReLU6-like ReLU (None for a plain one). The mask of where the ReLU passes
-    its input is read from the output, which an in-place ReLU leaves as the only copy: out > 0 (and
-    out < upper) exactly where the input was in (0, upper).
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, run: Callable[[], torch.Tensor], upper: float | None, guided: bool):
-        out = run()
-        if out is x:
-            ctx.mark_dirty(x)
-        ctx.upper = upper
-        ctx.guided = guided
-        if guided:
-            ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        if not ctx.guided:  # deconv: the positive part, whatever the input was
-            return grad.clamp(min=0), None, None, None
-        (out,) = ctx.saved_tensors
-        # the ordinary ReLU / ReLU6 backward, fed the output (which passes exactly where the input did),
-        # then the positive part: two fused passes
-        if ctx.upper is None:
-            passed = torch.ops.aten.threshold_backward(grad, out, 0.0)
-        else:
-            passed = torch.ops.aten.hardtanh_backward(grad, out, 0.0, ctx.upper)
-        return passed.clamp_(min=0), None, None, None
-
-
-def _hardtanh_bounds(args: tuple, kwargs: dict) -> tuple[float, float]:
-    low = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
-    high = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
-    return float(low), float(high)
-
-
-def _relu_upper(func: Callable, args: tuple, kwargs: dict) -> tuple[bool, float | None]:
-    """(is this call a ReLU, its clip or None). A hardtanh is a ReLU only where its floor is 0 (ReLU6)."""
-    try:
-        hash(func)
-    except TypeError:  # no ReLU is unhashable
-        return False, None
-    if func in _PLAIN_RELUS:
-        return True, None
-    if func in _RELU6S:
-        return True, 6.0
-    if func in _HARDTANHS:
-        low, high = _hardtanh_bounds(args, kwargs)
-        return (low == 0.0 and high > 0.0), high
-    return False, None
-
-
-_PLAIN_RELUS = frozenset({F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_})
-_RELU6S = frozenset({F.relu6, torch._C._nn.relu6, torch._C._nn.relu6_})
-_HARDTANHS = frozenset({F.hardtanh, torch._C._nn.hardtanh, torch._C._nn.hardtanh_})
-
-
-class ReluRule(TorchFunctionMode):
-    """The rule in force for one pass; `count` is how many ReLU applications it has seen.
-
-    A torch function mode sees every call of relu, relu_, Tensor.relu, F.relu6 and F.hardtanh(0, x)
-    made on this thread while it is active: nn.ReLU and nn.ReLU6 (which call them), a model's own
-    F.relu, and references to F.relu taken before the pass (`from torch.nn.functional import relu`,
-    timm's `act_fn = get_act_fn("relu")`), which patching `torch.nn.functional` would miss. Other
-    functions run untouched. A ReLU given a hardtanh's clip (ReLU6) keeps its clip in the guided rule:
-    the gradient passes where 0 < x < 6; deconv passes the positive part everywhere.
-    """
-
-    def __init__(self, mode: str):
-        super().__init__()
-        self.mode = check_mode(mode)
-        self.count = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        is_relu, upper = _relu_upper(func, args, kwargs)
-        if not is_relu:
-            return func(*args, **kwargs)
-        self.count += 1
-        x = args[0] if args else kwargs.get("input", kwargs.get("self"))
-        needs_rule = self.mode != "grad" and torch.is_grad_enabled() and getattr(x, "requires_grad", False)
-        if not needs_rule:  # nothing will flow back through this call
-            return func(*args, **kwargs)
-        return _ReluRule.apply(x, lambda: func(*args, **kwargs), upper, self.mode == "guided")
-
-
-@contextmanager
-def relu_backward_rule(model: nn.Module, mode: str) -> Iterator[ReluRule]:
-    """Every ReLU the model applies inside the block backpropagates by `mode`'s rule; nothing is edited.
-
-    The rule is fixed when the forward pass runs: a backward pass started after the block still
-    uses it. Only this thread is affected. TorchScript modules run outside Python, where no rule can
-    reach them, so deconv and guided refuse models that contain them.
-    """
-    rule = ReluRule(mode)
-    if mode != "grad":
-        scripted = [path for path, module in model.named_modules() if isinstance(module, torch.jit.ScriptModule)]
-        if scripted:
-            raise ModelError(
-                f"{mode} cannot reach the ReLUs inside TorchScript module {scripted[0] or 'model'}; "
-                "load the model as a Python module, or use the grad mode"
-            )
-    with rule:
-        yield rule
-
+__all__ = [
+    "MODES",
+    "PASS_MODES",
+    "VIEWS",
+    "BackpropResult",
+    "BackwardRequest",
+    "GradCamResult",
+    "PassResult",
+    "ReluRule",
+    "check_mode",
+    "check_view",
+    "forward_backward",
+    "gaussian_blur",
+    "grad_cam",
+    "gradient_view",
+    "map_cell",
+    "rank_units_at",
+    "relu_backward_rule",
+    "render_gradient",
+    "unit_gradient",
+]
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Gradients of a unit, Grad-CAM
@@ -426,99 +309,6 @@ def _class_indices(logits: torch.Tensor, class_index: int | Sequence[int] | None
         if not 0 <= index < classes:
             raise OptionError(f"class {index} is out of range: the model has classes 0..{classes - 1}")
     return torch.tensor(wanted, dtype=torch.long, device=logits.device)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Views of a gradient
-
-
-@lru_cache(maxsize=16)
-def _blur_matrix(size: int, sigma: float, device: torch.device) -> torch.Tensor:
-    """(size, size): a 1-D Gaussian blur with reflect padding as one matrix, so that blurring an image
-    is two matrix products (fast on every device; a 33-tap one-channel convolution is not on the CPU)."""
-    radius = min(int(BLUR_TRUNCATE * sigma + 0.5), size - 1)
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel /= kernel.sum()
-    impulses = torch.eye(size, dtype=torch.float64)[:, None]
-    responses = F.conv1d(F.pad(impulses, (radius, radius), mode="reflect"), kernel.view(1, 1, -1))
-    return responses[:, 0].T.contiguous().to(torch.float32).to(device)
-
-
-def gaussian_blur(image: torch.Tensor, sigma: float = BLUR_SIGMA) -> torch.Tensor:
-    """(..., H, W) float, blurred by a separable Gaussian with reflect padding (d c b | a b c d, OpenCV's
-    default BORDER_REFLECT_101, scipy's mode="mirror"), truncated at 4 sigma like both.
-
-    Reflect padding needs the radius below the side, so on an image smaller than 17 px a side the
-    kernel is cut shorter.
-    """
-    height, width = image.shape[-2:]
-    if min(height, width) < 2 or sigma <= 0:
-        return image.clone()
-    rows = _blur_matrix(height, float(sigma), image.device)
-    cols = _blur_matrix(width, float(sigma), image.device)
-    return rows @ image.float() @ cols.T
-
-
-def gradient_view(gradient: torch.Tensor, view: str) -> torch.Tensor:
-    """A gradient (C x S x S, or a batch N x C x S x S) as the Toolbox shows it.
-
-    raw: as is, signed. gray: the mean over input channels, signed. norm: the L2 norm over input
-    channels, >= 0. normblur: that norm blurred (sigma 4 input pixels, `gaussian_blur`).
-    """
-    check_view(view)
-    if gradient.dim() not in (3, 4):
-        raise OptionError(f"a gradient is C x S x S (or N x C x S x S), got {tuple(gradient.shape)}")
-    gradient = gradient.float()
-    if view == "raw":
-        return gradient
-    if view == "gray":
-        return gradient.mean(dim=-3)
-    norm = gradient.square().sum(dim=-3).sqrt()  # linalg.vector_norm over dim -3 is ~100x slower on the CPU
-    return gaussian_blur(norm) if view == "normblur" else norm
-
-
-def _levels(values: torch.Tensor, signed: bool) -> torch.Tensor:
-    """Values to colour-table rows: signed ones by max |v| (0 on the middle level), others by their max.
-    An all-zero image lands on the zero level instead of dividing by zero."""
-    top = LEVELS - 1
-    if signed:
-        span = values.abs().amax()
-        scaled = values * torch.where(span > 0, (top / 2) / span, 0.0) + top / 2
-    else:
-        values = values.clamp(min=0)
-        span = values.amax()
-        scaled = values * torch.where(span > 0, top / span, 0.0)
-    return scaled.round_().clamp_(0, top).long()
-
-
-def render_gradient(view_tensor: torch.Tensor, view: str, *, colormap: str = "gray") -> torch.Tensor:
-    """A view from `gradient_view` as an H x W x 3 uint8 picture on its device.
-
-    raw, 3 channels: RGB, all channels scaled by one max |g| so that 0 is mid-grey (the Toolbox's
-    norm01c). raw, 1 channel, and gray: the signed colormap (0 white). norm and normblur: `colormap`,
-    a sequential one from models/render.py, scaled by the image's max.
-    """
-    check_view(view)
-    device = view_tensor.device
-    values = view_tensor.float()
-    if view == "raw":
-        if values.dim() != 3 or values.shape[0] not in (1, 3):
-            raise OptionError(
-                f"the raw view shows 1 or 3 input channels, got {tuple(values.shape)}; use gray, norm or normblur"
-            )
-        if values.shape[0] == 3:
-            span = values.abs().amax()
-            scale = torch.where(span > 0, 127.5 / span, 0.0)
-            return (values * scale + 127.5).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous()
-        values = values[0]
-    if values.dim() != 2:
-        raise OptionError(f"the {view} view is one S x S image, got {tuple(values.shape)}")
-    if view in ("raw", "gray"):
-        return _device_colour_table("signed", 1.0, device)[_levels(values, signed=True)]
-    if is_signed(colormap):
-        raise OptionError(f"the {view} view is >= 0; choose a sequential colormap, not {colormap!r}")
-    return _device_colour_table(colormap, 1.0, device)[_levels(values, signed=False)]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
