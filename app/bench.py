@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from livevis.app.sources import Resolution, VideoFileSource, synthetic_frames
+from livevis.app.live_sources import Resolution, VideoFileSource, synthetic_frames
 from livevis.models import Engine, ViewOptions, Visualizer
 from livevis.models.errors import InputError, OptionError
 from livevis.models.views import LIVE_VIEWS

@@ -16,7 +16,8 @@ import numpy as np
 from PyQt6.QtCore import QThread, pyqtSignal
 
 from livevis.app.jobs import describe_failure
-from livevis.app.sources import CameraSource, ImageListSource, SourceGone, open_source, probe_cameras
+from livevis.app.live_sources import CameraSource, ImageListSource, open_source, probe_cameras
+from livevis.app.sources import SourceGone
 from livevis.models.errors import InputError
 
 

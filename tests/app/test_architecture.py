@@ -167,7 +167,7 @@ def test_an_exception_in_the_worker_is_shown_and_the_frames_go_on(qtbot, make_wi
 
 
 def test_an_exception_in_the_capture_thread_is_shown_and_the_app_goes_on(qtbot, make_window, video, monkeypatch):
-    from livevis.app.sources import VideoFileSource
+    from livevis.app.live_sources import VideoFileSource
 
     window = make_window(video)
     wait_result(qtbot, window)

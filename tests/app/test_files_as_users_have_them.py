@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from livevis.app.live_sources import VideoFileSource, open_source
 from livevis.app.sources import (
     IMAGE_SUFFIXES,
-    VideoFileSource,
     list_images,
-    open_source,
     read_frame,
     read_image,
     read_video_frame,
