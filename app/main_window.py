@@ -6,10 +6,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PyQt6.QtCore import QEvent, QStandardPaths, QTimer
+from PyQt6.QtCore import QEvent, QTimer
 from PyQt6.QtWidgets import (
     QFileDialog,
-    QLabel,
     QMainWindow,
     QMessageBox,
     QTabWidget,
@@ -46,13 +45,7 @@ from livevis.state import (
     GAMMA_BOOSTS,
 )
 from livevis.widgets.help_overlay import HelpOverlay
-
-
-def default_snapshot_dir() -> Path:
-    """The user's Pictures folder (home where there is none), not the working directory, which for
-    an app started from a desktop menu may be / or read-only."""
-    pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
-    return Path(pictures or Path.home()) / "livevis"
+from livevis.widgets.notice_banner import NoticeBanner
 
 
 def _next(values, current):
@@ -111,12 +104,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.live, "Live")
         self.tabs.addTab(self.embeddings, "Embeddings")
         self.network = NetworkTab(self)
-        self.notice = QLabel()
-        self.notice.setWordWrap(True)
-        self.notice.setStyleSheet("background: #fff4c2; color: #222; padding: 6px;")
-        self.notice.setToolTip("click to dismiss")
-        self.notice.mousePressEvent = lambda _event: self.notice.hide()
-        self.notice.hide()
+        self.notice = NoticeBanner()
         central = QWidget()
         column = QVBoxLayout(central)
         column.setContentsMargins(0, 0, 0, 0)
@@ -229,7 +217,7 @@ class MainWindow(QMainWindow):
             self.units.mine(folder)
 
     def snapshot_folder(self) -> Path:
-        return Path(self.settings.get("snapshot_dir") or default_snapshot_dir())
+        return self.settings.snapshot_folder()
 
     def snapshot(self) -> None:
         self.worker.request_snapshot(self.snapshot_folder())
@@ -319,10 +307,8 @@ class MainWindow(QMainWindow):
         self.status.message(message, 10000)
 
     def show_notice(self, message: str) -> None:
-        """A message that stays until dismissed (a click), without blocking the window (no modal dialog);
-        messages that arrive while it shows are added below."""
-        self.notice.setText(f"{self.notice.text()}\n{message}" if self.notice.isVisible() else message)
-        self.notice.show()
+        """A message that stays until clicked away, and in the status bar for a while."""
+        self.notice.add(message)
         self.status.message(message, 15000)
 
     def _probe_event_loop(self) -> None:

@@ -11,13 +11,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PyQt6.QtCore import QByteArray, QSettings
+from PyQt6.QtCore import QByteArray, QSettings, QStandardPaths
 
 from livevis.models.errors import LivevisError
 from livevis.state import VIEW_DEFAULTS, VIEW_OPTION_NAMES, LiveState, check_option
 
 FORMAT_KEY = "format"
 FORMAT = "livevis-settings-1"
+
+
+def default_snapshot_dir() -> Path:
+    """The user's Pictures folder (home where there is none), not the working directory, which for
+    an app started from a desktop menu may be / or read-only."""
+    pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+    return Path(pictures or Path.home()) / "livevis"
 
 
 class SettingsError(LivevisError):
@@ -130,6 +137,10 @@ class SettingsStore:
     def keep_state(self, state: LiveState) -> None:
         for name in (*PERSISTED_OPTIONS, "layer", "channel"):
             self.values[name] = getattr(state, name)
+
+    def snapshot_folder(self) -> Path:
+        """Where snapshots and recordings go: the folder the settings name, else Pictures/livevis."""
+        return Path(self.values["snapshot_dir"] or default_snapshot_dir())
 
     def get(self, key: str):
         return self.values[key]

@@ -433,7 +433,7 @@ def test_help_menu_has_the_shortcuts_and_an_about_box(qtbot, make_window, video)
 
 
 def test_snapshots_go_to_the_pictures_folder_by_default(monkeypatch, tmp_path):
-    from livevis.app.main_window import default_snapshot_dir
+    from livevis.app.settings import default_snapshot_dir
 
     monkeypatch.chdir("/")
     folder = default_snapshot_dir()
