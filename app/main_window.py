@@ -294,7 +294,6 @@ class MainWindow(QMainWindow):
         now = time.perf_counter()
         self.stats.add_display(result.sequence, result.captured_at, now, result.views.timings_ms,
                                self.live.grid_pane.grid.last_paint_ms)  # fmt: skip
-        self.status.source.setText(result.source)
         self.status.show_rate(self.stats, self.slot.dropped, self.state.frozen, still=result.still,
                               recording_s=self.recording.seconds())  # fmt: skip
 
