@@ -119,8 +119,7 @@ class MainWindow(QMainWindow):
         toolbar.setObjectName("view-options")
         self.addToolBar(toolbar)
         self.draw = DrawSource(self)
-        self.sources = SourceChooser(self, self.capture, self.state, menus["File"], self.settings.get("mirror"),
-                                     self.draw)  # fmt: skip
+        self.sources = SourceChooser(self, self.capture, menus["File"], self.settings.get("mirror"), self.draw)
         self.actions_by_name = build_actions(self, menus, toolbar)
         toolbar.addSeparator()
         self.controls = OptionControls(toolbar, menus["View"], self.state, model_names(),

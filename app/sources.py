@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from livevis.models.errors import InputError
-from livevis.models.images import IMAGE_SUFFIXES, check_regular_file, not_a_file, read_image
+from livevis.models.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_regular_file, not_a_file, read_image
 from livevis.models.tensors import TENSOR_SUFFIXES, is_tensor_path, read_tensor
 
 # OpenCV warns on stderr for every camera index that does not open, and FFmpeg for every file it
@@ -24,7 +24,6 @@ from livevis.models.tensors import TENSOR_SUFFIXES, is_tensor_path, read_tensor
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 
 
 def _to_rgb(decoded: np.ndarray) -> np.ndarray:

@@ -8,15 +8,13 @@ from PyQt6.QtWidgets import QFileDialog, QMenu, QWidget
 from livevis.app.capture import AUTO, CaptureThread
 from livevis.app.draw_source import DRAW, DrawSource
 from livevis.app.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from livevis.state import LiveState
 
 
 class SourceChooser:
     """Keeps the last files and the last camera so that `c` can switch between them."""
 
-    def __init__(self, parent: QWidget, capture: CaptureThread, state: LiveState, file_menu: QMenu, mirror: bool,
-                 draw: DrawSource):  # fmt: skip
-        self.parent, self.capture, self.state, self.draw = parent, capture, state, draw
+    def __init__(self, parent: QWidget, capture: CaptureThread, file_menu: QMenu, mirror: bool, draw: DrawSource):
+        self.parent, self.capture, self.draw = parent, capture, draw
         self.last_files: str | None = None
         self.camera = "0"
         self.camera_menu = file_menu.addMenu("Camera")
@@ -31,7 +29,6 @@ class SourceChooser:
         """None: camera 0 if it opens, else the bundled sample photos (the capture thread decides);
         `draw`: the drawing pad."""
         if spec == DRAW:
-            self.state.source = DRAW
             self.draw.start()
             return
         self.draw.stop()
@@ -41,7 +38,6 @@ class SourceChooser:
             self.camera = spec
         else:
             self.last_files = spec if isinstance(spec, str) else spec[0]
-        self.state.source = spec if isinstance(spec, str) else spec[0]
         self.capture.set_source(spec)
 
     def resume(self, saved: str) -> None:

@@ -63,8 +63,6 @@ def check_option(name: str, value) -> None:
 class LiveState:
     """The live selection and view options. Set attributes to change them; connect to `events.NAME`."""
 
-    source: str = ""
-    """What frames come from, as the user named it: a camera index, a file, a folder."""
     model: str = ""
     """The running model's name ("" until one is loaded)."""
     layer: str = ""

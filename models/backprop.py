@@ -24,6 +24,7 @@ from .errors import ChannelOutOfRangeError, InputError, LayerNotFoundError, Mode
 from .gradient_views import VIEWS, check_view, gaussian_blur, gradient_view, render_gradient
 from .layers import INPUT, OUTPUT, PROB, this_thread_only
 from .relu_rules import MODES, ReluRule, check_mode, relu_backward_rule
+from .render import crop_box
 
 __all__ = [
     "MODES",
@@ -329,18 +330,11 @@ def rank_units_at(activation: torch.Tensor, row: int, col: int, k: int = 10) -> 
     return [(int(c), float(v)) for c, v in zip(channels[:k].tolist(), ordered[:k].tolist(), strict=True)]
 
 
-def _crop_tuple(crop: Any) -> tuple[int, int, int, int]:
-    if hasattr(crop, "w") and hasattr(crop, "h"):  # a CropRect
-        return int(crop.x), int(crop.y), int(crop.w), int(crop.h)
-    x, y, w, h = crop
-    return int(x), int(y), int(w), int(h)
-
-
 def map_cell(frame_xy: tuple[float, float], crop: Any, map_hw: tuple[int, int]) -> tuple[int, int] | None:
     """The (row, col) of the map cell under a frame pixel, the map spread evenly over the crop
     (x, y, w, h) as `render.cell_centre` places it; None outside the crop."""
     px, py = frame_xy
-    x, y, w, h = _crop_tuple(crop)
+    x, y, w, h = crop_box(crop)
     rows, cols = map_hw
     if not (x <= px < x + w and y <= py < y + h):
         return None

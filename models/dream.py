@@ -27,9 +27,10 @@ from .dream_cache import CACHE_VERSION, cache_file, dreams_dir, read_cached, wri
 from .dream_files import classify, contact_sheet, read_png, save_png  # noqa: F401  (re-exported)
 from .dream_objectives import GradientCapture, Objective, channel, frozen_weights, logit, neuron
 from .dream_param import FourierImage, PixelImage
-from .dream_transforms import Transform, gaussian_blur, standard_transforms, zero_below_percentile
+from .dream_transforms import Transform, standard_transforms, zero_below_percentile
 from .engine import Engine
 from .errors import ChannelOutOfRangeError, OptionError
+from .gradient_views import gaussian_blur
 from .layers import INPUT, PROB, LayerInfo
 from .progress import Progress, report
 

@@ -2,8 +2,8 @@
 
 Lucid's random transforms (`pad`, `jitter`, `random_scale`, `random_rotate`, the last two in one resampling as
 `random_scale_and_rotate`, and `standard_transforms`) make the image work under all of them, so that
-high-frequency tricks do not pay; `gaussian_blur` and `zero_below_percentile` are the regularisers of
-Yosinski et al. (2015). All are plain functions of a batch, drawing only from the run's generator.
+high-frequency tricks do not pay; `zero_below_percentile` (with `gradient_views.gaussian_blur`) gives the
+regularisers of Yosinski et al. (2015). All are plain functions of a batch, drawing only from the run's generator.
 """
 
 from __future__ import annotations
@@ -88,19 +88,6 @@ def standard_transforms(size: int) -> list[Transform]:
 
 
 # Regularisers of Yosinski et al. (2015) -------------------------------------------------------------------
-
-
-def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Per channel, separable, truncated at 4 sigma (scipy's gaussian_filter, which the Toolbox used)."""
-    radius = max(1, int(4.0 * sigma + 0.5))
-    offsets = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    channels = image.shape[1]
-    mode = "reflect" if radius < min(image.shape[-2:]) else "replicate"
-    padded = F.pad(image, [radius, radius, radius, radius], mode=mode)
-    rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    return F.conv2d(rows, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
 def zero_below_percentile(pixels: torch.Tensor, score: torch.Tensor, percent: float) -> torch.Tensor:

@@ -78,6 +78,22 @@ class CropRect:
         return np.array([self.x, self.y, self.w, self.h], dtype=np.int64)
 
 
+def centre_square_resized(frames: torch.Tensor, size: int) -> tuple[torch.Tensor, CropRect]:
+    """Frames (N x H x W x 3 uint8) as N x 3 x size x size: the centre square, antialiased bilinear resize.
+
+    The one crop and resize of livevis (the live view, the benchmark, mining's decoding workers): on the
+    CPU it stays uint8 channels-last, which has a fast vectorised antialias kernel; elsewhere it is float.
+    """
+    crop = CropRect.centre_square(frames.shape[-3], frames.shape[-2])
+    nchw = frames[:, crop.y : crop.y + crop.h, crop.x : crop.x + crop.w].permute(0, 3, 1, 2)
+    if nchw.device.type == "cpu":
+        nchw = nchw.contiguous(memory_format=torch.channels_last)
+    else:
+        nchw = nchw.float()
+    resized = F.interpolate(nchw, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return resized, crop
+
+
 @dataclass(frozen=True)
 class Prediction:
     index: int
@@ -202,20 +218,11 @@ class Engine:
 
         `frame` is HxWx3 or a batch NxHxWx3 of frames of one size; the input is always NxCxSxS.
         """
-        crop = CropRect.centre_square(frame.shape[-3], frame.shape[-2])
-        frames = frame if frame.dim() == 4 else frame.unsqueeze(0)
-        square = frames[:, crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
-        nchw = square.permute(0, 3, 1, 2)
-        size = (self.spec.input_size, self.spec.input_size)
-        if nchw.device.type == "cpu":
-            # uint8 channels-last has a fast vectorised antialias kernel on the CPU.
-            nchw = nchw.contiguous(memory_format=torch.channels_last)
-        else:
-            nchw = nchw.float()
-        resized = F.interpolate(nchw, size=size, mode="bilinear", antialias=True, align_corners=False)
         if self.spec.in_channels not in (1, 3):
             raise InputError(f"{self.name} takes {self.spec.in_channels} input channels: give it a tensor file "
                              "(.npy or .pt, C x H x W), not a photo")  # fmt: skip
+        frames = frame if frame.dim() == 4 else frame.unsqueeze(0)
+        resized, crop = centre_square_resized(frames, self.spec.input_size)
         if self.spec.in_channels == 1:
             luma = torch.tensor([0.299, 0.587, 0.114], device=resized.device).view(1, 3, 1, 1)
             resized = (resized.float() * luma).sum(1, keepdim=True)

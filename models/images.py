@@ -22,6 +22,8 @@ IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm"}
 )
 """What livevis reads as an image: the one list for folders, the Open dialog and the datasets."""
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
+"""What livevis opens as a video (OpenCV's FFmpeg): the one list for sources, folders and mining."""
 
 MAX_SIDE = 4096
 """Default cap on the longer side of a read image: several times the largest view (the model sees

@@ -48,7 +48,7 @@ from .atlas_store import (
 )
 from .engine import CropRect, Engine
 from .errors import InputError, OptionError
-from .images import IMAGE_SUFFIXES
+from .images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .layers import INPUT, OUTPUT, LayerInfo
 from .mining_data import (
     FrameDataset,
@@ -59,7 +59,7 @@ from .mining_data import (
     crop_and_resize,
     read_with_opencv,
 )
-from .mining_folder import VIDEO_SUFFIXES, FolderListing, Item, check_one_kind, list_folder
+from .mining_folder import FolderListing, Item, check_one_kind, list_folder
 from .mining_topk import (
     FIELDS,
     Processes,

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .engine import CropRect
+from .engine import CropRect, centre_square_resized
 from .errors import InputError
-from .images import read_image
-from .mining_folder import VIDEO_SUFFIXES, Item
+from .images import VIDEO_SUFFIXES, read_image
+from .mining_folder import Item
 from .tensors import TENSOR_SUFFIXES, is_tensor_frame, read_tensor
 
 Reader = Callable[[Path, int], np.ndarray]
@@ -37,11 +36,7 @@ def crop_and_resize(frame: np.ndarray | torch.Tensor, input_size: int) -> tuple[
     if isinstance(frame, np.ndarray):
         frame = frame if frame.flags.c_contiguous and frame.flags.writeable else np.ascontiguousarray(frame).copy()
     host = torch.from_numpy(frame) if isinstance(frame, np.ndarray) else frame
-    crop = CropRect.centre_square(host.shape[0], host.shape[1])
-    square = host[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w].permute(2, 0, 1).unsqueeze(0)
-    square = square.contiguous(memory_format=torch.channels_last)
-    size = (input_size, input_size)
-    resized = F.interpolate(square, size=size, mode="bilinear", antialias=True, align_corners=False)
+    resized, crop = centre_square_resized(host.cpu().unsqueeze(0), input_size)
     return resized[0].permute(1, 2, 0).contiguous(), crop
 
 

@@ -18,11 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError, OptionError
-from .images import IMAGE_SUFFIXES
+from .images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .tensors import TENSOR_SUFFIXES
-
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
-"""The videos mined when the caller does not say; the app passes its own readers' suffixes (a test keeps them equal)."""
 
 
 @dataclass(frozen=True)

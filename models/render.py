@@ -151,6 +151,14 @@ class MapPeak:
     """Centre of that cell in frame pixels."""
 
 
+def crop_box(crop) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of a crop given as a `CropRect` or as such a tuple."""
+    if hasattr(crop, "w") and hasattr(crop, "h"):
+        return int(crop.x), int(crop.y), int(crop.w), int(crop.h)
+    x, y, w, h = crop
+    return int(x), int(y), int(w), int(h)
+
+
 def cell_centre(flat_index: int, map_shape: tuple[int, int], crop) -> tuple[int, int]:
     """(x, y) in frame pixels of the centre of a map cell, the map spread over the crop."""
     h, w = map_shape

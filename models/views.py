@@ -21,7 +21,7 @@ from livevis.geometry import grid_layout, row_layout
 from .backprop import BackwardRequest, gradient_view, render_gradient
 from .engine import CropRect, ForwardResult
 from .layers import LayerInfo
-from .render import Renderer, locate_peak
+from .render import Renderer, crop_box, locate_peak
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -29,10 +29,6 @@ if TYPE_CHECKING:
 
 
 GRADCAM_COLORMAP = "inferno"
-
-
-def crop_tuple(crop: CropRect) -> tuple[int, int, int, int]:
-    return (crop.x, crop.y, crop.w, crop.h)
 
 
 def scale_crop(crop: CropRect, sx: float, sy: float) -> tuple[int, int, int, int]:
@@ -187,7 +183,7 @@ class PeakView(View):
 
     def finish(self, host, ctx):
         value = float(host["channel_max"][ctx.options.channel])
-        return {self.name: locate_peak(int(host["peak_index"]), value, host["peak_tile"], crop_tuple(ctx.crop))}
+        return {self.name: locate_peak(int(host["peak_index"]), value, host["peak_tile"], crop_box(ctx.crop))}
 
 
 class PredictionsView(View):
