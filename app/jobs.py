@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from PyQt6.QtCore import QObject, QThreadPool, pyqtSignal
+from PyQt6.QtCore import QObject, QThreadPool, QTimer, pyqtSignal
 from superqt.utils import create_worker
 
 from livevis.models.errors import LivevisError
@@ -47,6 +47,8 @@ class Job(QObject):
         self._cancel = threading.Event()
         self._fn, self._args, self._kwargs = fn, args, kwargs
         self.done = False
+        self.running = False
+        """On the pool (a job waits for the event loop's next turn, so that its caller can connect first)."""
         self.worker = create_worker(self._call, _start_thread=False, _ignore_errors=True)
         self.worker.returned.connect(self._on_returned)
         self.worker.errored.connect(self._on_errored)
@@ -100,18 +102,23 @@ class JobRunner(QObject):
         self.closed = False
 
     def submit(self, title: str, fn: Callable, *args, partial: bool = False, **kwargs) -> Job:
-        """Runs `fn(*args, progress=..., **kwargs)` in the background; connect to the job's signals
-        before control returns to the event loop (they are delivered through it). With `partial`, `fn`
-        also gets `partial=callable` to hand results on the way (previews) to `Job.partial`."""
+        """Runs `fn(*args, progress=..., **kwargs)` in the background from the event loop's next turn, so
+        that the caller's connections to the job's signals (progress, previews) miss nothing. With
+        `partial`, `fn` also gets `partial=callable` to hand results on the way (previews) to `Job.partial`."""
         if self.closed:
             raise RuntimeError(f"{title}: the job runner was shut down")
         job = Job(title, fn, args, kwargs, self, partial=partial)
         self._jobs.append(job)
         job.ended.connect(lambda: self._forget(job))
-        # straight onto the pool, not superqt's deferred start: a shutdown right after must see it
-        QThreadPool.globalInstance().start(job.worker)
+        QTimer.singleShot(0, lambda: self._start(job))
         self.job_started.emit(job)
         return job
+
+    def _start(self, job: Job) -> None:
+        if job.done:  # ended before it started: cancelled by a shutdown
+            return
+        job.running = True
+        QThreadPool.globalInstance().start(job.worker)
 
     def _forget(self, job: Job) -> None:
         if job in self._jobs:
@@ -124,6 +131,8 @@ class JobRunner(QObject):
     def shutdown(self, timeout_ms: int = 5000) -> bool:
         """Cancel every job and wait for the threads; True when all ended in time. No job starts after."""
         self.closed = True
-        for job in self._jobs:
+        for job in list(self._jobs):
             job.cancel()
+            if not job.running:  # never started: it ends here, without a thread
+                job._end(job.cancelled.emit)
         return QThreadPool.globalInstance().waitForDone(timeout_ms)
