@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import math
 import numbers
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import ChannelOutOfRangeError, InputError, LayerNotFoundError, ModelError, OptionError
 from .gradient_views import VIEWS, check_view, gaussian_blur, gradient_view, render_gradient
-from .layers import INPUT, OUTPUT, PROB, this_thread_only
+from .layers import INPUT, OUTPUT, PROB, ActivationCapture, this_thread_only
 from .relu_rules import MODES, ReluRule, check_mode, relu_backward_rule
 from .render import crop_box
 
@@ -104,24 +107,40 @@ def _network_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 class _LayerTap:
-    """A forward hook that keeps the layer's output and passes a copy on.
+    """A forward hook on the layer a gradient starts from: it keeps what the backward pass needs.
 
-    The kept tensor is what the gradient starts from; passing a copy on means a later in-place op
-    (AlexNet's ReLU(inplace=True) after a conv, ResNet's `out += identity`) cannot overwrite it or
-    graft its own history onto it. Values downstream are unchanged. A module called twice keeps its
-    last call, as `ActivationCapture` does.
+    It keeps the layer's output and passes a copy on, so that a later in-place op (AlexNet's
+    ReLU(inplace=True) after a conv, ResNet's `out += identity`) cannot overwrite the kept one or graft
+    its own history onto it; values downstream are unchanged. With `channel`, a plain Conv2d or Linear
+    layer also gets that channel computed apart (`unit`, see `_channel_alone`), so that the backward
+    crosses the layer through one filter instead of all of them. With `infer_after`, the rest of the
+    forward runs as inference: nothing after the layer can change its output, so no graph is recorded
+    past it. A module called twice keeps its last call, as `ActivationCapture` does; under
+    `infer_after` that call would have no graph, so `repeated` says to run the pass again without it.
     """
 
-    def __init__(self, module: nn.Module, layer_path: str):
+    def __init__(self, module: nn.Module, layer_path: str, *, channel: int | None = None, infer_after: bool = False):
         self.layer_path = layer_path
         self.output: torch.Tensor | None = None
+        self.unit: torch.Tensor | None = None
+        """N x 1 (x H x W): the channel alone, with its own graph, where it could be computed apart."""
+        self.repeated = False
+        self._channel = channel
+        self._infer_after = infer_after
         self._handle = module.register_forward_hook(this_thread_only(self._hook))
 
-    def _hook(self, _module, _inputs, output):
+    def _hook(self, module, inputs, output):
         if not isinstance(output, torch.Tensor):
             raise ModelError(f"layer {self.layer_path!r} does not output one tensor; choose another layer")
+        if self._infer_after and self.output is not None:
+            self.repeated = True
+            return None
         self.output = output
-        return output.clone()
+        self.unit = None if self._channel is None else _channel_alone(module, inputs, output, self._channel)
+        if not self._infer_after:
+            return output.clone()
+        torch.set_grad_enabled(False)  # the caller's `torch.enable_grad()` block restores it
+        return output.detach().clone()
 
     def release(self) -> None:
         self._handle.remove()
@@ -130,6 +149,36 @@ class _LayerTap:
         if self.output is None:
             raise LayerNotFoundError(f"layer {self.layer_path!r} is not run by the model's forward; choose another")
         return self.output
+
+
+def _channel_alone(module: nn.Module, inputs: tuple, output: torch.Tensor, channel: int) -> torch.Tensor | None:
+    """One output channel of a plain Conv2d or Linear layer, computed again from the layer's input with
+    that channel's filter alone (1/C of the layer's work, forward and backward), N x 1 (x H x W).
+
+    Weights are detached: only the input's gradient is wanted. None for any other layer (subclasses
+    included: they may compute otherwise), or where the result does not match the layer's own output
+    (a hook of the user's that edits it): the caller then backpropagates through the whole layer.
+    """
+    if len(inputs) != 1 or not isinstance(inputs[0], torch.Tensor) or not 0 <= channel < output.shape[1]:
+        return None
+    x, kind = inputs[0], type(module)
+    if kind is nn.Conv2d and module.padding_mode == "zeros" and x.dim() == 4 and output.dim() == 4:
+        width = module.in_channels // module.groups
+        first = channel // (module.out_channels // module.groups) * width
+        x = x[:, first : first + width]
+        one_filter = partial(F.conv2d, stride=module.stride, padding=module.padding, dilation=module.dilation)
+    elif kind is nn.Linear and x.dim() == 2 and output.dim() == 2:
+        one_filter = F.linear
+    else:
+        return None
+    bias = None if module.bias is None else module.bias[channel : channel + 1].detach()
+    unit = one_filter(x, module.weight[channel : channel + 1].detach(), bias)
+    expected = output[:, channel : channel + 1].detach()
+    if unit.shape != expected.shape:
+        return None
+    tolerance = max(1e-4, 8 * torch.finfo(expected.dtype).eps)
+    agrees = (unit.detach() - expected).abs().amax() <= tolerance * expected.abs().amax() + 1e-6
+    return unit if bool(agrees) else None
 
 
 def _tapped_forward(model: nn.Module, x: torch.Tensor, layer_path: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,20 +206,25 @@ def _check_channel(activation: torch.Tensor, layer_path: str, channel: int) -> N
         raise ChannelOutOfRangeError(f"channel {channel} is out of range: {layer_path} has channels 0..{channels - 1}")
 
 
-def _unit_seed(activation: torch.Tensor, layer_path: str, channel: int, at: tuple[int, int] | None) -> torch.Tensor:
-    """What the backward pass starts from: the channel's own activation (the gradient of half the sum
-    of its squares, as the Toolbox seeds it), or 1 at one spatial unit alone."""
-    seed = torch.zeros_like(activation)
+def _check_position(activation: torch.Tensor, layer_path: str, at: tuple[int, int] | None) -> None:
     if at is None:
-        seed[:, channel] = activation[:, channel].detach()
-        return seed
+        return
     if activation.dim() != 4:
         raise OptionError(f"{layer_path} has no spatial map (its output is N x F); leave out the position")
     row, col = at
     height, width = activation.shape[2:]
     if not (0 <= row < height and 0 <= col < width):
         raise OptionError(f"position ({row}, {col}) is outside {layer_path}'s {height} x {width} map")
-    seed[:, channel, row, col] = 1.0
+
+
+def _unit_seed(channel_output: torch.Tensor, at: tuple[int, int] | None) -> torch.Tensor:
+    """What the backward pass starts from, given the channel's output (N x 1 (x H x W)): the channel's own
+    activation (the gradient of half the sum of its squares, as the Toolbox seeds it), or 1 at one
+    spatial unit alone."""
+    if at is None:
+        return channel_output
+    seed = torch.zeros_like(channel_output)
+    seed[:, :, at[0], at[1]] = 1.0
     return seed
 
 
@@ -189,24 +243,68 @@ def unit_gradient(
     (a model in eval mode mixes nothing across the batch).
     """
     check_mode(mode)
-    network_input = _network_input(model, x)
-    with torch.inference_mode(False), torch.enable_grad():
-        network_input.requires_grad_(True)
-        with relu_backward_rule(model, mode) as rule:
-            activation, logits = _tapped_forward(model, network_input, layer_path)
-        _check_channel(activation, layer_path, channel)
-        seed = _unit_seed(activation, layer_path, channel, at)
-        (gradient,) = torch.autograd.grad(activation, network_input, grad_outputs=seed)
+    unit_pass = _unit_pass(model, _network_input(model, x), layer_path, channel, mode, at)
     return BackpropResult(
-        gradient=gradient.detach(),
-        activation=activation.detach(),
-        logits=logits.detach(),
+        gradient=unit_pass.gradient,
+        activation=unit_pass.activation,
+        logits=unit_pass.logits,
         layer_path=layer_path,
         channel=channel,
         mode=mode,
         at=at,
-        rule_count=rule.count,
+        rule_count=unit_pass.rule_count,
     )
+
+
+@dataclass(frozen=True)
+class _UnitPass:
+    gradient: torch.Tensor
+    activation: torch.Tensor
+    logits: torch.Tensor
+    activations: dict[str, torch.Tensor]
+    rule_count: int
+
+
+_REPEATING_LAYERS: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+"""Layers seen called more than once in one forward pass: their passes record the whole graph."""
+
+
+def _unit_pass(model: nn.Module, network_input: torch.Tensor, layer_path: str, channel: int, mode: str,
+               at: tuple[int, int] | None, capture_paths: Sequence[str] = ()) -> _UnitPass:  # fmt: skip
+    """One forward pass under `mode`'s ReLU rule that captures `capture_paths`, then the backward from
+    the layer's channel (or its unit `at`) to `network_input`, a leaf of the caller's; all detached.
+
+    The forward records no graph past the layer, and a plain Conv2d or Linear layer is crossed through
+    the channel's own filter alone (`_LayerTap`): the same gradient for less than autograd's plain
+    forward and backward cost.
+    """
+    module = None if layer_path == OUTPUT else _module_at(model, layer_path)
+    infer_after = module is not None and module not in _REPEATING_LAYERS
+    with torch.inference_mode(False), torch.enable_grad():
+        network_input.requires_grad_(True)
+        with ActivationCapture(model, capture_paths) as capture, relu_backward_rule(model, mode) as rule:
+            if module is None:
+                activation, logits = _tapped_forward(model, network_input, OUTPUT)
+                unit = None
+            else:
+                tap = _LayerTap(module, layer_path, channel=channel, infer_after=infer_after)
+                try:
+                    with torch.enable_grad():  # the tap turns autograd off past the layer; this turns it on again
+                        logits = model(network_input)
+                finally:
+                    tap.release()
+                activation, unit = tap.captured(), tap.unit
+        if infer_after and tap.repeated:
+            _REPEATING_LAYERS.add(module)
+            return _unit_pass(model, network_input, layer_path, channel, mode, at, capture_paths)
+        if not isinstance(logits, torch.Tensor):
+            raise ModelError("the model does not output one tensor of class scores")
+        _check_channel(activation, layer_path, channel)
+        _check_position(activation, layer_path, at)
+        root = activation[:, channel : channel + 1] if unit is None else unit
+        seed = _unit_seed(root.detach(), at)
+        (gradient,) = torch.autograd.grad(root, network_input, grad_outputs=seed)
+    return _UnitPass(gradient.detach(), activation.detach(), logits.detach(), capture.activations, rule.count)
 
 
 def grad_cam(
@@ -276,23 +374,16 @@ def forward_backward(model: nn.Module, x: torch.Tensor, capture_paths: Sequence[
                      request: BackwardRequest) -> PassResult:  # fmt: skip
     """One forward pass that captures `capture_paths` for the views and backpropagates what `request`
     asks, so that the live view pays for one forward and one backward, not two forwards."""
-    from .layers import ActivationCapture
-
     network_input = _network_input(model, x)
-    rule_mode = request.mode if request.mode in MODES else "grad"
+    if request.mode != "gradcam":
+        unit_pass = _unit_pass(model, network_input, request.layer_path, request.channel, request.mode, None,
+                               capture_paths)  # fmt: skip
+        return PassResult(unit_pass.logits, unit_pass.activations, unit_pass.gradient, None, unit_pass.rule_count)
     with torch.inference_mode(False), torch.enable_grad():
-        network_input.requires_grad_(request.mode != "gradcam")
-        with ActivationCapture(model, capture_paths) as capture, relu_backward_rule(model, rule_mode) as rule:
+        with ActivationCapture(model, capture_paths) as capture, relu_backward_rule(model, "grad") as rule:
             activation, logits = _tapped_forward(model, network_input, request.layer_path)
-        gradient = cam = None
-        if request.mode == "gradcam":
-            cam = _grad_cam_of(activation, logits, request.layer_path, request.class_index)
-        else:
-            _check_channel(activation, request.layer_path, request.channel)
-            seed = _unit_seed(activation, request.layer_path, request.channel, None)
-            (gradient,) = torch.autograd.grad(activation, network_input, grad_outputs=seed)
-            gradient = gradient.detach()
-    return PassResult(logits.detach(), capture.activations, gradient, cam, rule.count)
+        cam = _grad_cam_of(activation, logits, request.layer_path, request.class_index)
+    return PassResult(logits.detach(), capture.activations, None, cam, rule.count)
 
 
 def _class_indices(logits: torch.Tensor, class_index: int | Sequence[int] | None) -> torch.Tensor:

@@ -98,7 +98,11 @@ class OpenCVRenderer(Renderer):
     def paste(self, frame, picture, crop):
         x, y, w, h = crop
         out = frame.copy()
-        out[y : y + h, x : x + w] = cv2.resize(np.ascontiguousarray(picture), (w, h), interpolation=cv2.INTER_LINEAR)
+        region = out[y : y + h, x : x + w]
+        # resized straight into the frame's crop: no second full-size picture to copy over
+        resized = cv2.resize(np.ascontiguousarray(picture), (w, h), dst=region, interpolation=cv2.INTER_LINEAR)
+        if resized is not region:  # OpenCV could not write there (a crop past the frame's edge): numpy says why
+            region[...] = resized
         return out
 
     def fit_within(self, image, width: int, height: int):

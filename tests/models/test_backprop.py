@@ -425,6 +425,129 @@ def test_all_zero_channel_gives_zero_gradient_not_nan():
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# The pass's shortcuts: a plain layer crossed through one filter, no graph past the layer
+
+
+def _layers_with_groups() -> nn.Sequential:
+    torch.manual_seed(3)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(8, 6, 3, stride=2, padding=1, groups=2), nn.ReLU(inplace=True),
+        nn.Conv2d(6, 6, 3, padding=2, dilation=2, groups=6, bias=False), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, 5), nn.ReLU(), nn.Linear(5, 3),
+    ).eval()  # fmt: skip
+
+
+def test_one_channel_alone_matches_its_layer_and_refuses_what_it_cannot_vouch_for():
+    from timm.layers import Conv2dSame
+
+    from livevis.models.backprop import _channel_alone
+
+    model = _layers_with_groups()
+    x = torch.randn(2, 3, 20, 20)
+    inputs = {"2": model[:2](x), "4": model[:4](x), "8": model[:8](x)}
+    for path, layer_input in inputs.items():
+        layer = model.get_submodule(path)
+        output = layer(layer_input)
+        for channel in (0, output.shape[1] // 2, output.shape[1] - 1):
+            alone = _channel_alone(layer, (layer_input,), output, channel)
+            assert alone is not None and alone.shape == output[:, :1].shape, (path, channel)
+            assert torch.allclose(alone, output[:, channel : channel + 1], rtol=1e-5, atol=1e-6), (path, channel)
+    layer_input, layer = inputs["2"], model[2]
+    output = layer(layer_input)
+    assert _channel_alone(layer, (layer_input,), output * 2, 1) is None, "an output a hook edited"
+    assert _channel_alone(layer, (layer_input,), output, 6) is None, "a channel the layer lacks"
+    same = Conv2dSame(8, 6, 3, stride=2, groups=2)
+    assert _channel_alone(same, (layer_input,), same(layer_input), 1) is None, "a subclass computes otherwise"
+    reflect = nn.Conv2d(8, 4, 3, padding=1, padding_mode="reflect")
+    assert _channel_alone(reflect, (layer_input,), reflect(layer_input), 1) is None
+
+
+@pytest.mark.parametrize(("layer", "channel"), [("2", 4), ("4", 5), ("8", 2)])
+def test_grouped_dilated_and_linear_layers_match_the_reference(layer, channel):
+    model = _layers_with_groups()
+    x = torch.randn(1, 3, 24, 24)
+    check_modes_against_reference(model, x, layer, channel)
+
+
+def test_a_hook_that_edits_the_layer_output_is_honoured(alexnet_engine, photos):
+    model = alexnet_engine.model
+    x = photo_input(alexnet_engine, photos["coffee"])[:, :, ::2, ::2]
+    handle = model.features[10].register_forward_hook(lambda _m, _i, out: out * 2)
+    try:
+        for mode in MODES:
+            expected = reference_unit_gradient(reference_model(model, mode), x, "features.10", 7)
+            assert_same_gradient(unit_gradient(model, x, "features.10", 7, mode).gradient, expected)
+    finally:
+        handle.remove()
+    plain = unit_gradient(model, x, "features.10", 7, "grad").gradient
+    edited = reference_unit_gradient(model, x, "features.10", 7)
+    assert_same_gradient(edited, plain), "with the hook gone, the plain gradient again"
+
+
+class _CalledTwice(nn.Module):
+    """One convolution applied twice (shared weights): a unit of it is its last call's, as the views show."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(4)
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 4))
+
+    def forward(self, x):
+        return self.head(self.conv(F.relu(self.conv(x))))
+
+
+def test_a_layer_called_twice_is_seeded_at_its_last_call():
+    model = _CalledTwice().eval()
+    x = torch.randn(1, 3, 16, 16)
+    calls = []
+    handle = model.conv.register_forward_hook(lambda _m, _i, out: calls.append(out))
+    leaf = x.clone().requires_grad_(True)
+    try:
+        model(leaf)
+    finally:
+        handle.remove()
+    last = calls[-1][:, 1]
+    (expected,) = torch.autograd.grad(0.5 * (last**2).sum(), leaf)
+    for _ in range(2):  # the first pass finds the layer repeats and runs again; the second knows it
+        result = unit_gradient(model, x, "conv", 1, "grad")
+        assert_same_gradient(result.gradient, expected)
+        assert torch.allclose(result.activation, calls[-1].detach())
+
+
+def test_nothing_past_the_layer_records_a_graph_and_grad_mode_comes_back(alexnet_engine, photos):
+    from livevis.models.backprop import BackwardRequest, forward_backward
+
+    model = alexnet_engine.model
+    x = photo_input(alexnet_engine, photos["chelsea"])
+    seen = {}
+
+    def note_grad_mode(path):
+        def hook(_module, _inputs, _output):
+            seen[path] = torch.is_grad_enabled()
+
+        return hook
+
+    handles = [model.get_submodule(path).register_forward_hook(note_grad_mode(path))
+               for path in ("features.3", "classifier.1")]  # fmt: skip
+    try:
+        for grad_mode in (True, False):
+            seen.clear()
+            with torch.set_grad_enabled(grad_mode):
+                passed = forward_backward(model, x, ["features.10"], BackwardRequest("guided", "features.10", 3))
+                assert torch.is_grad_enabled() is grad_mode
+            assert seen == {"features.3": True, "classifier.1": False}
+            assert passed.gradient.abs().max() > 0
+        seen.clear()
+        forward_backward(model, x, [], BackwardRequest("gradcam", "features.10"))
+        assert seen == {"features.3": True, "classifier.1": True}, "Grad-CAM needs the graph from the class down"
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Grad-CAM
 
 

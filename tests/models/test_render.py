@@ -1,4 +1,5 @@
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -222,6 +223,27 @@ def test_both_renderers_draw_the_same_overlay():
     ]
     difference = np.abs(pictures[0].astype(int) - pictures[1].astype(int))
     assert difference.max() <= 4 and difference.mean() < 1.0
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_paste_resizes_the_picture_into_the_crop_and_leaves_the_rest(renderer):
+    """Against cv2.resize of the picture written over a copy of the frame by hand; the frame is untouched."""
+    frame = np.random.default_rng(5).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    picture = np.random.default_rng(6).integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    expected = frame.copy()
+    expected[0:480, 80:560] = cv2.resize(picture, (480, 480), interpolation=cv2.INTER_LINEAR)
+    kept = frame.copy()
+    on_device = renderer.asarray(torch.from_numpy(frame))
+    out = as_numpy(renderer.paste(on_device, renderer.asarray(torch.from_numpy(picture)), (80, 0, 480, 480)))
+    assert np.array_equal(frame, kept), "the frame itself is not drawn on"
+    assert np.array_equal(out[:, :80], frame[:, :80]) and np.array_equal(out[:, 560:], frame[:, 560:])
+    assert np.abs(out.astype(int) - expected).max() <= 2
+
+
+def test_paste_past_the_frame_edge_is_refused():
+    frame = np.zeros((100, 100, 3), dtype=np.uint8)
+    with pytest.raises(ValueError):
+        OpenCVRenderer().paste(frame, np.zeros((10, 10, 3), dtype=np.uint8), (50, 50, 80, 80))
 
 
 @pytest.mark.parametrize("renderer", RENDERERS)
