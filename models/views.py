@@ -95,8 +95,8 @@ class View:
     """Written by snapshots and `render` (a view that only serves the screen says False)."""
 
     def layers(self, layer: LayerInfo, options: ViewOptions) -> set[str]:
-        """The layer paths this view needs captured; most need the selected layer."""
-        return {layer.path}
+        """The layer paths this view needs captured besides the selected layer, which every pass captures."""
+        return set()
 
     def backward(self, layer: LayerInfo, options: ViewOptions) -> BackwardRequest | None:
         """What this view needs backpropagated in the same pass (one view at most asks)."""
@@ -160,9 +160,6 @@ class SignedInputView(View):
 
     name = "input_signed"
 
-    def layers(self, layer, options):
-        return set()
-
     def render(self, ctx):
         r = ctx.renderer
         return {self.name: r.signed_input(r.asarray(ctx.result.input[0]))}
@@ -192,9 +189,6 @@ class PredictionsView(View):
     name = "predictions"
     saved = False
 
-    def layers(self, layer, options):
-        return set()
-
     def render(self, ctx):
         return {"logits": ctx.result.logits[0]}
 
@@ -207,9 +201,6 @@ class BackpropView(View):
     network saw, on the frame), or Grad-CAM of a class at the layer, upsampled onto the frame."""
 
     name = "backprop"
-
-    def layers(self, layer, options):
-        return set()
 
     def backward(self, layer, options):
         if options.backprop == "off":
@@ -277,9 +268,6 @@ class FrameDisplayView(View):
 
     name = "frame_display"
     saved = False
-
-    def layers(self, layer, options):
-        return set()
 
     def render(self, ctx):
         size = ctx.options.frame_display_size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -33,6 +34,13 @@ def photos() -> dict[str, np.ndarray]:
         "astronaut": data.astronaut(),
         "china": load_sample_image("china.jpg"),
     }
+
+
+def use_module(folder: Path, monkeypatch, name: str, source: str) -> None:
+    """A user's own module `name`.py in `folder`, the working folder for the test, imported afresh."""
+    (folder / f"{name}.py").write_text(source)
+    monkeypatch.chdir(folder)
+    monkeypatch.delitem(sys.modules, name, raising=False)
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 from tests.app.conftest import wait_result
+from tests.conftest import use_module
 from tests.models.test_any_network import DYNAMICS_NET
 
 
 def test_a_folder_of_tensors_through_an_image_to_image_net_in_the_window(qtbot, make_window, tmp_path, monkeypatch):
-    (tmp_path / "dynnet.py").write_text(DYNAMICS_NET)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delitem(sys.modules, "dynnet", raising=False)
+    use_module(tmp_path, monkeypatch, "dynnet", DYNAMICS_NET)
     scenes = tmp_path / "scenes"
     scenes.mkdir()
     rng = np.random.default_rng(1)

@@ -14,6 +14,8 @@ import pytest
 import torch
 
 from livevis.app.cli import main
+from tests.conftest import use_module
+from tests.models.test_mining import TENSOR_NET
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -110,22 +112,11 @@ def test_two_torchrun_processes_equal_one(folder, alexnet_weights_file, tmp_path
     assert not list((tmp_path / "torchrun-cache" / "atlas" / "partial").glob("*"))
 
 
-TENSOR_NET = '''
-import torch
-from torch import nn
-
-
-def build():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(2, 6, 5, stride=2, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, padding=1), nn.ReLU())
-'''
 
 
 def test_a_folder_of_tensor_files_from_the_command_line(tmp_path, monkeypatch, capsys):
     """A user's module as the model, .npy and .pt inputs as they are; --json and --out as for photos."""
-    (tmp_path / "tensornet.py").write_text(TENSOR_NET)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delitem(sys.modules, "tensornet", raising=False)
+    use_module(tmp_path, monkeypatch, "tensornet", TENSOR_NET)
     folder = tmp_path / "tensors"
     folder.mkdir()
     rng = np.random.default_rng(1)

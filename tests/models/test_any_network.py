@@ -4,7 +4,6 @@ a scene and a grabbing point (2 x H x W) and predicts the scene after the motion
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from livevis.app.cli import main
 from livevis.models import Engine, ViewOptions, Visualizer
 from livevis.models.errors import InputError
 from livevis.models.tensors import read_tensor
+from tests.conftest import use_module
 
 DYNAMICS_NET = '''
 import torch
@@ -52,9 +52,7 @@ def build():
 @pytest.fixture
 def dynamics(tmp_path, monkeypatch):
     """The net as a user's module in the working folder, and a 2 x 48 x 64 scene as a .npy file."""
-    (tmp_path / "dynnet.py").write_text(DYNAMICS_NET)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delitem(sys.modules, "dynnet", raising=False)
+    use_module(tmp_path, monkeypatch, "dynnet", DYNAMICS_NET)
     scene = np.random.default_rng(0).standard_normal((2, 48, 64)).astype(np.float32)
     np.save(tmp_path / "scene.npy", scene)
     return tmp_path, scene

@@ -25,6 +25,7 @@ from livevis.models.mining import (
 )
 from livevis.models.progress import Cancelled
 from livevis.models.receptive_field import box_in_image, receptive_fields
+from tests.conftest import use_module
 
 TOP = 3
 
@@ -259,13 +260,9 @@ def write_tensor_folder(root: Path) -> Path:
 @pytest.fixture
 def tensor_net(tmp_path, monkeypatch):
     """The net as a user's module in the working folder, and its Engine."""
-    import sys
-
     from livevis.models import Engine
 
-    (tmp_path / "tensornet.py").write_text(TENSOR_NET)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delitem(sys.modules, "tensornet", raising=False)
+    use_module(tmp_path, monkeypatch, "tensornet", TENSOR_NET)
     return Engine.load("tensornet:build", weights="none", device="cpu")
 
 
