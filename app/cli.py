@@ -213,7 +213,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from livevis.models import get_spec, model_names
-    from livevis.models.weights import availability
+    from livevis.models.zoo.weights import availability
 
     rows = []
     for name in model_names():

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from livevis.app.cli import load_engine
-    from livevis.models.dream import check_options, classify, contact_sheet, dream, plan, read_png, save_png
+    from livevis.models.dream.run import check_options, classify, contact_sheet, dream, plan, read_png, save_png
     from livevis.models.errors import OptionError
 
     # what can be wrong without a model fails before one loads

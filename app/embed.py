@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livevis.models.embeddings import EmbeddingRun
+from livevis.models.embeddings.tsne import EmbeddingRun
 from livevis.models.errors import OutputError
 from livevis.models.pipeline import output_folder
 
@@ -95,8 +95,8 @@ def run_embed(args) -> tuple[EmbeddingRun, Path]:
     from tqdm import tqdm
 
     from livevis.models import Engine
-    from livevis.models.datasets import embedding_dataset
-    from livevis.models.embeddings import embed_dataset, embed_swiss_roll
+    from livevis.models.data.datasets import embedding_dataset
+    from livevis.models.embeddings.tsne import embed_dataset, embed_swiss_roll
 
     out = check_figure_path(Path(args.out))
     tensorboard = getattr(args, "tensorboard", None)

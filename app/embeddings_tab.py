@@ -30,8 +30,8 @@ from PyQt6.QtWidgets import (
 from livevis.app.capture import CapturedFrame, LatestFrameSlot
 from livevis.app.jobs import Job, JobRunner, describe_failure
 from livevis.models import Engine, model_names
-from livevis.models.datasets import embedding_dataset
-from livevis.models.embeddings import EmbeddingRun, MapPlacer, activations, embed_dataset, embed_swiss_roll
+from livevis.models.data.datasets import embedding_dataset
+from livevis.models.embeddings.tsne import EmbeddingRun, MapPlacer, activations, embed_dataset, embed_swiss_roll
 from livevis.models.progress import Progress, report
 from livevis.widgets.embedding_view import EmbeddingPanel, EmbeddingPlots
 

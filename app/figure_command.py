@@ -58,7 +58,7 @@ def signed_colormap():
     """The app's signed table (blue, white at zero, red) as a matplotlib colormap; separators in its grey."""
     from matplotlib.colors import ListedColormap
 
-    from livevis.models.render import LEVELS, colormap_table
+    from livevis.models.render.base import LEVELS, colormap_table
 
     table = colormap_table("signed") / 255.0
     return ListedColormap(table[:LEVELS], name="livevis_signed").with_extremes(bad=table[LEVELS])

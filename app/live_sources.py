@@ -22,9 +22,9 @@ from livevis.app.sources import (
     read_image,
     scan_folder,
 )
+from livevis.models.data.images import check_regular_file
+from livevis.models.data.tensors import is_tensor_path, read_tensor
 from livevis.models.errors import InputError
-from livevis.models.images import check_regular_file
-from livevis.models.tensors import is_tensor_path, read_tensor
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.live, "Live")
         self.tabs.addTab(self.embeddings, "Embeddings")
-        self.network = NetworkTab(self)
+        self.network = NetworkTab(self.tabs, self.state, self.live, self.schedule_sync)
         self.notice = NoticeBanner()
         central = QWidget()
         column = QVBoxLayout(central)
@@ -118,7 +118,7 @@ class MainWindow(QMainWindow):
         toolbar = QToolBar("View options")
         toolbar.setObjectName("view-options")
         self.addToolBar(toolbar)
-        self.draw = DrawSource(self)
+        self.draw = DrawSource(self.live.input, self.slot, self.capture.close_source)
         self.sources = SourceChooser(self, self.capture, menus["File"], self.settings.get("mirror"), self.draw)
         self.actions_by_name = build_actions(self, menus, toolbar)
         toolbar.addSeparator()
@@ -147,8 +147,9 @@ class MainWindow(QMainWindow):
         self.capture.error.connect(self.show_error)
         self.capture.status.connect(lambda text: self.status.message(text, 5000))
         self.capture.source_changed.connect(self.status.source.setText)
-        self.unit_probe = UnitProbe(self)
-        self.units = UnitController(self)
+        self.unit_probe = UnitProbe(self.live, self.worker, self.state, self.status, self._last_views)
+        self.units = UnitController(self.live.unit, self.state, self.runner, self._engine, self.open_source,
+                                    self.status, self.show_notice)  # fmt: skip
         self.recording = RecordingControl(self)
 
     # ------------------------------------------------------------------ state -> worker
@@ -264,7 +265,7 @@ class MainWindow(QMainWindow):
         self.worker.adopt(visualizer, self.request())
         self.model_menu.show_loaded(info)
         self.network.set_model(info)
-        self.draw.fit_model()
+        self.draw.fit_model(info)
         if info.notice:
             self.show_notice(info.notice)
 
@@ -295,6 +296,12 @@ class MainWindow(QMainWindow):
                                self.live.grid_pane.grid.last_paint_ms)  # fmt: skip
         self.status.show_rate(self.stats, self.slot.dropped, self.state.frozen, still=result.still,
                               recording_s=self.recording.seconds())  # fmt: skip
+
+    def _last_views(self):
+        return self.last_result.views if self.last_result is not None else None
+
+    def _engine(self):
+        return self.worker.visualizer.engine if self.worker.visualizer is not None else None
 
     def _show_layer_status(self, *_) -> None:
         row = self.model.find(self.state.layer) if self.model else None
@@ -351,4 +358,8 @@ class MainWindow(QMainWindow):
         deadline = time.perf_counter() + timeout_ms / 1000
         ok = self.capture.wait(max(1, int((deadline - time.perf_counter()) * 1000)))
         ok = self.worker.wait(max(1, int((deadline - time.perf_counter()) * 1000))) and ok
-        return self.runner.shutdown(jobs_timeout_ms) and ok
+        ok = self.runner.shutdown(jobs_timeout_ms) and ok
+        # psygnal keeps every evented instance's signals in a class-wide map, and the panes' slots hold the
+        # window: connected, a closed window (and its model) could never be freed
+        self.state.events.disconnect()
+        return ok

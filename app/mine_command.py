@@ -63,8 +63,8 @@ class _ProgressBar:
 def run(args: argparse.Namespace) -> int:
     from livevis.app.cli import load_engine
     from livevis.app.sources import IMAGE_SUFFIXES, TENSOR_SUFFIXES, VIDEO_SUFFIXES, read_frame
+    from livevis.models.atlas.mining import Processes, mine
     from livevis.models.errors import InputError
-    from livevis.models.mining import Processes, mine
 
     folder = Path(args.folder)
     if not folder.is_dir():  # fails before a model loads
@@ -124,7 +124,7 @@ def write_atlas_folder(out: Path, atlases, engine, deconv: bool = True) -> Path:
     """Per layer and unit: NAME/unit_0000.png (crops) and unit_0000_deconv.png; index.json and index.html."""
     from tqdm import tqdm
 
-    from livevis.models.atlas_mosaics import unit_mosaics, write_png
+    from livevis.models.atlas.mosaics import unit_mosaics, write_png
 
     out.mkdir(parents=True, exist_ok=True)
     index = []

@@ -4,29 +4,35 @@ click on a map selects that layer and channel in the live view."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from PyQt6.QtWidgets import QTabWidget, QWidget
+
+from livevis.state import LiveState
 from livevis.widgets.network_overview import NetworkOverview
 
 if TYPE_CHECKING:
-    from livevis.app.main_window import MainWindow
     from livevis.app.model_loader import ModelInfo
     from livevis.models import FrameViews
 
 
 class NetworkTab:
-    def __init__(self, window: MainWindow):
-        self.window = window
+    """A tab of `tabs`. `rows_changed` hears when the rows to compute change; a click selects a layer and
+    channel in `state` and brings `live_page` to the front."""
+
+    def __init__(self, tabs: QTabWidget, state: LiveState, live_page: QWidget, rows_changed: Callable[[], None]):
+        self.tabs, self.state, self.live_page, self.rows_changed = tabs, state, live_page, rows_changed
         self.view = NetworkOverview()
-        window.tabs.addTab(self.view, "Network")
+        tabs.addTab(self.view, "Network")
         self._rows: tuple[str, ...] = ()
         self.view.rows_in_sight.connect(self._on_rows_in_sight)
         self.view.channel_clicked.connect(self._select)
-        window.tabs.currentChanged.connect(lambda _index: window.schedule_sync())
+        tabs.currentChanged.connect(lambda _index: rows_changed())
 
     @property
     def shown(self) -> bool:
-        return self.window.tabs.currentWidget() is self.view
+        return self.tabs.currentWidget() is self.view
 
     def rows(self) -> tuple[str, ...]:
         """The layers to draw now: the rows in sight while the tab is shown, else none."""
@@ -34,7 +40,7 @@ class NetworkTab:
 
     def _on_rows_in_sight(self, paths: list[str]) -> None:
         self._rows = tuple(paths)
-        self.window.schedule_sync()
+        self.rows_changed()
 
     def set_model(self, info: ModelInfo) -> None:
         self.view.set_layers(info.layers)
@@ -46,5 +52,5 @@ class NetworkTab:
                 self.view.set_row(path, image, layout)
 
     def _select(self, path: str, channel: int) -> None:
-        self.window.state.update(layer=path, channel=channel)
-        self.window.tabs.setCurrentWidget(self.window.live)
+        self.state.update(layer=path, channel=channel)
+        self.tabs.setCurrentWidget(self.live_page)

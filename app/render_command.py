@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from livevis.app.sources import read_frame, scan_folder
     from livevis.models import Visualizer
     from livevis.models.errors import InputError, OptionError
-    from livevis.models.render import grid_layout, tile_of
+    from livevis.models.render.base import grid_layout, tile_of
 
     # bad input fails before a model loads
     if args.all_frames:
@@ -181,8 +181,8 @@ def _render_video(args: argparse.Namespace) -> int:
     from livevis.app.recording import ViewVideos
     from livevis.app.sources import is_video_path, open_video
     from livevis.models import Visualizer
+    from livevis.models.data.images import check_regular_file
     from livevis.models.errors import InputError
-    from livevis.models.images import check_regular_file
 
     path = check_regular_file(args.input)
     if not is_video_path(path):

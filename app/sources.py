@@ -1,7 +1,7 @@
 """Frames from cameras, video files, image files and folders, as RGB uint8 arrays (OpenCV, no Qt).
 
 Every failure is an `InputError` whose message names the file and what to do; nothing here raises
-an OpenCV error at a user. Images are read by `livevis.models.images` (EXIF orientation, transparency,
+an OpenCV error at a user. Images are read by `livevis.models.data.images` (EXIF orientation, transparency,
 16-bit, huge JPEGs), the same reader the embeddings datasets use.
 """
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from livevis.models.data.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_regular_file, not_a_file, read_image
+from livevis.models.data.tensors import TENSOR_SUFFIXES, is_tensor_path, read_tensor
 from livevis.models.errors import InputError
-from livevis.models.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_regular_file, not_a_file, read_image
-from livevis.models.tensors import TENSOR_SUFFIXES, is_tensor_path, read_tensor
 
 # OpenCV warns on stderr for every camera index that does not open, and FFmpeg for every file it
 # cannot parse; livevis says what went wrong itself. FFmpeg reads its level when it first opens a file.

@@ -3,21 +3,24 @@ at once), with previews, progress and cancel; and the unit's top crops where a f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PyQt6.QtCore import QTimer
 
-from livevis.app.jobs import Job
+from livevis.app.jobs import Job, JobRunner
 from livevis.app.sources import read_frame
-from livevis.models.atlas_mosaics import unit_mosaics
-from livevis.models.dream import dream, load_cached, plan
-from livevis.models.mining import load_atlas, mine, mined_folders
+from livevis.models.atlas.mining import load_atlas, mine, mined_folders
+from livevis.models.atlas.mosaics import unit_mosaics
+from livevis.models.dream.run import dream, load_cached, plan
 from livevis.models.progress import Progress, report
 
 if TYPE_CHECKING:
-    from livevis.app.main_window import MainWindow
+    from livevis.app.status_line import StatusLine
     from livevis.models import Engine
+    from livevis.state import LiveState
+    from livevis.widgets.unit_view import UnitView
 
 PREVIEW_EVERY = 16
 
@@ -64,12 +67,17 @@ def optimised_image(engine: Engine, layer: str, channel: int, *, progress: Progr
 
 
 class UnitController:
-    def __init__(self, window: MainWindow):
-        self.window = window
-        self.view = window.live.unit
+    """Drives the unit pane `view` for the unit `state` selects, running its work on `runner`. `engine`
+    gives the running model (None while none is loaded); `open_source` opens a crop's image; errors go to
+    the status line and what must stay seen to `notice`."""
+
+    def __init__(self, view: UnitView, state: LiveState, runner: JobRunner, engine: Callable[[], Engine | None],
+                 open_source: Callable[[str], None], status: StatusLine, notice: Callable[[str], None]):  # fmt: skip
+        self.view, self.state, self.runner, self.engine = view, state, runner, engine
+        self.open_source, self.status, self.notice = open_source, status, notice
         self._optimising: Job | None = None
         self.refresh_pending = False
-        for event in (window.state.events.layer, window.state.events.channel, window.state.events.model):
+        for event in (state.events.layer, state.events.channel, state.events.model):
             event.connect(lambda *_: self._schedule_refresh())
         self.view.optimise_requested.connect(self.optimise)
         self.view.cancel_requested.connect(self.cancel)
@@ -78,11 +86,10 @@ class UnitController:
         self._entries: list = []
 
     def _unit(self) -> tuple[Engine, str, int] | None:
-        visualizer = self.window.worker.visualizer
-        state = self.window.state
-        if visualizer is None or not state.layer:
+        engine = self.engine()
+        if engine is None or not self.state.layer:
             return None
-        return visualizer.engine, state.layer, state.channel
+        return engine, self.state.layer, self.state.channel
 
     def _schedule_refresh(self) -> None:
         if not self.refresh_pending:  # once per turn of the event loop, after the whole change
@@ -93,19 +100,19 @@ class UnitController:
         """Show what is known about the selected unit: its cached optimised image, if any."""
         self.refresh_pending = False
         unit = self._unit()
-        if unit is None or self.window.runner.closed:
+        if unit is None or self.runner.closed:
             return
         engine, layer, channel = unit
         self.view.title.setText(f"unit {engine.layer(layer).name}:{channel}")
         self.view.set_optimised(None)
         key = (layer, channel)
-        job = self.window.runner.submit("looking up the optimised image", cached_image, engine, layer, channel)
+        job = self.runner.submit("looking up the optimised image", cached_image, engine, layer, channel)
         job.succeeded.connect(lambda image: self._show(key, image))
         job.failed.connect(lambda message: self.view.optimised.setToolTip(message))
-        atlas = self.window.runner.submit("the unit's top images", atlas_of_unit, engine, layer, channel,
+        atlas = self.runner.submit("the unit's top images", atlas_of_unit, engine, layer, channel,
                                           self.view.chosen_folder())  # fmt: skip
         atlas.succeeded.connect(lambda found: self._show_atlas(key, found))
-        atlas.failed.connect(self.window.show_error)
+        atlas.failed.connect(self._show_error)
 
     def _show_atlas(self, key: tuple[str, int], found: dict) -> None:
         if not self._current(key):
@@ -120,7 +127,7 @@ class UnitController:
 
     def _open_crop(self, index: int) -> None:
         if index < len(self._entries):
-            self.window.open_source(str(self._entries[index].path))
+            self.open_source(str(self._entries[index].path))
 
     def mine(self, folder: str) -> None:
         """Mines the selected layer's top images in a folder in the background (the live view goes on)."""
@@ -128,14 +135,14 @@ class UnitController:
         if unit is None:
             return
         engine, layer, _ = unit
-        job = self.window.runner.submit(f"mining {folder}", mine_folder, engine, folder, layer)
-        job.succeeded.connect(lambda count: self.window.status.message(f"mined {count} images in {folder}", 8000))
+        job = self.runner.submit(f"mining {folder}", mine_folder, engine, folder, layer)
+        job.succeeded.connect(lambda count: self.status.message(f"mined {count} images in {folder}", 8000))
         job.succeeded.connect(lambda _count: self._schedule_refresh())
-        job.failed.connect(self.window.show_notice)
-        job.cancelled.connect(lambda: self.window.status.message("mining cancelled; it resumes from there", 6000))
+        job.failed.connect(self.notice)
+        job.cancelled.connect(lambda: self.status.message("mining cancelled; it resumes from there", 6000))
 
     def _current(self, key: tuple[str, int]) -> bool:
-        return key == (self.window.state.layer, self.window.state.channel)
+        return key == (self.state.layer, self.state.channel)
 
     def _show(self, key: tuple[str, int], image: np.ndarray | None) -> None:
         if image is not None and self._current(key):
@@ -147,16 +154,19 @@ class UnitController:
             return
         engine, layer, channel = unit
         key = (layer, channel)
-        job = self.window.runner.submit(f"optimising {engine.layer(layer).name}:{channel}", optimised_image,
+        job = self.runner.submit(f"optimising {engine.layer(layer).name}:{channel}", optimised_image,
                                         engine, layer, channel, partial=True)  # fmt: skip
         self._optimising = job
         self.view.set_running(True)
         job.partial.connect(lambda image: self._show(key, image))
         job.progressed.connect(lambda _what, done, total: self.view.set_progress(done, total))
         job.succeeded.connect(lambda image: self._show(key, image))
-        job.failed.connect(self.window.show_error)
-        job.cancelled.connect(lambda: self.window.status.message("optimisation cancelled", 4000))
+        job.failed.connect(self._show_error)
+        job.cancelled.connect(lambda: self.status.message("optimisation cancelled", 4000))
         job.ended.connect(self._ended)
+
+    def _show_error(self, message: str) -> None:
+        self.status.message(message, 10000)
 
     def _ended(self) -> None:
         self._optimising = None

@@ -32,7 +32,7 @@ def main() -> None:
     from skimage import data
 
     from livevis.models import Engine
-    from livevis.models.backprop import gradient_view, render_gradient, unit_gradient
+    from livevis.models.attribution import gradient_view, render_gradient, unit_gradient
 
     torch.manual_seed(0)
     engine = Engine.load("alexnet", weights="none", device=args.device)

@@ -20,7 +20,7 @@ import torch
 
 def optimiser_steps(engine, objective, *, batch: int, size: int, steps: int, warmup: int = 2) -> tuple[list, float]:
     """Per-step seconds of `optimise` (after `warmup` steps) and the seconds before the first step ended."""
-    from livevis.models.dream import optimise
+    from livevis.models.dream.run import optimise
 
     stamps = [time.perf_counter()]
     optimise(engine, objective, batch=batch, size=size, steps=warmup + steps,
@@ -31,7 +31,7 @@ def optimiser_steps(engine, objective, *, batch: int, size: int, steps: int, war
 
 def bare_steps(engine, unit: int, *, batch: int, size: int, steps: int, frozen: bool) -> list[float]:
     """The model's own forward + backward from one logit to a random input: the floor for one step."""
-    from livevis.models.dream import frozen_weights
+    from livevis.models.dream.run import frozen_weights
 
     x = torch.randn(batch, engine.spec.in_channels, size, size, device=engine.device, requires_grad=True)
     times = []
@@ -62,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from livevis.models import Engine
-    from livevis.models.dream import channel, logit
+    from livevis.models.dream.run import channel, logit
 
     engine = Engine.load(args.model, device=args.device)
     unit = 980 if engine.layers[-1].channels > 980 else 0
@@ -97,7 +97,7 @@ def main() -> None:
         "channels_per_second_512_steps_one_at_a_time": 1 / (512 * median(single_step)),
     }  # fmt: skip
     if args.full:
-        from livevis.models.dream import optimise
+        from livevis.models.dream.run import optimise
 
         start = time.perf_counter()
         optimise(engine, objective, size=args.size, steps=512)

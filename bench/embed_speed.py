@@ -22,8 +22,8 @@ def main() -> None:
     os.environ["LIVEVIS_CACHE"] = tempfile.mkdtemp(prefix="livevis-bench-")
 
     from livevis.models import Engine
-    from livevis.models.datasets import embedding_dataset
-    from livevis.models.embeddings import MapPlacer, activations, embed_dataset
+    from livevis.models.data.datasets import embedding_dataset
+    from livevis.models.embeddings.tsne import MapPlacer, activations, embed_dataset
 
     start = time.perf_counter()
     engine = Engine.load("lenet", device="cpu")

@@ -49,7 +49,7 @@ def measure(folder: Path, model: str, layer: str, workers: int, batch_size: int,
     import torch
 
     from livevis.models import Engine
-    from livevis.models.mining import crop_and_resize, list_folder, mine, read_with_opencv
+    from livevis.models.atlas.mining import crop_and_resize, list_folder, mine, read_with_opencv
 
     torch.manual_seed(0)
     engine = Engine.load(model, weights="none", device="cpu", progress=False)

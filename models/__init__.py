@@ -18,9 +18,9 @@ from .errors import (
 )
 from .layers import ActivationCapture, LayerInfo
 from .pipeline import FrameViews, ViewOptions, Visualizer
-from .registry import ModelSpec, get_spec, model_names
-from .render import COLORMAPS, GridLayout
+from .render.base import COLORMAPS, GridLayout
 from .views import VIEWS, View, register_view
+from .zoo.registry import ModelSpec, get_spec, model_names
 
 __all__ = [
     "COLORMAPS",

@@ -10,14 +10,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backprop import BackwardRequest, PassResult, forward_backward
-from .custom import CUSTOM_FAMILIES
+from .attribution.backprop import BackwardRequest, PassResult, forward_backward
+from .data.tensors import is_tensor_frame, tensor_display
 from .errors import InputError, WeightsError
 from .layers import INPUT, OUTPUT, PROB, ActivationCapture, LayerInfo, discover_layers, find_layer
 from .progress import Progress, report
-from .registry import DEFAULT_MODEL, OFFLINE_DEFAULT, ModelSpec, get_spec
-from .tensors import is_tensor_frame, tensor_display
-from .weights import DEFAULT, WeightsInfo, load_weights
+from .zoo.custom import CUSTOM_FAMILIES
+from .zoo.registry import DEFAULT_MODEL, OFFLINE_DEFAULT, ModelSpec, get_spec
+from .zoo.weights import DEFAULT, WeightsInfo, load_weights
 
 
 def available_devices() -> list[str]:

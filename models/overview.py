@@ -13,10 +13,10 @@ import numpy as np
 
 from livevis.geometry import ROW_CHANNELS, GridLayout, wrapped_layout
 
+from .data.tensors import is_tensor_frame
 from .engine import Engine
 from .errors import OptionError
 from .layers import INPUT, LayerInfo
-from .tensors import is_tensor_frame
 
 PER_LINE = ROW_CHANNELS
 """At most this many channels side by side; a layer with more wraps onto several lines."""

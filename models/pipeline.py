@@ -18,14 +18,14 @@ import torch
 
 from livevis.state import VIEW_DEFAULTS, VIEW_OPTION_NAMES, check_option
 
-from .backprop import BackwardRequest, map_cell, rank_units_at
+from .attribution.backprop import BackwardRequest, map_cell, rank_units_at
+from .data.tensors import is_tensor_frame
 from .engine import CropRect, Engine, ForwardResult
 from .errors import ChannelOutOfRangeError, OptionError, OutputError
 from .layers import LayerInfo
-from .render import Renderer, check_colormap
-from .render_opencv import OpenCVRenderer
-from .render_torch import TorchRenderer
-from .tensors import is_tensor_frame
+from .render.base import Renderer, check_colormap
+from .render.opencv_renderer import OpenCVRenderer
+from .render.torch_renderer import TorchRenderer
 from .views import DEFAULT_VIEWS, HostContext, RenderContext, views_named
 
 

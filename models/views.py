@@ -18,10 +18,10 @@ import numpy as np
 
 from livevis.geometry import grid_layout, row_layout
 
-from .backprop import BackwardRequest, gradient_view, render_gradient
+from .attribution import BackwardRequest, gradient_view, render_gradient
 from .engine import CropRect, ForwardResult
 from .layers import LayerInfo
-from .render import Renderer, crop_box, locate_peak
+from .render.base import Renderer, crop_box, locate_peak
 
 if TYPE_CHECKING:
     from .engine import Engine

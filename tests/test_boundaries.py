@@ -51,3 +51,109 @@ def test_importing_models_loads_no_qt():
     code = "import sys, livevis.models.pipeline; print(any(m.startswith('PyQt6') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+PACKAGES = {"livevis": "livevis", "app": "livevis.app", "models": "livevis.models", "widgets": "livevis.widgets",
+            "assets": "livevis.assets"}  # fmt: skip
+
+
+def livevis_modules(root: Path = ROOT) -> dict[str, Path]:
+    """Every module of the installed package by its dotted name (a package by its own name)."""
+    modules = {}
+    for folder, package in PACKAGES.items():
+        for path in (root / folder).rglob("*.py"):
+            parts = path.relative_to(root / folder).with_suffix("").parts
+            name = ".".join((package, *parts)).removesuffix(".__init__")
+            modules[name] = path
+    return modules
+
+
+def _runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Import statements that run: those under `if TYPE_CHECKING:` do not."""
+    typing_only = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            typing_only |= {id(inner) for statement in node.body for inner in ast.walk(statement)}
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom) and id(n) not in typing_only]
+
+
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the livevis modules it imports when it runs (inside functions too), with the packages on
+    the way (importing a.b.c runs a.b's __init__ first), but not its own enclosing packages."""
+    graph = {}
+    for name, path in modules.items():
+        here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        targets = []
+        for node in _runtime_imports(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                targets += [alias.name for alias in node.names]
+                continue
+            base = node.module or ""
+            if node.level:
+                base = ".".join(here[: len(here) - node.level + 1] + ([base] if base else []))
+            targets += [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+        edges = set()
+        for target in targets:
+            parts = target.split(".")
+            for end in range(2, len(parts) + 1):
+                module = ".".join(parts[:end])
+                if module in modules and module != name and not name.startswith(module + "."):
+                    edges.add(module)
+        graph[name] = edges
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in graph[node]:
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while not group or group[-1] != node:
+                group.append(stack.pop())
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_no_module_imports_itself_through_others_at_run_time():
+    graph = import_graph(livevis_modules())
+    assert len(graph) > 80 and graph["livevis.models.engine"] >= {"livevis.models.layers", "livevis.models.zoo"}
+    assert import_cycles(graph) == []
+
+
+def test_the_cycle_check_sees_a_cycle_and_ignores_type_checking_imports(tmp_path):
+    for folder in PACKAGES:
+        (tmp_path / folder).mkdir()
+    (tmp_path / "models" / "__init__.py").write_text("")
+    (tmp_path / "models" / "a.py").write_text("from .b import f\n")
+    (tmp_path / "models" / "b.py").write_text("def f():\n    from livevis.models import c\n")
+    typing_only = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import x\n"
+    (tmp_path / "models" / "c.py").write_text(typing_only)
+    assert import_cycles(import_graph(livevis_modules(tmp_path))) == []
+    (tmp_path / "models" / "c.py").write_text("import livevis.models.a\n")
+    assert import_cycles(import_graph(livevis_modules(tmp_path))) == [
+        ["livevis.models.a", "livevis.models.b", "livevis.models.c"]
+    ]
+
+
+def test_models_is_grouped_by_capability():
+    loose = [p.stem for p in (ROOT / "models").glob("*.py") if p.stem != "__init__"]
+    subpackages = [p.parent.name for p in (ROOT / "models").glob("*/__init__.py")]
+    assert len(loose) <= 12 and len(subpackages) >= 4, (loose, subpackages)

@@ -43,3 +43,19 @@ def test_a_users_own_models_package_is_the_one_loaded(tmp_path):
 def test_python_dash_m_livevis_is_the_command(tmp_path):
     result = _run([sys.executable, "-m", "livevis", "--version"], tmp_path)
     assert result.returncode == 0 and result.stdout.startswith("livevis "), result.stderr
+
+
+def test_every_package_folder_is_listed_for_the_wheel():
+    """setuptools installs only the packages pyproject.toml lists: a sub-package missing there would be
+    absent from a wheel while an editable install still finds it."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    folders = {package: ROOT / folder for package, folder in config["package-dir"].items()}
+    found = {
+        ".".join((package, *init.parent.relative_to(folder).parts))
+        for package, folder in folders.items()
+        for init in folder.rglob("__init__.py")
+    }
+    assert found and found == listed

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PyQt6.QtCore import QThread, QThreadPool
+from PyQt6.QtCore import QCoreApplication, QEvent, QThread, QThreadPool
 from PyQt6.QtWidgets import QMessageBox
 
 from livevis.app.main_window import MainWindow
@@ -48,6 +49,12 @@ def make_window(qtbot, tmp_path, monkeypatch):
         assert not alive, f"threads outlived their window: {alive}"
         assert QThreadPool.globalInstance().activeThreadCount() == 0, "a background job outlived its window"
         assert not window.runner.running()
+        window.deleteLater()
+    # a window's panes and threads hold it through Qt connections until Qt deletes them; then only the
+    # collector frees the rest (each window holds its model: hundreds of MB for AlexNet)
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
+    windows.clear()
+    gc.collect()
 
 
 @pytest.fixture

@@ -221,14 +221,14 @@ def test_models_lists_the_registry_with_weight_availability(capsys):
 
 
 def test_render_with_a_users_factory_model(tmp_path, capsys):
-    from livevis.models.lenet import WEIGHTS_FILE
+    from livevis.models.zoo.lenet import WEIGHTS_FILE
 
     digit = tmp_path / "digit.png"
-    from livevis.models.datasets import mnist_split
+    from livevis.models.data.datasets import mnist_split
 
     test_set = mnist_split()[1]
     cv2.imwrite(str(digit), test_set.images[0])
-    code, out, err = run_cli(capsys, "render", digit, "--model", "livevis.models.lenet:LeNet5",
+    code, out, err = run_cli(capsys, "render", digit, "--model", "livevis.models.zoo.lenet:LeNet5",
                              "--weights", WEIGHTS_FILE,
                              "--input-size", 28, "--mean", "0.1307", "--std", "0.3081", "--out", tmp_path)  # fmt: skip
     assert code == 0, err
@@ -266,7 +266,7 @@ def test_embed_bad_inputs_exit_2(tmp_path, capsys):
 def test_a_users_model_that_cannot_be_built_or_run_says_why(tmp_path, capsys, monkeypatch):
     (tmp_path / "brokennet.py").write_text("def make():\n    raise RuntimeError('needs a GPU')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    lenet = ["--model", "livevis.models.lenet:LeNet5"]
+    lenet = ["--model", "livevis.models.zoo.lenet:LeNet5"]
     cases = {
         "factory raises": (["--model", "brokennet:make"], "brokennet:make() failed: RuntimeError: needs a GPU"),
         "input too small": ([*lenet, "--input-size", "4", "--mean", "0.1", "--std", "0.3"], "run on a 1 x 4 x 4 input"),
@@ -319,7 +319,7 @@ def test_render_a_folder_of_photos_one_folder_of_views_each(tmp_path, capsys, ph
 def test_render_backprop_writes_the_view_and_the_exact_gradient(tmp_path, capsys, chelsea_path, mode):
     """backprop.png on the frame, and in activations.npz the gradient with respect to the saved input (or
     Grad-CAM at the layer's resolution), checked against the stand-alone functions on that input."""
-    import livevis.models.backprop as backprop
+    import livevis.models.attribution.backprop as backprop
     from livevis.models import Engine
 
     code = main(["render", str(chelsea_path), "--model", "efficientnet_lite0", "--layer", "blocks.5", "--channel",

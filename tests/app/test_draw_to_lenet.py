@@ -7,7 +7,7 @@ import pytest
 from PyQt6.QtCore import QPoint, Qt
 from PyQt6.QtTest import QTest
 
-from livevis.models.mnist_preprocess import mnist_style
+from livevis.models.data.mnist import mnist_style
 from livevis.widgets.draw_pad import DrawPad
 
 LEFT, NO_KEYS = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier

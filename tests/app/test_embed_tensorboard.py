@@ -30,8 +30,8 @@ def read_projector_config(folder):
 
 def test_each_layer_is_a_projector_embedding_with_classes_and_thumbnails(cache, tmp_path, capsys):
     from livevis.models import Engine
-    from livevis.models.datasets import embedding_dataset
-    from livevis.models.embeddings import embed_dataset
+    from livevis.models.data.datasets import embedding_dataset
+    from livevis.models.embeddings.tsne import embed_dataset
 
     board = tmp_path / "board"
     status = main(["embed", "--dataset", "mnist", "--samples", str(SAMPLES), "--layers", "conv2,fc3",

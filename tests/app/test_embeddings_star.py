@@ -8,7 +8,7 @@ from PyQt6.QtCore import QThread, QThreadPool
 
 from livevis.app.embeddings_tab import EmbeddingsTab
 from livevis.app.jobs import JobRunner
-from livevis.models.datasets import mnist_split
+from livevis.models.data.datasets import mnist_split
 
 TIMEOUT_MS = 60_000
 
@@ -112,7 +112,7 @@ def test_shutdown_waits_for_a_placer_still_building_its_index(qtbot, tab, digit)
 
 
 def test_an_exception_in_the_placer_thread_is_shown_and_it_goes_on(qtbot, tab, digit, monkeypatch):
-    from livevis.models.embeddings import MapPlacer
+    from livevis.models.embeddings.tsne import MapPlacer
 
     frame, _ = digit
     compute(qtbot, tab)

@@ -18,7 +18,7 @@ WHITE = (255, 255, 255)
 @pytest.fixture(scope="module")
 def digit_path(tmp_path_factory):
     """A real held-out MNIST digit as a PNG, as a user would have one."""
-    from livevis.models.datasets import mnist_split
+    from livevis.models.data.datasets import mnist_split
 
     held_out = mnist_split()[1]
     path = tmp_path_factory.mktemp("digit") / f"digit_{held_out.labels[0]}.png"

@@ -24,9 +24,9 @@ from livevis.app.sources import (
     read_video_frame,
     scan_folder,
 )
-from livevis.models.datasets import image_folder
+from livevis.models.data.datasets import image_folder
+from livevis.models.data.images import read_header
 from livevis.models.errors import InputError
-from livevis.models.images import read_header
 
 LIVEVIS = Path(sys.executable).parent / "livevis"
 

@@ -116,7 +116,7 @@ def test_mining_a_folder_fills_the_unit_pane_and_a_crop_opens_its_image(qtbot, m
                                                                         monkeypatch):  # fmt: skip
     import cv2
 
-    from livevis.models.datasets import mnist_split
+    from livevis.models.data.datasets import mnist_split
 
     monkeypatch.setenv("LIVEVIS_CACHE", str(tmp_path / "cache"))
     digits = tmp_path / "digits"

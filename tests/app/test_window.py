@@ -135,24 +135,24 @@ def test_a_model_that_fails_to_load_leaves_the_previous_one(qtbot, make_window, 
 
 
 def test_a_weights_file_for_a_users_own_model_keeps_its_input_description(qtbot, make_window, video):
-    from livevis.models.lenet import WEIGHTS_FILE
+    from livevis.models.zoo.lenet import WEIGHTS_FILE
 
     own = {"input_size": 28, "mean": (0.1307,), "std": (0.3081,), "labels": None}
-    window = make_window(video, model="livevis.models.lenet:LeNet5", custom=own)
+    window = make_window(video, model="livevis.models.zoo.lenet:LeNet5", custom=own)
     wait_result(qtbot, window)
-    assert window.model.name == "livevis.models.lenet:LeNet5" and not window.model.trained
+    assert window.model.name == "livevis.models.zoo.lenet:LeNet5" and not window.model.trained
     with qtbot.waitSignal(window.loader.ready, timeout=TIMEOUT_MS):
         window.loader.reload(weights=str(WEIGHTS_FILE), device="cpu")
     assert window.model.trained and window.model.layers[0][2] == (1, 28, 28), "still a 1 x 28 x 28 input"
     # listed beside the registry's models, and chosen again as it was loaded (input and weights)
-    assert window.controls.model.findText("livevis.models.lenet:LeNet5") >= 0
-    assert "livevis.models.lenet:LeNet5" in [action.text() for action in window.model_menu.model_group.actions()]
+    assert window.controls.model.findText("livevis.models.zoo.lenet:LeNet5") >= 0
+    assert "livevis.models.zoo.lenet:LeNet5" in [action.text() for action in window.model_menu.model_group.actions()]
     with qtbot.waitSignal(window.loader.ready, timeout=TIMEOUT_MS):
         window.model_menu.choose("lenet")  # the listed LeNet, bundled weights
     with qtbot.waitSignal(window.loader.ready, timeout=TIMEOUT_MS):
-        window.model_menu.choose("livevis.models.lenet:LeNet5")
-    assert window.model.name == "livevis.models.lenet:LeNet5" and window.model.trained
-    assert window.controls.model.currentText() == "livevis.models.lenet:LeNet5"
+        window.model_menu.choose("livevis.models.zoo.lenet:LeNet5")
+    assert window.model.name == "livevis.models.zoo.lenet:LeNet5" and window.model.trained
+    assert window.controls.model.currentText() == "livevis.models.zoo.lenet:LeNet5"
     assert window.notice.isHidden()
     window.close()
     settings = QSettings(str(window.settings.file_name), QSettings.Format.IniFormat)
@@ -228,8 +228,8 @@ def _serve_lenet_weights(tmp_path, monkeypatch):
     import hashlib
     from dataclasses import replace
 
-    import livevis.models.registry as registry
-    from livevis.models.lenet import WEIGHTS_FILE
+    import livevis.models.zoo.registry as registry
+    from livevis.models.zoo.lenet import WEIGHTS_FILE
 
     data = WEIGHTS_FILE.read_bytes()
     served = tmp_path / "server" / f"lenet-test-{hashlib.sha256(data).hexdigest()[:8]}.pth"

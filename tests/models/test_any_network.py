@@ -11,8 +11,8 @@ import torch
 
 from livevis.app.cli import main
 from livevis.models import Engine, ViewOptions, Visualizer
+from livevis.models.data.tensors import read_tensor
 from livevis.models.errors import InputError
-from livevis.models.tensors import read_tensor
 from tests.conftest import use_module
 
 DYNAMICS_NET = '''

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from livevis.models.backprop import (
+from livevis.models.attribution import (
     MODES,
     VIEWS,
     grad_cam,
@@ -33,7 +33,7 @@ from livevis.models.backprop import (
 from livevis.models.engine import CropRect
 from livevis.models.errors import ChannelOutOfRangeError, LayerNotFoundError, LivevisError, OptionError
 from livevis.models.layers import ActivationCapture
-from livevis.models.render import LEVELS, cell_centre, colormap_table
+from livevis.models.render.base import LEVELS, cell_centre, colormap_table
 
 MIDDLE = (LEVELS - 1) // 2
 IMPORTED_RELU = F.relu  # as `from torch.nn.functional import relu` keeps it: patching F would miss it
@@ -441,7 +441,7 @@ def _layers_with_groups() -> nn.Sequential:
 def test_one_channel_alone_matches_its_layer_and_refuses_what_it_cannot_vouch_for():
     from timm.layers import Conv2dSame
 
-    from livevis.models.backprop import _channel_alone
+    from livevis.models.attribution.backprop import _channel_alone
 
     model = _layers_with_groups()
     x = torch.randn(2, 3, 20, 20)
@@ -517,7 +517,7 @@ def test_a_layer_called_twice_is_seeded_at_its_last_call():
 
 
 def test_nothing_past_the_layer_records_a_graph_and_grad_mode_comes_back(alexnet_engine, photos):
-    from livevis.models.backprop import BackwardRequest, forward_backward
+    from livevis.models.attribution.backprop import BackwardRequest, forward_backward
 
     model = alexnet_engine.model
     x = photo_input(alexnet_engine, photos["chelsea"])
@@ -740,7 +740,7 @@ def test_bad_input_raises_clear_errors(alexnet_engine):
 def test_the_live_pass_backpropagates_in_its_one_forward(alexnet_engine, photos, mode):
     """Engine.run with a backward request: the activations and logits of an ordinary forward, and the
     same gradient (or Grad-CAM) as the stand-alone functions give."""
-    from livevis.models.backprop import BackwardRequest
+    from livevis.models.attribution.backprop import BackwardRequest
 
     frame = photos["astronaut"]
     plain = alexnet_engine.run(frame, ["features.10", "features.7"])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from livevis.models import Engine
-from livevis.models.dream import (
+from livevis.models.dream.run import (
     GradientCapture,
     channel,
     classify,
@@ -103,7 +103,7 @@ def test_the_cache_returns_the_stored_image_without_optimising(lenet, monkeypatc
     def no_optimising(*_args, **_kwargs):
         raise AssertionError("optimised again")
 
-    monkeypatch.setattr("livevis.models.dream.optimise", no_optimising)
+    monkeypatch.setattr("livevis.models.dream.run.optimise", no_optimising)
     again = dream(lenet, request)
     assert again.cached
     np.testing.assert_array_equal(again.images, made.images)

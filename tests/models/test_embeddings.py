@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from livevis.models.datasets import embedding_dataset, image_folder
-from livevis.models.embeddings import MapPlacer, activations, embed_dataset, embed_swiss_roll, swiss_roll
+from livevis.models.data.datasets import embedding_dataset, image_folder
+from livevis.models.embeddings.tsne import MapPlacer, activations, embed_dataset, embed_swiss_roll, swiss_roll
 from livevis.models.errors import InputError, OptionError
 from livevis.models.progress import Cancelled
 

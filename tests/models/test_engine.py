@@ -132,8 +132,8 @@ def _assert_same_pictures(ours, theirs) -> None:
     ids=["conv5", "fc7", "conv2-mask"],
 )  # fmt: skip
 def test_the_cpu_renderer_draws_what_the_torch_renderer_draws(alexnet_engine, photos, options):
-    from livevis.models.render_opencv import OpenCVRenderer
-    from livevis.models.render_torch import TorchRenderer
+    from livevis.models.render.opencv_renderer import OpenCVRenderer
+    from livevis.models.render.torch_renderer import TorchRenderer
 
     visualizer = Visualizer(alexnet_engine)
     assert isinstance(visualizer.renderer, OpenCVRenderer), "the CPU renders through OpenCV"
@@ -150,7 +150,7 @@ def _pipelines_agree(photo: np.ndarray, options: ViewOptions, device: torch.devi
     and through the accelerator pipeline (torch renderer) on `device`."""
     import copy
 
-    from livevis.models.render_torch import TorchRenderer
+    from livevis.models.render.torch_renderer import TorchRenderer
 
     cpu = Engine.load("efficientnet_lite0", device="cpu")  # trained: its top class is no near tie
     accelerator = Visualizer(Engine(cpu.spec, copy.deepcopy(cpu.model), cpu.weights, device))

@@ -11,9 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from livevis.models.engine import CropRect
-from livevis.models.errors import InputError
-from livevis.models.mining import (
+from livevis.models.atlas.mining import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
     RunningTop,
@@ -23,8 +21,10 @@ from livevis.models.mining import (
     mine,
     mined_folders,
 )
+from livevis.models.atlas.receptive_field import box_in_image, receptive_fields
+from livevis.models.engine import CropRect
+from livevis.models.errors import InputError
 from livevis.models.progress import Cancelled
-from livevis.models.receptive_field import box_in_image, receptive_fields
 from tests.conftest import use_module
 
 TOP = 3
@@ -268,7 +268,7 @@ def tensor_net(tmp_path, monkeypatch):
 
 def _tensor_brute_force(model, folder: Path, names: list[str], layer: int):
     """Each tensor run through the model directly: per channel its spatial maximum and where."""
-    from livevis.models.tensors import read_tensor
+    from livevis.models.data.tensors import read_tensor
 
     values, positions, shapes = [], [], []
     for name in names:

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 
 from livevis.models import Engine
-from livevis.models.datasets import mnist_split
-from livevis.models.mnist_preprocess import mnist_style
+from livevis.models.data.datasets import mnist_split
+from livevis.models.data.mnist import mnist_style
 
 SIDE = 280
 BRUSH = 24

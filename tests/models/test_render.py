@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from livevis.models.errors import ColormapError
-from livevis.models.render import (
+from livevis.models.render.base import (
     LEVELS,
     SEPARATOR,
     SEPARATOR_GRAY,
@@ -14,8 +14,8 @@ from livevis.models.render import (
     grid_layout,
     level_transform,
 )
-from livevis.models.render_opencv import OpenCVRenderer
-from livevis.models.render_torch import TorchRenderer, upsample_bilinear
+from livevis.models.render.opencv_renderer import OpenCVRenderer
+from livevis.models.render.torch_renderer import TorchRenderer, upsample_bilinear
 
 MIDDLE = (LEVELS - 1) // 2
 RENDERERS = [pytest.param(TorchRenderer(), id="torch"), pytest.param(OpenCVRenderer(), id="opencv")]

@@ -7,11 +7,11 @@ import pytest
 import torch
 import torchvision
 
-import livevis.models.weights
+import livevis.models.zoo.weights
 from livevis.models import Engine
-from livevis.models.custom import load_model_file
 from livevis.models.errors import WeightsError
-from livevis.models.weights import read_state_dict
+from livevis.models.zoo.custom import load_model_file
+from livevis.models.zoo.weights import read_state_dict
 
 
 def test_a_state_dict_file_loads_and_is_marked_trained(alexnet_weights_file):
@@ -101,7 +101,7 @@ def test_missing_weights_offline_name_the_file_the_folder_and_the_options(tmp_pa
     def offline(url, timeout=None):
         raise URLError("Name or service not known")
 
-    monkeypatch.setattr(livevis.models.weights, "urlopen", offline)
+    monkeypatch.setattr(livevis.models.zoo.weights, "urlopen", offline)
     with pytest.raises(WeightsError) as error:
         Engine.load("alexnet", device="cpu")
     message = str(error.value)
@@ -115,7 +115,7 @@ def test_cached_hub_weights_are_used_without_download(tmp_path, monkeypatch, ale
     checkpoints = tmp_path / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
     (checkpoints / "alexnet-owt-7be5be79.pth").write_bytes(alexnet_weights_file.read_bytes())
-    monkeypatch.setattr(livevis.models.weights, "urlopen", lambda *a, **k: pytest.fail("downloaded"))
+    monkeypatch.setattr(livevis.models.zoo.weights, "urlopen", lambda *a, **k: pytest.fail("downloaded"))
     engine = Engine.load("alexnet", device="cpu")
     assert engine.weights.trained and engine.weights.source.startswith("cache ")
 
@@ -139,7 +139,7 @@ def test_default_falls_back_to_the_offline_trained_model_never_to_random(tmp_pat
     def offline(url, timeout=None):
         raise URLError("Name or service not known")
 
-    monkeypatch.setattr(livevis.models.weights, "urlopen", offline)
+    monkeypatch.setattr(livevis.models.zoo.weights, "urlopen", offline)
     engine, notice = Engine.load_default(device="cpu")
     assert engine.name == "efficientnet_lite0" and engine.weights.trained
     assert "alexnet-owt-7be5be79.pth" in notice and str(tmp_path / "hub" / "checkpoints") in notice
@@ -163,7 +163,7 @@ def test_download_with_progress_and_hash_check(tmp_path, alexnet_weights_file):
     served = _served_weights(tmp_path, alexnet_weights_file)
     seen = []
     target = tmp_path / "cache" / served.name
-    livevis.models.weights.download_file(
+    livevis.models.zoo.weights.download_file(
         served.as_uri(), target, lambda what, done, total: seen.append((what, done, total)) or True
     )
     assert target.read_bytes() == served.read_bytes()
@@ -174,8 +174,8 @@ def test_download_with_progress_and_hash_check(tmp_path, alexnet_weights_file):
 def test_a_cancelled_download_leaves_nothing_behind(tmp_path, alexnet_weights_file):
     served = _served_weights(tmp_path, alexnet_weights_file)
     target = tmp_path / "cache" / served.name
-    with pytest.raises(livevis.models.weights.DownloadCancelled):
-        livevis.models.weights.download_file(served.as_uri(), target, lambda what, done, total: done < 1_000_000)
+    with pytest.raises(livevis.models.zoo.weights.DownloadCancelled):
+        livevis.models.zoo.weights.download_file(served.as_uri(), target, lambda what, done, total: done < 1_000_000)
     assert list(target.parent.iterdir()) == []
 
 
@@ -184,15 +184,15 @@ def test_a_corrupt_download_is_refused(tmp_path, alexnet_weights_file):
     wrong = served.with_name("alexnet-test-00000000.pth")
     served.rename(wrong)
     with pytest.raises(WeightsError, match="corrupt"):
-        livevis.models.weights.download_file(wrong.as_uri(), tmp_path / "cache" / wrong.name)
+        livevis.models.zoo.weights.download_file(wrong.as_uri(), tmp_path / "cache" / wrong.name)
     assert not (tmp_path / "cache" / wrong.name).exists()
 
 
 def test_resolution_order_file_then_cache_then_download(tmp_path, monkeypatch, alexnet_weights_file):
     from dataclasses import replace
 
-    from livevis.models.registry import HubWeights, get_spec
-    from livevis.models.weights import resolve_weights
+    from livevis.models.zoo.registry import HubWeights, get_spec
+    from livevis.models.zoo.weights import resolve_weights
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     served = _served_weights(tmp_path, alexnet_weights_file)

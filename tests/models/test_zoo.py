@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-import livevis.models.weights
+import livevis.models.zoo.weights
 from livevis.models import Engine, ViewOptions, Visualizer, model_names
-from livevis.models.datasets import mnist_split
+from livevis.models.data.datasets import mnist_split
 from livevis.models.errors import ModelNotFoundError, WeightsError
-from livevis.models.lenet import WEIGHTS_FILE, LeNet5, accuracy
+from livevis.models.zoo.lenet import WEIGHTS_FILE, LeNet5, accuracy
 
 LENET_OPTIONS = {"input_size": 28, "mean": (0.1307,), "std": (0.3081,)}
 
@@ -92,15 +92,15 @@ def test_a_users_torchscript_file_runs_with_input_and_output(tmp_path, held_out_
 
 
 def test_a_users_factory_with_a_state_dict(held_out_digits, alexnet_weights_file):
-    engine = Engine.load("livevis.models.lenet:LeNet5", weights=WEIGHTS_FILE, device="cpu", **LENET_OPTIONS)
+    engine = Engine.load("livevis.models.zoo.lenet:LeNet5", weights=WEIGHTS_FILE, device="cpu", **LENET_OPTIONS)
     assert engine.weights.trained and engine.layer().path == "relu2", "the last layer with maps of 7x7 or more"
     assert _digits_right(engine, held_out_digits) >= 0.97
     with pytest.raises(WeightsError, match="no known trained weights"):
-        Engine.load("livevis.models.lenet:LeNet5", device="cpu", **LENET_OPTIONS)
+        Engine.load("livevis.models.zoo.lenet:LeNet5", device="cpu", **LENET_OPTIONS)
     with pytest.raises(WeightsError, match="tensor 'conv1.weight' is missing"):
-        Engine.load("livevis.models.lenet:LeNet5", weights=alexnet_weights_file, device="cpu", **LENET_OPTIONS)
+        Engine.load("livevis.models.zoo.lenet:LeNet5", weights=alexnet_weights_file, device="cpu", **LENET_OPTIONS)
     with pytest.raises(ModelNotFoundError, match="no callable 'LeNet9'"):
-        Engine.load("livevis.models.lenet:LeNet9", weights="none", device="cpu")
+        Engine.load("livevis.models.zoo.lenet:LeNet9", weights="none", device="cpu")
 
 
 def test_timm_models_by_name():
@@ -122,7 +122,8 @@ def test_timm_weights_offline_say_where_to_put_them_quickly(tmp_path, monkeypatc
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setattr(livevis.models.weights, "urlopen", lambda *a, **k: (_ for _ in ()).throw(URLError("offline")))
+    offline = lambda *a, **k: (_ for _ in ()).throw(URLError("offline"))  # noqa: E731
+    monkeypatch.setattr(livevis.models.zoo.weights, "urlopen", offline)
     start = time.perf_counter()
     with pytest.raises(WeightsError, match=r"model\.safetensors \(from https://huggingface\.co/timm/resnet18"):
         Engine.load("timm:resnet18", device="cpu")
