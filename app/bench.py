@@ -18,6 +18,7 @@ from tqdm import tqdm
 from livevis.app.live_sources import Resolution, VideoFileSource, synthetic_frames
 from livevis.models import Engine, ViewOptions, Visualizer
 from livevis.models.errors import InputError, OptionError
+from livevis.models.layers import as_maps, layout_of
 from livevis.models.views import LIVE_VIEWS
 from livevis.state import BACKPROP_MODES
 
@@ -138,7 +139,7 @@ def bare_forward_backward(model: torch.nn.Module, x: torch.Tensor, layer_path: s
         with torch.enable_grad():
             leaf = x.detach().clone().requires_grad_(True)
             model(leaf)
-            out = tapped["out"]
+            out = as_maps(tapped["out"], layout_of(model, layer_path))
             torch.autograd.grad(out[:, :1], leaf, grad_outputs=out[:, :1].detach())
     finally:
         handle.remove()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,18 @@ import torch.nn.functional as F
 from .attribution.backprop import BackwardRequest, PassResult, forward_backward
 from .data.tensors import is_tensor_frame, tensor_display
 from .errors import InputError, WeightsError
-from .layers import INPUT, OUTPUT, PROB, ActivationCapture, LayerInfo, discover_layers, find_layer
+from .layers import (
+    INPUT,
+    OUTPUT,
+    PROB,
+    ActivationCapture,
+    LayerInfo,
+    TokenModel,
+    discover_layers,
+    find_layer,
+    token_model,
+    transformer_blocks,
+)
 from .progress import Progress, report
 from .zoo.custom import CUSTOM_FAMILIES
 from .zoo.registry import DEFAULT_MODEL, OFFLINE_DEFAULT, ModelSpec, get_spec
@@ -113,6 +124,8 @@ class ForwardResult:
     """Captured outputs by layer path, batch dimension removed."""
     backward: PassResult | None = None
     """The backward half, when the pass was asked for one (`run(..., backward=...)`)."""
+    prefix_tokens: dict[str, torch.Tensor] = field(default_factory=dict)
+    """A transformer layer's prefix tokens (class, distillation, registers), P x D (N x P x D for a batch)."""
 
 
 class Engine:
@@ -184,15 +197,27 @@ class Engine:
         return self.spec.name
 
     def _default_layer(self) -> LayerInfo:
-        """The spec's choice; for a user's own model, the last layer whose maps are still 7x7 or larger."""
+        """The spec's choice; for a transformer, a block two thirds of the way down (its tokens as maps); for
+        another model of a user's, the last layer whose maps are still 7x7 or larger."""
         if self.spec.default_layer:
-            return find_layer(self.layers, self.spec.default_layer)
+            return self.layer(self.spec.default_layer)
+        blocks = transformer_blocks(self.model, self.layers)
+        if blocks:
+            return blocks[round(2 * (len(blocks) - 1) / 3)]
         spatial = [layer for layer in self.layers[1:] if layer.is_spatial and layer.shape[1] >= 7]
         return spatial[-1] if spatial else self.layers[0]
 
+    @property
+    def tokens(self) -> TokenModel | None:
+        """What the model's layers are as token maps, for a transformer; None for a convolutional network."""
+        return token_model(self.model)
+
     def layer(self, key: str | None = None) -> LayerInfo:
         """A layer by path or friendly name; None gives the model's default layer."""
-        return find_layer(self.layers, key) if key else self.default_layer
+        if not key:
+            return self.default_layer
+        tokens = self.tokens
+        return find_layer(self.layers, key, tokens.hidden if tokens is not None else None)
 
     def upload(self, frame: np.ndarray) -> torch.Tensor:
         """A frame (HxWx3) or a batch of frames (NxHxWx3) onto the device once, pinned on CUDA."""
@@ -260,12 +285,13 @@ class Engine:
         if backward is None:
             with torch.inference_mode(), ActivationCapture(self.model, captured) as capture:
                 logits = self.model(x)
-            outputs, passed = capture.activations, None
+            outputs, prefixes, passed = capture.activations, capture.prefix_tokens, None
         else:
             passed = forward_backward(self.model, x, captured, backward)
-            logits, outputs = passed.logits, passed.activations
+            logits, outputs, prefixes = passed.logits, passed.activations, passed.prefix_tokens
         batched = frame_t.dim() == 4
         activations = {path: out if batched else out[0] for path, out in outputs.items()}
+        prefix_tokens = {path: out if batched else out[0] for path, out in prefixes.items()}
         if INPUT in paths:
             activations[INPUT] = x if batched else x[0]
         if PROB in paths:
@@ -275,7 +301,7 @@ class Engine:
             activations[OUTPUT] = logits if batched else logits[0]
         if on_stage:
             on_stage("forward" if backward is None else "forward+backward")
-        return ForwardResult(frame_t, x, crop, logits, activations, passed)
+        return ForwardResult(frame_t, x, crop, logits, activations, passed, prefix_tokens)
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> torch.Tensor:

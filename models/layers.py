@@ -7,13 +7,16 @@ Order and shapes come from one dry run with hooks on every module, so branching 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from .errors import LayerNotFoundError, ModelError
+from .transformers.attention import attention_modules
+from .transformers.tokens import PatchGrid, TokenLayout, classify_output, find_patch_embedding, prefix_names
 
 INPUT = "input"
 PROB = "prob"
@@ -28,8 +31,12 @@ class LayerInfo:
     name: str
     """Friendly name: Caffe's for AlexNet and VGG (conv5), otherwise the path."""
     shape: tuple[int, ...]
-    """Output shape without the batch: (C, H, W) or (F,)."""
+    """Output shape without the batch, as shown: (C, H, W) or (F,). A transformer's tokens are (D, h, w)
+    over the patch grid (see `layout`)."""
     module_type: str
+    layout: TokenLayout | None = field(default=None, compare=False, repr=False)
+    """How the raw output reads as maps, for token sequences and channels-last outputs; None where the
+    output is N x C x H x W or N x F already."""
 
     @property
     def channels(self) -> int:
@@ -40,10 +47,46 @@ class LayerInfo:
         return len(self.shape) == 3
 
     @property
+    def prefix_tokens(self) -> int:
+        """Prefix tokens (class, distillation, registers) the layer has besides its maps."""
+        return self.layout.prefix if self.layout is not None and self.layout.kind == "tokens" else 0
+
+    @property
     def label(self) -> str:
         shape = " x ".join(str(s) for s in self.shape)
         named = self.name if self.name == self.path else f"{self.name} ({self.path})"
-        return f"{named}  {shape}"
+        extra = f" + {self.prefix_tokens} token{'s' if self.prefix_tokens > 1 else ''}" if self.prefix_tokens else ""
+        return f"{named}  {shape}{extra}"
+
+
+@dataclass
+class TokenModel:
+    """What discovery learnt of a transformer (or any network whose outputs are not all N x C x H x W):
+    its patch grid, what its prefix tokens are, how each layer reads as maps, and why the rest is not shown."""
+
+    grid: PatchGrid
+    prefix: list[str]
+    layouts: dict[str, TokenLayout]
+    hidden: dict[str, str]
+
+
+_TOKEN_MODELS: weakref.WeakKeyDictionary[nn.Module, TokenModel] = weakref.WeakKeyDictionary()
+
+
+def token_model(model: nn.Module) -> TokenModel | None:
+    """The token description of a model whose layers were discovered; None for a plain convolutional one."""
+    return _TOKEN_MODELS.get(model)
+
+
+def layout_of(model: nn.Module, path: str) -> TokenLayout | None:
+    """How a layer's raw output reads as maps (None: it is N x C x H x W or N x F already)."""
+    found = _TOKEN_MODELS.get(model)
+    return None if found is None else found.layouts.get(path)
+
+
+def as_maps(output: torch.Tensor, layout: TokenLayout | None) -> torch.Tensor:
+    """A layer's raw output as N x C x H x W maps (or N x F), a view where possible."""
+    return output if layout is None else layout.maps(output)
 
 
 def discover_layers(model: nn.Module, input_shape: tuple[int, int, int], names: Mapping[str, str]) -> list[LayerInfo]:
@@ -52,14 +95,15 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, int, int], names: 
     A module called twice (ResNet's shared ReLU) is placed where its last call happens, which is
     also the output a capture keeps.
     """
-    order: dict[str, LayerInfo] = {}
+    order: dict[str, tuple[nn.Module, tuple[int, ...], bool]] = {}
     handles = []
 
     def make_hook(path: str, module: nn.Module):
-        def hook(_module, _inputs, output):
-            if isinstance(output, torch.Tensor) and output.dim() in (2, 4):
+        def hook(_module, inputs, output):
+            if isinstance(output, torch.Tensor) and output.dim() in (2, 3, 4):
+                passes_through = bool(inputs) and output is inputs[0]
                 order.pop(path, None)
-                order[path] = LayerInfo(path, names.get(path, path), tuple(output.shape[1:]), type(module).__name__)
+                order[path] = (module, tuple(output.shape), passes_through)
 
         return hook
 
@@ -81,7 +125,7 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, int, int], names: 
     finally:
         for handle in handles:
             handle.remove()
-    layers = [LayerInfo(INPUT, INPUT, tuple(input_shape), "Input"), *order.values()]
+    layers = [LayerInfo(INPUT, INPUT, tuple(input_shape), "Input"), *_shown_layers(model, order, names)]
     if isinstance(output, torch.Tensor) and output.dim() == 2:
         layers.append(LayerInfo(PROB, PROB, (output.shape[1],), "Softmax"))
     elif isinstance(output, torch.Tensor) and output.dim() == 4:
@@ -93,12 +137,66 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, int, int], names: 
     return layers
 
 
-def find_layer(layers: Iterable[LayerInfo], key: str) -> LayerInfo:
-    """By module path or friendly name; a wrong key says how to list the right ones."""
+def _shown_layers(model: nn.Module, order: dict, names: Mapping[str, str]) -> list[LayerInfo]:
+    """The outputs that are maps or vectors, read through the token layout where they are a transformer's;
+    registers what was learnt of a transformer for the hooks that later read its layers."""
+    executed = [(path, module, shape) for path, (module, shape, _) in order.items()]
+    found = find_patch_embedding(executed)
+    previous = _TOKEN_MODELS.pop(model, None)
+    if previous is not None:
+        previous.grid.release()
+    grid = PatchGrid(*found) if found is not None else None
+    kinds = {path: classify_output(shape, grid) for path, _module, shape in executed}
+    is_token_model = any(kind.layout is not None for kind in kinds.values())
+    if not is_token_model:
+        if grid is not None:
+            grid.release()
+        grid = None
+        kinds = {path: classify_output(shape, None) for path, _module, shape in executed}
+    layers, hidden = [], {}
+    for path, (module, _shape, passes_through) in order.items():
+        kind = kinds[path]
+        if is_token_model and passes_through:
+            hidden[path] = "passes its input through unchanged; choose the layer before it"
+        elif kind.shape is None:
+            hidden[path] = kind.hidden
+        else:
+            layers.append(LayerInfo(path, names.get(path, path), kind.shape, type(module).__name__, kind.layout))
+    if is_token_model:
+        prefixes = max((layer.prefix_tokens for layer in layers), default=0)
+        layouts = {layer.path: layer.layout for layer in layers if layer.layout is not None}
+        _TOKEN_MODELS[model] = TokenModel(grid, prefix_names(model, prefixes), layouts, hidden)
+    return layers
+
+
+def transformer_blocks(model: nn.Module, layers: Iterable[LayerInfo]) -> list[LayerInfo]:
+    """A transformer's blocks in execution order: the token-map layers that hold one attention module and
+    sit in a list of such blocks (timm's `blocks.K`, torchvision's `encoder_layer_K`, Swin's stages' blocks)."""
+    if token_model(model) is None:
+        return []
+    blocks = []
+    for layer in layers:
+        if layer.layout is None or "." not in layer.path:
+            continue
+        parent = model.get_submodule(layer.path.rsplit(".", 1)[0])
+        if isinstance(parent, nn.Sequential | nn.ModuleList) and len(attention_modules(model, layer.path)) == 1:
+            blocks.append(layer)
+    return blocks
+
+
+def find_layer(layers: Iterable[LayerInfo], key: str, hidden: Mapping[str, str] | None = None) -> LayerInfo:
+    """By module path or friendly name; a wrong key says how to list the right ones, and a module that is
+    not shown (`hidden`: path -> what it outputs instead of maps) says why."""
     layers = list(layers)
     for layer in layers:
         if key in (layer.path, layer.name):
             return layer
+    if hidden and key in hidden:
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        near = next((layer.path for layer in layers if parent and layer.path == parent), None)
+        hint = f"; choose {near}" if near else ""
+        raise LayerNotFoundError(f"layer {key!r} is not shown: {hidden[key]}{hint} (`livevis layers --model M` "
+                                 "lists the layers with maps)")  # fmt: skip
     close = [layer.name for layer in layers if key.lower() in layer.name.lower() or key in layer.path][:8]
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise LayerNotFoundError(f"no layer {key!r} in this model{hint}; `livevis layers --model M` lists them")
@@ -127,15 +225,21 @@ class ActivationCapture:
 
     def __init__(self, model: nn.Module, paths: Iterable[str]):
         self.activations: dict[str, torch.Tensor] = {}
+        self.prefix_tokens: dict[str, torch.Tensor] = {}
+        """A transformer layer's prefix tokens (class, distillation, registers), N x P x D, by path."""
         self._handles = [
-            model.get_submodule(path).register_forward_hook(this_thread_only(self._hook(path)))
+            model.get_submodule(path).register_forward_hook(this_thread_only(self._hook(path, layout_of(model, path))))
             for path in paths
             if path not in (INPUT, PROB, OUTPUT)
         ]
 
-    def _hook(self, path: str):
+    def _hook(self, path: str, layout: TokenLayout | None):
         def hook(_module, _inputs, output):
-            self.activations[path] = output.detach().clone()
+            output = output.detach()
+            self.activations[path] = as_maps(output, layout).clone(memory_format=torch.contiguous_format)
+            prefix = layout.prefix_tokens(output) if layout is not None else None
+            if prefix is not None:
+                self.prefix_tokens[path] = prefix.clone()
 
         return hook
 

@@ -42,6 +42,8 @@ import torch
 from torch import nn
 
 from ..engine import CropRect
+from ..layers import as_maps, layout_of
+from ..transformers.tokens import TokenLayout
 
 PROBE_INPUT = 1e-3
 """Small enough that sums of many positive paths stay under ReLU6's cap of 6."""
@@ -137,12 +139,14 @@ def _probe_model(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     return probe.requires_grad_(False)
 
 
-def _supports(probe: nn.Module, layer: str, in_shape: tuple[int, int, int], positions: list[tuple[int, int]]):
-    """The bounding boxes of the probe's input-gradient support, one per (row, col), in one batched pass."""
+def _supports(probe: nn.Module, layer: str, in_shape: tuple[int, int, int], positions: list[tuple[int, int]],
+              layout: TokenLayout | None = None):  # fmt: skip
+    """The bounding boxes of the probe's input-gradient support, one per (row, col), in one batched pass; a
+    transformer's tokens are read as maps through `layout`."""
     captured: dict[str, torch.Tensor] = {}
 
     def stop(_module, _inputs, output):
-        captured["out"] = output
+        captured["out"] = as_maps(output, layout)
         raise _ReachedLayer
 
     handle = probe.get_submodule(layer).register_forward_hook(stop)
@@ -177,19 +181,20 @@ def compute_receptive_fields(
 ) -> ReceptiveFields:
     """Every position's box for the layer's (H, W) map, for an S x S input or an (H, W) one; see the module's
     docstring for the method."""
+    layout = layout_of(model, layer)
     try:
-        return _compute(_probe_model(model, torch.float32), layer, map_size, input_size, in_channels)
+        return _compute(_probe_model(model, torch.float32), layer, map_size, input_size, in_channels, layout)
     except _Underflow:
-        return _compute(_probe_model(model, torch.float64), layer, map_size, input_size, in_channels)
+        return _compute(_probe_model(model, torch.float64), layer, map_size, input_size, in_channels, layout)
 
 
 def _compute(probe: nn.Module, layer: str, map_size: tuple[int, int], input_size: int | tuple[int, int],
-             in_channels: int):  # fmt: skip
+             in_channels: int, layout: TokenLayout | None = None):  # fmt: skip
     height, width = map_size
     in_shape = (in_channels, *input_shape(input_size))
     diagonal = [(min(i, height - 1), min(i, width - 1)) for i in range(max(height, width))]
     corners = [(0, width - 1), (height - 1, 0)]
-    found = _supports(probe, layer, in_shape, diagonal + corners)
+    found = _supports(probe, layer, in_shape, diagonal + corners, layout)
     columns = {c: (box[0], box[2]) for (_, c), box in zip(diagonal, found, strict=False)}
     rows = {r: (box[1], box[3]) for (r, _), box in zip(diagonal, found, strict=False)}
     boxes = np.zeros((height, width, 4), np.int64)
@@ -201,7 +206,7 @@ def _compute(probe: nn.Module, layer: str, map_size: tuple[int, int], input_size
         every = [(r, c) for r in range(height) for c in range(width)]
         for start in range(0, len(every), 64):
             chunk = every[start : start + 64]
-            for (r, c), box in zip(chunk, _supports(probe, layer, in_shape, chunk), strict=True):
+            for (r, c), box in zip(chunk, _supports(probe, layer, in_shape, chunk, layout), strict=True):
                 boxes[r, c] = box
     return ReceptiveFields(layer, input_size, boxes)
 

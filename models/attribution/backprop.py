@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ChannelOutOfRangeError, InputError, LayerNotFoundError, ModelError, OptionError
-from ..layers import INPUT, OUTPUT, PROB, ActivationCapture, this_thread_only
+from ..layers import INPUT, OUTPUT, PROB, ActivationCapture, as_maps, layout_of, this_thread_only
 from ..render.base import crop_box
+from ..transformers.tokens import TokenLayout
 from .relu_rules import MODES, check_mode, relu_backward_rule
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -95,9 +96,14 @@ class _LayerTap:
     `infer_after` that call would have no graph, so `repeated` says to run the pass again without it.
     """
 
-    def __init__(self, module: nn.Module, layer_path: str, *, channel: int | None = None, infer_after: bool = False):
+    def __init__(self, module: nn.Module, layer_path: str, *, channel: int | None = None, infer_after: bool = False,
+                 layout: TokenLayout | None = None):  # fmt: skip
         self.layer_path = layer_path
+        self._layout = layout
+        self.raw: torch.Tensor | None = None
+        """The layer's output as the model made it (a transformer's N x T x D tokens)."""
         self.output: torch.Tensor | None = None
+        """The same as maps (N x C x H x W) or vectors (N x F)."""
         self.unit: torch.Tensor | None = None
         """N x 1 (x H x W): the channel alone, with its own graph, where it could be computed apart."""
         self.repeated = False
@@ -111,8 +117,10 @@ class _LayerTap:
         if self._infer_after and self.output is not None:
             self.repeated = True
             return None
-        self.output = output
-        self.unit = None if self._channel is None else _channel_alone(module, inputs, output, self._channel)
+        self.raw = output
+        self.output = as_maps(output, self._layout)
+        self.unit = None if self._channel is None else _channel_alone(module, inputs, output, self._channel,
+                                                                       self._layout)  # fmt: skip
         if not self._infer_after:
             return output.clone()
         torch.set_grad_enabled(False)  # the caller's `torch.enable_grad()` block restores it
@@ -127,15 +135,18 @@ class _LayerTap:
         return self.output
 
 
-def _channel_alone(module: nn.Module, inputs: tuple, output: torch.Tensor, channel: int) -> torch.Tensor | None:
+def _channel_alone(module: nn.Module, inputs: tuple, output: torch.Tensor, channel: int,
+                   layout: TokenLayout | None = None) -> torch.Tensor | None:  # fmt: skip
     """One output channel of a plain Conv2d or Linear layer, computed again from the layer's input with
-    that channel's filter alone (1/C of the layer's work, forward and backward), N x 1 (x H x W).
+    that channel's filter alone (1/C of the layer's work, forward and backward), N x 1 (x H x W). A Linear
+    layer of a transformer (its tokens read as maps through `layout`) gives the channel's map.
 
     Weights are detached: only the input's gradient is wanted. None for any other layer (subclasses
     included: they may compute otherwise), or where the result does not match the layer's own output
     (a hook of the user's that edits it): the caller then backpropagates through the whole layer.
     """
-    if len(inputs) != 1 or not isinstance(inputs[0], torch.Tensor) or not 0 <= channel < output.shape[1]:
+    maps = as_maps(output, layout)
+    if len(inputs) != 1 or not isinstance(inputs[0], torch.Tensor) or not 0 <= channel < maps.shape[1]:
         return None
     x, kind = inputs[0], type(module)
     if kind is nn.Conv2d and module.padding_mode == "zeros" and x.dim() == 4 and output.dim() == 4:
@@ -143,13 +154,13 @@ def _channel_alone(module: nn.Module, inputs: tuple, output: torch.Tensor, chann
         first = channel // (module.out_channels // module.groups) * width
         x = x[:, first : first + width]
         one_filter = partial(F.conv2d, stride=module.stride, padding=module.padding, dilation=module.dilation)
-    elif kind is nn.Linear and x.dim() == 2 and output.dim() == 2:
+    elif kind is nn.Linear and x.dim() == output.dim() and (layout is not None or x.dim() == 2):
         one_filter = F.linear
     else:
         return None
     bias = None if module.bias is None else module.bias[channel : channel + 1].detach()
-    unit = one_filter(x, module.weight[channel : channel + 1].detach(), bias)
-    expected = output[:, channel : channel + 1].detach()
+    unit = as_maps(one_filter(x, module.weight[channel : channel + 1].detach(), bias), layout)
+    expected = maps[:, channel : channel + 1].detach()
     if unit.shape != expected.shape:
         return None
     tolerance = max(1e-4, 8 * _arithmetic_eps(expected))
@@ -168,18 +179,20 @@ def _arithmetic_eps(tensor: torch.Tensor) -> float:
 
 def _tapped_forward(model: nn.Module, x: torch.Tensor, layer_path: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(layer output, logits) of one forward pass with autograd on; the `output` pseudo-layer of a model
-    that is not a classifier is its output itself."""
+    that is not a classifier is its output itself. The output is as the model made it: a transformer's
+    tokens are read as maps by the caller (`layout_of`), so that gradients can be taken with respect to it."""
     if layer_path == OUTPUT:
         output = model(x)
         if not isinstance(output, torch.Tensor) or output.dim() != 4:
             raise LayerNotFoundError("'output' is the output layer of a network that is not a classifier")
         return output, output
-    tap = _LayerTap(_module_at(model, layer_path), layer_path)
+    tap = _LayerTap(_module_at(model, layer_path), layer_path, layout=layout_of(model, layer_path))
     try:
         logits = model(x)
     finally:
         tap.release()
-    activation = tap.captured()
+    tap.captured()
+    activation = tap.raw
     if not isinstance(logits, torch.Tensor):
         raise ModelError("the model does not output one tensor of class scores")
     return activation, logits
@@ -247,6 +260,7 @@ class _UnitPass:
     activation: torch.Tensor
     logits: torch.Tensor
     activations: dict[str, torch.Tensor]
+    prefix_tokens: dict[str, torch.Tensor]
     rule_count: int
 
 
@@ -269,10 +283,11 @@ def _unit_pass(model: nn.Module, network_input: torch.Tensor, layer_path: str, c
         network_input.requires_grad_(True)
         with ActivationCapture(model, capture_paths) as capture, relu_backward_rule(model, mode) as rule:
             if module is None:
-                activation, logits = _tapped_forward(model, network_input, OUTPUT)
+                activation, logits = _tapped_forward(model, network_input, OUTPUT)  # an N x C x H x W output
                 unit = None
             else:
-                tap = _LayerTap(module, layer_path, channel=channel, infer_after=infer_after)
+                tap = _LayerTap(module, layer_path, channel=channel, infer_after=infer_after,
+                                layout=layout_of(model, layer_path))
                 try:
                     with torch.enable_grad():  # the tap turns autograd off past the layer; this turns it on again
                         logits = model(network_input)
@@ -289,7 +304,8 @@ def _unit_pass(model: nn.Module, network_input: torch.Tensor, layer_path: str, c
         root = activation[:, channel : channel + 1] if unit is None else unit
         seed = _unit_seed(root.detach(), at)
         (gradient,) = torch.autograd.grad(root, network_input, grad_outputs=seed)
-    return _UnitPass(gradient.detach(), activation.detach(), logits.detach(), capture.activations, rule.count)
+    return _UnitPass(gradient.detach(), activation.detach(), logits.detach(), capture.activations,
+                     capture.prefix_tokens, rule.count)
 
 
 def grad_cam(
@@ -302,13 +318,15 @@ def grad_cam(
     """
     network_input = _network_input(model, x)
     with torch.inference_mode(False), torch.enable_grad():
-        activation, logits = _tapped_forward(model, network_input, layer_path)
-        return _grad_cam_of(activation, logits, layer_path, class_index)
+        raw, logits = _tapped_forward(model, network_input, layer_path)
+        return _grad_cam_of(raw, logits, layer_path, class_index, layout_of(model, layer_path))
 
 
-def _grad_cam_of(activation: torch.Tensor, logits: torch.Tensor, layer_path: str,
-                 class_index: int | Sequence[int] | None) -> GradCamResult:  # fmt: skip
-    """The Grad-CAM formula on a layer output and logits that still carry their graph."""
+def _grad_cam_of(raw: torch.Tensor, logits: torch.Tensor, layer_path: str, class_index: int | Sequence[int] | None,
+                 layout: TokenLayout | None = None) -> GradCamResult:  # fmt: skip
+    """The Grad-CAM formula on a layer output and logits that still carry their graph; a transformer's
+    tokens are read as maps over the patch grid (`layout`), as for any layer with maps."""
+    activation = as_maps(raw, layout)
     if logits.dim() != 2:
         raise OptionError("Grad-CAM explains a class; this model does not output class scores (N x K)")
     if activation.dim() != 4:
@@ -316,7 +334,8 @@ def _grad_cam_of(activation: torch.Tensor, logits: torch.Tensor, layer_path: str
         raise OptionError(f"Grad-CAM needs a layer with spatial maps (C x H x W); {layer_path} outputs {shape}")
     classes = _class_indices(logits, class_index)
     score = logits.gather(1, classes[:, None]).sum()
-    (grad,) = torch.autograd.grad(score, activation)
+    (grad,) = torch.autograd.grad(score, raw)
+    grad = as_maps(grad, layout)
     weights = grad.mean(dim=(2, 3))
     cam = torch.einsum("nc,nchw->nhw", weights, activation.detach()).clamp(min=0)
     return GradCamResult(cam=cam, class_index=classes, weights=weights, logits=logits.detach())
@@ -353,6 +372,8 @@ class PassResult:
     """d(seed) / d(network input), N x C x S x S, for grad, deconv and guided."""
     cam: GradCamResult | None
     rule_count: int
+    prefix_tokens: dict[str, torch.Tensor]
+    """A transformer layer's prefix tokens, as `ActivationCapture` keeps them."""
 
 
 def forward_backward(model: nn.Module, x: torch.Tensor, capture_paths: Sequence[str],
@@ -363,12 +384,13 @@ def forward_backward(model: nn.Module, x: torch.Tensor, capture_paths: Sequence[
     if request.mode != "gradcam":
         unit_pass = _unit_pass(model, network_input, request.layer_path, request.channel, request.mode, None,
                                capture_paths)  # fmt: skip
-        return PassResult(unit_pass.logits, unit_pass.activations, unit_pass.gradient, None, unit_pass.rule_count)
+        return PassResult(unit_pass.logits, unit_pass.activations, unit_pass.gradient, None, unit_pass.rule_count,
+                          unit_pass.prefix_tokens)
     with torch.inference_mode(False), torch.enable_grad():
         with ActivationCapture(model, capture_paths) as capture, relu_backward_rule(model, "grad") as rule:
-            activation, logits = _tapped_forward(model, network_input, request.layer_path)
-        cam = _grad_cam_of(activation, logits, request.layer_path, request.class_index)
-    return PassResult(logits.detach(), capture.activations, None, cam, rule.count)
+            raw, logits = _tapped_forward(model, network_input, request.layer_path)
+        cam = _grad_cam_of(raw, logits, request.layer_path, request.class_index, layout_of(model, request.layer_path))
+    return PassResult(logits.detach(), capture.activations, None, cam, rule.count, capture.prefix_tokens)
 
 
 def _class_indices(logits: torch.Tensor, class_index: int | Sequence[int] | None) -> torch.Tensor:

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import torch
 
 from ..errors import OptionError
-from ..layers import INPUT, PROB
+from ..layers import INPUT, PROB, as_maps, layout_of
+from ..transformers.tokens import TokenLayout
 
 
 class Objective:
@@ -137,9 +138,10 @@ class GradientCapture:
         self._calls: dict[str, int] = {}
         self._needed_calls: dict[str, int] | None = None
         self._running_in: int | None = None
-        self._handles = [model.get_submodule(path).register_forward_hook(self._hook(path)) for path in self.paths]
+        self._handles = [model.get_submodule(path).register_forward_hook(self._hook(path, layout_of(model, path)))
+                         for path in self.paths]  # fmt: skip
 
-    def _hook(self, path: str):
+    def _hook(self, path: str, layout: TokenLayout | None):
         def hook(_module, _inputs, output):
             if threading.get_ident() != self._running_in:
                 return  # the live view's forward on another thread, through the same model
@@ -148,7 +150,8 @@ class GradientCapture:
                 return
             done = len(self.activations) + 1 == len(self.paths) and not self.needs_logits
             # an in-place op later in the forward (AlexNet's ReLU) would overwrite what is kept
-            self.activations[path] = output if done else output.clone()
+            maps = as_maps(output, layout)  # a transformer's tokens as maps over the patch grid
+            self.activations[path] = maps if done else maps.clone()
             if done:
                 raise _StopForward
 

@@ -25,6 +25,7 @@ from .spec import (
     WeightsSource,
     imagenet_categories,
 )
+from .torchvision_catalog import torchvision_spec
 
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "BundledWeights", "EmbeddedWeights", "HubWeights", "ModelSpec",
@@ -42,6 +43,8 @@ def register_model(spec: ModelSpec) -> ModelSpec:
 
 
 def model_names() -> list[str]:
+    """The models described by hand (the ones menus list first); `torchvision_names()` has every other
+    torchvision classifier, which `get_spec` knows by name too."""
     return list(_REGISTRY)
 
 
@@ -59,12 +62,13 @@ def get_spec(name: str, **custom) -> ModelSpec:
                 f"{name} has its own"
             )
         return _REGISTRY[name]
-    spec = custom_spec(name, **custom)
+    spec = torchvision_spec(name) if not any(value is not None for value in custom.values()) else None
+    spec = spec or custom_spec(name, **custom)
     if spec is None:
         known = ", ".join(_REGISTRY)
         raise ModelNotFoundError(
-            f"unknown model {name!r}; known models: {known}; or timm:NAME, a TorchScript or .pt2 file, "
-            "or package.module:factory"
+            f"unknown model {name!r}; known models: {known}, any torchvision classifier by its name "
+            "(`livevis models --all`); or timm:NAME, a TorchScript or .pt2 file, or package.module:factory"
         )
     return spec
 
