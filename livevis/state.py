@@ -22,9 +22,15 @@ GAMMA_BOOSTS = (1.0, 0.7, 0.5, 0.3)
 BACKPROP_MODES = ("off", "grad", "deconv", "guided", "gradcam")
 """What the backprop pane shows: nothing, a unit's input gradient under a ReLU rule, or Grad-CAM."""
 BACKPROP_VIEWS = ("raw", "gray", "norm", "normblur")
+ATTENTION_MODES = ("off", "heads", "rollout")
+"""What a transformer's attention pane shows: nothing, every head's attention at the selected block, or the
+attention rolled out from the first block up to it (Abnar & Zuidema 2020)."""
+MEAN_OF_HEADS = -1
+"""`attention_head` for the mean of the heads."""
 
 VIEW_DEFAULTS = {"colormap": "signed", "norm": "layer", "gamma": 1.0, "boost": 0.0, "overlay_mode": "overlay",
-                 "opacity": 0.8, "backprop": "off", "backprop_view": "raw", "class_index": None}  # fmt: skip
+                 "opacity": 0.8, "backprop": "off", "backprop_view": "raw", "class_index": None,
+                 "attention": "heads", "attention_head": MEAN_OF_HEADS, "attention_query": None}  # fmt: skip
 """How a frame is drawn until the user says otherwise: the live state, render requests and the settings
 file all start from these."""
 VIEW_OPTION_NAMES = tuple(VIEW_DEFAULTS)
@@ -34,6 +40,11 @@ VIEW_OPTION_NAMES = tuple(VIEW_DEFAULTS)
 def _one_of(name: str, value, choices) -> None:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(map(str, choices))}")
+
+
+def _is_cell(value) -> bool:
+    return (isinstance(value, tuple) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value))  # fmt: skip
 
 
 def check_option(name: str, value) -> None:
@@ -56,6 +67,13 @@ def check_option(name: str, value) -> None:
         raise ValueError(f"a class is a whole number from 0 (or none for the top-1), got {value!r}")
     elif name == "channel" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
         raise ValueError(f"channel must be a whole number from 0, got {value!r}")
+    elif name == "attention":
+        _one_of("attention mode", value, ATTENTION_MODES)
+    elif name == "attention_head" and not (isinstance(value, int) and not isinstance(value, bool)
+                                           and value >= MEAN_OF_HEADS):  # fmt: skip
+        raise ValueError(f"a head is a whole number from 0 (or {MEAN_OF_HEADS} for their mean), got {value!r}")
+    elif name == "attention_query" and not (value is None or _is_cell(value)):
+        raise ValueError(f"the attention query is a (row, column) cell of the patch grid or none, got {value!r}")
 
 
 @evented
@@ -81,6 +99,12 @@ class LiveState:
     backprop_view: str = VIEW_DEFAULTS["backprop_view"]
     class_index: int | None = VIEW_DEFAULTS["class_index"]
     """The class Grad-CAM explains; None: the top-1 of each frame."""
+    attention: str = VIEW_DEFAULTS["attention"]
+    attention_head: int = VIEW_DEFAULTS["attention_head"]
+    """The head shown on the frame; MEAN_OF_HEADS for their mean."""
+    attention_query: tuple[int, int] | None = VIEW_DEFAULTS["attention_query"]
+    """The patch-grid cell attention is asked from; None: the class token (the centre cell where a model
+    has no class token)."""
 
     def __setattr__(self, name: str, value) -> None:
         check_option(name, value)

@@ -26,6 +26,7 @@ from .layers import (
     transformer_blocks,
 )
 from .progress import Progress, report
+from .transformers.attention import AttentionInputs
 from .zoo.custom import CUSTOM_FAMILIES
 from .zoo.registry import DEFAULT_MODEL, OFFLINE_DEFAULT, ModelSpec, get_spec
 from .zoo.weights import DEFAULT, WeightsInfo, load_weights
@@ -126,6 +127,8 @@ class ForwardResult:
     """The backward half, when the pass was asked for one (`run(..., backward=...)`)."""
     prefix_tokens: dict[str, torch.Tensor] = field(default_factory=dict)
     """A transformer layer's prefix tokens (class, distillation, registers), P x D (N x P x D for a batch)."""
+    module_inputs: dict[str, tuple[tuple, dict]] = field(default_factory=dict)
+    """What the modules asked for (`run(..., keep_inputs=...)`: attention modules) were called with, detached."""
 
 
 class Engine:
@@ -145,6 +148,9 @@ class Engine:
         self.categories = spec.categories() if self.is_classifier else []
         if self.is_classifier and len(self.categories) != self.layers[-1].channels:
             self.categories = [f"class {i}" for i in range(self.layers[-1].channels)]
+        self.blocks: list[LayerInfo] = transformer_blocks(self.model, self.layers)
+        """A transformer's blocks in execution order (none for a convolutional network)."""
+        self._order = {info.path: i for i, info in enumerate(self.layers)}
         self.default_layer = self._default_layer()
         # (x / 255 - mean) / std as x * scale + shift.
         std = torch.tensor(spec.std, dtype=torch.float32)
@@ -201,11 +207,19 @@ class Engine:
         another model of a user's, the last layer whose maps are still 7x7 or larger."""
         if self.spec.default_layer:
             return self.layer(self.spec.default_layer)
-        blocks = transformer_blocks(self.model, self.layers)
-        if blocks:
-            return blocks[round(2 * (len(blocks) - 1) / 3)]
+        if self.blocks:
+            return self.blocks[round(2 * (len(self.blocks) - 1) / 3)]
         spatial = [layer for layer in self.layers[1:] if layer.is_spatial and layer.shape[1] >= 7]
         return spatial[-1] if spatial else self.layers[0]
+
+    def block_of(self, layer: LayerInfo) -> LayerInfo | None:
+        """The transformer block a layer lies in, or the last one before it in execution order; None before
+        the first block (the patch embedding) and for a convolutional network."""
+        inside = [b for b in self.blocks if layer.path == b.path or layer.path.startswith(b.path + ".")]
+        if inside:
+            return inside[-1]
+        before = [b for b in self.blocks if self._order[b.path] <= self._order.get(layer.path, -1)]
+        return before[-1] if before else None
 
     @property
     def tokens(self) -> TokenModel | None:
@@ -262,12 +276,16 @@ class Engine:
         *,
         on_stage: Callable[[str], None] | None = None,
         backward: BackwardRequest | None = None,
+        keep_inputs: Iterable[str] = (),
     ) -> ForwardResult:
         """Preprocess one RGB frame (or a batch), run the model, capture the given layer paths.
 
         Captured activations drop the batch dimension for a single frame and keep it for a batch.
         `backward`: also backpropagate, in the same pass, what it asks (a unit's input gradient under a
         ReLU rule, or Grad-CAM); the activations are still exactly those of an ordinary forward.
+
+        `keep_inputs`: modules (a transformer's attention) whose call arguments are kept, so that what they
+        computed fused can be computed again for the views (see `transformers.attention`).
 
         `on_stage("preprocess")` and `on_stage("forward")` are called as each stage ends (timing).
         """
@@ -282,13 +300,14 @@ class Engine:
             on_stage("preprocess")
         paths = list(layers)
         captured = [path for path in paths if path not in (INPUT, PROB, OUTPUT)]
-        if backward is None:
-            with torch.inference_mode(), ActivationCapture(self.model, captured) as capture:
-                logits = self.model(x)
-            outputs, prefixes, passed = capture.activations, capture.prefix_tokens, None
-        else:
-            passed = forward_backward(self.model, x, captured, backward)
-            logits, outputs, prefixes = passed.logits, passed.activations, passed.prefix_tokens
+        with AttentionInputs(self.model, keep_inputs) as kept:
+            if backward is None:
+                with torch.inference_mode(), ActivationCapture(self.model, captured) as capture:
+                    logits = self.model(x)
+                outputs, prefixes, passed = capture.activations, capture.prefix_tokens, None
+            else:
+                passed = forward_backward(self.model, x, captured, backward)
+                logits, outputs, prefixes = passed.logits, passed.activations, passed.prefix_tokens
         batched = frame_t.dim() == 4
         activations = {path: out if batched else out[0] for path, out in outputs.items()}
         prefix_tokens = {path: out if batched else out[0] for path, out in prefixes.items()}
@@ -301,7 +320,7 @@ class Engine:
             activations[OUTPUT] = logits if batched else logits[0]
         if on_stage:
             on_stage("forward" if backward is None else "forward+backward")
-        return ForwardResult(frame_t, x, crop, logits, activations, passed, prefix_tokens)
+        return ForwardResult(frame_t, x, crop, logits, activations, passed, prefix_tokens, kept.inputs)
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> torch.Tensor:

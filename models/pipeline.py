@@ -26,6 +26,7 @@ from .layers import LayerInfo
 from .render.base import Renderer, check_colormap
 from .render.opencv_renderer import OpenCVRenderer
 from .render.torch_renderer import TorchRenderer
+from .transformers import views as _transformer_views  # noqa: F401  (registers the transformer views)
 from .views import DEFAULT_VIEWS, HostContext, RenderContext, views_named
 
 
@@ -52,6 +53,10 @@ class ViewOptions:
     rule) or gradcam (of `class_index` at the layer)."""
     backprop_view: str = VIEW_DEFAULTS["backprop_view"]
     class_index: int | None = VIEW_DEFAULTS["class_index"]
+    attention: str = VIEW_DEFAULTS["attention"]
+    """A transformer's attention view: off, heads (at the selected block) or rollout (up to it)."""
+    attention_head: int = VIEW_DEFAULTS["attention_head"]
+    attention_query: tuple[int, int] | None = VIEW_DEFAULTS["attention_query"]
     network_rows: tuple[str, ...] = ()
     """The layers the network overview draws (the rows a window has in sight)."""
     display_size: tuple[int, int] | None = None
@@ -209,10 +214,12 @@ class Visualizer:
         self.check_channel(layer, options.channel)
         views = views_named(options.views)
         needed = {layer.path}.union(*(view.layers(layer, options) for view in views))
+        inputs = set().union(*(view.inputs(self.engine, layer, options) for view in views))
         backward = next((r for r in (view.backward(layer, options) for view in views) if r is not None), None)
         clock = _StageClock(self.engine.device)
-        result, reused = self._forward(frame, needed, frame_key, clock, backward)
-        context = RenderContext(self.renderer, result, layer, options, with_arrays=with_activations)
+        result, reused = self._forward(frame, needed, frame_key, clock, backward, inputs)
+        context = RenderContext(self.renderer, result, layer, options, with_arrays=with_activations,
+                                engine=self.engine)  # fmt: skip
         produced: dict = {}
         with torch.inference_mode():
             for view in views:
@@ -260,15 +267,16 @@ class Visualizer:
         cell = map_cell(frame_xy, result.crop, tuple(activation.shape[1:]))
         return None if cell is None else (cell, rank_units_at(activation, *cell, k))
 
-    def _forward(self, frame: np.ndarray, needed: set[str], frame_key, clock,
-                 backward: BackwardRequest | None) -> tuple[ForwardResult, bool]:  # fmt: skip
+    def _forward(self, frame: np.ndarray, needed: set[str], frame_key, clock, backward: BackwardRequest | None,
+                 inputs: set[str] = frozenset()) -> tuple[ForwardResult, bool]:  # fmt: skip
         last = self._last
         if frame_key is not None and last is not None and last[0] == (frame_key, backward):
-            if needed <= last[1].activations.keys():
+            if needed <= last[1].activations.keys() and inputs <= last[1].module_inputs.keys():
                 clock.lap("preprocess")
                 clock.lap("forward")
                 return last[1], True
-        result = self.engine.run(frame, sorted(needed), on_stage=clock.lap, backward=backward)
+        result = self.engine.run(frame, sorted(needed), on_stage=clock.lap, backward=backward,
+                                 keep_inputs=sorted(inputs))  # fmt: skip
         self.forwards += 1
         self._last = ((frame_key, backward), result) if frame_key is not None else None
         return result, False

@@ -10,7 +10,7 @@ what came back to the host into plain values (a peak, the top-5). Adding a view 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,20 @@ class RenderContext:
     options: ViewOptions
     with_arrays: bool = False
     """Views also hand back their raw numbers (for saving), not only their pictures."""
+    engine: Engine | None = None
+    shared: dict = field(default_factory=dict)
+    """Work two views share (a transformer's attention feeds its grid and its overlay), by name."""
+
+    def scaled_crop(self, shown) -> tuple[int, int, int, int]:
+        """The crop in the pixels of `shown`, the frame as drawn (smaller than the frame where the window
+        shows it smaller)."""
+        frame = self.frame
+        return scale_crop(self.result.crop, shown.shape[1] / frame.shape[1], shown.shape[0] / frame.shape[0])
+
+    def shown_frame(self):
+        """The frame at the size the overlay is shown at."""
+        size = self.options.display_size
+        return self.frame if size is None else self.renderer.fit_within(self.frame, *size)
 
     @cached_property
     def maps(self):
@@ -98,6 +112,10 @@ class View:
         """The layer paths this view needs captured besides the selected layer, which every pass captures."""
         return set()
 
+    def inputs(self, engine: Engine, layer: LayerInfo, options: ViewOptions) -> set[str]:
+        """Modules whose call arguments this view needs kept (a transformer's attention modules)."""
+        return set()
+
     def backward(self, layer: LayerInfo, options: ViewOptions) -> BackwardRequest | None:
         """What this view needs backpropagated in the same pass (one view at most asks)."""
         return None
@@ -136,11 +154,9 @@ class OverlayView(View):
     name = "overlay"
 
     def render(self, ctx):
-        r, o, crop = ctx.renderer, ctx.options, ctx.result.crop
-        frame = ctx.frame
-        shown = frame if o.display_size is None else r.fit_within(frame, *o.display_size)
-        sx, sy = shown.shape[1] / frame.shape[1], shown.shape[0] / frame.shape[0]
-        overlay = r.render_overlay(shown, ctx.selected_levels, scale_crop(crop, sx, sy), o.colormap,
+        r, o = ctx.renderer, ctx.options
+        shown = ctx.shown_frame()
+        overlay = r.render_overlay(shown, ctx.selected_levels, ctx.scaled_crop(shown), o.colormap,
                                    mode=o.overlay_mode, opacity=o.opacity, gamma=o.gamma,
                                    peak_index=ctx.peak_index)  # fmt: skip
         return {self.name: overlay}
@@ -211,10 +227,9 @@ class BackpropView(View):
         passed = ctx.result.backward
         if passed is None:
             return {}
-        r, o, crop = ctx.renderer, ctx.options, ctx.result.crop
-        frame = ctx.frame
-        shown = frame if o.display_size is None else r.fit_within(frame, *o.display_size)
-        placed = scale_crop(crop, shown.shape[1] / frame.shape[1], shown.shape[0] / frame.shape[0])
+        r, o = ctx.renderer, ctx.options
+        shown = ctx.shown_frame()
+        placed = ctx.scaled_crop(shown)
         if passed.cam is not None:
             cam = passed.cam.cam[0]
             maps = r.asarray(cam.reshape(1, -1))

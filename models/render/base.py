@@ -258,6 +258,10 @@ class Renderer(ABC):
         """An (H, W, 3) uint8 image shrunk smoothly to fit width x height; never enlarged."""
 
     @abstractmethod
+    def mark_cells(self, image, cells, map_shape: tuple[int, int], crop: tuple[int, int, int, int]):
+        """Rings, as the peak's, around map cells (flat indices) of a map spread over the crop; in place."""
+
+    @abstractmethod
     def paste(self, frame, picture, crop: tuple[int, int, int, int]):
         """A copy of the frame with an (h, w, 3) uint8 picture resized (bilinear) into the crop region."""
 

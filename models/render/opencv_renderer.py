@@ -95,6 +95,12 @@ class OpenCVRenderer(Renderer):
             cv2.circle(out, centre, ring_radius(levels.shape, crop), MARKER_RGB, thickness=2)
         return out
 
+    def mark_cells(self, image, cells, map_shape, crop):
+        for index in cells:
+            cv2.circle(image, cell_centre(int(index), map_shape, crop), ring_radius(map_shape, crop), MARKER_RGB,
+                       thickness=2)  # fmt: skip
+        return image
+
     def paste(self, frame, picture, crop):
         x, y, w, h = crop
         out = frame.copy()

@@ -125,6 +125,16 @@ class TorchRenderer(Renderer):
             out[points[0], points[1]] = marker
         return out
 
+    def mark_cells(self, image, cells, map_shape, crop):
+        if len(cells):
+            centres, offsets, marker = _device_ring(tuple(map_shape), tuple(crop), image.device)
+            index = torch.as_tensor(list(cells), device=image.device, dtype=torch.long)
+            points = (centres[index] + offsets).transpose(0, 1).reshape(2, -1)
+            points[0].clamp_(0, image.shape[0] - 1)
+            points[1].clamp_(0, image.shape[1] - 1)
+            image[points[0], points[1]] = marker
+        return image
+
     def fit_within(self, image, width: int, height: int):
         return fit_within(image, width, height)
 

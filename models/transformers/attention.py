@@ -336,16 +336,18 @@ def attention_matrix(model: nn.Module, path: str, inputs: tuple[tuple, dict]) ->
     return _global_scores(module, args, kwargs, None)[0].float().softmax(-1)
 
 
-def rollout(matrices: list[torch.Tensor], residual: float = 0.5) -> torch.Tensor:
+def rollout(matrices: list[torch.Tensor], residual: float = 0.5) -> list[torch.Tensor]:
     """Attention rollout (Abnar & Zuidema 2020): each layer's attention averaged over heads, the residual
-    connection added as `residual` x identity, rows renormalised, multiplied from the first layer up; T x T,
-    row i: how much token i at the last layer draws on each input token."""
-    result = None
+    connection added as `residual` x identity, rows renormalised, multiplied from the first layer up.
+    Returns the rollout after each layer (T x T each; row i: how much token i there draws on each input
+    token); the last is the rollout of them all."""
+    if not matrices:
+        raise ValueError("rollout needs the attention of at least one block")
+    rolled, result = [], None
     for attention in matrices:
         mean = attention.mean(0)
         mixed = residual * torch.eye(mean.shape[-1], device=mean.device, dtype=mean.dtype) + (1 - residual) * mean
         mixed = mixed / mixed.sum(-1, keepdim=True)
         result = mixed if result is None else mixed @ result
-    if result is None:
-        raise ValueError("rollout needs the attention of at least one block")
-    return result
+        rolled.append(result)
+    return rolled

@@ -151,16 +151,41 @@ def _timm_spec(timm_name: str, input_size: int | None, mean, std, labels: list[s
 
     if not timm.list_models(timm_name) and timm_name not in timm.list_models(pretrained=True):
         raise ModelNotFoundError(f"timm has no model {timm_name!r}; `timm.list_models('*pattern*')` lists them")
-    config = timm.create_model(timm_name, pretrained=False).pretrained_cfg
+    config = timm.get_pretrained_cfg(timm_name)
+    config = config.to_dict() if config is not None else {}
+    native = int(config.get("input_size", (3, 224, 224))[-1])
+    # a transformer is built for its input size (its position embeddings, its patch grid): another size is
+    # built in, and timm resamples the trained position embeddings to it as it loads them
+    options = (("img_size", input_size),) if input_size and input_size != native and _takes_img_size(timm_name) else ()
+
+    def build() -> nn.Module:
+        return timm.create_model(timm_name, pretrained=False, **dict(options))
+
     return ModelSpec(
         name=f"{TIMM_PREFIX}{timm_name}",
         family="timm",
-        build=lambda: timm.create_model(timm_name, pretrained=False),
+        build=build,
         default_layer="",
-        weights=TimmWeights(timm_name),
-        input_size=input_size or int(config.get("input_size", (3, 224, 224))[-1]),
+        weights=TimmWeights(timm_name, options),
+        input_size=input_size or native,
         mean=tuple(mean) if mean else tuple(config.get("mean", IMAGENET_MEAN)),
         std=tuple(std) if std else tuple(config.get("std", IMAGENET_STD)),
         categories=_categories(labels),
         description=f"timm {timm_name} ({config.get('hf_hub_id') or config.get('url') or 'no pretrained weights'})",
     )
+
+
+def _takes_img_size(timm_name: str) -> bool:
+    """Whether timm builds the model for a given input size (vision transformers and their kin do)."""
+    import timm
+
+    try:
+        timm.create_model(timm_name, pretrained=False, img_size=64, num_classes=0, depth=1)
+    except TypeError:
+        return False
+    except Exception:  # a model that takes img_size but not this shortcut: try it plainly
+        try:
+            timm.create_model(timm_name, pretrained=False, img_size=224)
+        except TypeError:
+            return False
+    return True

@@ -59,6 +59,8 @@ class TimmWeights:
     """timm's pretrained weights for a model name, from the Hugging Face hub cache or a download."""
 
     name: str
+    options: tuple[tuple[str, object], ...] = ()
+    """What the model was built with (an input size): timm adapts the weights to it as it loads them."""
 
 
 WeightsSource = HubWeights | PackageWeights | BundledWeights | EmbeddedWeights | TimmWeights

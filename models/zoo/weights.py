@@ -124,7 +124,7 @@ def load_weights(
             raise WeightsError(f"the weights of {spec.name} are inside the model file; leave out --weights")
         return WeightsInfo(trained=True, source=f"file {source.path}")
     if isinstance(source, TimmWeights) and str(weights) == DEFAULT:
-        state_dict, where = _timm_pretrained(model, source.name, progress)
+        state_dict, where = _timm_pretrained(model, source.name, progress, dict(source.options))
         info = WeightsInfo(trained=True, source=f"timm {source.name} ({where})")
     else:
         state_dict, info = resolve_weights(spec, weights, progress=progress)
@@ -252,7 +252,7 @@ def _download(spec: ModelSpec, target: Path, progress: bool | ProgressCallback):
 
 
 def _timm_pretrained(
-    model: nn.Module, name: str, progress: bool | ProgressCallback
+    model: nn.Module, name: str, progress: bool | ProgressCallback, options: dict | None = None
 ) -> tuple[dict[str, torch.Tensor], str]:
     """timm's trained weights: from the Hugging Face cache, from ours, else one download (no retries,
     with progress and cancel). Returns the state dict and where it came from."""
@@ -269,7 +269,7 @@ def _timm_pretrained(
         _fetch(url, path, f"timm:{name}", progress)
         source = f"download {url}"
     # timm itself reads the file: some architectures adapt a checkpoint's tensors while loading it
-    trained = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+    trained = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **(options or {}))
     return trained.state_dict(), source
 
 
