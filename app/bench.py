@@ -19,6 +19,7 @@ from livevis.app.live_sources import Resolution, VideoFileSource, synthetic_fram
 from livevis.models import Engine, ViewOptions, Visualizer
 from livevis.models.errors import InputError, OptionError
 from livevis.models.layers import as_maps, layout_of
+from livevis.models.transformers.views import TRANSFORMER_VIEWS
 from livevis.models.views import LIVE_VIEWS
 from livevis.state import BACKPROP_MODES
 
@@ -61,6 +62,8 @@ def run_bench(
     stream, label = _frames(source, size)  # a bad source fails before a model loads
     engine = Engine.load(model, weights, device=device, progress=progress)
     views = LIVE_VIEWS if backprop == "off" else (*LIVE_VIEWS, "backprop")
+    if engine.blocks:  # a transformer: its attention (grid and frame), token norms and prefix tokens too
+        views = (*views, *TRANSFORMER_VIEWS)
     options = ViewOptions(layer=layer, views=views, display_size=shown and (shown.width, shown.height),
                           backprop=backprop)  # fmt: skip
     visualizer = Visualizer(engine, options)
@@ -127,6 +130,7 @@ def run_bench(
         "overhead_ratio": pipeline_p50 / bare_p50,
         "backprop": backprop,
         "baseline": "bare forward" if backprop == "off" else "bare forward + backward",
+        "views": list(views),
     }
 
 

@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list the models, and whether their trained weights are at hand")
     models.add_argument("--json", action="store_true", help="one JSON array on stdout")
+    models.add_argument("--all", action="store_true", help="also every other torchvision classifier, by its name")
 
     bench = commands.add_parser("bench", help="time the live pipeline against the bare model forward")
     add_model_options(bench)
@@ -173,9 +174,11 @@ def _cmd_layers(args: argparse.Namespace) -> int:
 
     engine = Engine.load(args.model or "alexnet", args.weights, device="cpu", **custom_options(args))
     rows = [
-        {"path": layer.path, "name": layer.name, "shape": list(layer.shape), "type": layer.module_type}
+        {"path": layer.path, "name": layer.name, "shape": list(layer.shape), "type": layer.module_type,
+         "prefix_tokens": layer.prefix_tokens,
+         "reads_as": layer.layout.describe() if layer.layout is not None else "maps" if layer.is_spatial else "vector"}
         for layer in engine.layers
-    ]
+    ]  # fmt: skip
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -186,8 +189,13 @@ def _cmd_layers(args: argparse.Namespace) -> int:
     for row in rows:
         mark = "*" if row["path"] == default else " "
         shape = " x ".join(map(str, row["shape"]))
-        print(f"{mark} {row['name']:<{width}}  {row['path']:<{path_width}}  {shape:<16} {row['type']}")
-    print(f"(* default layer; {len(rows)} layers of {engine.name})")
+        tokens = f" + {row['prefix_tokens']}" if row["prefix_tokens"] else ""
+        print(f"{mark} {row['name']:<{width}}  {row['path']:<{path_width}}  {shape + tokens:<16} {row['type']}")
+    note = ""
+    if engine.tokens is not None:
+        note = (f"; tokens read as maps over the patch grid, + N: prefix tokens ({', '.join(engine.tokens.prefix)})"
+                if engine.tokens.prefix else "; channels-last stages read as C x H x W")  # fmt: skip
+    print(f"(* default layer; {len(rows)} layers of {engine.name}{note})")
     return 0
 
 
@@ -213,10 +221,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from livevis.models import get_spec, model_names
+    from livevis.models.zoo.torchvision_catalog import torchvision_names
     from livevis.models.zoo.weights import availability
 
     rows = []
-    for name in model_names():
+    names = model_names() + ([n for n in torchvision_names() if n not in model_names()] if args.all else [])
+    for name in names:
         spec = get_spec(name)
         available, where = availability(spec)
         rows.append({
@@ -231,7 +241,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for r in rows:
         mark = "yes" if r["trained_weights_available"] else "no "
         print(f"{r['name']:<{width}}  {r['family']:<13} {r['input_size']:>3}px  trained now: {mark}  {r['weights']}")
-    print("Also: timm:NAME, a .pt2 (torch.export) or TorchScript file, or package.module:factory with --weights.")
+    more = "" if args.all else "every torchvision classifier by its name (--all lists them), "
+    print(f"Also: {more}timm:NAME, a .pt2 (torch.export) or TorchScript file, or package.module:factory with "
+          "--weights.")  # fmt: skip
     return 0
 
 

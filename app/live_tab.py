@@ -11,6 +11,8 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
 from livevis.app.model_loader import ModelInfo
+from livevis.app.pane import Pane, titled
+from livevis.app.transformer_panes import AttentionPane, TokenNormsPane
 from livevis.app.worker import LiveResult
 from livevis.state import LiveState
 from livevis.widgets.channel_grid import ChannelGrid
@@ -20,24 +22,6 @@ from livevis.widgets.layer_tree import LayerTree
 from livevis.widgets.predictions import PredictionsView
 from livevis.widgets.unit_view import UnitView
 from livevis.widgets.units_list import UnitsAtPoint
-
-
-def titled(title: str, widget: QWidget) -> QWidget:
-    box = QWidget()
-    layout = QVBoxLayout(box)
-    layout.setContentsMargins(0, 0, 0, 0)
-    layout.addWidget(QLabel(title))
-    layout.addWidget(widget, 1)
-    return box
-
-
-class Pane(QWidget):
-    """A part of the window fed by named views."""
-
-    views: tuple[str, ...] = ()
-
-    def show_result(self, result: LiveResult, model: ModelInfo | None) -> None:
-        raise NotImplementedError
 
 
 class InputPane(Pane):
@@ -107,21 +91,37 @@ class InputPane(Pane):
 class GridPane(Pane):
     """Every channel of the selected layer; the state's channel outlined."""
 
-    views = ("grid",)
+    views = ("grid", "prefix_tokens")
 
     def __init__(self, state: LiveState, parent: QWidget | None = None):
         super().__init__(parent)
         self.title = QLabel("layer")
         self.grid = ChannelGrid(state)
+        self.prefix_title = QLabel()
+        self.prefix = ImageView(smooth=False)
+        self.prefix.setMinimumSize(60, 60)
+        self.prefix.setMaximumHeight(160)
+        self.prefix.setToolTip("the prefix tokens: each channel's value where its map sits in the grid above")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
         layout.addWidget(self.grid, 1)
+        layout.addWidget(self.prefix_title)
+        layout.addWidget(self.prefix)
+        self.prefix_title.hide()
+        self.prefix.hide()
 
     def show_result(self, result, model):
         views = result.views
         self.grid.set_grid(views.grid, views.grid_layout, views.channel_max, views.channel_mean)
         self.title.setText(f"{views.layer.label}  ({views.layer.channels} channels; click or arrows to pick)")
+        prefix = views.images.get("prefix_tokens")
+        self.prefix_title.setVisible(prefix is not None)
+        self.prefix.setVisible(prefix is not None)
+        if prefix is not None:
+            names = ", ".join(views.values.get("prefix_names", []))
+            self.prefix_title.setText(f"prefix tokens, left to right: {names} (each channel where its map sits)")
+            self.prefix.set_image(prefix)
 
 
 class SelectedPane(Pane):
@@ -208,8 +208,11 @@ class BackpropPane(Pane):
             self.title.setText(f"Grad-CAM of {label} ({picked}; click a prediction) at {views.layer.name}")
         else:
             count = values.get("backprop_rule_count", 0)
+            rule = f"the {options.backprop} rule at {count} ReLU calls"
+            if count == 0 and options.backprop != "grad":  # GELU and the like: the rule has nothing to act on
+                rule = f"no ReLU in this model: {options.backprop} is the plain gradient here"
             self.title.setText(f"{options.backprop} ({options.backprop_view}) of {views.layer.name}:{views.channel}"
-                               f" - the {options.backprop} rule at {count} ReLU calls")  # fmt: skip
+                               f" - {rule}")  # fmt: skip
 
 
 class LiveTab(QSplitter):
@@ -226,8 +229,12 @@ class LiveTab(QSplitter):
         self.selected = SelectedPane(state)
         self.backprop = BackpropPane(state)
         self.unit = UnitView()
+        self.attention = AttentionPane(state)
+        self.token_norms = TokenNormsPane()
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.selected)
+        right.addWidget(self.attention)
+        right.addWidget(self.token_norms)
         right.addWidget(self.backprop)
         right.addWidget(self.unit)
         for index, (widget, stretch) in enumerate(
@@ -236,8 +243,9 @@ class LiveTab(QSplitter):
             self.addWidget(widget)
             self.setStretchFactor(index, stretch)
         self.panes: dict[str, Pane] = {"input": self.input, "grid": self.grid_pane, "selected": self.selected,
-                                       "backprop": self.backprop}  # fmt: skip
-        for view in (self.input.image, self.selected.overlay, self.grid_pane.grid):
+                                       "backprop": self.backprop, "attention": self.attention,
+                                       "token_norms": self.token_norms}  # fmt: skip
+        for view in (self.input.image, self.selected.overlay, self.grid_pane.grid, self.attention.overlay):
             view.resized.connect(lambda *_: self.display_size_changed.emit())
 
     def views(self) -> tuple[str, ...]:

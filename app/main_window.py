@@ -38,11 +38,13 @@ from livevis.app.unit_probe import UnitProbe
 from livevis.app.worker import InferenceWorker, LiveResult
 from livevis.models import ViewOptions, model_names
 from livevis.state import (
+    ATTENTION_MODES,
     BACKPROP_MODES,
     BACKPROP_VIEWS,
     CHANNEL_BOOSTS,
     COLORMAPS,
     GAMMA_BOOSTS,
+    MEAN_OF_HEADS,
 )
 from livevis.widgets.help_overlay import HelpOverlay
 from livevis.widgets.notice_banner import NoticeBanner
@@ -236,6 +238,17 @@ class MainWindow(QMainWindow):
 
     def cycle_backprop_view(self):
         self.state.backprop_view = _next(BACKPROP_VIEWS, self.state.backprop_view)
+
+    def cycle_attention(self):
+        self.state.attention = _next(ATTENTION_MODES, self.state.attention)
+        if self.model is not None and not self.model.transformer:
+            self.status.message(f"{self.model.name} has no attention: a transformer's attention shows here", 5000)
+
+    def cycle_attention_head(self):
+        views = self.last_result.views if self.last_result is not None else None
+        layout = None if views is None else views.values.get("attention_layout")
+        if layout is not None and views.values.get("attention_mode") == "heads":
+            self.state.attention_head = _next(range(MEAN_OF_HEADS, layout.channels), self.state.attention_head)
 
     def toggle_zoom(self):
         self.state.zoomed = not self.state.zoomed

@@ -33,6 +33,10 @@ class ModelInfo:
     torch_version: str = ""
     devices: tuple[str, ...] = ("cpu",)
     """Where a model can run on this machine (`auto` picks the first accelerator among them)."""
+    prefix: tuple[str, ...] = ()
+    """A transformer's prefix tokens, in order (class, distillation, registers)."""
+    transformer: bool = False
+    """Its layers are token maps and it has attention blocks."""
 
     def find(self, path: str) -> tuple[str, str, tuple[int, ...]] | None:
         """(path, name, shape) of a layer by its path."""
@@ -63,6 +67,8 @@ def model_info(engine: Engine, notice: str | None = None) -> ModelInfo:
         notice=notice,
         torch_version=torch.__version__,
         devices=tuple(available_devices()),
+        prefix=tuple(engine.tokens.prefix) if engine.tokens is not None else (),
+        transformer=bool(engine.blocks),
     )
 
 

@@ -35,6 +35,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                       help="the class Grad-CAM explains (default: the top-1)")
     unit.add_argument("--at", type=_point, metavar="X,Y",
                       help="rank the layer's channels by their activation at this frame pixel (top 10)")
+    vit = render.add_argument_group("transformers")
+    vit.add_argument("--attention", default="heads", metavar="MODE",
+                     help="attention.png and attention_overlay.png: heads (default: every head at the layer's "
+                          "block), rollout (up to it) or off")
+    vit.add_argument("--head", type=int, default=-1, metavar="H",
+                     help="the head drawn on the frame (default: the mean of the heads)")
+    vit.add_argument("--query", type=_cell, metavar="ROW,COL",
+                     help="ask attention from this patch-grid cell (default: the class token)")
     render.add_argument("--all-frames", action="store_true",
                         help="every frame of a video: DIR/overlay.mp4 and DIR/grid.mp4 (and backprop.mp4)")
     render.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -49,11 +57,22 @@ def _point(text: str) -> tuple[float, float]:
     return x, y
 
 
+def _cell(text: str) -> tuple[int, int]:
+    try:
+        row, col = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a grid cell ROW,COL (for example 3,7)") from None
+    if row < 0 or col < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a cell's row and column count from 0")
+    return row, col
+
+
 def run(args: argparse.Namespace) -> int:
     from livevis.app.sources import read_frame, scan_folder
     from livevis.models import Visualizer
     from livevis.models.errors import InputError, OptionError
     from livevis.models.render.base import grid_layout, tile_of
+    from livevis.models.transformers.views import TRANSFORMER_VIEWS
 
     # bad input fails before a model loads
     if args.all_frames:
@@ -82,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
                           f"0..{len(engine.categories) - 1}")  # fmt: skip
     natural = grid_layout(layer.channels, *tile_of(layer.shape))
     options = options.with_(grid_scale=max(1, 720 // max(natural.width, natural.height)))
+    if engine.blocks:  # a transformer: its attention, token norms and prefix tokens as well
+        _check_query(args.query, engine.block_of(layer) or layer)
+        options = options.with_(views=(*options.views, *TRANSFORMER_VIEWS))
     written = ", activations.npz" if args.save_activations else ""
     header = f"{engine.name} [{engine.weights.label}] on {engine.device}: {layer.name} ({layer.path})"
     header += f" channel {args.channel}"
@@ -122,6 +144,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_query(query: tuple[int, int] | None, block) -> None:
+    from livevis.models.errors import OptionError
+
+    if query is not None and not (block.is_spatial and query[0] < block.shape[1] and query[1] < block.shape[2]):
+        grid = " x ".join(map(str, block.shape[1:]))
+        raise OptionError(f"--query {query[0]},{query[1]} is outside {block.name}'s {grid} patch grid")
+
+
 def _units_at(visualizer, at: tuple[float, float], layer) -> dict:
     from livevis.models.errors import InputError
 
@@ -148,6 +178,10 @@ def _summary(engine, layer, views, units: dict | None, out: Path, written: str) 
         "units_at": units,
         "backprop_rule_count": views.values.get("backprop_rule_count"),
         "gradcam_class": views.values.get("backprop_class"),
+        "attention": None if "attention_block" not in views.values else {
+            "block": views.values["attention_block"], "mode": views.values["attention_mode"],
+            "query": views.values["attention_query_cell"], "heads": views.values["attention_layout"].channels},
+        "token_outliers": views.values.get("token_outliers"),
         "written": [str(out / f"{name}.png") for name in views.images]
         + ([str(out / "activations.npz")] if written else []),
     }
@@ -170,7 +204,8 @@ def _options(args: argparse.Namespace):
 
     return ViewOptions(layer=args.layer, channel=args.channel, colormap=args.colormap, norm=args.norm,
                        gamma=args.gamma, boost=args.boost, overlay_mode=args.overlay_mode, backprop=args.backprop,
-                       backprop_view=args.backprop_view, class_index=args.class_index)  # fmt: skip
+                       backprop_view=args.backprop_view, class_index=args.class_index, attention=args.attention,
+                       attention_head=args.head, attention_query=args.query)  # fmt: skip
 
 
 def _render_video(args: argparse.Namespace) -> int:

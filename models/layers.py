@@ -157,7 +157,7 @@ def _shown_layers(model: nn.Module, order: dict, names: Mapping[str, str]) -> li
     for path, (module, _shape, passes_through) in order.items():
         kind = kinds[path]
         if is_token_model and passes_through:
-            hidden[path] = "passes its input through unchanged; choose the layer before it"
+            hidden[path] = "it passes its input through unchanged (an identity, or a dropout at inference)"
         elif kind.shape is None:
             hidden[path] = kind.hidden
         else:

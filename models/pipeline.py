@@ -150,8 +150,12 @@ def save_activations(path, views: FrameViews) -> None:
 
     Keys: input (1xCxSxS float32), activation (CxHxW or F float32), layer, channel, crop (x, y, w, h),
     top5_index (int64), top5_prob (float32), and with the backprop view on: backprop (CxSxS float32, the
-    gradient with respect to `input`) or gradcam (h x w float32 at the layer's resolution). `views` must
-    come from `process(..., with_activations=True)`.
+    gradient with respect to `input`) or gradcam (h x w float32 at the layer's resolution). A transformer
+    layer adds prefix_tokens (P x D: class, distillation, registers; `activation` is its patch tokens as
+    D x h x w maps), and its attention view: attention (heads x h x w, each head's softmax weight from the
+    query token, the class token by default, to every patch token, before any display normalisation) with
+    attention_prefix (heads x P), or in rollout attention_rollout (blocks x h x w: the rollout up to each
+    block). `views` must come from `process(..., with_activations=True)`.
     """
     if views.activation is None or views.network_input is None:
         raise ValueError("these views carry no activations: process the frame with with_activations=True")
@@ -162,8 +166,11 @@ def save_activations(path, views: FrameViews) -> None:
         "channel": np.array(views.channel),
         "crop": views.crop.as_array(),
     }
-    for key, name in (("backprop_gradient", "backprop"), ("gradcam_map", "gradcam")):
-        if key in views.values:
+    rollout = views.values.get("attention_mode") == "rollout"
+    for key, name in (("backprop_gradient", "backprop"), ("gradcam_map", "gradcam"), ("prefix_token_values", "prefix_tokens"),
+                      ("attention_maps", "attention_rollout" if rollout else "attention"),
+                      ("attention_prefix", "attention_rollout_prefix" if rollout else "attention_prefix")):
+        if views.values.get(key) is not None:
             arrays[name] = views.values[key]
     if views.top5:
         arrays["top5_index"] = np.array([p.index for p in views.top5], dtype=np.int64)
@@ -227,6 +234,8 @@ class Visualizer:
         if with_activations:
             produced["activation"] = result.activations[layer.path].float()
             produced["network_input"] = result.input.float()
+            if layer.path in result.prefix_tokens:
+                produced["prefix_token_values"] = result.prefix_tokens[layer.path].float()
         tensor_input = is_tensor_frame(frame)
         if tensor_input:  # the frame views show a picture of it
             produced["tensor_display"] = result.frame

@@ -1,6 +1,7 @@
 """Every channel of a layer as a grid of heatmap tiles: click or hover a tile, see it outlined.
 
-The selected channel is the live state's: the grid outlines `state.channel` and a click sets it.
+The selected channel is the live state's: the grid outlines `state.channel` and a click sets it. The same
+grid shows a transformer's attention heads, selecting `state.attention_head` (`field`).
 """
 
 from __future__ import annotations
@@ -21,22 +22,27 @@ from .image_view import ImageView
 class ChannelGrid(ImageView):
     channel_selected = pyqtSignal(int)
 
-    def __init__(self, state: LiveState, parent: QWidget | None = None):
-        super().__init__(parent, smooth=False, placeholder="Waiting for the first frame...")
+    def __init__(self, state: LiveState, parent: QWidget | None = None, *, field: str = "channel",
+                 again: int | None = None, placeholder: str = "Waiting for the first frame..."):  # fmt: skip
+        """`field`: the state's attribute a tile stands for; `again`: what a click on the tile already
+        selected sets instead (None: it stays selected)."""
+        super().__init__(parent, smooth=False, placeholder=placeholder)
         self.state = state
-        state.events.channel.connect(lambda _channel: self.update())
+        self.field, self.again = field, again
+        getattr(state.events, field).connect(lambda _value: self.update())
         self.geometry_: GridLayout | None = None
         self._channel_max: np.ndarray | None = None
         self._channel_mean: np.ndarray | None = None
+        self._titles: list[str] | None = None
         self.last_paint_ms = 0.0
         self.setMouseTracking(True)
         self.clicked.connect(self._on_click)
 
-    def set_grid(
-        self, image: np.ndarray, geometry: GridLayout, channel_max: np.ndarray, channel_mean: np.ndarray
-    ) -> None:
+    def set_grid(self, image: np.ndarray, geometry: GridLayout, channel_max: np.ndarray | None = None,
+                 channel_mean: np.ndarray | None = None, titles: list[str] | None = None) -> None:  # fmt: skip
+        """`titles`: what each tile is, for its tooltip (default: channel N with its max and mean)."""
         self.geometry_ = geometry
-        self._channel_max, self._channel_mean = channel_max, channel_mean
+        self._channel_max, self._channel_mean, self._titles = channel_max, channel_mean, titles
         self.set_image(image)
 
     def _on_click(self, x: float, y: float) -> None:
@@ -44,13 +50,17 @@ class ChannelGrid(ImageView):
             return
         channel = self.geometry_.channel_at(x, y)
         if channel is not None:
-            self.state.channel = channel
+            if self.again is not None and channel == getattr(self.state, self.field):
+                channel = self.again
+            setattr(self.state, self.field, channel)
             self.channel_selected.emit(channel)
 
     def mouseMoveEvent(self, event) -> None:
         position = self.to_image(event.position())
         channel = None if position is None or self.geometry_ is None else self.geometry_.channel_at(*position)
-        if channel is None or self._channel_max is None or channel >= len(self._channel_max):
+        if channel is not None and self._titles is not None and channel < len(self._titles):
+            QToolTip.showText(event.globalPosition().toPoint(), self._titles[channel], self)
+        elif channel is None or self._channel_max is None or channel >= len(self._channel_max):
             QToolTip.hideText()
         else:
             QToolTip.showText(
@@ -66,7 +76,7 @@ class ChannelGrid(ImageView):
         self.last_paint_ms = (time.perf_counter() - start) * 1000.0
 
     def paint_over(self, painter: QPainter, target: QRectF) -> None:
-        selected = self.state.channel
+        selected = getattr(self.state, self.field)
         if self.geometry_ is None or not 0 <= selected < self.geometry_.channels:
             return
         x, y, w, h = self.geometry_.tile_rect(selected)

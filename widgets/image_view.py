@@ -39,6 +39,8 @@ class ImageView(QWidget):
 
     clicked = pyqtSignal(float, float)
     """Image coordinates of a left click inside the image."""
+    right_clicked = pyqtSignal(float, float)
+    """Image coordinates of a right click inside the image."""
     hovered = pyqtSignal(float, float, QPointF)
     """Image coordinates under the mouse, and where it is on the screen (with mouse tracking on)."""
     resized = pyqtSignal(int, int)
@@ -145,10 +147,11 @@ class ImageView(QWidget):
         self.resized.emit(self.width(), self.height())
 
     def mousePressEvent(self, event) -> None:
-        if event.button() == Qt.MouseButton.LeftButton:
-            position = self.to_image(event.position())
-            if position is not None:
-                self.clicked.emit(*position)
+        position = self.to_image(event.position())
+        if position is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit(*position)
+        elif position is not None and event.button() == Qt.MouseButton.RightButton:
+            self.right_clicked.emit(*position)
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event) -> None:

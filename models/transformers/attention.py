@@ -88,37 +88,46 @@ def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x.reshape(b, n, heads, -1).transpose(1, 2)
 
 
-def _timm_queries_keys(module: nn.Module, args: tuple, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """q (scaled) and k, B x H x N x d, as timm's Attention, EvaAttention and AttentionRope make them."""
+def _projection(module: nn.Module, part: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(weight, bias) of the query (0) or key (1) projection of a timm attention module (EVA's key has no
+    bias; its query bias is a parameter of its own)."""
+    if getattr(module, "qkv", None) is None:
+        linear = module.q_proj if part == 0 else module.k_proj
+        return linear.weight, linear.bias
+    size = module.qkv.weight.shape[0] // 3
+    weight = module.qkv.weight[part * size : (part + 1) * size]
+    if getattr(module, "q_bias", None) is not None:
+        return weight, module.q_bias if part == 0 else module.k_bias
+    bias = module.qkv.bias
+    return weight, None if bias is None else bias[part * size : (part + 1) * size]
+
+
+def _timm_queries_keys(module: nn.Module, args: tuple, kwargs: dict,
+                       rows: slice | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """q (scaled, of the query rows only) and k, B x H x N x d, as timm's Attention, EvaAttention and
+    AttentionRope make them."""
     x = args[0]
     heads = module.num_heads
-    if getattr(module, "qkv", None) is not None:
-        q_bias = getattr(module, "q_bias", None)
-        if q_bias is not None:  # EVA: the key has no bias
-            bias = torch.cat((q_bias, module.k_bias, module.v_bias))
-            qkv = F.linear(x, module.qkv.weight, bias)
-        else:
-            qkv = F.linear(x, module.qkv.weight, module.qkv.bias)
-        b, n, _ = qkv.shape
-        q, k, _v = qkv.reshape(b, n, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-    else:
-        q = _heads(module.q_proj(x), heads)
-        k = _heads(module.k_proj(x), getattr(module, "num_kv_heads", heads))
-        if k.shape[1] != heads:  # grouped-query attention: each key head serves several query heads
-            k = k.repeat_interleave(heads // k.shape[1], dim=1)
-    q, k = module.q_norm(q), module.k_norm(k)
     rope = kwargs.get("rope", args[1] if len(args) > 1 and isinstance(args[1], torch.Tensor) else None)
+    queries = x if rows is None or rope is not None else x[:, rows]  # rotary embeddings need every position
+    q = _heads(F.linear(queries, *_projection(module, 0)), heads)
+    k = _heads(F.linear(x, *_projection(module, 1)), getattr(module, "num_kv_heads", heads))
+    if k.shape[1] != heads:  # grouped-query attention: each key head serves several query heads
+        k = k.repeat_interleave(heads // k.shape[1], dim=1)
+    q, k = module.q_norm(q), module.k_norm(k)
     if rope is not None:
         from timm.layers import apply_rot_embed_cat
 
         npt, half = module.num_prefix_tokens, getattr(module, "rotate_half", False)
         q = torch.cat([q[:, :, :npt], apply_rot_embed_cat(q[:, :, npt:], rope, half=half)], dim=2)
         k = torch.cat([k[:, :, :npt], apply_rot_embed_cat(k[:, :, npt:], rope, half=half)], dim=2)
+        q = q if rows is None else q[:, :, rows]
     return q * module.scale, k
 
 
-def _mha_queries_keys(module: nn.MultiheadAttention, args: tuple, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """q (scaled) and k, B x H x N x d, as torch's MultiheadAttention makes them (self-attention)."""
+def _mha_queries_keys(module: nn.MultiheadAttention, args: tuple, kwargs: dict,
+                      rows: slice | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """q (scaled, of the query rows only) and k, B x H x N x d, as torch's MultiheadAttention makes them."""
     query = args[0] if args else kwargs["query"]
     key = args[1] if len(args) > 1 else kwargs.get("key", query)
     if not module.batch_first:
@@ -132,21 +141,17 @@ def _mha_queries_keys(module: nn.MultiheadAttention, args: tuple, kwargs: dict) 
     if module.in_proj_bias is not None:
         b_q, b_k = module.in_proj_bias[:e], module.in_proj_bias[e : 2 * e]
     heads = module.num_heads
+    query = query if rows is None else query[:, rows]
     q, k = _heads(F.linear(query, w_q, b_q), heads), _heads(F.linear(key, w_k, b_k), heads)
     return q * (e // heads) ** -0.5, k
 
 
 def _global_scores(module: nn.Module, args: tuple, kwargs: dict, rows: slice | None) -> torch.Tensor:
     """Pre-softmax scores B x H x R x N of the query rows `rows` (None: all) against every key."""
-    if isinstance(module, nn.MultiheadAttention):
-        q, k = _mha_queries_keys(module, args, kwargs)
-        mask = kwargs.get("attn_mask")
-    else:
-        q, k = _timm_queries_keys(module, args, kwargs)
-        mask = kwargs.get("attn_mask")
-    if rows is not None:
-        q = q[:, :, rows]
+    pair = _mha_queries_keys if isinstance(module, nn.MultiheadAttention) else _timm_queries_keys
+    q, k = pair(module, args, kwargs, rows)
     scores = q @ k.transpose(-2, -1)
+    mask = kwargs.get("attn_mask")
     if mask is not None:
         if mask.dtype == torch.bool:
             mask = torch.zeros_like(mask, dtype=scores.dtype).masked_fill_(~mask, float("-inf"))
@@ -293,6 +298,7 @@ class QueryAttention:
     """Swin: the query's window as (top row, left column, rows, columns) of the unshifted grid (it may wrap)."""
 
 
+@torch.no_grad()
 def query_attention(model: nn.Module, path: str, inputs: tuple[tuple, dict], *, grid: tuple[int, int],
                     prefix: int, query: tuple[int, int] | None) -> QueryAttention:  # fmt: skip
     """The attention of module `path` (called with `inputs`) from the query token: the class token (the first
@@ -327,6 +333,7 @@ def _window_origin(geometry: WindowGeometry, index: int) -> tuple[int, int]:
     return (index // (pw // ww)) * wh, (index % (pw // ww)) * ww
 
 
+@torch.no_grad()
 def attention_matrix(model: nn.Module, path: str, inputs: tuple[tuple, dict]) -> torch.Tensor:
     """Every head's whole attention matrix, H x T x T (the first sample of a batch): for rollout."""
     module = model.get_submodule(path)
