@@ -31,7 +31,14 @@ from livevis.app.capture import CapturedFrame, LatestFrameSlot
 from livevis.app.jobs import Job, JobRunner, describe_failure
 from livevis.models import Engine, model_names
 from livevis.models.data.datasets import embedding_dataset
-from livevis.models.embeddings.tsne import EmbeddingRun, MapPlacer, activations, embed_dataset, embed_swiss_roll
+from livevis.models.embeddings.tsne import (
+    EmbeddingRun,
+    MapPlacer,
+    activations,
+    embed_dataset,
+    embed_swiss_roll,
+    readout,
+)
 from livevis.models.progress import Progress, report
 from livevis.widgets.embedding_view import EmbeddingPanel, EmbeddingPlots
 
@@ -71,7 +78,7 @@ class LivePlacer(QThread):
         self.slot = LatestFrameSlot()
         self.engine = engine
         self.panel = panel
-        self.layer = engine.layer(run.layers[panel].path)
+        self.layer = readout(engine, run.layers[panel].path)
         self.layer_map = run.layers[panel]
         self._stop = threading.Event()
 
@@ -91,7 +98,7 @@ class LivePlacer(QThread):
                 continue
             try:
                 start = time.perf_counter()
-                flat = activations(self.engine, frame.image[None], [self.layer])[self.layer.path]
+                flat = activations(self.engine, frame.image[None], [self.layer])[self.layer.path]  # one readout
                 x, y = placer.place(flat)[0]
             except Exception as exc:
                 self.failed.emit(describe_failure(exc))

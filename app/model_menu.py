@@ -11,6 +11,7 @@ from PyQt6.QtWidgets import QComboBox, QFileDialog, QMenu, QProgressDialog, QWid
 from livevis.app.model_loader import ModelInfo, ModelLoader
 from livevis.app.status_line import StatusLine
 from livevis.models import model_names
+from livevis.models.zoo.torchvision_catalog import torchvision_names
 
 
 class ModelMenu:
@@ -25,16 +26,20 @@ class ModelMenu:
         self.model_group = QActionGroup(parent)
         for name in model_names():
             self._add_model(name)
+        self.more_menu = menu.addMenu("More torchvision models")
+        for name in torchvision_names():
+            if name not in model_names():
+                self._add_model(name, self.more_menu)
         self.download_dialog: QProgressDialog | None = None
         loader.download_progress.connect(self.on_download_progress)
         loader.ready.connect(lambda *_: self.close_download_dialog())
         loader.failed.connect(lambda *_: self.close_download_dialog())
 
-    def _add_model(self, name: str) -> None:
+    def _add_model(self, name: str, menu: QMenu | None = None) -> None:
         action = QAction(name, self.parent, checkable=True)
         action.triggered.connect(lambda _=False, n=name: self.choose(n))
         self.model_group.addAction(action)
-        self.menu.addAction(action)
+        (menu or self.menu).addAction(action)
 
     def choose(self, name: str) -> None:
         if self.info is not None and name == self.info.name:
@@ -63,7 +68,8 @@ class ModelMenu:
         self.info = info
         if self.combo.findText(info.name) < 0:  # a user's own model: listed from now on
             self.combo.addItem(info.name)
-            self._add_model(info.name)
+            if not any(action.text() == info.name for action in self.model_group.actions()):
+                self._add_model(info.name)
         self.combo.setCurrentText(info.name)
         for action in self.model_group.actions():
             action.setChecked(action.text() == info.name)

@@ -167,7 +167,8 @@ def save_activations(path, views: FrameViews) -> None:
         "crop": views.crop.as_array(),
     }
     rollout = views.values.get("attention_mode") == "rollout"
-    for key, name in (("backprop_gradient", "backprop"), ("gradcam_map", "gradcam"), ("prefix_token_values", "prefix_tokens"),
+    for key, name in (("backprop_gradient", "backprop"), ("gradcam_map", "gradcam"),
+                      ("prefix_token_values", "prefix_tokens"),
                       ("attention_maps", "attention_rollout" if rollout else "attention"),
                       ("attention_prefix", "attention_rollout_prefix" if rollout else "attention_prefix")):
         if views.values.get(key) is not None:

@@ -4,7 +4,17 @@
 from livevis.models.embeddings import embed_dataset, MapPlacer
 """
 
-from .tsne import EmbeddingRun, LayerMap, MapPlacer, activations, embed_dataset, embed_swiss_roll, swiss_roll
+from .tsne import (
+    EmbeddingRun,
+    LayerMap,
+    MapPlacer,
+    Readout,
+    activations,
+    embed_dataset,
+    embed_swiss_roll,
+    readout,
+    swiss_roll,
+)
 
-__all__ = ["EmbeddingRun", "LayerMap", "MapPlacer", "activations", "embed_dataset", "embed_swiss_roll",
-           "swiss_roll"]  # fmt: skip
+__all__ = ["EmbeddingRun", "LayerMap", "MapPlacer", "Readout", "activations", "embed_dataset", "embed_swiss_roll",
+           "readout", "swiss_roll"]  # fmt: skip

@@ -69,39 +69,88 @@ class EmbeddingRun:
     """Unreadable images left out of a folder dataset."""
 
 
-def default_layers(engine: Engine) -> list[LayerInfo]:
-    """The input and every stage: the spec's stages, else each top-level module that is not an
-    activation, dropout, norm or reshaping step (those repeat the stage before them)."""
+READOUTS = ("flat", "class", "mean")
+
+
+@dataclass(frozen=True)
+class Readout:
+    """What a layer gives as one point per image: its whole output flattened, or, for a transformer's
+    tokens, its class token (`class`) or the mean of its patch tokens (`mean`)."""
+
+    layer: LayerInfo
+    kind: str = "flat"
+
+    @property
+    def path(self) -> str:
+        """The key of its map: the layer's path, with `:class` or `:mean` for a token readout."""
+        return self.layer.path if self.kind == "flat" else f"{self.layer.path}:{self.kind}"
+
+    @property
+    def name(self) -> str:
+        suffix = {"flat": "", "class": " (class token)", "mean": " (mean patch token)"}[self.kind]
+        return self.layer.name + suffix
+
+    def points(self, result) -> torch.Tensor:
+        """N x D from a forward result of a batch."""
+        if self.kind == "class":
+            return result.prefix_tokens[self.layer.path][:, 0]
+        activation = result.activations[self.layer.path]
+        return activation.mean((2, 3)) if self.kind == "mean" else activation.flatten(1)
+
+
+def readout(engine: Engine, key: str) -> Readout:
+    """A readout by its key: a layer's path or name, with `:class` or `:mean` for a transformer's tokens."""
+    path, _, kind = key.rpartition(":") if key.endswith((":class", ":mean")) else (key, "", "flat")
+    layer = engine.layer(path)
+    if kind == "class" and not layer.prefix_tokens:
+        raise OptionError(f"{layer.name} has no class token; use {layer.path}:mean (the mean patch token)")
+    if kind == "mean" and not layer.is_spatial:
+        raise OptionError(f"{layer.name} has no patch tokens or maps to average; use {layer.path}")
+    return Readout(layer, kind)
+
+
+def default_layers(engine: Engine) -> list[Readout]:
+    """The input and every stage: the spec's stages; for a transformer, every block's class token and mean
+    patch token; else each top-level module that is not an activation, dropout, norm or reshaping step
+    (those repeat the stage before them)."""
     if engine.spec.stages:
-        return [engine.layer(name) for name in engine.spec.stages]
+        return [Readout(engine.layer(name)) for name in engine.spec.stages]
+    if engine.blocks:
+        tokens = [Readout(block, kind) for block in engine.blocks for kind in ("class", "mean")
+                  if kind == "mean" or block.prefix_tokens]  # fmt: skip
+        return [Readout(engine.layers[0]), *tokens]
     skip = {"ReLU", "ReLU6", "GELU", "SiLU", "Hardswish", "Dropout", "Flatten", "Identity", "BatchNorm2d", "Softmax"}
     top = [layer for layer in engine.layers if "." not in layer.path and layer.module_type not in skip]
-    return [layer for layer in top if layer.path != "prob"]
+    return [Readout(layer) for layer in top if layer.path != "prob"]
 
 
-def select_layers(engine: Engine, keys: Sequence[str] | None) -> list[LayerInfo]:
-    """None: the input and every stage; ["all"]: every layer; else the named layers."""
+def select_layers(engine: Engine, keys: Sequence[str] | None) -> list[Readout]:
+    """None: the input and every stage; ["all"]: every layer; else the named layers (`blocks.3:class`,
+    `blocks.3:mean` for a transformer block's class token and mean patch token)."""
     if not keys:
         return default_layers(engine)
     if list(keys) == ["all"]:
-        return [layer for layer in engine.layers if layer.path != "prob"]
-    return [engine.layer(key) for key in keys]
+        return [Readout(layer) for layer in engine.layers if layer.path != "prob"]
+    return [readout(engine, key) for key in keys]
 
 
 @torch.inference_mode()
 def activations(
-    engine: Engine, images: np.ndarray, layers: Sequence[LayerInfo], batch_size: int = 256,
+    engine: Engine, images: np.ndarray, layers: Sequence[LayerInfo | Readout], batch_size: int = 256,
     progress: Progress | None = None,
 ) -> dict[str, np.ndarray]:  # fmt: skip
-    """Flattened float32 activations (N x D) of every layer, computed in batches on the model's device."""
+    """Float32 points (N x D) of every layer or readout, by its path, computed in batches on the model's
+    device (a layer gives its output flattened)."""
+    readouts = [layer if isinstance(layer, Readout) else Readout(layer) for layer in layers]
     if images.ndim == 3:
         images = np.repeat(images[..., None], 3, axis=3)
-    out: dict[str, list[np.ndarray]] = {layer.path: [] for layer in layers}
+    out: dict[str, list[np.ndarray]] = {r.path: [] for r in readouts}
+    paths = sorted({r.layer.path for r in readouts})
     for start in range(0, len(images), batch_size):
         batch = engine.upload(np.ascontiguousarray(images[start : start + batch_size]))
-        result = engine.run(batch, [layer.path for layer in layers])
-        for layer in layers:
-            out[layer.path].append(result.activations[layer.path].flatten(1).float().cpu().numpy())
+        result = engine.run(batch, paths)
+        for r in readouts:
+            out[r.path].append(r.points(result).float().cpu().numpy())
         report(progress, "activations", min(start + batch_size, len(images)), len(images))
     return {path: np.concatenate(chunks) for path, chunks in out.items()}
 
@@ -217,7 +266,7 @@ def embed_dataset(
     content = hashlib.sha256(data.labels.tobytes() + data.images[:: max(1, len(data) // 64)].tobytes()).hexdigest()
     identity = {"model": engine.name, "weights": engine.weights.source, "dataset": dataset_name,
                 "samples": len(data), "seed": seed, "content": content[:16]}  # fmt: skip
-    keys = {layer.path: {**identity, "layer": layer.path} for layer in layers}
+    keys = {layer.path: {**identity, "layer": layer.path} for layer in layers}  # a readout's path names its kind
     missing = [layer for layer in layers if not _cache_file(keys[layer.path], method, perplexity).is_file()]
     features = activations(engine, data.images, missing, progress=progress) if missing else {}
     maps = []
