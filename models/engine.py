@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -300,7 +301,7 @@ class Engine:
             on_stage("preprocess")
         paths = list(layers)
         captured = [path for path in paths if path not in (INPUT, PROB, OUTPUT)]
-        with AttentionInputs(self.model, keep_inputs) as kept:
+        with AttentionInputs(self.model, keep_inputs) as kept, self._refused_input(x):
             if backward is None:
                 with torch.inference_mode(), ActivationCapture(self.model, captured) as capture:
                     logits = self.model(x)
@@ -321,6 +322,21 @@ class Engine:
         if on_stage:
             on_stage("forward" if backward is None else "forward+backward")
         return ForwardResult(frame_t, x, crop, logits, activations, passed, prefix_tokens, kept.inputs)
+
+    @contextlib.contextmanager
+    def _refused_input(self, x: torch.Tensor) -> Iterator[None]:
+        """A tensor input of another size than the one the layers were listed at may be refused by the model
+        (a transformer's patch embedding checks it): that is one clear line, not a traceback."""
+        expected = (self.spec.in_channels, self.spec.input_size, self.spec.input_size)
+        try:
+            yield
+        except (RuntimeError, AssertionError, ValueError) as exc:
+            if tuple(x.shape[1:]) == expected:
+                raise
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            shape = " x ".join(map(str, x.shape[1:]))
+            raise InputError(f"{self.name} does not run on a {shape} input ({reason}); give it "
+                             f"{' x '.join(map(str, expected))}, the size its layers are listed at") from None
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,7 @@ from .cache import CACHE_VERSION, cache_file, dreams_dir, read_cached, write_cac
 from .files import classify, contact_sheet, read_png, save_png  # noqa: F401  (re-exported)
 from .objectives import GradientCapture, Objective, channel, frozen_weights, logit, neuron
 from .param import FourierImage, PixelImage
-from .transforms import Transform, standard_transforms, zero_below_percentile
+from .transforms import Transform, standard_transforms, transformer_transforms, zero_below_percentile
 
 METHODS = ("fourier", "yosinski")
 OBJECTIVES = ("channel", "neuron")
@@ -166,11 +166,20 @@ def _network_input(engine: Engine, image: torch.Tensor) -> torch.Tensor:
     return (image - mean) / std
 
 
+def default_transforms(engine: Engine, size: int) -> list[Transform]:
+    """Lucid's for a convolutional network; for a transformer, a jitter of a whole patch and a colour shift."""
+    tokens = engine.tokens
+    if engine.blocks and tokens is not None:
+        stride = tokens.grid.patch.stride
+        return transformer_transforms(size, max(1, round(int(stride[0]) * size / engine.spec.input_size)))
+    return standard_transforms(size)
+
+
 def _fourier_steps(engine, objective, capture, seeds, size, lr, transforms, generator, device):
     """Lucid's recipe, one step per `next`: transformed image, forward, backward, Adam."""
     image = FourierImage(seeds, engine.spec.in_channels, size, device)
     optimiser = torch.optim.Adam(image.parameters(), lr=lr)
-    transforms = standard_transforms(size) if transforms is None else list(transforms)
+    transforms = default_transforms(engine, size) if transforms is None else list(transforms)
     while True:
         optimiser.zero_grad(set_to_none=True)
         x = image.image()

@@ -87,6 +87,33 @@ def standard_transforms(size: int) -> list[Transform]:
     ]
 
 
+def colour_shift(amount: float = 0.1) -> Transform:
+    """Each image's channels scaled and shifted by small random amounts (Ghiasi et al. 2022's ColorShift):
+    a transformer then cannot rely on one exact colour."""
+
+    def transform(image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        shape = (image.shape[0], image.shape[1], 1, 1)
+        scale = 1 + amount * torch.randn(shape, generator=generator).to(image.device, image.dtype)
+        shift = amount * torch.randn(shape, generator=generator).to(image.device, image.dtype)
+        return image * scale + shift
+
+    return transform
+
+
+def transformer_transforms(size: int, patch: int) -> list[Transform]:
+    """For a vision transformer: a pad and a jitter of a whole patch, so that the patch grid falls anywhere
+    on the image from one step to the next (else the image fits itself to the grid), Lucid's scale and
+    rotation, and a colour shift, as Ghiasi et al. (2022, "What do Vision Transformers Learn?") found ViTs
+    need."""
+    return [
+        pad(patch),
+        jitter(patch),
+        random_scale_and_rotate([1 + (i - 5) / 50 for i in range(11)], list(range(-10, 11))),
+        colour_shift(),
+        centre_crop(size),
+    ]
+
+
 # Regularisers of Yosinski et al. (2015) -------------------------------------------------------------------
 
 

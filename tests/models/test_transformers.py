@@ -10,7 +10,9 @@ head or token would show.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import timm
@@ -20,7 +22,14 @@ import torchvision
 from torch import nn
 
 from livevis.models import Engine, ViewOptions, Visualizer
+from livevis.models.atlas import mine
+from livevis.models.dream import channel as channel_objective
+from livevis.models.dream import optimise, plan
+from livevis.models.dream.run import default_transforms
+from livevis.models.dream.transforms import transformer_transforms
+from livevis.models.embeddings.tsne import activations, default_layers, readout
 from livevis.models.errors import LayerNotFoundError
+from livevis.models.overview import overview_rows
 from livevis.models.render.base import colormap_table
 from livevis.models.transformers.attention import (
     AttentionInputs,
@@ -414,3 +423,43 @@ def test_units_at_a_spot_rank_the_token_channels(vit, photo_input):
     assert cell == (3, 10)
     brute = sorted(range(192), key=lambda c: -views.activation[c, 3, 10])[:10]
     assert [channel for channel, _ in ranked] == brute
+
+
+def test_mining_a_folder_ranks_token_units_as_a_brute_force_does(vit, photos, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVEVIS_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, image in photos.items():
+        assert cv2.imwrite(str(folder / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    layer = vit.default_layer.path
+    (atlas,) = mine(vit, folder, [layer], top=2, workers=0)
+    names = sorted(photos)
+    maxima = np.stack([vit.run(photos[name], [layer]).activations[layer].flatten(1).max(1).values.numpy()
+                       for name in names])  # fmt: skip
+    for channel in range(0, 192, 17):
+        best = sorted(range(len(names)), key=lambda i: (-maxima[i, channel], i))[:2]
+        assert [Path(e.image).stem for e in atlas.entries(channel)] == [names[i] for i in best]
+        np.testing.assert_allclose([e.value for e in atlas.entries(channel)], maxima[best, channel], rtol=1e-4)
+
+
+def test_an_optimised_image_raises_a_token_channel_with_the_transformer_transforms(vit):
+    transforms = default_transforms(vit, 224)
+    assert len(transforms) == len(transformer_transforms(224, 16))
+    request = plan(vit, vit.default_layer.path, 5, steps=6)
+    result = optimise(vit, channel_objective(vit.default_layer.path, 5), steps=6, seed=0)
+    assert result.images.shape == (1, 224, 224, 3) and request.steps == 6
+    assert result.objective[-1] > result.objective[0]
+
+
+def test_the_network_overview_has_a_row_per_block_and_embeddings_read_the_tokens(vit, photo_input):
+    rows = overview_rows(vit, photo_input, [block.path for block in vit.blocks[:3]], channels=8)
+    assert [row.path for row in rows[1:]] == ["blocks.0", "blocks.1", "blocks.2"]
+    assert all(row.maps.shape == (8, 14, 14) for row in rows[1:])
+    result = vit.run(np.stack([photo_input, photo_input[::-1]]), ["blocks.4"])
+    points = activations(vit, np.stack([photo_input, photo_input[::-1]]),
+                         [readout(vit, "blocks.4:class"), readout(vit, "blocks.4:mean")])  # fmt: skip
+    np.testing.assert_allclose(points["blocks.4:class"], result.prefix_tokens["blocks.4"][:, 0].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(points["blocks.4:mean"], result.activations["blocks.4"].mean((2, 3)).numpy(),
+                               rtol=1e-5)  # fmt: skip
+    defaults = [r.path for r in default_layers(vit)]
+    assert defaults[:3] == ["input", "blocks.0:class", "blocks.0:mean"] and len(defaults) == 25
