@@ -23,6 +23,7 @@ from .layers import (
     TokenModel,
     discover_layers,
     find_layer,
+    hidden_layers,
     token_model,
     transformer_blocks,
 )
@@ -231,8 +232,7 @@ class Engine:
         """A layer by path or friendly name; None gives the model's default layer."""
         if not key:
             return self.default_layer
-        tokens = self.tokens
-        return find_layer(self.layers, key, tokens.hidden if tokens is not None else None)
+        return find_layer(self.layers, key, hidden_layers(self.model))
 
     def upload(self, frame: np.ndarray) -> torch.Tensor:
         """A frame (HxWx3) or a batch of frames (NxHxWx3) onto the device once, pinned on CUDA."""

@@ -62,15 +62,20 @@ class LayerInfo:
 @dataclass
 class TokenModel:
     """What discovery learnt of a transformer (or any network whose outputs are not all N x C x H x W):
-    its patch grid, what its prefix tokens are, how each layer reads as maps, and why the rest is not shown."""
+    its patch grid, what its prefix tokens are, and how each layer reads as maps."""
 
     grid: PatchGrid
     prefix: list[str]
     layouts: dict[str, TokenLayout]
-    hidden: dict[str, str]
 
 
 _TOKEN_MODELS: weakref.WeakKeyDictionary[nn.Module, TokenModel] = weakref.WeakKeyDictionary()
+_HIDDEN: weakref.WeakKeyDictionary[nn.Module, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def hidden_layers(model: nn.Module) -> dict[str, str]:
+    """The modules discovery saw but does not show, with what they output instead of maps."""
+    return _HIDDEN.get(model, {})
 
 
 def token_model(model: nn.Module) -> TokenModel | None:
@@ -162,10 +167,11 @@ def _shown_layers(model: nn.Module, order: dict, names: Mapping[str, str]) -> li
             hidden[path] = kind.hidden
         else:
             layers.append(LayerInfo(path, names.get(path, path), kind.shape, type(module).__name__, kind.layout))
+    _HIDDEN[model] = hidden
     if is_token_model:
         prefixes = max((layer.prefix_tokens for layer in layers), default=0)
         layouts = {layer.path: layer.layout for layer in layers if layer.layout is not None}
-        _TOKEN_MODELS[model] = TokenModel(grid, prefix_names(model, prefixes), layouts, hidden)
+        _TOKEN_MODELS[model] = TokenModel(grid, prefix_names(model, prefixes), layouts)
     return layers
 
 

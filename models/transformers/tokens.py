@@ -146,7 +146,9 @@ def classify_output(shape: tuple[int, ...], grid: PatchGrid | None, *, token_mod
     if len(shape) == 2:
         return OutputKind((shape[1],))
     if grid is None or (len(shape) == 4 and shape[2:] == (1, 1)):
-        return OutputKind(tuple(shape[1:])) if len(shape) == 4 else OutputKind(hidden="not maps")
+        if len(shape) == 4:
+            return OutputKind(tuple(shape[1:]))
+        return OutputKind(hidden=f"{shape[1]} tokens x {shape[2]}, a sequence on no patch grid, not maps")
     if shape[0] != batch:
         return OutputKind(hidden=f"{' x '.join(map(str, shape))}: windows or pieces of the batch, not maps")
     levels = grid.levels()

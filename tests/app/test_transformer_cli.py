@@ -1,0 +1,116 @@
+"""A vision transformer on the command line: render's attention pictures and arrays against a hand
+computation on the saved network input, the layer list, and bad input as one line with exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+from livevis.app.cli import main
+from livevis.assets import SAMPLES_DIR
+from tests.conftest import use_module
+
+VIT = "vit_tiny_patch16_224"
+
+
+def test_render_writes_the_attention_of_the_class_token_and_the_exact_input(tmp_path, capsys):
+    torch.manual_seed(11)
+    assert main(["render", str(SAMPLES_DIR / "chelsea.jpg"), "--model", f"timm:{VIT}", "--weights", "none",
+                 "--layer", "blocks.5", "--save-activations", "--out", str(tmp_path), "--json"]) == 0  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["attention"] == {"block": "blocks.5", "mode": "heads", "query": None, "heads": 3}
+    for name in ("attention", "attention_overlay", "token_norms", "prefix_tokens", "grid", "overlay"):
+        assert (tmp_path / f"{name}.png").is_file(), name
+    arrays = np.load(tmp_path / "activations.npz")
+    network_input = torch.from_numpy(arrays["input"])
+    # the model's own mean and std (0.5, as timm's data config says for this ViT), not ImageNet's
+    assert -1.0 <= float(network_input.min()) and float(network_input.max()) <= 1.0
+    torch.manual_seed(11)
+    model = timm.create_model(VIT).eval()  # the same weights: built right after the same seed
+    kept = {}
+
+    def keep(_module, _inputs, output):
+        kept["x"] = output[0].detach()  # the tokens the attention sees
+
+    model.blocks[5].norm1.register_forward_hook(keep)
+    with torch.no_grad():
+        _, [(maps, prefix)] = model.forward_intermediates(network_input, indices=[5], return_prefix_tokens=True)
+    np.testing.assert_allclose(arrays["activation"], maps[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(arrays["prefix_tokens"], prefix[0].numpy(), atol=1e-5)
+    x, weight, bias = kept["x"], model.blocks[5].attn.qkv.weight.detach(), model.blocks[5].attn.qkv.bias.detach()
+    q = (x[:1] @ weight[:192].T + bias[:192]).reshape(1, 3, 64).transpose(0, 1)
+    k = (x @ weight[192:384].T + bias[192:384]).reshape(-1, 3, 64).transpose(0, 1)
+    expected = torch.softmax(q @ k.transpose(1, 2) / 8.0, dim=-1)[:, 0]  # heads x 197, from the class token
+    np.testing.assert_allclose(arrays["attention"].reshape(3, -1), expected[:, 1:].numpy(), atol=1e-5)
+    np.testing.assert_allclose(arrays["attention_prefix"][:, 0], expected[:, 0].numpy(), atol=1e-5)
+
+
+def test_layers_lists_blocks_as_token_maps(capsys):
+    assert main(["layers", "--model", f"timm:{VIT}", "--weights", "none", "--json"]) == 0
+    rows = {row["path"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["blocks.7"]["shape"] == [192, 14, 14] and rows["blocks.7"]["prefix_tokens"] == 1
+    assert rows["blocks.7.attn"]["shape"] == [192, 14, 14] and rows["blocks.7.mlp"]["shape"] == [192, 14, 14]
+    assert "blocks.7.attn.q_norm" not in rows
+    assert all(len(row["shape"]) in (1, 3) for row in rows.values())
+
+
+NO_GRID_NET = """
+import torch
+from torch import nn
+
+
+class Tokens(nn.Module):
+    '''Pixels cut into 16 tokens by reshaping, not by a patch convolution: tokens with no grid to lie on.'''
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(3 * 64 * 64 // 16, 32)
+        self.mix = nn.TransformerEncoderLayer(32, 2, 64, batch_first=True)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        tokens = self.embed(x.flatten(1).reshape(x.shape[0], 16, -1))
+        return self.head(self.mix(tokens).mean(1))
+
+
+def build():
+    torch.manual_seed(0)
+    return Tokens()
+"""
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--layer", "blocks.3.attn.q_norm"], "layer 'blocks.3.attn.q_norm' is not shown"),
+    (["--query", "14,0"], "--query 14,0 is outside blocks.7's 14 x 14 patch grid"),
+    (["--attention", "sideways"], "unknown attention mode 'sideways'"),
+])  # fmt: skip
+def test_bad_transformer_options_are_one_line_and_exit_2(args, message, tmp_path, capsys):
+    code = main(["render", str(SAMPLES_DIR / "chelsea.jpg"), "--model", f"timm:{VIT}", "--weights", "none",
+                 "--out", str(tmp_path), *args])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_an_input_the_patch_embedding_refuses_is_one_line(tmp_path, capsys):
+    np.save(tmp_path / "small.npy", np.zeros((3, 100, 100), np.float32))
+    code = main(["render", str(tmp_path / "small.npy"), "--model", f"timm:{VIT}", "--weights", "none",
+                 "--out", str(tmp_path / "out")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "does not run on a 3 x 100 x 100 input" in err and "3 x 224 x 224" in err
+
+
+def test_tokens_that_lie_on_no_grid_are_never_drawn(tmp_path, monkeypatch, capsys):
+    use_module(tmp_path, monkeypatch, "nogrid", NO_GRID_NET)
+    assert main(["layers", "--model", "nogrid:build", "--input-size", "64", "--json"]) == 0
+    rows = {row["path"]: row for row in json.loads(capsys.readouterr().out)}
+    assert "mix" not in rows and "embed" not in rows  # N x 16 x 32 sequences: not images
+    assert all(len(row["shape"]) in (1, 3) for row in rows.values())
+    code = main(["render", str(SAMPLES_DIR / "chelsea.jpg"), "--model", "nogrid:build", "--input-size", "64",
+                 "--weights", "none", "--layer", "mix", "--out", str(tmp_path / "out")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "'mix' is not shown" in err

@@ -1,0 +1,75 @@
+"""A vision transformer in the window (offscreen): its attention pane, token norms and prefix tokens, the
+keys and clicks that drive them, and a snapshot of it all; a convolutional network shows none of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PyQt6.QtCore import QPoint, Qt
+
+from livevis.state import MEAN_OF_HEADS
+from tests.app.conftest import TIMEOUT_MS, wait_result
+
+VIT = "timm:vit_tiny_patch16_224"
+
+
+def test_the_attention_pane_follows_the_frame_a_click_asks_from_a_patch_and_keys_drive_it(qtbot, make_window,
+                                                                                          video):  # fmt: skip
+    window = make_window(video, model=VIT)
+    result = wait_result(qtbot, window, lambda r: "attention" in r.views.images, timeout=120_000)
+    live = window.live
+    qtbot.waitUntil(lambda: live.attention.isVisible() and live.token_norms.isVisible())
+    assert result.views.values["attention_layout"].channels == 3 and result.views.layer.path == "blocks.7"
+    assert "attention at blocks.7 from the class token" in live.attention.title.text()
+    assert live.grid_pane.prefix.isVisible() and "class" in live.grid_pane.prefix_title.text()
+
+    overlay = live.attention.overlay
+    crop = result.views.crop
+    cell_size = crop.w / 14
+    point = overlay.to_widget(crop.x + 9.5 * cell_size, crop.y + 4.5 * cell_size)
+    qtbot.mouseClick(overlay, Qt.MouseButton.LeftButton, pos=QPoint(round(point.x()), round(point.y())))
+    assert window.state.attention_query == (4, 9)
+    asked = wait_result(qtbot, window, lambda r: r.views.values.get("attention_query_cell") == (4, 9))
+    assert "from patch (4, 9)" in live.attention.title.text()
+    assert not np.array_equal(asked.views.images["attention"], result.views.images["attention"])
+    qtbot.mouseClick(overlay, Qt.MouseButton.RightButton, pos=QPoint(round(point.x()), round(point.y())))
+    assert window.state.attention_query is None
+
+    assert window.state.attention_head == MEAN_OF_HEADS
+    qtbot.keyClick(window, Qt.Key.Key_V)
+    assert window.state.attention_head == 0
+    wait_result(qtbot, window, lambda r: r.options.attention_head == 0)
+    assert "head 0 on the frame" in live.attention.title.text()
+
+    qtbot.keyClick(window, Qt.Key.Key_A)  # heads -> rollout
+    rolled = wait_result(qtbot, window, lambda r: r.views.values.get("attention_mode") == "rollout")
+    assert rolled.views.values["attention_layout"].channels == 8  # blocks 0..7
+    qtbot.keyClick(window, Qt.Key.Key_A)  # rollout -> off: not computed, pane hidden
+    wait_result(qtbot, window, lambda r: r.options.attention == "off" and "attention" not in r.views.images)
+    qtbot.waitUntil(live.attention.isHidden)
+
+
+def test_a_snapshot_of_a_transformer_holds_its_attention(qtbot, make_window, video):
+    window = make_window(video, model=VIT)
+    wait_result(qtbot, window, lambda r: "attention" in r.views.images, timeout=120_000)
+    with qtbot.waitSignal(window.worker.snapshot_saved, timeout=TIMEOUT_MS) as saved:
+        qtbot.keyClick(window, Qt.Key.Key_S)
+    folder = Path(saved.args[0])
+    assert {"attention.png", "attention_overlay.png", "token_norms.png", "prefix_tokens.png"} <= {
+        p.name for p in folder.iterdir()}  # fmt: skip
+    arrays = np.load(folder / "activations.npz")
+    assert arrays["activation"].shape == (192, 14, 14) and arrays["prefix_tokens"].shape == (1, 192)
+    assert arrays["attention"].shape == (3, 14, 14)
+    total = arrays["attention"].sum((1, 2)) + arrays["attention_prefix"][:, 0]
+    np.testing.assert_allclose(total, 1.0, atol=1e-5)  # each head's softmax row, whole
+
+
+def test_a_convolutional_network_shows_no_transformer_pane(qtbot, make_window, video):
+    window = make_window(video)
+    result = wait_result(qtbot, window)
+    assert "attention" not in result.views.images and "token_norms" not in result.views.images
+    assert window.live.attention.isHidden() and window.live.token_norms.isHidden()
+    assert window.live.grid_pane.prefix.isHidden()
+    qtbot.keyClick(window, Qt.Key.Key_A)
+    qtbot.waitUntil(lambda: "has no attention" in window.statusBar().currentMessage())
