@@ -176,3 +176,29 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def main() -> None:
+    """Serve a real photo panning by, stamped with each frame's send time, until terminated (for benchmarks)."""
+    import argparse
+    import sys
+
+    from skimage import data
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--fps", type=float, default=15.0)
+    parser.add_argument("--size", default="640x480", metavar="WxH")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    photo = cv2.resize(data.chelsea(), (width + 160, height))
+    frames = [np.ascontiguousarray(photo[:, 4 * i : 4 * i + width]) for i in range(40)]
+    server = MjpegServer(frames, args.fps, stamp=True).start()
+    print(server.port, flush=True)
+    try:
+        sys.stdin.read()  # until the benchmark closes our input or ends us
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

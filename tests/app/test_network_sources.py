@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -63,6 +64,16 @@ def short_timeouts(monkeypatch):
     monkeypatch.setattr(Backoff, "FIRST_S", 0.1)
 
 
+@contextmanager
+def reading(url: str, demand=None):
+    """A stream source for the length of a `with`; its reader thread is told to stop after."""
+    source = StreamSource(url, demand)
+    try:
+        yield source
+    finally:
+        source.close()
+
+
 def read_frame_from(source: StreamSource, timeout: float = 20.0) -> np.ndarray:
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
@@ -114,8 +125,7 @@ def test_reconnect_waits_double_from_half_a_second_to_eight():
 
 # --- reading a stream ---
 def test_a_stream_is_read_frame_by_frame_as_served(camera):
-    source = StreamSource(camera.url())
-    try:
+    with reading(camera.url()) as source:
         first = read_frame_from(source)
         assert first.shape == (240, 320, 3) and first.dtype == np.uint8
         indices = [served_index(first, camera)]
@@ -125,9 +135,7 @@ def test_a_stream_is_read_frame_by_frame_as_served(camera):
                 indices.append(served_index(frame, camera))
         assert indices == sorted(indices) and len(set(indices)) == 4, "frames come in the order they were sent"
         assert source.label == camera.url() and not source.finite
-    finally:
-        source.close()
-        assert source.join(5)
+    assert source.join(5), "the reader ends once the source is closed"
 
 
 class Demand:
@@ -147,8 +155,7 @@ class Demand:
 def test_only_the_newest_frame_is_decoded_and_it_is_fresh(pan_frames):
     demand = Demand()
     with MjpegServer(pan_frames, fps=20, stamp=True) as server:
-        source = StreamSource(server.url(), demand)
-        try:
+        with reading(server.url(), demand) as source:
             read_frame_from(source)  # the first frame is always decoded: it says the stream is up
             skipped = demand.skipped
             deadline = time.perf_counter() + 20
@@ -160,13 +167,10 @@ def test_only_the_newest_frame_is_decoded_and_it_is_fresh(pan_frames):
             age = time.time() - read_stamp(frame, time.time())
             # the newest frame, not the oldest one waiting: 10 frames (0.5 s) went by unseen
             assert age < 5 / server.fps, f"the frame handed over is {age * 1000:.0f} ms old"
-        finally:
-            source.close()
 
 
 def test_a_stream_that_is_cut_fails_as_lost_and_reconnects_when_the_server_is_back(camera):
-    source = StreamSource(camera.url())
-    try:
+    with reading(camera.url()) as source:
         read_frame_from(source)
         camera.stop()
         failure = failure_of(source)
@@ -175,20 +179,14 @@ def test_a_stream_that_is_cut_fails_as_lost_and_reconnects_when_the_server_is_ba
         source.reconnect()
         read_frame_from(source)
         assert camera.connections == 2
-    finally:
-        source.close()
 
 
 def test_a_stalled_stream_fails_after_the_read_timeout(camera, short_timeouts):
-    source = StreamSource(camera.url())
-    try:
+    with reading(camera.url()) as source:
         read_frame_from(source)
         camera.stall()
         failure = failure_of(source)
-        assert isinstance(failure, StreamLost) and "no frame for 1 s (the stream stalled)" in str(failure)
-    finally:
-        camera.stall(False)
-        source.close()
+    assert isinstance(failure, StreamLost) and "no frame for 1 s (the stream stalled)" in str(failure)
 
 
 def test_a_refused_port_says_so():
@@ -219,15 +217,14 @@ def test_a_file_served_over_http_plays_at_its_rate_and_says_when_it_ends(pan_fra
     video = write_video(tmp_path / "pan.avi", pan_frames, fps=10)
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietFiles, directory=str(tmp_path)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    source = StreamSource(f"http://127.0.0.1:{server.server_address[1]}/{video.name}")
     try:
-        frames = 0
-        with pytest.raises(StreamEnded, match="ended after 24 frames"):
-            while True:
-                frames += source.read() is not None
+        with reading(f"http://127.0.0.1:{server.server_address[1]}/{video.name}") as source:
+            frames = 0
+            with pytest.raises(StreamEnded, match="ended after 24 frames"):
+                while True:
+                    frames += source.read() is not None
         assert source.finite and frames >= 2
     finally:
-        source.close()
         server.shutdown()
         server.server_close()
 
@@ -289,13 +286,10 @@ def test_a_real_rtsp_camera_is_read_over_tcp(tmp_path, pan_frames, monkeypatch):
         port = int(server.stdout.readline())
         url = f"rtsp://viewer:{SECRET}@127.0.0.1:{port}/camera"
         monkeypatch.delenv(network.CAPTURE_OPTIONS_ENV, raising=False)
-        source = StreamSource(url)
-        try:
+        with reading(url) as source:
             frame = read_frame_from(source)
-            served = [np.abs(frame.astype(int) - f.astype(int)).mean() for f in pan_frames]
-            assert frame.shape == (240, 320, 3) and min(served) < 6, "a frame of the real video, through RTP/JPEG"
-        finally:
-            source.close()
+        served = [np.abs(frame.astype(int) - f.astype(int)).mean() for f in pan_frames]
+        assert frame.shape == (240, 320, 3) and min(served) < 6, "a frame of the real video, through RTP/JPEG"
         # the server takes TCP only: over UDP (the user's choice here) it cannot be read
         monkeypatch.setenv(network.CAPTURE_OPTIONS_ENV, "rtsp_transport;udp")
         with pytest.raises(InputError, match=r"rtsp://viewer:\*\*\*@"):

@@ -363,7 +363,8 @@ def test_a_camera_that_disconnects_is_reported_retried_and_its_last_frame_kept(q
     assert window.live.input.image.image_array() is not None, "the last frame stays on screen"
     assert window.live.input.image.stale_reason().startswith("reconnecting to camera 0")
     last = window.last_result.sequence
-    FakeCamera.plugged, FakeCamera.frames_left = True, 1000
+    FakeCamera.frames_left = 10**9  # first (a read in between would unplug it); it reads at once: never run dry
+    FakeCamera.plugged = True
     qtbot.waitUntil(lambda: "camera 0 is back" in window.statusBar().currentMessage(), timeout=TIMEOUT_MS)
     wait_result(qtbot, window, lambda r: r.sequence > last)
     assert window.live.input.image.stale_reason() == ""
