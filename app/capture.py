@@ -49,6 +49,7 @@ class LatestFrameSlot:
         self._frame: CapturedFrame | None = None
         self.captured = 0
         self.dropped = 0
+        self._waiting = 0
 
     def put(self, frame: CapturedFrame) -> None:
         with self._condition:
@@ -61,16 +62,21 @@ class LatestFrameSlot:
     def take(self, timeout: float | None = None) -> CapturedFrame | None:
         with self._condition:
             if self._frame is None:
-                self._condition.wait(timeout)
+                self._waiting += 1
+                try:
+                    self._condition.wait(timeout)
+                finally:
+                    self._waiting -= 1
             frame, self._frame = self._frame, None
             if frame is not None:
                 self._condition.notify_all()
             return frame
 
     def wants_frame(self) -> bool:
-        """Empty: a frame decoded now will be the next one processed (a stream decodes only such frames)."""
+        """Empty, and the consumer waits for a frame: one decoded now is processed at once, not after the frame
+        in hand (a stream decodes only such frames, so the frame shown is as new as it can be)."""
         with self._condition:
-            return self._frame is None
+            return self._frame is None and self._waiting > 0
 
     def frame_skipped(self) -> None:
         """A frame a stream grabbed and never decoded, because a newer one would replace it: dropped."""
