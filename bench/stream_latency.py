@@ -43,7 +43,7 @@ def main() -> None:
     from livevis.app.main_window import MainWindow
     from livevis.app.settings import SettingsStore
 
-    command = [sys.executable, "-m", "tests.app.mjpeg_server", "--fps", str(args.fps), "--size", args.size]
+    command = [sys.executable, "-m", "tests.app.mjpeg_server", "--fps", str(args.fps), "--size", args.size, "--stamp"]
     server = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     port = int(server.stdout.readline())
     ages_ms: list[float] = []

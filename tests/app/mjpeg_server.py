@@ -179,7 +179,7 @@ def closed_port() -> int:
 
 
 def main() -> None:
-    """Serve a real photo panning by, stamped with each frame's send time, until terminated (for benchmarks)."""
+    """Serve a real photo panning by (with --stamp: each frame stamped with its send time) until our input closes."""
     import argparse
     import sys
 
@@ -188,11 +188,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--size", default="640x480", metavar="WxH")
+    parser.add_argument("--stamp", action="store_true", help="each frame carries the time it is sent")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     photo = cv2.resize(data.chelsea(), (width + 160, height))
     frames = [np.ascontiguousarray(photo[:, 4 * i : 4 * i + width]) for i in range(40)]
-    server = MjpegServer(frames, args.fps, stamp=True).start()
+    server = MjpegServer(frames, args.fps, stamp=args.stamp).start()
     print(server.port, flush=True)
     try:
         sys.stdin.read()  # until the benchmark closes our input or ends us
