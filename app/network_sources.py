@@ -54,8 +54,8 @@ def _rebuild(url: str, password: str | None, secret: Callable[[str], str | None]
         user, has_password, _ = userinfo.partition(":")
         netloc = f"{user}:{password}@{hostport}" if has_password and password is not None else f"{user}@{hostport}"
     query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(k.lower() in SECRET_QUERY_KEYS for k, _ in pairs):  # else the query stays exactly as written
         kept = [(k, secret(v) if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs]
         query = urlencode([(k, v) for k, v in kept if v is not None], safe="*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
