@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# What Qt needs for a real window on a virtual screen, and ImageMagick for screenshots.
-SYSTEM_PACKAGES := xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 imagemagick
+# What Qt needs for a real window on a virtual screen, ImageMagick for screenshots, and GStreamer's RTSP
+# server (run by the system Python) for the test of a real RTSP camera.
+SYSTEM_PACKAGES := xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 imagemagick \
+	python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+RTSP_PROBE := /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')"
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint bench clean system-deps
@@ -19,7 +22,7 @@ run: $(STAMP)
 	$(BIN)/livevis
 
 system-deps:
-	@command -v Xvfb >/dev/null && test -x /usr/bin/import || { \
+	@command -v Xvfb >/dev/null && test -x /usr/bin/import && $(RTSP_PROBE) 2>/dev/null || { \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; }
 

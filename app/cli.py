@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Live deep visualization of PyTorch convolutional networks. With no command, opens the app.",
     )
     parser.add_argument("--version", action="version", version=f"livevis {__version__}")
-    parser.add_argument("--source", help="camera index (0) or an image, video or folder (default: camera 0, "
+    parser.add_argument("--source", help="camera index (0), an image, video or folder, or a stream URL "
+                        "(http://PHONE:8080/video, rtsp://user:pass@CAMERA/stream) (default: camera 0, "
                         "else the bundled sample photos)")  # fmt: skip
     add_model_options(parser)
     parser.add_argument("--layer", help="layer to show first (module path or friendly name)")

@@ -34,7 +34,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     figure = commands.add_parser(
         "figure", help="the input and every layer's channels in one figure (signed colours, one scale per layer)"
     )
-    figure.add_argument("input", metavar="INPUT", help="an image file or a video file (its first frame)")
+    figure.add_argument("input", metavar="INPUT", help="an image file, a video file (its first frame) or a stream URL "
+                        "(its current frame)")  # fmt: skip
     add_model_options(figure, device=False)
     figure.add_argument("--layers", default="spatial", metavar="L1,L2,...|all",
                         help="comma-separated layers, or `all` (default: every layer with spatial maps)")  # fmt: skip
@@ -166,9 +167,12 @@ def draw_overview(rows: list[OverviewRow], heading: str = "", per_line: int = PE
     return drawn
 
 
-def figure_heading(engine, source: Path) -> str:
-    """Which model, which weights (UNTRAINED says so), which input."""
-    return f"{engine.name} [{engine.weights.label}] on {source.name}"
+def figure_heading(engine, source: str | Path) -> str:
+    """Which model, which weights (UNTRAINED says so), which input (a stream's URL without its password)."""
+    from livevis.app.network_sources import display_url, is_stream_url
+
+    name = display_url(source) if is_stream_url(source) else Path(source).name
+    return f"{engine.name} [{engine.weights.label}] on {name}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -185,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     engine = load_engine(args)
     layers = args.layers if args.layers in ("spatial", "all") else [k.strip() for k in args.layers.split(",")]
     rows = overview_rows(engine, frame, layers, args.channels)
-    drawn = draw_overview(rows, figure_heading(engine, Path(args.input)))
+    drawn = draw_overview(rows, figure_heading(engine, args.input))
     drawn.save(out)
     print(f"wrote {out}: the input and {len(rows) - 1} layers of {engine.name}")
     return 0

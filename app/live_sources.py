@@ -1,5 +1,6 @@
-"""The live frame sources the capture thread reads: cameras, video files played at their own rate,
-image and tensor files stepped through, and synthetic frames for the benchmark (OpenCV, no Qt).
+"""The live frame sources the capture thread reads: cameras (listed by name), network streams, video files
+played at their own rate, image and tensor files stepped through, and synthetic frames for the benchmark
+(OpenCV, no Qt).
 
 Every failure is an `InputError` whose message names the source and what to do.
 """
@@ -12,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from livevis.app.network_sources import FrameDemand, StreamSource, is_stream_url
 from livevis.app.sources import (
     VIDEO_SUFFIXES,
     FolderImages,
@@ -64,16 +66,91 @@ def synthetic_frames(resolution: Resolution, count: int = 32, seed: int = 0) -> 
     return frames
 
 
+V4L2_SYSFS = Path("/sys/class/video4linux")
+"""Where Linux lists its video devices by name, without opening them."""
+
+
+@dataclass(frozen=True)
+class CameraMode:
+    """A resolution and frame rate asked of a camera; None leaves the camera's own choice."""
+
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> CameraMode:
+        """'1280x720@30', '1280x720', '@30' or '' (the camera's defaults)."""
+        size, _, rate = text.strip().partition("@")
+        resolution = Resolution.parse(size) if size else None
+        try:
+            fps = float(rate) if rate else None
+        except ValueError:
+            raise InputError(f"frame rate {rate!r} is not a number (e.g. 1280x720@30)") from None
+        if fps is not None and not 1 <= fps <= 240:
+            raise InputError(f"frame rate {rate!r} is out of range (1..240)")
+        return cls(resolution and resolution.width, resolution and resolution.height, fps)
+
+    def __str__(self) -> str:
+        size = f"{self.width}x{self.height}" if self.width and self.height else ""
+        return size + (f"@{self.fps:g}" if self.fps else "")
+
+
+@dataclass(frozen=True)
+class CameraInfo:
+    index: int
+    name: str
+    """The device's own name (V4L2's), else 'Camera N'."""
+
+    @property
+    def key(self) -> str:
+        """What the camera's settings are remembered under: its name, which survives re-plugging into
+        another port (the index does not)."""
+        return self.name
+
+
+def list_cameras(sysfs: Path = V4L2_SYSFS, max_index: int = 5) -> list[CameraInfo]:
+    """The cameras by name. On Linux the V4L2 devices in sysfs, without opening any (a webcam's metadata
+    node, index 1, is left out); elsewhere the indices that open, named 'Camera N'."""
+    if sysfs.is_dir():
+        cameras = []
+        for device in sysfs.glob("video*"):
+            number = device.name.removeprefix("video")
+            if not number.isdigit() or _read_text(device / "index", "0") != "0":
+                continue
+            cameras.append(CameraInfo(int(number), _read_text(device / "name", f"Camera {number}")))
+        return sorted(cameras, key=lambda camera: camera.index)
+    return [CameraInfo(index, f"Camera {index}") for index in probe_cameras(max_index)]
+
+
+def camera_info(index: int, sysfs: Path = V4L2_SYSFS) -> CameraInfo:
+    """One camera's name without opening it: V4L2's where there is one, else 'Camera N'."""
+    return CameraInfo(index, _read_text(sysfs / f"video{index}" / "name", f"Camera {index}"))
+
+
+def _read_text(path: Path, default: str) -> str:
+    try:
+        return path.read_text().strip() or default
+    except OSError:
+        return default
+
+
 class CameraSource:
-    """A webcam by index, mirrored by default so that moving left moves left on screen."""
+    """A webcam by index, mirrored by default so that moving left moves left on screen; opened at the
+    resolution and frame rate of its `mode` where the camera offers them."""
 
-    on_failure = "retry"
-    """What the capture thread does when a read fails: retry (reopen every second), skip, or stop."""
+    on_failure = "reconnect"
+    """A read that fails makes the capture thread reconnect with back-off."""
 
-    def __init__(self, index: int, mirror: bool = True):
+    def __init__(self, index: int, mirror: bool = True, mode: CameraMode | None = None):
         self.index = index
         self.mirror = mirror
-        self.label = f"camera {index}"
+        self.mode = mode or CameraMode()
+        self.info = camera_info(index)
+        self.host = f"camera {index}"
+        self.label = self.host if self.info.name == f"Camera {index}" else f"{self.info.name} (camera {index})"
+        self.delivered = CameraMode()
+        """What the camera delivers after being asked for `mode`."""
         self._capture: cv2.VideoCapture | None = None
         self.open()
 
@@ -82,7 +159,19 @@ class CameraSource:
         if not capture.isOpened():
             capture.release()
             raise InputError(f"no camera at index {self.index} (unplugged, or used by another program)")
+        if self.mode.width and self.mode.height:
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.mode.width)
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.mode.height)
+        if self.mode.fps:
+            capture.set(cv2.CAP_PROP_FPS, self.mode.fps)
+        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        self.delivered = CameraMode(width or None, height or None, fps if fps and fps > 0 else None)
         self._capture = capture
+
+    def reconnect(self) -> None:
+        self.close()
+        self.open()
 
     def read(self) -> np.ndarray:
         if self._capture is None:
@@ -183,11 +272,17 @@ class ImageListSource:
         pass
 
 
-def open_source(spec: str | list[str], mirror: bool = True):
-    """`0`-`9`: a camera; a folder: its images; a video file; one or more image files."""
+def open_source(spec: str | list[str], mirror: bool = True, *, camera_mode: CameraMode | None = None,
+                demand: FrameDemand | None = None):
+    """`0`-`9`: a camera (at `camera_mode`); a URL: a network stream (decoding the frames `demand` wants);
+    a folder: its images; a video file; one or more image files."""
     specs = [spec] if isinstance(spec, str) else list(spec)
     if len(specs) == 1 and specs[0].isdigit():
-        return CameraSource(int(specs[0]), mirror)
+        return CameraSource(int(specs[0]), mirror, camera_mode)
+    if len(specs) == 1 and is_stream_url(specs[0]):
+        return StreamSource(specs[0], demand)
+    if any(is_stream_url(s) for s in specs):
+        raise InputError("open one stream URL at a time, on its own")
     paths = [Path(s).expanduser() for s in specs]
     for path in paths:
         if not path.exists():

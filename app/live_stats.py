@@ -47,7 +47,7 @@ class LiveStats:
     def _percentile(values, q: float) -> float | None:
         return float(np.percentile(list(values), q)) if values else None
 
-    def as_dict(self, slot: LatestFrameSlot, processed: int) -> dict:
+    def as_dict(self, slot: LatestFrameSlot, processed: int, source_reconnects: int = 0) -> dict:
         elapsed = time.perf_counter() - self.started
         running = (self.display_times[-1] - self.first_display) if self.displayed > 1 else 0.0
         return {
@@ -55,6 +55,7 @@ class LiveStats:
             "frames_processed": processed,
             "frames_displayed": self.displayed,
             "frames_dropped": slot.dropped,
+            "source_reconnects": source_reconnects,
             "seconds": elapsed,
             "fps": (self.displayed - 1) / running if running > 0 else 0.0,
             "latency_ms_p50": self._percentile(self.latencies_ms, 50),

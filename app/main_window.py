@@ -121,7 +121,7 @@ class MainWindow(QMainWindow):
         toolbar.setObjectName("view-options")
         self.addToolBar(toolbar)
         self.draw = DrawSource(self.live.input, self.slot, self.capture.close_source)
-        self.sources = SourceChooser(self, self.capture, menus["File"], self.settings.get("mirror"), self.draw)
+        self.sources = SourceChooser(self, self.capture, menus["File"], self.settings, self.draw)
         self.actions_by_name = build_actions(self, menus, toolbar)
         toolbar.addSeparator()
         self.controls = OptionControls(toolbar, menus["View"], self.state, model_names(),
@@ -149,6 +149,7 @@ class MainWindow(QMainWindow):
         self.capture.error.connect(self.show_error)
         self.capture.status.connect(lambda text: self.status.message(text, 5000))
         self.capture.source_changed.connect(self.status.source.setText)
+        self.capture.stale.connect(self.live.input.image.set_stale)
         self.unit_probe = UnitProbe(self.live, self.worker, self.state, self.status, self._last_views)
         self.units = UnitController(self.live.unit, self.state, self.runner, self._engine, self.open_source,
                                     self.status, self.show_notice)  # fmt: skip
@@ -335,7 +336,7 @@ class MainWindow(QMainWindow):
         self._loop_probe_last = now
 
     def stats_dict(self) -> dict:
-        return self.stats.as_dict(self.slot, self.worker.processed)
+        return self.stats.as_dict(self.slot, self.worker.processed, self.capture.reconnects)
 
     # ------------------------------------------------------------------ closing
     def save_settings(self) -> None:

@@ -12,7 +12,8 @@ from livevis.app.cli import add_model_options, load_engine
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     render = commands.add_parser("render", help="render the views of one image or video frame to PNG files")
-    render.add_argument("input", metavar="INPUT", help="an image file, a video file, or a folder of images")
+    render.add_argument("input", metavar="INPUT", help="an image file, a video file, a folder of images, or a "
+                        "stream URL (http://PHONE:8080/video, rtsp://...: its current frame)")  # fmt: skip
     add_model_options(render)
     render.add_argument("--layer", help="module path or friendly name (default: the model's default layer)")
     render.add_argument("--channel", type=int, default=0, help="selected channel (default: 0)")
@@ -213,12 +214,16 @@ def _render_video(args: argparse.Namespace) -> int:
     import cv2
     from tqdm import tqdm
 
+    from livevis.app.network_sources import is_stream_url
     from livevis.app.recording import ViewVideos
     from livevis.app.sources import is_video_path, open_video
     from livevis.models import Visualizer
     from livevis.models.data.images import check_regular_file
     from livevis.models.errors import InputError
 
+    if is_stream_url(args.input):
+        raise InputError("--all-frames is for a video file; a live stream has no last frame (without --all-frames, "
+                         "render takes its current frame)")  # fmt: skip
     path = check_regular_file(args.input)
     if not is_video_path(path):
         raise InputError(f"--all-frames is for a video file; {path.name} is not one")

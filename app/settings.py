@@ -7,6 +7,7 @@ is not a livevis settings file is refused (`SettingsError`), never overwritten.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,30 @@ def _flag(value) -> bool:
     raise ValueError(f"not true or false: {value!r}")
 
 
+def _url_list(value) -> list[str]:
+    """Stream URLs, never with a password: one that was written in by hand is dropped here."""
+    from livevis.app.network_sources import is_stream_url, without_password
+
+    urls = [value] if isinstance(value, str) else value
+    if not isinstance(urls, list) or not all(isinstance(u, str) and is_stream_url(u) for u in urls):
+        raise ValueError(f"not a list of stream URLs: {value!r}")
+    return [without_password(u) for u in urls]
+
+
+def _camera_modes(value) -> dict[str, str]:
+    """{camera name: 'WIDTHxHEIGHT@FPS'} as JSON text."""
+    from livevis.app.live_sources import CameraMode
+    from livevis.models.errors import InputError
+
+    try:
+        modes = json.loads(value) if isinstance(value, str) else None
+        if not isinstance(modes, dict) or not all(isinstance(v, str) for v in modes.values()):
+            raise ValueError
+        return {str(name): str(CameraMode.parse(text)) for name, text in modes.items()}
+    except (ValueError, InputError):
+        raise ValueError(f"not camera modes: {value!r}") from None
+
+
 def _geometry(value) -> QByteArray:
     if not isinstance(value, QByteArray) or value.isEmpty():
         raise ValueError("not a saved window geometry")
@@ -68,6 +93,8 @@ class Setting:
     parse: Callable
     check: str = ""
     """The live state's option this value must be valid for (see `livevis.state.check_option`)."""
+    dump: Callable | None = None
+    """How the value is written, where QSettings cannot write it as it is."""
 
 
 SCHEMA: dict[str, Setting] = {
@@ -86,6 +113,8 @@ SCHEMA: dict[str, Setting] = {
     "mirror": Setting(True, _flag),
     "snapshot_dir": Setting("", _text),
     "geometry": Setting(None, _geometry),
+    "recent_urls": Setting([], _url_list),
+    "camera_modes": Setting({}, _camera_modes, dump=lambda modes: json.dumps(modes, sort_keys=True)),
 }
 
 
@@ -151,10 +180,11 @@ class SettingsStore:
     def save(self) -> None:
         self._qt.setValue(FORMAT_KEY, FORMAT)
         for key, value in self.values.items():
+            dump = SCHEMA[key].dump if key in SCHEMA else None
             if value is None:
                 self._qt.remove(key)  # a bad stored value is not kept either
             else:
-                self._qt.setValue(key, value)
+                self._qt.setValue(key, dump(value) if dump else value)
         self._qt.sync()
 
 

@@ -99,8 +99,15 @@ def read_video_frame(path: str | Path, index: int = 0) -> np.ndarray:
 
 
 def read_frame(path: str | Path, index: int = 0) -> np.ndarray:
-    """An image file, or frame `index` of a video file, chosen by suffix (images first otherwise).
-    Named pipes, sockets and devices are refused before they are opened (reading one would block)."""
+    """An image file, or frame `index` of a video file, chosen by suffix (images first otherwise), or the
+    current frame of a stream URL. Named pipes, sockets and devices are refused before they are opened
+    (reading one would block)."""
+    from livevis.app.network_sources import display_url, is_stream_url, read_stream_frame
+
+    if is_stream_url(path):
+        if index != 0:
+            raise InputError(f"{display_url(path)} is a live stream: it has no frame {index} (--frame is for videos)")
+        return read_stream_frame(path)
     path = check_regular_file(path)
     if is_tensor_path(path):
         if index != 0:

@@ -9,6 +9,7 @@ out-of-memory, an OpenCV error) is reported through `error` and the loop goes on
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -38,13 +39,21 @@ class LiveResult:
 _snapshot_numbers = itertools.count(1)
 
 
-def save_snapshot(folder: Path, views: FrameViews) -> Path:
-    """The frame, every view present and the activations (.npz), in a new folder of its own."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
-    target = folder / f"livevis-{stamp}-{next(_snapshot_numbers)}"
+def save_snapshot(folder: Path, views: FrameViews, source: str = "") -> Path:
+    """The frame, every view present, the activations (.npz) and `snapshot.json` (where the frame came from,
+    the layer and channel), in a new folder of its own. `source` is a source's label: a stream's URL
+    without its password."""
+    now = datetime.now()
+    target = folder / f"livevis-{now.strftime('%Y%m%d-%H%M%S-%f')[:-3]}-{next(_snapshot_numbers)}"
     output_folder(target)
     save_images(target, {"frame": views.frame, **views.images})
     save_activations(target / "activations.npz", views)
+    about = {"source": source, "layer": views.layer.path, "layer_name": views.layer.name, "channel": views.channel,
+             "saved": now.isoformat(timespec="milliseconds")}  # fmt: skip
+    try:
+        (target / "snapshot.json").write_text(json.dumps(about, indent=1))
+    except OSError as exc:
+        raise OutputError(f"could not write {target / 'snapshot.json'}: {exc.strerror or exc}") from None
     return target
 
 
@@ -171,6 +180,6 @@ class InferenceWorker(QThread):
         self._deliver(LiveResult(views, frame.captured_at, frame.sequence, frame.source, options, elapsed, frame.still))
         for folder in snapshots:
             try:
-                self.snapshot_saved.emit(str(save_snapshot(folder, views)))
+                self.snapshot_saved.emit(str(save_snapshot(folder, views, frame.source)))
             except OutputError as exc:
                 self.error.emit(f"snapshot not saved: {exc}")

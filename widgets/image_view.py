@@ -55,6 +55,7 @@ class ImageView(QWidget):
         self._placeholder = placeholder
         self._rect: tuple[int, int, int, int] | None = None
         self._rect_color = QColor(255, 215, 0)
+        self._stale = ""
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(120, 90)
         # paintEvent covers every pixel: Qt need not repaint the parents below on each frame
@@ -80,6 +81,15 @@ class ImageView(QWidget):
 
     def image_array(self) -> np.ndarray | None:
         return self._array
+
+    def set_stale(self, reason: str) -> None:
+        """Marks the image shown as old (its camera is reconnecting): dimmed, with the reason across its top;
+        '' when frames flow again."""
+        self._stale = reason
+        self.update()
+
+    def stale_reason(self) -> str:
+        return self._stale
 
     def set_rect(self, rect: tuple[int, int, int, int] | None) -> None:
         """A rectangle (x, y, w, h) in image pixels, drawn over the image (the network's crop)."""
@@ -165,7 +175,8 @@ class ImageView(QWidget):
         painter.fillRect(self.rect(), QColor(24, 24, 24))
         if self._array is None:
             painter.setPen(QColor(170, 170, 170))
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._placeholder)
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                             self._stale or self._placeholder)  # fmt: skip
             return
         if self._image is None:
             self._image = array_to_qimage(self._array)
@@ -182,7 +193,23 @@ class ImageView(QWidget):
             top_left, bottom_right = self.to_widget(x, y), self.to_widget(x + w, y + h)
             painter.setPen(QPen(self._rect_color, 2, Qt.PenStyle.DashLine))
             painter.drawRect(QRectF(top_left, bottom_right))
+        if self._stale:
+            self._paint_stale(painter, target)
         self.paint_over(painter, target)
+
+    def _paint_stale(self, painter: QPainter, target: QRectF) -> None:
+        """The old frame dimmed, an amber frame around it and 'STALE: reason' in a band across its top."""
+        painter.fillRect(target, QColor(0, 0, 0, 120))
+        amber = QColor(255, 176, 0)
+        painter.setPen(QPen(amber, 3))
+        painter.drawRect(target.adjusted(1.5, 1.5, -1.5, -1.5))
+        font = painter.font()
+        font.setBold(True)
+        painter.setFont(font)
+        band = QRectF(target.left(), target.top(), target.width(), painter.fontMetrics().height() * 1.8)
+        painter.fillRect(band, QColor(0, 0, 0, 190))
+        painter.setPen(amber)
+        painter.drawText(band, Qt.AlignmentFlag.AlignCenter, f"STALE \u2014 {self._stale}")
 
     def paint_over(self, painter: QPainter, target: QRectF) -> None:
         """For subclasses: draw on top of the image."""

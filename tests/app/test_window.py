@@ -335,6 +335,9 @@ class FakeCamera:
     def isOpened(self):
         return self.opened
 
+    def get(self, prop):
+        return 0.0  # the camera's properties: unknown
+
     def read(self):
         if not FakeCamera.plugged or FakeCamera.frames_left <= 0:
             FakeCamera.plugged = False
@@ -351,16 +354,21 @@ class FakeCamera:
 def test_a_camera_that_disconnects_is_reported_retried_and_its_last_frame_kept(qtbot, make_window, monkeypatch):
 
     monkeypatch.setattr(livevis.app.sources.cv2, "VideoCapture", FakeCamera)
-    monkeypatch.setattr(livevis.app.capture.CaptureThread, "RETRY_S", 0.2)
+    monkeypatch.setattr(livevis.app.capture.Backoff, "FIRST_S", 0.2)
     FakeCamera.plugged, FakeCamera.frames_left = True, 15
     window = make_window("0")
     wait_result(qtbot, window, lambda r: r.source == "camera 0")
-    qtbot.waitUntil(lambda: "retrying" in window.statusBar().currentMessage(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "reconnecting" in window.statusBar().currentMessage(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "reconnecting to camera 0 (attempt" in window.status.source.text(), timeout=TIMEOUT_MS)
     assert window.live.input.image.image_array() is not None, "the last frame stays on screen"
+    assert window.live.input.image.stale_reason().startswith("reconnecting to camera 0")
     last = window.last_result.sequence
-    FakeCamera.plugged, FakeCamera.frames_left = True, 1000
+    FakeCamera.frames_left = 10**9  # first (a read in between would unplug it); it reads at once: never run dry
+    FakeCamera.plugged = True
     qtbot.waitUntil(lambda: "camera 0 is back" in window.statusBar().currentMessage(), timeout=TIMEOUT_MS)
     wait_result(qtbot, window, lambda r: r.sequence > last)
+    assert window.live.input.image.stale_reason() == ""
+    assert window.stats_dict()["source_reconnects"] == 1
 
 
 def test_hovering_a_tile_shows_its_index_max_and_mean(qtbot, make_window, video):
