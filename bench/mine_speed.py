@@ -1,7 +1,7 @@
 """Unit-atlas mining speed: mined images/s against the bare batched forward of the same model on the
 same preprocessed batches, and peak memory for a folder of 200 images against one of 2,000.
 
-    python bench/mine_speed.py [--model alexnet] [--layer conv5] [--sizes 200,2000] [--workers 2]
+    python bench/mine_speed.py [--model alexnet] [--layer conv5] [--sizes 200,2000] [--workers 2] [--device cuda]
 
 The folders are JPEGs made from real photos (scikit-image, scikit-learn) with random crops and flips.
 Each size is mined in a fresh process, so its peak memory (max RSS) is its own.
@@ -44,7 +44,8 @@ def make_folder(folder: Path, count: int, seed: int = 0) -> Path:
     return folder
 
 
-def measure(folder: Path, model: str, layer: str, workers: int, batch_size: int, baseline_images: int) -> dict:
+def measure(folder: Path, model: str, layer: str, workers: int, batch_size: int, baseline_images: int,
+            device: str = "cpu") -> dict:  # fmt: skip
     """Mine the folder (timed, peak RSS after), then time the bare forward on preprocessed batches."""
     import torch
 
@@ -52,7 +53,8 @@ def measure(folder: Path, model: str, layer: str, workers: int, batch_size: int,
     from livevis.models.atlas.mining import crop_and_resize, list_folder, mine, read_with_opencv
 
     torch.manual_seed(0)
-    engine = Engine.load(model, weights="none", device="cpu", progress=False)
+    engine = Engine.load(model, weights="none", device=device, progress=False)
+    synchronise = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda: None)
     mine(engine, folder, layer, top=9, batch_size=batch_size, workers=workers, use_cache=False,
          checkpoint_every=10**9)  # fmt: skip  # warm-up: worker server, receptive fields
     start = time.perf_counter()
@@ -63,11 +65,14 @@ def measure(folder: Path, model: str, layer: str, workers: int, batch_size: int,
     items = list_folder(folder).items[:baseline_images]
     frames = torch.stack([crop_and_resize(read_with_opencv(folder / item.path), engine.spec.input_size)[0]
                           for item in items])  # fmt: skip
-    batches = [engine.preprocess(frames[i : i + batch_size])[0] for i in range(0, len(frames), batch_size)]
+    batches = [engine.preprocess(frames[i : i + batch_size].to(engine.device))[0]
+               for i in range(0, len(frames), batch_size)]  # fmt: skip
     engine.forward(batches[0])
+    synchronise()
     start = time.perf_counter()
     for x in batches:
         engine.forward(x)
+    synchronise()
     bare_s = time.perf_counter() - start
     mined_rate, bare_rate = atlas.images / mined_s, len(frames) / bare_s
     return {"images": atlas.images, "mined_images_per_s": round(mined_rate, 1),
@@ -83,24 +88,28 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--baseline-images", type=int, default=512)
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
+    parser.add_argument("--folder", type=Path, help="mine this folder (of real photos) instead of generated ones")
     parser.add_argument("--measure", metavar="FOLDER", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(Path(args.measure), args.model, args.layer, args.workers, args.batch_size,
-                                 args.baseline_images)))  # fmt: skip
+                                 args.baseline_images, args.device)))  # fmt: skip
         return
     root = Path(tempfile.mkdtemp(prefix="livevis-mine-bench-"))
     env = {**os.environ, "LIVEVIS_CACHE": str(root / "cache")}
     results = {}
-    for size in (int(s) for s in args.sizes.split(",")):
-        folder = make_folder(root / f"photos{size}", size)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    folders = {"given": args.folder} if args.folder else {size: make_folder(root / f"photos{size}", size)
+                                                          for size in sizes}  # fmt: skip
+    for size, folder in folders.items():
         command = [sys.executable, __file__, "--measure", str(folder), "--model", args.model, "--layer", args.layer,
                    "--workers", str(args.workers), "--batch-size", str(args.batch_size),
-                   "--baseline-images", str(args.baseline_images)]  # fmt: skip
+                   "--baseline-images", str(args.baseline_images), "--device", args.device]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
         results[size] = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"{size} images: {results[size]}", file=sys.stderr)
-    print(json.dumps({"model": args.model, "layer": args.layer, "workers": args.workers,
+    print(json.dumps({"model": args.model, "layer": args.layer, "workers": args.workers, "device": args.device,
                       "batch_size": args.batch_size, "by_folder_size": results}, indent=1))  # fmt: skip
 
 

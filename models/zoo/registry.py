@@ -212,6 +212,30 @@ register_model(
     )
 )
 
+def _build_vit_mnist() -> nn.Module:
+    from .vit_mnist import vit_mnist
+
+    return vit_mnist()
+
+
+register_model(
+    ModelSpec(
+        name="vit_mnist",
+        family="vit",
+        build=_build_vit_mnist,
+        default_layer="",
+        weights=BundledWeights(ASSETS_DIR / "weights" / "vit_mnist.pth"),
+        input_size=28,
+        mean=(0.1307,),
+        std=(0.3081,),
+        in_channels=1,
+        categories=lambda: [str(d) for d in range(10)],
+        description="a small vision transformer (timm's) for 28x28 grayscale digits: 4 x 4 patches, 4 blocks, a "
+        "class token and two registers, trained by livevis on real MNIST digits (python -m "
+        "livevis.models.zoo.vit_mnist)",
+    )
+)
+
 OFFLINE_DEFAULT = "efficientnet_lite0"
 """The trained model that needs no network: used when the default model's weights cannot be had."""
 DEFAULT_MODEL = "alexnet"
