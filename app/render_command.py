@@ -117,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{header}, peak {views.peak.value:.3g} at frame x={views.peak.frame_xy[0]} y={views.peak.frame_xy[1]}")
         for rank, prediction in enumerate(views.top5, 1):
             print(f"{rank}. {prediction.label:<32} {prediction.probability:.4f}")
+        if args.backprop in ("deconv", "guided") and views.values.get("backprop_rule_count") == 0:
+            print(f"note: no ReLU in {engine.name} (GELU and the like): {args.backprop} is the plain gradient here")
         if units is not None:
             print(f"units of {layer.name} at frame x={args.at[0]:g} y={args.at[1]:g} (cell {units['cell']}):")
             for rank, unit in enumerate(units["top"], 1):

@@ -114,3 +114,11 @@ def test_tokens_that_lie_on_no_grid_are_never_drawn(tmp_path, monkeypatch, capsy
                  "--weights", "none", "--layer", "mix", "--out", str(tmp_path / "out")])  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "'mix' is not shown" in err
+
+
+def test_the_relu_rules_say_plainly_that_a_gelu_model_has_no_relu(tmp_path, capsys):
+    assert main(["render", str(SAMPLES_DIR / "chelsea.jpg"), "--model", f"timm:{VIT}", "--weights", "none",
+                 "--backprop", "guided", "--out", str(tmp_path)]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "no ReLU in timm:vit_tiny_patch16_224" in out and "guided is the plain gradient" in out
+    assert (tmp_path / "backprop.png").is_file()
