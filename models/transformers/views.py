@@ -96,19 +96,30 @@ def _attention_inputs(engine, layer, options) -> set[str]:
     return {paths[0] for paths in found if len(paths) == 1}
 
 
-class AttentionView(View):
+class _AttentionView(View):
+    """The attention views share what they need kept and what they compute (once a frame)."""
+
+    def inputs(self, engine, layer, options):
+        return _attention_inputs(engine, layer, options)
+
+    @staticmethod
+    def attention(ctx: RenderContext) -> _Attention | None:
+        """The attention to draw; None where it is off or the model has none."""
+        if ctx.options.attention == "off" or not ctx.engine.blocks:
+            return None
+        return _attention(ctx)
+
+
+class AttentionView(_AttentionView):
     """Every head's attention from the query token at the selected block, one tile per head on the grid's
     layout (or, in rollout, the rollout up to each block so far): each tile on its own scale."""
 
     name = "attention"
 
-    def inputs(self, engine, layer, options):
-        return _attention_inputs(engine, layer, options)
-
     def render(self, ctx):
-        if ctx.options.attention == "off" or not ctx.engine.blocks:
+        found = self.attention(ctx)
+        if found is None:
             return {}
-        found = _attention(ctx)
         if found.maps is None:
             return {"attention_note": found.note}
         r = ctx.renderer
@@ -134,20 +145,15 @@ class AttentionView(View):
         return out
 
 
-class AttentionOverlayView(View):
+class AttentionOverlayView(_AttentionView):
     """The selected head's attention (or the mean of the heads, or the rollout) on the frame, at the crop the
     network saw, the query cell ringed."""
 
     name = "attention_overlay"
 
-    def inputs(self, engine, layer, options):
-        return _attention_inputs(engine, layer, options)
-
     def render(self, ctx):
-        if ctx.options.attention == "off" or not ctx.engine.blocks:
-            return {}
-        found = _attention(ctx)
-        if found.maps is None:
+        found = self.attention(ctx)
+        if found is None or found.maps is None:
             return {}
         r = ctx.renderer
         h, w = found.selected.shape

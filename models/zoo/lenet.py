@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -104,16 +105,23 @@ def train_on_mnist(model: nn.Module, epochs: int, seed: int = 0, *, max_lr: floa
     return model, accuracy(model, test_set.images, test_set.labels)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Train LeNet-5 on the bundled MNIST digits.")
-    parser.add_argument("--epochs", type=int, default=30)
+def train_and_save(description: str, build: Callable[[], nn.Module], default_out: Path, epochs: int,
+                   **options) -> None:  # fmt: skip
+    """The command line of a digits model's training script: --epochs, --seed, --out."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=WEIGHTS_FILE)
+    parser.add_argument("--out", type=Path, default=default_out)
     args = parser.parse_args()
-    model, held_out = train(args.epochs, args.seed)
+    torch.manual_seed(args.seed)
+    model, held_out = train_on_mnist(build(), args.epochs, args.seed, **options)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), args.out)
     print(f"held-out accuracy {held_out:.4f}; wrote {args.out}")
+
+
+def main() -> None:
+    train_and_save("Train LeNet-5 on the bundled MNIST digits.", LeNet5, WEIGHTS_FILE, 30)
 
 
 if __name__ == "__main__":

@@ -194,47 +194,31 @@ def _build_lenet() -> nn.Module:
     return LeNet5()
 
 
-register_model(
-    ModelSpec(
-        name="lenet",
-        family="lenet",
-        build=_build_lenet,
-        default_layer="conv2",
-        weights=BundledWeights(ASSETS_DIR / "weights" / "lenet_mnist.pth"),
-        input_size=28,
-        mean=(0.1307,),
-        std=(0.3081,),
-        in_channels=1,
-        categories=lambda: [str(d) for d in range(10)],
-        stages=("input", "pool1", "pool2", "relu3", "relu4", "fc3"),
-        description="LeNet-5 for 28x28 grayscale digits, trained by livevis on real MNIST digits "
-        "(python -m livevis.models.zoo.lenet; 98.75% on 2,000 held-out digits)",
-    )
-)
-
 def _build_vit_mnist() -> nn.Module:
     from .vit_mnist import vit_mnist
 
     return vit_mnist()
 
 
-register_model(
-    ModelSpec(
-        name="vit_mnist",
-        family="vit",
-        build=_build_vit_mnist,
-        default_layer="",
-        weights=BundledWeights(ASSETS_DIR / "weights" / "vit_mnist.pth"),
-        input_size=28,
-        mean=(0.1307,),
-        std=(0.3081,),
-        in_channels=1,
-        categories=lambda: [str(d) for d in range(10)],
-        description="a small vision transformer (timm's) for 28x28 grayscale digits: 4 x 4 patches, 4 blocks, a "
-        "class token and two registers, trained by livevis on real MNIST digits (python -m "
-        "livevis.models.zoo.vit_mnist)",
-    )
-)
+def _digits_model(name: str, family: str, build: Callable[[], nn.Module], default_layer: str, description: str,
+                  **kwargs) -> ModelSpec:  # fmt: skip
+    """A model livevis trained on the bundled MNIST digits: 28 x 28 gray, MNIST's mean and std, its weights
+    under assets/weights/NAME_mnist.pth."""
+    weights = ASSETS_DIR / "weights" / f"{name.removesuffix('_mnist')}_mnist.pth"
+    return register_model(ModelSpec(name=name, family=family, build=build, default_layer=default_layer,
+                                    weights=BundledWeights(weights), input_size=28, mean=(0.1307,), std=(0.3081,),
+                                    in_channels=1, categories=lambda: [str(d) for d in range(10)],
+                                    description=description, **kwargs))  # fmt: skip
+
+
+_digits_model("lenet", "lenet", _build_lenet, "conv2",
+              "LeNet-5 for 28x28 grayscale digits, trained by livevis on real MNIST digits "
+              "(python -m livevis.models.zoo.lenet; 98.75% on 2,000 held-out digits)",
+              stages=("input", "pool1", "pool2", "relu3", "relu4", "fc3"))  # fmt: skip
+_digits_model("vit_mnist", "vit", _build_vit_mnist, "",
+              "a small vision transformer (timm's) for 28x28 grayscale digits: 4 x 4 patches, 4 blocks, a class "
+              "token and two registers, trained by livevis on real MNIST digits (python -m "
+              "livevis.models.zoo.vit_mnist)")  # fmt: skip
 
 OFFLINE_DEFAULT = "efficientnet_lite0"
 """The trained model that needs no network: used when the default model's weights cannot be had."""

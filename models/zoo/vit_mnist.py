@@ -11,15 +11,11 @@ attention can be watched for real.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-import torch
 from torch import nn
 
 from livevis.assets import ASSETS_DIR
 
-from .lenet import train_on_mnist
+from .lenet import train_and_save
 
 WEIGHTS_FILE = ASSETS_DIR / "weights" / "vit_mnist.pth"
 
@@ -33,16 +29,8 @@ def vit_mnist() -> nn.Module:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Train the small ViT on the bundled MNIST digits.")
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=WEIGHTS_FILE)
-    args = parser.parse_args()
-    torch.manual_seed(args.seed)
-    model, held_out = train_on_mnist(vit_mnist(), args.epochs, args.seed, max_lr=2e-3, weight_decay=0.05)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), args.out)
-    print(f"held-out accuracy {held_out:.4f}; wrote {args.out}")
+    train_and_save("Train the small ViT on the bundled MNIST digits.", vit_mnist, WEIGHTS_FILE, 40, max_lr=2e-3,
+                   weight_decay=0.05)  # fmt: skip
 
 
 if __name__ == "__main__":
