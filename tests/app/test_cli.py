@@ -84,7 +84,9 @@ def test_layers_json(capsys):
     assert code == 0
     rows = json.loads(out)
     assert rows[0]["name"] == "input" and rows[-1]["name"] == "prob"
-    assert {"path": "layer4", "name": "layer4", "shape": [512, 7, 7], "type": "Sequential"} in rows
+    layer4 = next(row for row in rows if row["path"] == "layer4")
+    assert layer4 | {"path": "layer4", "name": "layer4", "shape": [512, 7, 7], "type": "Sequential", "prefix_tokens": 0,
+                     "reads_as": "maps"} == layer4
 
 
 def test_layers_table_marks_the_default(capsys):
