@@ -56,10 +56,15 @@ def _flag(value) -> bool:
     raise ValueError(f"not true or false: {value!r}")
 
 
-def _geometry(value) -> QByteArray:
-    if not isinstance(value, QByteArray) or value.isEmpty():
-        raise ValueError("not a saved window geometry")
-    return value
+def _saved_by_qt(what: str) -> Callable:
+    """Bytes Qt saved (a window's geometry, the panes' layout), as Qt reads them back."""
+
+    def parse(value) -> QByteArray:
+        if not isinstance(value, QByteArray) or value.isEmpty():
+            raise ValueError(f"not a saved {what}")
+        return value
+
+    return parse
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,8 @@ SCHEMA: dict[str, Setting] = {
     "backprop_view": Setting(VIEW_DEFAULTS["backprop_view"], _text, "backprop_view"),
     "mirror": Setting(True, _flag),
     "snapshot_dir": Setting("", _text),
-    "geometry": Setting(None, _geometry),
+    "geometry": Setting(None, _saved_by_qt("window geometry")),
+    "layout": Setting(None, _saved_by_qt("pane layout")),
 }
 
 

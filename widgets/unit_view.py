@@ -16,6 +16,7 @@ class UnitView(QWidget):
     crop_clicked = pyqtSignal(int)
     """The index (0..8) of the top crop clicked, in the mosaic's row-major order."""
     folder_chosen = pyqtSignal(str)
+    title_changed = pyqtSignal(str)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -54,6 +55,11 @@ class UnitView(QWidget):
         layout.addLayout(buttons)
         self.set_running(False)
         self._grid = 3
+
+    def set_title(self, text: str) -> None:
+        """Which unit is shown (on the view's first line, and for whoever frames it)."""
+        self.title.setText(text)
+        self.title_changed.emit(text)
 
     def set_running(self, running: bool) -> None:
         self.optimise.setEnabled(not running)
