@@ -379,6 +379,7 @@ class LiveTab(QMainWindow):
         self.docks: dict[str, PaneDock] = {spec.id: PaneDock(spec, self.panes[spec.id], self) for spec in PANES}
         self._arranging = False
         self._sizes_pending = False
+        self._restore_on_show: QByteArray | None = None
         self._presenting: QByteArray | None = None
         self.menu_actions: dict[str, QAction] = {}
         for spec in PANES:
@@ -478,11 +479,9 @@ class LiveTab(QMainWindow):
         """The panes where `PANES` places them, docked, with the default ones open."""
         self._arranging = True
         try:
-            for dock in self.docks.values():
-                self.removeDockWidget(dock)
+            self._take_out_all()
             for spec in PANES:
                 dock = self.docks[spec.id]
-                dock.setFloating(False)
                 if not spec.beside:
                     self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
                 elif spec.side == "tab":
@@ -499,8 +498,15 @@ class LiveTab(QMainWindow):
         self._follow_wishes()
         self._sizes_pending = True
         if self.isVisible():
-            self._apply_default_sizes()
+            QTimer.singleShot(0, self._apply_default_sizes)  # once the layout holds the docks
         self.views_changed.emit()
+
+    def _take_out_all(self) -> None:
+        """Every dock out of the layout (floating ones docked first: a floating dock stays a window)."""
+        for dock in self.docks.values():
+            if dock.isFloating():
+                dock.setFloating(False)
+            self.removeDockWidget(dock)
 
     def _columns(self) -> dict[str, list[str]]:
         """Each column of the default layout (by the pane at its top): its panes, top to bottom."""
@@ -517,6 +523,8 @@ class LiveTab(QMainWindow):
 
     def _apply_default_sizes(self) -> None:
         """Each pane its `share` of the room (once the tab has a size to share)."""
+        if not self._sizes_pending:
+            return
         self._sizes_pending = False
         share = {spec.id: spec.share for spec in PANES}
         columns = {head: [p for p in panes if self._docked_open(p)] for head, panes in self._columns().items()}
@@ -543,6 +551,8 @@ class LiveTab(QMainWindow):
             self._arranging = False
         if restored:
             self._sizes_pending = False
+            # sizes are kept in pixels: restored before the tab has its size, they come out scaled
+            self._restore_on_show = None if self.isVisible() else saved
             self._follow_wishes()
             self.views_changed.emit()
         return restored
@@ -551,6 +561,8 @@ class LiveTab(QMainWindow):
         super().showEvent(event)
         if self._sizes_pending:
             QTimer.singleShot(0, self._apply_default_sizes)
+        if self._restore_on_show is not None:
+            QTimer.singleShot(0, lambda saved=self._restore_on_show: self.restore_layout(saved))
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -575,12 +587,10 @@ class LiveTab(QMainWindow):
         self._arranging = True
         try:
             shown = [spec.id for spec in PANES if spec.presented and self.panes[spec.id].active]
-            for dock in self.docks.values():
-                self.removeDockWidget(dock)
+            self._take_out_all()
             previous = None
             for pane_id in shown:
                 dock = self.docks[pane_id]
-                dock.setFloating(False)
                 if previous is None:
                     self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
                 else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PyQt6.QtCore import QEvent, QRect, QTimer
+from PyQt6.QtCore import QEvent, QRect, Qt, QTimer
 from PyQt6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -280,17 +280,21 @@ class MainWindow(QMainWindow):
             return
         chrome = (self.menuBar(), self.toolbar, self.statusBar(), self.tabs.tabBar())
         if on:
-            self._state_before_presentation = self.windowState()
+            self._before_presentation = (self.windowState(), self.geometry())
             self.tabs.setCurrentWidget(self.live)
             self.live.present(True)
             for widget in chrome:
                 widget.hide()
             self.showFullScreen()
+            self.setGeometry(self.screen().geometry())  # where no window manager does it (a bare X server)
         else:
-            self.live.present(False)
             for widget in chrome:
                 widget.show()
-            self.setWindowState(self._state_before_presentation)
+            state, geometry = self._before_presentation
+            self.setWindowState(state)
+            if not state & (Qt.WindowState.WindowMaximized | Qt.WindowState.WindowFullScreen):
+                self.setGeometry(geometry)
+            self.live.present(False)  # in the window's own size again: the panes get their sizes back
         self.actions_by_name["presentation"].setChecked(on)
         self.actions_by_name["leave_presentation"].setEnabled(on)
 
