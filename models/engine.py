@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from .attribution.backprop import BackwardRequest, PassResult, forward_backward
 from .data.tensors import is_tensor_frame, tensor_display
 from .errors import InputError, WeightsError
-from .layers import INPUT, OUTPUT, PROB, ActivationCapture, LayerInfo, discover_layers, find_layer
+from .layers import INPUT, OUTPUT, PROB, ActivationCapture, LayerInfo, discover_layers, feature_layer, find_layer
 from .progress import Progress, report
 from .zoo.custom import CUSTOM_FAMILIES
 from .zoo.registry import DEFAULT_MODEL, OFFLINE_DEFAULT, ModelSpec, get_spec
@@ -184,9 +184,13 @@ class Engine:
         return self.spec.name
 
     def _default_layer(self) -> LayerInfo:
-        """The spec's choice; for a user's own model, the last layer whose maps are still 7x7 or larger."""
+        """The spec's choice; for a user's own model, its deepest activation with maps of 7 to 28 cells a side
+        (`feature_layer`), else the last layer whose maps are still 7x7 or larger."""
         if self.spec.default_layer:
             return find_layer(self.layers, self.spec.default_layer)
+        features = feature_layer(self.layers, self.model)
+        if features is not None:
+            return features
         spatial = [layer for layer in self.layers[1:] if layer.is_spatial and layer.shape[1] >= 7]
         return spatial[-1] if spatial else self.layers[0]
 

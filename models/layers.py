@@ -93,6 +93,25 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, int, int], names: 
     return layers
 
 
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
+               nn.Hardswish, nn.Mish, nn.Softplus)  # fmt: skip
+"""Pointwise nonlinearities after which a layer's maps read as features (gates such as Sigmoid are not)."""
+
+FEATURE_SIDES = (7, 28)
+"""The map sides, in cells, of the layers a first look shows: large enough to see where, small enough that
+every channel of the layer fits a grid."""
+
+
+def feature_layer(layers: Iterable[LayerInfo], model: nn.Module) -> LayerInfo | None:
+    """The deepest layer that is an activation module with maps of FEATURE_SIDES cells a side (its maps look
+    like features; a linear bottleneck's signed maps look like noise); None where there is none."""
+    low, high = FEATURE_SIDES
+    sized = [layer for layer in layers if layer.is_spatial and layer.path not in (INPUT, PROB, OUTPUT)
+             and all(low <= side <= high for side in layer.shape[1:])]  # fmt: skip
+    activations = [layer for layer in sized if isinstance(model.get_submodule(layer.path), ACTIVATIONS)]
+    return activations[-1] if activations else None
+
+
 def find_layer(layers: Iterable[LayerInfo], key: str) -> LayerInfo:
     """By module path or friendly name; a wrong key says how to list the right ones."""
     layers = list(layers)

