@@ -286,7 +286,10 @@ class BackpropPane(Pane):
             index = values.get("backprop_class")
             label = model.categories[index] if model is not None and index is not None else index
             picked = "picked" if options.class_index is not None else "top-1"
-            self.set_title(f"Grad-CAM of {label} ({picked}; click a prediction) at {views.layer.name}")
+            path = values.get("gradcam_layer", views.layer.path)
+            row = model.find(path) if model is not None else None
+            self.set_title(f"Grad-CAM of {label} ({picked}; click a prediction) at {row[1] if row else path}, "
+                           "the last layer with maps")  # fmt: skip
         else:
             count = values.get("backprop_rule_count", 0)
             self.set_title(f"{options.backprop} ({options.backprop_view}) of {views.layer.name}:{views.channel}"

@@ -24,7 +24,7 @@ BACKPROP_MODES = ("off", "grad", "deconv", "guided", "gradcam")
 BACKPROP_VIEWS = ("raw", "gray", "norm", "normblur")
 
 VIEW_DEFAULTS = {"colormap": "signed", "norm": "layer", "gamma": 1.0, "boost": 0.0, "overlay_mode": "overlay",
-                 "opacity": 0.8, "backprop": "off", "backprop_view": "raw", "class_index": None}  # fmt: skip
+                 "opacity": 0.8, "backprop": "off", "backprop_view": "normblur", "class_index": None}  # fmt: skip
 """How a frame is drawn until the user says otherwise: the live state, render requests and the settings
 file all start from these."""
 VIEW_OPTION_NAMES = tuple(VIEW_DEFAULTS)

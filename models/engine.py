@@ -194,6 +194,14 @@ class Engine:
         spatial = [layer for layer in self.layers[1:] if layer.is_spatial and layer.shape[1] >= 7]
         return spatial[-1] if spatial else self.layers[0]
 
+    def gradcam_layer(self) -> LayerInfo | None:
+        """Where Grad-CAM explains a class unless told otherwise: the deepest layer with maps of 2 x 2 cells or
+        more, as Selvaraju et al. take the last convolutional layer (at earlier layers the channels' averaged
+        gradients mostly cancel, and the map, clipped at zero, comes out nearly empty)."""
+        spatial = [layer for layer in self.layers[1:]
+                   if layer.is_spatial and layer.path != OUTPUT and min(layer.shape[1:]) >= 2]  # fmt: skip
+        return spatial[-1] if spatial else None
+
     def layer(self, key: str | None = None) -> LayerInfo:
         """A layer by path or friendly name; None gives the model's default layer."""
         return find_layer(self.layers, key) if key else self.default_layer

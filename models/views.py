@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 
 GRADCAM_COLORMAP = "inferno"
+GRADCAM_OPACITY = 0.6
+"""Grad-CAM's heat map covers the crop at this share of the overlay's opacity (0.48 at the default 0.8)."""
 
 
 def scale_crop(crop: CropRect, sx: float, sy: float) -> tuple[int, int, int, int]:
@@ -205,7 +207,8 @@ class BackpropView(View):
     def backward(self, layer, options):
         if options.backprop == "off":
             return None
-        return BackwardRequest(options.backprop, layer.path, options.channel, options.class_index)
+        explained = options.gradcam_layer if options.backprop == "gradcam" and options.gradcam_layer else layer.path
+        return BackwardRequest(options.backprop, explained, options.channel, options.class_index)
 
     def render(self, ctx):
         passed = ctx.result.backward
@@ -218,10 +221,14 @@ class BackpropView(View):
         if passed.cam is not None:
             cam = passed.cam.cam[0]
             maps = r.asarray(cam.reshape(1, -1))
-            low, high, _ = r.channel_stats(maps)
-            levels = r.levels(maps, low, high, GRADCAM_COLORMAP, per_channel=True).reshape(cam.shape)
-            out = {self.name: r.render_overlay(shown, levels, placed, GRADCAM_COLORMAP, opacity=o.opacity),
-                   "backprop_class": int(passed.cam.class_index[0])}  # fmt: skip
+            _, high, _ = r.channel_stats(maps)
+            # 0 is black, the frame's largest value the top colour, every cell at the same opacity: a class
+            # weakly seen reads as a dim, not vanishing, map
+            levels = r.levels(maps, high * 0, high, GRADCAM_COLORMAP, per_channel=True).reshape(cam.shape)
+            picture = r.render_overlay(shown, levels, placed, GRADCAM_COLORMAP, mode="heatmap",
+                                       opacity=GRADCAM_OPACITY * o.opacity)  # fmt: skip
+            out = {self.name: picture, "backprop_class": int(passed.cam.class_index[0]),
+                   "gradcam_layer": o.gradcam_layer or ctx.layer.path}  # fmt: skip
             if ctx.with_arrays:
                 out["gradcam_map"] = cam.float()
             return out

@@ -12,6 +12,7 @@ def test_b_and_n_cycle_the_backprop_pane_which_follows_the_frames(qtbot, make_wi
     window = make_window(video)
     result = wait_result(qtbot, window)
     assert "backprop" not in result.options.views and not window.live.is_open("backprop"), "off: not computed"
+    assert window.state.backprop_view == "normblur", "a first launch draws backprop in a readable view"
     seen_modes = []
     for mode in ("grad", "deconv", "guided", "gradcam"):
         qtbot.keyClick(window, Qt.Key.Key_B)
@@ -26,7 +27,7 @@ def test_b_and_n_cycle_the_backprop_pane_which_follows_the_frames(qtbot, make_wi
     assert not window.live.is_open("backprop")
     qtbot.keyClick(window, Qt.Key.Key_B)
     qtbot.keyClick(window, Qt.Key.Key_N)
-    first = wait_result(qtbot, window, lambda r: r.options.backprop_view == "gray" and "backprop" in r.views.images)
+    first = wait_result(qtbot, window, lambda r: r.options.backprop_view == "raw" and "backprop" in r.views.images)
     later = wait_result(qtbot, window, lambda r: r.sequence > first.sequence + 2 and "backprop" in r.views.images)
     assert not np.array_equal(first.views.images["backprop"], later.views.images["backprop"]), "it follows the frame"
     assert "ReLU calls" in window.live.backprop.title_text()

@@ -757,3 +757,30 @@ def test_the_live_pass_backpropagates_in_its_one_forward(alexnet_engine, photos,
         expected = unit_gradient(alexnet_engine.model, plain.input, "features.10", 5, mode)
         assert torch.allclose(passed.backward.gradient, expected.gradient)
         assert passed.backward.rule_count == 7
+
+
+@pytest.mark.parametrize(("engine_name", "expected_layer"), [("alexnet_engine", "avgpool"), ("lite0", "bn2")])
+def test_grad_cam_explains_the_class_at_the_last_spatial_layer_unless_told(request, photos, engine_name,
+                                                                           expected_layer):  # fmt: skip
+    """At the last layer with maps, as Selvaraju et al. take it, whatever layer the grid shows; a layer given
+    is used as it is. The saved map is the formula's at that layer; the picture covers the whole crop."""
+    from livevis.models import ViewOptions, Visualizer
+
+    engine = request.getfixturevalue(engine_name)
+    assert engine.gradcam_layer().path == expected_layer
+    later = [layer for layer in engine.layers if layer.is_spatial and engine.layers.index(layer) >
+             engine.layers.index(engine.gradcam_layer()) and min(layer.shape[1:]) >= 2]  # fmt: skip
+    assert not later, "nothing deeper has maps"
+    visualizer = Visualizer(engine)
+    frame = photos["chelsea"]
+    views = visualizer.process(frame, ViewOptions(backprop="gradcam"), with_activations=True)
+    assert views.values["gradcam_layer"] == expected_layer != views.layer.path
+    expected = grad_cam(engine.model, torch.from_numpy(views.network_input), expected_layer).cam[0]
+    assert torch.allclose(torch.from_numpy(views.values["gradcam_map"]), expected, rtol=1e-4, atol=1e-6)
+    picture, crop = views.images["backprop"].astype(int), views.crop
+    inside = (picture - frame)[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
+    assert (np.abs(inside).max(axis=2) > 0).mean() > 0.99, "every pixel of the crop is covered"
+    given = visualizer.process(frame, ViewOptions(backprop="gradcam", gradcam_layer=views.layer.path),
+                               with_activations=True)  # fmt: skip
+    assert given.values["gradcam_layer"] == views.layer.path
+    assert given.values["gradcam_map"].shape == views.layer.shape[1:]
