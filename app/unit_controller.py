@@ -39,9 +39,9 @@ def atlas_of_unit(engine: Engine, layer: str, channel: int, folder: str | None, 
     atlas = load_atlas(engine, chosen, layer) if chosen is not None else None
     if atlas is None:
         return found
-    report(progress, "deconvolutions of the top images", 0, 1)
-    crops, deconvs = unit_mosaics(engine, atlas, channel, read_entry)
-    return {**found, "crops": crops, "deconvs": deconvs, "entries": atlas.entries(channel), "images": atlas.images}
+    report(progress, "what drives the unit in its top images", 0, 1)
+    mosaics = unit_mosaics(engine, atlas, channel, read_entry)
+    return {**found, "mosaics": mosaics, "entries": atlas.entries(channel), "images": atlas.images}
 
 
 def mine_folder(engine: Engine, folder: str, layer: str, *, progress: Progress) -> int:
@@ -120,9 +120,10 @@ class UnitController:
             return
         self.view.set_folders(found["folders"], found["folder"])
         self._entries = found.get("entries", [])
-        if "crops" in found:
+        if "mosaics" in found:
+            mosaics = found["mosaics"]
             note = f"top {len(self._entries)} of {found['images']} images in {found['folder']} (click one to open it)"
-            self.view.set_atlas(found["crops"], found["deconvs"], note)
+            self.view.set_atlas(mosaics.crops, mosaics.gradients, note, method=mosaics.method)
         else:
             self.view.set_atlas(None, None, "no folder mined for this layer: File > Mine a folder...")
 
