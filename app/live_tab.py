@@ -292,8 +292,10 @@ class BackpropPane(Pane):
                            "the last layer with maps")  # fmt: skip
         else:
             count = values.get("backprop_rule_count", 0)
+            blind = " (the same for every image in this network: no max-pooling; try guided)" if values.get(
+                "backprop_sees_the_image", True) is False else ""  # fmt: skip
             self.set_title(f"{options.backprop} ({options.backprop_view}) of {views.layer.name}:{views.channel}"
-                           f" - the {options.backprop} rule at {count} ReLU calls")  # fmt: skip
+                           f" - the {options.backprop} rule at {count} ReLU calls{blind}")  # fmt: skip
 
 
 class UnitPane(Pane):

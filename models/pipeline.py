@@ -218,7 +218,8 @@ class Visualizer:
         backward = next((r for r in (view.backward(layer, options) for view in views) if r is not None), None)
         clock = _StageClock(self.engine.device)
         result, reused = self._forward(frame, needed, frame_key, clock, backward)
-        context = RenderContext(self.renderer, result, layer, options, with_arrays=with_activations)
+        context = RenderContext(self.renderer, result, layer, options, with_arrays=with_activations,
+                                engine=self.engine)
         produced: dict = {}
         with torch.inference_mode():
             for view in views:

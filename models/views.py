@@ -15,10 +15,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from livevis.geometry import grid_layout, row_layout
 
-from .attribution import BackwardRequest, gradient_view, render_gradient
+from .attribution import BackwardRequest, deconvolution_sees_the_input, gradient_view, render_gradient
 from .engine import CropRect, ForwardResult
 from .layers import LayerInfo
 from .render.base import Renderer, crop_box, locate_peak
@@ -49,6 +50,8 @@ class RenderContext:
     layer: LayerInfo
     options: ViewOptions
     with_arrays: bool = False
+    engine: Engine | None = None
+    """The model the result came from (for what a view must find out about it once)."""
     """Views also hand back their raw numbers (for saving), not only their pictures."""
 
     @cached_property
@@ -237,6 +240,10 @@ class BackpropView(View):
         view = "gray" if o.backprop_view == "raw" and gradient.shape[0] not in (1, 3) else o.backprop_view
         picture = render_gradient(gradient_view(gradient, view), view)
         out = {self.name: r.paste(shown, r.asarray(picture), placed), "backprop_rule_count": passed.rule_count}
+        if o.backprop == "deconv" and ctx.engine is not None:
+            with torch.inference_mode(False):  # found once per model and layer, by two backward passes
+                out["backprop_sees_the_image"] = deconvolution_sees_the_input(
+                    ctx.engine.model, ctx.layer.path, ctx.engine.layers[0].shape, ctx.layer.shape)
         if ctx.with_arrays:
             out["backprop_gradient"] = gradient.float()
         return out

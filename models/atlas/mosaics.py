@@ -5,7 +5,6 @@ or their guided backpropagation where a network's deconvolution does not depend 
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch import nn
 
 from ..data.tensors import is_tensor_frame, tensor_display
 from ..engine import Engine
@@ -89,33 +87,12 @@ def unit_backprop(engine: Engine, frame: np.ndarray, layer: str, channel: int, a
     return unit_gradient(engine.model, x, layer, channel, mode, at=at).gradient[0]
 
 
-_SEES_THE_IMAGE: weakref.WeakKeyDictionary[nn.Module, dict[str, bool]] = weakref.WeakKeyDictionary()
-
-
 def deconvolution_sees_the_image(engine: Engine, layer: str) -> bool:
-    """Whether a unit's deconvolution at `layer` depends on the image at all.
+    """Whether a unit's deconvolution at `layer` depends on the image at all (see
+    `attribution.deconvolution_sees_the_input`)."""
+    from ..attribution.backprop import deconvolution_sees_the_input
 
-    The deconvolution passes max(g, 0) back through every ReLU whatever the forward did, so only max-pooling
-    switches and nonlinearities whose backward depends on their input (SiLU, GELU, a gate) bring the image
-    into it. A network without them (EfficientNet-Lite: strided convolutions and ReLU6) gives every image the
-    same picture: a faint blob where the unit sits. Springenberg et al. (2015) brought in guided
-    backpropagation for such networks. Found once per model and layer, from two random inputs."""
-    known = _SEES_THE_IMAGE.setdefault(engine.model, {})
-    if layer not in known:
-        shape = engine.layer(layer).shape
-        at = (shape[1] // 2, shape[2] // 2) if len(shape) == 3 else None
-        generator = torch.Generator().manual_seed(0)
-        x = torch.randn(2, *engine.layers[0].shape, generator=generator).to(engine.device)
-        known[layer] = True  # where every probed channel is silent: keep the deconvolution
-        from ..attribution.backprop import unit_gradient
-
-        for channel in range(min(4, shape[0])):
-            first, second = unit_gradient(engine.model, x, layer, channel, "deconv", at=at).gradient.float()
-            first_peak, second_peak = first.abs().max(), second.abs().max()
-            if first_peak > 0 and second_peak > 0:
-                known[layer] = not torch.allclose(first / first_peak, second / second_peak, atol=1e-4)
-                break
-    return known[layer]
+    return deconvolution_sees_the_input(engine.model, layer, engine.layers[0].shape, engine.layer(layer).shape)
 
 
 @dataclass(frozen=True)

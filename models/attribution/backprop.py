@@ -254,6 +254,33 @@ _REPEATING_LAYERS: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 """Layers seen called more than once in one forward pass: their passes record the whole graph."""
 
 
+_SEES_THE_INPUT: weakref.WeakKeyDictionary[nn.Module, dict[str, bool]] = weakref.WeakKeyDictionary()
+
+
+def deconvolution_sees_the_input(model: nn.Module, layer_path: str, input_shape: Sequence[int],
+                                 layer_shape: Sequence[int]) -> bool:  # fmt: skip
+    """Whether a unit's deconvolution at `layer_path` depends on the input at all.
+
+    The deconvolution passes max(g, 0) back through every ReLU whatever the forward did, so only max-pooling
+    switches and nonlinearities whose backward depends on their input (SiLU, GELU, a gate) bring the input
+    into it. A network without them (EfficientNet-Lite: strided convolutions and ReLU6) gives every image the
+    same picture: a faint blob where the unit sits. Springenberg et al. (2015) brought in guided
+    backpropagation for such networks. Found once per model and layer, from two random inputs."""
+    known = _SEES_THE_INPUT.setdefault(model, {})
+    if layer_path not in known:
+        at = (layer_shape[1] // 2, layer_shape[2] // 2) if len(layer_shape) == 3 else None
+        device = next(iter(model.parameters()), torch.zeros(0)).device
+        x = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0)).to(device)
+        known[layer_path] = True  # where every probed channel is silent: keep the deconvolution
+        for channel in range(min(4, layer_shape[0])):
+            first, second = unit_gradient(model, x, layer_path, channel, "deconv", at=at).gradient.float()
+            first_peak, second_peak = first.abs().max(), second.abs().max()
+            if first_peak > 0 and second_peak > 0:
+                known[layer_path] = not torch.allclose(first / first_peak, second / second_peak, atol=1e-4)
+                break
+    return known[layer_path]
+
+
 def _unit_pass(model: nn.Module, network_input: torch.Tensor, layer_path: str, channel: int, mode: str,
                at: tuple[int, int] | None, capture_paths: Sequence[str] = ()) -> _UnitPass:  # fmt: skip
     """One forward pass under `mode`'s ReLU rule that captures `capture_paths`, then the backward from

@@ -25,6 +25,18 @@ def shown_overlay(qtbot, window) -> tuple[float, float]:
     return rect.width(), rect.height()
 
 
+def ready(qtbot, make_window, video):
+    """A window showing frames, and its Live tab."""
+    window = make_window(video)
+    wait_result(qtbot, window)
+    return window, window.live
+
+
+def docked_places(live) -> dict:
+    """Where each pane in sight is."""
+    return {pane_id: dock.geometry() for pane_id, dock in live.docks.items() if dock.isVisible()}
+
+
 def open_panes(window) -> set[str]:
     return {spec.id for spec in PANES if window.live.is_open(spec.id)}
 
@@ -60,9 +72,7 @@ def test_every_pane_open_keeps_the_selected_channel_on_the_frame_useful(qtbot, m
 
 
 def test_a_pane_with_no_room_left_is_tabbed_rather_than_squeezing_the_selected_channel(qtbot, make_window, video):
-    window = make_window(video)
-    live = window.live
-    wait_result(qtbot, window)
+    window, live = ready(qtbot, make_window, video)
     live.set_open("unit", True)
     qtbot.waitUntil(lambda: live.docks["unit"].isVisible())
     # the selected channel's column has room for one more pane; a second one there would squeeze it
@@ -77,9 +87,7 @@ def test_a_pane_with_no_room_left_is_tabbed_rather_than_squeezing_the_selected_c
 
 
 def test_a_saved_layout_comes_back_after_a_restart(qtbot, make_window, video, tmp_path):
-    window = make_window(video)
-    live = window.live
-    wait_result(qtbot, window)
+    window, live = ready(qtbot, make_window, video)
     live.set_open("predictions", False)
     live.set_open("unit", True)
     live.tabifyDockWidget(live.docks["input"], live.docks["layers"])
@@ -116,10 +124,8 @@ def test_a_layout_saved_for_other_panes_is_ignored_for_the_default(qtbot, make_w
 
 def test_a_closed_pane_comes_back_from_the_view_menu_and_reset_layout_restores_the_default(qtbot, make_window,
                                                                                             video):  # fmt: skip
-    window = make_window(video)
-    live = window.live
-    wait_result(qtbot, window)
-    default = {pane_id: dock.geometry() for pane_id, dock in live.docks.items() if dock.isVisible()}
+    window, live = ready(qtbot, make_window, video)
+    default = docked_places(live)
     panes_menu = next(a.menu() for a in window.menuBar().actions()[1].menu().actions() if a.text() == "Panes")
     entries = {action.text(): action for action in panes_menu.actions()}
     assert list(entries) == [spec.title for spec in PANES]
@@ -134,16 +140,14 @@ def test_a_closed_pane_comes_back_from_the_view_menu_and_reset_layout_restores_t
     live.set_open("layers", False)
     live.set_open("unit", True)
     window.actions_by_name["reset_layout"].trigger()
-    qtbot.waitUntil(lambda: {i: d.geometry() for i, d in live.docks.items() if d.isVisible()} == default)
+    qtbot.waitUntil(lambda: docked_places(live) == default)
     assert not live.docks["selected"].isFloating()
 
 
 def test_presentation_mode_shows_the_grid_and_the_selected_channel_large_and_every_key_works(qtbot, make_window,
                                                                                              video):  # fmt: skip
-    window = make_window(video)
-    live = window.live
-    wait_result(qtbot, window)
-    before = {pane_id: dock.geometry() for pane_id, dock in live.docks.items() if dock.isVisible()}
+    window, live = ready(qtbot, make_window, video)
+    before = docked_places(live)
     normal_geometry = window.geometry()
     normal_w, normal_h = shown_overlay(qtbot, window)
 
@@ -152,7 +156,7 @@ def test_presentation_mode_shows_the_grid_and_the_selected_channel_large_and_eve
     assert window.geometry() == window.screen().geometry()
     assert not window.menuBar().isVisible() and not window.statusBar().isVisible()
     assert not window.tabs.tabBar().isVisible()
-    qtbot.waitUntil(lambda: [i for i, d in live.docks.items() if d.isVisible()] == ["grid", "selected"])
+    qtbot.waitUntil(lambda: list(docked_places(live)) == ["grid", "selected"])
     width, height = shown_overlay(qtbot, window)
     assert width > normal_w and height > normal_h, "larger than in the window"
     assert live.docks["grid"].width() > before["grid"].width()
@@ -168,7 +172,7 @@ def test_presentation_mode_shows_the_grid_and_the_selected_channel_large_and_eve
     qtbot.keyClick(window, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: not window.isFullScreen() and window.geometry() == normal_geometry, timeout=TIMEOUT_MS)
     assert window.menuBar().isVisible() and window.statusBar().isVisible() and window.tabs.tabBar().isVisible()
-    qtbot.waitUntil(lambda: {i: d.geometry() for i, d in live.docks.items() if d.isVisible()} == before)
+    qtbot.waitUntil(lambda: docked_places(live) == before)
 
     qtbot.keyClick(window, Qt.Key.Key_F11)  # F11 leaves it too
     qtbot.waitUntil(window.isFullScreen)

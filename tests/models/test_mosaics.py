@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from livevis.models import ViewOptions, Visualizer
 from livevis.models.atlas import mine
 from livevis.models.atlas.mosaics import (
     GAP,
@@ -60,6 +61,8 @@ def test_efficientnet_lite0s_deconvolution_is_the_same_for_every_image(lite0, le
                            for name in ("chelsea", "coffee"))  # fmt: skip
         assert chelsea.abs().max() > 0 and torch.equal(chelsea, coffee) == same, mode
     assert not deconvolution_sees_the_image(lite0, layer) and not deconvolution_sees_the_image(lite0, "blocks.4")
+    live = Visualizer(lite0).process(photos["chelsea"], ViewOptions(backprop="deconv"))
+    assert live.values["backprop_sees_the_image"] is False, "the backprop pane says so too"
     digit = np.zeros((28, 28, 3), np.uint8)
     cv2.line(digit, (8, 6), (20, 22), (255, 255, 255), 3)
     other = cv2.flip(digit, 1)
