@@ -97,6 +97,11 @@ ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.S
                nn.Hardswish, nn.Mish, nn.Softplus)  # fmt: skip
 """Pointwise nonlinearities after which a layer's maps read as features (gates such as Sigmoid are not)."""
 
+CLIPPING = (nn.ReLU, nn.Hardtanh, nn.Hardswish, nn.Threshold)
+"""Activations flat over part of their range (ReLU6 is a Hardtanh): a gradient that starts at one of their units
+starts from its input, the value before the clip. Past the clip there is none: a unit saturated at 6, the
+strongest a ReLU6 layer has, would show nothing, and an image optimised from grey would never move."""
+
 FEATURE_SIDES = (7, 28)
 """The map sides, in cells, of the layers a first look shows: large enough to see where, small enough that
 every channel of the layer fits a grid."""
@@ -124,14 +129,14 @@ def find_layer(layers: Iterable[LayerInfo], key: str) -> LayerInfo:
 
 
 def this_thread_only(hook: Callable) -> Callable:
-    """A forward hook that acts only on the thread that made it. A model is shared between threads (the
+    """A forward hook (or pre-hook) that acts only on the thread that made it. A model is shared between threads (the
     live view's worker, a background job mining or optimising with it), and a module's hooks see every
     thread's forward: unguarded, one thread's capture would take the other's activations."""
     owner = threading.get_ident()
 
-    def guarded(module, inputs, output):
+    def guarded(*arguments):  # (module, inputs, output), or (module, inputs) for a pre-hook
         if threading.get_ident() == owner:
-            return hook(module, inputs, output)
+            return hook(*arguments)
         return None
 
     return guarded

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ChannelOutOfRangeError, InputError, LayerNotFoundError, ModelError, OptionError
-from ..layers import INPUT, OUTPUT, PROB, ActivationCapture, this_thread_only
+from ..layers import CLIPPING, INPUT, OUTPUT, PROB, ActivationCapture, this_thread_only
 from ..render.base import crop_box
 from .relu_rules import MODES, check_mode, relu_backward_rule
 
@@ -100,10 +100,18 @@ class _LayerTap:
         self.output: torch.Tensor | None = None
         self.unit: torch.Tensor | None = None
         """N x 1 (x H x W): the channel alone, with its own graph, where it could be computed apart."""
+        self.before_clip: torch.Tensor | None = None
+        """N x 1 (x H x W): the channel's input, for a clipping activation (`layers.CLIPPING`)."""
         self.repeated = False
         self._channel = channel
         self._infer_after = infer_after
-        self._handle = module.register_forward_hook(this_thread_only(self._hook))
+        self._handles = [module.register_forward_hook(this_thread_only(self._hook))]
+        if channel is not None and isinstance(module, CLIPPING):
+            self._handles.append(module.register_forward_pre_hook(this_thread_only(self._keep_input)))
+
+    def _keep_input(self, module, inputs):
+        if isinstance(inputs[0], torch.Tensor) and 0 <= self._channel < inputs[0].shape[1]:
+            self.before_clip = inputs[0][:, self._channel : self._channel + 1].clone()  # an in-place op follows
 
     def _hook(self, module, inputs, output):
         if not isinstance(output, torch.Tensor):
@@ -119,7 +127,8 @@ class _LayerTap:
         return output.detach().clone()
 
     def release(self) -> None:
-        self._handle.remove()
+        for handle in self._handles:
+            handle.remove()
 
     def captured(self) -> torch.Tensor:
         if self.output is None:
@@ -288,7 +297,8 @@ def _unit_pass(model: nn.Module, network_input: torch.Tensor, layer_path: str, c
 
     The forward records no graph past the layer, and a plain Conv2d or Linear layer is crossed through
     the channel's own filter alone (`_LayerTap`): the same gradient for less than autograd's plain
-    forward and backward cost.
+    forward and backward cost. At a clipping activation (`layers.CLIPPING`) the backward starts from its
+    input, seeded by its output: a unit saturated at ReLU6's 6 still shows what drives it.
     """
     module = None if layer_path == OUTPUT else _module_at(model, layer_path)
     infer_after = module is not None and module not in _REPEATING_LAYERS
@@ -305,7 +315,7 @@ def _unit_pass(model: nn.Module, network_input: torch.Tensor, layer_path: str, c
                         logits = model(network_input)
                 finally:
                     tap.release()
-                activation, unit = tap.captured(), tap.unit
+                activation, unit = tap.captured(), tap.before_clip if tap.before_clip is not None else tap.unit
         if infer_after and tap.repeated:
             _REPEATING_LAYERS.add(module)
             return _unit_pass(model, network_input, layer_path, channel, mode, at, capture_paths)
@@ -314,7 +324,8 @@ def _unit_pass(model: nn.Module, network_input: torch.Tensor, layer_path: str, c
         _check_channel(activation, layer_path, channel)
         _check_position(activation, layer_path, at)
         root = activation[:, channel : channel + 1] if unit is None else unit
-        seed = _unit_seed(root.detach(), at)
+        # seeded by the channel's output; at a clipping activation the gradient starts from its input
+        seed = _unit_seed(activation[:, channel : channel + 1].detach(), at)
         (gradient,) = torch.autograd.grad(root, network_input, grad_outputs=seed)
     return _UnitPass(gradient.detach(), activation.detach(), logits.detach(), capture.activations, rule.count)
 

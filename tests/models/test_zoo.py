@@ -44,9 +44,9 @@ def test_every_registered_model_builds_lists_layers_renders_and_opens_on_feature
 
 def test_efficientnet_lite0_opens_after_an_activation_not_on_a_linear_bottleneck(lite0, photos):
     """Trained weights: blocks.4 (the former default) ends in a linear bottleneck whose maps go as far below
-    zero as above it; the default, inside the last block at 14 x 14, is its ReLU6."""
+    zero as above it; the default, the last activation at 14 x 14, is a ReLU6."""
     layer = lite0.layer()
-    assert (layer.path, layer.shape, layer.module_type) == ("blocks.4.2.bn2.act", (672, 14, 14), "ReLU6")
+    assert (layer.path, layer.shape, layer.module_type) == ("blocks.5.0.bn1.act", (672, 14, 14), "ReLU6")
     run = lite0.run(photos["chelsea"], [layer.path, "blocks.4"])
     features, bottleneck = run.activations[layer.path], run.activations["blocks.4"]
     assert features.min() >= 0 and features.max() <= 6
