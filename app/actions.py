@@ -27,6 +27,8 @@ class ActionSpec:
     """Top-level menu it is listed in ("" for keys only)."""
     toolbar: bool = False
     checkable: bool = False
+    short: str = ""
+    """Its text on the toolbar where the title is too long for it."""
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -39,7 +41,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("previous_layer", "Previous layer", ("U",), "previous layer", lambda w: w.step_layer(-1), "View"),
     ActionSpec("next_layer", "Next layer", ("O",), "next layer", lambda w: w.step_layer(1), "View"),
     ActionSpec("open_files", "Open image or video files...", ("Ctrl+O",), "open image or video files",
-               lambda w: w.sources.choose_files(), "File", toolbar=True),
+               lambda w: w.sources.choose_files(), "File", toolbar=True, short="Open..."),
     ActionSpec("open_folder", "Open a folder of images...", ("Ctrl+Shift+O",), "open a folder of images",
                lambda w: w.sources.choose_folder(), "File"),
     ActionSpec("draw", "Draw...", ("P",), "draw on a pad: each stroke flows through the model (right-click clears)",
@@ -107,6 +109,8 @@ def build_actions(window: QMainWindow, menus: dict[str, QMenu], toolbar: QToolBa
         action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         action.setToolTip(f"{spec.description} ({', '.join(spec.keys)})" if spec.keys else spec.description)
         action.setCheckable(spec.checkable)
+        if spec.short:
+            action.setIconText(spec.short)
         if callable(spec.handler):
             action.triggered.connect(lambda _=False, handler=spec.handler: handler(window))
         else:
