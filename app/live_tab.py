@@ -46,6 +46,8 @@ class Pane(QWidget):
     computed_while_closed = False
     """Its views are computed even while its dock is closed (the grid's layout steers the arrow keys)."""
     title_changed = pyqtSignal(str)
+    views_changed = pyqtSignal()
+    """The views it shows changed (the input pane's, for a tensor input)."""
     wanted = pyqtSignal(bool)
     """The pane asks for its dock to be opened (True) or closed (False): the backprop pane follows the
     state's backprop mode, the input pane opens for the drawing pad."""
@@ -71,6 +73,11 @@ class Pane(QWidget):
     def opened(self, is_open: bool) -> None:
         """The user opened or closed the pane's dock."""
 
+    def wants_open(self) -> bool | None:
+        """Whether the pane must be open now (a pane that follows the state), None where the user decides;
+        asked when a layout is set up or restored."""
+        return None
+
     def show_result(self, result: LiveResult, model: ModelInfo | None) -> None:
         raise NotImplementedError
 
@@ -86,8 +93,6 @@ def _column(*widgets: QWidget, stretch_first: bool = True) -> QVBoxLayout:
 class InputPane(Pane):
     """The frame with the network's crop dashed (click it: which units fire there). A tensor input is shown
     as its channels, each signed; the drawing pad takes the frame's place while it is the source."""
-
-    views_changed = pyqtSignal()
 
     FRAME_TITLE = "input (dashed: what the network sees; click: units firing there)"
     PAD_TITLE = "draw here (right-click clears); below: what the network sees"
@@ -275,6 +280,9 @@ class BackpropPane(Pane):
         if is_open != self.active:
             self.state.backprop = self.last_mode if is_open else "off"
 
+    def wants_open(self) -> bool | None:
+        return self.active
+
     def show_result(self, result, model):
         views = result.views
         image = views.images.get("backprop")
@@ -391,7 +399,7 @@ class LiveTab(QMainWindow):
             dock, pane = self.docks[spec.id], self.panes[spec.id]
             dock.toggleViewAction().toggled.connect(lambda is_open, i=spec.id: self._on_toggled(i, is_open))
             pane.wanted.connect(lambda is_open, i=spec.id: self.set_open(i, is_open))
-        self.input.views_changed.connect(self.views_changed)
+            pane.views_changed.connect(self.views_changed)
         for view in (self.input.image, self.selected.overlay, self.grid_pane.grid):
             view.resized.connect(lambda *_: self.display_size_changed.emit())
         self.reset_layout()
@@ -477,7 +485,10 @@ class LiveTab(QMainWindow):
 
     def _follow_wishes(self) -> None:
         """Panes bound to the state (backprop) open or close as it says."""
-        self.set_open("backprop", self.backprop.active)
+        for pane_id, pane in self.panes.items():
+            wish = pane.wants_open()
+            if wish is not None:
+                self.set_open(pane_id, wish)
 
     # ------------------------------------------------------------------ layouts
     def reset_layout(self) -> None:
