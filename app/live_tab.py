@@ -365,7 +365,9 @@ beside it."""
 
 
 class PaneDock(QDockWidget):
-    """A pane's dock: titled by the pane, movable, floatable and closable."""
+    """A pane's dock: titled by the pane, movable, floatable and closable (`closed`: by its close button)."""
+
+    closed = pyqtSignal()
 
     def __init__(self, spec: PaneSpec, pane: Pane, parent: QWidget):
         super().__init__(spec.title, parent)
@@ -373,6 +375,11 @@ class PaneDock(QDockWidget):
         self.setWidget(pane)
         self.setWindowTitle(pane.title_text() or spec.title)
         pane.title_changed.connect(self.setWindowTitle)
+
+    def closeEvent(self, event) -> None:
+        super().closeEvent(event)
+        if event.isAccepted():
+            self.closed.emit()
 
 
 class LiveTab(QMainWindow):
@@ -397,7 +404,7 @@ class LiveTab(QMainWindow):
         self.menu_actions: dict[str, QAction] = {}
         for spec in PANES:
             dock, pane = self.docks[spec.id], self.panes[spec.id]
-            dock.toggleViewAction().toggled.connect(lambda is_open, i=spec.id: self._on_toggled(i, is_open))
+            dock.closed.connect(lambda i=spec.id: self._opened(i, False))
             pane.wanted.connect(lambda is_open, i=spec.id: self.set_open(i, is_open))
             pane.views_changed.connect(self.views_changed)
         for view in (self.input.image, self.selected.overlay, self.grid_pane.grid):
@@ -415,23 +422,28 @@ class LiveTab(QMainWindow):
 
     # ------------------------------------------------------------------ open and closed panes
     def is_open(self, pane_id: str) -> bool:
-        """Open: shown, floating, or tabbed behind another pane (not closed)."""
-        return self.docks[pane_id].toggleViewAction().isChecked()
+        """Open: shown, floating, or tabbed behind another pane, in the tab shown or not (not closed)."""
+        return not self.docks[pane_id].isHidden()
 
     def set_open(self, pane_id: str, is_open: bool) -> None:
         """Opens (and brings to the front) or closes a pane. A pane opened where it would squeeze the frame
         with the selected channel below its useful size is tabbed with another pane instead."""
         dock = self.docks[pane_id]
+        if is_open == self.is_open(pane_id):
+            if is_open:
+                dock.raise_()  # tabbed behind another: to the front
+            return
         if not is_open:
             dock.hide()
+            self._opened(pane_id, False)
             return
-        if dock.isHidden():
-            if self.dockWidgetArea(dock) == Qt.DockWidgetArea.NoDockWidgetArea and not dock.isFloating():
-                self._place(pane_id)  # taken out of the layout by the presentation mode
-            dock.show()
-            if not dock.isFloating() and not self._fits():
-                self._tab_elsewhere(pane_id)
+        if self.dockWidgetArea(dock) == Qt.DockWidgetArea.NoDockWidgetArea and not dock.isFloating():
+            self._place(pane_id)  # taken out of the layout by the presentation mode
+        dock.show()
+        if not dock.isFloating() and not self._fits():
+            self._tab_elsewhere(pane_id)
         dock.raise_()
+        self._opened(pane_id, True)
 
     def _place(self, pane_id: str) -> None:
         """Back into the layout: beside its default neighbour where that one is docked, else at the right."""
@@ -465,13 +477,20 @@ class LiveTab(QMainWindow):
     def _docked_open(self, pane_id: str) -> bool:
         return self.is_open(pane_id) and self._docked(pane_id)
 
-    def _on_toggled(self, pane_id: str, is_open: bool) -> None:
-        action = self.menu_actions.get(pane_id)
-        if action is not None:
-            action.setChecked(is_open)
-        if self._arranging:
-            return
-        self.panes[pane_id].opened(is_open)
+    def _opened(self, pane_id: str, is_open: bool) -> None:
+        """A pane was opened or closed (by the app or by its close button)."""
+        if pane_id in self.menu_actions:
+            self.menu_actions[pane_id].setChecked(is_open)
+        if not self._arranging:
+            self.panes[pane_id].opened(is_open)
+        self.views_changed.emit()
+
+    def _arranged(self) -> None:
+        """After the panes were laid out anew: the wishes of the panes that follow the state, the menu, the
+        views asked for."""
+        self._follow_wishes()
+        for pane_id, action in self.menu_actions.items():
+            action.setChecked(self.is_open(pane_id))
         self.views_changed.emit()
 
     def add_menu_entries(self, menu: QMenu) -> None:
@@ -511,11 +530,10 @@ class LiveTab(QMainWindow):
                     self.docks[spec.id].hide()
         finally:
             self._arranging = False
-        self._follow_wishes()
+        self._arranged()
         self._sizes_pending = True
         if self.isVisible():
             QTimer.singleShot(0, self._apply_default_sizes)  # once the layout holds the docks
-        self.views_changed.emit()
 
     def _take_out_all(self) -> None:
         """Every dock out of the layout (floating ones docked first: a floating dock stays a window)."""
@@ -569,8 +587,7 @@ class LiveTab(QMainWindow):
             self._sizes_pending = False
             # sizes are kept in pixels: restored before the tab has its size, they come out scaled
             self._restore_on_show = None if self.isVisible() else saved
-            self._follow_wishes()
-            self.views_changed.emit()
+            self._arranged()
         return restored
 
     def showEvent(self, event) -> None:
@@ -615,8 +632,7 @@ class LiveTab(QMainWindow):
                 previous = pane_id
         finally:
             self._arranging = False
-        self._follow_wishes()
-        self.views_changed.emit()
+        self._arranged()
 
     # ------------------------------------------------------------------ results
     def views(self) -> tuple[str, ...]:

@@ -191,3 +191,18 @@ def test_keys_reach_the_window_from_a_floating_pane(qtbot, make_window, video):
     qtbot.waitUntil(dock.isActiveWindow)
     qtbot.keyClick(dock, Qt.Key.Key_Right)
     wait_result(qtbot, window, lambda r: r.views.channel == 1)
+
+
+def test_panes_stay_open_behind_another_tab_and_closing_backprop_turns_it_off(qtbot, make_window, video):
+    window, live = ready(qtbot, make_window, video)
+    window.state.backprop = "guided"
+    qtbot.waitUntil(lambda: live.docks["backprop"].isVisible())
+    opened = open_panes(window)
+    window.tabs.setCurrentWidget(window.network.view)
+    qtbot.waitUntil(lambda: not live.isVisible())
+    assert open_panes(window) == opened and window.state.backprop == "guided", "hidden with their tab, not closed"
+    window.tabs.setCurrentWidget(live)
+    qtbot.waitUntil(lambda: all(live.docks[pane].isVisible() for pane in opened))
+    live.docks["backprop"].close()  # its close button
+    qtbot.waitUntil(lambda: window.state.backprop == "off")
+    wait_result(qtbot, window, lambda r: "backprop" not in r.options.views)
