@@ -27,6 +27,8 @@ class ActionSpec:
     """Top-level menu it is listed in ("" for keys only)."""
     toolbar: bool = False
     checkable: bool = False
+    short: str = ""
+    """Its text on the toolbar where the title is too long for it."""
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -39,7 +41,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("previous_layer", "Previous layer", ("U",), "previous layer", lambda w: w.step_layer(-1), "View"),
     ActionSpec("next_layer", "Next layer", ("O",), "next layer", lambda w: w.step_layer(1), "View"),
     ActionSpec("open_files", "Open image or video files...", ("Ctrl+O",), "open image or video files",
-               lambda w: w.sources.choose_files(), "File", toolbar=True),
+               lambda w: w.sources.choose_files(), "File", toolbar=True, short="Open..."),
     ActionSpec("open_folder", "Open a folder of images...", ("Ctrl+Shift+O",), "open a folder of images",
                lambda w: w.sources.choose_folder(), "File"),
     ActionSpec("open_url", "Open URL...", ("Ctrl+L",),
@@ -83,10 +85,17 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "cycle_attention_head", "View"),
     ActionSpec("optimise", "Optimise an image for the channel", ("D",),
                "optimise an image that excites the selected channel (in the background)",
-               lambda w: w.units.optimise(), "View"),
+               "optimise_unit", "View"),
     ActionSpec("zoom", "Swap overlay and zoom", ("Z",),
                "swap the overlay and the zoomed channel in the selected-channel pane", "toggle_zoom", "View",
                checkable=True),
+    ActionSpec("presentation", "Presentation mode", ("F11",),
+               "full screen with the grid and the selected channel on the frame, large (Esc leaves it)",
+               "toggle_presentation", "View", checkable=True),
+    ActionSpec("leave_presentation", "Leave the presentation mode", ("Esc",), "leave the presentation mode",
+               lambda w: w.set_presentation(False)),
+    ActionSpec("reset_layout", "Reset layout", (), "the panes back where they start, the default ones open",
+               "reset_layout", "View"),
     ActionSpec("help", "Keyboard shortcuts", ("H",), "show or hide this help", lambda w: w.help_overlay.toggle(),
                "Help"),
     ActionSpec("about", "About livevis", (), "versions and what livevis is", "show_about", "Help"),
@@ -111,6 +120,8 @@ def build_actions(window: QMainWindow, menus: dict[str, QMenu], toolbar: QToolBa
         action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         action.setToolTip(f"{spec.description} ({', '.join(spec.keys)})" if spec.keys else spec.description)
         action.setCheckable(spec.checkable)
+        if spec.short:
+            action.setIconText(spec.short)
         if callable(spec.handler):
             action.triggered.connect(lambda _=False, handler=spec.handler: handler(window))
         else:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PyQt6.QtCore import QEvent, QTimer
+from PyQt6.QtCore import QEvent, QRect, Qt, QTimer
 from PyQt6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QMainWindow,
     QMessageBox,
@@ -49,6 +50,16 @@ from livevis.state import (
 from livevis.widgets.help_overlay import HelpOverlay
 from livevis.widgets.notice_banner import NoticeBanner
 
+FIRST_LAUNCH_SHARE = 0.9
+"""The share of the screen's free width and height a first launch's window takes."""
+
+
+def first_launch_geometry(available: QRect) -> QRect:
+    """Centred in `available`, FIRST_LAUNCH_SHARE of its width and height."""
+    width, height = round(available.width() * FIRST_LAUNCH_SHARE), round(available.height() * FIRST_LAUNCH_SHARE)
+    return QRect(available.x() + (available.width() - width) // 2, available.y() + (available.height() - height) // 2,
+                 width, height)  # fmt: skip
+
 
 def _next(values, current):
     values = list(values)
@@ -87,8 +98,10 @@ class MainWindow(QMainWindow):
             self.sources.open(source)
         else:
             self.sources.resume(self.settings.get("source"))
-        if self.settings.get("geometry") is not None:
-            self.restoreGeometry(self.settings.get("geometry"))
+        if self.settings.get("geometry") is None or not self.restoreGeometry(self.settings.get("geometry")):
+            self.fit_to_screen()
+        if self.settings.get("layout") is not None and not self.live.restore_layout(self.settings.get("layout")):
+            self.status.message("the saved pane layout was made for other panes: the default layout is used", 8000)
         if self.settings.reset:
             self.show_notice(f"Settings reset to their defaults (bad values in {self.settings.file_name}): "
                              + ", ".join(self.settings.reset))  # fmt: skip
@@ -120,16 +133,23 @@ class MainWindow(QMainWindow):
         toolbar = QToolBar("View options")
         toolbar.setObjectName("view-options")
         self.addToolBar(toolbar)
+        self.toolbar = toolbar
         self.draw = DrawSource(self.live.input, self.slot, self.capture.close_source)
         self.sources = SourceChooser(self, self.capture, menus["File"], self.settings, self.draw)
         self.actions_by_name = build_actions(self, menus, toolbar)
         toolbar.addSeparator()
         self.controls = OptionControls(toolbar, menus["View"], self.state, model_names(),
                                        lambda name: self.model_menu.choose(name))  # fmt: skip
+        self.live.add_menu_entries(menus["View"].addMenu("Panes"))
+        self.actions_by_name["leave_presentation"].setEnabled(False)
         self.model_menu = ModelMenu(self, menus["Model"], self.controls.model, self.loader, self.status, device)
         self.setAcceptDrops(True)
-        self.resize(1500, 860)
         self._connect()
+
+    def fit_to_screen(self) -> None:
+        """A first launch: the window takes most of the screen it opens on, centred."""
+        screen = self.screen() or QApplication.primaryScreen()
+        self.setGeometry(first_launch_geometry(screen.availableGeometry()))
 
     def _connect(self) -> None:
         state = self.state
@@ -139,7 +159,7 @@ class MainWindow(QMainWindow):
         state.events.layer.connect(self._show_layer_status)
         state.events.channel.connect(self._show_layer_status)
         self.live.display_size_changed.connect(lambda: QTimer.singleShot(0, self._update_display_sizes))
-        self.live.input.views_changed.connect(self.schedule_sync)
+        self.live.views_changed.connect(self.schedule_sync)
         self.worker.result_ready.connect(self.on_result)
         self.worker.error.connect(self.show_error)
         self.worker.snapshot_saved.connect(lambda path: self.status.message(f"snapshot saved in {path}", 8000))
@@ -153,6 +173,7 @@ class MainWindow(QMainWindow):
         self.unit_probe = UnitProbe(self.live, self.worker, self.state, self.status, self._last_views)
         self.units = UnitController(self.live.unit, self.state, self.runner, self._engine, self.open_source,
                                     self.status, self.show_notice)  # fmt: skip
+        self.live.docks["unit"].visibilityChanged.connect(lambda visible: visible and self.units.schedule_refresh())
         self.recording = RecordingControl(self)
 
     # ------------------------------------------------------------------ state -> worker
@@ -217,6 +238,7 @@ class MainWindow(QMainWindow):
     def choose_folder_to_mine(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "A folder of images to mine for the layer's top images")
         if folder:
+            self.live.set_open("unit", True)
             self.units.mine(folder)
 
     def snapshot_folder(self) -> Path:
@@ -254,6 +276,42 @@ class MainWindow(QMainWindow):
     def toggle_zoom(self):
         self.state.zoomed = not self.state.zoomed
 
+    def optimise_unit(self) -> None:
+        self.live.set_open("unit", True)
+        self.units.optimise()
+
+    def reset_layout(self) -> None:
+        self.set_presentation(False)
+        self.live.reset_layout()
+
+    def toggle_presentation(self) -> None:
+        self.set_presentation(not self.live.presenting)
+
+    def set_presentation(self, on: bool) -> None:
+        """Full screen with only the grid and the frame with the selected channel (and backprop while it is
+        on), large; every key still works. Off: the window and the layout as they were."""
+        if on == self.live.presenting:
+            return
+        chrome = (self.menuBar(), self.toolbar, self.statusBar(), self.tabs.tabBar())
+        if on:
+            self._before_presentation = (self.windowState(), self.geometry())
+            self.tabs.setCurrentWidget(self.live)
+            self.live.present(True)
+            for widget in chrome:
+                widget.hide()
+            self.showFullScreen()
+            self.setGeometry(self.screen().geometry())  # where no window manager does it (a bare X server)
+        else:
+            for widget in chrome:
+                widget.show()
+            state, geometry = self._before_presentation
+            self.setWindowState(state)
+            if not state & (Qt.WindowState.WindowMaximized | Qt.WindowState.WindowFullScreen):
+                self.setGeometry(geometry)
+            self.live.present(False)  # in the window's own size again: the panes get their sizes back
+        self.actions_by_name["presentation"].setChecked(on)
+        self.actions_by_name["leave_presentation"].setEnabled(on)
+
     def about_text(self) -> str:
         return about_text(self.model)
 
@@ -275,6 +333,7 @@ class MainWindow(QMainWindow):
         row = info.find(self.state.layer) or info.find(info.default_layer)
         channel = self.state.channel if self.state.channel < row[2][0] else 0
         self.live.layer_tree.set_layers(info.layers)
+        self.live.set_model(info)
         self.state.update(model=info.name, layer=row[0], channel=channel)
         self.worker.adopt(visualizer, self.request())
         self.model_menu.show_loaded(info)
@@ -340,6 +399,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ closing
     def save_settings(self) -> None:
+        self.set_presentation(False)  # the window and layout as they were: a next start is not full screen
         s = self.settings
         s.keep_state(self.state)
         if self.model is not None and self.model.name in model_names():
@@ -349,6 +409,7 @@ class MainWindow(QMainWindow):
             s.set("source", self.sources.last_files)
         s.set("mirror", self.sources.mirror.isChecked())
         s.set("geometry", self.saveGeometry())
+        s.set("layout", self.live.save_layout())
         s.save()
 
     def closeEvent(self, event) -> None:

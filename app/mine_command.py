@@ -111,7 +111,8 @@ def _print_summary(atlases, as_json: bool, written: Path | None) -> None:
         if atlas.channels > 3:
             print(f"  ... {atlas.channels - 3} more units (--json for all, --out DIR for mosaics)")
     if written is not None:
-        print(f"wrote {written}/index.html, index.json and a crops and a deconv mosaic per unit")
+        print(f"wrote {written}/index.html, index.json and per unit a mosaic of its top crops and one of what "
+              "drives it in each (deconv, or guided backprop where the network's deconvolution ignores the image)")
 
 
 def _reader(entry):
@@ -121,7 +122,8 @@ def _reader(entry):
 
 
 def write_atlas_folder(out: Path, atlases, engine, deconv: bool = True) -> Path:
-    """Per layer and unit: NAME/unit_0000.png (crops) and unit_0000_deconv.png; index.json and index.html."""
+    """Per layer and unit: NAME/unit_0000.png (crops) and unit_0000_deconv.png (unit_0000_guided.png where the
+    network's deconvolution does not depend on the image); index.json and index.html."""
     from tqdm import tqdm
 
     from livevis.models.atlas.mosaics import unit_mosaics, write_png
@@ -133,13 +135,13 @@ def write_atlas_folder(out: Path, atlases, engine, deconv: bool = True) -> Path:
         units = []
         for channel in tqdm(range(atlas.channels), desc=f"mosaics of {atlas.layer_name}", unit="unit",
                             file=sys.stderr, disable=None):  # fmt: skip
-            crops, deconvs = unit_mosaics(engine if deconv else None, atlas, channel, _reader)
+            mosaics = unit_mosaics(engine if deconv else None, atlas, channel, _reader)
             crops_file = f"{layer_folder}/unit_{channel:04d}.png"
-            write_png(out / crops_file, crops)
+            write_png(out / crops_file, mosaics.crops)
             unit = {"channel": channel, "crops": crops_file}
-            if deconvs is not None:
-                unit["deconv"] = f"{layer_folder}/unit_{channel:04d}_deconv.png"
-                write_png(out / unit["deconv"], deconvs)
+            if mosaics.gradients is not None:  # under the method's name: deconv, or guided where it is blind
+                unit[mosaics.method] = f"{layer_folder}/unit_{channel:04d}_{mosaics.method}.png"
+                write_png(out / unit[mosaics.method], mosaics.gradients)
             units.append(unit)
         summary = atlas.as_dict()
         for unit, channel in zip(units, summary["channels"], strict=True):
@@ -160,7 +162,8 @@ def _index_html(index: list[dict]) -> str:
         for unit in layer["channels"]:
             best = ", ".join(html.escape(t["image"]) for t in unit["top"][:3])
             images = f"<img src='{html.escape(unit['crops'])}' title='{best}'>"
-            if "deconv" in unit:
-                images += f"<img src='{html.escape(unit['deconv'])}'>"
+            for method in ("deconv", "guided"):
+                if method in unit:
+                    images += f"<img src='{html.escape(unit[method])}' title='{method}'>"
             parts.append(f"<div class='unit'>{images}<br>unit {unit['channel']}</div>")
     return "\n".join(parts) + "\n"

@@ -64,6 +64,8 @@ class OptionControls:
                  choose_model: Callable[[str], None]):  # fmt: skip
         self.state = state
         self.model = self._combo(toolbar, "model", models)
+        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model.setMinimumContentsLength(10)  # the longest names are cut in the box, whole in its list
         self.model.textActivated.connect(choose_model)
         self.colormap = self._combo(toolbar, "colormap", COLORMAPS)
         bind_combo(self.colormap, state, "colormap")
@@ -71,10 +73,10 @@ class OptionControls:
         bind_combo(self.norm, state, "norm")
         self.overlay_mode = self._combo(toolbar, "overlay", OVERLAY_MODES)
         bind_combo(self.overlay_mode, state, "overlay_mode")
-        toolbar.addWidget(QLabel(" opacity "))
+        toolbar.addWidget(QLabel(" opacity"))
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
-        self.opacity.setFixedWidth(110)
+        self.opacity.setFixedWidth(64)
         self.opacity.setValue(round(state.opacity * 100))
         self.opacity.valueChanged.connect(lambda v: setattr(state, "opacity", v / 100))
         state.events.opacity.connect(lambda v: self.opacity.setValue(round(v * 100)))
@@ -99,7 +101,7 @@ class OptionControls:
 
     @staticmethod
     def _combo(toolbar: QToolBar, label: str, values: Sequence[str]) -> QComboBox:
-        toolbar.addWidget(QLabel(f" {label} "))
+        toolbar.addWidget(QLabel(f" {label}"))
         combo = QComboBox()
         combo.addItems(list(values))
         combo.setFocusPolicy(Qt.FocusPolicy.ClickFocus)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from livevis.app.cli import add_model_options, load_engine
+from livevis.state import VIEW_DEFAULTS
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -31,9 +32,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     unit = render.add_argument_group("unit analysis")
     unit.add_argument("--backprop", default="off", metavar="MODE",
                       help="also write backprop.png: grad, deconv or guided (what drives the channel) or gradcam")
-    unit.add_argument("--backprop-view", default="raw", metavar="VIEW", help="raw (default), gray, norm or normblur")
+    unit.add_argument("--backprop-view", default=VIEW_DEFAULTS["backprop_view"], metavar="VIEW",
+                      help="raw, gray, norm or normblur (default: the gradient's norm, blurred)")
     unit.add_argument("--class", dest="class_index", type=int, metavar="K",
                       help="the class Grad-CAM explains (default: the top-1)")
+    unit.add_argument("--gradcam-layer", metavar="LAYER",
+                      help="the layer Grad-CAM explains the class at (default: the last layer with maps)")
     unit.add_argument("--at", type=_point, metavar="X,Y",
                       help="rank the layer's channels by their activation at this frame pixel (top 10)")
     vit = render.add_argument_group("transformers")
@@ -208,7 +212,8 @@ def _options(args: argparse.Namespace):
     return ViewOptions(layer=args.layer, channel=args.channel, colormap=args.colormap, norm=args.norm,
                        gamma=args.gamma, boost=args.boost, overlay_mode=args.overlay_mode, backprop=args.backprop,
                        backprop_view=args.backprop_view, class_index=args.class_index, attention=args.attention,
-                       attention_head=args.head, attention_query=args.query)  # fmt: skip
+                       attention_head=args.head, attention_query=args.query,
+                       gradcam_layer=args.gradcam_layer)  # fmt: skip
 
 
 def _render_video(args: argparse.Namespace) -> int:

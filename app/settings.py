@@ -81,10 +81,15 @@ def _camera_modes(value) -> dict[str, str]:
         raise ValueError(f"not camera modes: {value!r}") from None
 
 
-def _geometry(value) -> QByteArray:
-    if not isinstance(value, QByteArray) or value.isEmpty():
-        raise ValueError("not a saved window geometry")
-    return value
+def _saved_by_qt(what: str) -> Callable:
+    """Bytes Qt saved (a window's geometry, the panes' layout), as Qt reads them back."""
+
+    def parse(value) -> QByteArray:
+        if not isinstance(value, QByteArray) or value.isEmpty():
+            raise ValueError(f"not a saved {what}")
+        return value
+
+    return parse
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,8 @@ SCHEMA: dict[str, Setting] = {
     "backprop_view": Setting(VIEW_DEFAULTS["backprop_view"], _text, "backprop_view"),
     "mirror": Setting(True, _flag),
     "snapshot_dir": Setting("", _text),
-    "geometry": Setting(None, _geometry),
+    "geometry": Setting(None, _saved_by_qt("window geometry")),
+    "layout": Setting(None, _saved_by_qt("pane layout")),
     "recent_urls": Setting([], _url_list),
     "camera_modes": Setting({}, _camera_modes, dump=lambda modes: json.dumps(modes, sort_keys=True)),
 }

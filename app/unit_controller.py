@@ -39,9 +39,9 @@ def atlas_of_unit(engine: Engine, layer: str, channel: int, folder: str | None, 
     atlas = load_atlas(engine, chosen, layer) if chosen is not None else None
     if atlas is None:
         return found
-    report(progress, "deconvolutions of the top images", 0, 1)
-    crops, deconvs = unit_mosaics(engine, atlas, channel, read_entry)
-    return {**found, "crops": crops, "deconvs": deconvs, "entries": atlas.entries(channel), "images": atlas.images}
+    report(progress, "what drives the unit in its top images", 0, 1)
+    mosaics = unit_mosaics(engine, atlas, channel, read_entry)
+    return {**found, "mosaics": mosaics, "entries": atlas.entries(channel), "images": atlas.images}
 
 
 def mine_folder(engine: Engine, folder: str, layer: str, *, progress: Progress) -> int:
@@ -78,11 +78,11 @@ class UnitController:
         self._optimising: Job | None = None
         self.refresh_pending = False
         for event in (state.events.layer, state.events.channel, state.events.model):
-            event.connect(lambda *_: self._schedule_refresh())
+            event.connect(lambda *_: self.schedule_refresh())
         self.view.optimise_requested.connect(self.optimise)
         self.view.cancel_requested.connect(self.cancel)
         self.view.crop_clicked.connect(self._open_crop)
-        self.view.folder_chosen.connect(lambda folder: self._schedule_refresh())
+        self.view.folder_chosen.connect(lambda folder: self.schedule_refresh())
         self._entries: list = []
 
     def _unit(self) -> tuple[Engine, str, int] | None:
@@ -91,19 +91,20 @@ class UnitController:
             return None
         return engine, self.state.layer, self.state.channel
 
-    def _schedule_refresh(self) -> None:
+    def schedule_refresh(self) -> None:
         if not self.refresh_pending:  # once per turn of the event loop, after the whole change
             self.refresh_pending = True
             QTimer.singleShot(0, self.refresh)
 
     def refresh(self) -> None:
-        """Show what is known about the selected unit: its cached optimised image, if any."""
+        """Show what is known about the selected unit: its cached optimised image, if any. Nothing is looked up
+        while the pane is out of sight (it refreshes when shown)."""
         self.refresh_pending = False
         unit = self._unit()
-        if unit is None or self.runner.closed:
+        if unit is None or self.runner.closed or not self.view.isVisible():
             return
         engine, layer, channel = unit
-        self.view.title.setText(f"unit {engine.layer(layer).name}:{channel}")
+        self.view.set_title(f"unit {engine.layer(layer).name}:{channel}")
         self.view.set_optimised(None)
         key = (layer, channel)
         job = self.runner.submit("looking up the optimised image", cached_image, engine, layer, channel)
@@ -119,9 +120,10 @@ class UnitController:
             return
         self.view.set_folders(found["folders"], found["folder"])
         self._entries = found.get("entries", [])
-        if "crops" in found:
+        if "mosaics" in found:
+            mosaics = found["mosaics"]
             note = f"top {len(self._entries)} of {found['images']} images in {found['folder']} (click one to open it)"
-            self.view.set_atlas(found["crops"], found["deconvs"], note)
+            self.view.set_atlas(mosaics.crops, mosaics.gradients, note, method=mosaics.method)
         else:
             self.view.set_atlas(None, None, "no folder mined for this layer: File > Mine a folder...")
 
@@ -137,7 +139,7 @@ class UnitController:
         engine, layer, _ = unit
         job = self.runner.submit(f"mining {folder}", mine_folder, engine, folder, layer)
         job.succeeded.connect(lambda count: self.status.message(f"mined {count} images in {folder}", 8000))
-        job.succeeded.connect(lambda _count: self._schedule_refresh())
+        job.succeeded.connect(lambda _count: self.schedule_refresh())
         job.failed.connect(self.notice)
         job.cancelled.connect(lambda: self.status.message("mining cancelled; it resumes from there", 6000))
 

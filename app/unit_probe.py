@@ -31,7 +31,7 @@ class UnitProbe:
             view.setMouseTracking(True)
         worker.units_ranked.connect(self._show_units)
         live.input.units.channel_chosen.connect(lambda channel: setattr(state, "channel", channel))
-        live.input.predictions.row_clicked.connect(self._pick_class)
+        live.predictions.view.row_clicked.connect(self._pick_class)
 
     def _show_units(self, ranked) -> None:
         """The channels most active under a click, each with its tile cut from the grid shown."""

@@ -29,7 +29,7 @@ MEAN_OF_HEADS = -1
 """`attention_head` for the mean of the heads."""
 
 VIEW_DEFAULTS = {"colormap": "signed", "norm": "layer", "gamma": 1.0, "boost": 0.0, "overlay_mode": "overlay",
-                 "opacity": 0.8, "backprop": "off", "backprop_view": "raw", "class_index": None,
+                 "opacity": 0.8, "backprop": "off", "backprop_view": "normblur", "class_index": None,
                  "attention": "heads", "attention_head": MEAN_OF_HEADS, "attention_query": None}  # fmt: skip
 """How a frame is drawn until the user says otherwise: the live state, render requests and the settings
 file all start from these."""

@@ -22,6 +22,7 @@ from .layers import (
     LayerInfo,
     TokenModel,
     discover_layers,
+    feature_layer,
     find_layer,
     hidden_layers,
     token_model,
@@ -206,13 +207,25 @@ class Engine:
 
     def _default_layer(self) -> LayerInfo:
         """The spec's choice; for a transformer, a block two thirds of the way down (its tokens as maps); for
-        another model of a user's, the last layer whose maps are still 7x7 or larger."""
+        another model of a user's, its deepest activation with maps of 7 to 28 cells a side (`feature_layer`),
+        else the last layer whose maps are still 7x7 or larger."""
         if self.spec.default_layer:
             return self.layer(self.spec.default_layer)
         if self.blocks:
             return self.blocks[round(2 * (len(self.blocks) - 1) / 3)]
+        features = feature_layer(self.layers, self.model)
+        if features is not None:
+            return features
         spatial = [layer for layer in self.layers[1:] if layer.is_spatial and layer.shape[1] >= 7]
         return spatial[-1] if spatial else self.layers[0]
+
+    def gradcam_layer(self) -> LayerInfo | None:
+        """Where Grad-CAM explains a class unless told otherwise: the deepest layer with maps of 2 x 2 cells or
+        more, as Selvaraju et al. take the last convolutional layer (at earlier layers the channels' averaged
+        gradients mostly cancel, and the map, clipped at zero, comes out nearly empty)."""
+        spatial = [layer for layer in self.layers[1:]
+                   if layer.is_spatial and layer.path != OUTPUT and min(layer.shape[1:]) >= 2]  # fmt: skip
+        return spatial[-1] if spatial else None
 
     def block_of(self, layer: LayerInfo) -> LayerInfo | None:
         """The transformer block a layer lies in, or the last one before it in execution order; None before

@@ -142,6 +142,30 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, int, int], names: 
     return layers
 
 
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
+               nn.Hardswish, nn.Mish, nn.Softplus)  # fmt: skip
+"""Pointwise nonlinearities after which a layer's maps read as features (gates such as Sigmoid are not)."""
+
+CLIPPING = (nn.ReLU, nn.Hardtanh, nn.Hardswish, nn.Threshold)
+"""Activations flat over part of their range (ReLU6 is a Hardtanh): a gradient that starts at one of their units
+starts from its input, the value before the clip. Past the clip there is none: a unit saturated at 6, the
+strongest a ReLU6 layer has, would show nothing, and an image optimised from grey would never move."""
+
+FEATURE_SIDES = (7, 28)
+"""The map sides, in cells, of the layers a first look shows: large enough to see where, small enough that
+every channel of the layer fits a grid."""
+
+
+def feature_layer(layers: Iterable[LayerInfo], model: nn.Module) -> LayerInfo | None:
+    """The deepest layer that is an activation module with maps of FEATURE_SIDES cells a side (its maps look
+    like features; a linear bottleneck's signed maps look like noise); None where there is none."""
+    low, high = FEATURE_SIDES
+    sized = [layer for layer in layers if layer.is_spatial and layer.path not in (INPUT, PROB, OUTPUT)
+             and all(low <= side <= high for side in layer.shape[1:])]  # fmt: skip
+    activations = [layer for layer in sized if isinstance(model.get_submodule(layer.path), ACTIVATIONS)]
+    return activations[-1] if activations else None
+
+
 def _shown_layers(model: nn.Module, order: dict, names: Mapping[str, str]) -> list[LayerInfo]:
     """The outputs that are maps or vectors, read through the token layout where they are a transformer's;
     registers what was learnt of a transformer for the hooks that later read its layers."""
@@ -209,14 +233,14 @@ def find_layer(layers: Iterable[LayerInfo], key: str, hidden: Mapping[str, str] 
 
 
 def this_thread_only(hook: Callable) -> Callable:
-    """A forward hook that acts only on the thread that made it. A model is shared between threads (the
+    """A forward hook (or pre-hook) that acts only on the thread that made it. A model is shared between threads (the
     live view's worker, a background job mining or optimising with it), and a module's hooks see every
     thread's forward: unguarded, one thread's capture would take the other's activations."""
     owner = threading.get_ident()
 
-    def guarded(module, inputs, output):
+    def guarded(*arguments):  # (module, inputs, output), or (module, inputs) for a pre-hook
         if threading.get_ident() == owner:
-            return hook(module, inputs, output)
+            return hook(*arguments)
         return None
 
     return guarded

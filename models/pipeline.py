@@ -50,7 +50,10 @@ class ViewOptions:
     """The views to produce (see `models.views`); one forward serves them all."""
     backprop: str = VIEW_DEFAULTS["backprop"]
     """What the backprop view shows: off, grad, deconv, guided (a unit's input gradient under that ReLU
-    rule) or gradcam (of `class_index` at the layer)."""
+    rule) or gradcam (of `class_index` at `gradcam_layer`)."""
+    gradcam_layer: str | None = None
+    """Path or friendly name of the layer Grad-CAM explains the class at; None is the model's last spatial
+    layer (`Engine.gradcam_layer`)."""
     backprop_view: str = VIEW_DEFAULTS["backprop_view"]
     class_index: int | None = VIEW_DEFAULTS["class_index"]
     attention: str = VIEW_DEFAULTS["attention"]
@@ -218,6 +221,9 @@ class Visualizer:
         the same key again reuses the last forward pass where it captured what the views need.
         """
         options = options or self.options
+        if options.backprop == "gradcam":  # a friendly name, or none, made the layer's path
+            gradcam = self.engine.layer(options.gradcam_layer) if options.gradcam_layer else self.engine.gradcam_layer()
+            options = options.with_(gradcam_layer=gradcam.path if gradcam is not None else None)
         layer = self.layer_info(options)
         self.check_channel(layer, options.channel)
         views = views_named(options.views)

@@ -15,10 +15,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from livevis.geometry import grid_layout, row_layout
 
-from .attribution import BackwardRequest, gradient_view, render_gradient
+from .attribution import BackwardRequest, deconvolution_sees_the_input, gradient_view, render_gradient
 from .engine import CropRect, ForwardResult
 from .layers import LayerInfo
 from .render.base import Renderer, crop_box, locate_peak
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
 
 GRADCAM_COLORMAP = "inferno"
+GRADCAM_OPACITY = 0.6
+"""Grad-CAM's heat map covers the crop at this share of the overlay's opacity (0.48 at the default 0.8)."""
 
 
 def scale_crop(crop: CropRect, sx: float, sy: float) -> tuple[int, int, int, int]:
@@ -47,6 +50,8 @@ class RenderContext:
     layer: LayerInfo
     options: ViewOptions
     with_arrays: bool = False
+    engine: Engine | None = None
+    """The model the result came from (for what a view must find out about it once)."""
     """Views also hand back their raw numbers (for saving), not only their pictures."""
     engine: Engine | None = None
     shared: dict = field(default_factory=dict)
@@ -221,7 +226,8 @@ class BackpropView(View):
     def backward(self, layer, options):
         if options.backprop == "off":
             return None
-        return BackwardRequest(options.backprop, layer.path, options.channel, options.class_index)
+        explained = options.gradcam_layer if options.backprop == "gradcam" and options.gradcam_layer else layer.path
+        return BackwardRequest(options.backprop, explained, options.channel, options.class_index)
 
     def render(self, ctx):
         passed = ctx.result.backward
@@ -233,10 +239,14 @@ class BackpropView(View):
         if passed.cam is not None:
             cam = passed.cam.cam[0]
             maps = r.asarray(cam.reshape(1, -1))
-            low, high, _ = r.channel_stats(maps)
-            levels = r.levels(maps, low, high, GRADCAM_COLORMAP, per_channel=True).reshape(cam.shape)
-            out = {self.name: r.render_overlay(shown, levels, placed, GRADCAM_COLORMAP, opacity=o.opacity),
-                   "backprop_class": int(passed.cam.class_index[0])}  # fmt: skip
+            _, high, _ = r.channel_stats(maps)
+            # 0 is black, the frame's largest value the top colour, every cell at the same opacity: a class
+            # weakly seen reads as a dim, not vanishing, map
+            levels = r.levels(maps, high * 0, high, GRADCAM_COLORMAP, per_channel=True).reshape(cam.shape)
+            picture = r.render_overlay(shown, levels, placed, GRADCAM_COLORMAP, mode="heatmap",
+                                       opacity=GRADCAM_OPACITY * o.opacity)  # fmt: skip
+            out = {self.name: picture, "backprop_class": int(passed.cam.class_index[0]),
+                   "gradcam_layer": o.gradcam_layer or ctx.layer.path}  # fmt: skip
             if ctx.with_arrays:
                 out["gradcam_map"] = cam.float()
             return out
@@ -245,6 +255,10 @@ class BackpropView(View):
         view = "gray" if o.backprop_view == "raw" and gradient.shape[0] not in (1, 3) else o.backprop_view
         picture = render_gradient(gradient_view(gradient, view), view)
         out = {self.name: r.paste(shown, r.asarray(picture), placed), "backprop_rule_count": passed.rule_count}
+        if o.backprop == "deconv" and ctx.engine is not None:
+            with torch.inference_mode(False):  # found once per model and layer, by two backward passes
+                out["backprop_sees_the_image"] = deconvolution_sees_the_input(
+                    ctx.engine.model, ctx.layer.path, ctx.engine.layers[0].shape, ctx.layer.shape)
         if ctx.with_arrays:
             out["backprop_gradient"] = gradient.float()
         return out

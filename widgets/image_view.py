@@ -67,8 +67,9 @@ class ImageView(QWidget):
     def set_image(self, array: np.ndarray | None, logical_size: tuple[int, int] | None = None) -> None:
         """`logical_size` (width, height): the image stands for a picture of that size (a frame the
         renderer already shrank to fit this view, in device pixels: see `render_size`); rectangles
-        and clicks stay in its coordinates."""
-        self._array = array
+        and clicks stay in its coordinates. An empty array (a view not computed for this frame) shows the
+        placeholder."""
+        self._array = array if array is None or array.size else None
         self._logical = logical_size
         self._image = None
         self.update()

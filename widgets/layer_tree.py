@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, QWidget
+from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
 from livevis.state import LiveState
 
@@ -25,7 +25,10 @@ class LayerTree(QTreeWidget):
         self.state = state
         state.events.layer.connect(self.select_path)
         self.setHeaderLabels(["layer", "shape"])
-        self.setColumnWidth(0, 150)
+        header = self.header()  # the names take the room the shapes leave
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self._items: dict[str, QTreeWidgetItem] = {}

@@ -16,6 +16,7 @@ class UnitView(QWidget):
     crop_clicked = pyqtSignal(int)
     """The index (0..8) of the top crop clicked, in the mosaic's row-major order."""
     folder_chosen = pyqtSignal(str)
+    title_changed = pyqtSignal(str)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -35,10 +36,12 @@ class UnitView(QWidget):
         self.folders.setToolTip("the mined folder whose top images are shown")
         self.folders.textActivated.connect(self.folder_chosen)
         self.crops.clicked.connect(self._on_crop_click)
+        self.method = QLabel("deconv")
         images = QHBoxLayout()
-        for title, view in (("top 9", self.crops), ("deconv", self.deconvs), ("optimised", self.optimised)):
+        for title, view in ((QLabel("top 9"), self.crops), (self.method, self.deconvs),
+                            (QLabel("optimised"), self.optimised)):  # fmt: skip
             column = QVBoxLayout()
-            column.addWidget(QLabel(title))
+            column.addWidget(title)
             column.addWidget(view, 1)
             images.addLayout(column, 1)
         buttons = QHBoxLayout()
@@ -55,6 +58,11 @@ class UnitView(QWidget):
         self.set_running(False)
         self._grid = 3
 
+    def set_title(self, text: str) -> None:
+        """Which unit is shown (on the view's first line, and for whoever frames it)."""
+        self.title.setText(text)
+        self.title_changed.emit(text)
+
     def set_running(self, running: bool) -> None:
         self.optimise.setEnabled(not running)
         self.cancel.setVisible(running)
@@ -67,12 +75,24 @@ class UnitView(QWidget):
     def set_optimised(self, image: np.ndarray | None) -> None:
         self.optimised.set_image(image)
 
-    def set_atlas(self, crops: np.ndarray | None, deconvs: np.ndarray | None, note: str = "", grid: int = 3) -> None:
-        """Mosaics (uint8 RGB) of the unit's top crops and of their deconvolutions, `grid` x `grid` tiles."""
+    METHODS = {
+        "deconv": ("deconv", "Zeiler-Fergus deconvolution of the unit in each top image"),
+        "guided": ("guided backprop", "guided backpropagation of the unit in each top image: this network's "
+                   "deconvolution is the same for every image (no max-pooling switches), so it would show nothing "
+                   "of the image"),
+    }  # fmt: skip
+
+    def set_atlas(self, crops: np.ndarray | None, deconvs: np.ndarray | None, note: str = "", grid: int = 3,
+                  method: str = "deconv") -> None:  # fmt: skip
+        """Mosaics (uint8 RGB) of the unit's top crops and of what drives it in each, `grid` x `grid` tiles;
+        `method`: how that was found (deconv or guided)."""
         self._grid = grid
         self.crops.set_image(crops)
         self.deconvs.set_image(deconvs)
         self.atlas_note.setText(note)
+        title, explanation = self.METHODS[method]
+        self.method.setText(title)
+        self.method.setToolTip(explanation)
 
     def set_folders(self, folders: list[str], chosen: str | None) -> None:
         self.folders.clear()

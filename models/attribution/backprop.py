@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ChannelOutOfRangeError, InputError, LayerNotFoundError, ModelError, OptionError
-from ..layers import INPUT, OUTPUT, PROB, ActivationCapture, as_maps, layout_of, this_thread_only
+from ..layers import CLIPPING, INPUT, OUTPUT, PROB, ActivationCapture, as_maps, layout_of, this_thread_only
 from ..render.base import crop_box
 from ..transformers.tokens import TokenLayout
 from .relu_rules import MODES, check_mode, relu_backward_rule
@@ -106,10 +106,18 @@ class _LayerTap:
         """The same as maps (N x C x H x W) or vectors (N x F)."""
         self.unit: torch.Tensor | None = None
         """N x 1 (x H x W): the channel alone, with its own graph, where it could be computed apart."""
+        self.before_clip: torch.Tensor | None = None
+        """N x 1 (x H x W): the channel's input, for a clipping activation (`layers.CLIPPING`)."""
         self.repeated = False
         self._channel = channel
         self._infer_after = infer_after
-        self._handle = module.register_forward_hook(this_thread_only(self._hook))
+        self._handles = [module.register_forward_hook(this_thread_only(self._hook))]
+        if channel is not None and isinstance(module, CLIPPING):
+            self._handles.append(module.register_forward_pre_hook(this_thread_only(self._keep_input)))
+
+    def _keep_input(self, module, inputs):
+        if isinstance(inputs[0], torch.Tensor) and 0 <= self._channel < inputs[0].shape[1]:
+            self.before_clip = inputs[0][:, self._channel : self._channel + 1].clone()  # an in-place op follows
 
     def _hook(self, module, inputs, output):
         if not isinstance(output, torch.Tensor):
@@ -127,7 +135,8 @@ class _LayerTap:
         return output.detach().clone()
 
     def release(self) -> None:
-        self._handle.remove()
+        for handle in self._handles:
+            handle.remove()
 
     def captured(self) -> torch.Tensor:
         if self.output is None:
@@ -268,6 +277,33 @@ _REPEATING_LAYERS: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 """Layers seen called more than once in one forward pass: their passes record the whole graph."""
 
 
+_SEES_THE_INPUT: weakref.WeakKeyDictionary[nn.Module, dict[str, bool]] = weakref.WeakKeyDictionary()
+
+
+def deconvolution_sees_the_input(model: nn.Module, layer_path: str, input_shape: Sequence[int],
+                                 layer_shape: Sequence[int]) -> bool:  # fmt: skip
+    """Whether a unit's deconvolution at `layer_path` depends on the input at all.
+
+    The deconvolution passes max(g, 0) back through every ReLU whatever the forward did, so only max-pooling
+    switches and nonlinearities whose backward depends on their input (SiLU, GELU, a gate) bring the input
+    into it. A network without them (EfficientNet-Lite: strided convolutions and ReLU6) gives every image the
+    same picture: a faint blob where the unit sits. Springenberg et al. (2015) brought in guided
+    backpropagation for such networks. Found once per model and layer, from two random inputs."""
+    known = _SEES_THE_INPUT.setdefault(model, {})
+    if layer_path not in known:
+        at = (layer_shape[1] // 2, layer_shape[2] // 2) if len(layer_shape) == 3 else None
+        device = next(iter(model.parameters()), torch.zeros(0)).device
+        x = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0)).to(device)
+        known[layer_path] = True  # where every probed channel is silent: keep the deconvolution
+        for channel in range(min(4, layer_shape[0])):
+            first, second = unit_gradient(model, x, layer_path, channel, "deconv", at=at).gradient.float()
+            first_peak, second_peak = first.abs().max(), second.abs().max()
+            if first_peak > 0 and second_peak > 0:
+                known[layer_path] = not torch.allclose(first / first_peak, second / second_peak, atol=1e-4)
+                break
+    return known[layer_path]
+
+
 def _unit_pass(model: nn.Module, network_input: torch.Tensor, layer_path: str, channel: int, mode: str,
                at: tuple[int, int] | None, capture_paths: Sequence[str] = ()) -> _UnitPass:  # fmt: skip
     """One forward pass under `mode`'s ReLU rule that captures `capture_paths`, then the backward from
@@ -275,7 +311,8 @@ def _unit_pass(model: nn.Module, network_input: torch.Tensor, layer_path: str, c
 
     The forward records no graph past the layer, and a plain Conv2d or Linear layer is crossed through
     the channel's own filter alone (`_LayerTap`): the same gradient for less than autograd's plain
-    forward and backward cost.
+    forward and backward cost. At a clipping activation (`layers.CLIPPING`) the backward starts from its
+    input, seeded by its output: a unit saturated at ReLU6's 6 still shows what drives it.
     """
     module = None if layer_path == OUTPUT else _module_at(model, layer_path)
     infer_after = module is not None and module not in _REPEATING_LAYERS
@@ -293,7 +330,7 @@ def _unit_pass(model: nn.Module, network_input: torch.Tensor, layer_path: str, c
                         logits = model(network_input)
                 finally:
                     tap.release()
-                activation, unit = tap.captured(), tap.unit
+                activation, unit = tap.captured(), tap.before_clip if tap.before_clip is not None else tap.unit
         if infer_after and tap.repeated:
             _REPEATING_LAYERS.add(module)
             return _unit_pass(model, network_input, layer_path, channel, mode, at, capture_paths)
@@ -302,7 +339,8 @@ def _unit_pass(model: nn.Module, network_input: torch.Tensor, layer_path: str, c
         _check_channel(activation, layer_path, channel)
         _check_position(activation, layer_path, at)
         root = activation[:, channel : channel + 1] if unit is None else unit
-        seed = _unit_seed(root.detach(), at)
+        # seeded by the channel's output; at a clipping activation the gradient starts from its input
+        seed = _unit_seed(activation[:, channel : channel + 1].detach(), at)
         (gradient,) = torch.autograd.grad(root, network_input, grad_outputs=seed)
     return _UnitPass(gradient.detach(), activation.detach(), logits.detach(), capture.activations,
                      capture.prefix_tokens, rule.count)

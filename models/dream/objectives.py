@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import torch
 
 from ..errors import OptionError
-from ..layers import INPUT, PROB, as_maps, layout_of
+from ..layers import CLIPPING, INPUT, PROB, as_maps, layout_of
 from ..transformers.tokens import TokenLayout
 
 
@@ -123,7 +123,8 @@ class _StopForward(Exception):
 
 
 class GradientCapture:
-    """Forward hooks that keep the graph (`ActivationCapture` detaches), stopping the forward early.
+    """Forward hooks that keep the graph (`ActivationCapture` detaches), stopping the forward early; for a
+    clipping activation (`layers.CLIPPING`), its input, as Lucid optimises pre-ReLU maps.
 
     A module called more than once (ResNet's shared ReLU) is taken at its last call, as the layer list
     and the live view do; the number of calls is counted in one dry run. Forwards of the same model on other
@@ -138,24 +139,29 @@ class GradientCapture:
         self._calls: dict[str, int] = {}
         self._needed_calls: dict[str, int] | None = None
         self._running_in: int | None = None
-        self._handles = [model.get_submodule(path).register_forward_hook(self._hook(path, layout_of(model, path)))
-                         for path in self.paths]  # fmt: skip
+        self._handles = []
+        for path in self.paths:
+            module, layout = model.get_submodule(path), layout_of(model, path)
+            if isinstance(module, CLIPPING):  # its input, before an in-place op overwrites it
+                handle = module.register_forward_pre_hook(
+                    lambda _m, inputs, p=path, lay=layout: self._keep(p, inputs[0], lay))
+            else:
+                handle = module.register_forward_hook(
+                    lambda _m, _i, output, p=path, lay=layout: self._keep(p, output, lay))
+            self._handles.append(handle)
 
-    def _hook(self, path: str, layout: TokenLayout | None):
-        def hook(_module, _inputs, output):
-            if threading.get_ident() != self._running_in:
-                return  # the live view's forward on another thread, through the same model
-            self._calls[path] = self._calls.get(path, 0) + 1
-            if self._calls[path] != (self._needed_calls or {}).get(path):
-                return
-            done = len(self.activations) + 1 == len(self.paths) and not self.needs_logits
-            # an in-place op later in the forward (AlexNet's ReLU) would overwrite what is kept
-            maps = as_maps(output, layout)  # a transformer's tokens as maps over the patch grid
-            self.activations[path] = maps if done else maps.clone()
-            if done:
-                raise _StopForward
-
-        return hook
+    def _keep(self, path: str, value: torch.Tensor, layout: TokenLayout | None) -> None:
+        if threading.get_ident() != self._running_in:
+            return  # the live view's forward on another thread, through the same model
+        self._calls[path] = self._calls.get(path, 0) + 1
+        if self._calls[path] != (self._needed_calls or {}).get(path):
+            return
+        done = len(self.activations) + 1 == len(self.paths) and not self.needs_logits
+        value = as_maps(value, layout)  # a transformer's tokens as maps over the patch grid
+        # an in-place op later in the forward (AlexNet's ReLU) would overwrite what is kept
+        self.activations[path] = value if done else value.clone()
+        if done:
+            raise _StopForward
 
     def run(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The outputs the objective reads, `PROB` being the logits, for network input `x`."""

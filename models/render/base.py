@@ -95,11 +95,14 @@ def overlay_table(colormap: str, gamma: float, mode: str, opacity: float) -> np.
     """(256, 4) float32, read-only: per level, the colour premultiplied by its opacity, and the frame's
     weight. `overlay` grows the opacity with the response's magnitude, so strong responses show in
     colour and silent ones show the frame; `mask` darkens the frame where the channel is not
-    positively active, as in the Toolbox paper's face-unit figure. The separator row leaves the frame.
+    positively active, as in the Toolbox paper's face-unit figure; `heatmap` lays every level at the same
+    opacity, so that low values read as low (dark) rather than vanish, as Grad-CAM is drawn (Selvaraju et
+    al. 2017, pytorch-grad-cam's `show_cam_on_image`). The separator row leaves the frame.
     """
     values = level_values(colormap, gamma)
-    if mode == "overlay":
-        alpha = np.abs(values) * max(0.0, min(1.0, opacity))
+    opacity = max(0.0, min(1.0, opacity))
+    if mode in ("overlay", "heatmap"):
+        alpha = np.abs(values) * opacity if mode == "overlay" else np.full(LEVELS, opacity)
         colour = colormap_table(colormap, gamma)[:LEVELS] * alpha[:, None]
         weight = 1.0 - alpha
     elif mode == "mask":

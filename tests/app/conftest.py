@@ -29,8 +29,9 @@ def make_window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setattr(QMessageBox, "information", _no_modal_dialog)
     windows: list[MainWindow] = []
 
-    def make(source, **kwargs) -> MainWindow:
-        settings = SettingsStore(tmp_path / f"settings{len(windows)}.ini")
+    def make(source, settings_file: Path | None = None, **kwargs) -> MainWindow:
+        """`settings_file`: one a window before used (a restart); by default a new one per window."""
+        settings = SettingsStore(settings_file or tmp_path / f"settings{len(windows)}.ini")
         settings.set("snapshot_dir", str(tmp_path / "snapshots"))
         kwargs.setdefault("model", "alexnet")
         kwargs.setdefault("weights", "none")

@@ -149,7 +149,8 @@ def test_a_folder_of_tensor_files_from_the_command_line(tmp_path, monkeypatch, c
     assert sum("loud.pt" in [e["image"] for e in c["top"]] for c in result["channels"]) >= 4, "5x louder: often top"
     index = json.loads((out / "index.json").read_text())
     for unit in index[0]["channels"]:
-        for name in (unit["crops"], unit["deconv"]):
+        assert "deconv" not in unit, "convolutions and ReLUs alone: its deconvolution ignores the input"
+        for name in (unit["crops"], unit["guided"]):
             picture = cv2.imread(str(out / name))
             assert picture is not None and picture.shape == (98 * 2 - 2, 98 * 2 - 2, 3)
             assert picture.max() > 0

@@ -16,7 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PyQt6.QtCore import QRect
 
+from livevis.app.main_window import first_launch_geometry
 from tests.conftest import write_video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +31,8 @@ def virtual_screen():
     assert xvfb and os.path.exists(IMPORT), "run `make test`: it installs xvfb and imagemagick"
     read_end, write_end = os.pipe()
     # -displayfd: Xvfb picks a free display and writes its number to the pipe once it accepts clients
-    server = subprocess.Popen([xvfb, "-displayfd", str(write_end), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+    server = subprocess.Popen([xvfb, "-displayfd", str(write_end), "-screen", "0", "x".join(map(str, SCREEN)) + "x24",
+                               "-nolisten", "tcp"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,))  # fmt: skip
     os.close(write_end)
     with os.fdopen(read_end) as ready:
@@ -45,11 +48,21 @@ def screenshot(display: str, path: Path) -> np.ndarray:
     return cv2.imread(str(path))
 
 
+SCREEN = (1600, 1000)
+WINDOW = first_launch_geometry(QRect(0, 0, *SCREEN)).getRect()
+"""Where a first launch puts the window on that screen: 90% of it, centred."""
+
+
+def window_area(screen: np.ndarray) -> np.ndarray:
+    x, y, w, h = WINDOW
+    return screen[y : y + h, x : x + w]
+
+
 def window_is_drawn(screen: np.ndarray | None) -> bool:
-    """The window (top left 1400 x 800) shows pictures and widgets, not a blank or half-built frame."""
+    """The window shows pictures and widgets, not a blank or half-built frame."""
     if screen is None:
         return False
-    window = screen[:800, :1400]
+    window = window_area(screen)
     return window.std() > 30 and (window.max(axis=2) > 12).mean() > 0.8 and (window.max(axis=2) > 60).mean() > 0.3
 
 
@@ -82,8 +95,13 @@ def test_the_app_runs_in_a_real_window(virtual_screen, tmp_path, photos):
     stages = stats["worker_stage_ms_p50"]
     assert set(stages) == {"preprocess", "forward", "render", "copy"} and stages["forward"] > stages["copy"] > 0
 
-    assert screen is not None and screen.shape == (1000, 1600, 3)
-    window = screen[:800, :1400]
+    assert screen is not None and screen.shape == (SCREEN[1], SCREEN[0], 3)
+    window = window_area(screen)
+    outside = screen.copy()
+    x, y, w, h = WINDOW
+    outside[y : y + h, x : x + w] = 0
+    edges_drawn = window[:, [0, -1]].max() > 12 and window[[0, -1]].max() > 12
+    assert outside.max() == 0 and edges_drawn, "sized and placed as a first launch: 90% of the screen, centred"
     assert window.std() > 30, "the screenshot is blank"
     drawn = (window.max(axis=2) > 12).mean()  # the screen outside the window is black, the views dark grey
     assert drawn > 0.8, f"only {drawn:.0%} of the window area is drawn"

@@ -19,10 +19,11 @@ def test_the_attention_pane_follows_the_frame_a_click_asks_from_a_patch_and_keys
     window = make_window(video, model=VIT)
     result = wait_result(qtbot, window, lambda r: "attention" in r.views.images, timeout=120_000)
     live = window.live
-    qtbot.waitUntil(lambda: live.attention.isVisible() and live.token_norms.isVisible())
+    assert all(live.is_open(pane) for pane in ("attention", "token_norms", "prefix"))
     assert result.views.values["attention_layout"].channels == 3 and result.views.layer.path == "blocks.7"
-    assert "attention at blocks.7 from the class token" in live.attention.title.text()
-    assert live.grid_pane.prefix.isVisible() and "class" in live.grid_pane.prefix_title.text()
+    qtbot.waitUntil(lambda: "attention at blocks.7 from the class token" in live.attention.caption.text())
+    assert "left to right: class, register" not in live.prefix.title_text()
+    qtbot.waitUntil(lambda: "left to right: class" in live.prefix.title_text())
 
     overlay = live.attention.overlay
     crop = result.views.crop
@@ -31,7 +32,7 @@ def test_the_attention_pane_follows_the_frame_a_click_asks_from_a_patch_and_keys
     qtbot.mouseClick(overlay, Qt.MouseButton.LeftButton, pos=QPoint(round(point.x()), round(point.y())))
     assert window.state.attention_query == (4, 9)
     asked = wait_result(qtbot, window, lambda r: r.views.values.get("attention_query_cell") == (4, 9))
-    assert "from patch (4, 9)" in live.attention.title.text()
+    assert "from patch (4, 9)" in live.attention.caption.text()
     assert not np.array_equal(asked.views.images["attention"], result.views.images["attention"])
     qtbot.mouseClick(overlay, Qt.MouseButton.RightButton, pos=QPoint(round(point.x()), round(point.y())))
     assert window.state.attention_query is None
@@ -40,14 +41,16 @@ def test_the_attention_pane_follows_the_frame_a_click_asks_from_a_patch_and_keys
     qtbot.keyClick(window, Qt.Key.Key_V)
     assert window.state.attention_head == 0
     wait_result(qtbot, window, lambda r: r.options.attention_head == 0)
-    assert "head 0 on the frame" in live.attention.title.text()
+    qtbot.waitUntil(lambda: "head 0 on the frame" in live.attention.caption.text())
 
     qtbot.keyClick(window, Qt.Key.Key_A)  # heads -> rollout
     rolled = wait_result(qtbot, window, lambda r: r.views.values.get("attention_mode") == "rollout")
     assert rolled.views.values["attention_layout"].channels == 8  # blocks 0..7
     qtbot.keyClick(window, Qt.Key.Key_A)  # rollout -> off: not computed, pane hidden
     wait_result(qtbot, window, lambda r: r.options.attention == "off" and "attention" not in r.views.images)
-    qtbot.waitUntil(live.attention.isHidden)
+    qtbot.waitUntil(lambda: not live.is_open("attention"))
+    live.set_open("attention", True)  # opening the pane turns attention on again, as it was last
+    assert window.state.attention == "rollout"
 
 
 def test_a_snapshot_of_a_transformer_holds_its_attention(qtbot, make_window, video):
@@ -69,7 +72,7 @@ def test_a_convolutional_network_shows_no_transformer_pane(qtbot, make_window, v
     window = make_window(video)
     result = wait_result(qtbot, window)
     assert "attention" not in result.views.images and "token_norms" not in result.views.images
-    assert window.live.attention.isHidden() and window.live.token_norms.isHidden()
-    assert window.live.grid_pane.prefix.isHidden()
+    assert not any(window.live.is_open(pane) for pane in ("attention", "token_norms", "prefix"))
+    assert not {"attention", "token_norms", "prefix_tokens"} & set(window.live.views())
     qtbot.keyClick(window, Qt.Key.Key_A)
     qtbot.waitUntil(lambda: "has no attention" in window.statusBar().currentMessage())

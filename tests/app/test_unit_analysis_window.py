@@ -11,25 +11,26 @@ from tests.app.conftest import TIMEOUT_MS, wait_result
 def test_b_and_n_cycle_the_backprop_pane_which_follows_the_frames(qtbot, make_window, video):
     window = make_window(video)
     result = wait_result(qtbot, window)
-    assert "backprop" not in result.options.views and window.live.backprop.isHidden(), "off: not computed"
+    assert "backprop" not in result.options.views and not window.live.is_open("backprop"), "off: not computed"
+    assert window.state.backprop_view == "normblur", "a first launch draws backprop in a readable view"
     seen_modes = []
     for mode in ("grad", "deconv", "guided", "gradcam"):
         qtbot.keyClick(window, Qt.Key.Key_B)
         result = wait_result(qtbot, window, lambda r, m=mode: r.options.backprop == m and "backprop" in r.views.images)
         seen_modes.append(result.options.backprop)
-        assert window.live.backprop.isVisible()
+        assert window.live.is_open("backprop") and window.live.backprop.isVisible()
         assert result.views.images["backprop"].shape[:2] == result.views.overlay.shape[:2]
     assert seen_modes == ["grad", "deconv", "guided", "gradcam"]
-    assert "Grad-CAM of" in window.live.backprop.title.text()
+    assert "Grad-CAM of" in window.live.backprop.title_text()
     qtbot.keyClick(window, Qt.Key.Key_B)  # after gradcam: off
     wait_result(qtbot, window, lambda r: r.options.backprop == "off" and "backprop" not in r.views.images)
-    assert window.live.backprop.isHidden()
+    assert not window.live.is_open("backprop")
     qtbot.keyClick(window, Qt.Key.Key_B)
     qtbot.keyClick(window, Qt.Key.Key_N)
-    first = wait_result(qtbot, window, lambda r: r.options.backprop_view == "gray" and "backprop" in r.views.images)
+    first = wait_result(qtbot, window, lambda r: r.options.backprop_view == "raw" and "backprop" in r.views.images)
     later = wait_result(qtbot, window, lambda r: r.sequence > first.sequence + 2 and "backprop" in r.views.images)
     assert not np.array_equal(first.views.images["backprop"], later.views.images["backprop"]), "it follows the frame"
-    assert "ReLU calls" in window.live.backprop.title.text()
+    assert "ReLU calls" in window.live.backprop.title_text()
 
 
 def test_clicking_the_frame_lists_the_units_that_fire_there(qtbot, make_window, video):
@@ -56,7 +57,7 @@ def test_clicking_a_prediction_picks_the_class_grad_cam_explains(qtbot, make_win
     window.state.backprop = "gradcam"
     result = wait_result(qtbot, window, lambda r: "backprop_class" in r.views.values)
     assert result.views.values["backprop_class"] == result.views.top5[0].index, "the top-1 by default"
-    predictions = window.live.input.predictions
+    predictions = window.live.predictions.view
     qtbot.mouseClick(predictions, Qt.MouseButton.LeftButton, pos=QPoint(40, 26 + 2 * predictions.ROW_HEIGHT + 5))
     picked = window.state.class_index
     assert picked is not None
@@ -77,6 +78,7 @@ def test_optimise_runs_in_the_background_with_previews_and_is_cached(qtbot, make
         qtbot.keyClick(window, Qt.Key.Key_D)
     job = started.args[0]
     assert job.title == "optimising conv2:3"
+    assert window.live.is_open("unit") and unit.isVisible(), "d opens the unit pane, closed by default"
     job.partial.connect(previews.append)
     assert unit.cancel.isVisible() and not unit.optimise.isEnabled()
     live_before = window.last_result.sequence
@@ -126,6 +128,7 @@ def test_mining_a_folder_fills_the_unit_pane_and_a_crop_opens_its_image(qtbot, m
     window = make_window(video, model="lenet", weights="default")
     wait_result(qtbot, window)
     window.state.update(layer="conv2", channel=2)
+    window.live.set_open("unit", True)  # View > Panes > Unit
     unit = window.live.unit
     qtbot.waitUntil(lambda: "no folder mined" in unit.atlas_note.text(), timeout=TIMEOUT_MS)
     with qtbot.waitSignal(window.runner.job_started, timeout=TIMEOUT_MS) as started:

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from PyQt6.QtCore import QPoint, QSettings, Qt
+from PyQt6.QtWidgets import QWidget
 
 import livevis.app.capture
 import livevis.app.sources
@@ -36,8 +37,8 @@ def test_frames_from_a_video_reach_the_grid(qtbot, make_window, video):
     assert layout.width / layout.height == pytest.approx(pane, rel=0.35)
     first = result.sequence
     wait_result(qtbot, window, lambda r: r.sequence > first + 3)
-    assert len(window.live.input.predictions.rows()) == 5
-    assert "UNTRAINED" in window.live.input.predictions._note
+    assert len(window.live.predictions.view.rows()) == 5
+    assert "UNTRAINED" in window.live.predictions.view._note
     assert window.slot.captured >= window.worker.processed > 3
 
 
@@ -200,10 +201,11 @@ def test_help_overlay_lists_every_shortcut(qtbot, make_window, video):
     from livevis.app.actions import SHORTCUTS
 
     window = make_window(video)
-    panes = window.live.count()
+    docks = [dock.geometry() for dock in window.live.docks.values()]
     qtbot.keyClick(window, Qt.Key.Key_H)
     assert window.help_overlay.isVisible()
-    assert window.live.count() == panes == 4, "the overlay covers the panes, it is not one of them"
+    assert window.help_overlay.parent() is window.tabs and window.help_overlay not in window.live.findChildren(QWidget)
+    assert [dock.geometry() for dock in window.live.docks.values()] == docks, "it covers the panes, moves none"
     assert window.help_overlay.geometry() == window.tabs.rect()
     window.resize(window.width() - 100, window.height() - 50)
     qtbot.waitUntil(lambda: window.help_overlay.geometry() == window.tabs.rect())

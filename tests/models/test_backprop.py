@@ -757,3 +757,53 @@ def test_the_live_pass_backpropagates_in_its_one_forward(alexnet_engine, photos,
         expected = unit_gradient(alexnet_engine.model, plain.input, "features.10", 5, mode)
         assert torch.allclose(passed.backward.gradient, expected.gradient)
         assert passed.backward.rule_count == 7
+
+
+@pytest.mark.parametrize(("engine_name", "expected_layer"), [("alexnet_engine", "avgpool"), ("lite0", "bn2")])
+def test_grad_cam_explains_the_class_at_the_last_spatial_layer_unless_told(request, photos, engine_name,
+                                                                           expected_layer):  # fmt: skip
+    """At the last layer with maps, as Selvaraju et al. take it, whatever layer the grid shows; a layer given
+    is used as it is. The saved map is the formula's at that layer; the picture covers the whole crop."""
+    from livevis.models import ViewOptions, Visualizer
+
+    engine = request.getfixturevalue(engine_name)
+    assert engine.gradcam_layer().path == expected_layer
+    later = [layer for layer in engine.layers if layer.is_spatial and engine.layers.index(layer) >
+             engine.layers.index(engine.gradcam_layer()) and min(layer.shape[1:]) >= 2]  # fmt: skip
+    assert not later, "nothing deeper has maps"
+    visualizer = Visualizer(engine)
+    frame = photos["chelsea"]
+    views = visualizer.process(frame, ViewOptions(backprop="gradcam"), with_activations=True)
+    assert views.values["gradcam_layer"] == expected_layer != views.layer.path
+    expected = grad_cam(engine.model, torch.from_numpy(views.network_input), expected_layer).cam[0]
+    assert torch.allclose(torch.from_numpy(views.values["gradcam_map"]), expected, rtol=1e-4, atol=1e-6)
+    picture, crop = views.images["backprop"].astype(int), views.crop
+    inside = (picture - frame)[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
+    assert (np.abs(inside).max(axis=2) > 0).mean() > 0.99, "every pixel of the crop is covered"
+    given = visualizer.process(frame, ViewOptions(backprop="gradcam", gradcam_layer=views.layer.path),
+                               with_activations=True)  # fmt: skip
+    assert given.values["gradcam_layer"] == views.layer.path
+    assert given.values["gradcam_map"].shape == views.layer.shape[1:]
+
+
+def test_at_a_clipping_activation_the_gradient_starts_before_the_clip(lite0, photos):
+    """EfficientNet-Lite0's default layer is a ReLU6: d/dx of sum(output * input), the output held, by plain
+    autograd. A unit saturated at 6 (the strongest there are) still gets a gradient under every rule."""
+    layer = lite0.layer().path
+    x = F.interpolate(photo_input(lite0, photos["chelsea"]), size=160, mode="bilinear", antialias=True)
+    kept = {}
+    module = lite0.model.get_submodule(layer)
+    handle = module.register_forward_pre_hook(lambda _m, inputs: kept.update(z=inputs[0].clone()))
+    leaf = x.detach().clone().requires_grad_(True)
+    try:
+        with out_of_place_relus(lite0.model):
+            lite0.model(leaf)
+    finally:
+        handle.remove()
+    channel, row, col = (int(i) for i in torch.nonzero(kept["z"][0] >= 6)[0])  # a unit saturated at 6
+    z = kept["z"][:, channel]
+    (expected,) = torch.autograd.grad((z.clamp(0, 6).detach() * z).sum(), leaf)
+    assert_same_gradient(unit_gradient(lite0.model, x, layer, channel, "grad").gradient, expected)
+    for mode in MODES:
+        gradient = unit_gradient(lite0.model, x, layer, channel, mode, at=(row, col)).gradient
+        assert gradient.abs().max() > 0, mode

@@ -138,14 +138,16 @@ def test_objectives_compose_and_read_the_right_units(lenet):
 
 
 def test_a_module_called_twice_is_captured_at_its_last_call(resnet18_engine):
-    """ResNet's blocks call one ReLU twice; the layer list and the live view show the second call."""
+    """ResNet's blocks call one ReLU twice; the layer list and the live view show the second call. The capture
+    reads the ReLU's input (before the clip): clipped, it is the output the live view shows."""
     model, path = resnet18_engine.model, "layer1.0.relu"
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with ActivationCapture(model, [path]) as reference, torch.no_grad():
         model(x)
     with GradientCapture(model, frozenset({path})) as capture, torch.no_grad():
         captured = capture.run(x)[path]
-    torch.testing.assert_close(captured, reference.activations[path])
+    assert captured.min() < 0
+    torch.testing.assert_close(captured.clamp(min=0), reference.activations[path])
 
 
 def test_the_live_view_on_another_thread_passes_the_hooks_untouched(lenet):
@@ -177,3 +179,22 @@ def test_bad_requests_are_errors_a_user_can_act_on(lenet, kwargs, error):
         plan(lenet, **kwargs)
     assert isinstance(raised.value, LivevisError)
     assert "\n" not in str(raised.value)
+
+
+def test_an_objective_on_a_clipping_activation_reads_its_input_so_a_grey_start_moves(efficientnet, photos):
+    """EfficientNet-Lite0's default layer is a ReLU6: the objective reads its input (the output clipped to
+    0..6 is what the live view shows), so that from a grey image every channel has a gradient to follow."""
+    layer = efficientnet.layer().path
+    x = efficientnet.run(photos["chelsea"], []).input
+    with GradientCapture(efficientnet.model, frozenset({layer})) as capture:
+        kept = capture.run(x)[layer].detach()
+    with ActivationCapture(efficientnet.model, [layer]) as shown:
+        efficientnet.model(x)
+    assert torch.allclose(kept.clamp(0, 6), shown.activations[layer]) and kept.min() < 0, "before the clip"
+    grey = torch.zeros(1, 3, 128, 128, requires_grad=True)
+    with GradientCapture(efficientnet.model, frozenset({layer})) as capture:
+        for unit in range(0, efficientnet.layer().channels, 48):
+            (gradient,) = torch.autograd.grad(channel(layer, unit)(capture.run(grey)).sum(), grey)
+            assert gradient.abs().max() > 0, unit
+    values = dream(efficientnet, plan(efficientnet, layer, 274, steps=12, size=96), use_cache=False).objective[:, 0]
+    assert values[-3:].mean() > values[:3].mean() + 0.5

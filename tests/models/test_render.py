@@ -206,6 +206,24 @@ def test_mask_mode_darkens_where_the_channel_is_inactive(renderer):
     assert (out[:, 60:] == 200).all()
 
 
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_heatmap_mode_covers_every_level_at_one_opacity(renderer):
+    """Grad-CAM's drawing: level 0 darkens the frame by the opacity (inferno's black), the top level blends its
+    bright yellow in at the same weight; nothing is left uncovered, unlike the overlay's silent cells."""
+    frame = _frame(renderer)
+    levels = np.zeros((6, 6), np.uint8)
+    levels[:, 3:] = LEVELS - 1
+    crop = (40, 0, 120, 120)
+    out = as_numpy(renderer.render_overlay(frame, renderer.asarray(torch.from_numpy(levels)), crop, "inferno",
+                                           mode="heatmap", opacity=0.4))  # fmt: skip
+    frame = as_numpy(frame).astype(float)
+    assert (out[:, :40] == frame[:, :40]).all() and (out[:, 160:] == frame[:, 160:]).all()
+    table = colormap_table("inferno").astype(float)
+    for columns, level in ((slice(40, 70), 0), (slice(130, 160), LEVELS - 1)):
+        expected = frame[:, columns] * 0.6 + table[level] * 0.4
+        assert np.abs(out[:, columns] - expected).max() <= 1.5
+
+
 def test_both_renderers_draw_the_same_overlay():
     levels = np.random.default_rng(3).integers(0, LEVELS, (13, 13), dtype=np.uint8)
     frame = np.random.default_rng(4).integers(0, 256, (480, 640, 3), dtype=np.uint8)

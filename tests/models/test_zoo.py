@@ -11,12 +11,20 @@ from livevis.models import Engine, ViewOptions, Visualizer, model_names
 from livevis.models.data.datasets import mnist_split
 from livevis.models.errors import ModelNotFoundError, WeightsError
 from livevis.models.zoo.lenet import WEIGHTS_FILE, LeNet5, accuracy
+from tests.conftest import use_module
 
 LENET_OPTIONS = {"input_size": 28, "mean": (0.1307,), "std": (0.3081,)}
 
 
+HARDSWISH_MINIMUM = -0.375
+"""The lowest value any activation the registered models use can output (ReLU, ReLU6: 0; SiLU: -0.278)."""
+
+
 @pytest.mark.parametrize("name", model_names())
-def test_every_registered_model_builds_lists_layers_and_renders(name, photos):
+def test_every_registered_model_builds_lists_layers_renders_and_opens_on_features(name, photos):
+    """Each model opens on a layer whose maps look like features: after an activation (its outputs never
+    below an activation's minimum, on a real photo), 7 to 28 cells a side. AlexNet keeps conv5, the
+    Toolbox's choice."""
     engine = Engine.load(name, weights="none", device="cpu")
     layer = engine.layer()
     assert layer.is_spatial and layer.path in {entry.path for entry in engine.layers}
@@ -26,6 +34,51 @@ def test_every_registered_model_builds_lists_layers_and_renders(name, photos):
     assert views.grid.shape == (views.grid_layout.height, views.grid_layout.width, 3)
     assert views.overlay.shape == photos["coffee"].shape
     assert "UNTRAINED" in engine.weights.label
+    assert all(7 <= side <= 28 for side in layer.shape[1:]), layer
+    if name == "alexnet":
+        assert layer.name == "conv5" and layer.module_type == "Conv2d"
+        return
+    maps = engine.run(photos["coffee"], [layer.path]).activations[layer.path]
+    assert maps.min() >= HARDSWISH_MINIMUM and maps.max() > 0, f"{layer.path} is not after an activation"
+
+
+def test_efficientnet_lite0_opens_after_an_activation_not_on_a_linear_bottleneck(lite0, photos):
+    """Trained weights: blocks.4 (the former default) ends in a linear bottleneck whose maps go as far below
+    zero as above it; the default, the last activation at 14 x 14, is a ReLU6."""
+    layer = lite0.layer()
+    assert (layer.path, layer.shape, layer.module_type) == ("blocks.5.0.bn1.act", (672, 14, 14), "ReLU6")
+    run = lite0.run(photos["chelsea"], [layer.path, "blocks.4"])
+    features, bottleneck = run.activations[layer.path], run.activations["blocks.4"]
+    assert features.min() >= 0 and features.max() <= 6
+    assert bottleneck.min() < -0.3 * bottleneck.max(), "signed maps: what the test above tells apart"
+
+
+PLAIN_NET = """
+import torch
+
+
+class PlainNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.Conv2d(8, 8, 3, stride=2)
+        self.head = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv2(torch.relu(self.conv1(x)))).mean((2, 3)))
+"""
+
+
+def test_a_users_model_opens_on_its_deepest_activation_of_7_to_28_cells(tmp_path, monkeypatch):
+    """`models.engine._default_layer` for a model without a spec's choice."""
+    engine = Engine.load("timm:resnet18", weights="none", device="cpu")
+    assert engine.layer().path == "layer4.1.act2" and engine.layer().shape == (512, 7, 7)
+    lenet = Engine.load("livevis.models.zoo.lenet:LeNet5", weights="none", device="cpu", **LENET_OPTIONS)
+    assert lenet.layer().path == "relu2" and lenet.layer().shape == (16, 10, 10)
+
+    use_module(tmp_path, monkeypatch, "plainnet", PLAIN_NET)  # functional ReLUs: no activation module to find
+    plain = Engine.load("plainnet:PlainNet", weights="none", device="cpu", input_size=32, mean=(0.5,) * 3,
+                        std=(0.5,) * 3)  # fmt: skip
+    assert plain.layer().path == "conv2" and plain.layer().shape == (8, 7, 7), "the last map of 7 cells or more"
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +158,7 @@ def test_a_users_factory_with_a_state_dict(held_out_digits, alexnet_weights_file
 
 def test_timm_models_by_name():
     engine = Engine.load("timm:resnet18", weights="none", device="cpu")
-    assert engine.layer().path == "layer4" and engine.spec.family == "timm"
+    assert engine.spec.family == "timm"
     with pytest.raises(ModelNotFoundError, match="timm has no model"):
         Engine.load("timm:no_such_net", weights="none", device="cpu")
 
