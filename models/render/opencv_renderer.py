@@ -37,6 +37,16 @@ def _averaging_weights(length: int) -> np.ndarray:
     return np.full(length, 1.0 / length, dtype=np.float32)
 
 
+def _blend(region: np.ndarray, colour: np.ndarray, weight: np.ndarray) -> None:
+    """region = colour + region * weight / 255 in place, the (h, w, 3) uint8 premultiplied colour and frame
+    weight upsampled (bilinear) from the map's cells to the region: four fused uint8 passes."""
+    size = (region.shape[1], region.shape[0])
+    colour = cv2.resize(colour, size, interpolation=cv2.INTER_LINEAR)
+    weight = cv2.resize(weight, size, interpolation=cv2.INTER_LINEAR)
+    cv2.multiply(region, weight, dst=region, scale=1.0 / 255.0)
+    cv2.add(region, colour, dst=region)
+
+
 class OpenCVRenderer(Renderer):
     """numpy arrays in, numpy arrays out; CPU tensors become arrays without a copy."""
 
@@ -85,14 +95,22 @@ class OpenCVRenderer(Renderer):
         region = out[y : y + h, x : x + w]
         # region = colour + region * weight in four fused uint8 passes: two resizes, multiply, add
         colour, weight = _overlay_tables_u8(check_colormap(colormap), gamma, mode, round(opacity, 3))
-        colour = cv2.resize(colour[levels], (w, h), interpolation=cv2.INTER_LINEAR)
-        weight = cv2.resize(weight[levels], (w, h), interpolation=cv2.INTER_LINEAR)
-        cv2.multiply(region, weight, dst=region, scale=1.0 / 255.0)
-        cv2.add(region, colour, dst=region)
+        _blend(region, colour[levels], weight[levels])
         if peak_index is not None:
             centre = cell_centre(peak_index, levels.shape, crop)
             # thickness 2 draws the same 3 px ring as `ring_geometry`'s offsets (OpenCV rounds outwards)
             cv2.circle(out, centre, ring_radius(levels.shape, crop), MARKER_RGB, thickness=2)
+        return out
+
+    def render_concepts(self, frame, maps, colours, crop, *, opacity=0.8):
+        x, y, w, h = crop
+        out = frame.copy()
+        dominant = maps.argmax(0)
+        strength = np.take_along_axis(maps, dominant[None], 0)[0]
+        alpha = np.clip(strength, 0.0, 1.0) * max(0.0, min(1.0, opacity))
+        colour = np.rint(colours[dominant] * alpha[..., None]).astype(np.uint8)
+        weight = np.repeat(np.rint((1.0 - alpha) * 255.0).astype(np.uint8)[..., None], 3, axis=2)
+        _blend(out[y : y + h, x : x + w], colour, weight)
         return out
 
     def paste(self, frame, picture, crop):

@@ -1,0 +1,168 @@
+"""A layer's maps as a few non-negative parts: NMF by multiplicative updates, on numpy or torch arrays.
+
+A layer's output (C x h x w) is made non-negative as Deep Feature Factorization does (each channel's minimum
+over the map subtracted), flattened to V (C x N, N = h * w) and factorised as V ~ W @ H with W (C x K) and H
+(K x N) non-negative: column k of W says which channels make concept k, row k of H where it is on the map.
+The updates are Lee and Seung's for the Frobenius norm; they use only the operators numpy and torch share,
+so the same code runs on the host (numpy, fastest for a small map on the CPU) and on the model's device
+(torch). A cold start uses NNDSVDa (Boutsidis and Gallopoulos 2008), as scikit-learn's NMF does by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from livevis.state import CONCEPT_COUNTS, check_option
+
+from ..errors import OptionError
+
+MIN_CONCEPTS = CONCEPT_COUNTS[0]
+MAX_CONCEPTS = CONCEPT_COUNTS[-1]
+EPSILON = 1e-10
+"""Keeps the updates' denominators off zero."""
+COLD_ITERATIONS = 400
+"""The most iterations of a factorisation from scratch; it stops earlier once the error settles."""
+TOLERANCE = 1e-5
+"""A factorisation has converged when ten iterations lower its relative error by less than this."""
+PROJECTION_ITERATIONS = 30
+"""Updates of H alone, W fixed: the least-squares placement of known concepts on a new map."""
+
+
+def check_concept_count(k: int) -> int:
+    try:
+        check_option("concept_count", k)
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
+    return k
+
+
+def _is_torch(a) -> bool:
+    return isinstance(a, torch.Tensor)
+
+
+def row_max(a):
+    """The largest value of each row."""
+    return a.amax(1) if _is_torch(a) else a.max(1)
+
+
+def top_indices(a, n: int):
+    """Each row's n largest entries' columns, largest first (K x n)."""
+    n = min(n, a.shape[1])
+    return a.topk(n, dim=1).indices if _is_torch(a) else np.argsort(-a, axis=1, kind="stable")[:, :n]
+
+
+def to_numpy(a) -> np.ndarray:
+    return a.detach().float().cpu().numpy() if _is_torch(a) else np.asarray(a, dtype=np.float32)
+
+
+def like(array: np.ndarray, reference):
+    """A host array as the kind (and on the device) of `reference`."""
+    if _is_torch(reference):
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(reference.device)
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def min_shifted(activation) -> tuple:
+    """(C, h, w) -> V (C, N) with each channel's minimum over the map subtracted, and those minima (C,)."""
+    maps = activation.reshape(activation.shape[0], -1)
+    maps = maps.float() if _is_torch(maps) else maps.astype(np.float32, copy=False)
+    offset = maps.amin(1) if _is_torch(maps) else maps.min(1)
+    return maps - offset.reshape(-1, 1), offset
+
+
+def relative_error(V, W, H) -> float:
+    """||V - W H|| / ||V|| (Frobenius)."""
+    residual = V - W @ H
+    norm = float((V * V).sum()) ** 0.5
+    return float((residual * residual).sum()) ** 0.5 / max(norm, EPSILON)
+
+
+def _error_from_products(v_norm2: float, WtV, WtW, H) -> float:
+    """||V - W H||^2 from the products the updates already made: ||V||^2 - 2 <W^T V, H> + <W^T W, H H^T>."""
+    return max(v_norm2 - 2.0 * float((WtV * H).sum()) + float((WtW * (H @ H.T)).sum()), 0.0)
+
+
+def multiplicative_updates(V, W, H, iterations: int, *, tolerance: float | None = None, fixed_w: bool = False):
+    """Lee and Seung's updates of ||V - W H||^2: H, then W (not when `fixed_w`), `iterations` times; with a
+    `tolerance`, stopping once ten iterations lower the relative error by less than it. Returns (W, H, done)."""
+    v_norm2 = float((V * V).sum()) if tolerance is not None else 0.0
+    last = None
+    WtV, WtW = W.T @ V, W.T @ W
+    done = 0
+    for done in range(1, iterations + 1):
+        H = H * WtV / (WtW @ H + EPSILON)
+        if not fixed_w:
+            W = W * (V @ H.T) / (W @ (H @ H.T) + EPSILON)
+            WtV, WtW = W.T @ V, W.T @ W
+        if tolerance is not None and done % 10 == 0:
+            error = _error_from_products(v_norm2, WtV, WtW, H) ** 0.5 / max(v_norm2**0.5, EPSILON)
+            if last is not None and last - error < tolerance:
+                break
+            last = error
+    return W, H, done
+
+
+def nndsvda(V: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The NNDSVD start (the k leading singular pairs, each split into its positive or negative part),
+    zeros filled with the mean of V so that multiplicative updates can move them (the `a` variant)."""
+    U, S, Vt = np.linalg.svd(V.astype(np.float64), full_matrices=False)
+    W = np.zeros((V.shape[0], k))
+    H = np.zeros((k, V.shape[1]))
+    W[:, 0] = np.sqrt(S[0]) * np.abs(U[:, 0])
+    H[0] = np.sqrt(S[0]) * np.abs(Vt[0])
+    for j in range(1, min(k, len(S))):
+        x, y = U[:, j], Vt[j]
+        xp, yp, xn, yn = np.maximum(x, 0), np.maximum(y, 0), np.maximum(-x, 0), np.maximum(-y, 0)
+        positive = np.linalg.norm(xp) * np.linalg.norm(yp)
+        negative = np.linalg.norm(xn) * np.linalg.norm(yn)
+        u, v, sigma = (xp, yp, positive) if positive > negative else (xn, yn, negative)
+        scale = np.sqrt(S[j] * sigma)
+        W[:, j] = scale * u / max(np.linalg.norm(u), EPSILON)
+        H[j] = scale * v / max(np.linalg.norm(v), EPSILON)
+    mean = V.mean()
+    W[W < 1e-6] = mean
+    H[H < 1e-6] = mean
+    return W.astype(np.float32), H.astype(np.float32)
+
+
+def project(V, W, H=None, iterations: int = PROJECTION_ITERATIONS):
+    """H (K x N) >= 0 that best rebuilds V from the fixed concepts W: non-negative least squares by updates
+    of H alone, from `H` (the last frame's placement) or from a flat start."""
+    if H is None:
+        H = like(np.full((W.shape[1], V.shape[1]), 1.0, np.float32), V)
+        scale = float((W.T @ V).sum()) / max(float(((W.T @ W) @ H).sum()), EPSILON)
+        H = H * max(scale, EPSILON)
+    else:
+        H = H + EPSILON  # a zero would stay zero under multiplicative updates
+    return multiplicative_updates(V, W, H, iterations, fixed_w=True)[1]
+
+
+@dataclass(frozen=True)
+class Factors:
+    """V ~ channels.T @ maps, each concept's map peaking at 1 (so a channel vector is what the layer adds at a
+    cell where that concept alone is fully on)."""
+
+    channels: object
+    """K x C, non-negative (numpy or torch, as the maps were)."""
+    maps: object
+    """K x N, non-negative, each row's maximum 1 (0 for a concept absent from the map)."""
+    iterations: int = 0
+
+
+def normalised(W, H) -> Factors:
+    """(W C x K, H K x N) rescaled so that each row of H peaks at 1; the product is unchanged."""
+    peak = row_max(H)
+    peak = peak.clip(min=EPSILON) if _is_torch(peak) else np.maximum(peak, EPSILON)
+    return Factors((W * peak.reshape(1, -1)).T, H / peak.reshape(-1, 1))
+
+
+def factorise(V, k: int, *, iterations: int = COLD_ITERATIONS, tolerance: float | None = TOLERANCE) -> Factors:
+    """V (C x N, non-negative) in k concepts from scratch (NNDSVDa, then updates until the error settles)."""
+    check_concept_count(k)
+    W0, H0 = nndsvda(to_numpy(V), k)
+    W, H, done = multiplicative_updates(V, like(W0, V), like(H0, V), iterations, tolerance=tolerance)
+    factors = normalised(W, H)
+    return Factors(factors.channels, factors.maps, done)
