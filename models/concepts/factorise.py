@@ -28,7 +28,7 @@ COLD_ITERATIONS = 400
 TOLERANCE = 1e-5
 """A factorisation has converged when ten iterations lower its relative error by less than this."""
 PROJECTION_ITERATIONS = 30
-"""Updates of H alone, W fixed: the least-squares placement of known concepts on a new map."""
+"""Updates of H alone, W fixed, after the least-squares start: known concepts placed on a new map."""
 
 
 def check_concept_count(k: int) -> int:
@@ -128,15 +128,23 @@ def nndsvda(V: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return W.astype(np.float32), H.astype(np.float32)
 
 
-def project(V, W, H=None, iterations: int = PROJECTION_ITERATIONS):
-    """H (K x N) >= 0 that best rebuilds V from the fixed concepts W: non-negative least squares by updates
-    of H alone, from `H` (the last frame's placement) or from a flat start."""
-    if H is None:
-        H = like(np.full((W.shape[1], V.shape[1]), 1.0, np.float32), V)
-        scale = float((W.T @ V).sum()) / max(float(((W.T @ W) @ H).sum()), EPSILON)
-        H = H * max(scale, EPSILON)
-    else:
-        H = H + EPSILON  # a zero would stay zero under multiplicative updates
+def _least_squares(W, V):
+    """(W^T W + a little) \\ W^T V: the unconstrained least-squares H, the start that projection refines."""
+    gram = W.T @ W
+    k = gram.shape[0]
+    ridge = 1e-6 * float(gram.trace()) / k + EPSILON
+    if _is_torch(gram):
+        return torch.linalg.solve(gram + ridge * torch.eye(k, device=gram.device, dtype=gram.dtype), W.T @ V)
+    return np.linalg.solve(gram + ridge * np.eye(k, dtype=gram.dtype), W.T @ V)
+
+
+def project(V, W, iterations: int = PROJECTION_ITERATIONS):
+    """H (K x N) >= 0 that best rebuilds V from the fixed concepts W: non-negative least squares, from the
+    unconstrained solution (clipped to a small positive floor, which multiplicative updates can move) refined
+    by updates of H alone; within a per cent or so of an exact solver's H after the default iterations."""
+    H = _least_squares(W, V)
+    floor = 1e-3 * float(abs(H).mean()) + EPSILON
+    H = H.clip(min=floor)
     return multiplicative_updates(V, W, H, iterations, fixed_w=True)[1]
 
 
