@@ -14,6 +14,8 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import QMainWindow, QMenu, QToolBar
 
+from livevis.state import CONCEPT_COUNTS
+
 
 @dataclass(frozen=True)
 class ActionSpec:
@@ -27,6 +29,10 @@ class ActionSpec:
     """Top-level menu it is listed in ("" for keys only)."""
     toolbar: bool = False
     checkable: bool = False
+
+
+def _next_in(values, current):
+    return values[(values.index(current) + 1) % len(values)]
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -73,6 +79,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("optimise", "Optimise an image for the channel", ("D",),
                "optimise an image that excites the selected channel (in the background)",
                lambda w: w.units.optimise(), "View"),
+    ActionSpec("concepts", "Concepts", ("X",), "cut the layer into a few concepts (NMF), on the frame",
+               lambda w: setattr(w.state, "concepts", not w.state.concepts), "View", checkable=True),
+    ActionSpec("concept_count", "More concepts", ("Shift+X",), "cut the layer into one more concept (2-12, cycles)",
+               lambda w: setattr(w.state, "concept_count", _next_in(CONCEPT_COUNTS, w.state.concept_count)), "View"),
     ActionSpec("zoom", "Swap overlay and zoom", ("Z",),
                "swap the overlay and the zoomed channel in the selected-channel pane", "toggle_zoom", "View",
                checkable=True),

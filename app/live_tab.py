@@ -226,7 +226,7 @@ class LiveTab(QSplitter):
         self.selected = SelectedPane(state)
         self.backprop = BackpropPane(state)
         self.unit = UnitView()
-        right = QSplitter(Qt.Orientation.Vertical)
+        self.right = right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.selected)
         right.addWidget(self.backprop)
         right.addWidget(self.unit)
@@ -239,6 +239,12 @@ class LiveTab(QSplitter):
                                        "backprop": self.backprop}  # fmt: skip
         for view in (self.input.image, self.selected.overlay, self.grid_pane.grid):
             view.resized.connect(lambda *_: self.display_size_changed.emit())
+
+    def add_pane(self, name: str, pane: Pane) -> None:
+        """One more pane (the concepts pane), in the selected channel's column, fed like the others."""
+        self.right.insertWidget(self.right.count() - 1, pane)
+        self.right.setStretchFactor(self.right.indexOf(pane), 2)
+        self.panes[name] = pane
 
     def views(self) -> tuple[str, ...]:
         """Every view an active pane shows, in a stable order."""

@@ -191,8 +191,9 @@ def _render_to(folder: Path, visualizer, frame, options, save_npz: bool):
     if "concepts" in images:
         from livevis.models.concepts.images import concepts_figure
 
-        title = f"{views.layer.name}: {len(views.values['concepts_summary'].concepts)} concepts"
-        images["concepts"] = concepts_figure(images["concepts"], views.values["concepts_summary"], title)
+        summary = views.values["concepts_summary"]
+        title = f"{visualizer.engine.name} {views.layer.name}: {len(summary.concepts)} concepts"
+        images["concepts"] = concepts_figure(images["concepts"], summary, title)
     save_images(out, images)
     if save_npz:
         save_activations(out / "activations.npz", views)

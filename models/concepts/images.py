@@ -11,8 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..atlas.mosaics import unit_mosaics
+from ..atlas.mosaics import crop_tile, mosaic
 from ..atlas.store import AtlasEntry
+from ..data.tensors import is_tensor_frame, tensor_display
 from ..dream.cache import CACHE_VERSION, read_cached, write_cached
 from ..dream.objectives import direction
 from ..dream.run import DEFAULT_STEPS, optimise
@@ -60,10 +61,20 @@ def concepts_figure(segmented: np.ndarray, summary: ConceptsSummary, title: str)
     return canvas
 
 
-def concept_crops(found: ConceptSet, index: int, read: Callable[[AtlasEntry], np.ndarray]) -> np.ndarray:
-    """A mosaic of the receptive-field crops of a fitted concept's top images in its folder."""
-    crops, _ = unit_mosaics(None, found.atlas, index, read)
-    return crops
+def concept_crops(found: ConceptSet, index: int, read: Callable[[AtlasEntry], np.ndarray],
+                  tile: int = 96) -> list[np.ndarray]:  # fmt: skip
+    """The receptive-field crops of a fitted concept's top images in its folder, strongest first, as tiles
+    (`atlas.mosaics.mosaic` lays them out)."""
+    tiles = []
+    for entry in found.atlas.entries(index):
+        frame = read(entry)
+        tiles.append(crop_tile(tensor_display(frame) if is_tensor_frame(frame) else frame, entry.box, tile))
+    return tiles
+
+
+def crops_strip(tiles: list[np.ndarray], count: int = 3) -> np.ndarray:
+    """The first crops side by side: a legend row's picture of its concept."""
+    return mosaic(tiles[:count], columns=count, tile=tiles[0].shape[0]) if tiles else np.zeros((1, 1, 3), np.uint8)
 
 
 def _image_file(found: ConceptSet, index: int, steps: int, seed: int) -> Path:
