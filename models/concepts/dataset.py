@@ -14,7 +14,6 @@ the folder and K, and read back only while the folder's files are those that wer
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -26,7 +25,17 @@ import torch
 from ..atlas.data import FrameDataset, Reader, _collate_tensors, _quiet_worker, _worker_context, read_with_opencv
 from ..atlas.folder import FolderListing, check_one_kind, list_folder
 from ..atlas.mining import _build_atlas
-from ..atlas.store import Atlas, _hash, _identity, _save_npz, _write_text, atlas_dir
+from ..atlas.store import (
+    Atlas,
+    _hash,
+    _identity,
+    atlas_arrays,
+    atlas_dir,
+    atlas_from,
+    atlas_meta,
+    read_stored,
+    store_with_sidecar,
+)
 from ..atlas.topk import RunningTop, batch_candidates, capture_layers, weights_fingerprint
 from ..engine import Engine
 from ..errors import InputError, OptionError
@@ -202,36 +211,24 @@ def fit_concepts(
 
 
 def _store(found: ConceptSet, key: dict, signature: str) -> None:
-    atlas = found.atlas
-    meta = {"key": key, "signature": signature, "model": found.model, "weights": found.weights,
-            "layer": found.layer, "layer_name": found.layer_name, "folder": str(found.folder), "k": found.k,
-            "error": found.error, "images": found.images, "created": found.created, "top": atlas.top,
-            "video_step": atlas.video_step, "skipped": atlas.skipped}  # fmt: skip
-    paths = np.array(atlas.item_paths, dtype=str) if atlas.item_paths else np.zeros(0, dtype="<U1")
-    _save_npz(found.file, meta=np.array(json.dumps(meta)), channels=found.channels, scales=found.scales,
-              item_paths=paths, item_frames=atlas.item_frames, items=atlas.items, values=atlas.values, at=atlas.at,
-              boxes=atlas.boxes, input_boxes=atlas.input_boxes)  # fmt: skip
-    _write_text(found.file.with_suffix(".json"), json.dumps(meta))
+    meta = {"key": key, "signature": signature, **atlas_meta(found.atlas), "k": found.k, "error": found.error,
+            "created": found.created}  # fmt: skip
+    store_with_sidecar(found.file, meta, {**atlas_arrays(found.atlas), "channels": found.channels,
+                                          "scales": found.scales})  # fmt: skip
 
 
 def read_concept_set(file: str | Path, signature: str | None = None) -> ConceptSet | None:
     """The stored concepts; None where there are none, they cannot be read, or the folder changed since."""
-    file = Path(file)
-    try:
-        with np.load(file, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            if signature is not None and meta["signature"] != signature:
-                return None
-            arrays = {name: data[name] for name in data.files if name != "meta"}
-    except Exception:  # missing, unreadable or damaged (zipfile's own errors): fitted again
+    stored = read_stored(Path(file), signature)
+    if stored is None:
         return None
-    atlas = Atlas(meta["model"], meta["weights"], meta["layer"], meta["layer_name"], Path(meta["folder"]),
-                  meta["top"], meta["video_step"], meta["images"], [tuple(s) for s in meta["skipped"]],
-                  [str(p) for p in arrays["item_paths"]], arrays["item_frames"], arrays["items"], arrays["values"],
-                  arrays["at"], arrays["boxes"], arrays["input_boxes"], meta["created"], cached=True)  # fmt: skip
-    return ConceptSet(meta["model"], meta["weights"], meta["layer"], meta["layer_name"], Path(meta["folder"]),
-                      arrays["channels"], arrays["scales"], meta["error"], meta["images"], atlas, file,
-                      meta["created"], cached=True)  # fmt: skip
+    meta, arrays = stored
+    try:
+        return ConceptSet(meta["model"], meta["weights"], meta["layer"], meta["layer_name"], Path(meta["folder"]),
+                          arrays["channels"], arrays["scales"], meta["error"], meta["images"], atlas_from(meta, arrays),
+                          Path(file), meta["created"], cached=True)  # fmt: skip
+    except KeyError:  # another kind of file
+        return None
 
 
 @lru_cache(maxsize=4)
