@@ -336,3 +336,27 @@ def test_folder_concepts_keep_their_identity_on_every_frame(lite0, photo_folder,
     finally:
         os.utime(changed, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert load_concepts(lite0, photo_folder, "blocks.4", 4) is not None
+
+
+def test_the_torch_path_finds_the_concepts_the_numpy_path_finds(lite0, photos, monkeypatch):
+    """On CUDA where there is a GPU (the factorisation on the model's device); elsewhere the same torch path on
+    the CPU: frame after frame (warm starts), the same concepts, colours, pictures and classes as numpy's."""
+    import copy
+
+    from livevis.models import Engine
+
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # compare the factorisation, not TF32 rounding
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    accelerator = Visualizer(Engine(lite0.spec, copy.deepcopy(lite0.model), lite0.weights, device))
+    accelerator.renderer = TorchRenderer()
+    host = Visualizer(lite0)
+    options = ViewOptions(layer="bn2", views=("concepts",), concept_count=4)
+    frames, _ = moving_cat_frames(photos, 3)
+    for frame in frames:
+        ours, theirs = host.process(frame, options), accelerator.process(frame, options)
+        assert theirs.values["concepts_summary"].milliseconds > 0
+        np.testing.assert_allclose(theirs.values["concept_maps"], ours.values["concept_maps"], atol=0.02)
+        assert theirs.values["concept_colours"].tolist() == ours.values["concept_colours"].tolist()
+        assert theirs.values["concept_class_index"][:, 0].tolist() == ours.values["concept_class_index"][:, 0].tolist()
+        difference = np.abs(theirs.images["concepts"].astype(int) - ours.images["concepts"])
+        assert difference.mean() < 1.0 and np.percentile(difference, 99) <= 8
