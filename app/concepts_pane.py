@@ -71,6 +71,8 @@ class ConceptsPane(Pane):
         self.count.valueChanged.connect(lambda k: setattr(state, "concept_count", k))
         state.events.concept_count.connect(lambda k: self.count.setValue(k))
         self.source = QComboBox()
+        self.source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.source.setMinimumContentsLength(10)
         self.source.setToolTip("each frame's own concepts, or concepts fitted once on a mined folder")
         self.source.addItem(THIS_FRAME)
         self.source.textActivated.connect(lambda text: self.source_chosen.emit("" if text == THIS_FRAME else text))
@@ -88,7 +90,7 @@ class ConceptsPane(Pane):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.legend)
-        scroll.setMinimumHeight(ConceptLegend.ROW * 3)
+        scroll.setMinimumHeight(ConceptLegend.ROW * 2 + 4)
         self.note = QLabel("")
         self.note.setWordWrap(True)
         self.crops = ImageView(placeholder="top crops")
@@ -102,13 +104,14 @@ class ConceptsPane(Pane):
         detail.addWidget(self.crops, 1)
         detail.addWidget(self.optimised, 1)
         detail.addWidget(self.optimise)
-        self.detail.setMaximumHeight(140)
+        self.detail.setMaximumHeight(110)
+        self.detail.hide()
         controls = QHBoxLayout()
-        for widget, stretch in ((self.title, 1), (self.count, 0), (self.source, 1), (self.fit, 0), (self.progress, 1),
-                                (self.cancel, 0)):  # fmt: skip
+        for widget, stretch in ((self.count, 0), (self.source, 2), (self.fit, 0), (self.progress, 1), (self.cancel, 0)):
             controls.addWidget(widget, stretch)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title)
         layout.addLayout(controls)
         layout.addWidget(self.image, 3)
         layout.addWidget(self.message)
@@ -145,7 +148,7 @@ class ConceptsPane(Pane):
         """The crops of the folder's concepts (None: each frame's own concepts), and what to say."""
         self._strips = strips or {}
         self._chosen = None
-        self.detail.setVisible(strips is not None)
+        self.detail.hide()  # until a concept of the folder is picked
         self.crops.set_image(None)
         self.optimised.set_image(None)
         self._said = message
@@ -170,6 +173,7 @@ class ConceptsPane(Pane):
     def _on_concept_clicked(self, row: int) -> None:
         if self._strips and row < len(self._order):
             self._chosen = self._order[row]
+            self.detail.show()
             self.crops.set_image(None)
             self.optimised.set_image(None)
             self.concept_chosen.emit(self._chosen)
@@ -197,8 +201,9 @@ class ConceptsPane(Pane):
         self._order = [concept.index for concept in summary.concepts]
         chosen = self._order.index(self._chosen) if self._chosen in self._order else None
         self.legend.set_rows(rows, chosen)
-        self.title.setText(f"{len(rows)} concepts of {views.layer.name} ({summary.milliseconds:.1f} ms)")
-        self.note.setText(f"{summary.source}; {summary.note}")
+        self.title.setText(f"{len(rows)} concepts of {views.layer.name}, {summary.source} "
+                           f"({summary.milliseconds:.1f} ms)")  # fmt: skip
+        self.note.setText(summary.note)
 
 
 # ------------------------------------------------------------------------------------------------

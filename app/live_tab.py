@@ -226,7 +226,7 @@ class LiveTab(QSplitter):
         self.selected = SelectedPane(state)
         self.backprop = BackpropPane(state)
         self.unit = UnitView()
-        self.right = right = QSplitter(Qt.Orientation.Vertical)
+        right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.selected)
         right.addWidget(self.backprop)
         right.addWidget(self.unit)
@@ -241,9 +241,14 @@ class LiveTab(QSplitter):
             view.resized.connect(lambda *_: self.display_size_changed.emit())
 
     def add_pane(self, name: str, pane: Pane) -> None:
-        """One more pane (the concepts pane), in the selected channel's column, fed like the others."""
-        self.right.insertWidget(self.right.count() - 1, pane)
-        self.right.setStretchFactor(self.right.indexOf(pane), 2)
+        """One more pane under the channel grid (the concepts: the same layer, factorised), fed like the others."""
+        index, column = self.indexOf(self.grid_pane), QSplitter(Qt.Orientation.Vertical)
+        self.insertWidget(index, column)
+        column.addWidget(self.grid_pane)
+        column.addWidget(pane)
+        column.setStretchFactor(0, 2)
+        column.setStretchFactor(1, 3)
+        self.setStretchFactor(index, 4)
         self.panes[name] = pane
 
     def views(self) -> tuple[str, ...]:

@@ -329,16 +329,16 @@ class ConceptsView(View):
         if "concepts_error" in host:
             return {"concepts_summary": ConceptsSummary(error=host["concepts_error"])}
         folder = str(host["concept_source"])
-        source = f"fixed concepts of {folder}" if folder else "this frame's concepts (following the frames)"
+        source = f"fitted on {folder}" if folder else "this frame"
+        told = "top channels and crops" if folder else "top channels"
         if "concept_class_index" in host:
-            note = "top classes: each concept's channel vector through the classifier"
+            note = "classes: each concept's channel vector through the classifier"
         elif not ctx.engine.is_classifier:
-            note = "concepts by their top channels (the network is not a classifier)"
+            note = f"told by their {told} (the network is not a classifier)"
         else:
             fed = head_layer(ctx.engine, classifier_head(ctx.engine))
-            where = f"at {fed.name}, which feeds the classifier directly" if fed else "where a layer feeds it directly"
-            crops = " and its top crops" if folder else ""
-            note = f"concepts by their top channels{crops}; classes only {where}"
+            where = f"only {fed.name} feeds" if fed else "no layer with maps feeds"
+            note = f"told by their {told}: {where} the classifier directly, where classes name them"
         return {"concepts_summary": summarise(host, ctx.engine.categories, source, note)}
 
 

@@ -108,13 +108,14 @@ class ConceptLegend(QWidget):
             for index, (_, _, tile) in enumerate(row.tiles):
                 painter.drawImage(self.tile_rect(i, index), array_to_qimage(np.ascontiguousarray(tile)))
             left = self.tile_rect(i, len(row.tiles)).left() + 6
-            right = self.width() - 6
             if row.crops is not None and row.crops.size:
                 height = self.ROW - 6
                 width = height * row.crops.shape[1] / row.crops.shape[0]
                 painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-                painter.drawImage(QRectF(right - width, top + 3, width, height), array_to_qimage(row.crops))
-                right -= width + 6
+                painter.drawImage(QRectF(left, top + 3, width, height), array_to_qimage(row.crops))
+                left += width + 6
             painter.setPen(QColor(*row.rgb).lighter(130))
-            painter.drawText(QRectF(left, top, max(0.0, right - left), self.ROW),
-                             Qt.AlignmentFlag.AlignVCenter | Qt.TextFlag.TextWordWrap, row.text)  # fmt: skip
+            room = self.width() - 6 - round(left)
+            if room >= 60:  # else the tiles' tooltips and the crops say it
+                text = painter.fontMetrics().elidedText(row.text, Qt.TextElideMode.ElideRight, room)
+                painter.drawText(QRectF(left, top, room, self.ROW), Qt.AlignmentFlag.AlignVCenter, text)

@@ -106,7 +106,7 @@ def test_concepts_fitted_on_a_mined_folder_are_placed_on_each_frame(qtbot, make_
     qtbot.waitUntil(lambda: window.state.concept_set != "", timeout=TIMEOUT_MS)
     placed = wait_result(qtbot, window, lambda r: r.options.concept_set != "" and concepts_shown(r, 3))
     summary = placed.views.values["concepts_summary"]
-    assert str(folder) in summary.source and "top crops" in summary.note
+    assert summary.source == f"fitted on {folder}" and "top channels and crops" in summary.note
     qtbot.waitUntil(lambda: all(row.crops is not None for row in pane.legend.rows()), timeout=TIMEOUT_MS)
     fixed = placed.views.values["concept_channels"]
     later = wait_result(qtbot, window, lambda r: r.sequence > placed.sequence + 2 and concepts_shown(r, 3))
