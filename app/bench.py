@@ -18,7 +18,7 @@ from tqdm import tqdm
 from livevis.app.live_sources import Resolution, VideoFileSource, synthetic_frames
 from livevis.models import Engine, ViewOptions, Visualizer
 from livevis.models.concepts import check_layer
-from livevis.models.concepts.factorise import check_concept_count
+from livevis.models.concepts.nmf import check_concept_count
 from livevis.models.errors import InputError, OptionError
 from livevis.models.views import LIVE_VIEWS
 from livevis.state import BACKPROP_MODES, VIEW_DEFAULTS

@@ -20,9 +20,9 @@ from livevis.geometry import grid_layout, row_layout
 
 from .attribution import BackwardRequest, gradient_view, render_gradient
 from .concepts.dataset import check_layer, concept_set_at
-from .concepts.factorise import like, min_shifted, top_indices
 from .concepts.head import classifier_head, concept_classes, feeds_head, head_layer
 from .concepts.live import ConceptTracker
+from .concepts.nmf import like, min_shifted, top_indices
 from .concepts.summary import TOP_CHANNELS, ConceptsSummary, summarise
 from .engine import CropRect, ForwardResult
 from .errors import LivevisError

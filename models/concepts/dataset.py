@@ -41,7 +41,7 @@ from ..engine import Engine
 from ..errors import InputError, OptionError
 from ..layers import LayerInfo
 from ..progress import Progress, report
-from .factorise import EPSILON, Factors, check_concept_count, factorise, like, min_shifted, project, relative_error
+from .nmf import EPSILON, Factors, check_concept_count, factorise, like, min_shifted, project, relative_error
 
 SAMPLE_ROWS = 60_000
 """Map cells factorised at most (spread evenly over the images): memory and time stay bounded."""

@@ -1,8 +1,8 @@
 """Concepts that stay put while the frames go by: each frame's factorisation starts from the last one's, and
 each concept keeps its colour.
 
-The last frame's channel vectors W are the start: the new map is first placed on them (H by non-negative
-least squares, so a concept that moved is found where it now is), then both factors take a few updates. The
+The last frame's channel vectors W are the start: the new map is first placed on them (H by least squares,
+so a concept that moved is found where it now is), then both factors take a few updates. The
 concepts are then matched to the last frame's by the cosine of their channel vectors (the Hungarian
 assignment, scipy's `linear_sum_assignment`), so that a concept that swapped places with another, or one
 found again after a restart, keeps its colour. A frame drawn again (frozen, a still image) is factorised
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .factorise import (
+from .nmf import (
     EPSILON,
     MAX_CONCEPTS,
     Factors,
@@ -109,7 +109,7 @@ class ConceptTracker:
         """Placed on the last frame's channel vectors, then updated together; None when a concept died out
         (multiplicative updates can never bring it back: start again)."""
         W = previous.channels.T
-        H = project(V, W)
+        H = project(V, W, iterations=0)  # the least-squares start: the joint updates refine it as well
         W, H, done = multiplicative_updates(V, W, H, WARM_ITERATIONS)
         if float(to_numpy(row_max(H)).min()) <= EPSILON or float(to_numpy(row_max(W.T)).min()) <= EPSILON:
             return None

@@ -17,9 +17,9 @@ from sklearn.decomposition import NMF
 from livevis.models import ViewOptions, Visualizer
 from livevis.models.concepts import check_layer, factorise, fit_concepts, load_concepts, min_shifted, project
 from livevis.models.concepts.dataset import concepts_dir
-from livevis.models.concepts.factorise import relative_error
 from livevis.models.concepts.head import classifier_head, concept_classes, feeds_head
 from livevis.models.concepts.live import ConceptTracker, colour_order
+from livevis.models.concepts.nmf import relative_error
 from livevis.models.dream.objectives import channel, direction
 from livevis.models.errors import OptionError
 from livevis.models.render.base import CONCEPT_PALETTE

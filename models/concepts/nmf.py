@@ -145,7 +145,7 @@ def project(V, W, iterations: int = PROJECTION_ITERATIONS):
     H = _least_squares(W, V)
     floor = 1e-3 * float(abs(H).mean()) + EPSILON
     H = H.clip(min=floor)
-    return multiplicative_updates(V, W, H, iterations, fixed_w=True)[1]
+    return multiplicative_updates(V, W, H, iterations, fixed_w=True)[1] if iterations else H
 
 
 @dataclass(frozen=True)
