@@ -123,3 +123,21 @@ def test_concepts_fitted_on_a_mined_folder_are_placed_on_each_frame(qtbot, make_
     # another layer: not fitted there, so each frame's own concepts again, and the pane says so
     window.state.update(layer="features.8", channel=0)
     qtbot.waitUntil(lambda: window.state.concept_set == "" and "Fit" in pane.message.text(), timeout=TIMEOUT_MS)
+
+
+def test_the_number_of_concepts_persists_and_a_bad_stored_one_falls_back(qtbot, make_window, video, tmp_path):
+    from PyQt6.QtCore import QSettings
+
+    from livevis.app.settings import SettingsStore
+
+    window = make_window(video)
+    wait_result(qtbot, window)
+    window.live.panes["concepts"].count.setValue(7)
+    window.close()
+    stored = QSettings(str(tmp_path / "settings0.ini"), QSettings.Format.IniFormat)
+    assert int(stored.value("concept_count")) == 7
+    assert SettingsStore(tmp_path / "settings0.ini").restored_state().concept_count == 7
+    stored.setValue("concept_count", 40)
+    stored.sync()
+    restored = SettingsStore(tmp_path / "settings0.ini")
+    assert restored.restored_state().concept_count == 5 and restored.reset == ["concept_count (was 40)"]
