@@ -60,7 +60,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
                toolbar=True, checkable=True),
     ActionSpec("snapshot", "Snapshot", ("S", "Ctrl+S"), "save every view shown and the activations", "snapshot",
                "File", toolbar=True),
-    ActionSpec("record", "Record", ("R",), "record the overlay, the grid and the backprop pane to MP4 files",
+    ActionSpec("record", "Record", ("R",), "record the overlay, the grid, the backprop and concepts panes to MP4 files",
                lambda w: w.recording.toggle(), "File", toolbar=True, checkable=True),
     ActionSpec("mine", "Mine a folder...", (), "the selected layer's top images in a folder, for the unit pane",
                lambda w: w.choose_folder_to_mine(), "File"),

@@ -105,7 +105,7 @@ class RecordingControl:
     """`r` in the window: records the frame with the overlay, the grid and the backprop pane (when on)
     into a new folder beside the snapshots, until pressed again."""
 
-    VIEWS = ("overlay", "grid", "backprop")
+    VIEWS = ("overlay", "grid", "backprop", "concepts")
 
     def __init__(self, window):
         self.window = window

@@ -141,3 +141,15 @@ def test_the_number_of_concepts_persists_and_a_bad_stored_one_falls_back(qtbot, 
     stored.sync()
     restored = SettingsStore(tmp_path / "settings0.ini")
     assert restored.restored_state().concept_count == 5 and restored.reset == ["concept_count (was 40)"]
+
+
+def test_r_records_the_concepts_pane_while_it_is_on(qtbot, make_window, video):
+    window = make_window(video)
+    window.state.concepts = True
+    first = wait_result(qtbot, window, lambda r: concepts_shown(r)).sequence
+    qtbot.keyClick(window, Qt.Key.Key_R)
+    wait_result(qtbot, window, lambda r: r.sequence > first + 8)
+    with qtbot.waitSignal(window.recording.recorder.finished_recording, timeout=TIMEOUT_MS) as done:
+        qtbot.keyClick(window, Qt.Key.Key_R)
+    folder, frames = done.args
+    assert frames["concepts"] >= 5 and Path(folder, "concepts.mp4").is_file()
