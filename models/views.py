@@ -275,6 +275,9 @@ class NetworkView(View):
         return {"network_rows": {path: (host[f"network_row:{path}"], layout) for path, layout in layouts.items()}}
 
 
+_PALETTE = CONCEPT_PALETTE.astype(np.float32)
+
+
 class ConceptsView(View):
     """The layer cut into a few concepts (NMF of its min-shifted maps), drawn on the frame as a coloured
     segmentation, each concept with its top channels' tiles and, where the layer feeds the classifier
@@ -300,7 +303,7 @@ class ConceptsView(View):
         channels, k = found.factors.channels, len(found.colours)
         concept_maps = found.factors.maps.reshape(k, *tile)
         shown, placed = ctx.shown_frame
-        colours = like(CONCEPT_PALETTE[found.colours].astype(np.float32), concept_maps)
+        colours = like(_PALETTE[found.colours], concept_maps)
         top = top_indices(channels, TOP_CHANNELS)
         picked = top.reshape(-1)  # each tile on its own scale: a weak channel's pattern still shows
         low, high, _ = ctx.stats

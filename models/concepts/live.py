@@ -24,9 +24,9 @@ from .nmf import (
     Factors,
     check_concept_count,
     factorise,
+    least_squares_start,
     multiplicative_updates,
     normalised,
-    project,
     row_max,
     to_numpy,
 )
@@ -34,7 +34,7 @@ from .nmf import (
 if TYPE_CHECKING:
     from .dataset import ConceptSet
 
-WARM_ITERATIONS = 10
+WARM_ITERATIONS = 5
 """Joint updates per frame after the warm start: enough to follow a moving scene, cheap enough for every frame."""
 
 
@@ -109,11 +109,12 @@ class ConceptTracker:
         """Placed on the last frame's channel vectors, then updated together; None when a concept died out
         (multiplicative updates can never bring it back: start again)."""
         W = previous.channels.T
-        H = project(V, W, iterations=0)  # the least-squares start: the joint updates refine it as well
-        W, H, done = multiplicative_updates(V, W, H, WARM_ITERATIONS)
-        if float(to_numpy(row_max(H)).min()) <= EPSILON or float(to_numpy(row_max(W.T)).min()) <= EPSILON:
+        H, products = least_squares_start(V, W)  # the joint updates refine the placement as well
+        W, H, done = multiplicative_updates(V, W, H, WARM_ITERATIONS, products=products)
+        peak = row_max(H)
+        if float(peak.min()) <= EPSILON or float(W.sum(0).min()) <= EPSILON:
             return None
-        factors = normalised(W, H)
+        factors = normalised(W, H, peak)
         return Factors(factors.channels, factors.maps, done)
 
     @staticmethod

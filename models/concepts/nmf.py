@@ -85,19 +85,26 @@ def _error_from_products(v_norm2: float, WtV, WtW, H) -> float:
     return max(v_norm2 - 2.0 * float((WtV * H).sum()) + float((WtW * (H @ H.T)).sum()), 0.0)
 
 
-def multiplicative_updates(V, W, H, iterations: int, *, tolerance: float | None = None, fixed_w: bool = False):
+def multiplicative_updates(V, W, H, iterations: int, *, tolerance: float | None = None, fixed_w: bool = False,
+                           products: tuple | None = None):  # fmt: skip
     """Lee and Seung's updates of ||V - W H||^2: H, then W (not when `fixed_w`), `iterations` times; with a
-    `tolerance`, stopping once ten iterations lower the relative error by less than it. Returns (W, H, done)."""
+    `tolerance`, stopping once ten iterations lower the relative error by less than it. `products`: W^T V and
+    W^T W where the caller has them. Returns (W, H, done)."""
     v_norm2 = float((V * V).sum()) if tolerance is not None else 0.0
     last = None
-    WtV, WtW = W.T @ V, W.T @ W
+    WtV, WtW = products if products is not None else (W.T @ V, W.T @ W)
+    current = True  # WtV and WtW are those of this W
     done = 0
     for done in range(1, iterations + 1):
+        if not current:
+            WtV, WtW, current = W.T @ V, W.T @ W, True
         H = H * WtV / (WtW @ H + EPSILON)
         if not fixed_w:
             W = W * (V @ H.T) / (W @ (H @ H.T) + EPSILON)
-            WtV, WtW = W.T @ V, W.T @ W
+            current = False
         if tolerance is not None and done % 10 == 0:
+            if not current:
+                WtV, WtW, current = W.T @ V, W.T @ W, True
             error = _error_from_products(v_norm2, WtV, WtW, H) ** 0.5 / max(v_norm2**0.5, EPSILON)
             if last is not None and last - error < tolerance:
                 break
@@ -128,24 +135,26 @@ def nndsvda(V: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return W.astype(np.float32), H.astype(np.float32)
 
 
-def _least_squares(W, V):
-    """(W^T W + a little) \\ W^T V: the unconstrained least-squares H, the start that projection refines."""
-    gram = W.T @ W
-    k = gram.shape[0]
-    ridge = 1e-6 * float(gram.trace()) / k + EPSILON
-    if _is_torch(gram):
-        return torch.linalg.solve(gram + ridge * torch.eye(k, device=gram.device, dtype=gram.dtype), W.T @ V)
-    return np.linalg.solve(gram + ridge * np.eye(k, dtype=gram.dtype), W.T @ V)
+def least_squares_start(V, W) -> tuple:
+    """H = (W^T W + a little) \\ W^T V, the unconstrained least-squares placement on W, clipped to a small
+    positive floor (which multiplicative updates can move), and the products (W^T V, W^T W) it took."""
+    WtV, WtW = W.T @ V, W.T @ W
+    k = WtW.shape[0]
+    ridge = 1e-6 * float(WtW.trace()) / k + EPSILON
+    if _is_torch(WtW):
+        H = torch.linalg.solve(WtW + ridge * torch.eye(k, device=WtW.device, dtype=WtW.dtype), WtV)
+    else:
+        H = np.linalg.inv(WtW + ridge * np.eye(k, dtype=WtW.dtype)) @ WtV  # K x K: inv is the cheapest
+    floor = 1e-3 * float(abs(H).mean()) + EPSILON
+    return H.clip(min=floor), (WtV, WtW)
 
 
 def project(V, W, iterations: int = PROJECTION_ITERATIONS):
     """H (K x N) >= 0 that best rebuilds V from the fixed concepts W: non-negative least squares, from the
-    unconstrained solution (clipped to a small positive floor, which multiplicative updates can move) refined
-    by updates of H alone; within a per cent or so of an exact solver's H after the default iterations."""
-    H = _least_squares(W, V)
-    floor = 1e-3 * float(abs(H).mean()) + EPSILON
-    H = H.clip(min=floor)
-    return multiplicative_updates(V, W, H, iterations, fixed_w=True)[1] if iterations else H
+    least-squares start refined by updates of H alone; within a per cent or so of an exact solver's H after
+    the default iterations."""
+    H, products = least_squares_start(V, W)
+    return multiplicative_updates(V, W, H, iterations, fixed_w=True, products=products)[1]
 
 
 @dataclass(frozen=True)
@@ -160,9 +169,10 @@ class Factors:
     iterations: int = 0
 
 
-def normalised(W, H) -> Factors:
-    """(W C x K, H K x N) rescaled so that each row of H peaks at 1; the product is unchanged."""
-    peak = row_max(H)
+def normalised(W, H, peak=None) -> Factors:
+    """(W C x K, H K x N) rescaled so that each row of H peaks at 1 (`peak`: its rows' maxima, where known);
+    the product is unchanged."""
+    peak = row_max(H) if peak is None else peak
     peak = peak.clip(min=EPSILON) if _is_torch(peak) else np.maximum(peak, EPSILON)
     return Factors((W * peak.reshape(1, -1)).T, H / peak.reshape(-1, 1))
 
