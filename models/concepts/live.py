@@ -2,7 +2,9 @@
 each concept keeps its colour.
 
 The last frame's channel vectors W are the start: the new map is first placed on them (H by least squares,
-so a concept that moved is found where it now is), then both factors take a few updates. The
+so a concept that moved is found where it now is), the channel vectors are estimated afresh from that
+placement (W by least squares: one alternating step, which keeps the factorisation from drifting into a
+poorer one as the scene changes), then both factors take a few multiplicative updates. The
 concepts are then matched to the last frame's by the cosine of their channel vectors (the Hungarian
 assignment, scipy's `linear_sum_assignment`), so that a concept that swapped places with another, or one
 found again after a restart, keeps its colour. A frame drawn again (frozen, a still image) is factorised
@@ -24,6 +26,7 @@ from .nmf import (
     Factors,
     check_concept_count,
     factorise,
+    least_squares_channels,
     least_squares_start,
     multiplicative_updates,
     normalised,
@@ -109,8 +112,9 @@ class ConceptTracker:
         """Placed on the last frame's channel vectors, then updated together; None when a concept died out
         (multiplicative updates can never bring it back: start again)."""
         W = previous.channels.T
-        H, products = least_squares_start(V, W)  # the joint updates refine the placement as well
-        W, H, done = multiplicative_updates(V, W, H, WARM_ITERATIONS, products=products)
+        H, _ = least_squares_start(V, W)  # placed on the last frame's concepts
+        W = least_squares_channels(V, H)  # the concepts re-estimated from this frame (one alternating step)
+        W, H, done = multiplicative_updates(V, W, H, WARM_ITERATIONS)
         peak = row_max(H)
         if float(peak.min()) <= EPSILON or float(W.sum(0).min()) <= EPSILON:
             return None

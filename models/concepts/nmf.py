@@ -135,18 +135,30 @@ def nndsvda(V: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return W.astype(np.float32), H.astype(np.float32)
 
 
-def least_squares_start(V, W) -> tuple:
-    """H = (W^T W + a little) \\ W^T V, the unconstrained least-squares placement on W, clipped to a small
-    positive floor (which multiplicative updates can move), and the products (W^T V, W^T W) it took."""
-    WtV, WtW = W.T @ V, W.T @ W
-    k = WtW.shape[0]
-    ridge = 1e-6 * float(WtW.trace()) / k + EPSILON
-    if _is_torch(WtW):
-        H = torch.linalg.solve(WtW + ridge * torch.eye(k, device=WtW.device, dtype=WtW.dtype), WtV)
+def _clipped_solution(gram, rhs):
+    """X solving (gram + a little) X = rhs (gram K x K), clipped to a small positive floor, which
+    multiplicative updates can move (a zero they never could)."""
+    k = gram.shape[0]
+    ridge = 1e-6 * float(gram.trace()) / k + EPSILON
+    if _is_torch(gram):
+        X = torch.linalg.solve(gram + ridge * torch.eye(k, device=gram.device, dtype=gram.dtype), rhs)
     else:
-        H = np.linalg.inv(WtW + ridge * np.eye(k, dtype=WtW.dtype)) @ WtV  # K x K: inv is the cheapest
-    floor = 1e-3 * float(abs(H).mean()) + EPSILON
-    return H.clip(min=floor), (WtV, WtW)
+        X = np.linalg.inv(gram + ridge * np.eye(k, dtype=gram.dtype)) @ rhs  # K x K: inv is the cheapest
+    return X.clip(min=1e-3 * float(abs(X).mean()) + EPSILON)
+
+
+def least_squares_start(V, W) -> tuple:
+    """H, the least-squares placement of V on the channel vectors W (clipped), and the products (W^T V,
+    W^T W) it took."""
+    WtV, WtW = W.T @ V, W.T @ W
+    return _clipped_solution(WtW, WtV), (WtV, WtW)
+
+
+def least_squares_channels(V, H):
+    """W (C x K), the channel vectors that best rebuild V from the placement H (clipped): a fresh estimate
+    from this map, so that a channel a concept lacked so far can join it (multiplicative updates alone keep
+    what was near zero near zero, and drift into a poorer factorisation as the scene changes)."""
+    return _clipped_solution(H @ H.T, H @ V.T).T
 
 
 def project(V, W, iterations: int = PROJECTION_ITERATIONS):

@@ -82,6 +82,24 @@ def test_projection_on_fixed_concepts_is_the_exact_non_negative_least_squares(li
     assert np.abs(H - exact).max() <= 0.02 * exact.max()
 
 
+@pytest.mark.parametrize("layer", ["blocks.4", "bn2"])
+def test_warm_starts_follow_a_long_pan_as_well_as_a_fresh_factorisation_of_each_frame(lite0, pan_video, layer):
+    """Frame after frame, the scene changing entirely: each warm-started factorisation (a few updates) rebuilds
+    its frame about as well as scikit-learn's NMF run to convergence on that frame alone."""
+    capture = cv2.VideoCapture(str(pan_video))
+    tracker, ratios = ConceptTracker(), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        V, _ = min_shifted(lite0.run(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), [layer]).activations[layer].numpy())
+        found = tracker.update(V, 5, layer)
+        ratios.append(relative_error(V, found.factors.channels.T, found.factors.maps) / sklearn_error(V, 5))
+    capture.release()
+    assert len(ratios) == 24 and not tracker.update(V, 5, layer).cold
+    assert np.median(ratios) <= 1.03 and max(ratios) <= 1.10, np.round(ratios, 3)
+
+
 def test_colour_order_recovers_a_permutation_of_the_concepts():
     rng = np.random.default_rng(0)
     before = rng.random((6, 40)) ** 4  # distinct sparse-ish channel vectors
