@@ -183,8 +183,8 @@ def fit_concepts(
     if not sample:
         raise InputError(f"none of the {len(listing.items)} files in {folder} could be read")
     V = torch.cat(sample, dim=1).to(engine.device)
-    report(progress, f"factorising {V.shape[1]} cells of {info.name} in {k} concepts", 0, 1)
-    fitted = factorise(V, k)
+    what = f"factorising {V.shape[1]} cells of {info.name} in {k} concepts"
+    fitted = factorise(V, k, progress=progress and (lambda _what, done, total: progress(what, done, total)))
     W = fitted.channels.T
     error = relative_error(V, W, fitted.maps)
     del V, sample

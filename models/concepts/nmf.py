@@ -18,6 +18,7 @@ import torch
 from livevis.state import CONCEPT_COUNTS, check_option
 
 from ..errors import OptionError
+from ..progress import Progress, report
 
 MIN_CONCEPTS = CONCEPT_COUNTS[0]
 MAX_CONCEPTS = CONCEPT_COUNTS[-1]
@@ -86,10 +87,10 @@ def _error_from_products(v_norm2: float, WtV, WtW, H) -> float:
 
 
 def multiplicative_updates(V, W, H, iterations: int, *, tolerance: float | None = None, fixed_w: bool = False,
-                           products: tuple | None = None):  # fmt: skip
+                           products: tuple | None = None, progress: Progress | None = None):  # fmt: skip
     """Lee and Seung's updates of ||V - W H||^2: H, then W (not when `fixed_w`), `iterations` times; with a
     `tolerance`, stopping once ten iterations lower the relative error by less than it. `products`: W^T V and
-    W^T W where the caller has them. Returns (W, H, done)."""
+    W^T W where the caller has them; `progress` hears every tenth iteration. Returns (W, H, done)."""
     v_norm2 = float((V * V).sum()) if tolerance is not None else 0.0
     last = None
     WtV, WtW = products if products is not None else (W.T @ V, W.T @ W)
@@ -102,6 +103,8 @@ def multiplicative_updates(V, W, H, iterations: int, *, tolerance: float | None 
         if not fixed_w:
             W = W * (V @ H.T) / (W @ (H @ H.T) + EPSILON)
             current = False
+        if progress is not None and done % 10 == 0:
+            report(progress, "factorising", done, iterations)
         if tolerance is not None and done % 10 == 0:
             if not current:
                 WtV, WtW, current = W.T @ V, W.T @ W, True
@@ -189,10 +192,13 @@ def normalised(W, H, peak=None) -> Factors:
     return Factors((W * peak.reshape(1, -1)).T, H / peak.reshape(-1, 1))
 
 
-def factorise(V, k: int, *, iterations: int = COLD_ITERATIONS, tolerance: float | None = TOLERANCE) -> Factors:
-    """V (C x N, non-negative) in k concepts from scratch (NNDSVDa, then updates until the error settles)."""
+def factorise(V, k: int, *, iterations: int = COLD_ITERATIONS, tolerance: float | None = TOLERANCE,
+              progress: Progress | None = None) -> Factors:  # fmt: skip
+    """V (C x N, non-negative) in k concepts from scratch (NNDSVDa, then updates until the error settles).
+    `progress` hears every tenth update (and cancels by answering False): a folder's cells take seconds."""
     check_concept_count(k)
     W0, H0 = nndsvda(to_numpy(V), k)
-    W, H, done = multiplicative_updates(V, like(W0, V), like(H0, V), iterations, tolerance=tolerance)
+    W, H, done = multiplicative_updates(V, like(W0, V), like(H0, V), iterations, tolerance=tolerance,
+                                        progress=progress)  # fmt: skip
     factors = normalised(W, H)
     return Factors(factors.channels, factors.maps, done)

@@ -378,3 +378,18 @@ def test_the_torch_path_finds_the_concepts_the_numpy_path_finds(lite0, photos, m
         assert theirs.values["concept_class_index"][:, 0].tolist() == ours.values["concept_class_index"][:, 0].tolist()
         difference = np.abs(theirs.images["concepts"].astype(int) - ours.images["concepts"])
         assert difference.mean() < 1.0 and np.percentile(difference, 99) <= 8
+
+
+def test_a_cancelled_fit_stops_and_stores_nothing(lite0, photo_folder, cache):
+    from livevis.models.progress import Cancelled
+
+    heard = []
+
+    def progress(what, done, total):
+        heard.append(what)
+        return not what.startswith("factorising")  # cancel once the folder is sampled
+
+    with pytest.raises(Cancelled):
+        fit_concepts(lite0, photo_folder, "blocks.4", 4, progress=progress)
+    assert heard[0].startswith("sampling") and heard[-1].startswith("factorising")
+    assert not list(concepts_dir().glob("*.npz")) if concepts_dir().exists() else True
