@@ -86,6 +86,8 @@ class ConceptLegend(QWidget):
         if found is not None and found[0] == "tile":
             part = next(p for c, p, _ in self._rows[found[1]].tiles if c == found[2])
             QToolTip.showText(event.globalPosition().toPoint(), f"channel {found[2]}: {part:.1%} of the concept", self)
+        elif found is not None:  # the whole text, which the row may elide
+            QToolTip.showText(event.globalPosition().toPoint(), self._rows[found[1]].text, self)
         super().mouseMoveEvent(event)
 
     def paintEvent(self, event) -> None:
