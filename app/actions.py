@@ -14,6 +14,8 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import QMainWindow, QMenu, QToolBar
 
+from livevis.state import CONCEPT_COUNTS
+
 
 @dataclass(frozen=True)
 class ActionSpec:
@@ -29,6 +31,10 @@ class ActionSpec:
     checkable: bool = False
     short: str = ""
     """Its text on the toolbar where the title is too long for it."""
+
+
+def _next_in(values, current):
+    return values[(values.index(current) + 1) % len(values)]
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -61,7 +67,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
                toolbar=True, checkable=True),
     ActionSpec("snapshot", "Snapshot", ("S", "Ctrl+S"), "save every view shown and the activations", "snapshot",
                "File", toolbar=True),
-    ActionSpec("record", "Record", ("R",), "record the overlay, the grid and the backprop pane to MP4 files",
+    ActionSpec("record", "Record", ("R",), "record the overlay, the grid, the backprop and concepts panes to MP4 files",
                lambda w: w.recording.toggle(), "File", toolbar=True, checkable=True),
     ActionSpec("mine", "Mine a folder...", (), "the selected layer's top images in a folder, for the unit pane",
                lambda w: w.choose_folder_to_mine(), "File"),
@@ -86,6 +92,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("optimise", "Optimise an image for the channel", ("D",),
                "optimise an image that excites the selected channel (in the background)",
                "optimise_unit", "View"),
+    ActionSpec("concepts", "Concepts", ("X",), "cut the layer into a few concepts (NMF), on the frame",
+               lambda w: setattr(w.state, "concepts", not w.state.concepts), "View", checkable=True),
+    ActionSpec("concept_count", "More concepts", ("Shift+X",), "cut the layer into one more concept (2-12, cycles)",
+               lambda w: setattr(w.state, "concept_count", _next_in(CONCEPT_COUNTS, w.state.concept_count)), "View"),
     ActionSpec("zoom", "Swap overlay and zoom", ("Z",),
                "swap the overlay and the zoomed channel in the selected-channel pane", "toggle_zoom", "View",
                checkable=True),

@@ -17,13 +17,17 @@ from tqdm import tqdm
 
 from livevis.app.live_sources import Resolution, VideoFileSource, synthetic_frames
 from livevis.models import Engine, ViewOptions, Visualizer
+from livevis.models.concepts import check_layer
+from livevis.models.concepts.nmf import check_concept_count
 from livevis.models.errors import InputError, OptionError
 from livevis.models.layers import as_maps, layout_of
 from livevis.models.transformers.views import TRANSFORMER_VIEWS
 from livevis.models.views import LIVE_VIEWS
-from livevis.state import BACKPROP_MODES
+from livevis.state import BACKPROP_MODES, VIEW_DEFAULTS
 
 STAGES = ("decode", "preprocess", "forward", "forward+backward", "render", "copy")
+CONCEPTS_STAGE = "concepts"
+"""The factorisation alone, per frame: a part of the render stage."""
 
 
 def _frames(source: str, resolution: Resolution):
@@ -50,26 +54,34 @@ def run_bench(
     view_size: str | None = None,
     progress: bool = True,
     backprop: str = "off",
+    concepts: int | None = None,
 ) -> dict:
     """`backprop`: with the backprop pane on (grad, deconv, guided or gradcam), the baseline becomes the
-    bare forward plus backward of the same model on the same input (the least such a view can cost)."""
+    bare forward plus backward of the same model on the same input (the least such a view can cost).
+    `concepts`: with the concepts view on, the layer cut into that many concepts each frame (warm-started
+    from the frame before, as live); the factorisation alone is timed as a part of the render stage."""
     if frames < 1:
         raise InputError("--frames must be 1 or more")
     if backprop not in BACKPROP_MODES:
         raise OptionError(f"unknown backprop mode {backprop!r}; choose one of {', '.join(BACKPROP_MODES)}")
+    if concepts is not None:
+        check_concept_count(concepts)
     size = Resolution.parse(resolution)
     shown = Resolution.parse(view_size) if view_size else None
     stream, label = _frames(source, size)  # a bad source fails before a model loads
     engine = Engine.load(model, weights, device=device, progress=progress)
-    views = LIVE_VIEWS if backprop == "off" else (*LIVE_VIEWS, "backprop")
+    views = (*LIVE_VIEWS, *(("backprop",) if backprop != "off" else ()), *(("concepts",) if concepts else ()))
     if engine.blocks:  # a transformer: its attention (grid and frame), token norms and prefix tokens too
         views = (*views, *TRANSFORMER_VIEWS)
     options = ViewOptions(layer=layer, views=views, display_size=shown and (shown.width, shown.height),
-                          backprop=backprop)  # fmt: skip
+                          backprop=backprop, concept_count=concepts or VIEW_DEFAULTS["concept_count"])  # fmt: skip
     visualizer = Visualizer(engine, options)
-    layer_path = visualizer.layer_info(options).path
+    layer_info = visualizer.layer_info(options)
+    layer_path = layer_info.path
+    if concepts is not None:
+        check_layer(layer_info, concepts)
 
-    stage_ms: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    stage_ms: dict[str, list[float]] = {stage: [] for stage in (*STAGES, CONCEPTS_STAGE)}
     pipeline_ms: list[float] = []
     bare_ms: list[float] = []
 
@@ -82,6 +94,8 @@ def run_bench(
             stage_ms["decode"].append((decoded - frame_start) * 1000)
             for stage, ms in views.timings_ms.items():
                 stage_ms[stage].append(ms)
+            if "concepts_summary" in views.values:
+                stage_ms[CONCEPTS_STAGE].append(views.values["concepts_summary"].milliseconds)
             pipeline_ms.append((done - frame_start) * 1000)
 
     def bare(x: torch.Tensor) -> None:
@@ -129,6 +143,7 @@ def run_bench(
         "stages_ms": {stage: _percentiles(values) for stage, values in stage_ms.items() if values},
         "overhead_ratio": pipeline_p50 / bare_p50,
         "backprop": backprop,
+        "concepts": concepts,
         "baseline": "bare forward" if backprop == "off" else "bare forward + backward",
         "views": list(views),
     }
@@ -153,7 +168,8 @@ def format_report(report: dict) -> str:
     lines = [
         f"{report['model']} [{report['weights']}] on {report['device']} ({report['device_name']}, "
         f"{report['torch_threads']} threads), {report['source']}, overlay {report['view_size']}, "
-        f"layer {report['layer']}, {report['frames']} frames",
+        f"layer {report['layer']}, {report['frames']} frames"
+        + (f", {report['concepts']} concepts (their NMF is a part of render)" if report.get("concepts") else ""),
         f"pipeline {report['fps']:.1f} fps, {report['baseline']} {report['bare_fps']:.1f} fps, "
         f"overhead_ratio {report['overhead_ratio']:.3f}",
         f"{'stage':<24}{'p50 ms':>9}{'p95 ms':>9}",

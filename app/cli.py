@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--backprop", default="off", metavar="MODE",
                        help="with the backprop pane on (grad, deconv, guided, gradcam), against the bare forward + "
                        "backward")  # fmt: skip
+    bench.add_argument("--concepts", type=int, metavar="K",
+                       help="with the concepts view on: the layer cut into K concepts (2-12) each frame")
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
     for module in COMMAND_MODULES:
         importlib.import_module(module).add_parser(commands)
@@ -215,6 +217,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         view_size=args.view_size,
         progress=not args.json,
         backprop=args.backprop,
+        concepts=args.concepts,
     )
     print(json.dumps(report, indent=1) if args.json else format_report(report))
     return 0

@@ -26,6 +26,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from livevis.app.concepts_pane import ConceptsPane
 from livevis.app.model_loader import ModelInfo
 from livevis.app.pane import Pane, column
 from livevis.app.transformer_panes import AttentionPane, PrefixTokensPane, TokenNormsPane
@@ -307,6 +308,7 @@ PANES: tuple[PaneSpec, ...] = (
     PaneSpec("prefix", "Prefix tokens", PrefixTokensPane, beside="grid", side="below", share=0.18, open=False),
     PaneSpec("attention", "Attention", AttentionPane, beside="backprop", side="tab", open=False, presented=True),
     PaneSpec("token_norms", "Token norms", TokenNormsPane, beside="attention", side="tab", open=False),
+    PaneSpec("concepts", "Concepts", ConceptsPane, beside="backprop", side="tab", open=False, presented=True),
 )  # fmt: skip
 """Every pane of the Live tab, in the order the default layout places them."""
 SPECS = {spec.id: spec for spec in PANES}

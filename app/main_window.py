@@ -21,6 +21,7 @@ from PyQt6.QtWidgets import (
 from livevis.app.about import about_text
 from livevis.app.actions import MENUS, build_actions, help_rows
 from livevis.app.capture import CaptureThread, LatestFrameSlot
+from livevis.app.concepts_pane import ConceptsController
 from livevis.app.draw_source import DrawSource
 from livevis.app.embeddings_tab import EmbeddingsTab
 from livevis.app.jobs import JobRunner
@@ -156,6 +157,7 @@ class MainWindow(QMainWindow):
         state.events.all.connect(self.schedule_sync)
         state.events.frozen.connect(lambda frozen: self.actions_by_name["freeze"].setChecked(frozen))
         state.events.zoomed.connect(lambda zoomed: self.actions_by_name["zoom"].setChecked(zoomed))
+        state.events.concepts.connect(lambda on: self.actions_by_name["concepts"].setChecked(on))
         state.events.layer.connect(self._show_layer_status)
         state.events.channel.connect(self._show_layer_status)
         self.live.display_size_changed.connect(lambda: QTimer.singleShot(0, self._update_display_sizes))
@@ -175,6 +177,8 @@ class MainWindow(QMainWindow):
                                     self.status, self.show_notice)  # fmt: skip
         self.live.docks["unit"].visibilityChanged.connect(lambda visible: visible and self.units.schedule_refresh())
         self.recording = RecordingControl(self)
+        self.concepts = ConceptsController(self.live.panes["concepts"], self.state, self.runner, self._engine,
+                                           self.status, self.show_notice)  # fmt: skip
 
     # ------------------------------------------------------------------ state -> worker
     def schedule_sync(self, *_) -> None:

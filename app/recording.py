@@ -105,7 +105,7 @@ class RecordingControl:
     """`r` in the window: records the frame with the overlay, the grid and the backprop pane (when on)
     into a new folder beside the snapshots, until pressed again."""
 
-    VIEWS = ("overlay", "grid", "backprop", "attention_overlay", "token_norms")
+    VIEWS = ("overlay", "grid", "backprop", "concepts", "attention_overlay", "token_norms")
     """What a recording keeps, where shown: a transformer adds its attention and token norms on the frame."""
 
     def __init__(self, window):

@@ -40,6 +40,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                       help="the layer Grad-CAM explains the class at (default: the last layer with maps)")
     unit.add_argument("--at", type=_point, metavar="X,Y",
                       help="rank the layer's channels by their activation at this frame pixel (top 10)")
+    unit.add_argument("--concepts", type=int, metavar="K",
+                      help="also write concepts.png: the layer cut into K concepts (2-12) by NMF, on the frame, with "
+                      "each one's top channels (and classes where the layer feeds the classifier)")  # fmt: skip
     vit = render.add_argument_group("transformers")
     vit.add_argument("--attention", default="heads", metavar="MODE",
                      help="attention.png and attention_overlay.png: heads (default: every head at the layer's "
@@ -49,7 +52,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     vit.add_argument("--query", type=_cell, metavar="ROW,COL",
                      help="ask attention from this patch-grid cell (default: the class token)")
     render.add_argument("--all-frames", action="store_true",
-                        help="every frame of a video: DIR/overlay.mp4 and DIR/grid.mp4 (and backprop.mp4)")
+                        help="every frame of a video: DIR/overlay.mp4 and DIR/grid.mp4 (and backprop.mp4, "
+                        "concepts.mp4)")
     render.add_argument("--json", action="store_true", help="one JSON object on stdout")
     render.set_defaults(handler=run)
 
@@ -80,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from livevis.models.transformers.views import TRANSFORMER_VIEWS
 
     # bad input fails before a model loads
+    options = _options(args)
     if args.all_frames:
         return _render_video(args)
     batch = Path(args.input).is_dir()
@@ -96,11 +101,14 @@ def run(args: argparse.Namespace) -> int:
         height, width = first.shape[:2]
         if not (0 <= args.at[0] < width and 0 <= args.at[1] < height):
             raise InputError(f"--at {args.at[0]:g},{args.at[1]:g} is outside the frame ({width} x {height} pixels)")
-    options = _options(args)
     engine = load_engine(args)
     visualizer = Visualizer(engine, options)
     layer = visualizer.layer_info(options)
     visualizer.check_channel(layer, args.channel)
+    if args.concepts is not None:
+        from livevis.models.concepts import check_layer
+
+        check_layer(layer, args.concepts)
     if args.class_index is not None and not 0 <= args.class_index < len(engine.categories):
         raise OptionError(f"class {args.class_index} is out of range: {engine.name} has classes "
                           f"0..{len(engine.categories) - 1}")  # fmt: skip
@@ -123,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{rank}. {prediction.label:<32} {prediction.probability:.4f}")
         if args.backprop in ("deconv", "guided") and views.values.get("backprop_rule_count") == 0:
             print(f"note: no ReLU in {engine.name} (GELU and the like): {args.backprop} is the plain gradient here")
+        if "concepts_summary" in views.values:
+            _print_concepts(views.values["concepts_summary"])
         if units is not None:
             print(f"units of {layer.name} at frame x={args.at[0]:g} y={args.at[1]:g} (cell {units['cell']}):")
             for rank, unit in enumerate(units["top"], 1):
@@ -184,6 +194,7 @@ def _summary(engine, layer, views, units: dict | None, out: Path, written: str) 
         "top5": [{"index": p.index, "label": p.label, "probability": p.probability} for p in views.top5],
         "units_at": units,
         "backprop_rule_count": views.values.get("backprop_rule_count"),
+        "concepts": _concepts_json(views.values.get("concepts_summary")),
         "gradcam_class": views.values.get("backprop_class"),
         "attention": None if "attention_block" not in views.values else {
             "block": views.values["attention_block"], "mode": views.values["attention_mode"],
@@ -194,13 +205,37 @@ def _summary(engine, layer, views, units: dict | None, out: Path, written: str) 
     }
 
 
+def _print_concepts(summary) -> None:
+    print(f"{len(summary.concepts)} concepts ({summary.milliseconds:.1f} ms); {summary.note}:")
+    for number, concept in enumerate(summary.concepts, 1):
+        classes = ", ".join(f"{label} {p:.2f}" for label, p in concept.classes)
+        channels = ", ".join(str(c) for c, _ in concept.channels)
+        named = f"; {classes}" if classes else ""
+        print(f"{number:>2}. {concept.share:4.0%} of the map, channels {channels}{named}")
+
+
+def _concepts_json(summary) -> list | None:
+    if summary is None:
+        return None
+    return [{"colour": list(c.rgb), "share": c.share, "channels": [channel for channel, _ in c.channels],
+             "classes": [{"label": label, "probability": p} for label, p in c.classes]}
+            for c in summary.concepts]  # fmt: skip
+
+
 def _render_to(folder: Path, visualizer, frame, options, save_npz: bool):
-    """One frame's views as PNGs (and the activations) in `folder`."""
+    """One frame's views as PNGs (and the activations) in `folder`; concepts.png with its legend."""
     from livevis.models.pipeline import output_folder, save_activations, save_images
 
     views = visualizer.process(frame, options, with_activations=save_npz, frame_key=folder)
     out = output_folder(folder)
-    save_images(out, views.images)
+    images = dict(views.images)
+    if "concepts" in images:
+        from livevis.models.concepts.images import concepts_figure
+
+        summary = views.values["concepts_summary"]
+        title = f"{visualizer.engine.name} {views.layer.name}: {len(summary.concepts)} concepts"
+        images["concepts"] = concepts_figure(images["concepts"], summary, title)
+    save_images(out, images)
     if save_npz:
         save_activations(out / "activations.npz", views)
     return views
@@ -208,12 +243,15 @@ def _render_to(folder: Path, visualizer, frame, options, save_npz: bool):
 
 def _options(args: argparse.Namespace):
     from livevis.models import ViewOptions
+    from livevis.models.views import DEFAULT_VIEWS
 
+    concepts = {} if args.concepts is None else {"views": (*DEFAULT_VIEWS, "concepts"), "concept_count": args.concepts,
+                                                  "concept_warm_start": False}  # fmt: skip
     return ViewOptions(layer=args.layer, channel=args.channel, colormap=args.colormap, norm=args.norm,
                        gamma=args.gamma, boost=args.boost, overlay_mode=args.overlay_mode, backprop=args.backprop,
                        backprop_view=args.backprop_view, class_index=args.class_index, attention=args.attention,
-                       attention_head=args.head, attention_query=args.query,
-                       gradcam_layer=args.gradcam_layer)  # fmt: skip
+                       attention_head=args.head, attention_query=args.query, gradcam_layer=args.gradcam_layer,
+                       **concepts)  # fmt: skip
 
 
 def _render_video(args: argparse.Namespace) -> int:
@@ -239,8 +277,15 @@ def _render_video(args: argparse.Namespace) -> int:
     fps = capture.get(cv2.CAP_PROP_FPS)
     options = _options(args)
     visualizer = Visualizer(load_engine(args), options)
-    visualizer.check_channel(visualizer.layer_info(options), args.channel)
-    options = options.with_(views=("grid", "overlay", "backprop", "peak"))
+    layer = visualizer.layer_info(options)
+    visualizer.check_channel(layer, args.channel)
+    views = ("grid", "overlay", "backprop", "peak")
+    if args.concepts is not None:  # concepts.mp4: each frame's concepts follow the frames, as in the app
+        from livevis.models.concepts import check_layer
+
+        check_layer(layer, args.concepts)
+        views, options = (*views, "concepts"), options.with_(concept_warm_start=True)
+    options = options.with_(views=views)
     videos = ViewVideos(Path(args.out), fps if 1 <= fps <= 240 else 25.0)
     try:
         with tqdm(total=total or None, desc=path.name, unit="frame", disable=args.json) as bar:

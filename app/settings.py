@@ -115,6 +115,7 @@ SCHEMA: dict[str, Setting] = {
     "opacity": Setting(VIEW_DEFAULTS["opacity"], _number(float), "opacity"),
     "backprop": Setting(VIEW_DEFAULTS["backprop"], _text, "backprop"),
     "backprop_view": Setting(VIEW_DEFAULTS["backprop_view"], _text, "backprop_view"),
+    "concept_count": Setting(VIEW_DEFAULTS["concept_count"], _number(int), "concept_count"),
     "mirror": Setting(True, _flag),
     "snapshot_dir": Setting("", _text),
     "geometry": Setting(None, _saved_by_qt("window geometry")),

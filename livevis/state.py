@@ -28,8 +28,12 @@ attention rolled out from the first block up to it (Abnar & Zuidema 2020)."""
 MEAN_OF_HEADS = -1
 """`attention_head` for the mean of the heads."""
 
+CONCEPT_COUNTS = range(2, 13)
+"""How many concepts a layer can be cut into (the concepts pane's spin box)."""
+
 VIEW_DEFAULTS = {"colormap": "signed", "norm": "layer", "gamma": 1.0, "boost": 0.0, "overlay_mode": "overlay",
                  "opacity": 0.8, "backprop": "off", "backprop_view": "normblur", "class_index": None,
+                 "concept_count": 5, "concept_set": "",
                  "attention": "heads", "attention_head": MEAN_OF_HEADS, "attention_query": None}  # fmt: skip
 """How a frame is drawn until the user says otherwise: the live state, render requests and the settings
 file all start from these."""
@@ -65,6 +69,11 @@ def check_option(name: str, value) -> None:
         _one_of("backprop view", value, BACKPROP_VIEWS)
     elif name == "class_index" and not (value is None or (isinstance(value, int) and value >= 0)):
         raise ValueError(f"a class is a whole number from 0 (or none for the top-1), got {value!r}")
+    elif name == "concept_count" and not (isinstance(value, int) and not isinstance(value, bool)
+                                          and value in CONCEPT_COUNTS):  # fmt: skip
+        raise ValueError(f"the number of concepts must be {CONCEPT_COUNTS[0]} to {CONCEPT_COUNTS[-1]}, got {value!r}")
+    elif name == "concept_set" and not isinstance(value, str):
+        raise ValueError(f"concepts fitted on a folder are named by their file, got {value!r}")
     elif name == "channel" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
         raise ValueError(f"channel must be a whole number from 0, got {value!r}")
     elif name == "attention":
@@ -105,6 +114,11 @@ class LiveState:
     attention_query: tuple[int, int] | None = VIEW_DEFAULTS["attention_query"]
     """The patch-grid cell attention is asked from; None: the class token (the centre cell where a model
     has no class token)."""
+    concepts: bool = False
+    """The concepts pane is on: the layer cut into a few parts, on the frame."""
+    concept_count: int = VIEW_DEFAULTS["concept_count"]
+    concept_set: str = VIEW_DEFAULTS["concept_set"]
+    """The file of concepts fitted on a folder that each frame is placed on; "": each frame's own concepts."""
 
     def __setattr__(self, name: str, value) -> None:
         check_option(name, value)

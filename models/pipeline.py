@@ -68,6 +68,13 @@ class ViewOptions:
     the GIL and stalls the worker's Python), and the blend touches only the pixels shown."""
     frame_display_size: tuple[int, int] | None = None
     """Likewise for the input frame, returned as `FrameViews.frame_display`."""
+    concept_count: int = VIEW_DEFAULTS["concept_count"]
+    """How many concepts the concepts view cuts the layer into (2-12)."""
+    concept_set: str = VIEW_DEFAULTS["concept_set"]
+    """A file of concepts fitted on a folder to place each frame on; "": each frame's own concepts."""
+    concept_warm_start: bool = True
+    """Each frame's concepts start from the last frame's (live); False factorises each frame from scratch
+    to convergence (one image at a time, as `render` does)."""
 
     def __post_init__(self):
         check_colormap(self.colormap)
@@ -158,7 +165,9 @@ def save_activations(path, views: FrameViews) -> None:
     D x h x w maps), and its attention view: attention (heads x h x w, each head's softmax weight from the
     query token, the class token by default, to every patch token, before any display normalisation) with
     attention_prefix (heads x P), or in rollout attention_rollout (blocks x h x w: the rollout up to each
-    block). `views` must come from `process(..., with_activations=True)`.
+    block); with the concepts view on: concepts (K x h x w float32) and concept_channels (K x C float32),
+    non-negative, with concept_channels.T @ concepts.reshape(K, -1) ~ the activation less each channel's minimum,
+    reshaped (C, h*w). `views` must come from `process(..., with_activations=True)`.
     """
     if views.activation is None or views.network_input is None:
         raise ValueError("these views carry no activations: process the frame with with_activations=True")
@@ -173,9 +182,10 @@ def save_activations(path, views: FrameViews) -> None:
     for key, name in (("backprop_gradient", "backprop"), ("gradcam_map", "gradcam"),
                       ("prefix_token_values", "prefix_tokens"),
                       ("attention_maps", "attention_rollout" if rollout else "attention"),
-                      ("attention_prefix", "attention_rollout_prefix" if rollout else "attention_prefix")):
+                      ("attention_prefix", "attention_rollout_prefix" if rollout else "attention_prefix"),
+                      ("concept_maps", "concepts"), ("concept_channels", "concept_channels")):
         if views.values.get(key) is not None:
-            arrays[name] = views.values[key]
+            arrays[name] = np.asarray(views.values[key], dtype=np.float32)
     if views.top5:
         arrays["top5_index"] = np.array([p.index for p in views.top5], dtype=np.int64)
         arrays["top5_prob"] = np.array([p.probability for p in views.top5], dtype=np.float32)
@@ -199,6 +209,8 @@ class Visualizer:
         self.layer_info(self.options)  # a wrong layer fails now, not on the first frame
         self.forwards = 0
         """Model forwards run so far (frozen browsing runs none)."""
+        self.memory: dict = {}
+        """What views keep from frame to frame (see `RenderContext.memory`)."""
         self._last: tuple[object, ForwardResult] | None = None
 
     def layer_info(self, options: ViewOptions) -> LayerInfo:
@@ -233,7 +245,7 @@ class Visualizer:
         clock = _StageClock(self.engine.device)
         result, reused = self._forward(frame, needed, frame_key, clock, backward, inputs)
         context = RenderContext(self.renderer, result, layer, options, with_arrays=with_activations,
-                                engine=self.engine)  # fmt: skip
+                                engine=self.engine, memory=self.memory)  # fmt: skip
         produced: dict = {}
         with torch.inference_mode():
             for view in views:

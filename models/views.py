@@ -20,9 +20,15 @@ import torch
 from livevis.geometry import grid_layout, row_layout
 
 from .attribution import BackwardRequest, deconvolution_sees_the_input, gradient_view, render_gradient
+from .concepts.dataset import check_layer, concept_set_at
+from .concepts.head import classifier_head, concept_classes, feeds_head, head_layer
+from .concepts.live import ConceptTracker
+from .concepts.nmf import like, min_shifted, top_indices
+from .concepts.summary import TOP_CHANNELS, ConceptsSummary, summarise
 from .engine import CropRect, ForwardResult
+from .errors import LivevisError
 from .layers import LayerInfo
-from .render.base import Renderer, crop_box, locate_peak
+from .render.base import CONCEPT_PALETTE, Renderer, crop_box, locate_peak
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -55,18 +61,9 @@ class RenderContext:
     """Views also hand back their raw numbers (for saving), not only their pictures."""
     engine: Engine | None = None
     shared: dict = field(default_factory=dict)
-    """Work two views share (a transformer's attention feeds its grid and its overlay), by name."""
-
-    def scaled_crop(self, shown) -> tuple[int, int, int, int]:
-        """The crop in the pixels of `shown`, the frame as drawn (smaller than the frame where the window
-        shows it smaller)."""
-        frame = self.frame
-        return scale_crop(self.result.crop, shown.shape[1] / frame.shape[1], shown.shape[0] / frame.shape[0])
-
-    def shown_frame(self):
-        """The frame at the size the overlay is shown at."""
-        size = self.options.display_size
-        return self.frame if size is None else self.renderer.fit_within(self.frame, *size)
+    """Work two views share for one frame (a transformer's attention feeds its grid and its overlay), by name."""
+    memory: dict = field(default_factory=dict)
+    """What a view keeps from one frame to the next of the same pipeline (the concepts' last factors)."""
 
     @cached_property
     def maps(self):
@@ -78,6 +75,13 @@ class RenderContext:
     def stats(self):
         """Per-channel minimum, maximum and mean of the selected layer."""
         return self.renderer.channel_stats(self.maps[0])
+
+    @cached_property
+    def shown_frame(self):
+        """The frame at the size the window shows it, and the network's crop in its pixels."""
+        r, o, frame = self.renderer, self.options, self.frame
+        shown = frame if o.display_size is None else r.fit_within(frame, *o.display_size)
+        return shown, scale_crop(self.result.crop, shown.shape[1] / frame.shape[1], shown.shape[0] / frame.shape[0])
 
     @cached_property
     def selected_levels(self):
@@ -160,8 +164,8 @@ class OverlayView(View):
 
     def render(self, ctx):
         r, o = ctx.renderer, ctx.options
-        shown = ctx.shown_frame()
-        overlay = r.render_overlay(shown, ctx.selected_levels, ctx.scaled_crop(shown), o.colormap,
+        shown, placed = ctx.shown_frame
+        overlay = r.render_overlay(shown, ctx.selected_levels, placed, o.colormap,
                                    mode=o.overlay_mode, opacity=o.opacity, gamma=o.gamma,
                                    peak_index=ctx.peak_index)  # fmt: skip
         return {self.name: overlay}
@@ -234,8 +238,7 @@ class BackpropView(View):
         if passed is None:
             return {}
         r, o = ctx.renderer, ctx.options
-        shown = ctx.shown_frame()
-        placed = ctx.scaled_crop(shown)
+        shown, placed = ctx.shown_frame
         if passed.cam is not None:
             cam = passed.cam.cam[0]
             maps = r.asarray(cam.reshape(1, -1))
@@ -292,6 +295,76 @@ class NetworkView(View):
         return {"network_rows": {path: (host[f"network_row:{path}"], layout) for path, layout in layouts.items()}}
 
 
+_PALETTE = CONCEPT_PALETTE.astype(np.float32)
+
+
+class ConceptsView(View):
+    """The layer cut into a few concepts (NMF of its min-shifted maps), drawn on the frame as a coloured
+    segmentation, each concept with its top channels' tiles and, where the layer feeds the classifier
+    directly, its top classes. Each frame's own concepts start from the last frame's and keep their colours;
+    concepts fitted on a folder (`concept_set`) are fixed and only placed on each frame."""
+
+    name = "concepts"
+
+    def render(self, ctx):
+        r, o, layer = ctx.renderer, ctx.options, ctx.layer
+        try:
+            check_layer(layer, o.concept_count)
+            fixed = concept_set_at(o.concept_set) if o.concept_set else None
+            if fixed is not None and fixed.layer != layer.path:
+                raise LivevisError(f"the concepts of {fixed.folder.name} were fitted at {fixed.layer_name}: "
+                                   f"fit them for {layer.name}, or use this frame's")  # fmt: skip
+        except LivevisError as exc:  # said in the pane; the other views go on
+            return {"concepts_error": str(exc)}
+        maps, tile = ctx.maps
+        V, offset = min_shifted(maps)
+        tracker = ctx.memory.setdefault(self.name, ConceptTracker())
+        found = tracker.update(V, o.concept_count, layer.path, ctx.result, warm=o.concept_warm_start, fixed=fixed)
+        channels, k = found.factors.channels, len(found.colours)
+        concept_maps = found.factors.maps.reshape(k, *tile)
+        shown, placed = ctx.shown_frame
+        colours = like(_PALETTE[found.colours], concept_maps)
+        top = top_indices(channels, TOP_CHANNELS)
+        picked = top.reshape(-1)  # each tile on its own scale: a weak channel's pattern still shows
+        low, high, _ = ctx.stats
+        levels = r.levels(maps[picked], low[picked], high[picked], o.colormap, per_channel=True)
+        tiles = r.colorize(r.as_tiles(levels, tile), o.colormap, o.gamma)
+        out = {self.name: r.render_concepts(shown, concept_maps, colours, placed, opacity=o.opacity),
+               "concept_maps": concept_maps, "concept_channels": channels, "concept_colours": found.colours,
+               "concept_top": top, "concept_tiles": tiles, "concepts_ms": found.milliseconds,
+               "concept_source": "" if fixed is None else str(fixed.folder)}  # fmt: skip
+        head = self._head(ctx)
+        if head is not None:
+            out["concept_class_index"], out["concept_class_probability"] = concept_classes(head, channels, offset)
+        return out
+
+    def _head(self, ctx: RenderContext):
+        """The classifier's head where this layer feeds it directly (checked once per layer, on a real frame)."""
+        heads = ctx.memory.setdefault("concept_heads", {})
+        path = ctx.layer.path
+        if path not in heads and ctx.engine is not None:
+            head = classifier_head(ctx.engine)
+            fed = head is not None and feeds_head(ctx.result.activations[path], ctx.result.logits[0], head)
+            heads[path] = head if fed else None
+        return heads.get(path)
+
+    def finish(self, host, ctx):
+        if "concepts_error" in host:
+            return {"concepts_summary": ConceptsSummary(error=host["concepts_error"])}
+        folder = str(host["concept_source"])
+        source = f"fitted on {folder}" if folder else "this frame"
+        told = "top channels and crops" if folder else "top channels"
+        if "concept_class_index" in host:
+            note = "classes: each concept's channel vector through the classifier"
+        elif not ctx.engine.is_classifier:
+            note = f"told by their {told} (the network is not a classifier)"
+        else:
+            fed = head_layer(ctx.engine, classifier_head(ctx.engine))
+            where = f"only {fed.name} feeds" if fed else "no layer with maps feeds"
+            note = f"told by their {told}: {where} the classifier directly, where classes name them"
+        return {"concepts_summary": summarise(host, ctx.engine.categories, source, note)}
+
+
 class FrameDisplayView(View):
     """The frame shrunk to the input pane's size on the device (a GUI then blits it)."""
 
@@ -314,7 +387,7 @@ def register_view(view: View) -> View:
 
 
 for _view in (GridView(), OverlayView(), ChannelTileView(), SignedInputView(), PeakView(), PredictionsView(),
-              FrameDisplayView(), BackpropView(), NetworkView()):  # fmt: skip
+              FrameDisplayView(), BackpropView(), NetworkView(), ConceptsView()):  # fmt: skip
     register_view(_view)
 
 DEFAULT_VIEWS = ("grid", "overlay", "channel_tile", "input_signed", "peak", "predictions", "frame_display", "backprop")

@@ -171,35 +171,56 @@ def _write_text(file: Path, text: str) -> None:
             temporary.unlink(missing_ok=True)
 
 
-def _store_atlas(atlas: Atlas, key: dict, signature: str) -> None:
-    name = _hash(key)
-    meta = {"key": key, "signature": signature, "model": atlas.model, "weights": atlas.weights, "layer": atlas.layer,
-            "layer_name": atlas.layer_name, "folder": str(atlas.folder), "top": atlas.top,
-            "video_step": atlas.video_step, "images": atlas.images, "skipped": atlas.skipped,
-            "created": atlas.created}  # fmt: skip
+def atlas_meta(atlas: Atlas) -> dict:
+    """What an atlas stores besides its arrays (sidecars and listings read it without them)."""
+    return {"model": atlas.model, "weights": atlas.weights, "layer": atlas.layer, "layer_name": atlas.layer_name,
+            "folder": str(atlas.folder), "top": atlas.top, "video_step": atlas.video_step, "images": atlas.images,
+            "skipped": atlas.skipped, "created": atlas.created}  # fmt: skip
+
+
+def atlas_arrays(atlas: Atlas) -> dict[str, np.ndarray]:
     paths = np.array(atlas.item_paths, dtype=str) if atlas.item_paths else np.zeros(0, dtype="<U1")
-    _save_npz(atlas_dir() / f"{name}.npz", meta=np.array(json.dumps(meta)), item_paths=paths,
-              item_frames=atlas.item_frames, items=atlas.items, values=atlas.values, at=atlas.at, boxes=atlas.boxes,
-              input_boxes=atlas.input_boxes)  # fmt: skip
-    _write_text(atlas_dir() / f"{name}.json", json.dumps(meta))  # read by listings without the arrays
+    return {"item_paths": paths, "item_frames": atlas.item_frames, "items": atlas.items, "values": atlas.values,
+            "at": atlas.at, "boxes": atlas.boxes, "input_boxes": atlas.input_boxes}  # fmt: skip
 
 
-def _read_atlas(file: Path, signature: str | None = None) -> Atlas | None:
-    """The stored atlas; None where there is none, it cannot be read, or the folder changed since."""
+def atlas_from(meta: dict, arrays: dict[str, np.ndarray]) -> Atlas:
+    """The stored atlas back from what `atlas_meta` and `atlas_arrays` wrote."""
+    return Atlas(meta["model"], meta["weights"], meta["layer"], meta["layer_name"], Path(meta["folder"]),
+                 meta["top"], meta["video_step"], meta["images"], [tuple(s) for s in meta["skipped"]],
+                 [str(p) for p in arrays["item_paths"]], arrays["item_frames"], arrays["items"], arrays["values"],
+                 arrays["at"], arrays["boxes"], arrays["input_boxes"], meta["created"], cached=True)  # fmt: skip
+
+
+def store_with_sidecar(file: Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    """`file` (.npz: the arrays and the meta) and its .json sidecar (the meta alone), each written atomically."""
+    _save_npz(file, meta=np.array(json.dumps(meta)), **arrays)
+    _write_text(file.with_suffix(".json"), json.dumps(meta))  # read by listings without the arrays
+
+
+def read_stored(file: Path, signature: str | None = None) -> tuple[dict, dict[str, np.ndarray]] | None:
+    """(meta, arrays) of a stored file; None where there is none, it cannot be read, or the folder changed since."""
     try:
         with np.load(file, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             if signature is not None and meta["signature"] != signature:
                 return None
-            arrays = {name: data[name] for name in data.files if name != "meta"}
+            return meta, {name: data[name] for name in data.files if name != "meta"}
     except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError):
         return None
-    except Exception:  # a damaged zip raises zipfile's own errors: the atlas is remade
+    except Exception:  # a damaged zip raises zipfile's own errors: it is made again
         return None
-    return Atlas(meta["model"], meta["weights"], meta["layer"], meta["layer_name"], Path(meta["folder"]),
-                 meta["top"], meta["video_step"], meta["images"], [tuple(s) for s in meta["skipped"]],
-                 [str(p) for p in arrays["item_paths"]], arrays["item_frames"], arrays["items"], arrays["values"],
-                 arrays["at"], arrays["boxes"], arrays["input_boxes"], meta["created"], cached=True)  # fmt: skip
+
+
+def _store_atlas(atlas: Atlas, key: dict, signature: str) -> None:
+    store_with_sidecar(atlas_dir() / f"{_hash(key)}.npz", {"key": key, "signature": signature, **atlas_meta(atlas)},
+                       atlas_arrays(atlas))  # fmt: skip
+
+
+def _read_atlas(file: Path, signature: str | None = None) -> Atlas | None:
+    """The stored atlas; None where there is none, it cannot be read, or the folder changed since."""
+    stored = read_stored(file, signature)
+    return None if stored is None else atlas_from(*stored)
 
 
 def _stored_runs(identity: dict) -> list[dict]:

@@ -94,6 +94,21 @@ def channel(path: str, unit: int | Sequence[int]) -> Objective:
     return Objective(compute, frozenset({path}), f"channel({path}, {unit})")
 
 
+def direction(path: str, vector) -> Objective:
+    """A weighted sum of a layer's channels, averaged over space (Lucid's `direction`, as a dot product): a
+    concept's channel vector. Equals the sum of `weight * channel(path, c)` over the channels, in one pass."""
+    weights = torch.as_tensor(vector, dtype=torch.float32).reshape(-1)
+
+    def compute(acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        output = acts[path]
+        if output.shape[1] != weights.numel():
+            raise OptionError(f"a direction of {weights.numel()} channels for a layer of {output.shape[1]}")
+        summed = torch.einsum("bc...,c->b...", output, weights.to(output.device, output.dtype))
+        return summed.flatten(1).mean(1) if summed.dim() > 1 else summed
+
+    return Objective(compute, frozenset({path}), f"direction({path}, {weights.numel()} channels)")
+
+
 def neuron(path: str, unit: int | Sequence[int], y: int | None = None, x: int | None = None) -> Objective:
     """One unit of a channel's map, the centre one by default (the Deep Visualization Toolbox's)."""
 

@@ -32,6 +32,13 @@ SEPARATOR = LEVELS  # the table row after the last level
 SEPARATOR_GRAY = 48
 MARKER_RGB = (0, 255, 0)
 
+CONCEPT_PALETTE = np.array(
+    [(230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48), (145, 30, 180), (70, 240, 240),
+     (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40)], dtype=np.uint8)  # fmt: skip
+"""One colour per concept (up to 12), told apart at a glance: the first twelve of Sasha Trubetskoy's
+twenty distinct colours, grey left out (a grey part would vanish into a grey frame)."""
+CONCEPT_PALETTE.flags.writeable = False
+
 # Signed red-white-blue: blue negative, white zero, red positive (ColorBrewer's RdBu ends).
 _NEGATIVE_RGB = (33, 102, 172)
 _POSITIVE_RGB = (178, 24, 43)
@@ -255,6 +262,13 @@ class Renderer(ABC):
         resolution and upsampled: far cheaper than colouring every frame pixel, and indistinguishable.
         `peak_index`, the flat index of the map's peak cell, gets a ring; None draws none.
         """
+
+    @abstractmethod
+    def render_concepts(self, frame, maps, colours, crop: tuple[int, int, int, int], *, opacity: float = 0.8):
+        """A segmentation of the crop region into concepts: each map cell takes the colour of its strongest
+        concept, with that concept's strength (its (K, h, w) map, in [0, 1]) times `opacity` as the colour's
+        opacity; colour and opacity are upsampled (bilinear) from the map's cells, as the overlay's are.
+        `colours`: (K, 3) float32 RGB, one row per concept, of the renderer's kind."""
 
     @abstractmethod
     def fit_within(self, image, width: int, height: int):

@@ -40,6 +40,26 @@ def _averaging_weights(length: int) -> np.ndarray:
 class OpenCVRenderer(Renderer):
     """numpy arrays in, numpy arrays out; CPU tensors become arrays without a copy."""
 
+    def __init__(self):
+        self._upsampled: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _blend(self, region: np.ndarray, colour: np.ndarray, weight: np.ndarray) -> None:
+        """region = colour + region * weight / 255 in place, the (h, w, 3) uint8 premultiplied colour and frame
+        weight upsampled (bilinear) from the map's cells to the region: four fused uint8 passes. The upsampled
+        pair is written into buffers kept for the region's size: two fresh frame-sized arrays a frame would
+        cost their page faults, several times the work itself."""
+        key = region.shape[:2]
+        if key not in self._upsampled:
+            if len(self._upsampled) >= 4:  # a window being resized: keep only the sizes of late
+                self._upsampled.clear()
+            self._upsampled[key] = (np.empty((*key, 3), np.uint8), np.empty((*key, 3), np.uint8))
+        colour_up, weight_up = self._upsampled[key]
+        size = (region.shape[1], region.shape[0])
+        cv2.resize(colour, size, dst=colour_up, interpolation=cv2.INTER_LINEAR)
+        cv2.resize(weight, size, dst=weight_up, interpolation=cv2.INTER_LINEAR)
+        cv2.multiply(region, weight_up, dst=region, scale=1.0 / 255.0)
+        cv2.add(region, colour_up, dst=region)
+
     def asarray(self, tensor: torch.Tensor) -> np.ndarray:
         if tensor.is_floating_point() and tensor.dtype != torch.float32:
             tensor = tensor.float()
@@ -85,10 +105,7 @@ class OpenCVRenderer(Renderer):
         region = out[y : y + h, x : x + w]
         # region = colour + region * weight in four fused uint8 passes: two resizes, multiply, add
         colour, weight = _overlay_tables_u8(check_colormap(colormap), gamma, mode, round(opacity, 3))
-        colour = cv2.resize(colour[levels], (w, h), interpolation=cv2.INTER_LINEAR)
-        weight = cv2.resize(weight[levels], (w, h), interpolation=cv2.INTER_LINEAR)
-        cv2.multiply(region, weight, dst=region, scale=1.0 / 255.0)
-        cv2.add(region, colour, dst=region)
+        self._blend(region, colour[levels], weight[levels])
         if peak_index is not None:
             centre = cell_centre(peak_index, levels.shape, crop)
             # thickness 2 draws the same 3 px ring as `ring_geometry`'s offsets (OpenCV rounds outwards)
@@ -100,6 +117,17 @@ class OpenCVRenderer(Renderer):
             cv2.circle(image, cell_centre(int(index), map_shape, crop), ring_radius(map_shape, crop), MARKER_RGB,
                        thickness=2)  # fmt: skip
         return image
+
+    def render_concepts(self, frame, maps, colours, crop, *, opacity=0.8):
+        x, y, w, h = crop
+        out = frame.copy()
+        dominant = maps.argmax(0)
+        strength = np.take_along_axis(maps, dominant[None], 0)[0]
+        alpha = np.clip(strength, 0.0, 1.0) * max(0.0, min(1.0, opacity))
+        colour = np.rint(colours[dominant] * alpha[..., None]).astype(np.uint8)
+        weight = np.repeat(np.rint((1.0 - alpha) * 255.0).astype(np.uint8)[..., None], 3, axis=2)
+        self._blend(out[y : y + h, x : x + w], colour, weight)
+        return out
 
     def paste(self, frame, picture, crop):
         x, y, w, h = crop

@@ -107,15 +107,10 @@ class TorchRenderer(Renderer):
     def render_overlay(
         self, frame, levels, crop, colormap="signed", *, mode="overlay", opacity=0.8, gamma=1.0, peak_index=None
     ):
-        x, y, w, h = crop
-        out = _copy_outside(frame, crop)
-        # premultiplied colours and the frame's weight, looked up together; both resample linearly,
-        # so one upsampling of four channels serves the blend (+0.5 in the table rounds the cast)
+        # premultiplied colours and the frame's weight, looked up together (+0.5 in the table rounds the cast)
         table = _device_overlay_table(check_colormap(colormap), gamma, mode, round(opacity, 3), frame.device)
         rows = torch.index_select(table, 0, levels.flatten().long()).view(*levels.shape, 4)
-        upsampled = upsample_bilinear(rows, h, w)
-        source = frame[y : y + h, x : x + w]
-        out[y : y + h, x : x + w] = torch.addcmul(upsampled[..., :3], source.float(), upsampled[..., 3:])
+        out = _blended(frame, rows, crop)
         if peak_index is not None:
             # the peak index is looked up on the device, never copied back
             centres, offsets, marker = _device_ring(tuple(levels.shape), tuple(crop), frame.device)
@@ -135,6 +130,12 @@ class TorchRenderer(Renderer):
             image[points[0], points[1]] = marker
         return image
 
+    def render_concepts(self, frame, maps, colours, crop, *, opacity=0.8):
+        strength, dominant = maps.float().max(0)
+        alpha = strength.clamp(0.0, 1.0) * max(0.0, min(1.0, opacity))
+        rows = torch.cat([colours[dominant] * alpha[..., None] + 0.5, (1.0 - alpha)[..., None]], dim=2)
+        return _blended(frame, rows, crop)
+
     def fit_within(self, image, width: int, height: int):
         return fit_within(image, width, height)
 
@@ -152,6 +153,17 @@ def _device_ring(map_shape: tuple[int, int], crop: tuple[int, int, int, int], de
     centres, offsets = ring_geometry(map_shape, crop)
     marker = torch.tensor(MARKER_RGB, dtype=torch.uint8)
     return torch.from_numpy(centres).to(device), torch.from_numpy(offsets).to(device), marker.to(device)
+
+
+def _blended(frame: torch.Tensor, rows: torch.Tensor, crop: tuple[int, int, int, int]) -> torch.Tensor:
+    """A copy of the frame with (h, w, 4) rows (premultiplied colour + 0.5, the frame's weight) upsampled onto
+    the crop and blended: both resample linearly, so one upsampling of four channels serves the blend."""
+    x, y, w, h = crop
+    out = _copy_outside(frame, crop)
+    upsampled = upsample_bilinear(rows, h, w)
+    source = frame[y : y + h, x : x + w]
+    out[y : y + h, x : x + w] = torch.addcmul(upsampled[..., :3], source.float(), upsampled[..., 3:])
+    return out
 
 
 def _copy_outside(frame: torch.Tensor, crop: tuple[int, int, int, int]) -> torch.Tensor:

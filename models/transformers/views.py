@@ -160,8 +160,7 @@ class AttentionOverlayView(_AttentionView):
         selected = r.asarray(found.selected.reshape(1, h * w).contiguous())
         low, high, _ = r.channel_stats(selected)
         levels = r.levels(selected, low * 0, high, ATTENTION_COLORMAP, per_channel=True).reshape(h, w)  # from 0
-        shown = ctx.shown_frame()
-        crop = ctx.scaled_crop(shown)
+        shown, crop = ctx.shown_frame
         overlay = r.render_overlay(shown, levels, crop, ATTENTION_COLORMAP, opacity=ctx.options.opacity,
                                    peak_index=found.query_cell())  # fmt: skip
         return {self.name: overlay}
@@ -185,8 +184,7 @@ class TokenNormsView(View):
         flat = r.asarray(norms.reshape(1, h * w).contiguous())
         low, high, _ = r.channel_stats(flat)
         levels = r.levels(flat, low, high, ATTENTION_COLORMAP, per_channel=True).reshape(h, w)
-        shown = ctx.shown_frame()
-        crop = ctx.scaled_crop(shown)
+        shown, crop = ctx.shown_frame
         image = r.render_overlay(shown, levels, crop, ATTENTION_COLORMAP, opacity=ctx.options.opacity)
         image = r.mark_cells(image, outliers.tolist(), (h, w), crop)
         prefix = ctx.result.prefix_tokens.get(ctx.layer.path)
