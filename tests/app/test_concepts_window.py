@@ -24,10 +24,10 @@ def test_x_shows_the_concepts_which_follow_the_frames_and_k_comes_from_the_spin_
     window = make_window(video)
     result = wait_result(qtbot, window)
     pane = window.live.panes["concepts"]
-    assert "concepts" not in result.options.views and pane.isHidden(), "off: not computed"
+    assert "concepts" not in result.options.views and not window.live.is_open("concepts"), "off: not computed"
     qtbot.keyClick(window, Qt.Key.Key_X)
     first = wait_result(qtbot, window, lambda r: concepts_shown(r, 5))
-    assert pane.isVisible() and window.actions_by_name["concepts"].isChecked()
+    assert window.live.is_open("concepts") and window.actions_by_name["concepts"].isChecked()
     assert first.views.images["concepts"].shape == first.views.overlay.shape
     qtbot.waitUntil(lambda: len(pane.legend.rows()) == 5, timeout=TIMEOUT_MS)
     later = wait_result(qtbot, window, lambda r: r.sequence > first.sequence + 3 and concepts_shown(r))
@@ -42,7 +42,7 @@ def test_x_shows_the_concepts_which_follow_the_frames_and_k_comes_from_the_spin_
     assert window.state.concept_count == 3
     qtbot.keyClick(window, Qt.Key.Key_X)
     wait_result(qtbot, window, lambda r: "concepts" not in r.options.views)
-    assert pane.isHidden()
+    assert not window.live.is_open("concepts")
 
 
 def test_clicking_a_tile_in_the_legend_selects_its_channel(qtbot, make_window, video):
