@@ -412,8 +412,8 @@ def test_grad_cam_at_a_block_is_the_formula_on_its_token_maps(vit, photo_input):
     maps = tokens[0, 1:].detach().T.reshape(-1, 14, 14)
     weights = grad[0, 1:].T.reshape(-1, 14, 14).mean((1, 2))
     expected = torch.relu((weights[:, None, None] * maps).sum(0))
-    views = Visualizer(vit, ViewOptions(views=("backprop",))).process(
-        photo_input, ViewOptions(views=("backprop",), backprop="gradcam", class_index=klass), with_activations=True)
+    options = ViewOptions(views=("backprop",), backprop="gradcam", class_index=klass, gradcam_layer=layer.path)
+    views = Visualizer(vit, options).process(photo_input, options, with_activations=True)
     torch.testing.assert_close(torch.from_numpy(views.values["gradcam_map"]), expected, atol=1e-5, rtol=1e-4)
 
 

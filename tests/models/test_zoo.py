@@ -24,7 +24,7 @@ HARDSWISH_MINIMUM = -0.375
 def test_every_registered_model_builds_lists_layers_renders_and_opens_on_features(name, photos):
     """Each model opens on a layer whose maps look like features: after an activation (its outputs never
     below an activation's minimum, on a real photo), 7 to 28 cells a side. AlexNet keeps conv5, the
-    Toolbox's choice."""
+    Toolbox's choice; a transformer opens on a block two thirds down (its tokens as maps)."""
     engine = Engine.load(name, weights="none", device="cpu")
     layer = engine.layer()
     assert layer.is_spatial and layer.path in {entry.path for entry in engine.layers}
@@ -37,6 +37,9 @@ def test_every_registered_model_builds_lists_layers_renders_and_opens_on_feature
     assert all(7 <= side <= 28 for side in layer.shape[1:]), layer
     if name == "alexnet":
         assert layer.name == "conv5" and layer.module_type == "Conv2d"
+        return
+    if engine.blocks:
+        assert layer == engine.blocks[round(2 * (len(engine.blocks) - 1) / 3)] and layer.prefix_tokens
         return
     maps = engine.run(photos["coffee"], [layer.path]).activations[layer.path]
     assert maps.min() >= HARDSWISH_MINIMUM and maps.max() > 0, f"{layer.path} is not after an activation"
