@@ -225,6 +225,12 @@ class Engine:
         gradients mostly cancel, and the map, clipped at zero, comes out nearly empty)."""
         spatial = [layer for layer in self.layers[1:]
                    if layer.is_spatial and layer.path != OUTPUT and min(layer.shape[1:]) >= 2]  # fmt: skip
+        if self.blocks and self.blocks[-1].prefix_tokens:
+            # a ViT's class reads the class token alone: past the last attention its patch tokens get no
+            # gradient, so Grad-CAM looks where that attention does, at the last block's first layer (its norm)
+            last = self.blocks[-1].path + "."
+            inside = [layer for layer in spatial if layer.path.startswith(last)]
+            return inside[0] if inside else self.blocks[-1]
         return spatial[-1] if spatial else None
 
     def block_of(self, layer: LayerInfo) -> LayerInfo | None:

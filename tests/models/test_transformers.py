@@ -502,3 +502,21 @@ def test_the_trained_vits_class_token_attends_to_the_ink(vit_mnist):
         ink = digit.reshape(7, 4, 7, 4).max((1, 3)) > 128
         ratios.append(weights[ink].mean() / max(weights[~ink].mean(), 1e-9))
     assert np.median(ratios) > 2.0
+
+
+def test_grad_cam_of_a_vit_looks_where_its_last_attention_does(vit_mnist):
+    """The class reads the class token alone: Grad-CAM is taken at the last block's norm (the attention's
+    input), where the patch tokens still get a gradient, and it lights up the digit's ink."""
+    from livevis.models.data.datasets import mnist_split
+
+    assert vit_mnist.gradcam_layer().path == "blocks.3.norm1"
+    held_out = mnist_split()[1]
+    visualizer = Visualizer(vit_mnist)
+    ratios = []
+    for digit in held_out.images[:20]:
+        frame = np.repeat(digit[:, :, None], 3, axis=2)
+        views = visualizer.process(frame, ViewOptions(views=("backprop",), backprop="gradcam"), with_activations=True)
+        cam, ink = views.values["gradcam_map"], digit.reshape(7, 4, 7, 4).max((1, 3)) > 128
+        assert cam.max() > 0
+        ratios.append(cam[ink].mean() / max(cam[~ink].mean(), 1e-9))
+    assert np.median(ratios) > 2.0
