@@ -60,7 +60,9 @@ class AttentionPane(TransformerPane):
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.heads)
         split.addWidget(self.overlay)
+        split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 2)
+        split.setSizes([100, 200])  # the frame gets two thirds
         top = QHBoxLayout()
         top.addWidget(self.caption, 1)
         top.addWidget(self.class_token)
