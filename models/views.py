@@ -221,6 +221,20 @@ class PredictionsView(View):
         return {"top5": ctx.engine.top_k(host["logits"])}
 
 
+def gradient_picture(r: Renderer, values, view: str):
+    """`render_gradient`'s picture of a gradient view, coloured by the renderer: the same levels (signed ones
+    by max |v|, others from 0 to their max) through the renderer's own table lookup, which on the CPU is one
+    OpenCV pass instead of several torch ones. RGB (a raw view of 3 channels) is `render_gradient`'s."""
+    if view == "raw" and values.shape[0] == 3:
+        return r.asarray(render_gradient(values, view))
+    image = values[0] if values.dim() == 3 else values
+    flat = r.asarray(image.reshape(1, -1).contiguous())
+    low, high, _ = r.channel_stats(flat)
+    colormap = "signed" if view in ("raw", "gray") else "gray"
+    levels = r.levels(flat, low if colormap == "signed" else low * 0, high, colormap, per_channel=True)
+    return r.colorize(levels.reshape(image.shape), colormap)
+
+
 class BackpropView(View):
     """What drives the selected unit (its input gradient under the chosen ReLU rule, drawn at the crop the
     network saw, on the frame), or Grad-CAM of a class at the layer, upsampled onto the frame."""
@@ -256,8 +270,8 @@ class BackpropView(View):
         gradient = passed.gradient[0]
         # raw shows 1 or 3 input channels as they are; a network of other inputs gets their mean
         view = "gray" if o.backprop_view == "raw" and gradient.shape[0] not in (1, 3) else o.backprop_view
-        picture = render_gradient(gradient_view(gradient, view), view)
-        out = {self.name: r.paste(shown, r.asarray(picture), placed), "backprop_rule_count": passed.rule_count}
+        picture = gradient_picture(r, gradient_view(gradient, view), view)
+        out = {self.name: r.paste(shown, picture, placed), "backprop_rule_count": passed.rule_count}
         if o.backprop == "deconv" and ctx.engine is not None:
             with torch.inference_mode(False):  # found once per model and layer, by two backward passes
                 out["backprop_sees_the_image"] = deconvolution_sees_the_input(

@@ -807,3 +807,19 @@ def test_at_a_clipping_activation_the_gradient_starts_before_the_clip(lite0, pho
     for mode in MODES:
         gradient = unit_gradient(lite0.model, x, layer, channel, mode, at=(row, col)).gradient
         assert gradient.abs().max() > 0, mode
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_the_backprop_picture_is_render_gradients_on_either_renderer(view):
+    """The live view colours a gradient through the renderer's own lookup: the same picture, within a level
+    where a value falls on a rounding tie (OpenCV and torch round the scaled value apart)."""
+    from livevis.models.render import OpenCVRenderer, TorchRenderer
+    from livevis.models.views import gradient_picture
+
+    generator = torch.Generator().manual_seed(0)
+    for gradient in (torch.randn(3, 40, 40, generator=generator), torch.randn(1, 28, 28, generator=generator)):
+        shown = gradient_view(gradient, view)
+        expected = render_gradient(shown, view).numpy().astype(int)
+        for renderer in (OpenCVRenderer(), TorchRenderer()):
+            picture = np.asarray(gradient_picture(renderer, shown, view)).astype(int)
+            assert np.abs(picture - expected).max() <= 3 and (picture != expected).any(-1).mean() < 0.01
