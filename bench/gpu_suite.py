@@ -57,7 +57,8 @@ def run_mining(device: str, quick: bool) -> dict:
     size, model, layer = ("64", "alexnet", "conv5") if quick else ("2000", "resnet50", "layer4")
     print(f"mining {size} photos with {model} {layer} ...", file=sys.stderr, flush=True)
     command = [sys.executable, str(HERE / "mine_speed.py"), "--model", model, "--layer", layer, "--sizes", size,
-               "--device", device, "--baseline-images", "64" if quick else "512"]  # fmt: skip
+               "--device", device, "--baseline-images", "64" if quick else "512",
+               "--repeats", "1" if quick else "3"]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 

@@ -39,6 +39,9 @@ _KINDS = {
     stat.S_IFBLK: "a block device",
 }
 
+_IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
+"""OpenCV 4.10 and later: the JPEG decoder writes RGB itself (libjpeg-turbo's own output order)."""
+
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _ORIENTATION_TAG = 0x0112
 
@@ -114,18 +117,22 @@ def decode_image(
     if _is_truncated_jpeg(data):
         raise InputError(f"{name} is a truncated JPEG (the file ends before the image does)")
     header = read_header(data)
+    decoded_rgb = False
     if header.is_jpeg:
         factor = _reduction(header, max_side)
-        flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-                 8: cv2.IMREAD_REDUCED_COLOR_8}[factor]  # fmt: skip
-        decoded = cv2.imdecode(data, flags | cv2.IMREAD_IGNORE_ORIENTATION)
+        if factor == 1 and _IMREAD_RGB is not None:  # the decoder writes RGB itself: one pass less, same pixels
+            decoded, decoded_rgb = cv2.imdecode(data, _IMREAD_RGB | cv2.IMREAD_IGNORE_ORIENTATION), True
+        else:
+            flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                     8: cv2.IMREAD_REDUCED_COLOR_8}[factor]  # fmt: skip
+            decoded = cv2.imdecode(data, flags | cv2.IMREAD_IGNORE_ORIENTATION)
     else:
         decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # keeps alpha and 16 bits; never rotates
     if decoded is None or decoded.size == 0:
         if data[:4].tobytes() == b"GIF8":
             raise InputError(f"{name}: this OpenCV ({cv2.__version__}) cannot decode this GIF (4.11 and later can)")
         raise InputError(f"{name} is not an image OpenCV can decode (corrupt, truncated or another format)")
-    rgb = _to_rgb(_composite(_to_uint8(decoded), background))
+    rgb = decoded if decoded_rgb else _to_rgb(_composite(_to_uint8(decoded), background))
     rgb = _orient(rgb, header.orientation)
     if max_side is not None and max(rgb.shape[:2]) > max_side:
         scale = max_side / max(rgb.shape[:2])

@@ -122,6 +122,21 @@ def test_a_jpeg_is_turned_upright_by_its_exif_orientation(tmp_path, photos, orie
     assert np.abs(image.astype(int) - expected).mean() < 2  # two JPEG decoders agree to rounding
 
 
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_a_jpeg_reads_as_pillow_decodes_it_pixel_for_pixel(tmp_path, photos, mode):
+    """Colour, grey and CMYK JPEGs: the decoder's own RGB output (OpenCV 4.10+) or BGR turned RGB, the same
+    libjpeg-turbo pixels as Pillow's, so the live view, `render` and the atlas read what a viewer shows."""
+    path = tmp_path / f"{mode}.jpg"
+    Image.fromarray(photos["chelsea"]).convert(mode).save(path, quality=90)
+    expected = np.asarray(Image.open(path).convert("RGB"))
+    image = read_image(path)
+    assert image.dtype == np.uint8 and image.flags.c_contiguous
+    if mode == "CMYK":  # Pillow and OpenCV invert Adobe's CMYK differently: close, not equal
+        assert np.abs(image.astype(int) - expected).mean() < 3
+    else:
+        assert np.array_equal(image, expected)
+
+
 @pytest.mark.parametrize("suffix", [".png", ".webp"])
 def test_png_and_webp_exif_orientation_is_honoured(tmp_path, photos, suffix):
     rgb = photos["chelsea"]
