@@ -257,7 +257,8 @@ class Engine:
         """A frame (HxWx3) or a batch of frames (NxHxWx3) onto the device once, pinned on CUDA."""
         if frame.dtype != np.uint8 or frame.ndim not in (3, 4) or frame.shape[-1] != 3:
             raise InputError(f"a frame must be an HxWx3 uint8 RGB image, got {frame.dtype} {frame.shape}")
-        host = torch.from_numpy(np.ascontiguousarray(frame))
+        # a read-only array (a decoder's buffer, a frozen fixture) is copied: torch tensors are always writable
+        host = torch.from_numpy(np.ascontiguousarray(frame) if frame.flags.writeable else frame.copy())
         if self.device.type != "cuda":
             return host.to(self.device)
         if self._pinned is None or self._pinned.shape != host.shape:
