@@ -5,7 +5,7 @@ engine = Engine.load("alexnet", weights="none")
 views = Visualizer(engine, ViewOptions(layer="conv5", channel=3)).process(rgb_frame)
 """
 
-from .engine import CropRect, Engine, ForwardResult, Prediction, available_devices, pick_device
+from .engine import CropRect, Engine, ForwardResult, Prediction, PreparedFrame, available_devices, pick_device
 from .errors import (
     ChannelOutOfRangeError,
     ColormapError,
@@ -31,6 +31,7 @@ __all__ = [
     "CropRect",
     "Engine",
     "ForwardResult",
+    "PreparedFrame",
     "FrameViews",
     "GridLayout",
     "InputError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -114,6 +115,22 @@ class Prediction:
     index: int
     label: str
     probability: float
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedFrame:
+    """A frame uploaded and preprocessed ahead of its forward (`Engine.prepare`), so that a caller can do
+    that part while it waits anyway; `Engine.run` takes it in place of the frame."""
+
+    image: np.ndarray | torch.Tensor
+    """The frame as it was given."""
+    frame: torch.Tensor
+    """On the device, HxWx3 uint8 (a tensor input: its picture)."""
+    input: torch.Tensor
+    crop: CropRect
+    prepared_by: Engine
+    milliseconds: float
+    """How long the preparation took (the pipeline's preprocess stage)."""
 
 
 @dataclass
@@ -290,9 +307,25 @@ class Engine:
         x = resized.contiguous().float().mul_(self._scale).add_(self._shift)
         return x, crop
 
+    def prepare(self, frame: np.ndarray | torch.Tensor, *, inference: bool = False) -> PreparedFrame:
+        """Upload and preprocess a frame (or a batch) for `run`.
+
+        With `inference` the tensors are inference tensors, a little cheaper, but a pass with a backward half
+        cannot take them; `run` prepares such a frame again.
+        """
+        start = time.perf_counter()
+        with torch.inference_mode(inference), torch.no_grad():
+            if is_tensor_frame(frame):  # the network input as it is: no crop, resize or normalisation
+                x, crop = self.tensor_input(frame), CropRect(0, 0, frame.shape[2], frame.shape[1])
+                frame_t = self.upload(tensor_display(frame))
+            else:
+                frame_t = frame if isinstance(frame, torch.Tensor) else self.upload(frame)
+                x, crop = self.preprocess(frame_t)
+        return PreparedFrame(frame, frame_t, x, crop, self, (time.perf_counter() - start) * 1000.0)
+
     def run(
         self,
-        frame: np.ndarray | torch.Tensor,
+        frame: np.ndarray | torch.Tensor | PreparedFrame,
         layers: Iterable[str] = (),
         *,
         on_stage: Callable[[str], None] | None = None,
@@ -308,15 +341,15 @@ class Engine:
         `keep_inputs`: modules (a transformer's attention) whose call arguments are kept, so that what they
         computed fused can be computed again for the views (see `transformers.attention`).
 
-        `on_stage("preprocess")` and `on_stage("forward")` are called as each stage ends (timing).
+        `frame` may come prepared (`prepare`); one prepared by another engine, or as inference tensors for a
+        pass with a backward half, is prepared again. `on_stage("preprocess")` and `on_stage("forward")` are
+        called as each stage ends (timing).
         """
-        with torch.inference_mode(backward is None), torch.no_grad():
-            if is_tensor_frame(frame):  # the network input as it is: no crop, resize or normalisation
-                x, crop = self.tensor_input(frame), CropRect(0, 0, frame.shape[2], frame.shape[1])
-                frame_t = self.upload(tensor_display(frame))
-            else:
-                frame_t = frame if isinstance(frame, torch.Tensor) else self.upload(frame)
-                x, crop = self.preprocess(frame_t)
+        prepared = frame if isinstance(frame, PreparedFrame) else None
+        usable = prepared is not None and prepared.prepared_by is self
+        if not usable or (backward is not None and prepared.input.is_inference()):
+            prepared = self.prepare(frame.image if prepared else frame, inference=backward is None)
+        frame_t, x, crop = prepared.frame, prepared.input, prepared.crop
         if on_stage:
             on_stage("preprocess")
         paths = list(layers)

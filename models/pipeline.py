@@ -20,7 +20,7 @@ from livevis.state import VIEW_DEFAULTS, VIEW_OPTION_NAMES, check_option
 
 from .attribution.backprop import BackwardRequest, map_cell, rank_units_at
 from .data.tensors import is_tensor_frame
-from .engine import CropRect, Engine, ForwardResult
+from .engine import CropRect, Engine, ForwardResult, PreparedFrame
 from .errors import ChannelOutOfRangeError, OptionError, OutputError
 from .layers import LayerInfo
 from .render.base import Renderer, check_colormap
@@ -223,10 +223,10 @@ class Visualizer:
             )
 
     def process(
-        self, frame: np.ndarray, options: ViewOptions | None = None, *, with_activations: bool = False,
-        frame_key: object = None,
+        self, frame: np.ndarray | PreparedFrame, options: ViewOptions | None = None, *,
+        with_activations: bool = False, frame_key: object = None,
     ) -> FrameViews:  # fmt: skip
-        """Run the whole pipeline on one RGB uint8 frame.
+        """Run the whole pipeline on one RGB uint8 frame (or one `Engine.prepare` made ahead).
 
         `with_activations` also copies the raw layer output and the network input to the host (for
         saving); the live view does without. `frame_key` names the frame (a capture's sequence number):
@@ -255,14 +255,15 @@ class Visualizer:
             produced["network_input"] = result.input.float()
             if layer.path in result.prefix_tokens:
                 produced["prefix_token_values"] = result.prefix_tokens[layer.path].float()
-        tensor_input = is_tensor_frame(frame)
+        image = frame.image if isinstance(frame, PreparedFrame) else frame
+        tensor_input = is_tensor_frame(image)
         if tensor_input:  # the frame views show a picture of it
             produced["tensor_display"] = result.frame
         clock.lap("render")
         host = self._to_host(produced)
         clock.lap("copy")
         finishing = HostContext(self.engine, layer, options, result.crop)
-        shown = host.pop("tensor_display") if tensor_input else frame
+        shown = host.pop("tensor_display") if tensor_input else image
         values = {k: v for k, v in host.items()
                   if k not in ("activation", "network_input") and not k.startswith("network_row:")}  # fmt: skip
         for view in views:
@@ -295,8 +296,10 @@ class Visualizer:
         cell = map_cell(frame_xy, result.crop, tuple(activation.shape[1:]))
         return None if cell is None else (cell, rank_units_at(activation, *cell, k))
 
-    def _forward(self, frame: np.ndarray, needed: set[str], frame_key, clock, backward: BackwardRequest | None,
-                 inputs: set[str] = frozenset()) -> tuple[ForwardResult, bool]:  # fmt: skip
+    def _forward(
+        self, frame: np.ndarray | PreparedFrame, needed: set[str], frame_key, clock, backward: BackwardRequest | None,
+        inputs: set[str] = frozenset(),
+    ) -> tuple[ForwardResult, bool]:  # fmt: skip
         last = self._last
         if frame_key is not None and last is not None and last[0] == (frame_key, backward):
             if needed <= last[1].activations.keys() and inputs <= last[1].module_inputs.keys():
@@ -305,6 +308,8 @@ class Visualizer:
                 return last[1], True
         result = self.engine.run(frame, sorted(needed), on_stage=clock.lap, backward=backward,
                                  keep_inputs=sorted(inputs))  # fmt: skip
+        if isinstance(frame, PreparedFrame) and result.input is frame.input:  # its preprocess ran ahead
+            clock.laps["preprocess"] = frame.milliseconds
         self.forwards += 1
         self._last = ((frame_key, backward), result) if frame_key is not None else None
         return result, False

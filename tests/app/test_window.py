@@ -430,6 +430,53 @@ def test_a_gui_slower_than_the_worker_gets_the_newest_result_and_no_queue(qtbot)
     assert len(signals) == 2 and worker.take_result().sequence == 4
 
 
+def test_the_next_frame_is_preprocessed_before_the_result_is_handed_over(qtbot, alexnet_engine, photos, monkeypatch):
+    """So the preprocess does not run while the GUI thread converts and paints the result just handed over."""
+    from livevis.app.capture import CapturedFrame, LatestFrameSlot
+    from livevis.app.worker import InferenceWorker
+    from livevis.models import ViewOptions, Visualizer
+    from livevis.models.engine import PreparedFrame
+
+    slot, events = LatestFrameSlot(), []
+    frames = {n: CapturedFrame(photos[name], time.perf_counter(), n, "test")
+              for n, name in ((1, "china"), (2, "coffee"))}  # fmt: skip
+    visualizer = Visualizer(alexnet_engine, ViewOptions(layer="conv5"))
+    process, prepare = visualizer.process, alexnet_engine.prepare
+
+    def processing(frame, *args, **kwargs):
+        image = frame.image if isinstance(frame, PreparedFrame) else frame
+        events.append(("process", next(n for n, f in frames.items() if f.image is image), type(frame).__name__))
+        if len(events) == 1:
+            slot.put(frames[2])  # arrives while frame 1 is processed
+        return process(frame, *args, **kwargs)
+
+    def preparing(image, **kwargs):
+        events.append(("prepare", next(n for n, f in frames.items() if f.image is image)))
+        return prepare(image, **kwargs)
+
+    monkeypatch.setattr(visualizer, "process", processing)
+    monkeypatch.setattr(alexnet_engine, "prepare", preparing)
+    worker = InferenceWorker(slot)
+    deliver = worker._deliver
+
+    def delivering(result):  # on the worker's thread, as the rest: the events keep their order
+        events.append(("delivered", result.sequence))
+        deliver(result)
+
+    monkeypatch.setattr(worker, "_deliver", delivering)
+    worker.adopt(visualizer, ViewOptions(layer="conv5"))
+    worker.start()
+    try:
+        slot.put(frames[1])
+        qtbot.waitUntil(lambda: ("delivered", 2) in events, timeout=20000)
+    finally:
+        worker.stop()
+        worker.wait()
+    # (the engine prepares a frame given as it is inside its run as well: frame 1's ("prepare", 1))
+    assert events == [("process", 1, "ndarray"), ("prepare", 1), ("prepare", 2), ("delivered", 1),
+                      ("process", 2, "PreparedFrame"), ("delivered", 2)]  # fmt: skip
+
+
 def test_help_menu_has_the_shortcuts_and_an_about_box(qtbot, make_window, video):
     window = make_window(video)
     menus = {action.text(): action.menu() for action in window.menuBar().actions()}

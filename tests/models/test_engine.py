@@ -172,3 +172,43 @@ def test_the_gpu_pipeline_draws_what_the_cpu_pipeline_draws(photos, options, mon
     """On CUDA where there is a GPU; elsewhere the same torch renderer on the CPU."""
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # compare drawing, not TF32 rounding
     _pipelines_agree(photos["chelsea"], options, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def test_a_frame_prepared_ahead_runs_as_the_frame_itself(alexnet_engine, lenet, photos):
+    from livevis.models.attribution.backprop import BackwardRequest
+
+    frame = photos["chelsea"]
+    direct = alexnet_engine.run(frame, ["features.10"])
+    prepared = alexnet_engine.prepare(frame)
+    ahead = alexnet_engine.run(prepared, ["features.10"])
+    assert ahead.input is prepared.input, "taken as prepared, not prepared again"
+    assert ahead.crop == direct.crop and torch.equal(ahead.input, direct.input)
+    assert torch.equal(ahead.activations["features.10"], direct.activations["features.10"])
+    assert torch.equal(ahead.frame, direct.frame)
+
+    # inference tensors cannot enter a pass with a backward half: prepared again, the same gradient
+    request = BackwardRequest("guided", "features.10", channel=7)
+    quick = alexnet_engine.prepare(frame, inference=True)
+    assert quick.input.is_inference()
+    passed = alexnet_engine.run(quick, ["features.10"], backward=request)
+    reference = alexnet_engine.run(frame, ["features.10"], backward=request)
+    assert passed.input is not quick.input
+    assert passed.backward.gradient.abs().sum() > 0
+    assert torch.equal(passed.backward.gradient, reference.backward.gradient)
+
+    # prepared for another model (a new one adopted meanwhile): prepared again for this one
+    digits = lenet.run(prepared, [])
+    assert digits.input.shape == (1, 1, 28, 28) and torch.equal(digits.input, lenet.run(frame, []).input)
+
+
+def test_the_pipeline_takes_a_prepared_frame_and_reports_its_preprocess(alexnet_engine, photos):
+    visualizer = Visualizer(alexnet_engine, ViewOptions(layer="conv5", channel=3))
+    frame = photos["coffee"]
+    direct = visualizer.process(frame)
+    prepared = alexnet_engine.prepare(frame)
+    ahead = visualizer.process(prepared)
+    assert ahead.frame is frame and ahead.crop == direct.crop
+    assert direct.images.keys() == ahead.images.keys()
+    for name in direct.images:
+        np.testing.assert_array_equal(ahead.images[name], direct.images[name], err_msg=name)
+    assert ahead.timings_ms["preprocess"] == prepared.milliseconds > 0
