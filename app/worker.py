@@ -201,7 +201,8 @@ class InferenceWorker(QThread):
                                    frame_key=frame.sequence)  # fmt: skip
         self.processed += 1
         elapsed = (time.perf_counter() - start) * 1000.0
-        self._prepare_next(visualizer)
+        if not snapshots:  # saving takes a while: the frame after it should be the newest then
+            self._prepare_next(visualizer)
         self._deliver(LiveResult(views, frame.captured_at, frame.sequence, frame.source, options, elapsed, frame.still))
         for folder in snapshots:
             try:

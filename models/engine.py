@@ -321,6 +321,8 @@ class Engine:
             else:
                 frame_t = frame if isinstance(frame, torch.Tensor) else self.upload(frame)
                 x, crop = self.preprocess(frame_t)
+        if self.device.type == "cuda":  # the time of the work, not of launching it (as the stage clock does)
+            torch.cuda.synchronize(self.device)
         return PreparedFrame(frame, frame_t, x, crop, self, (time.perf_counter() - start) * 1000.0)
 
     def run(
