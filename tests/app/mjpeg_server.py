@@ -60,8 +60,9 @@ class MjpegServer:
         self.port = 0
         self.sent = 0
         self.connections = 0
-        self._stalled = threading.Event()
+        self._stalled = False
         self._stopping = threading.Event()
+        self._changed = threading.Condition()  # a stall, a resume or a stop: stalled handlers look again
         self._server: ThreadingHTTPServer | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -87,7 +88,9 @@ class MjpegServer:
 
     def stop(self) -> None:
         """Stop listening and cut every connection, as a phone whose app is closed."""
-        self._stopping.set()
+        with self._changed:
+            self._stopping.set()
+            self._changed.notify_all()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -102,16 +105,15 @@ class MjpegServer:
 
     def stall(self, stalled: bool = True) -> None:
         """Keep the connections open but send nothing (a camera that hangs), or resume."""
-        if stalled:
-            self._stalled.set()
-        else:
-            self._stalled.clear()
+        with self._changed:
+            self._stalled = stalled
+            self._changed.notify_all()
 
     def __enter__(self) -> MjpegServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
-        self._stalled.clear()
+        self.stall(False)
         self.stop()
 
     def _jpeg(self, index: int) -> bytes:
@@ -140,8 +142,9 @@ class MjpegServer:
                 index, due = 0, time.perf_counter()
                 try:
                     while not owner._stopping.is_set():
-                        if owner._stalled.is_set():
-                            time.sleep(0.02)
+                        if owner._stalled:
+                            with owner._changed:
+                                owner._changed.wait_for(lambda: not owner._stalled or owner._stopping.is_set())
                             continue
                         if owner.frame_limit is not None and index >= owner.frame_limit:
                             return  # a finite stream: the response ends
@@ -152,7 +155,7 @@ class MjpegServer:
                         index += 1
                         owner.sent += 1
                         due += 1 / owner.fps
-                        time.sleep(max(0.0, due - time.perf_counter()))
+                        owner._stopping.wait(max(0.0, due - time.perf_counter()))  # the camera's frame rate
                 except OSError:
                     pass  # the client went away, or the server was stopped
                 finally:
