@@ -308,22 +308,28 @@ class Engine:
         return x, crop
 
     def prepare(self, frame: np.ndarray | torch.Tensor, *, inference: bool = False) -> PreparedFrame:
-        """Upload and preprocess a frame (or a batch) for `run`.
+        """Upload and preprocess a frame (or a batch) for `run`, timed (on CUDA up to the device's finishing).
 
         With `inference` the tensors are inference tensors, a little cheaper, but a pass with a backward half
         cannot take them; `run` prepares such a frame again.
         """
         start = time.perf_counter()
-        with torch.inference_mode(inference), torch.no_grad():
-            if is_tensor_frame(frame):  # the network input as it is: no crop, resize or normalisation
-                x, crop = self.tensor_input(frame), CropRect(0, 0, frame.shape[2], frame.shape[1])
-                frame_t = self.upload(tensor_display(frame))
-            else:
-                frame_t = frame if isinstance(frame, torch.Tensor) else self.upload(frame)
-                x, crop = self.preprocess(frame_t)
+        frame_t, x, crop = self._preprocessed(frame, inference)
         if self.device.type == "cuda":  # the time of the work, not of launching it (as the stage clock does)
             torch.cuda.synchronize(self.device)
         return PreparedFrame(frame, frame_t, x, crop, self, (time.perf_counter() - start) * 1000.0)
+
+    def _preprocessed(
+        self, frame: np.ndarray | torch.Tensor, inference: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, CropRect]:
+        """The frame on the device, the network input and the crop; nothing waits for the device."""
+        with torch.inference_mode(inference), torch.no_grad():
+            if is_tensor_frame(frame):  # the network input as it is: no crop, resize or normalisation
+                x, crop = self.tensor_input(frame), CropRect(0, 0, frame.shape[2], frame.shape[1])
+                return self.upload(tensor_display(frame)), x, crop
+            frame_t = frame if isinstance(frame, torch.Tensor) else self.upload(frame)
+            x, crop = self.preprocess(frame_t)
+            return frame_t, x, crop
 
     def run(
         self,
@@ -349,9 +355,10 @@ class Engine:
         """
         prepared = frame if isinstance(frame, PreparedFrame) else None
         usable = prepared is not None and prepared.prepared_by is self
-        if not usable or (backward is not None and prepared.input.is_inference()):
-            prepared = self.prepare(frame.image if prepared else frame, inference=backward is None)
-        frame_t, x, crop = prepared.frame, prepared.input, prepared.crop
+        if usable and not (backward is not None and prepared.input.is_inference()):
+            frame_t, x, crop = prepared.frame, prepared.input, prepared.crop
+        else:  # untimed: the caller's stage clock waits for the device when it times
+            frame_t, x, crop = self._preprocessed(frame.image if prepared else frame, inference=backward is None)
         if on_stage:
             on_stage("preprocess")
         paths = list(layers)
