@@ -47,8 +47,8 @@ def run_app(config: AppConfig) -> int:
     from PyQt6.QtCore import QTimer
     from PyQt6.QtWidgets import QApplication
 
-    from livevis.app.main_window import MainWindow
-    from livevis.app.settings import SettingsStore
+    from livevis.app.window.main_window import MainWindow
+    from livevis.app.window.settings import SettingsStore
 
     settings = SettingsStore(config.settings)  # a foreign file is refused before any window opens
     app = QApplication.instance() or QApplication(sys.argv[:1])

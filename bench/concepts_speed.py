@@ -36,7 +36,7 @@ def main() -> None:
 
     from sklearn.datasets import load_sample_image
 
-    from livevis.app.live_sources import Resolution, synthetic_frames
+    from livevis.app.sources.synthetic import Resolution, synthetic_frames
     from livevis.models import Engine, ViewOptions, Visualizer
     from livevis.models.concepts import ConceptTracker, min_shifted
     from livevis.models.views import LIVE_VIEWS

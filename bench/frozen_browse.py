@@ -32,8 +32,8 @@ def main() -> int:
     from PyQt6.QtTest import QTest
     from PyQt6.QtWidgets import QApplication
 
-    from livevis.app.main_window import MainWindow
-    from livevis.app.settings import SettingsStore
+    from livevis.app.window.main_window import MainWindow
+    from livevis.app.window.settings import SettingsStore
     from livevis.assets import SAMPLES_DIR
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

@@ -42,7 +42,7 @@ def device_name(device: str) -> str:
 
 
 def run_live(device: str, frames: int) -> list[dict]:
-    from livevis.app.bench import run_bench
+    from livevis.app.commands.bench import run_bench
 
     reports = []
     for label, model, backprop in LIVE:

@@ -40,8 +40,8 @@ def main() -> None:
     from PyQt6.QtCore import QEvent, QObject, QTimer
     from PyQt6.QtWidgets import QApplication
 
-    from livevis.app.main_window import MainWindow
-    from livevis.app.settings import SettingsStore
+    from livevis.app.window.main_window import MainWindow
+    from livevis.app.window.settings import SettingsStore
 
     command = [sys.executable, "-m", "tests.app.mjpeg_server", "--fps", str(args.fps), "--size", args.size, "--stamp"]
     server = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

@@ -9,10 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
@@ -135,24 +133,6 @@ class FrameViews:
     peak = property(lambda self: self.values.get("peak"))
     top5 = property(lambda self: self.values.get("top5", []))
     frame_display = property(lambda self: self.values.get("frame_display"))
-
-
-def output_folder(folder: str | Path) -> Path:
-    """`folder`, created where missing; an `OutputError` saying why where it cannot be."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the folder {folder}: {exc.strerror or exc}; choose another") from None
-    return folder
-
-
-def save_images(folder: Path, images: dict[str, np.ndarray]) -> None:
-    """RGB uint8 images as `folder/NAME.png`; empty ones (a view not rendered) are skipped."""
-    for name, image in images.items():
-        path = folder / f"{name}.png"
-        if image.size and not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-            raise OutputError(f"could not write {path}: is the folder writable, and is the disk full?")
 
 
 def save_activations(path, views: FrameViews) -> None:

@@ -1,6 +1,7 @@
 """The layering rule, checked: models/ knows no Qt, widgets/ knows no torch, app/ wires them."""
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
     "models": {"PyQt6", "pyqtgraph", "widgets", "app"},
     "widgets": {"torch", "torchvision", "timm", "cv2", "sklearn", "openTSNE", "models", "app"},
+    "app/commands": {"PyQt6", "pyqtgraph", "superqt", "widgets"},
+    "app/sources": {"PyQt6", "pyqtgraph", "superqt", "widgets"},
 }
+"""What each folder may not import: models/ knows no Qt, widgets/ no torch, and the commands and frame sources
+of app/ run where there is no display."""
 
 
 def _root(module: str) -> str:
@@ -37,6 +42,40 @@ def test_package_imports_respect_the_layers(package):
     assert files, f"{package}/ has no Python files"
     breaches = {str(path.relative_to(ROOT)): sorted(imported_roots(path) & FORBIDDEN[package]) for path in files}
     assert not {k: v for k, v in breaches.items() if v}
+
+
+def test_app_is_grouped_by_role():
+    loose = sorted(p.stem for p in (ROOT / "app").glob("*.py") if p.stem != "__init__")
+    roles = sorted(p.parent.name for p in (ROOT / "app").glob("*/__init__.py"))
+    assert len(loose) <= 8 and {"commands", "sources", "live", "window", "panes", "tabs"} <= set(roles), loose
+
+
+def test_the_commands_run_where_qt_cannot_be_imported(tmp_path, chelsea_path, pan_video):
+    """A PyQt6 that fails to import shadows the real one: render (an image, every frame of a video), figure,
+    mine and bench still run, so none of them reaches Qt."""
+    blocker = tmp_path / "blocked" / "PyQt6"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('PyQt6 is blocked for this test')\n")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.jpg").write_bytes(chelsea_path.read_bytes())
+    env = {**os.environ, "PYTHONPATH": str(blocker.parent), "QT_QPA_PLATFORM": "offscreen",
+           "LIVEVIS_CACHE": str(tmp_path / "cache")}
+    model = ["--model", "lenet"]
+    commands = {
+        "render": ["render", str(chelsea_path), *model, "--out", str(tmp_path / "r")],
+        "render --all-frames": ["render", str(pan_video), "--all-frames", *model, "--out", str(tmp_path / "v")],
+        "figure": ["figure", str(chelsea_path), *model, "--out", str(tmp_path / "f.png")],
+        "mine": ["mine", str(folder), *model, "--layer", "conv1", "--top", "1", "--workers", "0"],
+        "bench": ["bench", *model, "--weights", "none", "--frames", "2", "--warmup", "0", "--json"],
+    }
+    for name, args in commands.items():
+        run = subprocess.run([sys.executable, "-m", "livevis", *args], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=300)  # fmt: skip
+        assert run.returncode == 0, (name, run.stderr[-2000:])
+    check = subprocess.run([sys.executable, "-c", "import PyQt6"], env=env, capture_output=True, text=True)
+    assert "blocked" in check.stderr, "the blocker shadows PyQt6"
 
 
 def test_the_checker_sees_a_breach(tmp_path):

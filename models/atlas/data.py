@@ -17,6 +17,7 @@ import torch
 
 from ..data.images import VIDEO_SUFFIXES, read_image
 from ..data.tensors import TENSOR_SUFFIXES, is_tensor_frame, read_tensor
+from ..data.videos import read_video_frame
 from ..engine import CropRect, centre_square_resized
 from ..errors import InputError
 from .folder import Item
@@ -41,24 +42,13 @@ def crop_and_resize(frame: np.ndarray | torch.Tensor, input_size: int) -> tuple[
 
 
 def read_with_opencv(path: Path, frame: int = 0) -> np.ndarray:
-    """The reader used when the caller passes none: an image (livevis's one image reader), or frame
-    `frame` of a video, as RGB; a tensor file's float32 C x H x W array."""
-    import cv2
-
+    """The reader used when the caller passes none: livevis's one reader of images, of video frames and of
+    tensor files (float32 C x H x W), the same the live view uses."""
     path = Path(path)
     if path.suffix.lower() in TENSOR_SUFFIXES:
         return read_tensor(path)
     if path.suffix.lower() in VIDEO_SUFFIXES:
-        capture = cv2.VideoCapture(str(path))
-        try:
-            if frame:
-                capture.set(cv2.CAP_PROP_POS_FRAMES, frame)
-            ok, decoded = capture.read()
-        finally:
-            capture.release()
-        if not ok or decoded is None:
-            raise InputError(f"{path}: cannot decode frame {frame}")
-        return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+        return read_video_frame(path, frame)
     return read_image(path)
 
 

@@ -10,8 +10,8 @@ import pytest
 from PyQt6.QtCore import QCoreApplication, QEvent, QThread, QThreadPool
 from PyQt6.QtWidgets import QMessageBox
 
-from livevis.app.main_window import MainWindow
-from livevis.app.settings import SettingsStore
+from livevis.app.window.main_window import MainWindow
+from livevis.app.window.settings import SettingsStore
 from tests.conftest import write_video
 
 TIMEOUT_MS = 30_000

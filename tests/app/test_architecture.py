@@ -13,9 +13,9 @@ import cv2
 import pytest
 from PyQt6.QtCore import QSettings, Qt
 
-from livevis.app.embeddings_tab import compute_embeddings
-from livevis.app.jobs import JobRunner
-from livevis.app.settings import SettingsError, SettingsStore
+from livevis.app.live.jobs import JobRunner
+from livevis.app.tabs.embeddings import compute_embeddings
+from livevis.app.window.settings import SettingsError, SettingsStore
 from livevis.models.errors import InputError
 from livevis.models.progress import report
 from tests.app.conftest import TIMEOUT_MS, wait_frozen, wait_result
@@ -167,7 +167,7 @@ def test_an_exception_in_the_worker_is_shown_and_the_frames_go_on(qtbot, make_wi
 
 
 def test_an_exception_in_the_capture_thread_is_shown_and_the_app_goes_on(qtbot, make_window, video, monkeypatch):
-    from livevis.app.live_sources import VideoFileSource
+    from livevis.app.sources.files import VideoFileSource
 
     window = make_window(video)
     wait_result(qtbot, window)

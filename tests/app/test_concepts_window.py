@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from PyQt6.QtCore import QPoint, Qt
 
-from livevis.app import concepts_pane
+from livevis.app.panes import concepts as concepts_pane
 from livevis.models.concepts import images
 from tests.app.conftest import TIMEOUT_MS, wait_result
 
@@ -128,7 +128,7 @@ def test_concepts_fitted_on_a_mined_folder_are_placed_on_each_frame(qtbot, make_
 def test_the_number_of_concepts_persists_and_a_bad_stored_one_falls_back(qtbot, make_window, video, tmp_path):
     from PyQt6.QtCore import QSettings
 
-    from livevis.app.settings import SettingsStore
+    from livevis.app.window.settings import SettingsStore
 
     window = make_window(video)
     wait_result(qtbot, window)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PyQt6.QtCore import QThread, QThreadPool
 
-from livevis.app.embeddings_tab import EmbeddingsTab
-from livevis.app.jobs import JobRunner
+from livevis.app.live.jobs import JobRunner
+from livevis.app.tabs.embeddings import EmbeddingsTab
 from livevis.models.data.datasets import mnist_split
 
 TIMEOUT_MS = 60_000

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from livevis.app.cli import main
-from livevis.app.figure_command import draw_overview, figure_heading, signed_colormap
-from livevis.app.sources import read_frame
+from livevis.app.commands.figure import draw_overview, figure_heading, signed_colormap
+from livevis.app.sources.files import read_frame
 from livevis.models.overview import overview_rows, tile_row
 
 WHITE = (255, 255, 255)

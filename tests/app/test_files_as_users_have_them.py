@@ -15,17 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from livevis.app.live_sources import VideoFileSource, open_source
-from livevis.app.sources import (
-    IMAGE_SUFFIXES,
-    list_images,
-    read_frame,
-    read_image,
-    read_video_frame,
-    scan_folder,
-)
+from livevis.app.sources import open_source
+from livevis.app.sources.files import VideoFileSource, list_images, read_frame, scan_folder
 from livevis.models.data.datasets import image_folder
-from livevis.models.data.images import read_header
+from livevis.models.data.images import IMAGE_SUFFIXES, read_header, read_image
+from livevis.models.data.videos import read_video_frame
 from livevis.models.errors import InputError
 
 LIVEVIS = Path(sys.executable).parent / "livevis"
@@ -242,7 +236,7 @@ def test_gifs_are_images_everywhere(tmp_path, photos):
 
 PEAK_MEMORY = """
 import resource, sys
-from livevis.app.sources import read_image
+from livevis.models.data.images import read_image
 for path in sys.argv[1:]:
     image = read_image(path)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, *image.shape)

@@ -7,8 +7,8 @@ from __future__ import annotations
 from PyQt6.QtCore import QRect, QSettings, Qt
 from PyQt6.QtWidgets import QApplication
 
-from livevis.app.live_tab import LAYOUT_VERSION, PANES
-from livevis.app.main_window import first_launch_geometry
+from livevis.app.tabs.live import LAYOUT_VERSION, PANES
+from livevis.app.window.main_window import first_launch_geometry
 from tests.app.conftest import TIMEOUT_MS, wait_result
 
 USEFUL = 0.4

@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 from PyQt6.QtCore import QSettings
 
-import livevis.app.network_sources as network
-from livevis.app.capture import Backoff
+import livevis.app.sources.network as network
 from livevis.app.cli import main
-from livevis.app.live_sources import CameraInfo, CameraMode, CameraSource, camera_info, list_cameras, open_source
-from livevis.app.network_sources import (
+from livevis.app.live.capture import Backoff
+from livevis.app.sources import open_source
+from livevis.app.sources.cameras import CameraInfo, CameraMode, CameraSource, camera_info, list_cameras
+from livevis.app.sources.network import (
     StreamEnded,
     StreamLost,
     StreamSource,
@@ -35,7 +36,7 @@ from livevis.app.network_sources import (
     with_password,
     without_password,
 )
-from livevis.app.settings import SettingsStore
+from livevis.app.window.settings import SettingsStore
 from livevis.models.errors import InputError
 from tests.app.conftest import TIMEOUT_MS, wait_result
 from tests.app.mjpeg_server import MjpegServer, closed_port, read_stamp, silent_port
@@ -414,7 +415,7 @@ def test_recent_urls_are_offered_and_ask_for_their_password(qtbot, make_window, 
     assert recent == [f"http://me@127.0.0.1:{camera.port}/video"]
     asked = []
     opened = []
-    monkeypatch.setattr("livevis.app.sources_menu.QInputDialog.getText",
+    monkeypatch.setattr("livevis.app.window.sources_menu.QInputDialog.getText",
                         lambda *args: asked.append(args[2]) or (SECRET, True))  # fmt: skip
     monkeypatch.setattr(window.capture, "set_source", opened.append)
     window.sources.recent_menu.actions()[0].trigger()
@@ -484,9 +485,9 @@ class ModalCamera:
 
 
 def test_a_camera_opens_at_the_mode_asked_and_says_what_it_delivers(monkeypatch):
-    import livevis.app.live_sources
+    import livevis.app.sources.cameras
 
-    monkeypatch.setattr(livevis.app.live_sources.cv2, "VideoCapture", ModalCamera)
+    monkeypatch.setattr(livevis.app.sources.cameras.cv2, "VideoCapture", ModalCamera)
     ModalCamera.asked = []
     camera = CameraSource(0, mode=CameraMode.parse("1920x1080@60"))
     assert ModalCamera.asked == [(cv2.CAP_PROP_FRAME_WIDTH, 1920), (cv2.CAP_PROP_FRAME_HEIGHT, 1080),
@@ -498,10 +499,10 @@ def test_a_camera_opens_at_the_mode_asked_and_says_what_it_delivers(monkeypatch)
 
 
 def test_camera_settings_are_remembered_per_camera_and_applied(qtbot, make_window, monkeypatch, tmp_path):
-    import livevis.app.live_sources
-    from livevis.app.camera_settings import CameraSettingsDialog
+    import livevis.app.sources.cameras
+    from livevis.app.window.camera_settings import CameraSettingsDialog
 
-    monkeypatch.setattr(livevis.app.live_sources.cv2, "VideoCapture", ModalCamera)
+    monkeypatch.setattr(livevis.app.sources.cameras.cv2, "VideoCapture", ModalCamera)
     ModalCamera.asked = []
     window = make_window("0")
     wait_result(qtbot, window, lambda r: r.views.frame_size == (640, 480))

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Runs the app and says on stdout when the first result is on screen (a condition to wait on).
 STARTER = """
 import sys
-import livevis.app.main_window as main_window
+import livevis.app.window.main_window as main_window
 shown = main_window.MainWindow.on_result
 def on_result(self):
     shown(self)

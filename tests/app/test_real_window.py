@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PyQt6.QtCore import QRect
 
-from livevis.app.main_window import first_launch_geometry
+from livevis.app.window.main_window import first_launch_geometry
 from tests.conftest import write_video
 
 ROOT = Path(__file__).resolve().parents[2]

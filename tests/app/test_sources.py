@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from livevis.app.live_sources import CameraSource
+from livevis.app.sources.cameras import CameraSource
 from livevis.models.errors import InputError
 
 ABSENT = 63  # no machine this runs on has 64 cameras
@@ -22,7 +22,7 @@ def test_a_camera_that_is_not_there_is_named_in_the_error():
 def test_looking_for_cameras_prints_nothing_on_stderr():
     env = {k: v for k, v in os.environ.items() if k != "OPENCV_LOG_LEVEL"}
     probe = (
-        "from livevis.app.live_sources import CameraSource, probe_cameras\n"
+        "from livevis.app.sources.cameras import CameraSource, probe_cameras\n"
         f"assert {ABSENT} not in probe_cameras({ABSENT + 1})\n"
         "try:\n"
         f"    CameraSource({ABSENT})\n"

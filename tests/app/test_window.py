@@ -12,8 +12,8 @@ import pytest
 from PyQt6.QtCore import QPoint, QSettings, Qt
 from PyQt6.QtWidgets import QWidget
 
-import livevis.app.capture
-import livevis.app.sources
+import livevis.app.live.capture
+import livevis.app.sources.cameras
 from tests.app.conftest import TIMEOUT_MS, wait_frozen, wait_result
 
 
@@ -198,7 +198,7 @@ def test_closing_joins_both_threads_within_two_seconds(qtbot, make_window, video
 
 
 def test_help_overlay_lists_every_shortcut(qtbot, make_window, video):
-    from livevis.app.actions import SHORTCUTS
+    from livevis.app.window.actions import SHORTCUTS
 
     window = make_window(video)
     docks = [dock.geometry() for dock in window.live.docks.values()]
@@ -355,8 +355,8 @@ class FakeCamera:
 
 def test_a_camera_that_disconnects_is_reported_retried_and_its_last_frame_kept(qtbot, make_window, monkeypatch):
 
-    monkeypatch.setattr(livevis.app.sources.cv2, "VideoCapture", FakeCamera)
-    monkeypatch.setattr(livevis.app.capture.Backoff, "FIRST_S", 0.2)
+    monkeypatch.setattr(livevis.app.sources.cameras.cv2, "VideoCapture", FakeCamera)
+    monkeypatch.setattr(livevis.app.live.capture.Backoff, "FIRST_S", 0.2)
     FakeCamera.plugged, FakeCamera.frames_left = True, 15
     window = make_window("0")
     wait_result(qtbot, window, lambda r: r.source == "camera 0")
@@ -404,7 +404,7 @@ def test_the_last_source_is_reopened_unless_it_is_gone(qtbot, make_window, video
 
 
 def test_latency_counts_each_frame_once_and_not_the_wait_for_a_model():
-    from livevis.app.live_stats import LiveStats
+    from livevis.app.live.stats import LiveStats
 
     stats = LiveStats()
     stats.model_ready_at = 10.0
@@ -415,8 +415,8 @@ def test_latency_counts_each_frame_once_and_not_the_wait_for_a_model():
 
 
 def test_a_gui_slower_than_the_worker_gets_the_newest_result_and_no_queue(qtbot):
-    from livevis.app.capture import LatestFrameSlot
-    from livevis.app.worker import InferenceWorker, LiveResult
+    from livevis.app.live.slot import LatestFrameSlot
+    from livevis.app.live.worker import InferenceWorker, LiveResult
     from livevis.models import ViewOptions
 
     worker = InferenceWorker(LatestFrameSlot())
@@ -432,8 +432,8 @@ def test_a_gui_slower_than_the_worker_gets_the_newest_result_and_no_queue(qtbot)
 
 def test_the_next_frame_is_preprocessed_before_the_result_is_handed_over(qtbot, alexnet_engine, photos, monkeypatch):
     """So the preprocess does not run while the GUI thread converts and paints the result just handed over."""
-    from livevis.app.capture import CapturedFrame, LatestFrameSlot
-    from livevis.app.worker import InferenceWorker
+    from livevis.app.live.slot import CapturedFrame, LatestFrameSlot
+    from livevis.app.live.worker import InferenceWorker
     from livevis.models import ViewOptions, Visualizer
     from livevis.models.engine import PreparedFrame
 
@@ -489,7 +489,7 @@ def test_help_menu_has_the_shortcuts_and_an_about_box(qtbot, make_window, video)
 
 
 def test_snapshots_go_to_the_pictures_folder_by_default(monkeypatch, tmp_path):
-    from livevis.app.settings import default_snapshot_dir
+    from livevis.app.window.settings import default_snapshot_dir
 
     monkeypatch.chdir("/")
     folder = default_snapshot_dir()

@@ -223,8 +223,8 @@ def test_video_frames_every_kth(alexnet_engine, pan_video, tmp_path, cache):
 
 
 def test_the_models_suffixes_are_the_apps_readers():
-    from livevis.app.sources import IMAGE_SUFFIXES as APP_IMAGES
-    from livevis.app.sources import VIDEO_SUFFIXES as APP_VIDEOS
+    from livevis.models.data.images import IMAGE_SUFFIXES as APP_IMAGES
+    from livevis.models.data.images import VIDEO_SUFFIXES as APP_VIDEOS
 
     assert set(IMAGE_SUFFIXES) == set(APP_IMAGES) and set(VIDEO_SUFFIXES) == set(APP_VIDEOS)
 

@@ -80,7 +80,7 @@ def photo_folder(tmp_path, photos, monkeypatch) -> Path:
 
 
 def test_lite0s_unit_mosaics_show_guided_backprop_that_reads(lite0, photo_folder):
-    from livevis.app.sources import read_frame
+    from livevis.app.sources.files import read_frame
 
     (atlas,) = mine(lite0, photo_folder, workers=0, top=4)
     mosaics = unit_mosaics(lite0, atlas, 5, lambda entry: read_frame(entry.path))

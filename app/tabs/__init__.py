@@ -1,0 +1,1 @@
+"""The window's tabs: Live (the panes in docks), Network (every layer at once) and Embeddings."""
