@@ -28,6 +28,7 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	QT_QPA_PLATFORM=offscreen OPENCV_LOG_LEVEL=ERROR $(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -16,8 +16,9 @@ from livevis.app.commands.common import add_model_options, custom_options
 
 EXIT_USAGE = 2
 
-COMMAND_MODULES = tuple(f"livevis.app.commands.{name}" for name in
-                        ("catalog", "render", "figure", "bench", "embed", "mine", "dream"))
+COMMAND_MODULES = tuple(
+    f"livevis.app.commands.{name}" for name in ("catalog", "render", "figure", "bench", "embed", "mine", "dream")
+)
 """The subcommands, each a module with `add_parser(commands)`, which sets the `handler` that runs it."""
 
 
@@ -34,9 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Live deep visualization of PyTorch convolutional networks. With no command, opens the app.",
     )
     parser.add_argument("--version", action="version", version=f"livevis {__version__}")
-    parser.add_argument("--source", help="camera index (0), an image, video or folder, or a stream URL "
-                        "(http://PHONE:8080/video, rtsp://user:pass@CAMERA/stream) (default: camera 0, "
-                        "else the bundled sample photos)")  # fmt: skip
+    parser.add_argument(
+        "--source",
+        help="camera index (0), an image, video or folder, or a stream URL "
+        "(http://PHONE:8080/video, rtsp://user:pass@CAMERA/stream) (default: camera 0, "
+        "else the bundled sample photos)",
+    )
     add_model_options(parser)
     parser.add_argument("--layer", help="layer to show first (module path or friendly name)")
     parser.add_argument("--quit-after", type=float, metavar="SECONDS", help="close the app after that long")
@@ -56,11 +60,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             from livevis.app.gui import AppConfig, run_app
 
-            return run_app(AppConfig(
-                source=args.source, model=args.model, weights=args.weights, layer=args.layer, device=args.device,
-                settings=args.settings and Path(args.settings), custom=custom_options(args),
-                quit_after=args.quit_after, stats_json=args.stats_json and Path(args.stats_json),
-            ))  # fmt: skip
+            return run_app(
+                AppConfig(
+                    source=args.source,
+                    model=args.model,
+                    weights=args.weights,
+                    layer=args.layer,
+                    device=args.device,
+                    settings=args.settings and Path(args.settings),
+                    custom=custom_options(args),
+                    quit_after=args.quit_after,
+                    stats_json=args.stats_json and Path(args.stats_json),
+                )
+            )
         return args.handler(args)
     except LivevisError as exc:
         print(f"livevis: error: {exc}", file=sys.stderr)

@@ -54,8 +54,15 @@ def run_app(config: AppConfig) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("livevis")
     app.setOrganizationName("livevis")
-    window = MainWindow(source=config.source, model=config.model, weights=config.weights, layer=config.layer,
-                        device=config.device, settings=settings, custom=config.custom)  # fmt: skip
+    window = MainWindow(
+        source=config.source,
+        model=config.model,
+        weights=config.weights,
+        layer=config.layer,
+        device=config.device,
+        settings=settings,
+        custom=config.custom,
+    )
     window.show()
     if config.quit_after:
         QTimer.singleShot(int(config.quit_after * 1000), window.close)

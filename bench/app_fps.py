@@ -42,11 +42,30 @@ def run_app(video: Path, folder: Path, args, env: dict) -> dict:
     # the app starts with the pane as the settings say
     (folder / "settings.ini").write_text(f"[General]\nformat=livevis-settings-1\nbackprop={args.backprop}\n")
     subprocess.run(
-        [sys.executable, "-m", "livevis", "--source", str(video), "--model", args.model, "--weights", "none",
-         "--device", "cpu", "--quit-after", str(args.seconds), "--stats-json", str(stats_path),
-         "--settings", str(folder / "settings.ini")],
-        cwd=ROOT, env=env, check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "livevis",
+            "--source",
+            str(video),
+            "--model",
+            args.model,
+            "--weights",
+            "none",
+            "--device",
+            "cpu",
+            "--quit-after",
+            str(args.seconds),
+            "--stats-json",
+            str(stats_path),
+            "--settings",
+            str(folder / "settings.ini"),
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return json.loads(stats_path.read_text())
 
 
@@ -54,19 +73,42 @@ def run_headless(video: Path, args) -> dict:
     """`livevis bench` on the same video: the headless pipeline's and the bare forward's rates."""
     return json.loads(
         subprocess.run(
-            [sys.executable, "-m", "livevis", "bench", "--model", args.model, "--weights", "none",
-             "--device", "cpu", "--source", str(video), "--frames", "200", "--backprop", args.backprop, "--json"],
-            cwd=ROOT, check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "livevis",
+                "bench",
+                "--model",
+                args.model,
+                "--weights",
+                "none",
+                "--device",
+                "cpu",
+                "--source",
+                str(video),
+                "--frames",
+                "200",
+                "--backprop",
+                args.backprop,
+                "--json",
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
-    )  # fmt: skip
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="alexnet")
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--backprop", default="off", help="with the backprop pane on: grad, deconv, guided, gradcam; "
-                        "the bare rate is then the forward + backward's")  # fmt: skip
+    parser.add_argument(
+        "--backprop",
+        default="off",
+        help="with the backprop pane on: grad, deconv, guided, gradcam; the bare rate is then the forward + backward's",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="app runs, each between two headless runs")
     args = parser.parse_args()
     env = dict(os.environ)

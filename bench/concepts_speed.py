@@ -62,8 +62,10 @@ def main() -> None:
                 cpu[name].append(time.process_time() - start_cpu)
                 if name == "live + concepts":
                     factorisation.append(views.values["concepts_summary"].milliseconds / 1000)
-    print(f"AlexNet conv5 (256 x 13 x 13), {args.concepts} concepts, {args.frames} frames, "
-          f"{torch.get_num_threads()} threads")  # fmt: skip
+    print(
+        f"AlexNet conv5 (256 x 13 x 13), {args.concepts} concepts, {args.frames} frames, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(f"{'':18}{'wall ms':>9}{'ratio':>8}{'cpu ms':>9}{'ratio':>8}")
     for name in runs:
         w, c = _median_ms(wall[name]), _median_ms(cpu[name])
@@ -81,8 +83,10 @@ def main() -> None:
                 times.append(tracker.update(V, args.concepts, layer).milliseconds)
             maps.reverse()
         c, n = maps[0].shape
-        print(f"factorisation alone, {model.name} {layer} ({c} x {n}), K={args.concepts}: "
-              f"p50 {statistics.median(times[1:]):.2f} ms, p95 {np.percentile(times[1:], 95):.2f} ms")  # fmt: skip
+        print(
+            f"factorisation alone, {model.name} {layer} ({c} x {n}), K={args.concepts}: "
+            f"p50 {statistics.median(times[1:]):.2f} ms, p95 {np.percentile(times[1:], 95):.2f} ms"
+        )
 
 
 if __name__ == "__main__":

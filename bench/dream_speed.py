@@ -23,8 +23,14 @@ def optimiser_steps(engine, objective, *, batch: int, size: int, steps: int, war
     from livevis.models.dream.run import optimise
 
     stamps = [time.perf_counter()]
-    optimise(engine, objective, batch=batch, size=size, steps=warmup + steps,
-             progress=lambda *_: stamps.append(time.perf_counter()))  # fmt: skip
+    optimise(
+        engine,
+        objective,
+        batch=batch,
+        size=size,
+        steps=warmup + steps,
+        progress=lambda *_: stamps.append(time.perf_counter()),
+    )
     intervals = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     return intervals[warmup:], intervals[0]
 
@@ -77,12 +83,16 @@ def main() -> None:
         setup.append(first)
         frozen += bare_steps(engine, unit, batch=1, size=args.size, steps=args.steps, frozen=True)
         full += bare_steps(engine, unit, batch=1, size=args.size, steps=args.steps, frozen=False)
-        batch_step += optimiser_steps(engine, batch_objective, batch=args.batch, size=args.size,
-                                      steps=max(2, args.steps // 3))[0]  # fmt: skip
+        batch_step += optimiser_steps(
+            engine, batch_objective, batch=args.batch, size=args.size, steps=max(2, args.steps // 3)
+        )[0]
         single_step += optimiser_steps(engine, channel(layer.path, 0), batch=1, size=args.size, steps=args.steps)[0]
     median = statistics.median
     report = {
-        "model": engine.name, "device": str(engine.device), "size": args.size, "threads": torch.get_num_threads(),
+        "model": engine.name,
+        "device": str(engine.device),
+        "size": args.size,
+        "threads": torch.get_num_threads(),
         "step_ms": 1000 * median(step),
         "bare_forward_backward_input_grad_ms": 1000 * median(frozen),
         "bare_forward_backward_all_grads_ms": 1000 * median(full),
@@ -90,12 +100,13 @@ def main() -> None:
         "ratio_to_all_grads": median(step) / median(full),
         "setup_and_first_step_s": median(setup),
         "image_512_steps_s_estimated": median(setup) + 511 * median(step),
-        "batch": args.batch, "batch_layer": layer.name,
+        "batch": args.batch,
+        "batch_layer": layer.name,
         "batch_step_ms": 1000 * median(batch_step),
         "channels_per_second_512_steps": args.batch / (512 * median(batch_step)),
         "single_channel_step_ms": 1000 * median(single_step),
         "channels_per_second_512_steps_one_at_a_time": 1 / (512 * median(single_step)),
-    }  # fmt: skip
+    }
     if args.full:
         from livevis.models.dream.run import optimise
 
@@ -105,21 +116,31 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=1))
         return
-    print(f"{engine.name} on {engine.device} ({report['threads']} threads), {args.size} px, batch 1, "
-          f"logit {unit}; medians of {len(step)} steps each, interleaved over {args.rounds} rounds")  # fmt: skip
+    print(
+        f"{engine.name} on {engine.device} ({report['threads']} threads), {args.size} px, batch 1, "
+        f"logit {unit}; medians of {len(step)} steps each, interleaved over {args.rounds} rounds"
+    )
     print(f"  optimisation step          {report['step_ms']:8.1f} ms")
-    print(f"  bare fwd+bwd (input grad)  {report['bare_forward_backward_input_grad_ms']:8.1f} ms"
-          f"   ratio {report['ratio_to_input_grad']:.2f}")  # fmt: skip
-    print(f"  bare fwd+bwd (all grads)   {report['bare_forward_backward_all_grads_ms']:8.1f} ms"
-          f"   ratio {report['ratio_to_all_grads']:.2f}")  # fmt: skip
-    print(f"  512-step image             {report['image_512_steps_s_estimated']:8.1f} s (estimated: set-up "
-          f"{report['setup_and_first_step_s']:.2f} s + 511 median steps)")  # fmt: skip
+    print(
+        f"  bare fwd+bwd (input grad)  {report['bare_forward_backward_input_grad_ms']:8.1f} ms"
+        f"   ratio {report['ratio_to_input_grad']:.2f}"
+    )
+    print(
+        f"  bare fwd+bwd (all grads)   {report['bare_forward_backward_all_grads_ms']:8.1f} ms"
+        f"   ratio {report['ratio_to_all_grads']:.2f}"
+    )
+    print(
+        f"  512-step image             {report['image_512_steps_s_estimated']:8.1f} s (estimated: set-up "
+        f"{report['setup_and_first_step_s']:.2f} s + 511 median steps)"
+    )
     if "image_512_steps_s_measured" in report:
         print(f"  512-step image, measured   {report['image_512_steps_s_measured']:8.1f} s")
-    print(f"  batch of {args.batch} channels of {layer.name}: {report['batch_step_ms']:.1f} ms a step, "
-          f"{report['channels_per_second_512_steps']:.4f} channels/s at 512 steps "
-          f"(one at a time: {report['single_channel_step_ms']:.1f} ms a step, "
-          f"{report['channels_per_second_512_steps_one_at_a_time']:.4f} channels/s)")  # fmt: skip
+    print(
+        f"  batch of {args.batch} channels of {layer.name}: {report['batch_step_ms']:.1f} ms a step, "
+        f"{report['channels_per_second_512_steps']:.4f} channels/s at 512 steps "
+        f"(one at a time: {report['single_channel_step_ms']:.1f} ms a step, "
+        f"{report['channels_per_second_512_steps_one_at_a_time']:.4f} channels/s)"
+    )
 
 
 if __name__ == "__main__":

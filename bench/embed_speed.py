@@ -46,11 +46,20 @@ def main() -> None:
         flat = activations(engine, image[None], [engine.layer("relu3")])["relu3"]
         placer.place(flat)
         place_ms.append((time.perf_counter() - t) * 1000)
-    print(json.dumps({
-        "samples": args.samples, "layers": len(run.layers), "first_run_s": first, "cached_run_s": cached,
-        "place_one_frame_ms_p50": statistics.median(place_ms), "place_one_frame_ms_max": max(place_ms),
-        "knn_accuracy": {m.name: round(m.knn_accuracy, 4) for m in run.layers},
-    }, indent=1))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "samples": args.samples,
+                "layers": len(run.layers),
+                "first_run_s": first,
+                "cached_run_s": cached,
+                "place_one_frame_ms_p50": statistics.median(place_ms),
+                "place_one_frame_ms_max": max(place_ms),
+                "knn_accuracy": {m.name: round(m.knn_accuracy, 4) for m in run.layers},
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,13 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     folder = Path(tempfile.mkdtemp())
-    window = MainWindow(source=str(SAMPLES_DIR / "chelsea.jpg"), model=args.model, weights="none", device="cpu",
-                        settings=SettingsStore(folder / "settings.ini"))  # fmt: skip
+    window = MainWindow(
+        source=str(SAMPLES_DIR / "chelsea.jpg"),
+        model=args.model,
+        weights="none",
+        device="cpu",
+        settings=SettingsStore(folder / "settings.ini"),
+    )
     window.resize(1500, 860)
     window.show()
     grid = window.live.grid_pane.grid
@@ -85,8 +90,11 @@ def main() -> int:
         point = grid.to_widget(x + w / 2, y + h / 2)
         start = time.perf_counter()
         QTest.mouseClick(grid, Qt.MouseButton.LeftButton, pos=QPoint(round(point.x()), round(point.y())))
-        wait_until(lambda c=channel, t=start: window.last_result.views.channel == c and shown["at"] > t
-                   and painted["at"] > shown["at"])  # fmt: skip
+        wait_until(
+            lambda c=channel, t=start: (
+                window.last_result.views.channel == c and shown["at"] > t and painted["at"] > shown["at"]
+            )
+        )
         latencies.append((painted["at"] - start) * 1000)
     report = {
         "model": args.model,

@@ -47,8 +47,15 @@ def run_live(device: str, frames: int) -> list[dict]:
     reports = []
     for label, model, backprop in LIVE:
         print(f"{label} ...", file=sys.stderr, flush=True)
-        report = run_bench(model=model, weights="none", source="synthetic", frames=frames, device=device,
-                           progress=False, backprop=backprop)  # fmt: skip
+        report = run_bench(
+            model=model,
+            weights="none",
+            source="synthetic",
+            frames=frames,
+            device=device,
+            progress=False,
+            backprop=backprop,
+        )
         reports.append({"label": label, **report})
     return reports
 
@@ -56,22 +63,41 @@ def run_live(device: str, frames: int) -> list[dict]:
 def run_mining(device: str, quick: bool) -> dict:
     size, model, layer = ("64", "alexnet", "conv5") if quick else ("2000", "resnet50", "layer4")
     print(f"mining {size} photos with {model} {layer} ...", file=sys.stderr, flush=True)
-    command = [sys.executable, str(HERE / "mine_speed.py"), "--model", model, "--layer", layer, "--sizes", size,
-               "--device", device, "--baseline-images", "64" if quick else "512",
-               "--repeats", "1" if quick else "3"]  # fmt: skip
+    command = [
+        sys.executable,
+        str(HERE / "mine_speed.py"),
+        "--model",
+        model,
+        "--layer",
+        layer,
+        "--sizes",
+        size,
+        "--device",
+        device,
+        "--baseline-images",
+        "64" if quick else "512",
+        "--repeats",
+        "1" if quick else "3",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 
 
 def table(live: list[dict], mining: dict) -> str:
-    rows = ["| what | pipeline fps | baseline fps | overhead_ratio | pipeline p50 ms | baseline p50 ms |",
-            "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    rows = [
+        "| what | pipeline fps | baseline fps | overhead_ratio | pipeline p50 ms | baseline p50 ms |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for r in live:
-        rows.append(f"| {r['label']} ({r['baseline']}) | {r['fps']:.1f} | {r['bare_fps']:.1f} | "
-                    f"{r['overhead_ratio']:.3f} | {r['pipeline_ms']['p50']:.2f} | {r['bare_forward_ms']['p50']:.2f} |")
+        rows.append(
+            f"| {r['label']} ({r['baseline']}) | {r['fps']:.1f} | {r['bare_fps']:.1f} | "
+            f"{r['overhead_ratio']:.3f} | {r['pipeline_ms']['p50']:.2f} | {r['bare_forward_ms']['p50']:.2f} |"
+        )
     for size, m in mining["by_folder_size"].items():
-        rows.append(f"| mining {size} images, {mining['model']} {mining['layer']} (images/s) | "
-                    f"{m['mined_images_per_s']} | {m['bare_forward_images_per_s']} | {m['ratio']} | | |")
+        rows.append(
+            f"| mining {size} images, {mining['model']} {mining['layer']} (images/s) | "
+            f"{m['mined_images_per_s']} | {m['bare_forward_images_per_s']} | {m['ratio']} | | |"
+        )
     return "\n".join(rows)
 
 
@@ -91,8 +117,15 @@ def main() -> None:
     text = table(live, mining)
     name = args.name or f"{args.device.replace(':', '')}-{time.strftime('%Y%m%d-%H%M')}"
     args.out.mkdir(parents=True, exist_ok=True)
-    record = {"started": started, "device": args.device, "device_name": device_name(args.device),
-              "torch": torch.__version__, "frames": frames, "live": live, "mining": mining}  # fmt: skip
+    record = {
+        "started": started,
+        "device": args.device,
+        "device_name": device_name(args.device),
+        "torch": torch.__version__,
+        "frames": frames,
+        "live": live,
+        "mining": mining,
+    }
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=1))
     header = f"{device_name(args.device)}, torch {torch.__version__}, {started}, {frames} frames a pipeline run"
     (args.out / f"{name}.md").write_text(f"{header}\n\n{text}\n")

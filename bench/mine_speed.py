@@ -30,8 +30,14 @@ def make_folder(folder: Path, count: int, seed: int = 0, sides: tuple[int, int] 
     from skimage import data
     from sklearn.datasets import load_sample_image
 
-    photos = [data.chelsea(), data.coffee(), data.astronaut(), data.rocket(), load_sample_image("china.jpg"),
-              load_sample_image("flower.jpg")]  # fmt: skip
+    photos = [
+        data.chelsea(),
+        data.coffee(),
+        data.astronaut(),
+        data.rocket(),
+        load_sample_image("china.jpg"),
+        load_sample_image("flower.jpg"),
+    ]
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
@@ -52,8 +58,16 @@ def make_folder(folder: Path, count: int, seed: int = 0, sides: tuple[int, int] 
     return folder
 
 
-def measure(folder: Path, model: str, layer: str, workers: int, batch_size: int, baseline_images: int,
-            device: str = "cpu", repeats: int = 1) -> dict:  # fmt: skip
+def measure(
+    folder: Path,
+    model: str,
+    layer: str,
+    workers: int,
+    batch_size: int,
+    baseline_images: int,
+    device: str = "cpu",
+    repeats: int = 1,
+) -> dict:
     """Mine the folder and time the bare forward on its preprocessed batches, in turn `repeats` times."""
     import statistics
 
@@ -65,14 +79,17 @@ def measure(folder: Path, model: str, layer: str, workers: int, batch_size: int,
     torch.manual_seed(0)
     engine = Engine.load(model, weights="none", device=device, progress=False)
     synchronise = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda: None)
-    mine(engine, folder, layer, top=9, batch_size=batch_size, workers=workers, use_cache=False,
-         checkpoint_every=10**9)  # fmt: skip  # warm-up: worker server, receptive fields
+    mine(
+        engine, folder, layer, top=9, batch_size=batch_size, workers=workers, use_cache=False, checkpoint_every=10**9
+    )  # warm-up: worker server, receptive fields
 
     items = list_folder(folder).items[:baseline_images]
-    frames = torch.stack([crop_and_resize(read_with_opencv(folder / item.path), engine.spec.input_size)[0]
-                          for item in items])  # fmt: skip
-    batches = [engine.preprocess(frames[i : i + batch_size].to(engine.device))[0]
-               for i in range(0, len(frames), batch_size)]  # fmt: skip
+    frames = torch.stack(
+        [crop_and_resize(read_with_opencv(folder / item.path), engine.spec.input_size)[0] for item in items]
+    )
+    batches = [
+        engine.preprocess(frames[i : i + batch_size].to(engine.device))[0] for i in range(0, len(frames), batch_size)
+    ]
     engine.forward(batches[0])
     synchronise()
     mined_rates, bare_rates = [], []
@@ -87,10 +104,14 @@ def measure(folder: Path, model: str, layer: str, workers: int, batch_size: int,
         bare_rates.append(len(frames) / (time.perf_counter() - start))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ratios = [m / b for m, b in zip(mined_rates, bare_rates, strict=True)]
-    return {"images": atlas.images, "mined_images_per_s": round(statistics.median(mined_rates), 1),
-            "bare_forward_images_per_s": round(statistics.median(bare_rates), 1),
-            "ratio": round(statistics.median(ratios), 3), "ratios": [round(r, 3) for r in ratios],
-            "peak_rss_mb": round(peak_mb, 1)}  # fmt: skip
+    return {
+        "images": atlas.images,
+        "mined_images_per_s": round(statistics.median(mined_rates), 1),
+        "bare_forward_images_per_s": round(statistics.median(bare_rates), 1),
+        "ratio": round(statistics.median(ratios), 3),
+        "ratios": [round(r, 3) for r in ratios],
+        "peak_rss_mb": round(peak_mb, 1),
+    }
 
 
 def main() -> None:
@@ -108,27 +129,70 @@ def main() -> None:
     parser.add_argument("--measure", metavar="FOLDER", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(Path(args.measure), args.model, args.layer, args.workers, args.batch_size,
-                                 args.baseline_images, args.device, args.repeats)))  # fmt: skip
+        print(
+            json.dumps(
+                measure(
+                    Path(args.measure),
+                    args.model,
+                    args.layer,
+                    args.workers,
+                    args.batch_size,
+                    args.baseline_images,
+                    args.device,
+                    args.repeats,
+                )
+            )
+        )
         return
     root = Path(tempfile.mkdtemp(prefix="livevis-mine-bench-"))
     env = {**os.environ, "LIVEVIS_CACHE": str(root / "cache")}
     results = {}
     sizes = [int(s) for s in args.sizes.split(",")]
     sides = tuple(int(s) for s in args.sides.split(",")) if args.sides else None
-    folders = {"given": args.folder} if args.folder else {size: make_folder(root / f"photos{size}", size, sides=sides)
-                                                          for size in sizes}  # fmt: skip
+    folders = (
+        {"given": args.folder}
+        if args.folder
+        else {size: make_folder(root / f"photos{size}", size, sides=sides) for size in sizes}
+    )
     for size, folder in folders.items():
-        command = [sys.executable, __file__, "--measure", str(folder), "--model", args.model, "--layer", args.layer,
-                   "--workers", str(args.workers), "--batch-size", str(args.batch_size),
-                   "--baseline-images", str(args.baseline_images), "--device", args.device,
-                   "--repeats", str(args.repeats)]  # fmt: skip
+        command = [
+            sys.executable,
+            __file__,
+            "--measure",
+            str(folder),
+            "--model",
+            args.model,
+            "--layer",
+            args.layer,
+            "--workers",
+            str(args.workers),
+            "--batch-size",
+            str(args.batch_size),
+            "--baseline-images",
+            str(args.baseline_images),
+            "--device",
+            args.device,
+            "--repeats",
+            str(args.repeats),
+        ]
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
         results[size] = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"{size} images: {results[size]}", file=sys.stderr)
-    print(json.dumps({"model": args.model, "layer": args.layer, "workers": args.workers, "device": args.device,
-                      "batch_size": args.batch_size, "sides": args.sides, "repeats": args.repeats,
-                      "by_folder_size": results}, indent=1))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "layer": args.layer,
+                "workers": args.workers,
+                "device": args.device,
+                "batch_size": args.batch_size,
+                "sides": args.sides,
+                "repeats": args.repeats,
+                "by_folder_size": results,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,13 @@ def main() -> None:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     with tempfile.TemporaryDirectory() as tmp:
-        window = MainWindow(source=f"http://127.0.0.1:{port}/video", model=args.model, weights="none", device="cpu",
-                            settings=SettingsStore(Path(tmp) / "settings.ini"))  # fmt: skip
+        window = MainWindow(
+            source=f"http://127.0.0.1:{port}/video",
+            model=args.model,
+            weights="none",
+            device="cpu",
+            settings=SettingsStore(Path(tmp) / "settings.ini"),
+        )
         ages = PaintAges()
         window.live.input.image.installEventFilter(ages)
         window.show()
@@ -85,18 +90,27 @@ def main() -> None:
     interval_ms = 1000 / args.fps
     p50, p95 = (float(np.percentile(ages_ms, q)) for q in (50, 95))
     report = {
-        "stream_fps": args.fps, "size": args.size, "model": args.model, "frame_interval_ms": interval_ms,
-        "shown_age_ms_p50": p50, "shown_age_ms_p95": p95, "p50_in_frame_intervals": p50 / interval_ms,
-        "frames_measured": len(ages_ms), "app_fps": stats["fps"], "frames_grabbed": stats["frames_captured"],
+        "stream_fps": args.fps,
+        "size": args.size,
+        "model": args.model,
+        "frame_interval_ms": interval_ms,
+        "shown_age_ms_p50": p50,
+        "shown_age_ms_p95": p95,
+        "p50_in_frame_intervals": p50 / interval_ms,
+        "frames_measured": len(ages_ms),
+        "app_fps": stats["fps"],
+        "frames_grabbed": stats["frames_captured"],
         "frames_not_shown": stats["frames_dropped"],
-    }  # fmt: skip
+    }
     if args.json:
         print(json.dumps(report, indent=1))
         return
     print(f"stream {args.size} at {args.fps:g} fps (a frame every {interval_ms:.1f} ms), {args.model} on the CPU")
     print(f"age of the frame shown: p50 {p50:.1f} ms ({p50 / interval_ms:.2f} frame intervals), p95 {p95:.1f} ms")
-    print(f"{len(ages_ms)} frames measured; the app at {stats['fps']:.1f} fps; {stats['frames_captured']} frames "
-          f"grabbed, {stats['frames_dropped']} of them not shown (most never decoded)")  # fmt: skip
+    print(
+        f"{len(ages_ms)} frames measured; the app at {stats['fps']:.1f} fps; {stats['frames_captured']} frames "
+        f"grabbed, {stats['frames_dropped']} of them not shown (most never decoded)"
+    )
 
 
 if __name__ == "__main__":

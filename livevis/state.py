@@ -31,10 +31,22 @@ MEAN_OF_HEADS = -1
 CONCEPT_COUNTS = range(2, 13)
 """How many concepts a layer can be cut into (the concepts pane's spin box)."""
 
-VIEW_DEFAULTS = {"colormap": "signed", "norm": "layer", "gamma": 1.0, "boost": 0.0, "overlay_mode": "overlay",
-                 "opacity": 0.8, "backprop": "off", "backprop_view": "normblur", "class_index": None,
-                 "concept_count": 5, "concept_set": "",
-                 "attention": "heads", "attention_head": MEAN_OF_HEADS, "attention_query": None}  # fmt: skip
+VIEW_DEFAULTS = {
+    "colormap": "signed",
+    "norm": "layer",
+    "gamma": 1.0,
+    "boost": 0.0,
+    "overlay_mode": "overlay",
+    "opacity": 0.8,
+    "backprop": "off",
+    "backprop_view": "normblur",
+    "class_index": None,
+    "concept_count": 5,
+    "concept_set": "",
+    "attention": "heads",
+    "attention_head": MEAN_OF_HEADS,
+    "attention_query": None,
+}
 """How a frame is drawn until the user says otherwise: the live state, render requests and the settings
 file all start from these."""
 VIEW_OPTION_NAMES = tuple(VIEW_DEFAULTS)
@@ -47,8 +59,11 @@ def _one_of(name: str, value, choices) -> None:
 
 
 def _is_cell(value) -> bool:
-    return (isinstance(value, tuple) and len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value))  # fmt: skip
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    )
 
 
 def check_option(name: str, value) -> None:
@@ -69,8 +84,9 @@ def check_option(name: str, value) -> None:
         _one_of("backprop view", value, BACKPROP_VIEWS)
     elif name == "class_index" and not (value is None or (isinstance(value, int) and value >= 0)):
         raise ValueError(f"a class is a whole number from 0 (or none for the top-1), got {value!r}")
-    elif name == "concept_count" and not (isinstance(value, int) and not isinstance(value, bool)
-                                          and value in CONCEPT_COUNTS):  # fmt: skip
+    elif name == "concept_count" and not (
+        isinstance(value, int) and not isinstance(value, bool) and value in CONCEPT_COUNTS
+    ):
         raise ValueError(f"the number of concepts must be {CONCEPT_COUNTS[0]} to {CONCEPT_COUNTS[-1]}, got {value!r}")
     elif name == "concept_set" and not isinstance(value, str):
         raise ValueError(f"concepts fitted on a folder are named by their file, got {value!r}")
@@ -78,8 +94,9 @@ def check_option(name: str, value) -> None:
         raise ValueError(f"channel must be a whole number from 0, got {value!r}")
     elif name == "attention":
         _one_of("attention mode", value, ATTENTION_MODES)
-    elif name == "attention_head" and not (isinstance(value, int) and not isinstance(value, bool)
-                                           and value >= MEAN_OF_HEADS):  # fmt: skip
+    elif name == "attention_head" and not (
+        isinstance(value, int) and not isinstance(value, bool) and value >= MEAN_OF_HEADS
+    ):
         raise ValueError(f"a head is a whole number from 0 (or {MEAN_OF_HEADS} for their mean), got {value!r}")
     elif name == "attention_query" and not (value is None or _is_cell(value)):
         raise ValueError(f"the attention query is a (row, column) cell of the patch grid or none, got {value!r}")

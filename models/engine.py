@@ -181,7 +181,12 @@ class Engine:
 
     @classmethod
     def load(
-        cls, name: str, weights: str | Path = DEFAULT, device: str = "auto", *, progress: bool | Progress = True,
+        cls,
+        name: str,
+        weights: str | Path = DEFAULT,
+        device: str = "auto",
+        *,
+        progress: bool | Progress = True,
         **custom,
     ) -> Engine:
         """`custom`: input_size, mean, std, labels for a user's own model (see `models.custom`).
@@ -240,8 +245,11 @@ class Engine:
         """Where Grad-CAM explains a class unless told otherwise: the deepest layer with maps of 2 x 2 cells or
         more, as Selvaraju et al. take the last convolutional layer (at earlier layers the channels' averaged
         gradients mostly cancel, and the map, clipped at zero, comes out nearly empty)."""
-        spatial = [layer for layer in self.layers[1:]
-                   if layer.is_spatial and layer.path != OUTPUT and min(layer.shape[1:]) >= 2]  # fmt: skip
+        spatial = [
+            layer
+            for layer in self.layers[1:]
+            if layer.is_spatial and layer.path != OUTPUT and min(layer.shape[1:]) >= 2
+        ]
         if self.blocks and self.blocks[-1].prefix_tokens:
             # a ViT's class reads the class token alone: past the last attention its patch tokens get no
             # gradient, so Grad-CAM looks where that attention does, at the last block's first layer (its norm)
@@ -286,8 +294,9 @@ class Engine:
     def tensor_input(self, array: np.ndarray) -> torch.Tensor:
         """A tensor input (float32 C x H x W) as the network input 1 x C x H x W on the device."""
         if array.shape[0] != self.spec.in_channels:
-            raise InputError(f"the tensor input has {array.shape[0]} channels but {self.name} takes "
-                             f"{self.spec.in_channels}")  # fmt: skip
+            raise InputError(
+                f"the tensor input has {array.shape[0]} channels but {self.name} takes {self.spec.in_channels}"
+            )
         return torch.from_numpy(array)[None].to(self.device)
 
     def preprocess(self, frame: torch.Tensor) -> tuple[torch.Tensor, CropRect]:
@@ -296,8 +305,10 @@ class Engine:
         `frame` is HxWx3 or a batch NxHxWx3 of frames of one size; the input is always NxCxSxS.
         """
         if self.spec.in_channels not in (1, 3):
-            raise InputError(f"{self.name} takes {self.spec.in_channels} input channels: give it a tensor file "
-                             "(.npy or .pt, C x H x W), not a photo")  # fmt: skip
+            raise InputError(
+                f"{self.name} takes {self.spec.in_channels} input channels: give it a tensor file "
+                "(.npy or .pt, C x H x W), not a photo"
+            )
         frames = frame if frame.dim() == 4 else frame.unsqueeze(0)
         resized, crop = centre_square_resized(frames, self.spec.input_size)
         if self.spec.in_channels == 1:
@@ -397,8 +408,10 @@ class Engine:
                 raise
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             shape = " x ".join(map(str, x.shape[1:]))
-            raise InputError(f"{self.name} does not run on a {shape} input ({reason}); give it "
-                             f"{' x '.join(map(str, expected))}, the size its layers are listed at") from None
+            raise InputError(
+                f"{self.name} does not run on a {shape} input ({reason}); give it "
+                f"{' x '.join(map(str, expected))}, the size its layers are listed at"
+            ) from None
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> torch.Tensor:

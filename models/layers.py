@@ -137,13 +137,27 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, int, int], names: 
         layers.append(LayerInfo(OUTPUT, OUTPUT, tuple(output.shape[1:]), "Output"))
     else:
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise ModelError(f"the model outputs {shape}; livevis shows models that output one N x K or "
-                         "N x C x H x W tensor")  # fmt: skip
+        raise ModelError(
+            f"the model outputs {shape}; livevis shows models that output one N x K or N x C x H x W tensor"
+        )
     return layers
 
 
-ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
-               nn.Hardswish, nn.Mish, nn.Softplus)  # fmt: skip
+ACTIVATIONS = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.RReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Hardswish,
+    nn.Mish,
+    nn.Softplus,
+)
 """Pointwise nonlinearities after which a layer's maps read as features (gates such as Sigmoid are not)."""
 
 CLIPPING = (nn.ReLU, nn.Hardtanh, nn.Hardswish, nn.Threshold)
@@ -160,8 +174,13 @@ def feature_layer(layers: Iterable[LayerInfo], model: nn.Module) -> LayerInfo | 
     """The deepest layer that is an activation module with maps of FEATURE_SIDES cells a side (its maps look
     like features; a linear bottleneck's signed maps look like noise); None where there is none."""
     low, high = FEATURE_SIDES
-    sized = [layer for layer in layers if layer.is_spatial and layer.path not in (INPUT, PROB, OUTPUT)
-             and all(low <= side <= high for side in layer.shape[1:])]  # fmt: skip
+    sized = [
+        layer
+        for layer in layers
+        if layer.is_spatial
+        and layer.path not in (INPUT, PROB, OUTPUT)
+        and all(low <= side <= high for side in layer.shape[1:])
+    ]
     activations = [layer for layer in sized if isinstance(model.get_submodule(layer.path), ACTIVATIONS)]
     return activations[-1] if activations else None
 
@@ -225,8 +244,9 @@ def find_layer(layers: Iterable[LayerInfo], key: str, hidden: Mapping[str, str] 
         parent = key.rsplit(".", 1)[0] if "." in key else ""
         near = next((layer.path for layer in layers if parent and layer.path == parent), None)
         hint = f"; choose {near}" if near else ""
-        raise LayerNotFoundError(f"layer {key!r} is not shown: {hidden[key]}{hint} (`livevis layers --model M` "
-                                 "lists the layers with maps)")  # fmt: skip
+        raise LayerNotFoundError(
+            f"layer {key!r} is not shown: {hidden[key]}{hint} (`livevis layers --model M` lists the layers with maps)"
+        )
     close = [layer.name for layer in layers if key.lower() in layer.name.lower() or key in layer.path][:8]
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise LayerNotFoundError(f"no layer {key!r} in this model{hint}; `livevis layers --model M` lists them")

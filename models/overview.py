@@ -96,8 +96,9 @@ def overview_rows(
         crop = result.crop
         image = np.ascontiguousarray(np.asarray(frame)[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w])
     first = engine.layers[0]
-    input_row = OverviewRow(first.name, INPUT, tuple(network_input.shape), network_input,
-                            _symmetric_scale(network_input), image)  # fmt: skip
+    input_row = OverviewRow(
+        first.name, INPUT, tuple(network_input.shape), network_input, _symmetric_scale(network_input), image
+    )
     return [input_row, *(_row(layer, host[layer.path], channels) for layer in chosen)]
 
 
@@ -112,4 +113,3 @@ def tile_row(row: OverviewRow, per_line: int = PER_LINE) -> tuple[np.ndarray, Gr
         x, y, w, h = layout.tile_rect(channel)
         mosaic[y : y + h, x : x + w] = row.maps[channel]
     return mosaic, layout
-

@@ -159,11 +159,15 @@ def save_activations(path, views: FrameViews) -> None:
         "crop": views.crop.as_array(),
     }
     rollout = views.values.get("attention_mode") == "rollout"
-    for key, name in (("backprop_gradient", "backprop"), ("gradcam_map", "gradcam"),
-                      ("prefix_token_values", "prefix_tokens"),
-                      ("attention_maps", "attention_rollout" if rollout else "attention"),
-                      ("attention_prefix", "attention_rollout_prefix" if rollout else "attention_prefix"),
-                      ("concept_maps", "concepts"), ("concept_channels", "concept_channels")):
+    for key, name in (
+        ("backprop_gradient", "backprop"),
+        ("gradcam_map", "gradcam"),
+        ("prefix_token_values", "prefix_tokens"),
+        ("attention_maps", "attention_rollout" if rollout else "attention"),
+        ("attention_prefix", "attention_rollout_prefix" if rollout else "attention_prefix"),
+        ("concept_maps", "concepts"),
+        ("concept_channels", "concept_channels"),
+    ):
         if views.values.get(key) is not None:
             arrays[name] = np.asarray(views.values[key], dtype=np.float32)
     if views.top5:
@@ -203,9 +207,13 @@ class Visualizer:
             )
 
     def process(
-        self, frame: np.ndarray | PreparedFrame, options: ViewOptions | None = None, *,
-        with_activations: bool = False, frame_key: object = None,
-    ) -> FrameViews:  # fmt: skip
+        self,
+        frame: np.ndarray | PreparedFrame,
+        options: ViewOptions | None = None,
+        *,
+        with_activations: bool = False,
+        frame_key: object = None,
+    ) -> FrameViews:
         """Run the whole pipeline on one RGB uint8 frame (or one `Engine.prepare` made ahead).
 
         `with_activations` also copies the raw layer output and the network input to the host (for
@@ -224,8 +232,9 @@ class Visualizer:
         backward = next((r for r in (view.backward(layer, options) for view in views) if r is not None), None)
         clock = _StageClock(self.engine.device)
         result, reused = self._forward(frame, needed, frame_key, clock, backward, inputs)
-        context = RenderContext(self.renderer, result, layer, options, with_arrays=with_activations,
-                                engine=self.engine, memory=self.memory)  # fmt: skip
+        context = RenderContext(
+            self.renderer, result, layer, options, with_arrays=with_activations, engine=self.engine, memory=self.memory
+        )
         produced: dict = {}
         with torch.inference_mode():
             for view in views:
@@ -244,8 +253,11 @@ class Visualizer:
         clock.lap("copy")
         finishing = HostContext(self.engine, layer, options, result.crop)
         shown = host.pop("tensor_display") if tensor_input else image
-        values = {k: v for k, v in host.items()
-                  if k not in ("activation", "network_input") and not k.startswith("network_row:")}  # fmt: skip
+        values = {
+            k: v
+            for k, v in host.items()
+            if k not in ("activation", "network_input") and not k.startswith("network_row:")
+        }
         for view in views:
             values.update(view.finish(host, finishing))
         images = {view.name: values.pop(view.name) for view in views if view.saved and view.name in values}
@@ -263,8 +275,9 @@ class Visualizer:
             tensor_input=tensor_input,
         )
 
-    def units_at(self, frame_xy: tuple[float, float], layer_key: str | None = None,
-                 k: int = 10) -> tuple[tuple[int, int], list[tuple[int, float]]] | None:  # fmt: skip
+    def units_at(
+        self, frame_xy: tuple[float, float], layer_key: str | None = None, k: int = 10
+    ) -> tuple[tuple[int, int], list[tuple[int, float]]] | None:
         """The layer's channels ranked by their activation at the map cell under a frame pixel, from the
         last forward pass (no new one); None outside the crop, or for a layer without spatial maps."""
         if self._last is None:
@@ -277,17 +290,23 @@ class Visualizer:
         return None if cell is None else (cell, rank_units_at(activation, *cell, k))
 
     def _forward(
-        self, frame: np.ndarray | PreparedFrame, needed: set[str], frame_key, clock, backward: BackwardRequest | None,
+        self,
+        frame: np.ndarray | PreparedFrame,
+        needed: set[str],
+        frame_key,
+        clock,
+        backward: BackwardRequest | None,
         inputs: set[str] = frozenset(),
-    ) -> tuple[ForwardResult, bool]:  # fmt: skip
+    ) -> tuple[ForwardResult, bool]:
         last = self._last
         if frame_key is not None and last is not None and last[0] == (frame_key, backward):
             if needed <= last[1].activations.keys() and inputs <= last[1].module_inputs.keys():
                 clock.lap("preprocess")
                 clock.lap("forward")
                 return last[1], True
-        result = self.engine.run(frame, sorted(needed), on_stage=clock.lap, backward=backward,
-                                 keep_inputs=sorted(inputs))  # fmt: skip
+        result = self.engine.run(
+            frame, sorted(needed), on_stage=clock.lap, backward=backward, keep_inputs=sorted(inputs)
+        )
         if isinstance(frame, PreparedFrame) and result.input is frame.input:  # its preprocess ran ahead
             clock.laps["preprocess"] = frame.milliseconds
         self.forwards += 1

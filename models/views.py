@@ -165,9 +165,16 @@ class OverlayView(View):
     def render(self, ctx):
         r, o = ctx.renderer, ctx.options
         shown, placed = ctx.shown_frame
-        overlay = r.render_overlay(shown, ctx.selected_levels, placed, o.colormap,
-                                   mode=o.overlay_mode, opacity=o.opacity, gamma=o.gamma,
-                                   peak_index=ctx.peak_index)  # fmt: skip
+        overlay = r.render_overlay(
+            shown,
+            ctx.selected_levels,
+            placed,
+            o.colormap,
+            mode=o.overlay_mode,
+            opacity=o.opacity,
+            gamma=o.gamma,
+            peak_index=ctx.peak_index,
+        )
         return {self.name: overlay}
 
 
@@ -200,8 +207,12 @@ class PeakView(View):
         (maps, tile), c = ctx.maps, ctx.options.channel
         # the selected channel's raw values (a few hundred numbers): a window shows them under the mouse
         spatial = maps.shape[1] == tile[0] * tile[1]
-        return {"peak_index": ctx.peak_index, "channel_max": ctx.stats[1], "peak_tile": tile,
-                "channel_map": maps[c].reshape(tile if spatial else (1, 1))}  # fmt: skip
+        return {
+            "peak_index": ctx.peak_index,
+            "channel_max": ctx.stats[1],
+            "peak_tile": tile,
+            "channel_map": maps[c].reshape(tile if spatial else (1, 1)),
+        }
 
     def finish(self, host, ctx):
         value = float(host["channel_max"][ctx.options.channel])
@@ -260,10 +271,14 @@ class BackpropView(View):
             # 0 is black, the frame's largest value the top colour, every cell at the same opacity: a class
             # weakly seen reads as a dim, not vanishing, map
             levels = r.levels(maps, high * 0, high, GRADCAM_COLORMAP, per_channel=True).reshape(cam.shape)
-            picture = r.render_overlay(shown, levels, placed, GRADCAM_COLORMAP, mode="heatmap",
-                                       opacity=GRADCAM_OPACITY * o.opacity)  # fmt: skip
-            out = {self.name: picture, "backprop_class": int(passed.cam.class_index[0]),
-                   "gradcam_layer": o.gradcam_layer or ctx.layer.path}  # fmt: skip
+            picture = r.render_overlay(
+                shown, levels, placed, GRADCAM_COLORMAP, mode="heatmap", opacity=GRADCAM_OPACITY * o.opacity
+            )
+            out = {
+                self.name: picture,
+                "backprop_class": int(passed.cam.class_index[0]),
+                "gradcam_layer": o.gradcam_layer or ctx.layer.path,
+            }
             if ctx.with_arrays:
                 out["gradcam_map"] = cam.float()
             return out
@@ -275,7 +290,8 @@ class BackpropView(View):
         if o.backprop == "deconv" and ctx.engine is not None:
             with torch.inference_mode(False):  # found once per model and layer, by two backward passes
                 out["backprop_sees_the_image"] = deconvolution_sees_the_input(
-                    ctx.engine.model, ctx.layer.path, ctx.engine.layers[0].shape, ctx.layer.shape)
+                    ctx.engine.model, ctx.layer.path, ctx.engine.layers[0].shape, ctx.layer.shape
+                )
         if ctx.with_arrays:
             out["backprop_gradient"] = gradient.float()
         return out
@@ -326,8 +342,10 @@ class ConceptsView(View):
             check_layer(layer, o.concept_count)
             fixed = concept_set_at(o.concept_set) if o.concept_set else None
             if fixed is not None and fixed.layer != layer.path:
-                raise LivevisError(f"the concepts of {fixed.folder.name} were fitted at {fixed.layer_name}: "
-                                   f"fit them for {layer.name}, or use this frame's")  # fmt: skip
+                raise LivevisError(
+                    f"the concepts of {fixed.folder.name} were fitted at {fixed.layer_name}: "
+                    f"fit them for {layer.name}, or use this frame's"
+                )
         except LivevisError as exc:  # said in the pane; the other views go on
             return {"concepts_error": str(exc)}
         maps, tile = ctx.maps
@@ -343,10 +361,16 @@ class ConceptsView(View):
         low, high, _ = ctx.stats
         levels = r.levels(maps[picked], low[picked], high[picked], o.colormap, per_channel=True)
         tiles = r.colorize(r.as_tiles(levels, tile), o.colormap, o.gamma)
-        out = {self.name: r.render_concepts(shown, concept_maps, colours, placed, opacity=o.opacity),
-               "concept_maps": concept_maps, "concept_channels": channels, "concept_colours": found.colours,
-               "concept_top": top, "concept_tiles": tiles, "concepts_ms": found.milliseconds,
-               "concept_source": "" if fixed is None else str(fixed.folder)}  # fmt: skip
+        out = {
+            self.name: r.render_concepts(shown, concept_maps, colours, placed, opacity=o.opacity),
+            "concept_maps": concept_maps,
+            "concept_channels": channels,
+            "concept_colours": found.colours,
+            "concept_top": top,
+            "concept_tiles": tiles,
+            "concepts_ms": found.milliseconds,
+            "concept_source": "" if fixed is None else str(fixed.folder),
+        }
         head = self._head(ctx)
         if head is not None:
             out["concept_class_index"], out["concept_class_probability"] = concept_classes(head, channels, offset)
@@ -400,8 +424,18 @@ def register_view(view: View) -> View:
     return view
 
 
-for _view in (GridView(), OverlayView(), ChannelTileView(), SignedInputView(), PeakView(), PredictionsView(),
-              FrameDisplayView(), BackpropView(), NetworkView(), ConceptsView()):  # fmt: skip
+for _view in (
+    GridView(),
+    OverlayView(),
+    ChannelTileView(),
+    SignedInputView(),
+    PeakView(),
+    PredictionsView(),
+    FrameDisplayView(),
+    BackpropView(),
+    NetworkView(),
+    ConceptsView(),
+):
     register_view(_view)
 
 DEFAULT_VIEWS = ("grid", "overlay", "channel_tile", "input_signed", "peak", "predictions", "frame_display", "backprop")

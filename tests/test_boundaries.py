@@ -60,8 +60,12 @@ def test_the_commands_run_where_qt_cannot_be_imported(tmp_path, chelsea_path, pa
     folder.mkdir()
     for name in ("a", "b"):
         (folder / f"{name}.jpg").write_bytes(chelsea_path.read_bytes())
-    env = {**os.environ, "PYTHONPATH": str(blocker.parent), "QT_QPA_PLATFORM": "offscreen",
-           "LIVEVIS_CACHE": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(blocker.parent),
+        "QT_QPA_PLATFORM": "offscreen",
+        "LIVEVIS_CACHE": str(tmp_path / "cache"),
+    }
     model = ["--model", "lenet"]
     commands = {
         "render": ["render", str(chelsea_path), *model, "--out", str(tmp_path / "r")],
@@ -71,8 +75,9 @@ def test_the_commands_run_where_qt_cannot_be_imported(tmp_path, chelsea_path, pa
         "bench": ["bench", *model, "--weights", "none", "--frames", "2", "--warmup", "0", "--json"],
     }
     for name, args in commands.items():
-        run = subprocess.run([sys.executable, "-m", "livevis", *args], cwd=tmp_path, env=env, capture_output=True,
-                             text=True, timeout=300)  # fmt: skip
+        run = subprocess.run(
+            [sys.executable, "-m", "livevis", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
         assert run.returncode == 0, (name, run.stderr[-2000:])
     check = subprocess.run([sys.executable, "-c", "import PyQt6"], env=env, capture_output=True, text=True)
     assert "blocked" in check.stderr, "the blocker shadows PyQt6"
@@ -92,8 +97,13 @@ def test_importing_models_loads_no_qt():
     assert out.stdout.strip() == "False"
 
 
-PACKAGES = {"livevis": "livevis", "app": "livevis.app", "models": "livevis.models", "widgets": "livevis.widgets",
-            "assets": "livevis.assets"}  # fmt: skip
+PACKAGES = {
+    "livevis": "livevis",
+    "app": "livevis.app",
+    "models": "livevis.models",
+    "widgets": "livevis.widgets",
+    "assets": "livevis.assets",
+}
 
 
 def livevis_modules(root: Path = ROOT) -> dict[str, Path]:

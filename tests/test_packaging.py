@@ -21,8 +21,14 @@ def test_no_generic_top_level_names_are_importable_outside_the_repository(tmp_pa
     for name in ("models", "app", "widgets", "assets"):
         result = _run([sys.executable, "-c", f"import {name}"], tmp_path)
         assert result.returncode != 0 and "ModuleNotFoundError" in result.stderr, name
-    found = _run([sys.executable, "-c", "import livevis.models, livevis.app, livevis.widgets, livevis.assets as a; "
-                  "print(a.SAMPLES_DIR.is_dir())"], tmp_path)  # fmt: skip
+    found = _run(
+        [
+            sys.executable,
+            "-c",
+            "import livevis.models, livevis.app, livevis.widgets, livevis.assets as a; print(a.SAMPLES_DIR.is_dir())",
+        ],
+        tmp_path,
+    )
     assert found.returncode == 0 and found.stdout.strip() == "True", found.stderr
 
 

@@ -15,8 +15,17 @@ def test_every_change_is_an_event_and_bad_values_change_nothing():
     state.channel = 7
     state.colormap = "viridis"
     assert seen == [("channel", 7), ("colormap", "viridis")]
-    for name, bad in [("channel", -1), ("channel", "abc"), ("channel", True), ("colormap", "jet"), ("gamma", 0),
-                      ("boost", 1.5), ("opacity", -0.1), ("norm", "global"), ("overlay_mode", "x")]:  # fmt: skip
+    for name, bad in [
+        ("channel", -1),
+        ("channel", "abc"),
+        ("channel", True),
+        ("colormap", "jet"),
+        ("gamma", 0),
+        ("boost", 1.5),
+        ("opacity", -0.1),
+        ("norm", "global"),
+        ("overlay_mode", "x"),
+    ]:
         with pytest.raises(ValueError):
             setattr(state, name, bad)
     assert (state.channel, state.colormap, state.gamma) == (7, "viridis", 1.0) and len(seen) == 2

@@ -22,8 +22,15 @@ from .image_view import ImageView
 class ChannelGrid(ImageView):
     channel_selected = pyqtSignal(int)
 
-    def __init__(self, state: LiveState, parent: QWidget | None = None, *, field: str = "channel",
-                 again: int | None = None, placeholder: str = "Waiting for the first frame..."):  # fmt: skip
+    def __init__(
+        self,
+        state: LiveState,
+        parent: QWidget | None = None,
+        *,
+        field: str = "channel",
+        again: int | None = None,
+        placeholder: str = "Waiting for the first frame...",
+    ):
         """`field`: the state's attribute a tile stands for; `again`: what a click on the tile already
         selected sets instead (None: it stays selected)."""
         super().__init__(parent, smooth=False, placeholder=placeholder)
@@ -38,8 +45,14 @@ class ChannelGrid(ImageView):
         self.setMouseTracking(True)
         self.clicked.connect(self._on_click)
 
-    def set_grid(self, image: np.ndarray, geometry: GridLayout, channel_max: np.ndarray | None = None,
-                 channel_mean: np.ndarray | None = None, titles: list[str] | None = None) -> None:  # fmt: skip
+    def set_grid(
+        self,
+        image: np.ndarray,
+        geometry: GridLayout,
+        channel_max: np.ndarray | None = None,
+        channel_mean: np.ndarray | None = None,
+        titles: list[str] | None = None,
+    ) -> None:
         """`titles`: what each tile is, for its tooltip (default: channel N with its max and mean)."""
         self.geometry_ = geometry
         self._channel_max, self._channel_mean, self._titles = channel_max, channel_mean, titles

@@ -161,5 +161,8 @@ class DrawPad(QWidget):
         painter.drawRect(target.adjusted(0, 0, -1, -1))
         if self.is_blank():
             painter.setPen(QColor(150, 150, 150) if not self._dark_on_light else QColor(90, 90, 90))
-            painter.drawText(target, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                             "write a digit here\n(right-click or Backspace clears)")  # fmt: skip
+            painter.drawText(
+                target,
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                "write a digit here\n(right-click or Backspace clears)",
+            )

@@ -176,8 +176,9 @@ class ImageView(QWidget):
         painter.fillRect(self.rect(), QColor(24, 24, 24))
         if self._array is None:
             painter.setPen(QColor(170, 170, 170))
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                             self._stale or self._placeholder)  # fmt: skip
+            painter.drawText(
+                self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._stale or self._placeholder
+            )
             return
         if self._image is None:
             self._image = array_to_qimage(self._array)

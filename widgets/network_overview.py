@@ -120,8 +120,10 @@ class NetworkOverview(QScrollArea):
         if row is None:
             raise KeyError(f"no row {path!r}; set_layers names the rows")
         if image.dtype != np.uint8 or image.shape != (layout.height, layout.width, 3):
-            raise ValueError(f"row {path!r}: expected a {layout.height}x{layout.width}x3 uint8 image for its layout, "
-                             f"got {image.dtype} {image.shape}")  # fmt: skip
+            raise ValueError(
+                f"row {path!r}: expected a {layout.height}x{layout.width}x3 uint8 image for its layout, "
+                f"got {image.dtype} {image.shape}"
+            )
         same_size = (row.layout.width, row.layout.height) == (layout.width, layout.height)
         row.image, row.qimage, row.layout = image, None, layout
         if same_size:
@@ -172,8 +174,12 @@ class NetworkOverview(QScrollArea):
         for row in self._rows:
             scale = min(available / row.layout.width, self.max_row_height / row.layout.height)
             row.top = top
-            row.image_rect = QRect(MARGIN, top + label + LABEL_GAP, max(1, round(row.layout.width * scale)),
-                                   max(1, round(row.layout.height * scale)))  # fmt: skip
+            row.image_rect = QRect(
+                MARGIN,
+                top + label + LABEL_GAP,
+                max(1, round(row.layout.width * scale)),
+                max(1, round(row.layout.height * scale)),
+            )
             top = row.image_rect.bottom() + 1 + ROW_GAP
         self._canvas.resize(width, top + MARGIN - ROW_GAP)
         self._canvas.update()
@@ -198,8 +204,11 @@ class NetworkOverview(QScrollArea):
             if not exposed.intersects(self._row_rect(row)):
                 continue
             painter.setPen(TEXT)
-            painter.drawText(QRect(MARGIN, row.top, self._canvas.width() - 2 * MARGIN, label),
-                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, row.label)  # fmt: skip
+            painter.drawText(
+                QRect(MARGIN, row.top, self._canvas.width() - 2 * MARGIN, label),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                row.label,
+            )
             if row.image is None:
                 painter.fillRect(row.image_rect, PLACEHOLDER)
                 continue

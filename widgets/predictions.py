@@ -49,8 +49,9 @@ class PredictionsView(QWidget):
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(32, 32, 32))
         painter.setPen(QColor(230, 120, 80) if self._note else QColor(160, 160, 160))
-        painter.drawText(QRectF(8, 2, self.width() - 16, 22), Qt.AlignmentFlag.AlignVCenter,
-                         self._note or "predictions")  # fmt: skip
+        painter.drawText(
+            QRectF(8, 2, self.width() - 16, 22), Qt.AlignmentFlag.AlignVCenter, self._note or "predictions"
+        )
         label_width = min(190, self.width() * 0.55)
         for i, (label, probability) in enumerate(self._rows):
             top = 26 + i * self.ROW_HEIGHT

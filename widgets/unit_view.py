@@ -38,8 +38,11 @@ class UnitView(QWidget):
         self.crops.clicked.connect(self._on_crop_click)
         self.method = QLabel("deconv")
         images = QHBoxLayout()
-        for title, view in ((QLabel("top 9"), self.crops), (self.method, self.deconvs),
-                            (QLabel("optimised"), self.optimised)):  # fmt: skip
+        for title, view in (
+            (QLabel("top 9"), self.crops),
+            (self.method, self.deconvs),
+            (QLabel("optimised"), self.optimised),
+        ):
             column = QVBoxLayout()
             column.addWidget(title)
             column.addWidget(view, 1)
@@ -77,13 +80,22 @@ class UnitView(QWidget):
 
     METHODS = {
         "deconv": ("deconv", "Zeiler-Fergus deconvolution of the unit in each top image"),
-        "guided": ("guided backprop", "guided backpropagation of the unit in each top image: this network's "
-                   "deconvolution is the same for every image (no max-pooling switches), so it would show nothing "
-                   "of the image"),
-    }  # fmt: skip
+        "guided": (
+            "guided backprop",
+            "guided backpropagation of the unit in each top image: this network's "
+            "deconvolution is the same for every image (no max-pooling switches), so it would show nothing "
+            "of the image",
+        ),
+    }
 
-    def set_atlas(self, crops: np.ndarray | None, deconvs: np.ndarray | None, note: str = "", grid: int = 3,
-                  method: str = "deconv") -> None:  # fmt: skip
+    def set_atlas(
+        self,
+        crops: np.ndarray | None,
+        deconvs: np.ndarray | None,
+        note: str = "",
+        grid: int = 3,
+        method: str = "deconv",
+    ) -> None:
         """Mosaics (uint8 RGB) of the unit's top crops and of what drives it in each, `grid` x `grid` tiles;
         `method`: how that was found (deconv or guided)."""
         self._grid = grid

@@ -41,11 +41,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--view-size", metavar="WxH", help="render the overlay at this size, as the app does (default: the frame's)"
     )
-    bench.add_argument("--backprop", default="off", metavar="MODE",
-                       help="with the backprop pane on (grad, deconv, guided, gradcam), against the bare forward + "
-                       "backward")  # fmt: skip
-    bench.add_argument("--concepts", type=int, metavar="K",
-                       help="with the concepts view on: the layer cut into K concepts (2-12) each frame")
+    bench.add_argument(
+        "--backprop",
+        default="off",
+        metavar="MODE",
+        help="with the backprop pane on (grad, deconv, guided, gradcam), against the bare forward + backward",
+    )
+    bench.add_argument(
+        "--concepts",
+        type=int,
+        metavar="K",
+        help="with the concepts view on: the layer cut into K concepts (2-12) each frame",
+    )
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
     bench.set_defaults(handler=run)
 
@@ -67,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print(json.dumps(report, indent=1) if args.json else format_report(report))
     return 0
-
 
 
 STAGES = ("decode", "preprocess", "forward", "forward+backward", "render", "copy")
@@ -118,8 +124,13 @@ def run_bench(
     views = (*LIVE_VIEWS, *(("backprop",) if backprop != "off" else ()), *(("concepts",) if concepts else ()))
     if engine.blocks:  # a transformer: its attention (grid and frame), token norms and prefix tokens too
         views = (*views, *TRANSFORMER_VIEWS)
-    options = ViewOptions(layer=layer, views=views, display_size=shown and (shown.width, shown.height),
-                          backprop=backprop, concept_count=concepts or VIEW_DEFAULTS["concept_count"])  # fmt: skip
+    options = ViewOptions(
+        layer=layer,
+        views=views,
+        display_size=shown and (shown.width, shown.height),
+        backprop=backprop,
+        concept_count=concepts or VIEW_DEFAULTS["concept_count"],
+    )
     visualizer = Visualizer(engine, options)
     layer_info = visualizer.layer_info(options)
     layer_path = layer_info.path

@@ -25,11 +25,20 @@ def list_layers(args: argparse.Namespace) -> int:
 
     engine = Engine.load(args.model or "alexnet", args.weights, device="cpu", **custom_options(args))
     rows = [
-        {"path": layer.path, "name": layer.name, "shape": list(layer.shape), "type": layer.module_type,
-         "prefix_tokens": layer.prefix_tokens,
-         "reads_as": layer.layout.describe() if layer.layout is not None else "maps" if layer.is_spatial else "vector"}
+        {
+            "path": layer.path,
+            "name": layer.name,
+            "shape": list(layer.shape),
+            "type": layer.module_type,
+            "prefix_tokens": layer.prefix_tokens,
+            "reads_as": layer.layout.describe()
+            if layer.layout is not None
+            else "maps"
+            if layer.is_spatial
+            else "vector",
+        }
         for layer in engine.layers
-    ]  # fmt: skip
+    ]
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -44,8 +53,11 @@ def list_layers(args: argparse.Namespace) -> int:
         print(f"{mark} {row['name']:<{width}}  {row['path']:<{path_width}}  {shape + tokens:<16} {row['type']}")
     note = ""
     if engine.tokens is not None:
-        note = (f"; tokens read as maps over the patch grid, + N: prefix tokens ({', '.join(engine.tokens.prefix)})"
-                if engine.tokens.prefix else "; channels-last stages read as C x H x W")  # fmt: skip
+        note = (
+            f"; tokens read as maps over the patch grid, + N: prefix tokens ({', '.join(engine.tokens.prefix)})"
+            if engine.tokens.prefix
+            else "; channels-last stages read as C x H x W"
+        )
     print(f"(* default layer; {len(rows)} layers of {engine.name}{note})")
     return 0
 
@@ -60,11 +72,18 @@ def list_models(args: argparse.Namespace) -> int:
     for name in names:
         spec = get_spec(name)
         available, where = availability(spec)
-        rows.append({
-            "name": name, "family": spec.family, "input_size": spec.input_size, "in_channels": spec.in_channels,
-            "default_layer": spec.default_layer, "trained_weights_available": available, "weights": where,
-            "description": spec.description,
-        })  # fmt: skip
+        rows.append(
+            {
+                "name": name,
+                "family": spec.family,
+                "input_size": spec.input_size,
+                "in_channels": spec.in_channels,
+                "default_layer": spec.default_layer,
+                "trained_weights_available": available,
+                "weights": where,
+                "description": spec.description,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -73,6 +92,7 @@ def list_models(args: argparse.Namespace) -> int:
         mark = "yes" if r["trained_weights_available"] else "no "
         print(f"{r['name']:<{width}}  {r['family']:<13} {r['input_size']:>3}px  trained now: {mark}  {r['weights']}")
     more = "" if args.all else "every torchvision classifier by its name (--all lists them), "
-    print(f"Also: {more}timm:NAME, a .pt2 (torch.export) or TorchScript file, or package.module:factory with "
-          "--weights.")  # fmt: skip
+    print(
+        f"Also: {more}timm:NAME, a .pt2 (torch.export) or TorchScript file, or package.module:factory with --weights."
+    )
     return 0

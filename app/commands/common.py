@@ -23,8 +23,12 @@ def add_model_options(parser: argparse.ArgumentParser, *, weights: bool = True, 
         parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda or mps")
     own = parser.add_argument_group("your own model (timm:NAME, a .pt2 or TorchScript file, or module:factory)")
     own.add_argument("--input-size", type=int, metavar="N", help="square input side in pixels (default 224)")
-    own.add_argument("--in-channels", type=int, metavar="N",
-                     help="input channels (default: the first convolution's; photos need 1 or 3, others a tensor)")
+    own.add_argument(
+        "--in-channels",
+        type=int,
+        metavar="N",
+        help="input channels (default: the first convolution's; photos need 1 or 3, others a tensor)",
+    )
     own.add_argument("--mean", type=_floats, metavar="M[,M,M]", help="per-channel mean (default ImageNet's)")
     own.add_argument("--std", type=_floats, metavar="S[,S,S]", help="per-channel std (default ImageNet's)")
     own.add_argument("--labels", metavar="FILE", help="class names, one per line")

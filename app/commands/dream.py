@@ -17,18 +17,28 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "dream", help="optimised images: what a channel or class wants to see (regularised activation maximisation)"
     )
     add_model_options(dream)
-    dream.add_argument("--layer", help="module path or friendly name; `prob` for a class's logit (default: the "
-                       "model's default layer)")  # fmt: skip
+    dream.add_argument(
+        "--layer", help="module path or friendly name; `prob` for a class's logit (default: the model's default layer)"
+    )
     dream.add_argument("--channel", type=int, default=0, help="channel, unit or class index (default: 0)")
     dream.add_argument("--channels", metavar="A-B", help="channels A to B as batches, plus a contact sheet of them")
-    dream.add_argument("--objective", default="channel", help="channel (mean over the map, default) or neuron "
-                       "(the map's centre unit)")  # fmt: skip
-    dream.add_argument("--method", default="fourier", help="fourier (Lucid's: decorrelated colour, Fourier basis, "
-                       "random jitter, scale and rotation, Adam; default) or yosinski (pixels, Table 1 "
-                       "regularisers)")  # fmt: skip
-    dream.add_argument("--preset", type=int, help="yosinski's regulariser set, 1-4 as in Table 1 of Yosinski et al. "
-                       "2015 (default: 3, the paper's; 1-3 were tuned for CaffeNet's pixel scale and barely move a "
-                       "small network such as LeNet, where 4 works)")  # fmt: skip
+    dream.add_argument(
+        "--objective", default="channel", help="channel (mean over the map, default) or neuron (the map's centre unit)"
+    )
+    dream.add_argument(
+        "--method",
+        default="fourier",
+        help="fourier (Lucid's: decorrelated colour, Fourier basis, "
+        "random jitter, scale and rotation, Adam; default) or yosinski (pixels, Table 1 "
+        "regularisers)",
+    )
+    dream.add_argument(
+        "--preset",
+        type=int,
+        help="yosinski's regulariser set, 1-4 as in Table 1 of Yosinski et al. "
+        "2015 (default: 3, the paper's; 1-3 were tuned for CaffeNet's pixel scale and barely move a "
+        "small network such as LeNet, where 4 works)",
+    )
     dream.add_argument("--steps", type=int, help="optimisation steps (default: 512; yosinski: its preset's)")
     dream.add_argument("--size", type=int, metavar="PIXELS", help="image side (default: the model's input size)")
     dream.add_argument("--seed", type=int, default=0, help="the same seed gives the same image (default: 0)")
@@ -75,8 +85,17 @@ def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise OptionError(f"--batch must be at least 1, got {args.batch}")
     engine = load_engine(args, progress=not args.json)
-    request = plan(engine, args.layer, channels, objective=args.objective, method=args.method, steps=args.steps,
-                   size=args.size, preset=args.preset, seed=args.seed)  # fmt: skip
+    request = plan(
+        engine,
+        args.layer,
+        channels,
+        objective=args.objective,
+        method=args.method,
+        steps=args.steps,
+        size=args.size,
+        preset=args.preset,
+        seed=args.seed,
+    )
     with tqdm(total=0, desc="dream", unit="step", leave=False, disable=args.json) as bar:
 
         def progress(what: str, done: int, total: int) -> None:
@@ -90,17 +109,24 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     stem = f"{_slug(engine.name)}-{_slug(layer.name)}"
     settings = f"{request.method}{request.preset or ''}-seed{request.seed}"
-    is_class = len(engine.categories) == layer.channels and layer.path in (engine.layers[-1].path,
-                                                                          engine.layers[-2].path)  # fmt: skip
+    is_class = len(engine.categories) == layer.channels and layer.path in (
+        engine.layers[-1].path,
+        engine.layers[-2].path,
+    )
     rows = []
     for index, unit in enumerate(request.channels):
         path = save_png(out / f"{stem}-{unit}-{settings}.png", result.images[index])
         top5 = classify(engine, read_png(path))  # as written: uint8, re-read, preprocessed as the live view does
-        rows.append({
-            "channel": unit, "label": engine.categories[unit] if is_class else None, "png": str(path),
-            "objective_first": float(result.objective[0, index]), "objective_last": float(result.objective[-1, index]),
-            "top5": [{"index": p.index, "label": p.label, "probability": p.probability} for p in top5],
-        })  # fmt: skip
+        rows.append(
+            {
+                "channel": unit,
+                "label": engine.categories[unit] if is_class else None,
+                "png": str(path),
+                "objective_first": float(result.objective[0, index]),
+                "objective_last": float(result.objective[-1, index]),
+                "top5": [{"index": p.index, "label": p.label, "probability": p.probability} for p in top5],
+            }
+        )
     sheet = None
     if args.channels:
         labels = [_tile_label(row["channel"], row["label"]) for row in rows]
@@ -108,26 +134,39 @@ def run(args: argparse.Namespace) -> int:
         sheet = save_png(out / f"{stem}-{first}-{last}-{settings}-sheet.png", contact_sheet(result.images, labels))
 
     summary = {
-        "model": engine.name, "weights": engine.weights.source, "layer": layer.name, "path": layer.path,
+        "model": engine.name,
+        "weights": engine.weights.source,
+        "layer": layer.name,
+        "path": layer.path,
         "objective": "logit" if is_class else request.objective,
-        "method": request.method, "preset": request.preset, "steps": request.steps, "size": request.size,
-        "seed": request.seed, "seconds": result.seconds, "cached": result.cached,
-        "sheet": str(sheet) if sheet else None, "channels": rows,
-    }  # fmt: skip
+        "method": request.method,
+        "preset": request.preset,
+        "steps": request.steps,
+        "size": request.size,
+        "seed": request.seed,
+        "seconds": result.seconds,
+        "cached": result.cached,
+        "sheet": str(sheet) if sheet else None,
+        "channels": rows,
+    }
     if len(rows) == 1:  # one image: its figures at the top level too
         summary.update({key: rows[0][key] for key in ("objective_first", "objective_last", "png", "top5")})
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0
     cached = " (from the cache)" if result.cached else ""
-    print(f"{engine.name} [{engine.weights.label}] {layer.name} ({layer.path}), {summary['objective']}, "
-          f"{request.method}{f' preset {request.preset}' if request.preset else ''}, {request.steps} steps at "
-          f"{request.size}px, seed {request.seed}: {result.seconds:.1f} s{cached}")  # fmt: skip
+    print(
+        f"{engine.name} [{engine.weights.label}] {layer.name} ({layer.path}), {summary['objective']}, "
+        f"{request.method}{f' preset {request.preset}' if request.preset else ''}, {request.steps} steps at "
+        f"{request.size}px, seed {request.seed}: {result.seconds:.1f} s{cached}"
+    )
     for row in rows:
         best = row["top5"][0]
         name = f"{row['channel']} ({row['label']})" if row["label"] else str(row["channel"])
-        print(f"{name}: objective {row['objective_first']:.3g} -> {row['objective_last']:.3g}, "
-              f"seen as {best['label']} {best['probability']:.3f} -> {row['png']}")  # fmt: skip
+        print(
+            f"{name}: objective {row['objective_first']:.3g} -> {row['objective_last']:.3g}, "
+            f"seen as {best['label']} {best['probability']:.3f} -> {row['png']}"
+        )
     if sheet:
         print(f"contact sheet: {sheet}")
     sys.stdout.flush()

@@ -120,12 +120,23 @@ def run_embed(args) -> tuple[EmbeddingRun, Path]:
     else:
         default_model = "lenet" if args.dataset in ("mnist", "digits") else None
         name = args.model or default_model
-        engine = (Engine.load(name, args.weights, device=args.device) if name else
-                  Engine.load_default(args.weights, device=args.device)[0])  # fmt: skip
+        engine = (
+            Engine.load(name, args.weights, device=args.device)
+            if name
+            else Engine.load_default(args.weights, device=args.device)[0]
+        )
         data, skipped = embedding_dataset(args.dataset, args.samples, args.seed, engine.spec.input_size)
         layers = [key.strip() for key in args.layers.split(",")] if args.layers else None
-        run = embed_dataset(engine, data, args.dataset, layers, method=args.method, perplexity=args.perplexity,
-                            seed=args.seed, progress=progress)  # fmt: skip
+        run = embed_dataset(
+            engine,
+            data,
+            args.dataset,
+            layers,
+            method=args.method,
+            perplexity=args.perplexity,
+            seed=args.seed,
+            progress=progress,
+        )
         run.skipped = skipped
     for bar in bars.values():
         bar.close()
@@ -142,8 +153,10 @@ def summary_rows(run: EmbeddingRun) -> list[dict]:
 
 
 def print_table(run: EmbeddingRun, figure: Path) -> None:
-    print(f"{run.dataset}: {len(run.labels)} samples, {len(run.classes)} classes, model {run.model}"
-          + (f", {run.skipped} unreadable images skipped" if run.skipped else ""))  # fmt: skip
+    print(
+        f"{run.dataset}: {len(run.labels)} samples, {len(run.classes)} classes, model {run.model}"
+        + (f", {run.skipped} unreadable images skipped" if run.skipped else "")
+    )
     print(f"{'layer':<22}{'dim':>7}{'k-NN acc':>10}{'trust':>8}{'seconds':>9}")
     for layer in run.layers:
         seconds = "cached" if layer.cached else f"{layer.seconds:.1f}"
@@ -171,8 +184,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     embed.add_argument(
         "--out", default="embeddings.png", metavar="FIG.png", help="the figure (default: embeddings.png)"
     )
-    embed.add_argument("--tensorboard", metavar="DIR", help="also write each layer's points, classes and "
-                       "thumbnails for TensorBoard's embedding projector into DIR")  # fmt: skip
+    embed.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="also write each layer's points, classes and thumbnails for TensorBoard's embedding projector into DIR",
+    )
     embed.add_argument(
         "--json", action="store_true", help="per layer: name, dimension, knn_accuracy, trustworthiness, seconds"
     )
@@ -182,11 +198,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     run, figure = run_embed(args)
     if args.json:
-        summary = {"dataset": run.dataset, "model": run.model, "samples": int(len(run.labels)),
-                   "skipped": run.skipped, "figure": str(figure), "layers": summary_rows(run)}  # fmt: skip
+        summary = {
+            "dataset": run.dataset,
+            "model": run.model,
+            "samples": int(len(run.labels)),
+            "skipped": run.skipped,
+            "figure": str(figure),
+            "layers": summary_rows(run),
+        }
         print(json.dumps(summary, indent=1))
     else:
         print_table(run, figure)
     return 0
-
-

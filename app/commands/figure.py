@@ -34,13 +34,21 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     figure = commands.add_parser(
         "figure", help="the input and every layer's channels in one figure (signed colours, one scale per layer)"
     )
-    figure.add_argument("input", metavar="INPUT", help="an image file, a video file (its first frame) or a stream URL "
-                        "(its current frame)")  # fmt: skip
+    figure.add_argument(
+        "input",
+        metavar="INPUT",
+        help="an image file, a video file (its first frame) or a stream URL (its current frame)",
+    )
     add_model_options(figure, device=False)
-    figure.add_argument("--layers", default="spatial", metavar="L1,L2,...|all",
-                        help="comma-separated layers, or `all` (default: every layer with spatial maps)")  # fmt: skip
-    figure.add_argument("--channels", type=_positive, metavar="N", help="the first N channels of each layer "
-                        "(default: all of them)")  # fmt: skip
+    figure.add_argument(
+        "--layers",
+        default="spatial",
+        metavar="L1,L2,...|all",
+        help="comma-separated layers, or `all` (default: every layer with spatial maps)",
+    )
+    figure.add_argument(
+        "--channels", type=_positive, metavar="N", help="the first N channels of each layer (default: all of them)"
+    )
     figure.add_argument("--out", default="figure.png", metavar="FIG.png", help="png, pdf or svg (default: figure.png)")
     figure.set_defaults(handler=run, device="cpu")
 
@@ -129,8 +137,14 @@ def draw_overview(rows: list[OverviewRow], heading: str = "", per_line: int = PE
     top = MARGIN_IN + heading_in
     for row, mosaic, height in zip(rows, mosaics, heights, strict=True):
         title = row_title(row)
-        figure.text(MARGIN_IN / FIGURE_WIDTH_IN, 1 - (top + TITLE_IN * 0.55) / total, title, va="center",
-                    fontsize=9, family="monospace")  # fmt: skip
+        figure.text(
+            MARGIN_IN / FIGURE_WIDTH_IN,
+            1 - (top + TITLE_IN * 0.55) / total,
+            title,
+            va="center",
+            fontsize=9,
+            family="monospace",
+        )
         drawn.titles.append(title)
         top += TITLE_IN
         limit = row.scale or 1.0
@@ -144,8 +158,14 @@ def draw_overview(rows: list[OverviewRow], heading: str = "", per_line: int = PE
                     ax.imshow(picture, interpolation="antialiased", aspect="auto")
                 else:
                     crisp = side * dpi >= picture.shape[1]
-                    ax.imshow(picture, cmap=cmap, vmin=-limit, vmax=limit, aspect="auto",
-                              interpolation="nearest" if crisp else "antialiased")  # fmt: skip
+                    ax.imshow(
+                        picture,
+                        cmap=cmap,
+                        vmin=-limit,
+                        vmax=limit,
+                        aspect="auto",
+                        interpolation="nearest" if crisp else "antialiased",
+                    )
                 ax.set_axis_off()
                 axes.append(ax)
         elif not row.is_spatial:  # a strip of units: no separators, they would fill its height
@@ -158,8 +178,14 @@ def draw_overview(rows: list[OverviewRow], heading: str = "", per_line: int = PE
             ax = figure.add_axes(box(MARGIN_IN, top, span, height))
             # enlarged: crisp cells; shrunk: filtered, or nearest neighbour would drop whole separators
             shrunk = span * dpi < mosaic.shape[1]
-            ax.imshow(mosaic, cmap=cmap, vmin=-limit, vmax=limit, aspect="auto",
-                      interpolation="antialiased" if shrunk else "nearest")  # fmt: skip
+            ax.imshow(
+                mosaic,
+                cmap=cmap,
+                vmin=-limit,
+                vmax=limit,
+                aspect="auto",
+                interpolation="antialiased" if shrunk else "nearest",
+            )
             ax.set_axis_off()
             axes.append(ax)
         drawn.axes[row.path] = axes

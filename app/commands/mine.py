@@ -21,19 +21,32 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "tensors, not both. Results are cached; an interrupted run resumes. Under torchrun each process mines a "
         "share.",
     )
-    mine.add_argument("folder", metavar="FOLDER", help="a folder of images (and videos, with --video-step), or of "
-                      "tensor files (.npy, .pt: C x H x W, the network input as it is)")  # fmt: skip
+    mine.add_argument(
+        "folder",
+        metavar="FOLDER",
+        help="a folder of images (and videos, with --video-step), or of "
+        "tensor files (.npy, .pt: C x H x W, the network input as it is)",
+    )
     add_model_options(mine)
-    mine.add_argument("--layer", help="layer(s), comma-separated: module paths or friendly names "
-                      "(default: the model's default layer)")  # fmt: skip
+    mine.add_argument(
+        "--layer", help="layer(s), comma-separated: module paths or friendly names (default: the model's default layer)"
+    )
     mine.add_argument("--top", type=int, default=9, metavar="K", help="images kept per unit (default: 9)")
-    mine.add_argument("--out", metavar="DIR", help="write per unit a mosaic of crops and of deconvolutions, "
-                      "and index.json / index.html")  # fmt: skip
+    mine.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write per unit a mosaic of crops and of deconvolutions, and index.json / index.html",
+    )
     mine.add_argument("--no-deconv", action="store_true", help="with --out, leave the deconvolution mosaics out")
     mine.add_argument("--json", action="store_true", help="one JSON object on stdout (a list for several layers)")
     mine.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per forward (default: 64)")
-    mine.add_argument("--workers", type=int, default=2, metavar="N",
-                      help="processes decoding and resizing images (default: 2; 0: in this process)")  # fmt: skip
+    mine.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="processes decoding and resizing images (default: 2; 0: in this process)",
+    )
     mine.add_argument("--video-step", type=int, metavar="K", help="also mine every K-th frame of the videos")
     mine.add_argument("--no-cache", action="store_true", help="mine again even where a cached atlas exists")
     mine.set_defaults(handler=run)
@@ -77,10 +90,22 @@ def run(args: argparse.Namespace) -> int:
         layers = [key.strip() for key in args.layer.split(",") if key.strip()] if args.layer else None
         bar = _ProgressBar(processes.is_main)
         try:
-            atlases = mine(engine, folder, layers, top=args.top, batch_size=args.batch_size, workers=args.workers,
-                           video_step=args.video_step, reader=read_frame, image_suffixes=IMAGE_SUFFIXES,
-                           video_suffixes=VIDEO_SUFFIXES, tensor_suffixes=TENSOR_SUFFIXES, progress=bar,
-                           use_cache=not args.no_cache, processes=processes)  # fmt: skip
+            atlases = mine(
+                engine,
+                folder,
+                layers,
+                top=args.top,
+                batch_size=args.batch_size,
+                workers=args.workers,
+                video_step=args.video_step,
+                reader=read_frame,
+                image_suffixes=IMAGE_SUFFIXES,
+                video_suffixes=VIDEO_SUFFIXES,
+                tensor_suffixes=TENSOR_SUFFIXES,
+                progress=bar,
+                use_cache=not args.no_cache,
+                processes=processes,
+            )
         finally:
             bar.close()
         if not processes.is_main:
@@ -103,8 +128,10 @@ def _print_summary(atlases, as_json: bool, written: Path | None) -> None:
         return
     for atlas in atlases:
         how = "cached" if atlas.cached else "mined"
-        print(f"{atlas.model} [{atlas.weights}] {atlas.layer_name} ({atlas.layer}): {atlas.channels} units, "
-              f"top {atlas.top} of {atlas.images} images in {atlas.folder} ({how})")  # fmt: skip
+        print(
+            f"{atlas.model} [{atlas.weights}] {atlas.layer_name} ({atlas.layer}): {atlas.channels} units, "
+            f"top {atlas.top} of {atlas.images} images in {atlas.folder} ({how})"
+        )
         for channel in range(min(3, atlas.channels)):
             best = atlas.entries(channel)[:3]
             listed = ", ".join(f"{e.name} {e.value:.3g} at {e.at[0]},{e.at[1]}" for e in best)
@@ -112,8 +139,10 @@ def _print_summary(atlases, as_json: bool, written: Path | None) -> None:
         if atlas.channels > 3:
             print(f"  ... {atlas.channels - 3} more units (--json for all, --out DIR for mosaics)")
     if written is not None:
-        print(f"wrote {written}/index.html, index.json and per unit a mosaic of its top crops and one of what "
-              "drives it in each (deconv, or guided backprop where the network's deconvolution ignores the image)")
+        print(
+            f"wrote {written}/index.html, index.json and per unit a mosaic of its top crops and one of what "
+            "drives it in each (deconv, or guided backprop where the network's deconvolution ignores the image)"
+        )
 
 
 def _reader(entry):
@@ -134,8 +163,9 @@ def write_atlas_folder(out: Path, atlases, engine, deconv: bool = True) -> Path:
     for atlas in atlases:
         layer_folder = atlas.layer_name.replace("/", "_")
         units = []
-        for channel in tqdm(range(atlas.channels), desc=f"mosaics of {atlas.layer_name}", unit="unit",
-                            file=sys.stderr, disable=None):  # fmt: skip
+        for channel in tqdm(
+            range(atlas.channels), desc=f"mosaics of {atlas.layer_name}", unit="unit", file=sys.stderr, disable=None
+        ):
             mosaics = unit_mosaics(engine if deconv else None, atlas, channel, _reader)
             crops_file = f"{layer_folder}/unit_{channel:04d}.png"
             write_png(out / crops_file, mosaics.crops)
@@ -154,12 +184,16 @@ def write_atlas_folder(out: Path, atlases, engine, deconv: bool = True) -> Path:
 
 
 def _index_html(index: list[dict]) -> str:
-    parts = ["<!doctype html><meta charset='utf-8'><title>livevis unit atlas</title>",
-             "<style>body{font-family:sans-serif;background:#111;color:#ddd}img{margin:2px;image-rendering:pixelated}"
-             "div.unit{display:inline-block;margin:6px;text-align:center}</style>"]  # fmt: skip
+    parts = [
+        "<!doctype html><meta charset='utf-8'><title>livevis unit atlas</title>",
+        "<style>body{font-family:sans-serif;background:#111;color:#ddd}img{margin:2px;image-rendering:pixelated}"
+        "div.unit{display:inline-block;margin:6px;text-align:center}</style>",
+    ]
     for layer in index:
-        parts.append(f"<h2>{html.escape(layer['model'])} {html.escape(layer['layer'])}: top images of "
-                     f"{layer['images']} in {html.escape(layer['folder'])}</h2>")  # fmt: skip
+        parts.append(
+            f"<h2>{html.escape(layer['model'])} {html.escape(layer['layer'])}: top images of "
+            f"{layer['images']} in {html.escape(layer['folder'])}</h2>"
+        )
         for unit in layer["channels"]:
             best = ", ".join(html.escape(t["image"]) for t in unit["top"][:3])
             images = f"<img src='{html.escape(unit['crops'])}' title='{best}'>"

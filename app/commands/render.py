@@ -13,8 +13,12 @@ from livevis.state import VIEW_DEFAULTS
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     render = commands.add_parser("render", help="render the views of one image or video frame to PNG files")
-    render.add_argument("input", metavar="INPUT", help="an image file, a video file, a folder of images, or a "
-                        "stream URL (http://PHONE:8080/video, rtsp://...: its current frame)")  # fmt: skip
+    render.add_argument(
+        "input",
+        metavar="INPUT",
+        help="an image file, a video file, a folder of images, or a "
+        "stream URL (http://PHONE:8080/video, rtsp://...: its current frame)",
+    )
     add_model_options(render)
     render.add_argument("--layer", help="module path or friendly name (default: the model's default layer)")
     render.add_argument("--channel", type=int, default=0, help="selected channel (default: 0)")
@@ -30,30 +34,61 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
 
     unit = render.add_argument_group("unit analysis")
-    unit.add_argument("--backprop", default="off", metavar="MODE",
-                      help="also write backprop.png: grad, deconv or guided (what drives the channel) or gradcam")
-    unit.add_argument("--backprop-view", default=VIEW_DEFAULTS["backprop_view"], metavar="VIEW",
-                      help="raw, gray, norm or normblur (default: the gradient's norm, blurred)")
-    unit.add_argument("--class", dest="class_index", type=int, metavar="K",
-                      help="the class Grad-CAM explains (default: the top-1)")
-    unit.add_argument("--gradcam-layer", metavar="LAYER",
-                      help="the layer Grad-CAM explains the class at (default: the last layer with maps)")
-    unit.add_argument("--at", type=_point, metavar="X,Y",
-                      help="rank the layer's channels by their activation at this frame pixel (top 10)")
-    unit.add_argument("--concepts", type=int, metavar="K",
-                      help="also write concepts.png: the layer cut into K concepts (2-12) by NMF, on the frame, with "
-                      "each one's top channels (and classes where the layer feeds the classifier)")  # fmt: skip
+    unit.add_argument(
+        "--backprop",
+        default="off",
+        metavar="MODE",
+        help="also write backprop.png: grad, deconv or guided (what drives the channel) or gradcam",
+    )
+    unit.add_argument(
+        "--backprop-view",
+        default=VIEW_DEFAULTS["backprop_view"],
+        metavar="VIEW",
+        help="raw, gray, norm or normblur (default: the gradient's norm, blurred)",
+    )
+    unit.add_argument(
+        "--class", dest="class_index", type=int, metavar="K", help="the class Grad-CAM explains (default: the top-1)"
+    )
+    unit.add_argument(
+        "--gradcam-layer",
+        metavar="LAYER",
+        help="the layer Grad-CAM explains the class at (default: the last layer with maps)",
+    )
+    unit.add_argument(
+        "--at",
+        type=_point,
+        metavar="X,Y",
+        help="rank the layer's channels by their activation at this frame pixel (top 10)",
+    )
+    unit.add_argument(
+        "--concepts",
+        type=int,
+        metavar="K",
+        help="also write concepts.png: the layer cut into K concepts (2-12) by NMF, on the frame, with "
+        "each one's top channels (and classes where the layer feeds the classifier)",
+    )
     vit = render.add_argument_group("transformers")
-    vit.add_argument("--attention", default="heads", metavar="MODE",
-                     help="attention.png and attention_overlay.png: heads (default: every head at the layer's "
-                          "block), rollout (up to it) or off")
-    vit.add_argument("--head", type=int, default=-1, metavar="H",
-                     help="the head drawn on the frame (default: the mean of the heads)")
-    vit.add_argument("--query", type=_cell, metavar="ROW,COL",
-                     help="ask attention from this patch-grid cell (default: the class token)")
-    render.add_argument("--all-frames", action="store_true",
-                        help="every frame of a video: DIR/overlay.mp4 and DIR/grid.mp4 (and backprop.mp4, "
-                        "concepts.mp4)")
+    vit.add_argument(
+        "--attention",
+        default="heads",
+        metavar="MODE",
+        help="attention.png and attention_overlay.png: heads (default: every head at the layer's "
+        "block), rollout (up to it) or off",
+    )
+    vit.add_argument(
+        "--head", type=int, default=-1, metavar="H", help="the head drawn on the frame (default: the mean of the heads)"
+    )
+    vit.add_argument(
+        "--query",
+        type=_cell,
+        metavar="ROW,COL",
+        help="ask attention from this patch-grid cell (default: the class token)",
+    )
+    render.add_argument(
+        "--all-frames",
+        action="store_true",
+        help="every frame of a video: DIR/overlay.mp4 and DIR/grid.mp4 (and backprop.mp4, concepts.mp4)",
+    )
     render.add_argument("--json", action="store_true", help="one JSON object on stdout")
     render.set_defaults(handler=run)
 
@@ -110,8 +145,9 @@ def run(args: argparse.Namespace) -> int:
 
         check_layer(layer, args.concepts)
     if args.class_index is not None and not 0 <= args.class_index < len(engine.categories):
-        raise OptionError(f"class {args.class_index} is out of range: {engine.name} has classes "
-                          f"0..{len(engine.categories) - 1}")  # fmt: skip
+        raise OptionError(
+            f"class {args.class_index} is out of range: {engine.name} has classes 0..{len(engine.categories) - 1}"
+        )
     natural = grid_layout(layer.channels, *tile_of(layer.shape))
     options = options.with_(grid_scale=max(1, 720 // max(natural.width, natural.height)))
     if engine.blocks:  # a transformer: its attention, token norms and prefix tokens as well
@@ -178,8 +214,12 @@ def _units_at(visualizer, at: tuple[float, float], layer) -> dict:
     if ranked is None:
         raise InputError(f"--at {at[0]:g},{at[1]:g} is outside the square the network sees (the dashed crop)")
     cell, units = ranked
-    return {"x": at[0], "y": at[1], "cell": list(cell),
-            "top": [{"channel": channel, "value": value} for channel, value in units]}  # fmt: skip
+    return {
+        "x": at[0],
+        "y": at[1],
+        "cell": list(cell),
+        "top": [{"channel": channel, "value": value} for channel, value in units],
+    }
 
 
 def _summary(engine, layer, views, units: dict | None, out: Path, written: str) -> dict:
@@ -196,9 +236,14 @@ def _summary(engine, layer, views, units: dict | None, out: Path, written: str) 
         "backprop_rule_count": views.values.get("backprop_rule_count"),
         "concepts": _concepts_json(views.values.get("concepts_summary")),
         "gradcam_class": views.values.get("backprop_class"),
-        "attention": None if "attention_block" not in views.values else {
-            "block": views.values["attention_block"], "mode": views.values["attention_mode"],
-            "query": views.values["attention_query_cell"], "heads": views.values["attention_layout"].channels},
+        "attention": None
+        if "attention_block" not in views.values
+        else {
+            "block": views.values["attention_block"],
+            "mode": views.values["attention_mode"],
+            "query": views.values["attention_query_cell"],
+            "heads": views.values["attention_layout"].channels,
+        },
         "token_outliers": views.values.get("token_outliers"),
         "written": [str(out / f"{name}.png") for name in views.images]
         + ([str(out / "activations.npz")] if written else []),
@@ -217,9 +262,15 @@ def _print_concepts(summary) -> None:
 def _concepts_json(summary) -> list | None:
     if summary is None:
         return None
-    return [{"colour": list(c.rgb), "share": c.share, "channels": [channel for channel, _ in c.channels],
-             "classes": [{"label": label, "probability": p} for label, p in c.classes]}
-            for c in summary.concepts]  # fmt: skip
+    return [
+        {
+            "colour": list(c.rgb),
+            "share": c.share,
+            "channels": [channel for channel, _ in c.channels],
+            "classes": [{"label": label, "probability": p} for label, p in c.classes],
+        }
+        for c in summary.concepts
+    ]
 
 
 def _render_to(folder: Path, visualizer, frame, options, save_npz: bool):
@@ -246,13 +297,28 @@ def _options(args: argparse.Namespace):
     from livevis.models import ViewOptions
     from livevis.models.views import DEFAULT_VIEWS
 
-    concepts = {} if args.concepts is None else {"views": (*DEFAULT_VIEWS, "concepts"), "concept_count": args.concepts,
-                                                  "concept_warm_start": False}  # fmt: skip
-    return ViewOptions(layer=args.layer, channel=args.channel, colormap=args.colormap, norm=args.norm,
-                       gamma=args.gamma, boost=args.boost, overlay_mode=args.overlay_mode, backprop=args.backprop,
-                       backprop_view=args.backprop_view, class_index=args.class_index, attention=args.attention,
-                       attention_head=args.head, attention_query=args.query, gradcam_layer=args.gradcam_layer,
-                       **concepts)  # fmt: skip
+    concepts = (
+        {}
+        if args.concepts is None
+        else {"views": (*DEFAULT_VIEWS, "concepts"), "concept_count": args.concepts, "concept_warm_start": False}
+    )
+    return ViewOptions(
+        layer=args.layer,
+        channel=args.channel,
+        colormap=args.colormap,
+        norm=args.norm,
+        gamma=args.gamma,
+        boost=args.boost,
+        overlay_mode=args.overlay_mode,
+        backprop=args.backprop,
+        backprop_view=args.backprop_view,
+        class_index=args.class_index,
+        attention=args.attention,
+        attention_head=args.head,
+        attention_query=args.query,
+        gradcam_layer=args.gradcam_layer,
+        **concepts,
+    )
 
 
 def _render_video(args: argparse.Namespace) -> int:
@@ -268,8 +334,10 @@ def _render_video(args: argparse.Namespace) -> int:
     from livevis.models.errors import InputError
 
     if is_stream_url(args.input):
-        raise InputError("--all-frames is for a video file; a live stream has no last frame (without --all-frames, "
-                         "render takes its current frame)")  # fmt: skip
+        raise InputError(
+            "--all-frames is for a video file; a live stream has no last frame (without --all-frames, "
+            "render takes its current frame)"
+        )
     path = check_regular_file(args.input)
     if not is_video_path(path):
         raise InputError(f"--all-frames is for a video file; {path.name} is not one")
@@ -303,6 +371,9 @@ def _render_video(args: argparse.Namespace) -> int:
     if not videos.frames:
         raise InputError(f"{path}: no frame could be decoded")
     written = {str(p): videos.frames[p.stem] for p in videos.paths()}
-    print(json.dumps({"written": written}, indent=1) if args.json else
-          "wrote " + ", ".join(f"{p} ({n} frames)" for p, n in written.items()))  # fmt: skip
+    print(
+        json.dumps({"written": written}, indent=1)
+        if args.json
+        else "wrote " + ", ".join(f"{p} ({n} frames)" for p, n in written.items())
+    )
     return 0

@@ -38,8 +38,16 @@ class Job(QObject):
     cancelled = pyqtSignal()
     ended = pyqtSignal()  # after any of the three above
 
-    def __init__(self, title: str, fn: Callable, args: tuple, kwargs: dict, parent: QObject | None = None, *,
-                 partial: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        title: str,
+        fn: Callable,
+        args: tuple,
+        kwargs: dict,
+        parent: QObject | None = None,
+        *,
+        partial: bool = False,
+    ):
         super().__init__(parent)
         if partial:
             kwargs = {**kwargs, "partial": self.partial.emit}

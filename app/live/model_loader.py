@@ -79,8 +79,9 @@ def load_model(request: LoadRequest, progress: Progress) -> tuple[Visualizer, Mo
         engine, notice = Engine.load_default(request.weights, device=request.device, progress=progress)
         request = LoadRequest(engine.name, request.weights, request.device)
     else:
-        engine = Engine.load(request.name, request.weights, device=request.device, progress=progress,
-                             **dict(request.custom))  # fmt: skip
+        engine = Engine.load(
+            request.name, request.weights, device=request.device, progress=progress, **dict(request.custom)
+        )
         notice = None
     return Visualizer(engine), model_info(engine, notice), request
 
@@ -136,8 +137,12 @@ class ModelLoader(QObject):
         """A model loaded before (the running one by default) again, with other weights or on another
         device; a user's own model keeps its file or factory, input size, mean, std and labels."""
         request = self.request_of(name)
-        return self.load(request.name, request.weights if weights is None else weights,
-                         request.device if device is None else device, **dict(request.custom))  # fmt: skip
+        return self.load(
+            request.name,
+            request.weights if weights is None else weights,
+            request.device if device is None else device,
+            **dict(request.custom),
+        )
 
     def load_by_name(self, name: str, device: str = "auto") -> Job:
         """A listed model with its trained weights; a user's own model as it was loaded before."""

@@ -68,8 +68,9 @@ class LiveStats:
             "worker_stage_ms_p50": {stage: self._percentile(ms, 50) for stage, ms in self.stage_ms.items()},
         }
 
-    def add_display(self, sequence: int, captured_at: float, now: float, timings_ms: dict[str, float],
-                    grid_paint_ms: float) -> None:  # fmt: skip
+    def add_display(
+        self, sequence: int, captured_at: float, now: float, timings_ms: dict[str, float], grid_paint_ms: float
+    ) -> None:
         """One result shown: counts, rate, latency, the worker's stage times and the grid's paint time."""
         self.displayed += 1
         self.display_times.append(now)

@@ -49,8 +49,13 @@ def save_snapshot(folder: Path, views: FrameViews, source: str = "") -> Path:
     output_folder(target)
     save_images(target, {"frame": views.frame, **views.images})
     save_activations(target / "activations.npz", views)
-    about = {"source": source, "layer": views.layer.path, "layer_name": views.layer.name, "channel": views.channel,
-             "saved": now.isoformat(timespec="milliseconds")}  # fmt: skip
+    about = {
+        "source": source,
+        "layer": views.layer.path,
+        "layer_name": views.layer.name,
+        "channel": views.channel,
+        "saved": now.isoformat(timespec="milliseconds"),
+    }
     try:
         (target / "snapshot.json").write_text(json.dumps(about, indent=1))
     except OSError as exc:
@@ -195,11 +200,18 @@ class InferenceWorker(QThread):
             snapshots, self._snapshots = self._snapshots, []
         self._process(visualizer, self._held, options, snapshots, prepared)
 
-    def _process(self, visualizer: Visualizer, frame: CapturedFrame, options: ViewOptions, snapshots: list[Path],
-                 prepared: PreparedFrame | None = None):  # fmt: skip
+    def _process(
+        self,
+        visualizer: Visualizer,
+        frame: CapturedFrame,
+        options: ViewOptions,
+        snapshots: list[Path],
+        prepared: PreparedFrame | None = None,
+    ):
         start = time.perf_counter()
-        views = visualizer.process(prepared or frame.image, options, with_activations=bool(snapshots),
-                                   frame_key=frame.sequence)  # fmt: skip
+        views = visualizer.process(
+            prepared or frame.image, options, with_activations=bool(snapshots), frame_key=frame.sequence
+        )
         self.processed += 1
         elapsed = (time.perf_counter() - start) * 1000.0
         if not snapshots:  # saving takes a while: the frame after it should be the newest then

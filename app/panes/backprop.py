@@ -55,14 +55,20 @@ class BackpropPane(Pane):
             picked = "picked" if options.class_index is not None else "top-1"
             path = values.get("gradcam_layer", views.layer.path)
             row = model.find(path) if model is not None else None
-            self.set_title(f"Grad-CAM of {label} ({picked}; click a prediction) at {row[1] if row else path}, "
-                           "the last layer with maps")  # fmt: skip
+            self.set_title(
+                f"Grad-CAM of {label} ({picked}; click a prediction) at {row[1] if row else path}, "
+                "the last layer with maps"
+            )
         else:
             count = values.get("backprop_rule_count", 0)
             rule = f"the {options.backprop} rule at {count} ReLU calls"
             if count == 0 and options.backprop != "grad":  # GELU and the like: the rule has nothing to act on
                 rule = f"no ReLU in this model: {options.backprop} is the plain gradient here"
-            blind = " (the same for every image in this network: no max-pooling; try guided)" if values.get(
-                "backprop_sees_the_image", True) is False else ""  # fmt: skip
-            self.set_title(f"{options.backprop} ({options.backprop_view}) of {views.layer.name}:{views.channel}"
-                           f" - {rule}{blind}")  # fmt: skip
+            blind = (
+                " (the same for every image in this network: no max-pooling; try guided)"
+                if values.get("backprop_sees_the_image", True) is False
+                else ""
+            )
+            self.set_title(
+                f"{options.backprop} ({options.backprop_view}) of {views.layer.name}:{views.channel} - {rule}{blind}"
+            )

@@ -207,8 +207,9 @@ class ConceptsPane(Pane):
         self._order = [concept.index for concept in summary.concepts]
         chosen = self._order.index(self._chosen) if self._chosen in self._order else None
         self.legend.set_rows(rows, chosen)
-        self.title.setText(f"{len(rows)} concepts of {views.layer.name}, {summary.source} "
-                           f"({summary.milliseconds:.1f} ms)")  # fmt: skip
+        self.title.setText(
+            f"{len(rows)} concepts of {views.layer.name}, {summary.source} ({summary.milliseconds:.1f} ms)"
+        )
         self.note.setText(summary.note)
 
 
@@ -233,8 +234,9 @@ def _read_entry(entry) -> np.ndarray:
     return read_frame(entry.path, entry.frame or 0)
 
 
-def folder_concepts(engine: Engine, folder: str, layer: str, k: int, *, fit: bool,
-                    progress: Progress) -> tuple[str, dict[int, np.ndarray]] | None:  # fmt: skip
+def folder_concepts(
+    engine: Engine, folder: str, layer: str, k: int, *, fit: bool, progress: Progress
+) -> tuple[str, dict[int, np.ndarray]] | None:
     """Runs as a job: the folder's stored concepts (fitted first when `fit`; else None where there are none),
     as their file and each one's strip of top crops."""
     if fit:
@@ -257,16 +259,29 @@ def concept_details(file: str, index: int, *, progress: Progress) -> tuple[np.nd
 def optimised_concept(engine: Engine, file: str, index: int, *, progress: Progress, partial) -> np.ndarray:
     """Runs as a job: the image that maximises the concept's channel vector (stored for next time)."""
     found = read_concept_set(file)
-    return concept_image(engine, found, index, progress=progress, preview_every=PREVIEW_EVERY,
-                         on_preview=lambda _step, image: partial(image))  # fmt: skip
+    return concept_image(
+        engine,
+        found,
+        index,
+        progress=progress,
+        preview_every=PREVIEW_EVERY,
+        on_preview=lambda _step, image: partial(image),
+    )
 
 
 class ConceptsController:
     """Drives `pane` for the state's layer and number of concepts, running its folder work on `runner`;
     `engine` gives the running model (None while none is loaded)."""
 
-    def __init__(self, pane: ConceptsPane, state: LiveState, runner: JobRunner, engine: Callable[[], Engine | None],
-                 status: StatusLine, notice: Callable[[str], None]):  # fmt: skip
+    def __init__(
+        self,
+        pane: ConceptsPane,
+        state: LiveState,
+        runner: JobRunner,
+        engine: Callable[[], Engine | None],
+        status: StatusLine,
+        notice: Callable[[str], None],
+    ):
         self.pane, self.state, self.runner, self.engine = pane, state, runner, engine
         self.status, self.notice = status, notice
         self.folder: str | None = None
@@ -350,8 +365,11 @@ class ConceptsController:
             return
         if found is None:
             self.state.concept_set = ""
-            self.pane.set_fitted(None, f"no {self.state.concept_count} concepts of this layer fitted on "
-                                       f"{self.folder} yet: Fit (the frame's own are shown meanwhile)")  # fmt: skip
+            self.pane.set_fitted(
+                None,
+                f"no {self.state.concept_count} concepts of this layer fitted on "
+                f"{self.folder} yet: Fit (the frame's own are shown meanwhile)",
+            )
             return
         file, strips = found
         self.pane.set_fitted(strips, "")
@@ -373,8 +391,9 @@ class ConceptsController:
         engine = self.engine()
         if engine is None or not self.state.concept_set or self._optimising is not None:
             return
-        job = self.runner.submit(f"optimising concept {index + 1}", optimised_concept, engine,
-                                 self.state.concept_set, index, partial=True)  # fmt: skip
+        job = self.runner.submit(
+            f"optimising concept {index + 1}", optimised_concept, engine, self.state.concept_set, index, partial=True
+        )
         self._optimising = job
         self.pane.set_running(True)
         job.partial.connect(lambda image: self.pane.show_concept(index, None, image))

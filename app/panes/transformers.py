@@ -50,8 +50,9 @@ class AttentionPane(TransformerPane):
         super().__init__(state, parent)
         self.caption = QLabel("attention (a: off / heads / rollout)")
         self.caption.setWordWrap(True)
-        self.heads = ChannelGrid(state, field="attention_head", again=MEAN_OF_HEADS,
-                                 placeholder="the heads of the block")  # fmt: skip
+        self.heads = ChannelGrid(
+            state, field="attention_head", again=MEAN_OF_HEADS, placeholder="the heads of the block"
+        )
         self.overlay = ImageView(placeholder="attention on the frame")
         self.overlay.setMouseTracking(True)
         self.class_token = QPushButton("Class token")
@@ -111,16 +112,27 @@ class AttentionPane(TransformerPane):
         self.heads.set_grid(grid, values["attention_layout"], titles=values["attention_titles"])
         self.overlay.set_image(views.images["attention_overlay"], views.frame_size)
         query = values.get("attention_query_cell")
-        asked = "the class token" if query is None and model is not None and model.prefix else (
-            "the centre patch" if query is None else f"patch {query}")  # fmt: skip
+        asked = (
+            "the class token"
+            if query is None and model is not None and model.prefix
+            else ("the centre patch" if query is None else f"patch {query}")
+        )
         head = result.options.attention_head
-        shown = "rollout" if values["attention_mode"] == "rollout" else (
-            "mean of the heads" if head == MEAN_OF_HEADS or head >= values["attention_layout"].channels
-            else f"head {head}")  # fmt: skip
+        shown = (
+            "rollout"
+            if values["attention_mode"] == "rollout"
+            else (
+                "mean of the heads"
+                if head == MEAN_OF_HEADS or head >= values["attention_layout"].channels
+                else f"head {head}"
+            )
+        )
         window = " within its window" if values.get("attention_window") else ""
         note = f"; {values['attention_note']}" if values.get("attention_note") else ""
-        self.caption.setText(f"attention at {values['attention_block']} from {asked}{window}: {shown} on the "
-                             f"frame (click a patch to ask from it){note}")  # fmt: skip
+        self.caption.setText(
+            f"attention at {values['attention_block']} from {asked}{window}: {shown} on the "
+            f"frame (click a patch to ask from it){note}"
+        )
         self.set_title(f"attention at {values['attention_block']} ({values['attention_mode']})")
 
 
@@ -148,8 +160,11 @@ class TokenNormsPane(TransformerPane):
         values = views.values
         outliers = values.get("token_outliers", [])
         text = f"median norm {values.get('token_norm_median', 0.0):.3g}; "
-        text += f"{len(outliers)} high-norm outlier{'s' if len(outliers) != 1 else ''} ringed" if outliers else (
-            "no high-norm outlier")  # fmt: skip
+        text += (
+            f"{len(outliers)} high-norm outlier{'s' if len(outliers) != 1 else ''} ringed"
+            if outliers
+            else ("no high-norm outlier")
+        )
         prefix = values.get("prefix_norms")
         if prefix is not None and model is not None:
             names = model.prefix or [f"prefix {i}" for i in range(len(prefix))]

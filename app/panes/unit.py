@@ -63,8 +63,9 @@ def optimised_image(engine: Engine, layer: str, channel: int, *, progress: Progr
     """Runs as a job: the Lucid-style image that maximises the channel (cached for next time), handing a
     preview on every few steps."""
     request = plan(engine, layer, channel)
-    result = dream(engine, request, progress=progress, preview_every=PREVIEW_EVERY,
-                   on_preview=lambda _step, image: partial(image))  # fmt: skip
+    result = dream(
+        engine, request, progress=progress, preview_every=PREVIEW_EVERY, on_preview=lambda _step, image: partial(image)
+    )
     return result.image
 
 
@@ -89,8 +90,16 @@ class UnitController:
     gives the running model (None while none is loaded); `open_source` opens a crop's image; errors go to
     the status line and what must stay seen to `notice`."""
 
-    def __init__(self, view: UnitView, state: LiveState, runner: JobRunner, engine: Callable[[], Engine | None],
-                 open_source: Callable[[str], None], status: StatusLine, notice: Callable[[str], None]):  # fmt: skip
+    def __init__(
+        self,
+        view: UnitView,
+        state: LiveState,
+        runner: JobRunner,
+        engine: Callable[[], Engine | None],
+        open_source: Callable[[str], None],
+        status: StatusLine,
+        notice: Callable[[str], None],
+    ):
         self.view, self.state, self.runner, self.engine = view, state, runner, engine
         self.open_source, self.status, self.notice = open_source, status, notice
         self._optimising: Job | None = None
@@ -128,8 +137,9 @@ class UnitController:
         job = self.runner.submit("looking up the optimised image", cached_image, engine, layer, channel)
         job.succeeded.connect(lambda image: self._show(key, image))
         job.failed.connect(lambda message: self.view.optimised.setToolTip(message))
-        atlas = self.runner.submit("the unit's top images", atlas_of_unit, engine, layer, channel,
-                                          self.view.chosen_folder())  # fmt: skip
+        atlas = self.runner.submit(
+            "the unit's top images", atlas_of_unit, engine, layer, channel, self.view.chosen_folder()
+        )
         atlas.succeeded.connect(lambda found: self._show_atlas(key, found))
         atlas.failed.connect(self._show_error)
 
@@ -174,8 +184,9 @@ class UnitController:
             return
         engine, layer, channel = unit
         key = (layer, channel)
-        job = self.runner.submit(f"optimising {engine.layer(layer).name}:{channel}", optimised_image,
-                                        engine, layer, channel, partial=True)  # fmt: skip
+        job = self.runner.submit(
+            f"optimising {engine.layer(layer).name}:{channel}", optimised_image, engine, layer, channel, partial=True
+        )
         self._optimising = job
         self.view.set_running(True)
         job.partial.connect(lambda image: self._show(key, image))

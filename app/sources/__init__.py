@@ -13,8 +13,13 @@ from livevis.models.data.videos import is_video_path
 from livevis.models.errors import InputError
 
 
-def open_source(spec: str | list[str], mirror: bool = True, *, camera_mode: CameraMode | None = None,
-                demand: FrameDemand | None = None):
+def open_source(
+    spec: str | list[str],
+    mirror: bool = True,
+    *,
+    camera_mode: CameraMode | None = None,
+    demand: FrameDemand | None = None,
+):
     """`0`-`9`: a camera (at `camera_mode`); a URL: a network stream (decoding the frames `demand` wants);
     a folder: its images; a video file; one or more image files."""
     specs = [spec] if isinstance(spec, str) else list(spec)

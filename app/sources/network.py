@@ -31,8 +31,9 @@ READ_TIMEOUT_S = 5.0
 CAPTURE_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 RTSP_OVER_TCP = "rtsp_transport;tcp"
 """RTSP over TCP by default: over UDP a lossy Wi-Fi link tears frames and many routers drop the packets."""
-SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pass", "pwd", "token", "access_token", "key", "auth",
-                               "secret", "signature", "sig"})  # fmt: skip
+SECRET_QUERY_KEYS = frozenset(
+    {"password", "passwd", "pass", "pwd", "token", "access_token", "key", "auth", "secret", "signature", "sig"}
+)
 """Query parameters that some cameras take credentials in (http://cam/video.cgi?user=admin&pwd=...)."""
 MASK = "***"
 
@@ -82,8 +83,9 @@ def needs_password(url: str) -> bool:
 def with_password(url: str, password: str) -> str:
     parts = urlsplit(url)
     userinfo, hostport = parts.netloc.rsplit("@", 1)
-    return urlunsplit((parts.scheme, f"{userinfo.split(':')[0]}:{password}@{hostport}", parts.path, parts.query,
-                       parts.fragment))  # fmt: skip
+    return urlunsplit(
+        (parts.scheme, f"{userinfo.split(':')[0]}:{password}@{hostport}", parts.path, parts.query, parts.fragment)
+    )
 
 
 def host_of(url: str) -> str:
@@ -104,15 +106,20 @@ class StreamEnded(InputError):
     """A finite stream (a file served over HTTP) reached its end: reopening would only replay it."""
 
 
-def open_stream_capture(url: str, open_timeout_s: float | None = None,
-                        read_timeout_s: float | None = None) -> cv2.VideoCapture:  # fmt: skip
+def open_stream_capture(
+    url: str, open_timeout_s: float | None = None, read_timeout_s: float | None = None
+) -> cv2.VideoCapture:
     """The URL opened through FFmpeg with both timeouts; RTSP over TCP unless the user's own
     OPENCV_FFMPEG_CAPTURE_OPTIONS says otherwise. A failure says why in one line (refused, no answer,
     unknown host, or an answer that is no video)."""
     open_timeout_s = OPEN_TIMEOUT_S if open_timeout_s is None else open_timeout_s
     read_timeout_s = READ_TIMEOUT_S if read_timeout_s is None else read_timeout_s
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout_s * 1000),
-              cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout_s * 1000)]  # fmt: skip
+    params = [
+        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+        int(open_timeout_s * 1000),
+        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+        int(read_timeout_s * 1000),
+    ]
     started = time.perf_counter()
     # FFmpeg reads the variable when the capture is created; the lock keeps two opens from mixing theirs
     with _environment_lock:
@@ -146,8 +153,10 @@ def _why_not_opened(url: str, elapsed_s: float, open_timeout_s: float) -> str:
         return f"{shown}: connection refused (nothing listens on that port; is the camera's server on?)"
     except OSError as exc:
         return f"{shown}: cannot connect ({exc.strerror or exc})"
-    return (f"{shown}: the server answered, but with no video OpenCV can read (check the path, "
-            "e.g. http://PHONE:8080/video, and any login)")  # fmt: skip
+    return (
+        f"{shown}: the server answered, but with no video OpenCV can read (check the path, "
+        "e.g. http://PHONE:8080/video, and any login)"
+    )
 
 
 def read_stream_frame(url: str) -> np.ndarray:
@@ -213,8 +222,9 @@ class StreamSource:
         with self._condition:
             self._failure, self._frame = None, None
         self.connected.clear()
-        self._thread = threading.Thread(target=self._run, args=(self._stop,), daemon=True,
-                                        name=f"livevis stream {self.host}")  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._run, args=(self._stop,), daemon=True, name=f"livevis stream {self.host}"
+        )
         self._thread.start()
 
     def read(self, wait_s: float | None = None) -> np.ndarray | None:
@@ -288,8 +298,10 @@ class StreamSource:
 
     def _why_stopped(self, grabbed: int, count: float, elapsed_s: float) -> InputError:
         if self.finite and grabbed >= count - 1:
-            return StreamEnded(f"{self.label}: the stream ended after {grabbed} frames (a file, not a live "
-                               "camera); open it again to replay it")  # fmt: skip
+            return StreamEnded(
+                f"{self.label}: the stream ended after {grabbed} frames (a file, not a live "
+                "camera); open it again to replay it"
+            )
         if elapsed_s >= 0.9 * READ_TIMEOUT_S:
             return StreamLost(f"{self.label}: no frame for {READ_TIMEOUT_S:g} s (the stream stalled)")
         return StreamLost(f"{self.label}: the stream was cut")

@@ -45,8 +45,16 @@ from livevis.widgets.embedding_view import EmbeddingPanel, EmbeddingPlots
 DATASETS = ("mnist", "digits", "swissroll")
 
 
-def compute_embeddings(dataset: str, model: str | None, layers: list[str] | None, samples: int, perplexity: float,
-                       method: str, *, progress: Progress) -> tuple[EmbeddingRun, Engine | None]:
+def compute_embeddings(
+    dataset: str,
+    model: str | None,
+    layers: list[str] | None,
+    samples: int,
+    perplexity: float,
+    method: str,
+    *,
+    progress: Progress,
+) -> tuple[EmbeddingRun, Engine | None]:
     """Runs as a job: one EmbeddingRun (and the engine, to place live frames with); cancellable between
     batches and layers, and within a layer's t-SNE."""
     if dataset == "swissroll":
@@ -193,8 +201,16 @@ class EmbeddingsTab(QWidget):
             return
         layers = [key.strip() for key in self.layers.text().split(",") if key.strip()] or None
         name = dataset or self.dataset.currentText()
-        self.job = self.runner.submit(f"embedding {name}", compute_embeddings, name, self.model.currentText(), layers,
-                                      self.samples.value(), self.perplexity.value(), self.method.currentText())
+        self.job = self.runner.submit(
+            f"embedding {name}",
+            compute_embeddings,
+            name,
+            self.model.currentText(),
+            layers,
+            self.samples.value(),
+            self.perplexity.value(),
+            self.method.currentText(),
+        )
         self.job.progressed.connect(self._on_progress)
         self.job.succeeded.connect(lambda value: self._on_run(*value))
         self.job.failed.connect(self._on_failed)
@@ -216,12 +232,16 @@ class EmbeddingsTab(QWidget):
 
     def _on_run(self, run: EmbeddingRun, engine: Engine | None) -> None:
         self.run, self.engine = run, engine
-        panels = [EmbeddingPanel(f"{m.name} ({m.dimension}-d) k-NN {m.knn_accuracy:.3f}", m.coords, run.labels)
-                  for m in run.layers]  # fmt: skip
+        panels = [
+            EmbeddingPanel(f"{m.name} ({m.dimension}-d) k-NN {m.knn_accuracy:.3f}", m.coords, run.labels)
+            for m in run.layers
+        ]
         self.plots.set_panels(panels, run.classes, run.thumbnails)
         skipped = f"; {run.skipped} unreadable images skipped" if run.skipped else ""
-        self.status.setText(f"{run.dataset}: {len(run.labels)} samples through {run.model}{skipped}. "
-                            "Hover a point for its image; drag to pan, wheel to zoom.")  # fmt: skip
+        self.status.setText(
+            f"{run.dataset}: {len(run.labels)} samples through {run.model}{skipped}. "
+            "Hover a point for its image; drag to pan, wheel to zoom."
+        )
         self.save.setEnabled(True)
         self.place_in.clear()
         self._stop_placer()

@@ -64,14 +64,13 @@ PANES: tuple[PaneSpec, ...] = (
     PaneSpec("selected", "Selected channel", SelectedPane, beside="grid", share=0.42, presented=True),
     PaneSpec("predictions", "Predictions", PredictionsPane, beside="input", side="below", share=0.2),
     PaneSpec("layers", "Layers", LayersPane, beside="predictions", side="below", share=0.42),
-    PaneSpec("backprop", "Backprop", BackpropPane, beside="grid", side="below", share=0.45, open=False,
-             presented=True),
+    PaneSpec("backprop", "Backprop", BackpropPane, beside="grid", side="below", share=0.45, open=False, presented=True),
     PaneSpec("unit", "Unit", UnitPane, beside="selected", side="below", share=0.36, open=False),
     PaneSpec("prefix", "Prefix tokens", PrefixTokensPane, beside="grid", side="below", share=0.18, open=False),
     PaneSpec("attention", "Attention", AttentionPane, beside="backprop", side="tab", open=False, presented=True),
     PaneSpec("token_norms", "Token norms", TokenNormsPane, beside="attention", side="tab", open=False),
     PaneSpec("concepts", "Concepts", ConceptsPane, beside="backprop", side="tab", open=False, presented=True),
-)  # fmt: skip
+)
 """Every pane of the Live tab, in the order the default layout places them."""
 SPECS = {spec.id: spec for spec in PANES}
 
@@ -365,8 +364,11 @@ class LiveTab(QMainWindow):
     # ------------------------------------------------------------------ results
     def views(self) -> tuple[str, ...]:
         """Every view an open, active pane shows, in a stable order."""
-        wanted = [pane for pane_id, pane in self.panes.items()
-                  if pane.active and (self.is_open(pane_id) or pane.computed_while_closed)]  # fmt: skip
+        wanted = [
+            pane
+            for pane_id, pane in self.panes.items()
+            if pane.active and (self.is_open(pane_id) or pane.computed_while_closed)
+        ]
         return tuple(dict.fromkeys(name for pane in wanted for name in pane.views))
 
     def show_result(self, result: LiveResult, model: ModelInfo | None) -> None:
@@ -377,8 +379,10 @@ class LiveTab(QMainWindow):
     def display_sizes(self) -> dict:
         """The sizes the overlay and frame are shown at, and the grid pane's shape, for render requests."""
         grid = self.grid_pane.grid
-        sizes = {"display_size": self.selected.overlay.render_size(),
-                 "frame_display_size": self.input.image.render_size()}  # fmt: skip
+        sizes = {
+            "display_size": self.selected.overlay.render_size(),
+            "frame_display_size": self.input.image.render_size(),
+        }
         if min(sizes["display_size"] + sizes["frame_display_size"]) <= 16:
             sizes = {}
         if min(grid.width(), grid.height()) > 16:

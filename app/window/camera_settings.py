@@ -16,8 +16,9 @@ class CameraSettingsDialog(QDialog):
     """Which camera, at what resolution and frame rate; a size the camera lacks is replaced by its nearest,
     and the status bar says what it delivers."""
 
-    def __init__(self, parent: QWidget | None, cameras: list[CameraInfo], modes: dict[str, CameraMode],
-                 current: int = 0):  # fmt: skip
+    def __init__(
+        self, parent: QWidget | None, cameras: list[CameraInfo], modes: dict[str, CameraMode], current: int = 0
+    ):
         super().__init__(parent)
         self.setWindowTitle("Camera settings")
         self.cameras, self.modes = cameras, modes

@@ -59,8 +59,12 @@ FIRST_LAUNCH_SHARE = 0.9
 def first_launch_geometry(available: QRect) -> QRect:
     """Centred in `available`, FIRST_LAUNCH_SHARE of its width and height."""
     width, height = round(available.width() * FIRST_LAUNCH_SHARE), round(available.height() * FIRST_LAUNCH_SHARE)
-    return QRect(available.x() + (available.width() - width) // 2, available.y() + (available.height() - height) // 2,
-                 width, height)  # fmt: skip
+    return QRect(
+        available.x() + (available.width() - width) // 2,
+        available.y() + (available.height() - height) // 2,
+        width,
+        height,
+    )
 
 
 def _next(values, current):
@@ -71,9 +75,17 @@ def _next(values, current):
 class MainWindow(QMainWindow):
     LOOP_PROBE_MS = 10
 
-    def __init__(self, *, source: str | None = None, model: str | None = None, weights: str = "default",
-                 layer: str | None = None, device: str = "auto", settings: SettingsStore | None = None,
-                 custom: dict | None = None):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        source: str | None = None,
+        model: str | None = None,
+        weights: str = "default",
+        layer: str | None = None,
+        device: str = "auto",
+        settings: SettingsStore | None = None,
+        custom: dict | None = None,
+    ):
         super().__init__()
         self.setWindowTitle("livevis")
         self.settings = settings or SettingsStore()
@@ -105,8 +117,10 @@ class MainWindow(QMainWindow):
         if self.settings.get("layout") is not None and not self.live.restore_layout(self.settings.get("layout")):
             self.status.message("the saved pane layout was made for other panes: the default layout is used", 8000)
         if self.settings.reset:
-            self.show_notice(f"Settings reset to their defaults (bad values in {self.settings.file_name}): "
-                             + ", ".join(self.settings.reset))  # fmt: skip
+            self.show_notice(
+                f"Settings reset to their defaults (bad values in {self.settings.file_name}): "
+                + ", ".join(self.settings.reset)
+            )
         self._loop_probe = QTimer(self)
         self._loop_probe.setInterval(self.LOOP_PROBE_MS)
         self._loop_probe.timeout.connect(self._probe_event_loop)
@@ -140,8 +154,9 @@ class MainWindow(QMainWindow):
         self.sources = SourceChooser(self, self.capture, menus["File"], self.settings, self.draw)
         self.actions_by_name = build_actions(self, menus, toolbar)
         toolbar.addSeparator()
-        self.controls = OptionControls(toolbar, menus["View"], self.state, model_names(),
-                                       lambda name: self.model_menu.choose(name))  # fmt: skip
+        self.controls = OptionControls(
+            toolbar, menus["View"], self.state, model_names(), lambda name: self.model_menu.choose(name)
+        )
         self.live.add_menu_entries(menus["View"].addMenu("Panes"))
         self.actions_by_name["leave_presentation"].setEnabled(False)
         self.model_menu = ModelMenu(self, menus["Model"], self.controls.model, self.loader, self.status, device)
@@ -174,12 +189,14 @@ class MainWindow(QMainWindow):
         self.capture.source_changed.connect(self.status.source.setText)
         self.capture.stale.connect(self.live.input.image.set_stale)
         self.unit_probe = UnitProbe(self.live, self.worker, self.state, self.status, self._last_views)
-        self.units = UnitController(self.live.unit, self.state, self.runner, self._engine, self.open_source,
-                                    self.status, self.show_notice)  # fmt: skip
+        self.units = UnitController(
+            self.live.unit, self.state, self.runner, self._engine, self.open_source, self.status, self.show_notice
+        )
         self.live.docks["unit"].visibilityChanged.connect(lambda visible: visible and self.units.schedule_refresh())
         self.recording = RecordingControl(self)
-        self.concepts = ConceptsController(self.live.panes["concepts"], self.state, self.runner, self._engine,
-                                           self.status, self.show_notice)  # fmt: skip
+        self.concepts = ConceptsController(
+            self.live.panes["concepts"], self.state, self.runner, self._engine, self.status, self.show_notice
+        )
 
     # ------------------------------------------------------------------ state -> worker
     def schedule_sync(self, *_) -> None:
@@ -193,8 +210,14 @@ class MainWindow(QMainWindow):
         s = self.state
         rows = self.network.rows()
         views = (*self.live.views(), "network") if rows else self.live.views()
-        return ViewOptions(layer=s.layer or None, channel=s.channel, views=views, network_rows=rows,
-                           **s.view_options(), **self._display)  # fmt: skip
+        return ViewOptions(
+            layer=s.layer or None,
+            channel=s.channel,
+            views=views,
+            network_rows=rows,
+            **s.view_options(),
+            **self._display,
+        )
 
     def _sync_worker(self) -> None:
         self._sync_pending = False
@@ -237,8 +260,9 @@ class MainWindow(QMainWindow):
     def toggle_freeze(self) -> None:
         self.state.frozen = not self.state.frozen
         self.status.show_rate(self.stats, self.slot.dropped, self.state.frozen, still=False)
-        self.status.message("frozen: browse layers and channels; space to resume" if self.state.frozen else "live",
-                            4000)  # fmt: skip
+        self.status.message(
+            "frozen: browse layers and channels; space to resume" if self.state.frozen else "live", 4000
+        )
 
     def choose_folder_to_mine(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "A folder of images to mine for the layer's top images")
@@ -370,10 +394,12 @@ class MainWindow(QMainWindow):
         self.recording.offer(result.views)
         self.embeddings.offer_frame(result.views.frame, result.captured_at)
         now = time.perf_counter()
-        self.stats.add_display(result.sequence, result.captured_at, now, result.views.timings_ms,
-                               self.live.grid_pane.grid.last_paint_ms)  # fmt: skip
-        self.status.show_rate(self.stats, self.slot.dropped, self.state.frozen, still=result.still,
-                              recording_s=self.recording.seconds())  # fmt: skip
+        self.stats.add_display(
+            result.sequence, result.captured_at, now, result.views.timings_ms, self.live.grid_pane.grid.last_paint_ms
+        )
+        self.status.show_rate(
+            self.stats, self.slot.dropped, self.state.frozen, still=result.still, recording_s=self.recording.seconds()
+        )
 
     def _last_views(self):
         return self.last_result.views if self.last_result is not None else None

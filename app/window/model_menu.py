@@ -15,8 +15,9 @@ from livevis.models.zoo.torchvision_catalog import torchvision_names
 
 
 class ModelMenu:
-    def __init__(self, parent: QWidget, menu: QMenu, combo: QComboBox, loader: ModelLoader, status: StatusLine,
-                 device: str):  # fmt: skip
+    def __init__(
+        self, parent: QWidget, menu: QMenu, combo: QComboBox, loader: ModelLoader, status: StatusLine, device: str
+    ):
         self.parent, self.menu, self.combo, self.loader, self.status = parent, menu, combo, loader, status
         self.device = device
         self.info: ModelInfo | None = None
@@ -58,8 +59,9 @@ class ModelMenu:
     def choose_weights(self) -> None:
         if self.info is None:
             return
-        path, _ = QFileDialog.getOpenFileName(self.parent, "Load a state-dict file", "",
-                                              "PyTorch weights (*.pth *.pt *.bin)")  # fmt: skip
+        path, _ = QFileDialog.getOpenFileName(
+            self.parent, "Load a state-dict file", "", "PyTorch weights (*.pth *.pt *.bin)"
+        )
         if path:
             self.status.show_model(None, f"loading {Path(path).name}...")
             self.loader.reload(weights=path, device=self.device)
@@ -95,8 +97,10 @@ class ModelMenu:
         if total:
             dialog.setMaximum(1000)
             dialog.setValue(min(999, done * 1000 // total))
-        dialog.setLabelText(f"Downloading trained weights: {label}: {done / 2**20:.1f}"
-                            + (f" of {total / 2**20:.1f} MB" if total else " MB"))  # fmt: skip
+        dialog.setLabelText(
+            f"Downloading trained weights: {label}: {done / 2**20:.1f}"
+            + (f" of {total / 2**20:.1f} MB" if total else " MB")
+        )
 
     def close_download_dialog(self) -> None:
         if self.download_dialog is not None:

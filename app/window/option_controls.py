@@ -60,8 +60,14 @@ def bind_choice_menu(menu: QMenu, owner: QObject, state: LiveState, name: str, v
 class OptionControls:
     """The model box and the drawing options in the toolbar; the drawing choices in the View menu."""
 
-    def __init__(self, toolbar: QToolBar, view_menu: QMenu, state: LiveState, models: Sequence[str],
-                 choose_model: Callable[[str], None]):  # fmt: skip
+    def __init__(
+        self,
+        toolbar: QToolBar,
+        view_menu: QMenu,
+        state: LiveState,
+        models: Sequence[str],
+        choose_model: Callable[[str], None],
+    ):
         self.state = state
         self.model = self._combo(toolbar, "model", models)
         self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -96,8 +102,9 @@ class OptionControls:
         owner = toolbar.parent()
         self.colormap_group = bind_choice_menu(view_menu.addMenu("Colormap"), owner, state, "colormap", COLORMAPS)
         self.norm_group = bind_choice_menu(view_menu.addMenu("Normalisation"), owner, state, "norm", NORMALIZATIONS)
-        self.mode_group = bind_choice_menu(view_menu.addMenu("Overlay mode"), owner, state, "overlay_mode",
-                                           OVERLAY_MODES)  # fmt: skip
+        self.mode_group = bind_choice_menu(
+            view_menu.addMenu("Overlay mode"), owner, state, "overlay_mode", OVERLAY_MODES
+        )
 
     @staticmethod
     def _combo(toolbar: QToolBar, label: str, values: Sequence[str]) -> QComboBox:

@@ -167,8 +167,7 @@ class SettingsStore:
     def restored_state(self, layer: str | None = None) -> LiveState:
         """The live state as it was left; a layer given (on the command line) starts on channel 0."""
         values = {name: self.values[name] for name in PERSISTED_OPTIONS}
-        return LiveState(layer=layer or self.values["layer"], channel=0 if layer else self.values["channel"],
-                         **values)  # fmt: skip
+        return LiveState(layer=layer or self.values["layer"], channel=0 if layer else self.values["channel"], **values)
 
     def keep_state(self, state: LiveState) -> None:
         for name in (*PERSISTED_OPTIONS, "layer", "channel"):

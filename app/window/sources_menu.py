@@ -21,8 +21,9 @@ class SourceChooser:
     """Keeps the last files, the last camera and the last stream so that `c` can switch between them;
     remembers stream URLs (without their passwords) and each camera's resolution and frame rate."""
 
-    def __init__(self, parent: QWidget, capture: CaptureThread, file_menu: QMenu, settings: SettingsStore,
-                 draw: DrawSource):  # fmt: skip
+    def __init__(
+        self, parent: QWidget, capture: CaptureThread, file_menu: QMenu, settings: SettingsStore, draw: DrawSource
+    ):
         self.parent, self.capture, self.draw, self.settings = parent, capture, draw, settings
         self.last_files: str | None = None
         self.last_url: str | None = None
@@ -65,8 +66,9 @@ class SourceChooser:
 
     def choose_files(self) -> None:
         patterns = " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
-        paths, _ = QFileDialog.getOpenFileNames(self.parent, "Open images or a video", "",
-                                                f"Images and videos ({patterns})")  # fmt: skip
+        paths, _ = QFileDialog.getOpenFileNames(
+            self.parent, "Open images or a video", "", f"Images and videos ({patterns})"
+        )
         if paths:
             self.open(paths if len(paths) > 1 else paths[0])
 
@@ -140,13 +142,15 @@ class SourceChooser:
         """A stream URL as typed or remembered; a remembered one whose user needs a password asks for it."""
         url = url.strip()
         if not is_stream_url(url):
-            self.capture.error.emit(f"{url!r} is not a stream URL: give http://, https:// or rtsp://..., "
-                                    "e.g. http://PHONE:8080/video")  # fmt: skip
+            self.capture.error.emit(
+                f"{url!r} is not a stream URL: give http://, https:// or rtsp://..., e.g. http://PHONE:8080/video"
+            )
             return
         if needs_password(url):
             if password is None:
-                password, ok = QInputDialog.getText(self.parent, "Password", f"Password for {url}",
-                                                    QLineEdit.EchoMode.Password)  # fmt: skip
+                password, ok = QInputDialog.getText(
+                    self.parent, "Password", f"Password for {url}", QLineEdit.EchoMode.Password
+                )
                 if not ok:
                     return
             if password:
@@ -155,10 +159,13 @@ class SourceChooser:
 
     def choose_url(self) -> None:
         url, ok = QInputDialog.getItem(
-            self.parent, "Open URL",
+            self.parent,
+            "Open URL",
             "A phone or IP camera, e.g. http://PHONE:8080/video (IP Webcam) or rtsp://user:pass@CAMERA/stream",
-            self.recent_urls() or ["http://"], 0, True,
-        )  # fmt: skip
+            self.recent_urls() or ["http://"],
+            0,
+            True,
+        )
         if ok and url.strip():
             self.open_url(url)
 

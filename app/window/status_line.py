@@ -39,8 +39,9 @@ class StatusLine:
             state = info.weights if info.trained else "UNTRAINED"
             self.model.setText(f"{info.name} [{state}] on {info.device}")
 
-    def show_rate(self, stats: LiveStats, dropped: int, frozen: bool, still: bool,
-                  recording_s: float | None = None) -> None:  # fmt: skip
+    def show_rate(
+        self, stats: LiveStats, dropped: int, frozen: bool, still: bool, recording_s: float | None = None
+    ) -> None:
         """The rate while frames flow; on a frozen frame or a still image, that nothing is being processed;
         while recording, for how long."""
         recording = "" if recording_s is None else f"  \u25cf REC {int(recording_s) // 60}:{int(recording_s) % 60:02d}"

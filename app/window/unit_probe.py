@@ -22,8 +22,14 @@ class UnitProbe:
     """`last_views` gives the views shown now (None before the first result): the probe reads values and
     tiles from them, never from the model."""
 
-    def __init__(self, live: LiveTab, worker: InferenceWorker, state: LiveState, status: StatusLine,
-                 last_views: Callable[[], FrameViews | None]):  # fmt: skip
+    def __init__(
+        self,
+        live: LiveTab,
+        worker: InferenceWorker,
+        state: LiveState,
+        status: StatusLine,
+        last_views: Callable[[], FrameViews | None],
+    ):
         self.live, self.state, self.status, self.last_views = live, state, status, last_views
         for view in (live.input.image, live.selected.overlay, live.backprop.image):
             view.clicked.connect(lambda x, y: worker.request_ranking((x, y)))
@@ -65,4 +71,3 @@ class UnitProbe:
             self.state.class_index = top5[row].index
             hint = "" if self.state.backprop == "gradcam" else " (press b until gradcam to see it)"
             self.status.message(f"Grad-CAM explains {top5[row].label}{hint}", 6000)
-

@@ -8,5 +8,14 @@ from livevis.models.atlas import mine, load_atlas
 from .mining import Atlas, AtlasEntry, MinedFolder, Processes, load_atlas, mine, mined_folders
 from .receptive_field import box_in_image, receptive_fields
 
-__all__ = ["Atlas", "AtlasEntry", "MinedFolder", "Processes", "box_in_image", "load_atlas", "mine",
-           "mined_folders", "receptive_fields"]  # fmt: skip
+__all__ = [
+    "Atlas",
+    "AtlasEntry",
+    "MinedFolder",
+    "Processes",
+    "box_in_image",
+    "load_atlas",
+    "mine",
+    "mined_folders",
+    "receptive_fields",
+]

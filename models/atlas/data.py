@@ -60,8 +60,14 @@ class FrameDataset(torch.utils.data.Dataset):
     tensors as they are (float32 C x H x W, any size) and one with another channel count is skipped.
     """
 
-    def __init__(self, folder: Path, items: Sequence[tuple[int, Item]], input_size: int, reader: Reader,
-                 in_channels: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        folder: Path,
+        items: Sequence[tuple[int, Item]],
+        input_size: int,
+        reader: Reader,
+        in_channels: int | None = None,
+    ):
         self.folder, self.items, self.input_size, self.reader = folder, list(items), input_size, reader
         self.in_channels = in_channels
 

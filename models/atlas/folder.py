@@ -58,9 +58,13 @@ def _video_frame_count(path: Path) -> int:
 
 
 def list_folder(
-    folder: str | Path, video_step: int | None = None, *, image_suffixes: Sequence[str] = IMAGE_SUFFIXES,
-    video_suffixes: Sequence[str] = VIDEO_SUFFIXES, tensor_suffixes: Sequence[str] = TENSOR_SUFFIXES,
-) -> FolderListing:  # fmt: skip
+    folder: str | Path,
+    video_step: int | None = None,
+    *,
+    image_suffixes: Sequence[str] = IMAGE_SUFFIXES,
+    video_suffixes: Sequence[str] = VIDEO_SUFFIXES,
+    tensor_suffixes: Sequence[str] = TENSOR_SUFFIXES,
+) -> FolderListing:
     """Every file under `folder` (hidden ones aside), sorted; images, tensor files, and every k-th frame of videos."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -114,5 +118,7 @@ def check_one_kind(listing: FolderListing) -> bool:
     first_is_tensor = 0 in tensors
     other = next(i for i in range(len(listing.items)) if (i in tensors) != first_is_tensor)
     kind = "a tensor file" if first_is_tensor else "a photo"
-    raise InputError(f"{listing.folder} mixes photos and tensor files ({listing.items[0].name} is {kind}, "
-                     f"{listing.items[other].name} is not): mine one kind per folder")  # fmt: skip
+    raise InputError(
+        f"{listing.folder} mixes photos and tensor files ({listing.items[0].name} is {kind}, "
+        f"{listing.items[other].name} is not): mine one kind per folder"
+    )

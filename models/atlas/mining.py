@@ -131,8 +131,9 @@ def mined_folders(engine: Engine, layer: str, *, check: bool = True) -> list[Min
         if check:
             listing = _listing_of(meta)
             current = listing is not None and listing.signature == meta["signature"]
-        out.append(MinedFolder(Path(meta["folder"]), meta["images"], meta["top"], meta["video_step"],
-                               meta["created"], current))  # fmt: skip
+        out.append(
+            MinedFolder(Path(meta["folder"]), meta["images"], meta["top"], meta["video_step"], meta["created"], current)
+        )
     return out
 
 
@@ -141,25 +142,45 @@ def mined_folders(engine: Engine, layer: str, *, check: bool = True) -> list[Min
 
 
 def _mine_shard(
-    engine: Engine, listing: FolderListing, layers: list[LayerInfo], key: dict, *, top: int, batch_size: int,
-    workers: int, reader: Reader, progress: Progress | None, processes: Processes, checkpoint_every: int,
+    engine: Engine,
+    listing: FolderListing,
+    layers: list[LayerInfo],
+    key: dict,
+    *,
+    top: int,
+    batch_size: int,
+    workers: int,
+    reader: Reader,
+    progress: Progress | None,
+    processes: Processes,
+    checkpoint_every: int,
     tensors: bool = False,
-) -> _Progress:  # fmt: skip
+) -> _Progress:
     """This process's share of the items (every world-th), resumed from its checkpoint if it has one."""
     shard = list(enumerate(listing.items))[processes.rank :: processes.world]
     paths = [layer.path for layer in layers]
     checkpoint = atlas_dir() / "partial" / f"{_hash(key)}-{processes.rank}of{processes.world}.npz"
     state = _load_checkpoint(checkpoint, paths, listing.signature, engine.device)
     if state is None:
-        state = _Progress({layer.path: RunningTop.empty(top, layer.channels, engine.device) for layer in layers},
-                          0, 0, ())  # fmt: skip
-    dataset = FrameDataset(listing.folder, shard[state.done :], engine.spec.input_size, reader,
-                           engine.spec.in_channels if tensors else None)  # fmt: skip
+        state = _Progress(
+            {layer.path: RunningTop.empty(top, layer.channels, engine.device) for layer in layers}, 0, 0, ()
+        )
+    dataset = FrameDataset(
+        listing.folder,
+        shard[state.done :],
+        engine.spec.input_size,
+        reader,
+        engine.spec.in_channels if tensors else None,
+    )
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, num_workers=workers, worker_init_fn=_quiet_worker if workers else None,
-        pin_memory=engine.device.type == "cuda", multiprocessing_context=_worker_context() if workers else None,
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        worker_init_fn=_quiet_worker if workers else None,
+        pin_memory=engine.device.type == "cuda",
+        multiprocessing_context=_worker_context() if workers else None,
         collate_fn=_collate_tensors if tensors else None,
-    )  # fmt: skip
+    )
     what = "mining " + ", ".join(layer.name for layer in layers)
     report(progress, what, state.done, len(shard))
     saved_at = state.done
@@ -175,9 +196,12 @@ def _mine_shard(
                 chosen = torch.tensor(group)
                 batch = torch.stack([frames[i] for i in group]) if tensors else frames[chosen]
                 captured = capture_layers(engine, batch.to(engine.device, non_blocking=True), paths, tensors=tensors)
-                tops = {path: tops[path].merged(batch_candidates(captured[path], indices[chosen], heights[chosen],
-                                                                 widths[chosen]))
-                        for path in paths}  # fmt: skip
+                tops = {
+                    path: tops[path].merged(
+                        batch_candidates(captured[path], indices[chosen], heights[chosen], widths[chosen])
+                    )
+                    for path in paths
+                }
             state = _Progress(tops, state.done + len(errors), state.read + len(readable), state.failed + tuple(failed))
             if state.done - saved_at >= checkpoint_every:
                 _save_checkpoint(checkpoint, state, listing.signature)
@@ -196,8 +220,16 @@ def _map_size(engine: Engine, layer: str, height: int, width: int) -> tuple[int,
     return tuple(capture_layers(engine, zeros, [layer], tensors=True)[layer].shape[2:])
 
 
-def _build_atlas(engine: Engine, layer: LayerInfo, listing: FolderListing, top: RunningTop, read: int,
-                 skipped: list[tuple[str, str]], video_step: int | None, tensors: bool = False) -> Atlas:  # fmt: skip
+def _build_atlas(
+    engine: Engine,
+    layer: LayerInfo,
+    listing: FolderListing,
+    top: RunningTop,
+    read: int,
+    skipped: list[tuple[str, str]],
+    video_step: int | None,
+    tensors: bool = False,
+) -> Atlas:
     """Channels x k arrays, the receptive-field boxes mapped into each original image (a tensor input's
     boxes: in its own pixels, its receptive fields computed at its own size)."""
     arrays = {name: value.T.copy() for name, value in top.to_numpy().items()}
@@ -212,9 +244,16 @@ def _build_atlas(engine: Engine, layer: LayerInfo, listing: FolderListing, top: 
             known[size] = None
             if spatial:
                 map_size = _map_size(engine, layer.path, height, width) if tensors else layer.shape[1:]
-                known[size] = receptive_fields(engine.model, layer.path, map_size, size, engine.spec.in_channels,
-                                               cache_folder=atlas_dir() / "fields")  # fmt: skip
+                known[size] = receptive_fields(
+                    engine.model,
+                    layer.path,
+                    map_size,
+                    size,
+                    engine.spec.in_channels,
+                    cache_folder=atlas_dir() / "fields",
+                )
         return size, known[size]
+
     used = sorted({int(i) for i in arrays["items"].ravel() if i >= 0})
     table = {index: position for position, index in enumerate(used)}
     items = np.full((channels, k), -1, np.int64)
@@ -242,18 +281,44 @@ def _build_atlas(engine: Engine, layer: LayerInfo, listing: FolderListing, top: 
     item_paths = [listing.items[i].path for i in used]
     item_frames = np.array([-1 if listing.items[i].frame is None else listing.items[i].frame for i in used], np.int64)
     values = np.where(items >= 0, arrays["values"], np.nan).astype(np.float32)
-    return Atlas(engine.name, engine.weights.source, layer.path, layer.name, listing.folder, k, video_step, read,
-                 skipped, item_paths, item_frames, items, values, at, boxes, input_boxes)  # fmt: skip
+    return Atlas(
+        engine.name,
+        engine.weights.source,
+        layer.path,
+        layer.name,
+        listing.folder,
+        k,
+        video_step,
+        read,
+        skipped,
+        item_paths,
+        item_frames,
+        items,
+        values,
+        at,
+        boxes,
+        input_boxes,
+    )
 
 
 def mine(
-    engine: Engine, folder: str | Path, layers: Sequence[str] | str | None = None, *, top: int = 9,
-    batch_size: int = 64, workers: int = 2, video_step: int | None = None, reader: Reader | None = None,
-    image_suffixes: Sequence[str] = IMAGE_SUFFIXES, video_suffixes: Sequence[str] = VIDEO_SUFFIXES,
-    tensor_suffixes: Sequence[str] = TENSOR_SUFFIXES, progress: Progress | None = None, use_cache: bool = True,
+    engine: Engine,
+    folder: str | Path,
+    layers: Sequence[str] | str | None = None,
+    *,
+    top: int = 9,
+    batch_size: int = 64,
+    workers: int = 2,
+    video_step: int | None = None,
+    reader: Reader | None = None,
+    image_suffixes: Sequence[str] = IMAGE_SUFFIXES,
+    video_suffixes: Sequence[str] = VIDEO_SUFFIXES,
+    tensor_suffixes: Sequence[str] = TENSOR_SUFFIXES,
+    progress: Progress | None = None,
+    use_cache: bool = True,
     processes: Processes | None = None,
     checkpoint_every: int = CHECKPOINT_EVERY,
-) -> list[Atlas]:  # fmt: skip
+) -> list[Atlas]:
     """Every channel's `top` images in `folder` for each layer (None: the model's default layer).
 
     Cached atlases come back at once; the others are mined in one pass over the folder. `progress`
@@ -264,13 +329,19 @@ def mine(
     writes the cache.
     """
     if top < 1 or batch_size < 1 or workers < 0:
-        raise OptionError(f"--top and --batch-size must be 1 or more and --workers 0 or more "
-                          f"(got {top}, {batch_size}, {workers})")  # fmt: skip
+        raise OptionError(
+            f"--top and --batch-size must be 1 or more and --workers 0 or more (got {top}, {batch_size}, {workers})"
+        )
     keys = [layers] if isinstance(layers, str) else list(layers or [engine.layer().path])
     infos = list({info.path: info for info in (engine.layer(key) for key in keys)}.values())
     folder = Path(folder)
-    listing = list_folder(folder, video_step, image_suffixes=image_suffixes, video_suffixes=video_suffixes,
-                          tensor_suffixes=tensor_suffixes)  # fmt: skip
+    listing = list_folder(
+        folder,
+        video_step,
+        image_suffixes=image_suffixes,
+        video_suffixes=video_suffixes,
+        tensor_suffixes=tensor_suffixes,
+    )
     if not listing.items:
         kinds = "images, tensor files or videos" if video_step else "images or tensor files"
         raise InputError(f"{folder} holds no {kinds} ({len(listing.skipped)} other files)")
@@ -279,12 +350,15 @@ def mine(
     if processes.world > 1:
         _same_weights_everywhere(engine, processes)
     fingerprint = weights_fingerprint(engine.model)
-    suffixes = {"images": sorted({s.lower() for s in image_suffixes}),
-                "videos": sorted({s.lower() for s in video_suffixes})}  # fmt: skip
+    suffixes = {
+        "images": sorted({s.lower() for s in image_suffixes}),
+        "videos": sorted({s.lower() for s in video_suffixes}),
+    }
     if tensors:  # only then: the cache keys of photo folders stay as they were
         suffixes["tensors"] = sorted({s.lower() for s in tensor_suffixes})
-    run_keys = {info.path: _run_key(_identity(engine, fingerprint, info), folder, top, video_step, suffixes)
-                for info in infos}  # fmt: skip
+    run_keys = {
+        info.path: _run_key(_identity(engine, fingerprint, info), folder, top, video_step, suffixes) for info in infos
+    }
     found: dict[str, Atlas] = {}
     if use_cache and processes.is_main:
         for info in infos:
@@ -295,9 +369,20 @@ def mine(
     missing = [info for info in infos if info.path not in found]
     if missing:
         key = {"layers": [run_keys[info.path] for info in missing]}
-        state = _mine_shard(engine, listing, missing, key, top=top, batch_size=batch_size, workers=workers,
-                            reader=reader or read_with_opencv, progress=progress, processes=processes,
-                            checkpoint_every=checkpoint_every, tensors=tensors)  # fmt: skip
+        state = _mine_shard(
+            engine,
+            listing,
+            missing,
+            key,
+            top=top,
+            batch_size=batch_size,
+            workers=workers,
+            reader=reader or read_with_opencv,
+            progress=progress,
+            processes=processes,
+            checkpoint_every=checkpoint_every,
+            tensors=tensors,
+        )
         shares = processes.all_gather(({p: t.to_numpy() for p, t in state.tops.items()}, state.read, state.failed))
         mined: dict[str, Atlas] = {}
         if processes.is_main:

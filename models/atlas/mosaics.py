@@ -73,8 +73,9 @@ def mosaic(tiles: list[np.ndarray], columns: int = 3, tile: int = TILE) -> np.nd
     return out
 
 
-def unit_backprop(engine: Engine, frame: np.ndarray, layer: str, channel: int, at: tuple[int, int] | None,
-                  mode: str = "deconv") -> torch.Tensor:  # fmt: skip
+def unit_backprop(
+    engine: Engine, frame: np.ndarray, layer: str, channel: int, at: tuple[int, int] | None, mode: str = "deconv"
+) -> torch.Tensor:
     """One unit's (channel at row, col) input gradient under `mode`'s ReLU rule for one image, preprocessed as
     the live view does: C x S x S; for a tensor input (float32 C x H x W), on the tensor as it is."""
     from ..attribution.backprop import unit_gradient
@@ -106,8 +107,12 @@ class UnitMosaics:
 
 
 def unit_mosaics(
-    engine: Engine | None, atlas: Atlas, channel: int, read: Callable[[AtlasEntry], np.ndarray], tile: int = TILE,
-) -> UnitMosaics:  # fmt: skip
+    engine: Engine | None,
+    atlas: Atlas,
+    channel: int,
+    read: Callable[[AtlasEntry], np.ndarray],
+    tile: int = TILE,
+) -> UnitMosaics:
     """The crops of one channel's top images and what drives the unit in each (no gradients without an
     engine). `read` gives an RGB photo, or a tensor input (float32 C x H x W) whose crops are cut from a
     picture of it."""

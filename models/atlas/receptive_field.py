@@ -72,8 +72,9 @@ def input_shape(input_size: int | tuple[int, int]) -> tuple[int, int]:
     return (input_size, input_size) if isinstance(input_size, int) else (int(input_size[0]), int(input_size[1]))
 
 
-def box_in_image(box: tuple[int, int, int, int], crop: CropRect,
-                 input_size: int | tuple[int, int]) -> tuple[int, int, int, int]:  # fmt: skip
+def box_in_image(
+    box: tuple[int, int, int, int], crop: CropRect, input_size: int | tuple[int, int]
+) -> tuple[int, int, int, int]:
     """Network-input pixel edges scaled by the resize, then shifted by the crop; rounded outwards.
     `input_size`: S (square input) or (H, W); a tensor input's crop is the whole input: its boxes stay as they are."""
     x0, y0, x1, y1 = box
@@ -139,8 +140,13 @@ def _probe_model(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     return probe.requires_grad_(False)
 
 
-def _supports(probe: nn.Module, layer: str, in_shape: tuple[int, int, int], positions: list[tuple[int, int]],
-              layout: TokenLayout | None = None):  # fmt: skip
+def _supports(
+    probe: nn.Module,
+    layer: str,
+    in_shape: tuple[int, int, int],
+    positions: list[tuple[int, int]],
+    layout: TokenLayout | None = None,
+):
     """The bounding boxes of the probe's input-gradient support, one per (row, col), in one batched pass; a
     transformer's tokens are read as maps through `layout`."""
     captured: dict[str, torch.Tensor] = {}
@@ -188,8 +194,14 @@ def compute_receptive_fields(
         return _compute(_probe_model(model, torch.float64), layer, map_size, input_size, in_channels, layout)
 
 
-def _compute(probe: nn.Module, layer: str, map_size: tuple[int, int], input_size: int | tuple[int, int],
-             in_channels: int, layout: TokenLayout | None = None):  # fmt: skip
+def _compute(
+    probe: nn.Module,
+    layer: str,
+    map_size: tuple[int, int],
+    input_size: int | tuple[int, int],
+    in_channels: int,
+    layout: TokenLayout | None = None,
+):
     height, width = map_size
     in_shape = (in_channels, *input_shape(input_size))
     diagonal = [(min(i, height - 1), min(i, width - 1)) for i in range(max(height, width))]
@@ -222,9 +234,13 @@ _MEMORY: dict[tuple, ReceptiveFields] = {}
 
 
 def receptive_fields(
-    model: nn.Module, layer: str, map_size: tuple[int, int], input_size: int | tuple[int, int], in_channels: int = 3,
+    model: nn.Module,
+    layer: str,
+    map_size: tuple[int, int],
+    input_size: int | tuple[int, int],
+    in_channels: int = 3,
     cache_folder: Path | None = None,
-) -> ReceptiveFields:  # fmt: skip
+) -> ReceptiveFields:
     """`compute_receptive_fields`, remembered in memory and, given a folder, on disk."""
     input_size = input_size if isinstance(input_size, int) else input_shape(input_size)
     key = (architecture_key(model), layer, tuple(map_size), input_size, in_channels)

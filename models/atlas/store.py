@@ -98,11 +98,17 @@ class Atlas:
             if index < 0:
                 break
             frame = int(self.item_frames[index])
-            out.append(AtlasEntry(self.item_paths[index], None if frame < 0 else frame,
-                                  float(self.values[channel, j]), tuple(int(v) for v in self.at[channel, j]),
-                                  tuple(int(v) for v in self.boxes[channel, j]),
-                                  tuple(int(v) for v in self.input_boxes[channel, j]),
-                                  self.folder / self.item_paths[index]))  # fmt: skip
+            out.append(
+                AtlasEntry(
+                    self.item_paths[index],
+                    None if frame < 0 else frame,
+                    float(self.values[channel, j]),
+                    tuple(int(v) for v in self.at[channel, j]),
+                    tuple(int(v) for v in self.boxes[channel, j]),
+                    tuple(int(v) for v in self.input_boxes[channel, j]),
+                    self.folder / self.item_paths[index],
+                )
+            )
         return out
 
     def as_dict(self) -> dict:
@@ -116,9 +122,16 @@ class Atlas:
                     row["frame"] = entry.frame
                 top.append(row)
             channels.append({"channel": channel, "top": top})
-        return {"model": self.model, "weights": self.weights, "layer": self.layer_name, "layer_path": self.layer,
-                "folder": str(self.folder), "images": self.images, "skipped": [name for name, _ in self.skipped],
-                "channels": channels}  # fmt: skip
+        return {
+            "model": self.model,
+            "weights": self.weights,
+            "layer": self.layer_name,
+            "layer_path": self.layer,
+            "folder": str(self.folder),
+            "images": self.images,
+            "skipped": [name for name, _ in self.skipped],
+            "channels": channels,
+        }
 
 
 @dataclass(frozen=True)
@@ -135,9 +148,16 @@ class MinedFolder:
 def _identity(engine: Engine, fingerprint: str, layer: LayerInfo) -> dict:
     """What an atlas depends on besides the folder: the model, its weights, the layer, the preprocessing."""
     spec = engine.spec
-    return {"model": engine.name, "weights": engine.weights.source, "fingerprint": fingerprint, "layer": layer.path,
-            "input_size": spec.input_size, "mean": list(spec.mean), "std": list(spec.std),
-            "in_channels": spec.in_channels}  # fmt: skip
+    return {
+        "model": engine.name,
+        "weights": engine.weights.source,
+        "fingerprint": fingerprint,
+        "layer": layer.path,
+        "input_size": spec.input_size,
+        "mean": list(spec.mean),
+        "std": list(spec.std),
+        "in_channels": spec.in_channels,
+    }
 
 
 def _run_key(identity: dict, folder: Path, top: int, video_step: int | None, suffixes: dict) -> dict:
@@ -173,23 +193,55 @@ def _write_text(file: Path, text: str) -> None:
 
 def atlas_meta(atlas: Atlas) -> dict:
     """What an atlas stores besides its arrays (sidecars and listings read it without them)."""
-    return {"model": atlas.model, "weights": atlas.weights, "layer": atlas.layer, "layer_name": atlas.layer_name,
-            "folder": str(atlas.folder), "top": atlas.top, "video_step": atlas.video_step, "images": atlas.images,
-            "skipped": atlas.skipped, "created": atlas.created}  # fmt: skip
+    return {
+        "model": atlas.model,
+        "weights": atlas.weights,
+        "layer": atlas.layer,
+        "layer_name": atlas.layer_name,
+        "folder": str(atlas.folder),
+        "top": atlas.top,
+        "video_step": atlas.video_step,
+        "images": atlas.images,
+        "skipped": atlas.skipped,
+        "created": atlas.created,
+    }
 
 
 def atlas_arrays(atlas: Atlas) -> dict[str, np.ndarray]:
     paths = np.array(atlas.item_paths, dtype=str) if atlas.item_paths else np.zeros(0, dtype="<U1")
-    return {"item_paths": paths, "item_frames": atlas.item_frames, "items": atlas.items, "values": atlas.values,
-            "at": atlas.at, "boxes": atlas.boxes, "input_boxes": atlas.input_boxes}  # fmt: skip
+    return {
+        "item_paths": paths,
+        "item_frames": atlas.item_frames,
+        "items": atlas.items,
+        "values": atlas.values,
+        "at": atlas.at,
+        "boxes": atlas.boxes,
+        "input_boxes": atlas.input_boxes,
+    }
 
 
 def atlas_from(meta: dict, arrays: dict[str, np.ndarray]) -> Atlas:
     """The stored atlas back from what `atlas_meta` and `atlas_arrays` wrote."""
-    return Atlas(meta["model"], meta["weights"], meta["layer"], meta["layer_name"], Path(meta["folder"]),
-                 meta["top"], meta["video_step"], meta["images"], [tuple(s) for s in meta["skipped"]],
-                 [str(p) for p in arrays["item_paths"]], arrays["item_frames"], arrays["items"], arrays["values"],
-                 arrays["at"], arrays["boxes"], arrays["input_boxes"], meta["created"], cached=True)  # fmt: skip
+    return Atlas(
+        meta["model"],
+        meta["weights"],
+        meta["layer"],
+        meta["layer_name"],
+        Path(meta["folder"]),
+        meta["top"],
+        meta["video_step"],
+        meta["images"],
+        [tuple(s) for s in meta["skipped"]],
+        [str(p) for p in arrays["item_paths"]],
+        arrays["item_frames"],
+        arrays["items"],
+        arrays["values"],
+        arrays["at"],
+        arrays["boxes"],
+        arrays["input_boxes"],
+        meta["created"],
+        cached=True,
+    )
 
 
 def store_with_sidecar(file: Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
@@ -213,8 +265,11 @@ def read_stored(file: Path, signature: str | None = None) -> tuple[dict, dict[st
 
 
 def _store_atlas(atlas: Atlas, key: dict, signature: str) -> None:
-    store_with_sidecar(atlas_dir() / f"{_hash(key)}.npz", {"key": key, "signature": signature, **atlas_meta(atlas)},
-                       atlas_arrays(atlas))  # fmt: skip
+    store_with_sidecar(
+        atlas_dir() / f"{_hash(key)}.npz",
+        {"key": key, "signature": signature, **atlas_meta(atlas)},
+        atlas_arrays(atlas),
+    )
 
 
 def _read_atlas(file: Path, signature: str | None = None) -> Atlas | None:
@@ -237,9 +292,13 @@ def _stored_runs(identity: dict) -> list[dict]:
 def _listing_of(meta: dict) -> FolderListing | None:
     suffixes = meta["key"]["suffixes"]
     with contextlib.suppress(InputError, OptionError):
-        return list_folder(meta["folder"], meta["video_step"], image_suffixes=suffixes["images"],
-                           video_suffixes=suffixes["videos"],
-                           tensor_suffixes=suffixes.get("tensors", TENSOR_SUFFIXES))  # fmt: skip
+        return list_folder(
+            meta["folder"],
+            meta["video_step"],
+            image_suffixes=suffixes["images"],
+            video_suffixes=suffixes["videos"],
+            tensor_suffixes=suffixes.get("tensors", TENSOR_SUFFIXES),
+        )
     return None
 
 
@@ -258,10 +317,16 @@ class _Progress:
 
 
 def _save_checkpoint(file: Path, state: _Progress, signature: str) -> None:
-    arrays = {f"{i}.{name}": value for i, top in enumerate(state.tops.values())
-              for name, value in top.to_numpy().items()}  # fmt: skip
-    meta = {"signature": signature, "layers": list(state.tops), "done": state.done, "read": state.read,
-            "failed": list(state.failed)}  # fmt: skip
+    arrays = {
+        f"{i}.{name}": value for i, top in enumerate(state.tops.values()) for name, value in top.to_numpy().items()
+    }
+    meta = {
+        "signature": signature,
+        "layers": list(state.tops),
+        "done": state.done,
+        "read": state.read,
+        "failed": list(state.failed),
+    }
     _save_npz(file, meta=np.array(json.dumps(meta)), **arrays)
 
 
@@ -271,8 +336,10 @@ def _load_checkpoint(file: Path, layers: list[str], signature: str, device: torc
             meta = json.loads(str(data["meta"]))
             if meta["signature"] != signature or meta["layers"] != layers:
                 return None
-            tops = {path: RunningTop.from_numpy({name: data[f"{i}.{name}"] for name in FIELDS}, device)
-                    for i, path in enumerate(layers)}  # fmt: skip
+            tops = {
+                path: RunningTop.from_numpy({name: data[f"{i}.{name}"] for name in FIELDS}, device)
+                for i, path in enumerate(layers)
+            }
     except Exception:  # none, or unreadable: start from the beginning
         return None
     return _Progress(tops, meta["done"], meta["read"], tuple(tuple(f) for f in meta["failed"]))

@@ -41,8 +41,14 @@ class RunningTop:
         def full(value, dtype):
             return torch.full((k, channels), value, dtype=dtype, device=device)
 
-        return cls(full(float("-inf"), torch.float32), full(-1, torch.int64), full(0, torch.int32),
-                   full(0, torch.int32), full(0, torch.int32), full(0, torch.int32))  # fmt: skip
+        return cls(
+            full(float("-inf"), torch.float32),
+            full(-1, torch.int64),
+            full(0, torch.int32),
+            full(0, torch.int32),
+            full(0, torch.int32),
+            full(0, torch.int32),
+        )
 
     @property
     def k(self) -> int:
@@ -66,8 +72,9 @@ class RunningTop:
         return cls(**{name: torch.as_tensor(np.asarray(arrays[name])).to(device) for name in FIELDS})
 
 
-def batch_candidates(activation: torch.Tensor, items: torch.Tensor, heights: torch.Tensor,
-                     widths: torch.Tensor) -> RunningTop:  # fmt: skip
+def batch_candidates(
+    activation: torch.Tensor, items: torch.Tensor, heights: torch.Tensor, widths: torch.Tensor
+) -> RunningTop:
     """Each image's spatial maximum per channel and where it is (the first such position on a tie)."""
     n, channels = activation.shape[:2]
     if activation.dim() == 4:
@@ -84,16 +91,23 @@ def batch_candidates(activation: torch.Tensor, items: torch.Tensor, heights: tor
     def per_image(t: torch.Tensor, dtype) -> torch.Tensor:
         return t.to(device=activation.device, dtype=dtype).view(n, 1).expand(n, channels)
 
-    return RunningTop(values, per_image(items, torch.int64), rows, cols, per_image(heights, torch.int32),
-                      per_image(widths, torch.int32))  # fmt: skip
+    return RunningTop(
+        values,
+        per_image(items, torch.int64),
+        rows,
+        cols,
+        per_image(heights, torch.int32),
+        per_image(widths, torch.int32),
+    )
 
 
 class _ReachedLastLayer(Exception):
     pass
 
 
-def capture_layers(engine: Engine, frames: torch.Tensor, paths: Sequence[str], *,
-                   tensors: bool = False) -> dict[str, torch.Tensor]:  # fmt: skip
+def capture_layers(
+    engine: Engine, frames: torch.Tensor, paths: Sequence[str], *, tensors: bool = False
+) -> dict[str, torch.Tensor]:
     """engine.preprocess (not for `tensors`: N x C x H x W network inputs as they are), then the forward up
     to the last layer asked for: nothing after it is computed."""
     x = frames.float() if tensors else engine.preprocess(frames)[0]

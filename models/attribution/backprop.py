@@ -96,8 +96,15 @@ class _LayerTap:
     `infer_after` that call would have no graph, so `repeated` says to run the pass again without it.
     """
 
-    def __init__(self, module: nn.Module, layer_path: str, *, channel: int | None = None, infer_after: bool = False,
-                 layout: TokenLayout | None = None):  # fmt: skip
+    def __init__(
+        self,
+        module: nn.Module,
+        layer_path: str,
+        *,
+        channel: int | None = None,
+        infer_after: bool = False,
+        layout: TokenLayout | None = None,
+    ):
         self.layer_path = layer_path
         self._layout = layout
         self.raw: torch.Tensor | None = None
@@ -127,8 +134,9 @@ class _LayerTap:
             return None
         self.raw = output
         self.output = as_maps(output, self._layout)
-        self.unit = None if self._channel is None else _channel_alone(module, inputs, output, self._channel,
-                                                                       self._layout)  # fmt: skip
+        self.unit = (
+            None if self._channel is None else _channel_alone(module, inputs, output, self._channel, self._layout)
+        )
         if not self._infer_after:
             return output.clone()
         torch.set_grad_enabled(False)  # the caller's `torch.enable_grad()` block restores it
@@ -144,8 +152,9 @@ class _LayerTap:
         return self.output
 
 
-def _channel_alone(module: nn.Module, inputs: tuple, output: torch.Tensor, channel: int,
-                   layout: TokenLayout | None = None) -> torch.Tensor | None:  # fmt: skip
+def _channel_alone(
+    module: nn.Module, inputs: tuple, output: torch.Tensor, channel: int, layout: TokenLayout | None = None
+) -> torch.Tensor | None:
     """One output channel of a plain Conv2d or Linear layer, computed again from the layer's input with
     that channel's filter alone (1/C of the layer's work, forward and backward), N x 1 (x H x W). A Linear
     layer of a transformer (its tokens read as maps through `layout`) gives the channel's map.
@@ -280,8 +289,9 @@ _REPEATING_LAYERS: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 _SEES_THE_INPUT: weakref.WeakKeyDictionary[nn.Module, dict[str, bool]] = weakref.WeakKeyDictionary()
 
 
-def deconvolution_sees_the_input(model: nn.Module, layer_path: str, input_shape: Sequence[int],
-                                 layer_shape: Sequence[int]) -> bool:  # fmt: skip
+def deconvolution_sees_the_input(
+    model: nn.Module, layer_path: str, input_shape: Sequence[int], layer_shape: Sequence[int]
+) -> bool:
     """Whether a unit's deconvolution at `layer_path` depends on the input at all.
 
     The deconvolution passes max(g, 0) back through every ReLU whatever the forward did, so only max-pooling
@@ -304,8 +314,15 @@ def deconvolution_sees_the_input(model: nn.Module, layer_path: str, input_shape:
     return known[layer_path]
 
 
-def _unit_pass(model: nn.Module, network_input: torch.Tensor, layer_path: str, channel: int, mode: str,
-               at: tuple[int, int] | None, capture_paths: Sequence[str] = ()) -> _UnitPass:  # fmt: skip
+def _unit_pass(
+    model: nn.Module,
+    network_input: torch.Tensor,
+    layer_path: str,
+    channel: int,
+    mode: str,
+    at: tuple[int, int] | None,
+    capture_paths: Sequence[str] = (),
+) -> _UnitPass:
     """One forward pass under `mode`'s ReLU rule that captures `capture_paths`, then the backward from
     the layer's channel (or its unit `at`) to `network_input`, a leaf of the caller's; all detached.
 
@@ -323,8 +340,9 @@ def _unit_pass(model: nn.Module, network_input: torch.Tensor, layer_path: str, c
                 activation, logits = _tapped_forward(model, network_input, OUTPUT)  # an N x C x H x W output
                 unit = None
             else:
-                tap = _LayerTap(module, layer_path, channel=channel, infer_after=infer_after,
-                                layout=layout_of(model, layer_path))
+                tap = _LayerTap(
+                    module, layer_path, channel=channel, infer_after=infer_after, layout=layout_of(model, layer_path)
+                )
                 try:
                     with torch.enable_grad():  # the tap turns autograd off past the layer; this turns it on again
                         logits = model(network_input)
@@ -342,8 +360,9 @@ def _unit_pass(model: nn.Module, network_input: torch.Tensor, layer_path: str, c
         # seeded by the channel's output; at a clipping activation the gradient starts from its input
         seed = _unit_seed(activation[:, channel : channel + 1].detach(), at)
         (gradient,) = torch.autograd.grad(root, network_input, grad_outputs=seed)
-    return _UnitPass(gradient.detach(), activation.detach(), logits.detach(), capture.activations,
-                     capture.prefix_tokens, rule.count)
+    return _UnitPass(
+        gradient.detach(), activation.detach(), logits.detach(), capture.activations, capture.prefix_tokens, rule.count
+    )
 
 
 def grad_cam(
@@ -360,8 +379,13 @@ def grad_cam(
         return _grad_cam_of(raw, logits, layer_path, class_index, layout_of(model, layer_path))
 
 
-def _grad_cam_of(raw: torch.Tensor, logits: torch.Tensor, layer_path: str, class_index: int | Sequence[int] | None,
-                 layout: TokenLayout | None = None) -> GradCamResult:  # fmt: skip
+def _grad_cam_of(
+    raw: torch.Tensor,
+    logits: torch.Tensor,
+    layer_path: str,
+    class_index: int | Sequence[int] | None,
+    layout: TokenLayout | None = None,
+) -> GradCamResult:
     """The Grad-CAM formula on a layer output and logits that still carry their graph; a transformer's
     tokens are read as maps over the patch grid (`layout`), as for any layer with maps."""
     activation = as_maps(raw, layout)
@@ -414,16 +438,24 @@ class PassResult:
     """A transformer layer's prefix tokens, as `ActivationCapture` keeps them."""
 
 
-def forward_backward(model: nn.Module, x: torch.Tensor, capture_paths: Sequence[str],
-                     request: BackwardRequest) -> PassResult:  # fmt: skip
+def forward_backward(
+    model: nn.Module, x: torch.Tensor, capture_paths: Sequence[str], request: BackwardRequest
+) -> PassResult:
     """One forward pass that captures `capture_paths` for the views and backpropagates what `request`
     asks, so that the live view pays for one forward and one backward, not two forwards."""
     network_input = _network_input(model, x)
     if request.mode != "gradcam":
-        unit_pass = _unit_pass(model, network_input, request.layer_path, request.channel, request.mode, None,
-                               capture_paths)  # fmt: skip
-        return PassResult(unit_pass.logits, unit_pass.activations, unit_pass.gradient, None, unit_pass.rule_count,
-                          unit_pass.prefix_tokens)
+        unit_pass = _unit_pass(
+            model, network_input, request.layer_path, request.channel, request.mode, None, capture_paths
+        )
+        return PassResult(
+            unit_pass.logits,
+            unit_pass.activations,
+            unit_pass.gradient,
+            None,
+            unit_pass.rule_count,
+            unit_pass.prefix_tokens,
+        )
     with torch.inference_mode(False), torch.enable_grad():
         with ActivationCapture(model, capture_paths) as capture, relu_backward_rule(model, "grad") as rule:
             raw, logits = _tapped_forward(model, network_input, request.layer_path)

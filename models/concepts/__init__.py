@@ -14,6 +14,20 @@ from .live import ConceptTracker, FrameConcepts
 from .nmf import Factors, factorise, min_shifted, project, relative_error
 from .summary import Concept, ConceptsSummary
 
-__all__ = ["Concept", "ConceptSet", "ConceptTracker", "ConceptsSummary", "Factors", "FrameConcepts", "check_layer",
-           "concept_set_at", "factorise", "fit_concepts", "load_concepts", "min_shifted", "project",
-           "read_concept_set", "relative_error"]  # fmt: skip
+__all__ = [
+    "Concept",
+    "ConceptSet",
+    "ConceptTracker",
+    "ConceptsSummary",
+    "Factors",
+    "FrameConcepts",
+    "check_layer",
+    "concept_set_at",
+    "factorise",
+    "fit_concepts",
+    "load_concepts",
+    "min_shifted",
+    "project",
+    "read_concept_set",
+    "relative_error",
+]

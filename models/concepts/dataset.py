@@ -64,8 +64,10 @@ def check_layer(layer: LayerInfo, k: int) -> None:
         raise OptionError(f"concepts need a layer with spatial maps; {layer.name} {what}: choose an earlier layer")
     cells = layer.shape[1] * layer.shape[2]
     if cells < k:
-        raise OptionError(f"{layer.name} has {cells} map cells, fewer than {k} concepts: ask for fewer concepts "
-                          "or choose an earlier layer")  # fmt: skip
+        raise OptionError(
+            f"{layer.name} has {cells} map cells, fewer than {k} concepts: ask for fewer concepts "
+            "or choose an earlier layer"
+        )
 
 
 @dataclass
@@ -110,16 +112,34 @@ class ConceptSet:
 # Fitting
 
 
-def _maps_of_folder(engine: Engine, listing: FolderListing, layer: LayerInfo, *, tensors: bool, batch_size: int,
-                    workers: int, reader: Reader, progress: Progress | None, what: str):  # fmt: skip
+def _maps_of_folder(
+    engine: Engine,
+    listing: FolderListing,
+    layer: LayerInfo,
+    *,
+    tensors: bool,
+    batch_size: int,
+    workers: int,
+    reader: Reader,
+    progress: Progress | None,
+    what: str,
+):
     """Per batch: [(item indices, layer maps N x C x h x w, image heights, widths)], and the items that failed."""
-    dataset = FrameDataset(listing.folder, list(enumerate(listing.items)), engine.spec.input_size, reader,
-                           engine.spec.in_channels if tensors else None)  # fmt: skip
+    dataset = FrameDataset(
+        listing.folder,
+        list(enumerate(listing.items)),
+        engine.spec.input_size,
+        reader,
+        engine.spec.in_channels if tensors else None,
+    )
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, num_workers=workers, worker_init_fn=_quiet_worker if workers else None,
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        worker_init_fn=_quiet_worker if workers else None,
         multiprocessing_context=_worker_context() if workers else None,
         collate_fn=_collate_tensors if tensors else None,
-    )  # fmt: skip
+    )
     done = 0
     report(progress, what, 0, len(listing.items))
     for indices, frames, heights, widths, errors in loader:
@@ -141,15 +161,32 @@ def _maps_of_folder(engine: Engine, listing: FolderListing, layer: LayerInfo, *,
 
 def _key(engine: Engine, layer: LayerInfo, listing: FolderListing, k: int, top: int, seed: int) -> dict:
     identity = _identity(engine, weights_fingerprint(engine.model), layer)
-    return {**identity, "folder": str(listing.folder.resolve()), "k": k, "top": top, "seed": seed,
-            "sample": SAMPLE_ROWS, "version": VERSION}  # fmt: skip
+    return {
+        **identity,
+        "folder": str(listing.folder.resolve()),
+        "k": k,
+        "top": top,
+        "seed": seed,
+        "sample": SAMPLE_ROWS,
+        "version": VERSION,
+    }
 
 
 def fit_concepts(
-    engine: Engine, folder: str | Path, layer: str | None, k: int, *, top: int = TOP, video_step: int | None = None,
-    batch_size: int = 32, workers: int = 0, reader: Reader | None = None, seed: int = 0,
-    progress: Progress | None = None, use_cache: bool = True,
-) -> ConceptSet:  # fmt: skip
+    engine: Engine,
+    folder: str | Path,
+    layer: str | None,
+    k: int,
+    *,
+    top: int = TOP,
+    video_step: int | None = None,
+    batch_size: int = 32,
+    workers: int = 0,
+    reader: Reader | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+    use_cache: bool = True,
+) -> ConceptSet:
     """The k concepts of a layer over a folder's images (stored and reused), with each one's top images.
 
     Two passes over the folder (`progress` hears both, and cancels by answering False): the first samples
@@ -170,8 +207,7 @@ def fit_concepts(
     rng = np.random.default_rng(seed)
     per_image = max(1, SAMPLE_ROWS // len(listing.items))
     sample, failed = [], []
-    passes = {"tensors": tensors, "batch_size": batch_size, "workers": workers, "reader": reader,
-              "progress": progress}  # fmt: skip
+    passes = {"tensors": tensors, "batch_size": batch_size, "workers": workers, "reader": reader, "progress": progress}
     for batches, missed in _maps_of_folder(engine, listing, info, what=f"sampling {info.name}", **passes):
         failed += missed
         for _, maps, _, _ in batches:
@@ -200,8 +236,19 @@ def fit_concepts(
     atlas = _build_atlas(engine, info, listing, running, read, skipped, video_step, tensors)
     peaks = np.where(np.isfinite(atlas.values), atlas.values, np.nan)
     scales = np.nan_to_num(np.nanmean(peaks, axis=1), nan=1.0).clip(min=EPSILON).astype(np.float32)
-    found = ConceptSet(engine.name, engine.weights.source, info.path, info.name, listing.folder,
-                       fitted.channels.float().cpu().numpy(), scales, error, read, atlas, file)  # fmt: skip
+    found = ConceptSet(
+        engine.name,
+        engine.weights.source,
+        info.path,
+        info.name,
+        listing.folder,
+        fitted.channels.float().cpu().numpy(),
+        scales,
+        error,
+        read,
+        atlas,
+        file,
+    )
     _store(found, key, listing.signature)
     return found
 
@@ -211,10 +258,17 @@ def fit_concepts(
 
 
 def _store(found: ConceptSet, key: dict, signature: str) -> None:
-    meta = {"key": key, "signature": signature, **atlas_meta(found.atlas), "k": found.k, "error": found.error,
-            "created": found.created}  # fmt: skip
-    store_with_sidecar(found.file, meta, {**atlas_arrays(found.atlas), "channels": found.channels,
-                                          "scales": found.scales})  # fmt: skip
+    meta = {
+        "key": key,
+        "signature": signature,
+        **atlas_meta(found.atlas),
+        "k": found.k,
+        "error": found.error,
+        "created": found.created,
+    }
+    store_with_sidecar(
+        found.file, meta, {**atlas_arrays(found.atlas), "channels": found.channels, "scales": found.scales}
+    )
 
 
 def read_concept_set(file: str | Path, signature: str | None = None) -> ConceptSet | None:
@@ -224,9 +278,21 @@ def read_concept_set(file: str | Path, signature: str | None = None) -> ConceptS
         return None
     meta, arrays = stored
     try:
-        return ConceptSet(meta["model"], meta["weights"], meta["layer"], meta["layer_name"], Path(meta["folder"]),
-                          arrays["channels"], arrays["scales"], meta["error"], meta["images"], atlas_from(meta, arrays),
-                          Path(file), meta["created"], cached=True)  # fmt: skip
+        return ConceptSet(
+            meta["model"],
+            meta["weights"],
+            meta["layer"],
+            meta["layer_name"],
+            Path(meta["folder"]),
+            arrays["channels"],
+            arrays["scales"],
+            meta["error"],
+            meta["images"],
+            atlas_from(meta, arrays),
+            Path(file),
+            meta["created"],
+            cached=True,
+        )
     except KeyError:  # another kind of file
         return None
 
@@ -249,11 +315,20 @@ def concept_set_at(file: str | Path) -> ConceptSet:
     return found
 
 
-def load_concepts(engine: Engine, folder: str | Path, layer: str | None, k: int, *, top: int = TOP,
-                  video_step: int | None = None, seed: int = 0) -> ConceptSet | None:  # fmt: skip
+def load_concepts(
+    engine: Engine,
+    folder: str | Path,
+    layer: str | None,
+    k: int,
+    *,
+    top: int = TOP,
+    video_step: int | None = None,
+    seed: int = 0,
+) -> ConceptSet | None:
     """The stored concepts of a folder for the running model, weights and layer, if its files are still
     those that were fitted; else None (fit them)."""
     info = engine.layer(layer)
     listing = list_folder(folder, video_step)
-    return read_concept_set(concepts_dir() / f"{_hash(_key(engine, info, listing, k, top, seed))}.npz",
-                            listing.signature)  # fmt: skip
+    return read_concept_set(
+        concepts_dir() / f"{_hash(_key(engine, info, listing, k, top, seed))}.npz", listing.signature
+    )

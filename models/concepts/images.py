@@ -61,8 +61,9 @@ def concepts_figure(segmented: np.ndarray, summary: ConceptsSummary, title: str)
     return canvas
 
 
-def concept_crops(found: ConceptSet, index: int, read: Callable[[AtlasEntry], np.ndarray],
-                  tile: int = 96) -> list[np.ndarray]:  # fmt: skip
+def concept_crops(
+    found: ConceptSet, index: int, read: Callable[[AtlasEntry], np.ndarray], tile: int = 96
+) -> list[np.ndarray]:
     """The receptive-field crops of a fitted concept's top images in its folder, strongest first, as tiles
     (`atlas.mosaics.mosaic` lays them out)."""
     tiles = []
@@ -78,26 +79,42 @@ def crops_strip(tiles: list[np.ndarray], count: int = 3) -> np.ndarray:
 
 
 def _image_file(found: ConceptSet, index: int, steps: int, seed: int) -> Path:
-    key = {"version": CACHE_VERSION, "concepts": str(found.file), "created": found.created, "concept": index,
-           "steps": steps, "seed": seed}  # fmt: skip
+    key = {
+        "version": CACHE_VERSION,
+        "concepts": str(found.file),
+        "created": found.created,
+        "concept": index,
+        "steps": steps,
+        "seed": seed,
+    }
     return concepts_dir() / "images" / f"{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]}.npz"
 
 
-def cached_concept_image(found: ConceptSet, index: int, *, steps: int = DEFAULT_STEPS,
-                         seed: int = 0) -> np.ndarray | None:  # fmt: skip
+def cached_concept_image(
+    found: ConceptSet, index: int, *, steps: int = DEFAULT_STEPS, seed: int = 0
+) -> np.ndarray | None:
     stored = read_cached(_image_file(found, index, steps, seed))
     return None if stored is None else stored[0]
 
 
-def concept_image(engine: Engine, found: ConceptSet, index: int, *, steps: int = DEFAULT_STEPS, seed: int = 0,
-                  progress: Progress | None = None, preview_every: int | None = None,
-                  on_preview: Callable[[int, np.ndarray], None] | None = None) -> np.ndarray:  # fmt: skip
+def concept_image(
+    engine: Engine,
+    found: ConceptSet,
+    index: int,
+    *,
+    steps: int = DEFAULT_STEPS,
+    seed: int = 0,
+    progress: Progress | None = None,
+    preview_every: int | None = None,
+    on_preview: Callable[[int, np.ndarray], None] | None = None,
+) -> np.ndarray:
     """An image that maximises the concept's channel vector (Lucid's recipe), stored beside the concepts."""
     cached = cached_concept_image(found, index, steps=steps, seed=seed)
     if cached is not None:
         return cached
     objective = direction(found.layer, found.channels[index])
-    result = optimise(engine, objective, steps=steps, seed=seed, progress=progress, preview_every=preview_every,
-                      on_preview=on_preview)  # fmt: skip
+    result = optimise(
+        engine, objective, steps=steps, seed=seed, progress=progress, preview_every=preview_every, on_preview=on_preview
+    )
     write_cached(_image_file(found, index, steps, seed), result.image, result.objective[:, 0], result.seconds)
     return result.image

@@ -78,8 +78,9 @@ class ConceptTracker:
         self._frame_ref = None
         self._last: FrameConcepts | None = None
 
-    def update(self, V, k: int, layer: str, frame=None, *, warm: bool = True,
-               fixed: ConceptSet | None = None) -> FrameConcepts:  # fmt: skip
+    def update(
+        self, V, k: int, layer: str, frame=None, *, warm: bool = True, fixed: ConceptSet | None = None
+    ) -> FrameConcepts:
         """V (C x N, non-negative) of this frame of `layer` in k concepts, or placed on `fixed` ones. `frame`: the
         forward result the map came from; the same one again returns the same concepts without work.
         `warm=False` factorises from scratch to convergence (the colours still follow the last frame's)."""
@@ -93,8 +94,12 @@ class ConceptTracker:
             factors, colours, cold = fixed.place(V), np.arange(fixed.k), False
         else:
             check_concept_count(k)
-            same_layer = (last is not None and self._stream[0] == layer and type(last.factors.channels) is type(V)
-                          and last.factors.channels.shape[1] == V.shape[0])  # fmt: skip
+            same_layer = (
+                last is not None
+                and self._stream[0] == layer
+                and type(last.factors.channels) is type(V)
+                and last.factors.channels.shape[1] == V.shape[0]
+            )
             cold = not (warm and same_layer and self._stream[1:] == (k, None))
             factors = None if cold else self._warm(V, last.factors)
             if factors is None:

@@ -86,8 +86,17 @@ def _error_from_products(v_norm2: float, WtV, WtW, H) -> float:
     return max(v_norm2 - 2.0 * float((WtV * H).sum()) + float((WtW * (H @ H.T)).sum()), 0.0)
 
 
-def multiplicative_updates(V, W, H, iterations: int, *, tolerance: float | None = None, fixed_w: bool = False,
-                           products: tuple | None = None, progress: Progress | None = None):  # fmt: skip
+def multiplicative_updates(
+    V,
+    W,
+    H,
+    iterations: int,
+    *,
+    tolerance: float | None = None,
+    fixed_w: bool = False,
+    products: tuple | None = None,
+    progress: Progress | None = None,
+):
     """Lee and Seung's updates of ||V - W H||^2: H, then W (not when `fixed_w`), `iterations` times; with a
     `tolerance`, stopping once ten iterations lower the relative error by less than it. `products`: W^T V and
     W^T W where the caller has them; `progress` hears every tenth iteration. Returns (W, H, done)."""
@@ -192,13 +201,18 @@ def normalised(W, H, peak=None) -> Factors:
     return Factors((W * peak.reshape(1, -1)).T, H / peak.reshape(-1, 1))
 
 
-def factorise(V, k: int, *, iterations: int = COLD_ITERATIONS, tolerance: float | None = TOLERANCE,
-              progress: Progress | None = None) -> Factors:  # fmt: skip
+def factorise(
+    V,
+    k: int,
+    *,
+    iterations: int = COLD_ITERATIONS,
+    tolerance: float | None = TOLERANCE,
+    progress: Progress | None = None,
+) -> Factors:
     """V (C x N, non-negative) in k concepts from scratch (NNDSVDa, then updates until the error settles).
     `progress` hears every tenth update (and cancels by answering False): a folder's cells take seconds."""
     check_concept_count(k)
     W0, H0 = nndsvda(to_numpy(V), k)
-    W, H, done = multiplicative_updates(V, like(W0, V), like(H0, V), iterations, tolerance=tolerance,
-                                        progress=progress)  # fmt: skip
+    W, H, done = multiplicative_updates(V, like(W0, V), like(H0, V), iterations, tolerance=tolerance, progress=progress)
     factors = normalised(W, H)
     return Factors(factors.channels, factors.maps, done)

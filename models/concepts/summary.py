@@ -59,8 +59,15 @@ def summarise(host: Mapping[str, np.ndarray], categories: Sequence[str], source:
         named = ()
         if classes[0] is not None:
             named = tuple((categories[int(c)], float(p)) for c, p in zip(classes[0][i], classes[1][i], strict=True))
-        rows.append(Concept(int(i), int(colours[i]), tuple(int(v) for v in CONCEPT_PALETTE[colours[i]]),
-                            float((dominant == i).mean()),
-                            tuple((int(c), float(channels[i, c]) / total) for c in top[i]),
-                            tiles[i * n : (i + 1) * n], named))  # fmt: skip
+        rows.append(
+            Concept(
+                int(i),
+                int(colours[i]),
+                tuple(int(v) for v in CONCEPT_PALETTE[colours[i]]),
+                float((dominant == i).mean()),
+                tuple((int(c), float(channels[i, c]) / total) for c in top[i]),
+                tiles[i * n : (i + 1) * n],
+                named,
+            )
+        )
     return ConceptsSummary(tuple(rows), source, note, float(host["concepts_ms"]))

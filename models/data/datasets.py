@@ -72,8 +72,12 @@ def sklearn_digits(size: int = 28) -> LabelledImages:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    images = np.stack([cv2.resize((image * 16).clip(0, 255).astype(np.uint8), (size, size),
-                                  interpolation=cv2.INTER_LINEAR) for image in digits.images])  # fmt: skip
+    images = np.stack(
+        [
+            cv2.resize((image * 16).clip(0, 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_LINEAR)
+            for image in digits.images
+        ]
+    )
     return LabelledImages(images, digits.target.astype(np.int64), tuple(str(d) for d in range(10)))
 
 
@@ -134,8 +138,11 @@ def embedding_dataset(name: str, samples: int, seed: int, size: int) -> tuple[La
         train, held_out = mnist_split()
         if samples <= len(held_out):
             return sample(held_out, samples, seed, "the held-out MNIST digits"), 0
-        everything = LabelledImages(np.concatenate([held_out.images, train.images]),
-                                    np.concatenate([held_out.labels, train.labels]), held_out.classes)  # fmt: skip
+        everything = LabelledImages(
+            np.concatenate([held_out.images, train.images]),
+            np.concatenate([held_out.labels, train.labels]),
+            held_out.classes,
+        )
         return everything.subset(np.arange(min(samples, len(everything)))), 0
     if name == "digits":
         return sample(sklearn_digits(), samples, seed, "scikit-learn's digits"), 0

@@ -123,8 +123,12 @@ def decode_image(
         if factor == 1 and _IMREAD_RGB is not None:  # the decoder writes RGB itself: one pass less, same pixels
             decoded, decoded_rgb = cv2.imdecode(data, _IMREAD_RGB | cv2.IMREAD_IGNORE_ORIENTATION), True
         else:
-            flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-                     8: cv2.IMREAD_REDUCED_COLOR_8}[factor]  # fmt: skip
+            flags = {
+                1: cv2.IMREAD_COLOR,
+                2: cv2.IMREAD_REDUCED_COLOR_2,
+                4: cv2.IMREAD_REDUCED_COLOR_4,
+                8: cv2.IMREAD_REDUCED_COLOR_8,
+            }[factor]
             decoded = cv2.imdecode(data, flags | cv2.IMREAD_IGNORE_ORIENTATION)
     else:
         decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # keeps alpha and 16 bits; never rotates

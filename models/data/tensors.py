@@ -61,8 +61,9 @@ def read_tensor(path: str | Path) -> np.ndarray:
         raise InputError(f"{path} holds {type(loaded).__name__}, not one numeric array C x H x W")
     array = loaded[0] if loaded.ndim == 4 and loaded.shape[0] == 1 else loaded
     if array.ndim != 3:
-        raise InputError(f"{path} holds an array of shape {tuple(loaded.shape)}; a tensor input is C x H x W "
-                         "(or 1 x C x H x W)")  # fmt: skip
+        raise InputError(
+            f"{path} holds an array of shape {tuple(loaded.shape)}; a tensor input is C x H x W (or 1 x C x H x W)"
+        )
     if min(array.shape) < 1:
         raise InputError(f"{path} holds an empty array of shape {tuple(loaded.shape)}")
     array = np.ascontiguousarray(array, dtype=np.float32)

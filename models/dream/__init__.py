@@ -10,6 +10,21 @@ from .files import classify, contact_sheet, read_png, save_png
 from .objectives import Objective, channel, direction, logit, neuron
 from .run import DreamRequest, DreamResult, check_options, dream, load_cached, optimise, plan
 
-__all__ = ["DreamRequest", "DreamResult", "Objective", "channel", "check_options", "classify", "contact_sheet",
-           "direction", "dream", "load_cached", "logit", "neuron", "optimise", "plan", "read_png",
-           "save_png"]  # fmt: skip
+__all__ = [
+    "DreamRequest",
+    "DreamResult",
+    "Objective",
+    "channel",
+    "check_options",
+    "classify",
+    "contact_sheet",
+    "direction",
+    "dream",
+    "load_cached",
+    "logit",
+    "neuron",
+    "optimise",
+    "plan",
+    "read_png",
+    "save_png",
+]

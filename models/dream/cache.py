@@ -31,9 +31,17 @@ def dreams_dir() -> Path:
 
 
 def cache_file(engine: Engine, request: DreamRequest, unit: int) -> Path:
-    key = {"version": CACHE_VERSION, "model": engine.name, "weights": engine.weights.source,
-           "input_size": engine.spec.input_size, "mean": engine.spec.mean, "std": engine.spec.std,
-           "layer": request.layer.path, "channel": unit, **request.settings()}  # fmt: skip
+    key = {
+        "version": CACHE_VERSION,
+        "model": engine.name,
+        "weights": engine.weights.source,
+        "input_size": engine.spec.input_size,
+        "mean": engine.spec.mean,
+        "std": engine.spec.std,
+        "layer": request.layer.path,
+        "channel": unit,
+        **request.settings(),
+    }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:24]
     return dreams_dir() / f"{digest}.npz"
 

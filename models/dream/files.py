@@ -64,6 +64,7 @@ def contact_sheet(images: np.ndarray, labels: Sequence[str], columns: int | None
         scale = 0.45
         while scale > 0.25 and cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > tile_w:
             scale -= 0.05
-        cv2.putText(sheet, label, (left + 2, top + tile_h + 16), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
-                    cv2.LINE_AA)  # fmt: skip
+        cv2.putText(
+            sheet, label, (left + 2, top + tile_h + 16), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA
+        )
     return sheet

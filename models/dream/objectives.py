@@ -26,8 +26,9 @@ class Objective:
     Objectives compose: ``channel("conv5", 3) - 0.5 * channel("conv5", 7)``.
     """
 
-    def __init__(self, compute: Callable[[Mapping[str, torch.Tensor]], torch.Tensor], paths: frozenset[str],
-                 description: str):  # fmt: skip
+    def __init__(
+        self, compute: Callable[[Mapping[str, torch.Tensor]], torch.Tensor], paths: frozenset[str], description: str
+    ):
         self.compute = compute
         self.paths = paths
         """Layer paths the objective reads (`PROB` for the logits)."""
@@ -42,8 +43,9 @@ class Objective:
     def _combine(self, other: Objective | float, op: Callable, symbol: str, reverse: bool = False) -> Objective:
         if isinstance(other, Objective):
             a, b = (other, self) if reverse else (self, other)
-            return Objective(lambda acts: op(a(acts), b(acts)), a.paths | b.paths,
-                             f"({a.description} {symbol} {b.description})")  # fmt: skip
+            return Objective(
+                lambda acts: op(a(acts), b(acts)), a.paths | b.paths, f"({a.description} {symbol} {b.description})"
+            )
         if not isinstance(other, int | float):
             return NotImplemented
         if reverse:
@@ -159,10 +161,12 @@ class GradientCapture:
             module, layout = model.get_submodule(path), layout_of(model, path)
             if isinstance(module, CLIPPING):  # its input, before an in-place op overwrites it
                 handle = module.register_forward_pre_hook(
-                    lambda _m, inputs, p=path, lay=layout: self._keep(p, inputs[0], lay))
+                    lambda _m, inputs, p=path, lay=layout: self._keep(p, inputs[0], lay)
+                )
             else:
                 handle = module.register_forward_hook(
-                    lambda _m, _i, output, p=path, lay=layout: self._keep(p, output, lay))
+                    lambda _m, _i, output, p=path, lay=layout: self._keep(p, output, lay)
+                )
             self._handles.append(handle)
 
     def _keep(self, path: str, value: torch.Tensor, layout: TokenLayout | None) -> None:

@@ -33,8 +33,16 @@ class FourierImage:
     ones that natural images have; the sigmoid keeps pixels in [0, 1].
     """
 
-    def __init__(self, seeds: Sequence[int], channels: int, size: int, device: torch.device, *,
-                 sd: float = 0.01, decorrelate: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        channels: int,
+        size: int,
+        device: torch.device,
+        *,
+        sd: float = 0.01,
+        decorrelate: bool = True,
+    ):
         self.size = size
         self.decorrelate = decorrelate and channels == 3
         fy = torch.fft.fftfreq(size)[:, None]

@@ -250,8 +250,13 @@ class DreamRequest:
         return self.seed * 100_003 + unit
 
     def settings(self) -> dict:
-        settings = {"method": self.method, "steps": self.steps, "size": self.size, "seed": self.seed,
-                    "objective": self.objective}  # fmt: skip
+        settings = {
+            "method": self.method,
+            "steps": self.steps,
+            "size": self.size,
+            "seed": self.seed,
+            "objective": self.objective,
+        }
         if self.method == "fourier":
             settings["lr"] = self.lr
         else:
@@ -316,8 +321,12 @@ def load_cached(engine: Engine, request: DreamRequest) -> DreamResult | None:
     stored = [read_cached(cache_file(engine, request, unit)) for unit in request.channels]
     if any(entry is None for entry in stored):
         return None
-    return DreamResult(np.stack([entry[0] for entry in stored]), np.stack([entry[1] for entry in stored], axis=1),
-                       sum(entry[2] for entry in stored), cached=True)  # fmt: skip
+    return DreamResult(
+        np.stack([entry[0] for entry in stored]),
+        np.stack([entry[1] for entry in stored], axis=1),
+        sum(entry[2] for entry in stored),
+        cached=True,
+    )
 
 
 def dream(
@@ -334,8 +343,7 @@ def dream(
 
     `seconds` is the time spent optimising now (the stored times for a result entirely from the cache).
     """
-    stored = {unit: read_cached(cache_file(engine, request, unit)) if use_cache else None
-              for unit in request.channels}  # fmt: skip
+    stored = {unit: read_cached(cache_file(engine, request, unit)) if use_cache else None for unit in request.channels}
     missing = [unit for unit in request.channels if stored[unit] is None]
     if not missing:
         return load_cached(engine, request)
@@ -349,11 +357,20 @@ def dream(
             return progress(what, offset + done, total) if progress else None
 
         result = optimise(
-            engine, request.objective_for(chunk), batch=len(chunk), method=request.method, steps=request.steps,
-            size=request.size, seed=request.seed, seeds=[request.seed_of(unit) for unit in chunk],
-            preset=request.preset or DEFAULT_PRESET, lr=request.lr, progress=chunk_progress,
-            preview_every=preview_every, on_preview=on_preview,
-        )  # fmt: skip
+            engine,
+            request.objective_for(chunk),
+            batch=len(chunk),
+            method=request.method,
+            steps=request.steps,
+            size=request.size,
+            seed=request.seed,
+            seeds=[request.seed_of(unit) for unit in chunk],
+            preset=request.preset or DEFAULT_PRESET,
+            lr=request.lr,
+            progress=chunk_progress,
+            preview_every=preview_every,
+            on_preview=on_preview,
+        )
         seconds += result.seconds
         for i, unit in enumerate(chunk):
             stored[unit] = (result.images[i], result.objective[:, i], result.seconds / len(chunk))

@@ -16,5 +16,14 @@ from .tsne import (
     swiss_roll,
 )
 
-__all__ = ["EmbeddingRun", "LayerMap", "MapPlacer", "Readout", "activations", "embed_dataset", "embed_swiss_roll",
-           "readout", "swiss_roll"]  # fmt: skip
+__all__ = [
+    "EmbeddingRun",
+    "LayerMap",
+    "MapPlacer",
+    "Readout",
+    "activations",
+    "embed_dataset",
+    "embed_swiss_roll",
+    "readout",
+    "swiss_roll",
+]

@@ -51,9 +51,15 @@ class LayerMap:
     pca_components: np.ndarray | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "path": self.path, "dimension": self.dimension,
-                "knn_accuracy": self.knn_accuracy, "trustworthiness": self.trustworthiness,
-                "seconds": self.seconds, "cached": self.cached}  # fmt: skip
+        return {
+            "name": self.name,
+            "path": self.path,
+            "dimension": self.dimension,
+            "knn_accuracy": self.knn_accuracy,
+            "trustworthiness": self.trustworthiness,
+            "seconds": self.seconds,
+            "cached": self.cached,
+        }
 
 
 @dataclass
@@ -116,8 +122,12 @@ def default_layers(engine: Engine) -> list[Readout]:
     if engine.spec.stages:
         return [Readout(engine.layer(name)) for name in engine.spec.stages]
     if engine.blocks:
-        tokens = [Readout(block, kind) for block in engine.blocks for kind in ("class", "mean")
-                  if kind == "mean" or block.prefix_tokens]  # fmt: skip
+        tokens = [
+            Readout(block, kind)
+            for block in engine.blocks
+            for kind in ("class", "mean")
+            if kind == "mean" or block.prefix_tokens
+        ]
         return [Readout(engine.layers[0]), *tokens]
     skip = {"ReLU", "ReLU6", "GELU", "SiLU", "Hardswish", "Dropout", "Flatten", "Identity", "BatchNorm2d", "Softmax"}
     top = [layer for layer in engine.layers if "." not in layer.path and layer.module_type not in skip]
@@ -136,9 +146,12 @@ def select_layers(engine: Engine, keys: Sequence[str] | None) -> list[Readout]:
 
 @torch.inference_mode()
 def activations(
-    engine: Engine, images: np.ndarray, layers: Sequence[LayerInfo | Readout], batch_size: int = 256,
+    engine: Engine,
+    images: np.ndarray,
+    layers: Sequence[LayerInfo | Readout],
+    batch_size: int = 256,
     progress: Progress | None = None,
-) -> dict[str, np.ndarray]:  # fmt: skip
+) -> dict[str, np.ndarray]:
     """Float32 points (N x D) of every layer or readout, by its path, computed in batches on the model's
     device (a layer gives its output flattened)."""
     readouts = [layer if isinstance(layer, Readout) else Readout(layer) for layer in layers]
@@ -217,18 +230,36 @@ def _cache_file(key: dict, method: str, perplexity: float) -> Path:
 
 
 def embed_points(
-    name: str, path: str, points: np.ndarray, labels: np.ndarray, *, method: str = "opentsne",
-    perplexity: float = 30.0, seed: int = 0, key: dict | None = None, should_stop: Callable[[], bool] | None = None,
-) -> LayerMap:  # fmt: skip
+    name: str,
+    path: str,
+    points: np.ndarray,
+    labels: np.ndarray,
+    *,
+    method: str = "opentsne",
+    perplexity: float = 30.0,
+    seed: int = 0,
+    key: dict | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> LayerMap:
     """One layer's map: PCA, t-SNE, quality; from the cache when `key` says it was made before."""
     if not 1 < perplexity < len(points) / 3:
         raise OptionError(f"perplexity {perplexity} does not suit {len(points)} samples; use 5 to {len(points) // 3}")
     cache_file = _cache_file(key, method, perplexity) if key else None
     stored = _read_cache(cache_file) if cache_file is not None else None
     if stored is not None:
-        return LayerMap(name, path, int(stored["dimension"]), stored["coords"], float(stored["knn"]),
-                        float(stored["trust"]), float(stored["seconds"]), True, stored["reduced"],
-                        stored.get("pca_mean"), stored.get("pca_components"))  # fmt: skip
+        return LayerMap(
+            name,
+            path,
+            int(stored["dimension"]),
+            stored["coords"],
+            float(stored["knn"]),
+            float(stored["trust"]),
+            float(stored["seconds"]),
+            True,
+            stored["reduced"],
+            stored.get("pca_mean"),
+            stored.get("pca_components"),
+        )
     start = time.perf_counter()
     reduced, mean, components = reduce_dimensions(points, seed)
     coords = tsne_2d(reduced, method, perplexity, seed, should_stop).astype(np.float32)
@@ -240,8 +271,16 @@ def embed_points(
         temporary = cache_file.with_suffix(".partial.npz")
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(temporary, dimension=points.shape[1], coords=coords, knn=knn, trust=trust, seconds=seconds,
-                     reduced=reduced, **extra)  # fmt: skip
+            np.savez(
+                temporary,
+                dimension=points.shape[1],
+                coords=coords,
+                knn=knn,
+                trust=trust,
+                seconds=seconds,
+                reduced=reduced,
+                **extra,
+            )
             temporary.replace(cache_file)
         except OSError:  # a cache that cannot be written (read-only, full) only costs the next run time
             with contextlib.suppress(OSError):
@@ -258,14 +297,27 @@ def _thumbnails(images: np.ndarray) -> np.ndarray:
 
 
 def embed_dataset(
-    engine: Engine, data: LabelledImages, dataset_name: str, layer_keys: Sequence[str] | None = None, *,
-    method: str = "opentsne", perplexity: float = 30.0, seed: int = 0, progress: Progress | None = None,
-) -> EmbeddingRun:  # fmt: skip
+    engine: Engine,
+    data: LabelledImages,
+    dataset_name: str,
+    layer_keys: Sequence[str] | None = None,
+    *,
+    method: str = "opentsne",
+    perplexity: float = 30.0,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> EmbeddingRun:
     """Every asked layer's map of `data` through `engine` (see `select_layers`); cached per layer."""
     layers = select_layers(engine, layer_keys)
     content = hashlib.sha256(data.labels.tobytes() + data.images[:: max(1, len(data) // 64)].tobytes()).hexdigest()
-    identity = {"model": engine.name, "weights": engine.weights.source, "dataset": dataset_name,
-                "samples": len(data), "seed": seed, "content": content[:16]}  # fmt: skip
+    identity = {
+        "model": engine.name,
+        "weights": engine.weights.source,
+        "dataset": dataset_name,
+        "samples": len(data),
+        "seed": seed,
+        "content": content[:16],
+    }
     keys = {layer.path: {**identity, "layer": layer.path} for layer in layers}  # a readout's path names its kind
     missing = [layer for layer in layers if not _cache_file(keys[layer.path], method, perplexity).is_file()]
     features = activations(engine, data.images, missing, progress=progress) if missing else {}
@@ -277,8 +329,19 @@ def embed_dataset(
         if points is None:
             points = np.zeros((len(data), 0), np.float32)  # cached: the points are not needed
         should_stop = (lambda stage=stage, done=done: progress(stage, done, len(layers)) is False) if progress else None
-        maps.append(embed_points(layer.name, layer.path, points, data.labels, method=method, perplexity=perplexity,
-                                 seed=seed, key=keys[layer.path], should_stop=should_stop))  # fmt: skip
+        maps.append(
+            embed_points(
+                layer.name,
+                layer.path,
+                points,
+                data.labels,
+                method=method,
+                perplexity=perplexity,
+                seed=seed,
+                key=keys[layer.path],
+                should_stop=should_stop,
+            )
+        )
     report(progress, "done", len(layers), len(layers))
     return EmbeddingRun(dataset_name, engine.name, data.labels, data.classes, _thumbnails(data.images), maps)
 
@@ -291,8 +354,9 @@ class MapPlacer:
         from openTSNE.affinity import PerplexityBasedNN
 
         self.layer_map = layer_map
-        affinities = PerplexityBasedNN(layer_map.reduced, perplexity=perplexity, n_jobs=-1, random_state=seed,
-                                       verbose=False)  # fmt: skip
+        affinities = PerplexityBasedNN(
+            layer_map.reduced, perplexity=perplexity, n_jobs=-1, random_state=seed, verbose=False
+        )
         # openTSNE places new points relative to the map's centre (it centres what it optimises): the map is
         # given centred, and the centre added back, or every placed point lands off by it
         coords = layer_map.coords.astype(np.float64)
@@ -328,8 +392,16 @@ def embed_swiss_roll(
     """t-SNE of the raw 4-D points; the 'classes' are stretches along the roll, for colour and k-NN."""
     points, position = swiss_roll(samples, seed)
     labels = np.minimum((position * bins).astype(np.int64), bins - 1)
-    layer = embed_points("swiss roll (4-D)", INPUT, points, labels, method=method, perplexity=perplexity, seed=seed,
-                         key={"dataset": "swissroll", "samples": samples, "seed": seed})  # fmt: skip
+    layer = embed_points(
+        "swiss roll (4-D)",
+        INPUT,
+        points,
+        labels,
+        method=method,
+        perplexity=perplexity,
+        seed=seed,
+        key={"dataset": "swissroll", "samples": samples, "seed": seed},
+    )
     colours = (np.stack([position, 0.5 + 0 * position, 1 - position], 1) * 255).astype(np.uint8)
     thumbnails = np.broadcast_to(colours[:, None, None, :], (samples, THUMBNAIL, THUMBNAIL, 3)).copy()
     classes = tuple(f"{i / bins:.2f}-{(i + 1) / bins:.2f} along" for i in range(bins))

@@ -6,5 +6,15 @@ from .base import COLORMAPS, LEVELS, GridLayout, MapPeak, Renderer, check_colorm
 from .opencv_renderer import OpenCVRenderer
 from .torch_renderer import TorchRenderer
 
-__all__ = ["COLORMAPS", "LEVELS", "GridLayout", "MapPeak", "OpenCVRenderer", "Renderer", "TorchRenderer",
-           "check_colormap", "colormap_table", "crop_box"]  # fmt: skip
+__all__ = [
+    "COLORMAPS",
+    "LEVELS",
+    "GridLayout",
+    "MapPeak",
+    "OpenCVRenderer",
+    "Renderer",
+    "TorchRenderer",
+    "check_colormap",
+    "colormap_table",
+    "crop_box",
+]

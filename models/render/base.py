@@ -33,8 +33,22 @@ SEPARATOR_GRAY = 48
 MARKER_RGB = (0, 255, 0)
 
 CONCEPT_PALETTE = np.array(
-    [(230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48), (145, 30, 180), (70, 240, 240),
-     (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40)], dtype=np.uint8)  # fmt: skip
+    [
+        (230, 25, 75),
+        (60, 180, 75),
+        (0, 130, 200),
+        (255, 225, 25),
+        (245, 130, 48),
+        (145, 30, 180),
+        (70, 240, 240),
+        (240, 50, 230),
+        (210, 245, 60),
+        (250, 190, 212),
+        (0, 128, 128),
+        (170, 110, 40),
+    ],
+    dtype=np.uint8,
+)
 """One colour per concept (up to 12), told apart at a glance: the first twelve of Sasha Trubetskoy's
 twenty distinct colours, grey left out (a grey part would vanish into a grey frame)."""
 CONCEPT_PALETTE.flags.writeable = False
@@ -253,9 +267,17 @@ class Renderer(ABC):
 
     @abstractmethod
     def render_overlay(
-        self, frame, levels, crop: tuple[int, int, int, int], colormap: str = "signed", *,
-        mode: str = "overlay", opacity: float = 0.8, gamma: float = 1.0, peak_index=None,
-    ):  # fmt: skip
+        self,
+        frame,
+        levels,
+        crop: tuple[int, int, int, int],
+        colormap: str = "signed",
+        *,
+        mode: str = "overlay",
+        opacity: float = 0.8,
+        gamma: float = 1.0,
+        peak_index=None,
+    ):
         """The selected channel's (h, w) levels upsampled (bilinear) onto the crop region of the frame.
 
         See `overlay_table` for the two modes. Colours and weights are looked up at the map's own
@@ -303,9 +325,16 @@ class Renderer(ABC):
         return self.colorize(self.tile_channels(self.as_tiles(levels, tile), layout), colormap, gamma)
 
     def channel_grid(
-        self, activation, colormap: str = "signed", *, per_channel: bool = False, boost: float = 0.0,
-        gamma: float = 1.0, aspect: float = 1.0, scale: int = 1,
-    ) -> tuple:  # fmt: skip
+        self,
+        activation,
+        colormap: str = "signed",
+        *,
+        per_channel: bool = False,
+        boost: float = 0.0,
+        gamma: float = 1.0,
+        aspect: float = 1.0,
+        scale: int = 1,
+    ) -> tuple:
         """Every channel of a layer as a heatmap tile in one uint8 RGB image, and its layout."""
         maps, tile = self.maps_of(activation)
         low, high, _ = self.channel_stats(maps)
@@ -317,5 +346,3 @@ class Renderer(ABC):
         """The normalised network input, one tile per input channel, in the signed colormap."""
         grid, _ = self.channel_grid(network_input, "signed", aspect=float(network_input.shape[0]) * 1.2, scale=scale)
         return grid
-
-

@@ -114,8 +114,9 @@ class OpenCVRenderer(Renderer):
 
     def mark_cells(self, image, cells, map_shape, crop):
         for index in cells:
-            cv2.circle(image, cell_centre(int(index), map_shape, crop), ring_radius(map_shape, crop), MARKER_RGB,
-                       thickness=2)  # fmt: skip
+            cv2.circle(
+                image, cell_centre(int(index), map_shape, crop), ring_radius(map_shape, crop), MARKER_RGB, thickness=2
+            )
         return image
 
     def render_concepts(self, frame, maps, colours, crop, *, opacity=0.8):

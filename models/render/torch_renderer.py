@@ -64,8 +64,9 @@ def fit_within(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
     size = (max(1, int(h * scale)), max(1, int(w * scale)))
     nchw = image.permute(2, 0, 1).unsqueeze(0)
     if nchw.device.type == "cpu":
-        out = F.interpolate(nchw.contiguous(memory_format=torch.channels_last), size=size, mode="bilinear",
-                            antialias=True)  # fmt: skip
+        out = F.interpolate(
+            nchw.contiguous(memory_format=torch.channels_last), size=size, mode="bilinear", antialias=True
+        )
     else:
         out = F.interpolate(nchw.float(), size=size, mode="bilinear", antialias=True).round_().clamp_(0, 255).byte()
     return out[0].permute(1, 2, 0).contiguous()
@@ -142,8 +143,9 @@ class TorchRenderer(Renderer):
     def paste(self, frame, picture, crop):
         x, y, w, h = crop
         out = frame.clone()
-        resized = F.interpolate(picture.permute(2, 0, 1)[None].float(), size=(h, w), mode="bilinear",
-                                align_corners=False)  # fmt: skip
+        resized = F.interpolate(
+            picture.permute(2, 0, 1)[None].float(), size=(h, w), mode="bilinear", align_corners=False
+        )
         out[y : y + h, x : x + w] = resized[0].permute(1, 2, 0).round_().clamp_(0, 255).to(torch.uint8)
         return out
 

@@ -45,8 +45,11 @@ def attention_modules(model: nn.Module, block_path: str) -> list[str]:
     """The attention modules inside a block (or the block itself), in definition order."""
     block = model.get_submodule(block_path)
     prefix = f"{block_path}." if block_path else ""
-    return [prefix + name if name else block_path for name, module in block.named_modules()
-            if attention_kind(module) is not None]  # fmt: skip
+    return [
+        prefix + name if name else block_path
+        for name, module in block.named_modules()
+        if attention_kind(module) is not None
+    ]
 
 
 class AttentionInputs:
@@ -58,6 +61,7 @@ class AttentionInputs:
         owner = threading.get_ident()
         self._handles = []
         for path in paths:
+
             def keep(_module, args, kwargs, path=path):
                 if threading.get_ident() == owner:
                     detach = lambda v: v.detach() if isinstance(v, torch.Tensor) else v  # noqa: E731
@@ -102,8 +106,9 @@ def _projection(module: nn.Module, part: int) -> tuple[torch.Tensor, torch.Tenso
     return weight, None if bias is None else bias[part * size : (part + 1) * size]
 
 
-def _timm_queries_keys(module: nn.Module, args: tuple, kwargs: dict,
-                       rows: slice | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def _timm_queries_keys(
+    module: nn.Module, args: tuple, kwargs: dict, rows: slice | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """q (scaled, of the query rows only) and k, B x H x N x d, as timm's Attention, EvaAttention and
     AttentionRope make them."""
     x = args[0]
@@ -125,8 +130,9 @@ def _timm_queries_keys(module: nn.Module, args: tuple, kwargs: dict,
     return q * module.scale, k
 
 
-def _mha_queries_keys(module: nn.MultiheadAttention, args: tuple, kwargs: dict,
-                      rows: slice | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def _mha_queries_keys(
+    module: nn.MultiheadAttention, args: tuple, kwargs: dict, rows: slice | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """q (scaled, of the query rows only) and k, B x H x N x d, as torch's MultiheadAttention makes them."""
     query = args[0] if args else kwargs["query"]
     key = args[1] if len(args) > 1 else kwargs.get("key", query)
@@ -236,8 +242,9 @@ def window_geometry(module: nn.Module, block: nn.Module, grid: tuple[int, int]) 
     return WindowGeometry(height, width, tuple(window), shift, pad_then_roll=True)
 
 
-def _window_scores(module: nn.Module, args: tuple, kwargs: dict, geometry: WindowGeometry,
-                   window_index: int, position: int) -> torch.Tensor:  # fmt: skip
+def _window_scores(
+    module: nn.Module, args: tuple, kwargs: dict, geometry: WindowGeometry, window_index: int, position: int
+) -> torch.Tensor:
     """Pre-softmax scores H x N of one query position of one window against the window's tokens."""
     heads = module.num_heads
     if type(module).__name__ == "WindowAttention":  # timm: called with the windows, B*nW x N x C, and the mask
@@ -299,8 +306,15 @@ class QueryAttention:
 
 
 @torch.no_grad()
-def query_attention(model: nn.Module, path: str, inputs: tuple[tuple, dict], *, grid: tuple[int, int],
-                    prefix: int, query: tuple[int, int] | None) -> QueryAttention:  # fmt: skip
+def query_attention(
+    model: nn.Module,
+    path: str,
+    inputs: tuple[tuple, dict],
+    *,
+    grid: tuple[int, int],
+    prefix: int,
+    query: tuple[int, int] | None,
+) -> QueryAttention:
     """The attention of module `path` (called with `inputs`) from the query token: the class token (the first
     prefix token) for `query=None`, else the patch token of grid cell (row, col). A model without prefix
     tokens (Swin) asks from the centre cell when `query` is None."""
@@ -321,8 +335,9 @@ def query_attention(model: nn.Module, path: str, inputs: tuple[tuple, dict], *, 
         patch[:, flat] = weights[:, shown]
         top, left = geometry.unshifted(*_window_origin(geometry, index)) or (0, 0)
         window = (top, left, *geometry.window)
-        return QueryAttention(path, patch.reshape(-1, height, width), weights.new_zeros(weights.shape[0], 0),
-                              query, window)  # fmt: skip
+        return QueryAttention(
+            path, patch.reshape(-1, height, width), weights.new_zeros(weights.shape[0], 0), query, window
+        )
     row = 0 if query is None else prefix + query[0] * width + query[1]
     weights = _global_scores(module, args, kwargs, slice(row, row + 1))[0, :, 0].float().softmax(-1)
     return QueryAttention(path, weights[:, prefix:].reshape(-1, height, width), weights[:, :prefix], query)

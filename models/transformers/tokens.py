@@ -109,8 +109,11 @@ class TokenLayout:
     def describe(self) -> str:
         if self.kind == "channels_last":
             return "channels-last"
-        return f"{self.prefix} prefix token{'s' if self.prefix != 1 else ''} + patch tokens" if self.prefix else (
-            "patch tokens")  # fmt: skip
+        return (
+            f"{self.prefix} prefix token{'s' if self.prefix != 1 else ''} + patch tokens"
+            if self.prefix
+            else ("patch tokens")
+        )
 
 
 Executed = list[tuple[str, nn.Module, tuple[int, ...]]]
@@ -138,8 +141,9 @@ class OutputKind:
     hidden: str = ""
 
 
-def classify_output(shape: tuple[int, ...], grid: PatchGrid | None, *, token_model: bool = True,
-                    batch: int = 1) -> OutputKind:  # fmt: skip
+def classify_output(
+    shape: tuple[int, ...], grid: PatchGrid | None, *, token_model: bool = True, batch: int = 1
+) -> OutputKind:
     """How an output of `shape` (batch dimension included) is shown, given the model's patch grid (None for a
     network without one: then only N x C x H x W and N x F outputs are drawn, as always). In a network
     that is not a `token_model` every N x C x H x W output is maps, as in any convolutional network."""

@@ -58,15 +58,18 @@ class _Attention:
         if self.mode == "rollout" and kind != "global":
             self.mode, self.note = "heads", "rollout needs attention over every token; this model attends in windows"
         if self.mode == "heads":
-            found = query_attention(engine.model, module, result.module_inputs[module], grid=grid, prefix=prefix,
-                                    query=self.query)  # fmt: skip
+            found = query_attention(
+                engine.model, module, result.module_inputs[module], grid=grid, prefix=prefix, query=self.query
+            )
             self.maps, self.prefix, self.window = found.patch, found.prefix, found.window
             head = options.attention_head
             self.selected = self.maps.mean(0) if head == MEAN_OF_HEADS or head >= len(self.maps) else self.maps[head]
             self.titles = [f"head {i}" for i in range(len(self.maps))]
         else:
-            matrices = [attention_matrix(engine.model, path, result.module_inputs[path])
-                        for path in (_attention_module(ctx, block.path) for block in blocks)]  # fmt: skip
+            matrices = [
+                attention_matrix(engine.model, path, result.module_inputs[path])
+                for path in (_attention_module(ctx, block.path) for block in blocks)
+            ]
             row = 0 if self.query is None else prefix + self.query[0] * grid[1] + self.query[1]
             rolled = [step[row] for step in rollout(matrices)]
             self.maps = torch.stack([r[prefix:].reshape(grid) for r in rolled])
@@ -161,8 +164,9 @@ class AttentionOverlayView(_AttentionView):
         low, high, _ = r.channel_stats(selected)
         levels = r.levels(selected, low * 0, high, ATTENTION_COLORMAP, per_channel=True).reshape(h, w)  # from 0
         shown, crop = ctx.shown_frame
-        overlay = r.render_overlay(shown, levels, crop, ATTENTION_COLORMAP, opacity=ctx.options.opacity,
-                                   peak_index=found.query_cell())  # fmt: skip
+        overlay = r.render_overlay(
+            shown, levels, crop, ATTENTION_COLORMAP, opacity=ctx.options.opacity, peak_index=found.query_cell()
+        )
         return {self.name: overlay}
 
 
@@ -216,8 +220,10 @@ class PrefixTokensView(View):
         values = prefix.float().t().contiguous().clamp(torch.as_tensor(low)[:, None], torch.as_tensor(high)[:, None])
         levels = r.levels(r.asarray(values), low, high, o.colormap, per_channel=o.norm == "channel", boost=o.boost)
         cells = GridLayout(channels, layout.rows, layout.cols, 1, 1, scale=PREFIX_CELL)
-        tokens = [r.colorize(r.enlarge(_cells(levels[:, i], cells, r), PREFIX_CELL), o.colormap, o.gamma)
-                  for i in range(count)]  # fmt: skip
+        tokens = [
+            r.colorize(r.enlarge(_cells(levels[:, i], cells, r), PREFIX_CELL), o.colormap, o.gamma)
+            for i in range(count)
+        ]
         names = ctx.engine.tokens.prefix[:count] if ctx.engine.tokens is not None else []
         return {self.name: _side_by_side(tokens, r), "prefix_names": names, "prefix_layout": cells}
 

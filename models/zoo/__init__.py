@@ -6,5 +6,14 @@ from .registry import get_spec, model_names, register_model
 from .spec import ModelSpec
 from .weights import DEFAULT, RANDOM, WeightsInfo, availability, load_weights
 
-__all__ = ["DEFAULT", "RANDOM", "ModelSpec", "WeightsInfo", "availability", "get_spec", "load_weights",
-           "model_names", "register_model"]  # fmt: skip
+__all__ = [
+    "DEFAULT",
+    "RANDOM",
+    "ModelSpec",
+    "WeightsInfo",
+    "availability",
+    "get_spec",
+    "load_weights",
+    "model_names",
+    "register_model",
+]

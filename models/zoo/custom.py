@@ -72,8 +72,14 @@ def custom_spec(
     std = tuple(std) if std else plain or IMAGENET_STD
     if len(mean) != len(std):
         raise OptionError(f"--mean has {len(mean)} values but --std has {len(std)}; give one per channel")
-    common = dict(input_size=input_size or 224, mean=mean, std=std, in_channels=len(mean),
-                  categories=_categories(label_list), default_layer="")  # fmt: skip
+    common = dict(
+        input_size=input_size or 224,
+        mean=mean,
+        std=std,
+        in_channels=len(mean),
+        categories=_categories(label_list),
+        default_layer="",
+    )
     path = Path(name).expanduser()
     if path.suffix in {".pt", ".pth", ".pt2", ".ts", ".torchscript"} or path.is_file():
         if not path.is_file():

@@ -79,8 +79,9 @@ def train(epochs: int = 30, seed: int = 0, log=print) -> tuple[LeNet5, float]:
     return train_on_mnist(LeNet5(), epochs, seed, log=log)
 
 
-def train_on_mnist(model: nn.Module, epochs: int, seed: int = 0, *, max_lr: float = 3e-3, weight_decay: float = 0.0,
-                   log=print) -> tuple[nn.Module, float]:  # fmt: skip
+def train_on_mnist(
+    model: nn.Module, epochs: int, seed: int = 0, *, max_lr: float = 3e-3, weight_decay: float = 0.0, log=print
+) -> tuple[nn.Module, float]:
     """Adam with a one-cycle schedule on the 8,000 training digits, shifted a little each time; returns the
     model and its accuracy on the 2,000 held-out digits."""
     from ..data.datasets import mnist_split
@@ -100,13 +101,14 @@ def train_on_mnist(model: nn.Module, epochs: int, seed: int = 0, *, max_lr: floa
             optimizer.step()
             schedule.step()
         held_out = accuracy(model, test_set.images, test_set.labels)
-        log(f"epoch {epoch + 1:2d}/{epochs}  loss {loss.item():.4f}  held-out accuracy {held_out:.4f}  "
-            f"({time.perf_counter() - start:.1f} s)")  # fmt: skip
+        log(
+            f"epoch {epoch + 1:2d}/{epochs}  loss {loss.item():.4f}  held-out accuracy {held_out:.4f}  "
+            f"({time.perf_counter() - start:.1f} s)"
+        )
     return model, accuracy(model, test_set.images, test_set.labels)
 
 
-def train_and_save(description: str, build: Callable[[], nn.Module], default_out: Path, epochs: int,
-                   **options) -> None:  # fmt: skip
+def train_and_save(description: str, build: Callable[[], nn.Module], default_out: Path, epochs: int, **options) -> None:
     """The command line of a digits model's training script: --epochs, --seed, --out."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--epochs", type=int, default=epochs)

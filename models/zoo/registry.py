@@ -28,9 +28,19 @@ from .spec import (
 from .torchvision_catalog import torchvision_spec
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "BundledWeights", "EmbeddedWeights", "HubWeights", "ModelSpec",
-    "PackageWeights", "TimmWeights", "WeightsSource", "get_spec", "model_names", "register_model",
-]  # fmt: skip
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "BundledWeights",
+    "EmbeddedWeights",
+    "HubWeights",
+    "ModelSpec",
+    "PackageWeights",
+    "TimmWeights",
+    "WeightsSource",
+    "get_spec",
+    "model_names",
+    "register_model",
+]
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
@@ -151,8 +161,13 @@ _torchvision("alexnet", "alexnet", "AlexNet_Weights.IMAGENET1K_V1", "conv5", lay
 _torchvision("vgg16", "vgg", "VGG16_Weights.IMAGENET1K_V1", "relu5_3", layer_names=caffe_style_names)
 for _depth in (18, 50, 152):
     _torchvision(f"resnet{_depth}", "resnet", f"ResNet{_depth}_Weights.IMAGENET1K_V1", "layer4")
-_torchvision("googlenet", "googlenet", "GoogLeNet_Weights.IMAGENET1K_V1", "inception4c",
-             build_kwargs={"aux_logits": True, "transform_input": True, "init_weights": False})  # fmt: skip
+_torchvision(
+    "googlenet",
+    "googlenet",
+    "GoogLeNet_Weights.IMAGENET1K_V1",
+    "inception4c",
+    build_kwargs={"aux_logits": True, "transform_input": True, "init_weights": False},
+)
 _torchvision("squeezenet1_1", "squeezenet", "SqueezeNet1_1_Weights.IMAGENET1K_V1", "features.12")
 # inverted residual networks: the last activation at 14 x 14, the expansion that opens the next stage (a block's
 # output is a linear bottleneck; a depthwise channel depends on one channel alone, and an image optimised for
@@ -205,25 +220,48 @@ def _build_vit_mnist() -> nn.Module:
     return vit_mnist()
 
 
-def _digits_model(name: str, family: str, build: Callable[[], nn.Module], default_layer: str, description: str,
-                  **kwargs) -> ModelSpec:  # fmt: skip
+def _digits_model(
+    name: str, family: str, build: Callable[[], nn.Module], default_layer: str, description: str, **kwargs
+) -> ModelSpec:
     """A model livevis trained on the bundled MNIST digits: 28 x 28 gray, MNIST's mean and std, its weights
     under assets/weights/NAME_mnist.pth."""
     weights = ASSETS_DIR / "weights" / f"{name.removesuffix('_mnist')}_mnist.pth"
-    return register_model(ModelSpec(name=name, family=family, build=build, default_layer=default_layer,
-                                    weights=BundledWeights(weights), input_size=28, mean=(0.1307,), std=(0.3081,),
-                                    in_channels=1, categories=lambda: [str(d) for d in range(10)],
-                                    description=description, **kwargs))  # fmt: skip
+    return register_model(
+        ModelSpec(
+            name=name,
+            family=family,
+            build=build,
+            default_layer=default_layer,
+            weights=BundledWeights(weights),
+            input_size=28,
+            mean=(0.1307,),
+            std=(0.3081,),
+            in_channels=1,
+            categories=lambda: [str(d) for d in range(10)],
+            description=description,
+            **kwargs,
+        )
+    )
 
 
-_digits_model("lenet", "lenet", _build_lenet, "relu2",
-              "LeNet-5 for 28x28 grayscale digits, trained by livevis on real MNIST digits "
-              "(python -m livevis.models.zoo.lenet; 98.75% on 2,000 held-out digits)",
-              stages=("input", "pool1", "pool2", "relu3", "relu4", "fc3"))  # fmt: skip
-_digits_model("vit_mnist", "vit", _build_vit_mnist, "",
-              "a small vision transformer (timm's) for 28x28 grayscale digits: 4 x 4 patches, 4 blocks, a class "
-              "token and two registers, trained by livevis on real MNIST digits (python -m "
-              "livevis.models.zoo.vit_mnist)")  # fmt: skip
+_digits_model(
+    "lenet",
+    "lenet",
+    _build_lenet,
+    "relu2",
+    "LeNet-5 for 28x28 grayscale digits, trained by livevis on real MNIST digits "
+    "(python -m livevis.models.zoo.lenet; 98.75% on 2,000 held-out digits)",
+    stages=("input", "pool1", "pool2", "relu3", "relu4", "fc3"),
+)
+_digits_model(
+    "vit_mnist",
+    "vit",
+    _build_vit_mnist,
+    "",
+    "a small vision transformer (timm's) for 28x28 grayscale digits: 4 x 4 patches, 4 blocks, a class "
+    "token and two registers, trained by livevis on real MNIST digits (python -m "
+    "livevis.models.zoo.vit_mnist)",
+)
 
 OFFLINE_DEFAULT = "efficientnet_lite0"
 """The trained model that needs no network: used when the default model's weights cannot be had."""

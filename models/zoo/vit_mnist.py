@@ -23,14 +23,26 @@ WEIGHTS_FILE = ASSETS_DIR / "weights" / "vit_mnist.pth"
 def vit_mnist() -> nn.Module:
     import timm
 
-    return timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=28, patch_size=4, in_chans=1,
-                             num_classes=10, embed_dim=64, depth=4, num_heads=4, mlp_ratio=2.0, reg_tokens=2,
-                             drop_path_rate=0.05)  # fmt: skip
+    return timm.create_model(
+        "vit_tiny_patch16_224",
+        pretrained=False,
+        img_size=28,
+        patch_size=4,
+        in_chans=1,
+        num_classes=10,
+        embed_dim=64,
+        depth=4,
+        num_heads=4,
+        mlp_ratio=2.0,
+        reg_tokens=2,
+        drop_path_rate=0.05,
+    )
 
 
 def main() -> None:
-    train_and_save("Train the small ViT on the bundled MNIST digits.", vit_mnist, WEIGHTS_FILE, 40, max_lr=2e-3,
-                   weight_decay=0.05)  # fmt: skip
+    train_and_save(
+        "Train the small ViT on the bundled MNIST digits.", vit_mnist, WEIGHTS_FILE, 40, max_lr=2e-3, weight_decay=0.05
+    )
 
 
 if __name__ == "__main__":

@@ -74,7 +74,11 @@ def wait_result(qtbot, window, condition=lambda r: True, timeout=TIMEOUT_MS):
 
 def wait_frozen(qtbot, window):
     """Until the worker has taken the freeze and the frame it holds is the one shown."""
-    qtbot.waitUntil(lambda: window.worker.frozen and window.last_result is not None
-                    and window.last_result.sequence == window.worker.held_sequence, timeout=TIMEOUT_MS)  # fmt: skip
-
-
+    qtbot.waitUntil(
+        lambda: (
+            window.worker.frozen
+            and window.last_result is not None
+            and window.last_result.sequence == window.worker.held_sequence
+        ),
+        timeout=TIMEOUT_MS,
+    )

@@ -29,7 +29,7 @@ def stamp_frame(frame: np.ndarray, seconds: float) -> np.ndarray:
     block_w, block_h = w // per_row, h // 15
     for bit in range(STAMP_BITS):
         row, col = divmod(bit, per_row)
-        stamped[row * block_h:(row + 1) * block_h, col * block_w:(col + 1) * block_w] = 255 * ((value >> bit) & 1)
+        stamped[row * block_h : (row + 1) * block_h, col * block_w : (col + 1) * block_w] = 255 * ((value >> bit) & 1)
     return stamped
 
 
@@ -52,8 +52,15 @@ def read_stamp(frame: np.ndarray, now: float) -> float:
 class MjpegServer:
     """Serves `frames` (RGB uint8) in a loop at `fps` to every client of http://127.0.0.1:PORT/video."""
 
-    def __init__(self, frames: list[np.ndarray], fps: float = 15.0, *, stamp: bool = False,
-                 frame_limit: int | None = None, quality: int = 85):  # fmt: skip
+    def __init__(
+        self,
+        frames: list[np.ndarray],
+        fps: float = 15.0,
+        *,
+        stamp: bool = False,
+        frame_limit: int | None = None,
+        quality: int = 85,
+    ):
         self.frames = frames
         self.jpegs = [self._encode(f, quality) for f in frames]
         self.fps, self.stamp, self.frame_limit, self.quality = fps, stamp, frame_limit, quality
@@ -149,8 +156,11 @@ class MjpegServer:
                         if owner.frame_limit is not None and index >= owner.frame_limit:
                             return  # a finite stream: the response ends
                         jpeg = owner._jpeg(index)
-                        self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
-                                         "\r\n\r\n".encode() + jpeg + b"\r\n")  # fmt: skip
+                        self.wfile.write(
+                            f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                            + jpeg
+                            + b"\r\n"
+                        )
                         self.wfile.flush()
                         index += 1
                         owner.sent += 1

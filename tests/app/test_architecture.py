@@ -56,10 +56,12 @@ def test_a_job_reports_progress_and_its_result_on_the_gui_thread(qtbot):
 
 @pytest.mark.parametrize(
     ("error", "expected"),
-    [(InputError("photo.jpg is empty (0 bytes)"), "photo.jpg is empty (0 bytes)"),
-     (RuntimeError("CUDA out of memory"), "unexpected RuntimeError: CUDA out of memory"),
-     (cv2.error("bad argument"), "unexpected error: bad argument")],
-)  # fmt: skip
+    [
+        (InputError("photo.jpg is empty (0 bytes)"), "photo.jpg is empty (0 bytes)"),
+        (RuntimeError("CUDA out of memory"), "unexpected RuntimeError: CUDA out of memory"),
+        (cv2.error("bad argument"), "unexpected error: bad argument"),
+    ],
+)
 def test_a_job_that_raises_ends_as_one_failure_message(qtbot, error, expected):
     _, outcome, _ = _run_job(qtbot, JobRunner(), 5, fail_with=error)
     assert outcome == {"failed": expected}
@@ -104,9 +106,18 @@ def test_a_weights_download_inside_an_embeddings_job_reports_progress(qtbot, tmp
 def test_bad_settings_fall_back_to_their_defaults_and_are_named(tmp_path):
     path = tmp_path / "settings.ini"
     raw = QSettings(str(path), QSettings.Format.IniFormat)
-    for key, value in {"channel": "abc", "gamma": "-2", "boost": "7", "colormap": "jet", "norm": "12",
-                       "opacity": "x", "mirror": "maybe", "geometry": "garbage", "layer": "features.10"}.items():
-        raw.setValue(key, value)  # fmt: skip
+    for key, value in {
+        "channel": "abc",
+        "gamma": "-2",
+        "boost": "7",
+        "colormap": "jet",
+        "norm": "12",
+        "opacity": "x",
+        "mirror": "maybe",
+        "geometry": "garbage",
+        "layer": "features.10",
+    }.items():
+        raw.setValue(key, value)
     raw.sync()
     store = SettingsStore(path)
     assert store.get("channel") == 0 and store.get("gamma") == 1.0 and store.get("colormap") == "signed"
@@ -123,8 +134,13 @@ def test_a_foreign_file_is_never_taken_as_settings(tmp_path):
     notes.write_text("Things to do:\n- buy milk\n- run livevis\n")
     with pytest.raises(SettingsError, match="not a livevis settings file"):
         SettingsStore(notes)
-    result = subprocess.run([str(LIVEVIS), "--settings", str(notes)], capture_output=True, text=True, timeout=60,
-                            env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    result = subprocess.run(
+        [str(LIVEVIS), "--settings", str(notes)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "not a livevis settings file" in result.stderr
     assert notes.read_text() == "Things to do:\n- buy milk\n- run livevis\n"
@@ -194,10 +210,17 @@ def test_frozen_browsing_redraws_from_the_cached_forward(qtbot, make_window, vid
     visualizer = window.worker.visualizer
     forwards = visualizer.forwards
     frozen = window.last_result.sequence
-    for change in ({"channel": 9}, {"colormap": "inferno"}, {"boost": 0.5}, {"gamma": 0.5}, {"opacity": 0.3},
-                   {"overlay_mode": "mask"}, {"norm": "channel"}):  # fmt: skip
+    for change in (
+        {"channel": 9},
+        {"colormap": "inferno"},
+        {"boost": 0.5},
+        {"gamma": 0.5},
+        {"opacity": 0.3},
+        {"overlay_mode": "mask"},
+        {"norm": "channel"},
+    ):
         window.state.update(**change)
-        (name, value), = change.items()
+        ((name, value),) = change.items()
         result = wait_result(qtbot, window, lambda r, n=name, v=value: getattr(r.options, n) == v)
         assert result.sequence == frozen and result.views.reused_forward
     assert visualizer.forwards == forwards, "no model forward while browsing a frozen frame"

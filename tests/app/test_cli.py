@@ -46,12 +46,23 @@ def test_render_real_photos(tmp_path, capsys, photos, photo):
     assert len([line for line in out.splitlines() if line[:2] in {f"{i}." for i in range(1, 6)}]) == 5
 
 
-def test_render_saves_activations_equal_to_a_direct_torchvision_forward(tmp_path, capsys, chelsea_path,
-                                                                        alexnet_weights_file):  # fmt: skip
+def test_render_saves_activations_equal_to_a_direct_torchvision_forward(
+    tmp_path, capsys, chelsea_path, alexnet_weights_file
+):
     code, _, err = run_cli(
-        capsys, "render", chelsea_path, "--weights", alexnet_weights_file, "--layer", "conv5",
-        "--channel", 3, "--out", tmp_path, "--save-activations",
-    )  # fmt: skip
+        capsys,
+        "render",
+        chelsea_path,
+        "--weights",
+        alexnet_weights_file,
+        "--layer",
+        "conv5",
+        "--channel",
+        3,
+        "--out",
+        tmp_path,
+        "--save-activations",
+    )
     assert code == 0, err
     saved = np.load(tmp_path / "activations.npz")
     assert saved["input"].shape == (1, 3, 224, 224) and saved["input"].dtype == np.float32
@@ -72,8 +83,23 @@ def test_render_saves_activations_equal_to_a_direct_torchvision_forward(tmp_path
 
 
 def test_render_a_video_frame(tmp_path, capsys, pan_video):
-    code, out, err = run_cli(capsys, "render", pan_video, "--weights", "none", "--frame", 20, "--layer",
-                             "features.3", "--colormap", "viridis", "--norm", "channel", "--out", tmp_path)  # fmt: skip
+    code, out, err = run_cli(
+        capsys,
+        "render",
+        pan_video,
+        "--weights",
+        "none",
+        "--frame",
+        20,
+        "--layer",
+        "features.3",
+        "--colormap",
+        "viridis",
+        "--norm",
+        "channel",
+        "--out",
+        tmp_path,
+    )
     assert code == 0, err
     assert read_rgb(tmp_path / "overlay.png").shape == (240, 320, 3)
     assert "conv2" in out
@@ -85,8 +111,18 @@ def test_layers_json(capsys):
     rows = json.loads(out)
     assert rows[0]["name"] == "input" and rows[-1]["name"] == "prob"
     layer4 = next(row for row in rows if row["path"] == "layer4")
-    assert layer4 | {"path": "layer4", "name": "layer4", "shape": [512, 7, 7], "type": "Sequential", "prefix_tokens": 0,
-                     "reads_as": "maps"} == layer4
+    assert (
+        layer4
+        | {
+            "path": "layer4",
+            "name": "layer4",
+            "shape": [512, 7, 7],
+            "type": "Sequential",
+            "prefix_tokens": 0,
+            "reads_as": "maps",
+        }
+        == layer4
+    )
 
 
 def test_layers_table_marks_the_default(capsys):
@@ -94,13 +130,13 @@ def test_layers_table_marks_the_default(capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["name", "module", "path", "output", "type"]
-    assert any(line.startswith("* conv5") and "features.10" in line and "256 x 13 x 13" in line
-               for line in lines)  # fmt: skip
+    assert any(line.startswith("* conv5") and "features.10" in line and "256 x 13 x 13" in line for line in lines)
 
 
 def test_bench_json_has_the_promised_keys(capsys, pan_video):
-    code, out, err = run_cli(capsys, "bench", "--weights", "none", "--frames", 6, "--warmup", 2,
-                             "--source", pan_video, "--json")  # fmt: skip
+    code, out, err = run_cli(
+        capsys, "bench", "--weights", "none", "--frames", 6, "--warmup", 2, "--source", pan_video, "--json"
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["frames"] == 6 and report["fps"] > 0 and report["overhead_ratio"] > 0.5
@@ -111,16 +147,23 @@ def test_bench_json_has_the_promised_keys(capsys, pan_video):
 
 
 def test_bench_renders_the_overlay_at_the_size_asked(capsys):
-    code, out, err = run_cli(capsys, "bench", "--weights", "none", "--frames", 3, "--warmup", 1,
-                             "--view-size", "320x240", "--json")  # fmt: skip
+    code, out, err = run_cli(
+        capsys, "bench", "--weights", "none", "--frames", 3, "--warmup", 1, "--view-size", "320x240", "--json"
+    )
     assert code == 0, err
     assert json.loads(out)["view_size"] == "320x240"
 
 
 def _bad_input_files(tmp: Path, chelsea: Path) -> dict[str, Path]:
-    files = {"empty": tmp / "empty.jpg", "text": tmp / "notes.png", "truncated": tmp / "cut.jpg",
-             "png": tmp / "cut.png", "garbage_video": tmp / "broken.mp4", "a_file": tmp / "plain.txt",
-             "resnet": tmp / "resnet18.pth"}  # fmt: skip
+    files = {
+        "empty": tmp / "empty.jpg",
+        "text": tmp / "notes.png",
+        "truncated": tmp / "cut.jpg",
+        "png": tmp / "cut.png",
+        "garbage_video": tmp / "broken.mp4",
+        "a_file": tmp / "plain.txt",
+        "resnet": tmp / "resnet18.pth",
+    }
     files["empty"].write_bytes(b"")
     files["text"].write_text("this is not an image")
     files["truncated"].write_bytes(chelsea.read_bytes()[: chelsea.stat().st_size // 2])
@@ -187,10 +230,24 @@ def test_bad_inputs_exit_2_with_one_line_and_no_traceback(case, bad_input_files,
 def test_the_installed_command_reports_errors_without_a_traceback(tmp_path, pan_video):
     """Through the real entry point, in a fresh process."""
     frame_too_far = subprocess.run(
-        [sys.executable, "-m", "livevis", "render", str(pan_video), "--weights", "none", "--frame", "500",
-         "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "livevis",
+            "render",
+            str(pan_video),
+            "--weights",
+            "none",
+            "--frame",
+            "500",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert frame_too_far.returncode == 2
     assert frame_too_far.stderr.strip() == (
         f"livevis: error: {pan_video} has 24 frames; frame 500 does not exist (use 0..23)"
@@ -198,15 +255,25 @@ def test_the_installed_command_reports_errors_without_a_traceback(tmp_path, pan_
     noise = np.random.default_rng(0).integers(0, 255, (30, 64, 80, 3), dtype=np.uint8)
     cut = write_video(tmp_path / "cut.mp4", list(noise))
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # no index at the end: FFmpeg complains
-    truncated = subprocess.run([sys.executable, "-m", "livevis", "render", str(cut), "--weights", "none"],
-                               cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    truncated = subprocess.run(
+        [sys.executable, "-m", "livevis", "render", str(cut), "--weights", "none"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert truncated.returncode == 2
     assert truncated.stderr.strip() == (
         f"livevis: error: {cut}: cannot open this video (unsupported codec or not a video file)"
     )
     video = write_video(tmp_path / "tiny.avi", [np.full((64, 80, 3), 120, np.uint8)] * 3)
-    ok = subprocess.run([sys.executable, "-m", "livevis", "render", str(video), "--weights", "none", "--out",
-                         str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    ok = subprocess.run(
+        [sys.executable, "-m", "livevis", "render", str(video), "--weights", "none", "--out", str(tmp_path / "o")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "o" / "grid.png").is_file()
 
@@ -215,8 +282,19 @@ def test_models_lists_the_registry_with_weight_availability(capsys):
     code, out, _ = run_cli(capsys, "models", "--json")
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)}
-    assert {"alexnet", "vgg16", "resnet18", "resnet50", "resnet152", "googlenet", "squeezenet1_1",
-            "mobilenet_v3_large", "efficientnet_b0", "efficientnet_lite0", "lenet"} <= set(rows)  # fmt: skip
+    assert {
+        "alexnet",
+        "vgg16",
+        "resnet18",
+        "resnet50",
+        "resnet152",
+        "googlenet",
+        "squeezenet1_1",
+        "mobilenet_v3_large",
+        "efficientnet_b0",
+        "efficientnet_lite0",
+        "lenet",
+    } <= set(rows)
     assert rows["efficientnet_lite0"]["trained_weights_available"]
     assert rows["lenet"]["trained_weights_available"] and rows["lenet"]["input_size"] == 28
     assert "download.pytorch.org" in rows["alexnet"]["weights"] or "cached" in rows["alexnet"]["weights"]
@@ -230,9 +308,23 @@ def test_render_with_a_users_factory_model(tmp_path, capsys):
 
     test_set = mnist_split()[1]
     cv2.imwrite(str(digit), test_set.images[0])
-    code, out, err = run_cli(capsys, "render", digit, "--model", "livevis.models.zoo.lenet:LeNet5",
-                             "--weights", WEIGHTS_FILE,
-                             "--input-size", 28, "--mean", "0.1307", "--std", "0.3081", "--out", tmp_path)  # fmt: skip
+    code, out, err = run_cli(
+        capsys,
+        "render",
+        digit,
+        "--model",
+        "livevis.models.zoo.lenet:LeNet5",
+        "--weights",
+        WEIGHTS_FILE,
+        "--input-size",
+        28,
+        "--mean",
+        "0.1307",
+        "--std",
+        "0.3081",
+        "--out",
+        tmp_path,
+    )
     assert code == 0, err
     assert out.splitlines()[1].startswith(f"1. class {test_set.labels[0]} ")
 
@@ -240,8 +332,9 @@ def test_render_with_a_users_factory_model(tmp_path, capsys):
 def test_embed_json_and_figure(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LIVEVIS_CACHE", str(tmp_path / "cache"))
     figure = tmp_path / "digits.png"
-    code, out, err = run_cli(capsys, "embed", "--dataset", "digits", "--samples", 400, "--layers", "input,relu4",
-                             "--out", figure, "--json")  # fmt: skip
+    code, out, err = run_cli(
+        capsys, "embed", "--dataset", "digits", "--samples", 400, "--layers", "input,relu4", "--out", figure, "--json"
+    )
     assert code == 0, err
     report = json.loads(out)
     assert [layer["name"] for layer in report["layers"]] == ["input", "relu4"]
@@ -324,9 +417,27 @@ def test_render_backprop_writes_the_view_and_the_exact_gradient(tmp_path, capsys
     import livevis.models.attribution.backprop as backprop
     from livevis.models import Engine
 
-    code = main(["render", str(chelsea_path), "--model", "efficientnet_lite0", "--layer", "blocks.5", "--channel",
-                 "7", "--backprop", mode, "--backprop-view", "normblur", "--save-activations", "--out", str(tmp_path),
-                 "--json", *(["--gradcam-layer", "blocks.5"] if mode == "gradcam" else [])])  # fmt: skip
+    code = main(
+        [
+            "render",
+            str(chelsea_path),
+            "--model",
+            "efficientnet_lite0",
+            "--layer",
+            "blocks.5",
+            "--channel",
+            "7",
+            "--backprop",
+            mode,
+            "--backprop-view",
+            "normblur",
+            "--save-activations",
+            "--out",
+            str(tmp_path),
+            "--json",
+            *(["--gradcam-layer", "blocks.5"] if mode == "gradcam" else []),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     report = json.loads(out)
@@ -349,8 +460,20 @@ def test_render_backprop_writes_the_view_and_the_exact_gradient(tmp_path, capsys
 
 
 def test_render_at_ranks_the_units_under_a_pixel_as_a_brute_force_does(tmp_path, capsys, chelsea_path):
-    code = main(["render", str(chelsea_path), "--weights", "none", "--at", "250,140", "--save-activations",
-                 "--out", str(tmp_path), "--json"])  # fmt: skip
+    code = main(
+        [
+            "render",
+            str(chelsea_path),
+            "--weights",
+            "none",
+            "--at",
+            "250,140",
+            "--save-activations",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ]
+    )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     saved = np.load(tmp_path / "activations.npz")

@@ -15,8 +15,20 @@ from tests.app.test_cli import read_rgb, run_cli
 
 
 def test_render_concepts_writes_the_picture_and_factors_that_rebuild_the_map(tmp_path, capsys, chelsea_path):
-    code, out, err = run_cli(capsys, "render", chelsea_path, "--model", "efficientnet_lite0", "--layer", "bn2",
-                             "--concepts", 4, "--save-activations", "--out", tmp_path)  # fmt: skip
+    code, out, err = run_cli(
+        capsys,
+        "render",
+        chelsea_path,
+        "--model",
+        "efficientnet_lite0",
+        "--layer",
+        "bn2",
+        "--concepts",
+        4,
+        "--save-activations",
+        "--out",
+        tmp_path,
+    )
     assert code == 0, err
     assert "4 concepts" in out and "concepts.png" in out
     listed = [line for line in out.splitlines() if "of the map, channels" in line]
@@ -37,8 +49,9 @@ def test_render_concepts_writes_the_picture_and_factors_that_rebuild_the_map(tmp
 
 
 def test_render_concepts_json_lists_each_concept(tmp_path, capsys, chelsea_path):
-    code, out, err = run_cli(capsys, "render", chelsea_path, "--weights", "none", "--concepts", 3, "--json",
-                             "--out", tmp_path)  # fmt: skip
+    code, out, err = run_cli(
+        capsys, "render", chelsea_path, "--weights", "none", "--concepts", 3, "--json", "--out", tmp_path
+    )
     assert code == 0, err
     concepts = json.loads(out)["concepts"]
     assert len(concepts) == 3 and abs(sum(c["share"] for c in concepts) - 1) < 1e-6
@@ -47,8 +60,9 @@ def test_render_concepts_json_lists_each_concept(tmp_path, capsys, chelsea_path)
 
 
 def test_render_a_video_with_concepts_writes_concepts_mp4(tmp_path, capsys, pan_video):
-    code, out, err = run_cli(capsys, "render", pan_video, "--weights", "none", "--all-frames", "--concepts", 4,
-                             "--out", tmp_path)  # fmt: skip
+    code, out, err = run_cli(
+        capsys, "render", pan_video, "--weights", "none", "--all-frames", "--concepts", 4, "--out", tmp_path
+    )
     assert code == 0, err
     capture = cv2.VideoCapture(str(tmp_path / "concepts.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 24
@@ -56,8 +70,9 @@ def test_render_a_video_with_concepts_writes_concepts_mp4(tmp_path, capsys, pan_
 
 
 def test_bench_times_the_pipeline_with_the_concepts_view(capsys):
-    code, out, err = run_cli(capsys, "bench", "--weights", "none", "--frames", 6, "--warmup", 2, "--concepts", 5,
-                             "--json")  # fmt: skip
+    code, out, err = run_cli(
+        capsys, "bench", "--weights", "none", "--frames", 6, "--warmup", 2, "--concepts", 5, "--json"
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["concepts"] == 5
@@ -68,10 +83,14 @@ def test_bench_times_the_pipeline_with_the_concepts_view(capsys):
 BAD = {
     "too many concepts": (["render", "{chelsea}", "--weights", "none", "--concepts", "13"], "must be 2 to 12"),
     "too few concepts": (["render", "{chelsea}", "--weights", "none", "--concepts", "1"], "must be 2 to 12"),
-    "a vector layer": (["render", "{chelsea}", "--weights", "none", "--layer", "fc7", "--concepts", "5"],
-                       "concepts need a layer with spatial maps; fc7 outputs 4096 values"),
-    "a 1 x 1 map": (["render", "{chelsea}", "--model", "efficientnet_lite0", "--layer", "global_pool.pool",
-                     "--concepts", "5"], "1 x 1 map"),
+    "a vector layer": (
+        ["render", "{chelsea}", "--weights", "none", "--layer", "fc7", "--concepts", "5"],
+        "concepts need a layer with spatial maps; fc7 outputs 4096 values",
+    ),
+    "a 1 x 1 map": (
+        ["render", "{chelsea}", "--model", "efficientnet_lite0", "--layer", "global_pool.pool", "--concepts", "5"],
+        "1 x 1 map",
+    ),
     "bench too many": (["bench", "--weights", "none", "--concepts", "20"], "must be 2 to 12"),
     "bench a vector layer": (["bench", "--weights", "none", "--layer", "fc8", "--concepts", "3"], "spatial maps"),
 }

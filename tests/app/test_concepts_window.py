@@ -79,8 +79,9 @@ def _photo_folder(folder: Path, photos) -> Path:
     return folder
 
 
-def test_concepts_fitted_on_a_mined_folder_are_placed_on_each_frame(qtbot, make_window, video, photos, tmp_path,
-                                                                    monkeypatch):  # fmt: skip
+def test_concepts_fitted_on_a_mined_folder_are_placed_on_each_frame(
+    qtbot, make_window, video, photos, tmp_path, monkeypatch
+):
     monkeypatch.setenv("LIVEVIS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(concepts_pane, "concept_image", functools.partial(images.concept_image, steps=6))
     folder = _photo_folder(tmp_path / "photos", photos)

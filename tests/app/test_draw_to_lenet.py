@@ -33,11 +33,14 @@ def write(qtbot, strokes: list[list[tuple[int, int]]]) -> np.ndarray:
     return received[-1]
 
 
-@pytest.mark.parametrize(("digit", "strokes"), [
-    (1, [[(145, 40), (135, 240)]]),
-    (7, [[(70, 60), (210, 60), (120, 240)]]),
-    (0, [[(140, 40), (200, 80), (210, 160), (170, 235), (110, 235), (70, 160), (80, 80), (140, 40)]]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("digit", "strokes"),
+    [
+        (1, [[(145, 40), (135, 240)]]),
+        (7, [[(70, 60), (210, 60), (120, 240)]]),
+        (0, [[(140, 40), (200, 80), (210, 160), (170, 235), (110, 235), (70, 160), (80, 80), (140, 40)]]),
+    ],
+)
 def test_a_digit_written_on_the_pad_is_read_by_lenet(qtbot, lenet, digit, strokes):
     frame = mnist_style(write(qtbot, strokes))
     assert lenet.top_k(lenet.run(frame, []).logits[0].numpy())[0].index == digit

@@ -30,8 +30,9 @@ def test_a_drawn_one_and_zero_are_read_by_lenet_with_mnists_preprocessing(qtbot,
     QTest.mouseClick(pad, Qt.MouseButton.RightButton)
     import math
 
-    _stroke(pad, [(140 + 60 * math.sin(a / 20 * 2 * math.pi), 140 - 90 * math.cos(a / 20 * 2 * math.pi))
-                  for a in range(21)])  # fmt: skip
+    _stroke(
+        pad, [(140 + 60 * math.sin(a / 20 * 2 * math.pi), 140 - 90 * math.cos(a / 20 * 2 * math.pi)) for a in range(21)]
+    )
     wait_result(qtbot, window, lambda r: r.views.top5 and r.views.top5[0].index == 0)
     shown = window.live.input.network_input.image_array()
     assert shown is not None and shown.shape == (28, 28, 3)

@@ -45,8 +45,22 @@ def test_a_class_image_as_json_with_the_top5_of_the_png(tmp_path, capsys):
 
 
 def test_channels_write_one_png_each_and_a_contact_sheet_of_them(tmp_path, capsys):
-    code, out, err = run_cli(capsys, "dream", "--model", "lenet", "--layer", "conv2", "--channels", "0-3",
-                             "--steps", 16, "--batch", 3, "--out", tmp_path)  # fmt: skip
+    code, out, err = run_cli(
+        capsys,
+        "dream",
+        "--model",
+        "lenet",
+        "--layer",
+        "conv2",
+        "--channels",
+        "0-3",
+        "--steps",
+        16,
+        "--batch",
+        3,
+        "--out",
+        tmp_path,
+    )
     assert code == 0, err
     pngs = sorted(path for path in tmp_path.glob("*.png") if not path.name.endswith("sheet.png"))
     assert [path.name.split("-")[2] for path in pngs] == ["0", "1", "2", "3"]

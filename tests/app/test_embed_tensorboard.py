@@ -34,8 +34,22 @@ def test_each_layer_is_a_projector_embedding_with_classes_and_thumbnails(cache, 
     from livevis.models.embeddings.tsne import embed_dataset
 
     board = tmp_path / "board"
-    status = main(["embed", "--dataset", "mnist", "--samples", str(SAMPLES), "--layers", "conv2,fc3",
-                   "--out", str(tmp_path / "embeddings.png"), "--tensorboard", str(board), "--json"])  # fmt: skip
+    status = main(
+        [
+            "embed",
+            "--dataset",
+            "mnist",
+            "--samples",
+            str(SAMPLES),
+            "--layers",
+            "conv2,fc3",
+            "--out",
+            str(tmp_path / "embeddings.png"),
+            "--tensorboard",
+            str(board),
+            "--json",
+        ]
+    )
     assert status == 0
     assert json.loads(capsys.readouterr().out)["samples"] == SAMPLES, "--json still prints only the JSON"
 
@@ -63,8 +77,19 @@ def test_each_layer_is_a_projector_embedding_with_classes_and_thumbnails(cache, 
 
 def test_without_tensorboard_it_says_what_to_install_before_computing(cache, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as where the package is missing
-    status = main(["embed", "--dataset", "mnist", "--samples", "100", "--out", str(tmp_path / "e.png"),
-                   "--tensorboard", str(tmp_path / "board")])  # fmt: skip
+    status = main(
+        [
+            "embed",
+            "--dataset",
+            "mnist",
+            "--samples",
+            "100",
+            "--out",
+            str(tmp_path / "e.png"),
+            "--tensorboard",
+            str(tmp_path / "board"),
+        ]
+    )
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "pip install tensorboard" in err
     assert not cache.exists(), "nothing was computed"

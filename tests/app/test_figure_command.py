@@ -51,8 +51,10 @@ def expected_colour(value: float, scale: float) -> np.ndarray:
 
 def extreme_cells(row) -> dict[str, tuple[int, int, int]]:
     """(channel, i, j) of the shown maps' largest, smallest and (where any) exactly zero value."""
-    cells = {"max": np.unravel_index(np.argmax(row.maps), row.maps.shape),
-             "min": np.unravel_index(np.argmin(row.maps), row.maps.shape)}  # fmt: skip
+    cells = {
+        "max": np.unravel_index(np.argmax(row.maps), row.maps.shape),
+        "min": np.unravel_index(np.argmin(row.maps), row.maps.shape),
+    }
     zeros = np.argwhere(row.maps == 0)
     if len(zeros):
         cells["zero"] = tuple(zeros[len(zeros) // 2])
@@ -123,8 +125,18 @@ def test_efficientnet_lite0_on_a_real_photo(chelsea_path, lite0, tmp_path, capsy
     assert seen["max"][0] > seen["max"][2] + 40 and seen["min"][2] > seen["min"][0] + 40
 
     out = tmp_path / "lite0_cli.pdf"
-    args = ["figure", str(chelsea_path), "--model", "efficientnet_lite0", "--layers", "blocks.2,blocks.4",
-            "--channels", "16", "--out", str(out)]  # fmt: skip
+    args = [
+        "figure",
+        str(chelsea_path),
+        "--model",
+        "efficientnet_lite0",
+        "--layers",
+        "blocks.2,blocks.4",
+        "--channels",
+        "16",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     assert out.read_bytes().startswith(b"%PDF")
     assert "the input and 2 layers of efficientnet_lite0" in capsys.readouterr().out

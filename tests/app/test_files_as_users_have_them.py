@@ -249,11 +249,13 @@ def test_a_huge_jpeg_costs_little_more_memory_than_an_ordinary_photo(tmp_path, c
     photo = cv2.imdecode(np.fromfile(chelsea_path, np.uint8), cv2.IMREAD_COLOR)
     huge = tmp_path / "huge.jpg"
     assert cv2.imwrite(str(huge), cv2.resize(photo, (12000, 12000)), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    run = subprocess.run([sys.executable, "-c", PEAK_MEMORY, str(chelsea_path), str(huge)],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-c", PEAK_MEMORY, str(chelsea_path), str(huge)], capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 0, run.stderr
-    (ordinary_kb, *ordinary_shape), (huge_kb, *huge_shape) = [[int(v) for v in line.split()]
-                                                              for line in run.stdout.splitlines()]  # fmt: skip
+    (ordinary_kb, *ordinary_shape), (huge_kb, *huge_shape) = [
+        [int(v) for v in line.split()] for line in run.stdout.splitlines()
+    ]
     assert ordinary_shape == list(photo.shape)
     assert huge_shape == [3000, 3000, 3]  # decoded at 1/4: within the 4096 px cap
     assert huge_kb < 1.35 * ordinary_kb, f"peak {huge_kb / 1024:.0f} MB vs {ordinary_kb / 1024:.0f} MB"

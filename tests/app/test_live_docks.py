@@ -122,8 +122,7 @@ def test_a_layout_saved_for_other_panes_is_ignored_for_the_default(qtbot, make_w
     assert "made for other panes" in again.statusBar().currentMessage()
 
 
-def test_a_closed_pane_comes_back_from_the_view_menu_and_reset_layout_restores_the_default(qtbot, make_window,
-                                                                                            video):  # fmt: skip
+def test_a_closed_pane_comes_back_from_the_view_menu_and_reset_layout_restores_the_default(qtbot, make_window, video):
     window, live = ready(qtbot, make_window, video)
     default = docked_places(live)
     panes_menu = next(a.menu() for a in window.menuBar().actions()[1].menu().actions() if a.text() == "Panes")
@@ -144,8 +143,7 @@ def test_a_closed_pane_comes_back_from_the_view_menu_and_reset_layout_restores_t
     assert not live.docks["selected"].isFloating()
 
 
-def test_presentation_mode_shows_the_grid_and_the_selected_channel_large_and_every_key_works(qtbot, make_window,
-                                                                                             video):  # fmt: skip
+def test_presentation_mode_shows_the_grid_and_the_selected_channel_large_and_every_key_works(qtbot, make_window, video):
     window, live = ready(qtbot, make_window, video)
     before = docked_places(live)
     normal_geometry = window.geometry()

@@ -37,8 +37,25 @@ def cache(tmp_path, monkeypatch) -> Path:
 
 
 def test_json_shape(folder, alexnet_weights_file, capsys):
-    code = main(["mine", str(folder), "--model", "alexnet", "--weights", str(alexnet_weights_file),
-                 "--device", "cpu", "--layer", "conv5", "--top", "3", "--json", "--workers", "0"])  # fmt: skip
+    code = main(
+        [
+            "mine",
+            str(folder),
+            "--model",
+            "alexnet",
+            "--weights",
+            str(alexnet_weights_file),
+            "--device",
+            "cpu",
+            "--layer",
+            "conv5",
+            "--top",
+            "3",
+            "--json",
+            "--workers",
+            "0",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert {"model", "weights", "layer", "images", "skipped", "channels"} <= set(result)
@@ -58,8 +75,23 @@ def test_json_shape(folder, alexnet_weights_file, capsys):
 
 def test_two_layers_give_a_list_and_out_writes_mosaics(folder, tmp_path, capsys):
     out = tmp_path / "atlas"
-    code = main(["mine", str(folder), "--model", "lenet", "--layer", "conv1,conv2", "--top", "4", "--json",
-                 "--workers", "1", "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "mine",
+            str(folder),
+            "--model",
+            "lenet",
+            "--layer",
+            "conv1,conv2",
+            "--top",
+            "4",
+            "--json",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert [layer["layer"] for layer in result] == ["conv1", "conv2"]
@@ -92,8 +124,24 @@ def test_bad_input_is_one_line_and_exit_2(arguments, message, folder, tmp_path, 
 
 
 def test_two_torchrun_processes_equal_one(folder, alexnet_weights_file, tmp_path, capsys):
-    common = [str(folder), "--model", "alexnet", "--weights", str(alexnet_weights_file), "--device", "cpu",
-              "--layer", "conv5", "--top", "3", "--json", "--workers", "1", "--batch-size", "2"]  # fmt: skip
+    common = [
+        str(folder),
+        "--model",
+        "alexnet",
+        "--weights",
+        str(alexnet_weights_file),
+        "--device",
+        "cpu",
+        "--layer",
+        "conv5",
+        "--top",
+        "3",
+        "--json",
+        "--workers",
+        "1",
+        "--batch-size",
+        "2",
+    ]
     assert main(["mine", *common]) == 0
     one = json.loads(capsys.readouterr().out)
     env = {**os.environ, "LIVEVIS_CACHE": str(tmp_path / "torchrun-cache"), "OMP_NUM_THREADS": "1"}
@@ -112,8 +160,6 @@ def test_two_torchrun_processes_equal_one(folder, alexnet_weights_file, tmp_path
     assert not list((tmp_path / "torchrun-cache" / "atlas" / "partial").glob("*"))
 
 
-
-
 def test_a_folder_of_tensor_files_from_the_command_line(tmp_path, monkeypatch, capsys):
     """A user's module as the model, .npy and .pt inputs as they are; --json and --out as for photos."""
     use_module(tmp_path, monkeypatch, "tensornet", TENSOR_NET)
@@ -125,8 +171,27 @@ def test_a_folder_of_tensor_files_from_the_command_line(tmp_path, monkeypatch, c
     torch.save(torch.from_numpy(rng.standard_normal((2, 40, 48)).astype(np.float32)) * 5, folder / "loud.pt")
     np.save(folder / "rgb.npy", rng.standard_normal((3, 40, 48)).astype(np.float32))
     out = tmp_path / "atlas"
-    code = main(["mine", "tensors", "--model", "tensornet:build", "--weights", "none", "--device", "cpu",
-                 "--layer", "2", "--top", "3", "--json", "--workers", "1", "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "mine",
+            "tensors",
+            "--model",
+            "tensornet:build",
+            "--weights",
+            "none",
+            "--device",
+            "cpu",
+            "--layer",
+            "2",
+            "--top",
+            "3",
+            "--json",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "rgb.npy" in captured.err

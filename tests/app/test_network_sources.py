@@ -97,8 +97,10 @@ def failure_of(source: StreamSource, timeout: float = 20.0) -> InputError:
 def served_index(frame: np.ndarray, server: MjpegServer) -> int:
     """Which of the server's frames this is, by the smallest difference to each JPEG as served (decoded by
     libjpeg here; FFmpeg's decoder rounds a little differently)."""
-    served = [cv2.cvtColor(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-              for j in server.jpegs]  # fmt: skip
+    served = [
+        cv2.cvtColor(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        for j in server.jpegs
+    ]
     errors = [np.abs(frame.astype(int) - s.astype(int)).mean() for s in served]
     best = int(np.argmin(errors))
     second = sorted(errors)[1]
@@ -115,7 +117,9 @@ def test_urls_are_told_from_paths_and_shown_without_their_passwords():
     assert without_password(url) == "rtsp://admin@192.0.2.7:554/Streaming/Channels/101?channel=1"
     assert host_of(url) == "192.0.2.7:554"
     assert needs_password(without_password(url)) and not needs_password(url)
-    assert with_password(without_password(url), "pw") == "rtsp://admin:pw@192.0.2.7:554/Streaming/Channels/101?channel=1"
+    assert (
+        with_password(without_password(url), "pw") == "rtsp://admin:pw@192.0.2.7:554/Streaming/Channels/101?channel=1"
+    )
     assert display_url("http://phone:8080/video") == "http://phone:8080/video"
 
 
@@ -204,8 +208,9 @@ def test_an_address_that_never_answers_gives_up_after_the_open_timeout(short_tim
         failure = failure_of(source)
     finally:
         listener.close()
-    assert str(failure) == (f"http://user:***@127.0.0.1:{port}/video: no answer within 1.5 s "
-                            "(is the address right, and the camera on?)")  # fmt: skip
+    assert str(failure) == (
+        f"http://user:***@127.0.0.1:{port}/video: no answer within 1.5 s (is the address right, and the camera on?)"
+    )
 
 
 class QuietFiles(SimpleHTTPRequestHandler):
@@ -277,8 +282,9 @@ def _gst_rtsp_server_available() -> bool:
     return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True).returncode == 0
 
 
-@pytest.mark.skipif(not _gst_rtsp_server_available(),
-                    reason="needs Debian's GStreamer RTSP server (make system-deps installs it)")  # fmt: skip
+@pytest.mark.skipif(
+    not _gst_rtsp_server_available(), reason="needs Debian's GStreamer RTSP server (make system-deps installs it)"
+)
 def test_a_real_rtsp_camera_is_read_over_tcp(tmp_path, pan_frames, monkeypatch):
     for index, frame in enumerate(pan_frames):
         cv2.imwrite(str(tmp_path / f"{index:03d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
@@ -333,7 +339,8 @@ def source_text(window) -> str:
 
 
 def test_the_app_reconnects_when_the_camera_comes_back_and_marks_the_last_frame_stale(
-        qtbot, make_window, camera, short_timeouts):  # fmt: skip
+    qtbot, make_window, camera, short_timeouts
+):
     window = make_window(camera.url())
     first = wait_result(qtbot, window, lambda r: r.source == camera.url())
     assert source_text(window) == camera.url()
@@ -415,8 +422,9 @@ def test_recent_urls_are_offered_and_ask_for_their_password(qtbot, make_window, 
     assert recent == [f"http://me@127.0.0.1:{camera.port}/video"]
     asked = []
     opened = []
-    monkeypatch.setattr("livevis.app.window.sources_menu.QInputDialog.getText",
-                        lambda *args: asked.append(args[2]) or (SECRET, True))  # fmt: skip
+    monkeypatch.setattr(
+        "livevis.app.window.sources_menu.QInputDialog.getText", lambda *args: asked.append(args[2]) or (SECRET, True)
+    )
     monkeypatch.setattr(window.capture, "set_source", opened.append)
     window.sources.recent_menu.actions()[0].trigger()
     assert asked == [f"Password for {recent[0]}"] and opened == [camera.url(userinfo=f"me:{SECRET}")]
@@ -445,8 +453,10 @@ def fake_sysfs(root: Path, devices: dict[int, tuple[str, int]]) -> Path:
 
 
 def test_cameras_are_listed_by_their_v4l2_names(tmp_path):
-    sysfs = fake_sysfs(tmp_path / "video4linux", {0: ("HD Pro Webcam C920", 0), 1: ("HD Pro Webcam C920", 1),
-                                                  2: ("Integrated Camera", 0)})  # fmt: skip
+    sysfs = fake_sysfs(
+        tmp_path / "video4linux",
+        {0: ("HD Pro Webcam C920", 0), 1: ("HD Pro Webcam C920", 1), 2: ("Integrated Camera", 0)},
+    )
     assert list_cameras(sysfs) == [CameraInfo(0, "HD Pro Webcam C920"), CameraInfo(2, "Integrated Camera")]
     assert camera_info(2, sysfs).name == "Integrated Camera"
     assert camera_info(7, sysfs) == CameraInfo(7, "Camera 7"), "elsewhere, the index"
@@ -490,8 +500,11 @@ def test_a_camera_opens_at_the_mode_asked_and_says_what_it_delivers(monkeypatch)
     monkeypatch.setattr(livevis.app.sources.cameras.cv2, "VideoCapture", ModalCamera)
     ModalCamera.asked = []
     camera = CameraSource(0, mode=CameraMode.parse("1920x1080@60"))
-    assert ModalCamera.asked == [(cv2.CAP_PROP_FRAME_WIDTH, 1920), (cv2.CAP_PROP_FRAME_HEIGHT, 1080),
-                                 (cv2.CAP_PROP_FPS, 60.0)]  # fmt: skip
+    assert ModalCamera.asked == [
+        (cv2.CAP_PROP_FRAME_WIDTH, 1920),
+        (cv2.CAP_PROP_FRAME_HEIGHT, 1080),
+        (cv2.CAP_PROP_FPS, 60.0),
+    ]
     assert str(camera.delivered) == "1280x720@30" and camera.read().shape == (720, 1280, 3)
     assert CameraMode.parse("") == CameraMode() and str(CameraMode.parse("@15")) == "@15"
     with pytest.raises(InputError, match="out of range"):
@@ -510,8 +523,9 @@ def test_camera_settings_are_remembered_per_camera_and_applied(qtbot, make_windo
     dialog.resolution.setCurrentText("1280x720")
     dialog.fps.setCurrentText("24")
     window.sources.set_camera_mode(*dialog.choice())
-    qtbot.waitUntil(lambda: "asked for 1280x720@24, delivers 1280x720@24" in window.statusBar().currentMessage(),
-                    timeout=TIMEOUT_MS)  # fmt: skip
+    qtbot.waitUntil(
+        lambda: "asked for 1280x720@24, delivers 1280x720@24" in window.statusBar().currentMessage(), timeout=TIMEOUT_MS
+    )
     wait_result(qtbot, window, lambda r: r.views.frame_size == (1280, 720))
     dialog.resolution.setCurrentText("big")
     dialog.accept()

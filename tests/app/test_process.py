@@ -35,10 +35,29 @@ def test_a_signal_closes_the_app_like_its_window_and_the_process_ends_promptly(t
     stats, settings = tmp_path / "stats.json", tmp_path / "settings.ini"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     app = subprocess.Popen(
-        [sys.executable, "-c", STARTER, "--source", str(pan_video), "--model", "alexnet", "--weights", "none",
-         "--device", "cpu", "--stats-json", str(stats), "--settings", str(settings)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            STARTER,
+            "--source",
+            str(pan_video),
+            "--model",
+            "alexnet",
+            "--weights",
+            "none",
+            "--device",
+            "cpu",
+            "--stats-json",
+            str(stats),
+            "--settings",
+            str(settings),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert app.stdout.readline().strip() == "first result shown", app.stderr.read()
     app.send_signal(signal_number)
     _, errors = app.communicate(timeout=60)

@@ -31,9 +31,12 @@ def virtual_screen():
     assert xvfb and os.path.exists(IMPORT), "run `make test`: it installs xvfb and imagemagick"
     read_end, write_end = os.pipe()
     # -displayfd: Xvfb picks a free display and writes its number to the pipe once it accepts clients
-    server = subprocess.Popen([xvfb, "-displayfd", str(write_end), "-screen", "0", "x".join(map(str, SCREEN)) + "x24",
-                               "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,))  # fmt: skip
+    server = subprocess.Popen(
+        [xvfb, "-displayfd", str(write_end), "-screen", "0", "x".join(map(str, SCREEN)) + "x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        pass_fds=(write_end,),
+    )
     os.close(write_end)
     with os.fdopen(read_end) as ready:
         number = ready.readline().strip()
@@ -73,9 +76,25 @@ def test_the_app_runs_in_a_real_window(virtual_screen, tmp_path, photos):
     stats_path = tmp_path / "stats.json"
     env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
     env["DISPLAY"] = virtual_screen
-    command = [sys.executable, "-m", "livevis", "--source", str(video), "--model", "alexnet", "--weights", "none",
-               "--device", "cpu", "--quit-after", "10", "--stats-json", str(stats_path),
-               "--settings", str(tmp_path / "settings.ini")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "livevis",
+        "--source",
+        str(video),
+        "--model",
+        "alexnet",
+        "--weights",
+        "none",
+        "--device",
+        "cpu",
+        "--quit-after",
+        "10",
+        "--stats-json",
+        str(stats_path),
+        "--settings",
+        str(tmp_path / "settings.ini"),
+    ]
     app = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     shot = tmp_path / "screen.png"
     # screenshots until the window shows its views (each one takes a few hundred milliseconds), while it runs

@@ -19,8 +19,25 @@ VIT = "vit_tiny_patch16_224"
 
 def test_render_writes_the_attention_of_the_class_token_and_the_exact_input(tmp_path, capsys):
     torch.manual_seed(11)
-    assert main(["render", str(SAMPLES_DIR / "chelsea.jpg"), "--model", f"timm:{VIT}", "--weights", "none",
-                 "--layer", "blocks.5", "--save-activations", "--out", str(tmp_path), "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "render",
+                str(SAMPLES_DIR / "chelsea.jpg"),
+                "--model",
+                f"timm:{VIT}",
+                "--weights",
+                "none",
+                "--layer",
+                "blocks.5",
+                "--save-activations",
+                "--out",
+                str(tmp_path),
+                "--json",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["attention"] == {"block": "blocks.5", "mode": "heads", "query": None, "heads": 3}
     for name in ("attention", "attention_overlay", "token_norms", "prefix_tokens", "grid", "overlay"):
@@ -83,22 +100,46 @@ def build():
 """
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--layer", "blocks.3.attn.q_norm"], "layer 'blocks.3.attn.q_norm' is not shown"),
-    (["--query", "14,0"], "--query 14,0 is outside blocks.7's 14 x 14 patch grid"),
-    (["--attention", "sideways"], "unknown attention mode 'sideways'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--layer", "blocks.3.attn.q_norm"], "layer 'blocks.3.attn.q_norm' is not shown"),
+        (["--query", "14,0"], "--query 14,0 is outside blocks.7's 14 x 14 patch grid"),
+        (["--attention", "sideways"], "unknown attention mode 'sideways'"),
+    ],
+)
 def test_bad_transformer_options_are_one_line_and_exit_2(args, message, tmp_path, capsys):
-    code = main(["render", str(SAMPLES_DIR / "chelsea.jpg"), "--model", f"timm:{VIT}", "--weights", "none",
-                 "--out", str(tmp_path), *args])  # fmt: skip
+    code = main(
+        [
+            "render",
+            str(SAMPLES_DIR / "chelsea.jpg"),
+            "--model",
+            f"timm:{VIT}",
+            "--weights",
+            "none",
+            "--out",
+            str(tmp_path),
+            *args,
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1
 
 
 def test_an_input_the_patch_embedding_refuses_is_one_line(tmp_path, capsys):
     np.save(tmp_path / "small.npy", np.zeros((3, 100, 100), np.float32))
-    code = main(["render", str(tmp_path / "small.npy"), "--model", f"timm:{VIT}", "--weights", "none",
-                 "--out", str(tmp_path / "out")])  # fmt: skip
+    code = main(
+        [
+            "render",
+            str(tmp_path / "small.npy"),
+            "--model",
+            f"timm:{VIT}",
+            "--weights",
+            "none",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "does not run on a 3 x 100 x 100 input" in err and "3 x 224 x 224" in err
@@ -110,15 +151,44 @@ def test_tokens_that_lie_on_no_grid_are_never_drawn(tmp_path, monkeypatch, capsy
     rows = {row["path"]: row for row in json.loads(capsys.readouterr().out)}
     assert "mix" not in rows and "embed" not in rows  # N x 16 x 32 sequences: not images
     assert all(len(row["shape"]) in (1, 3) for row in rows.values())
-    code = main(["render", str(SAMPLES_DIR / "chelsea.jpg"), "--model", "nogrid:build", "--input-size", "64",
-                 "--weights", "none", "--layer", "mix", "--out", str(tmp_path / "out")])  # fmt: skip
+    code = main(
+        [
+            "render",
+            str(SAMPLES_DIR / "chelsea.jpg"),
+            "--model",
+            "nogrid:build",
+            "--input-size",
+            "64",
+            "--weights",
+            "none",
+            "--layer",
+            "mix",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "'mix' is not shown" in err
 
 
 def test_the_relu_rules_say_plainly_that_a_gelu_model_has_no_relu(tmp_path, capsys):
-    assert main(["render", str(SAMPLES_DIR / "chelsea.jpg"), "--model", f"timm:{VIT}", "--weights", "none",
-                 "--backprop", "guided", "--out", str(tmp_path)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "render",
+                str(SAMPLES_DIR / "chelsea.jpg"),
+                "--model",
+                f"timm:{VIT}",
+                "--weights",
+                "none",
+                "--backprop",
+                "guided",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "no ReLU in timm:vit_tiny_patch16_224" in out and "guided is the plain gradient" in out
     assert (tmp_path / "backprop.png").is_file()

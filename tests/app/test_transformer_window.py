@@ -14,8 +14,7 @@ from tests.app.conftest import TIMEOUT_MS, wait_result
 VIT = "timm:vit_tiny_patch16_224"
 
 
-def test_the_attention_pane_follows_the_frame_a_click_asks_from_a_patch_and_keys_drive_it(qtbot, make_window,
-                                                                                          video):  # fmt: skip
+def test_the_attention_pane_follows_the_frame_a_click_asks_from_a_patch_and_keys_drive_it(qtbot, make_window, video):
     window = make_window(video, model=VIT)
     result = wait_result(qtbot, window, lambda r: "attention" in r.views.images, timeout=120_000)
     live = window.live
@@ -59,7 +58,8 @@ def test_a_snapshot_of_a_transformer_holds_its_attention(qtbot, make_window, vid
         qtbot.keyClick(window, Qt.Key.Key_S)
     folder = Path(saved.args[0])
     assert {"attention.png", "attention_overlay.png", "token_norms.png", "prefix_tokens.png"} <= {
-        p.name for p in folder.iterdir()}  # fmt: skip
+        p.name for p in folder.iterdir()
+    }
     arrays = np.load(folder / "activations.npz")
     assert arrays["activation"].shape == (192, 14, 14) and arrays["prefix_tokens"].shape == (1, 192)
     assert arrays["attention"].shape == (3, 14, 14)

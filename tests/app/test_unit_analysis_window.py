@@ -65,8 +65,7 @@ def test_clicking_a_prediction_picks_the_class_grad_cam_explains(qtbot, make_win
     assert later.views.values["backprop_class"] == picked
 
 
-def test_optimise_runs_in_the_background_with_previews_and_is_cached(qtbot, make_window, video, tmp_path,
-                                                                      monkeypatch):  # fmt: skip
+def test_optimise_runs_in_the_background_with_previews_and_is_cached(qtbot, make_window, video, tmp_path, monkeypatch):
     monkeypatch.setenv("LIVEVIS_CACHE", str(tmp_path / "cache"))
     window = make_window(video, model="lenet", weights="default")
     wait_result(qtbot, window)
@@ -106,16 +105,18 @@ def test_an_optimisation_is_cancelled_within_a_step(qtbot, make_window, video, t
         window.units.optimise()
     job = started.args[0]
     steps = []
-    job.progressed.connect(lambda what, done, total: steps.append(done) or (done >= 3 and job.cancel()),
-                           Qt.ConnectionType.DirectConnection)  # fmt: skip
+    job.progressed.connect(
+        lambda what, done, total: steps.append(done) or (done >= 3 and job.cancel()), Qt.ConnectionType.DirectConnection
+    )
     with qtbot.waitSignal(job.cancelled, timeout=120_000):
         pass
     assert max(steps) <= 4, "stopped within a step of the cancel"
     qtbot.waitUntil(lambda: window.live.unit.optimise.isEnabled())
 
 
-def test_mining_a_folder_fills_the_unit_pane_and_a_crop_opens_its_image(qtbot, make_window, video, tmp_path,
-                                                                        monkeypatch):  # fmt: skip
+def test_mining_a_folder_fills_the_unit_pane_and_a_crop_opens_its_image(
+    qtbot, make_window, video, tmp_path, monkeypatch
+):
     import cv2
 
     from livevis.models.data.datasets import mnist_split

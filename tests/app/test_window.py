@@ -267,16 +267,19 @@ def test_cancelling_a_download_keeps_the_previous_model(qtbot, make_window, vide
     with qtbot.waitSignal(window.loader.failed, timeout=TIMEOUT_MS) as failed:
         job = window.loader.load("lenet", "default", "cpu")
         # cancel on the job's thread at the download's first report, as the dialog's Cancel button would
-        job.progressed.connect(lambda what, *_: what.startswith("downloading") and window.loader.cancel_download(),
-                               QtCore.ConnectionType.DirectConnection)  # fmt: skip
+        job.progressed.connect(
+            lambda what, *_: what.startswith("downloading") and window.loader.cancel_download(),
+            QtCore.ConnectionType.DirectConnection,
+        )
     assert "cancelled" in failed.args[0]
     assert window.model.name == "alexnet"
     assert not list((tmp_path / "torch" / "hub" / "checkpoints").iterdir()), "no partial file is left"
     assert window.model_menu.download_dialog is None
 
 
-def test_embeddings_tab_computes_in_the_background_and_places_the_live_frame(qtbot, make_window, video, tmp_path,
-                                                                             monkeypatch):  # fmt: skip
+def test_embeddings_tab_computes_in_the_background_and_places_the_live_frame(
+    qtbot, make_window, video, tmp_path, monkeypatch
+):
     monkeypatch.setenv("LIVEVIS_CACHE", str(tmp_path / "cache"))
     window = make_window(video)
     wait_result(qtbot, window)
@@ -438,8 +441,9 @@ def test_the_next_frame_is_preprocessed_before_the_result_is_handed_over(qtbot, 
     from livevis.models.engine import PreparedFrame
 
     slot, events = LatestFrameSlot(), []
-    frames = {n: CapturedFrame(photos[name], time.perf_counter(), n, "test")
-              for n, name in ((1, "china"), (2, "coffee"))}  # fmt: skip
+    frames = {
+        n: CapturedFrame(photos[name], time.perf_counter(), n, "test") for n, name in ((1, "china"), (2, "coffee"))
+    }
     visualizer = Visualizer(alexnet_engine, ViewOptions(layer="conv5"))
     process, prepare = visualizer.process, alexnet_engine.prepare
 
@@ -472,8 +476,13 @@ def test_the_next_frame_is_preprocessed_before_the_result_is_handed_over(qtbot, 
     finally:
         worker.stop()
         worker.wait()
-    assert events == [("process", 1, "ndarray"), ("prepare", 2), ("delivered", 1), ("process", 2, "PreparedFrame"),
-                      ("delivered", 2)]  # fmt: skip
+    assert events == [
+        ("process", 1, "ndarray"),
+        ("prepare", 2),
+        ("delivered", 1),
+        ("process", 2, "PreparedFrame"),
+        ("delivered", 2),
+    ]
 
 
 def test_help_menu_has_the_shortcuts_and_an_about_box(qtbot, make_window, video):

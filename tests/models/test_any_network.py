@@ -15,7 +15,7 @@ from livevis.models.data.tensors import read_tensor
 from livevis.models.errors import InputError
 from tests.conftest import use_module
 
-DYNAMICS_NET = '''
+DYNAMICS_NET = """
 import torch
 from torch import nn
 
@@ -46,7 +46,7 @@ class DynamicsNet(nn.Module):
 def build():
     torch.manual_seed(0)
     return DynamicsNet()
-'''
+"""
 
 
 @pytest.fixture
@@ -68,8 +68,22 @@ def test_a_two_channel_image_to_image_net_loads_and_lists_its_output(dynamics):
 
 def test_render_of_a_tensor_input_equals_a_direct_forward(dynamics, capsys):
     folder, scene = dynamics
-    code = main(["render", "scene.npy", "--model", "dynnet:build", "--weights", "none", "--layer", "block1",
-                 "--save-activations", "--out", "out", "--json"])  # fmt: skip
+    code = main(
+        [
+            "render",
+            "scene.npy",
+            "--model",
+            "dynnet:build",
+            "--weights",
+            "none",
+            "--layer",
+            "block1",
+            "--save-activations",
+            "--out",
+            "out",
+            "--json",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     report = json.loads(capsys.readouterr().out)
     assert report["top5"] == [] and report["peak"]["frame_xy"][0] < 64
@@ -98,12 +112,15 @@ def test_the_output_layer_and_backprop_work_on_a_non_classifier(dynamics):
         visualizer.process(scene, ViewOptions(layer="block2", backprop="gradcam"))
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (np.zeros((2, 8, 8), np.float32), "has 2 channels but alexnet takes 3"),
-    (np.full((3, 8, 8), np.nan, np.float32), "192 NaN or infinite values"),
-    (np.zeros((8, 8), np.float32), "a tensor input is C x H x W"),
-    (np.zeros((2, 3, 8, 8), np.float32), "a tensor input is C x H x W"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (np.zeros((2, 8, 8), np.float32), "has 2 channels but alexnet takes 3"),
+        (np.full((3, 8, 8), np.nan, np.float32), "192 NaN or infinite values"),
+        (np.zeros((8, 8), np.float32), "a tensor input is C x H x W"),
+        (np.zeros((2, 3, 8, 8), np.float32), "a tensor input is C x H x W"),
+    ],
+)
 def test_bad_tensor_inputs_are_one_line_and_exit_2(tmp_path, capsys, content, message):
     path = tmp_path / "input.npy"
     np.save(path, content)

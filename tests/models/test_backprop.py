@@ -184,6 +184,7 @@ def test_lenet_trained_matches_the_reference_and_counts_four(lenet, photos):
 def mobilevit():
     """timm's MobileViT-v2 applies F.relu in its linear attention's forward (and SiLU modules elsewhere)."""
     import timm
+
     torch.manual_seed(0)
     return timm.create_model("mobilevitv2_050", pretrained=False).eval()
 
@@ -231,6 +232,7 @@ def test_grad_mode_is_plain_autograd(alexnet_engine, photos):
 def test_captum_agrees_where_installed(alexnet_engine, photos):
     """An outside reference as well; the hand-written one above runs whether or not Captum is here."""
     import captum.attr as attr
+
     model = alexnet_engine.model
     x = photo_input(alexnet_engine, photos["chelsea"])[:, :, ::2, ::2]
     selector = lambda out: 0.5 * (out[:, 7] ** 2).sum(dim=(1, 2))  # noqa: E731
@@ -431,11 +433,18 @@ def test_all_zero_channel_gives_zero_gradient_not_nan():
 def _layers_with_groups() -> nn.Sequential:
     torch.manual_seed(3)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(8, 6, 3, stride=2, padding=1, groups=2), nn.ReLU(inplace=True),
-        nn.Conv2d(6, 6, 3, padding=2, dilation=2, groups=6, bias=False), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, 5), nn.ReLU(), nn.Linear(5, 3),
-    ).eval()  # fmt: skip
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 6, 3, stride=2, padding=1, groups=2),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(6, 6, 3, padding=2, dilation=2, groups=6, bias=False),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(24, 5),
+        nn.ReLU(),
+        nn.Linear(5, 3),
+    ).eval()
 
 
 def test_one_channel_alone_matches_its_layer_and_refuses_what_it_cannot_vouch_for():
@@ -529,8 +538,9 @@ def test_nothing_past_the_layer_records_a_graph_and_grad_mode_comes_back(alexnet
 
         return hook
 
-    handles = [model.get_submodule(path).register_forward_hook(note_grad_mode(path))
-               for path in ("features.3", "classifier.1")]  # fmt: skip
+    handles = [
+        model.get_submodule(path).register_forward_hook(note_grad_mode(path)) for path in ("features.3", "classifier.1")
+    ]
     try:
         for grad_mode in (True, False):
             seen.clear()
@@ -592,6 +602,7 @@ def test_grad_cam_formula(request, photos, engine_name, layer):
 
 def test_grad_cam_matches_captum_where_installed(resnet18_engine, photos):
     import captum.attr as attr
+
     model = resnet18_engine.model
     x = photo_input(resnet18_engine, photos["coffee"])[:, :, ::2, ::2]
     result = grad_cam(model, x, "layer4")
@@ -744,8 +755,9 @@ def test_the_live_pass_backpropagates_in_its_one_forward(alexnet_engine, photos,
 
     frame = photos["astronaut"]
     plain = alexnet_engine.run(frame, ["features.10", "features.7"])
-    passed = alexnet_engine.run(frame, ["features.10", "features.7"],
-                                backward=BackwardRequest(mode, "features.10", channel=5))  # fmt: skip
+    passed = alexnet_engine.run(
+        frame, ["features.10", "features.7"], backward=BackwardRequest(mode, "features.10", channel=5)
+    )
     for path in ("features.10", "features.7"):
         assert torch.equal(plain.activations[path], passed.activations[path])
     assert torch.equal(plain.logits, passed.logits)
@@ -760,16 +772,22 @@ def test_the_live_pass_backpropagates_in_its_one_forward(alexnet_engine, photos,
 
 
 @pytest.mark.parametrize(("engine_name", "expected_layer"), [("alexnet_engine", "avgpool"), ("lite0", "bn2")])
-def test_grad_cam_explains_the_class_at_the_last_spatial_layer_unless_told(request, photos, engine_name,
-                                                                           expected_layer):  # fmt: skip
+def test_grad_cam_explains_the_class_at_the_last_spatial_layer_unless_told(
+    request, photos, engine_name, expected_layer
+):
     """At the last layer with maps, as Selvaraju et al. take it, whatever layer the grid shows; a layer given
     is used as it is. The saved map is the formula's at that layer; the picture covers the whole crop."""
     from livevis.models import ViewOptions, Visualizer
 
     engine = request.getfixturevalue(engine_name)
     assert engine.gradcam_layer().path == expected_layer
-    later = [layer for layer in engine.layers if layer.is_spatial and engine.layers.index(layer) >
-             engine.layers.index(engine.gradcam_layer()) and min(layer.shape[1:]) >= 2]  # fmt: skip
+    later = [
+        layer
+        for layer in engine.layers
+        if layer.is_spatial
+        and engine.layers.index(layer) > engine.layers.index(engine.gradcam_layer())
+        and min(layer.shape[1:]) >= 2
+    ]
     assert not later, "nothing deeper has maps"
     visualizer = Visualizer(engine)
     frame = photos["chelsea"]
@@ -780,8 +798,9 @@ def test_grad_cam_explains_the_class_at_the_last_spatial_layer_unless_told(reque
     picture, crop = views.images["backprop"].astype(int), views.crop
     inside = (picture - frame)[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
     assert (np.abs(inside).max(axis=2) > 0).mean() > 0.99, "every pixel of the crop is covered"
-    given = visualizer.process(frame, ViewOptions(backprop="gradcam", gradcam_layer=views.layer.path),
-                               with_activations=True)  # fmt: skip
+    given = visualizer.process(
+        frame, ViewOptions(backprop="gradcam", gradcam_layer=views.layer.path), with_activations=True
+    )
     assert given.values["gradcam_layer"] == views.layer.path
     assert given.values["gradcam_map"].shape == views.layer.shape[1:]
 

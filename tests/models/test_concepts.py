@@ -200,8 +200,13 @@ def test_a_frame_drawn_again_is_factorised_once(lite0, photos):
 
 def test_the_head_names_a_concept_only_where_the_layer_feeds_it(lite0, resnet18_engine, alexnet_engine, photos):
     frame = photos["chelsea"]
-    for engine, path, fed in ((lite0, "bn2", True), (lite0, "blocks.4", False), (resnet18_engine, "layer4", True),
-                              (resnet18_engine, "layer3", False), (alexnet_engine, "features.12", False)):  # fmt: skip
+    for engine, path, fed in (
+        (lite0, "bn2", True),
+        (lite0, "blocks.4", False),
+        (resnet18_engine, "layer4", True),
+        (resnet18_engine, "layer3", False),
+        (alexnet_engine, "features.12", False),
+    ):
         result = engine.run(frame, [path])
         assert feeds_head(result.activations[path], result.logits[0], classifier_head(engine)) == fed, path
     result = lite0.run(frame, ["bn2"])
@@ -271,8 +276,11 @@ def test_both_renderers_draw_the_same_segmentation(lite0_maps):
     frame = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
     colours = CONCEPT_PALETTE[:5].astype(np.float32)
     on_cpu = OpenCVRenderer().render_concepts(frame, maps, colours, (50, 0, 300, 300))
-    on_torch = TorchRenderer().render_concepts(torch.from_numpy(frame), torch.from_numpy(maps),
-                                               torch.from_numpy(colours), (50, 0, 300, 300)).numpy()  # fmt: skip
+    on_torch = (
+        TorchRenderer()
+        .render_concepts(torch.from_numpy(frame), torch.from_numpy(maps), torch.from_numpy(colours), (50, 0, 300, 300))
+        .numpy()
+    )
     assert np.abs(on_cpu.astype(int) - on_torch).max() <= 2
 
 

@@ -127,10 +127,13 @@ def _assert_same_pictures(ours, theirs) -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [ViewOptions(channel=7), ViewOptions(layer="fc7", channel=3, colormap="inferno", norm="channel", gamma=0.6),
-     ViewOptions(layer="conv2", channel=40, overlay_mode="mask", boost=0.5, display_size=(320, 240))],
+    [
+        ViewOptions(channel=7),
+        ViewOptions(layer="fc7", channel=3, colormap="inferno", norm="channel", gamma=0.6),
+        ViewOptions(layer="conv2", channel=40, overlay_mode="mask", boost=0.5, display_size=(320, 240)),
+    ],
     ids=["conv5", "fc7", "conv2-mask"],
-)  # fmt: skip
+)
 def test_the_cpu_renderer_draws_what_the_torch_renderer_draws(alexnet_engine, photos, options):
     from livevis.models.render.opencv_renderer import OpenCVRenderer
     from livevis.models.render.torch_renderer import TorchRenderer
@@ -164,10 +167,13 @@ def _pipelines_agree(photo: np.ndarray, options: ViewOptions, device: torch.devi
 
 @pytest.mark.parametrize(
     "options",
-    [ViewOptions(channel=7), ViewOptions(layer="classifier", channel=3, colormap="inferno", norm="channel", gamma=0.6),
-     ViewOptions(layer="blocks.2", channel=5, overlay_mode="mask", boost=0.5, display_size=(320, 240))],
+    [
+        ViewOptions(channel=7),
+        ViewOptions(layer="classifier", channel=3, colormap="inferno", norm="channel", gamma=0.6),
+        ViewOptions(layer="blocks.2", channel=5, overlay_mode="mask", boost=0.5, display_size=(320, 240)),
+    ],
     ids=["default", "classifier", "blocks.2-mask"],
-)  # fmt: skip
+)
 def test_the_gpu_pipeline_draws_what_the_cpu_pipeline_draws(photos, options, monkeypatch):
     """On CUDA where there is a GPU; elsewhere the same torch renderer on the CPU."""
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # compare drawing, not TF32 rounding

@@ -5,10 +5,32 @@ from livevis.models.errors import LayerNotFoundError
 from livevis.models.layers import ActivationCapture
 
 ALEXNET_NAMES = [
-    "input", "conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "conv3", "relu3", "conv4", "relu4",
-    "conv5", "relu5", "pool5", "features", "avgpool", "drop5", "fc6", "relu6", "drop6", "fc7", "relu7",
-    "fc8", "classifier", "prob",
-]  # fmt: skip
+    "input",
+    "conv1",
+    "relu1",
+    "pool1",
+    "conv2",
+    "relu2",
+    "pool2",
+    "conv3",
+    "relu3",
+    "conv4",
+    "relu4",
+    "conv5",
+    "relu5",
+    "pool5",
+    "features",
+    "avgpool",
+    "drop5",
+    "fc6",
+    "relu6",
+    "drop6",
+    "fc7",
+    "relu7",
+    "fc8",
+    "classifier",
+    "prob",
+]
 
 
 def test_alexnet_layers_in_order_with_caffe_names(alexnet_engine):
@@ -37,9 +59,15 @@ def test_resnet18_lists_in_execution_order_not_declaration_order(resnet18_engine
     # BasicBlock declares relu before conv2 and downsample, but calls it last (after the residual add).
     block = [p for p in paths if p.startswith("layer2.0.")]
     assert block == [
-        "layer2.0.conv1", "layer2.0.bn1", "layer2.0.conv2", "layer2.0.bn2",
-        "layer2.0.downsample.0", "layer2.0.downsample.1", "layer2.0.downsample", "layer2.0.relu",
-    ]  # fmt: skip
+        "layer2.0.conv1",
+        "layer2.0.bn1",
+        "layer2.0.conv2",
+        "layer2.0.bn2",
+        "layer2.0.downsample.0",
+        "layer2.0.downsample.1",
+        "layer2.0.downsample",
+        "layer2.0.relu",
+    ]
     assert paths.index("layer2.0") < paths.index("layer2.1.conv1")
     assert paths.index("layer1") < paths.index("layer2.0.conv1")
     shapes = {layer.path: layer.shape for layer in resnet18_engine.layers}

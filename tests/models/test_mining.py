@@ -102,8 +102,12 @@ def test_boxes_are_alexnet_conv5_fields_mapped_into_each_image(alexnet_engine, p
     fields = receptive_fields(alexnet_engine.model, "features.10", (13, 13), 224)
     for row in range(13):
         for col in range(13):  # 163 px, stride 16, clipped to the 224 px input
-            assert fields.box(row, col) == (max(0, 16 * col - 66), max(0, 16 * row - 66),
-                                            min(224, 16 * col + 97), min(224, 16 * row + 97))  # fmt: skip
+            assert fields.box(row, col) == (
+                max(0, 16 * col - 66),
+                max(0, 16 * row - 66),
+                min(224, 16 * col + 97),
+                min(224, 16 * row + 97),
+            )
     x0, y0, x1, y1 = fields.box(6, 5)
     assert (x1 - x0, y1 - y0) == (163, 163)
     (atlas,) = mine(alexnet_engine, photo_folder, "conv5", top=TOP, batch_size=4, workers=0)
@@ -131,8 +135,14 @@ def test_merging_ranks_ties_by_file_order_whatever_the_order_of_arrival():
 
     def part(rows):
         chosen = torch.tensor(rows)
-        return RunningTop(values[chosen], items[chosen].view(-1, 1), zeros[chosen].view(-1, 1),
-                          zeros[chosen].view(-1, 1), zeros[chosen].view(-1, 1), zeros[chosen].view(-1, 1))  # fmt: skip
+        return RunningTop(
+            values[chosen],
+            items[chosen].view(-1, 1),
+            zeros[chosen].view(-1, 1),
+            zeros[chosen].view(-1, 1),
+            zeros[chosen].view(-1, 1),
+            zeros[chosen].view(-1, 1),
+        )
 
     one = RunningTop.empty(4, 1).merged(part([0, 1, 2, 3, 4]))
     split = RunningTop.empty(4, 1).merged(part([3, 1]), part([4, 2, 0]))
@@ -150,8 +160,15 @@ def test_a_cancelled_run_resumes_to_the_same_atlas(alexnet_engine, photo_folder,
         mine(alexnet_engine, photo_folder, "conv5", top=TOP, batch_size=2, workers=0, progress=stop_after_two_batches)
     assert list((cache / "atlas" / "partial").glob("*.npz")), "no checkpoint was written"
     resumed_from = []
-    (resumed,) = mine(alexnet_engine, photo_folder, "conv5", top=TOP, batch_size=2, workers=0,
-                      progress=lambda what, done, total: resumed_from.append(done))  # fmt: skip
+    (resumed,) = mine(
+        alexnet_engine,
+        photo_folder,
+        "conv5",
+        top=TOP,
+        batch_size=2,
+        workers=0,
+        progress=lambda what, done, total: resumed_from.append(done),
+    )
     assert resumed_from[0] == 4 and not resumed.cached
     assert not list((cache / "atlas" / "partial").glob("*.npz"))
     monkeypatch.setenv("LIVEVIS_CACHE", str(tmp_path / "elsewhere"))
@@ -232,7 +249,7 @@ def test_the_models_suffixes_are_the_apps_readers():
 # ---------------------------------------------------------------------------------------------
 # Tensor inputs: the network input as it is, each at its own size
 
-TENSOR_NET = '''
+TENSOR_NET = """
 import torch
 from torch import nn
 
@@ -240,7 +257,7 @@ from torch import nn
 def build():
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(2, 6, 5, stride=2, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, padding=1), nn.ReLU())
-'''
+"""
 
 
 def write_tensor_folder(root: Path) -> Path:
@@ -250,8 +267,10 @@ def write_tensor_folder(root: Path) -> Path:
     (folder / "more").mkdir(parents=True)
     rng = np.random.default_rng(0)
     for i in range(12):
-        np.save(folder / ("more" if i % 4 == 0 else ".") / f"t{i:02d}.npy",
-                rng.standard_normal((2, 40, 48)).astype(np.float32) * (1 + i / 4))  # fmt: skip
+        np.save(
+            folder / ("more" if i % 4 == 0 else ".") / f"t{i:02d}.npy",
+            rng.standard_normal((2, 40, 48)).astype(np.float32) * (1 + i / 4),
+        )
     torch.save(torch.from_numpy(rng.standard_normal((1, 2, 36, 44)).astype(np.float32)) * 3, folder / "z.pt")
     np.save(folder / "wrong.npy", rng.standard_normal((3, 40, 48)).astype(np.float32))
     return folder
@@ -320,4 +339,3 @@ def test_photos_and_tensors_in_one_folder_are_refused_by_name(tensor_net, tmp_pa
     _write(folder / "b.png", np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(InputError, match=r"a\.npy is a tensor file, b\.png is not"):
         mine(tensor_net, folder, "2", top=TOP, workers=0)
-

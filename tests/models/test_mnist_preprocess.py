@@ -24,8 +24,12 @@ def box_and_centre(image: np.ndarray) -> tuple[int, int, float, float]:
     gray = image[..., 0].astype(np.float64)
     rows, cols = np.nonzero(gray)
     ys, xs = np.indices(gray.shape)
-    return (rows.max() - rows.min() + 1, cols.max() - cols.min() + 1,
-            (ys * gray).sum() / gray.sum(), (xs * gray).sum() / gray.sum())  # fmt: skip
+    return (
+        rows.max() - rows.min() + 1,
+        cols.max() - cols.min() + 1,
+        (ys * gray).sum() / gray.sum(),
+        (xs * gray).sum() / gray.sum(),
+    )
 
 
 def predicted(engine: Engine, frame: np.ndarray) -> int:

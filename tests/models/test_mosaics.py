@@ -57,8 +57,10 @@ def test_efficientnet_lite0s_deconvolution_is_the_same_for_every_image(lite0, le
     channel, row, col = np.unravel_index(int(both.argmax()), tuple(both.shape))  # a unit active in both
     assert both[channel, row, col] > 0
     for mode, same in (("deconv", True), ("guided", False)):
-        chelsea, coffee = (unit_backprop(lite0, photos[name], layer, int(channel), (int(row), int(col)), mode)
-                           for name in ("chelsea", "coffee"))  # fmt: skip
+        chelsea, coffee = (
+            unit_backprop(lite0, photos[name], layer, int(channel), (int(row), int(col)), mode)
+            for name in ("chelsea", "coffee")
+        )
         assert chelsea.abs().max() > 0 and torch.equal(chelsea, coffee) == same, mode
     assert not deconvolution_sees_the_image(lite0, layer) and not deconvolution_sees_the_image(lite0, "blocks.4")
     live = Visualizer(lite0).process(photos["chelsea"], ViewOptions(backprop="deconv"))

@@ -1,4 +1,3 @@
-
 import cv2
 import numpy as np
 import pytest
@@ -214,8 +213,11 @@ def test_heatmap_mode_covers_every_level_at_one_opacity(renderer):
     levels = np.zeros((6, 6), np.uint8)
     levels[:, 3:] = LEVELS - 1
     crop = (40, 0, 120, 120)
-    out = as_numpy(renderer.render_overlay(frame, renderer.asarray(torch.from_numpy(levels)), crop, "inferno",
-                                           mode="heatmap", opacity=0.4))  # fmt: skip
+    out = as_numpy(
+        renderer.render_overlay(
+            frame, renderer.asarray(torch.from_numpy(levels)), crop, "inferno", mode="heatmap", opacity=0.4
+        )
+    )
     frame = as_numpy(frame).astype(float)
     assert (out[:, :40] == frame[:, :40]).all() and (out[:, 160:] == frame[:, 160:]).all()
     table = colormap_table("inferno").astype(float)
@@ -236,7 +238,7 @@ def test_both_renderers_draw_the_same_overlay():
                 "signed",
                 gamma=0.7,
             )
-        )  # fmt: skip
+        )
         for r in (TorchRenderer(), OpenCVRenderer())
     ]
     difference = np.abs(pictures[0].astype(int) - pictures[1].astype(int))

@@ -61,8 +61,14 @@ def sharpen(model: nn.Module) -> nn.Module:
 
 def engine_of(model: nn.Module, input_size: int = 224, name: str = "test-transformer") -> Engine:
     """An engine over a model built here (random weights, seeded by the caller)."""
-    spec = ModelSpec(name=name, family="factory", build=lambda: model, default_layer="", input_size=input_size,
-                     categories=imagenet_categories)  # fmt: skip
+    spec = ModelSpec(
+        name=name,
+        family="factory",
+        build=lambda: model,
+        default_layer="",
+        input_size=input_size,
+        categories=imagenet_categories,
+    )
     return Engine(spec, model, WeightsInfo(False, "random"), torch.device("cpu"))
 
 
@@ -153,8 +159,7 @@ def test_a_non_square_input_splits_into_its_own_patch_grid():
     tensor = np.random.default_rng(0).standard_normal((3, 64, 96)).astype(np.float32)
     result = engine.run(tensor, ["blocks.1"])
     with torch.inference_mode():
-        _, (maps,) = model.forward_intermediates(torch.from_numpy(tensor)[None], indices=[1],
-                                                 return_prefix_tokens=True)  # fmt: skip
+        _, (maps,) = model.forward_intermediates(torch.from_numpy(tensor)[None], indices=[1], return_prefix_tokens=True)
     assert result.activations["blocks.1"].shape == (192, 4, 6)
     torch.testing.assert_close(result.activations["blocks.1"], maps[0][0])
 
@@ -226,18 +231,23 @@ def test_attention_equals_timms_unfused_softmax(name, photo_input):
     with torch.no_grad(), AttentionInputs(engine.model, [module]) as inputs:
         engine.model(x)
     prefix = engine.default_layer.prefix_tokens
-    found = query_attention(engine.model, module, inputs.inputs[module], grid=(engine.default_layer.shape[1:]),
-                            prefix=prefix, query=(2, 3))  # fmt: skip
+    found = query_attention(
+        engine.model, module, inputs.inputs[module], grid=(engine.default_layer.shape[1:]), prefix=prefix, query=(2, 3)
+    )
     token = prefix + 2 * engine.default_layer.shape[2] + 3
     torch.testing.assert_close(found.patch.flatten(1), kept["attention"][:, token, prefix:], atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(attention_matrix(engine.model, module, inputs.inputs[module]), kept["attention"],
-                               atol=1e-5, rtol=1e-4)  # fmt: skip
+    torch.testing.assert_close(
+        attention_matrix(engine.model, module, inputs.inputs[module]), kept["attention"], atol=1e-5, rtol=1e-4
+    )
 
 
 def small_torchvision_vit() -> nn.Module:
     torch.manual_seed(6)
-    return sharpen(torchvision.models.VisionTransformer(image_size=64, patch_size=16, num_layers=3, num_heads=2,
-                                                       hidden_dim=32, mlp_dim=64))  # fmt: skip
+    return sharpen(
+        torchvision.models.VisionTransformer(
+            image_size=64, patch_size=16, num_layers=3, num_heads=2, hidden_dim=32, mlp_dim=64
+        )
+    )
 
 
 def test_torchvision_vit_attention_equals_multihead_attentions_own_weights():
@@ -249,8 +259,9 @@ def test_torchvision_vit_attention_equals_multihead_attentions_own_weights():
         engine.model(x)
     query, *_ = inputs.inputs[module][0]
     with torch.no_grad():
-        _, weights = engine.model.get_submodule(module)(query, query, query, need_weights=True,
-                                                        average_attn_weights=False)  # fmt: skip
+        _, weights = engine.model.get_submodule(module)(
+            query, query, query, need_weights=True, average_attn_weights=False
+        )
     found = query_attention(engine.model, module, inputs.inputs[module], grid=(4, 4), prefix=1, query=None)
     torch.testing.assert_close(found.patch.flatten(1), weights[0, :, 0, 1:], atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(found.prefix, weights[0, :, 0, :1], atol=1e-6, rtol=1e-5)
@@ -283,8 +294,9 @@ def test_swin_window_attention_equals_the_unfused_window_softmax(swin, photo_inp
 
 def test_torchvision_swin_window_attention_equals_its_own_softmax(monkeypatch):
     torch.manual_seed(7)
-    model = torchvision.models.SwinTransformer(patch_size=[4, 4], embed_dim=24, depths=[2, 2], num_heads=[2, 4],
-                                               window_size=[4, 4], num_classes=10)  # fmt: skip
+    model = torchvision.models.SwinTransformer(
+        patch_size=[4, 4], embed_dim=24, depths=[2, 2], num_heads=[2, 4], window_size=[4, 4], num_classes=10
+    )
     engine = engine_of(sharpen(model), 48)
     x = torch.randn(1, 3, 48, 48)
     block = "features.1.1"  # shifted; the 12 x 12 grid is three windows a side
@@ -293,8 +305,9 @@ def test_torchvision_swin_window_attention_equals_its_own_softmax(monkeypatch):
         engine.model(x)
     softmaxes = []
     plain = F.softmax
-    monkeypatch.setattr(torch.nn.functional, "softmax", lambda t, *a, **k: softmaxes.append(plain(t, *a, **k)) or
-                        softmaxes[-1])  # fmt: skip
+    monkeypatch.setattr(
+        torch.nn.functional, "softmax", lambda t, *a, **k: softmaxes.append(plain(t, *a, **k)) or softmaxes[-1]
+    )
     with torch.no_grad():
         engine.model.get_submodule(module)(inputs.inputs[module][0][0])
     monkeypatch.undo()
@@ -360,7 +373,9 @@ def test_prefix_tokens_are_drawn_on_the_grids_layout(deit, photo_input):
     layout = views.values["prefix_layout"]
     grid = views.grid_layout
     assert (layout.rows, layout.cols) == (grid.rows, grid.cols) and views.values["prefix_names"] == [
-        "class", "distillation"]  # fmt: skip
+        "class",
+        "distillation",
+    ]
     image = views.images["prefix_tokens"]
     assert image.shape == (grid.rows * 4, 2 * grid.cols * 4 + 6, 3)
     # each channel's value in the distillation token takes the colour the grid gives that value: the layer's
@@ -393,9 +408,11 @@ def test_a_token_units_gradient_is_plain_autograd_and_the_relu_rules_say_they_do
         (expected,) = torch.autograd.grad(unit, x, grad_outputs=unit.detach())
     for mode in ("grad", "guided"):
         views = Visualizer(vit, ViewOptions(views=("grid", "backprop"))).process(
-            photo_input, ViewOptions(views=("grid", "backprop"), channel=channel, backprop=mode), with_activations=True)
-        torch.testing.assert_close(torch.from_numpy(views.values["backprop_gradient"]), expected[0], atol=1e-5,
-                                   rtol=1e-3)  # fmt: skip
+            photo_input, ViewOptions(views=("grid", "backprop"), channel=channel, backprop=mode), with_activations=True
+        )
+        torch.testing.assert_close(
+            torch.from_numpy(views.values["backprop_gradient"]), expected[0], atol=1e-5, rtol=1e-3
+        )
         assert views.values["backprop_rule_count"] == 0
 
 
@@ -436,8 +453,9 @@ def test_mining_a_folder_ranks_token_units_as_a_brute_force_does(vit, photos, tm
     layer = vit.default_layer.path
     (atlas,) = mine(vit, folder, [layer], top=2, workers=0)
     names = sorted(photos)
-    maxima = np.stack([vit.run(photos[name], [layer]).activations[layer].flatten(1).max(1).values.numpy()
-                       for name in names])  # fmt: skip
+    maxima = np.stack(
+        [vit.run(photos[name], [layer]).activations[layer].flatten(1).max(1).values.numpy() for name in names]
+    )
     for channel in range(0, 192, 17):
         best = sorted(range(len(names)), key=lambda i: (-maxima[i, channel], i))[:2]
         assert [Path(e.image).stem for e in atlas.entries(channel)] == [names[i] for i in best]
@@ -458,11 +476,11 @@ def test_the_network_overview_has_a_row_per_block_and_embeddings_read_the_tokens
     assert [row.path for row in rows[1:]] == ["blocks.0", "blocks.1", "blocks.2"]
     assert all(row.maps.shape == (8, 14, 14) for row in rows[1:])
     result = vit.run(np.stack([photo_input, photo_input[::-1]]), ["blocks.4"])
-    points = activations(vit, np.stack([photo_input, photo_input[::-1]]),
-                         [readout(vit, "blocks.4:class"), readout(vit, "blocks.4:mean")])  # fmt: skip
+    points = activations(
+        vit, np.stack([photo_input, photo_input[::-1]]), [readout(vit, "blocks.4:class"), readout(vit, "blocks.4:mean")]
+    )
     np.testing.assert_allclose(points["blocks.4:class"], result.prefix_tokens["blocks.4"][:, 0].numpy(), rtol=1e-5)
-    np.testing.assert_allclose(points["blocks.4:mean"], result.activations["blocks.4"].mean((2, 3)).numpy(),
-                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(points["blocks.4:mean"], result.activations["blocks.4"].mean((2, 3)).numpy(), rtol=1e-5)
     defaults = [r.path for r in default_layers(vit)]
     assert defaults[:3] == ["input", "blocks.0:class", "blocks.0:mean"] and len(defaults) == 25
 

@@ -79,8 +79,9 @@ def test_a_users_model_opens_on_its_deepest_activation_of_7_to_28_cells(tmp_path
     assert lenet.layer().path == "relu2" and lenet.layer().shape == (16, 10, 10)
 
     use_module(tmp_path, monkeypatch, "plainnet", PLAIN_NET)  # functional ReLUs: no activation module to find
-    plain = Engine.load("plainnet:PlainNet", weights="none", device="cpu", input_size=32, mean=(0.5,) * 3,
-                        std=(0.5,) * 3)  # fmt: skip
+    plain = Engine.load(
+        "plainnet:PlainNet", weights="none", device="cpu", input_size=32, mean=(0.5,) * 3, std=(0.5,) * 3
+    )
     assert plain.layer().path == "conv2" and plain.layer().shape == (8, 7, 7), "the last map of 7 cells or more"
 
 
@@ -174,7 +175,6 @@ def test_unknown_names_list_every_way_to_name_a_model():
 def test_timm_weights_offline_say_where_to_put_them_quickly(tmp_path, monkeypatch):
     import time
     from urllib.error import URLError
-
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))

@@ -11,8 +11,10 @@ from livevis.widgets.concept_legend import ConceptLegend, LegendRow
 def _rows() -> list[LegendRow]:
     tile = np.zeros((13, 13, 3), np.uint8)
     crops = np.full((20, 62, 3), 90, np.uint8)
-    return [LegendRow((230, 25, 75), 0.6, [(12, 0.1, tile), (40, 0.05, tile + 80)], "tabby 0.61"),
-            LegendRow((60, 180, 75), 0.4, [(7, 0.2, tile + 200)], "channels 7", crops=crops)]
+    return [
+        LegendRow((230, 25, 75), 0.6, [(12, 0.1, tile), (40, 0.05, tile + 80)], "tabby 0.61"),
+        LegendRow((60, 180, 75), 0.4, [(7, 0.2, tile + 200)], "channels 7", crops=crops),
+    ]
 
 
 def test_a_tile_click_gives_its_channel_and_a_colour_click_its_concept(qtbot):

@@ -44,8 +44,9 @@ def test_an_image_rendered_to_fit_is_blitted_centred(qtbot):
 
 def test_on_a_dense_screen_views_are_rendered_at_device_pixels():
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QT_SCALE_FACTOR": "2"}
-    run = subprocess.run([sys.executable, "-c", DENSE_SCREEN], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=60)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-c", DENSE_SCREEN], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == 0, run.stderr
     first, second = run.stdout.splitlines()
     ratio, width, height, rect_w, rect_h, shot_w, shot_h = map(float, first.split())
@@ -104,6 +105,9 @@ def test_the_crop_rectangle_is_enlarged_with_the_frame(qtbot):
     shot = view.grab().toImage()
     assert shot.pixelColor(5, 130).red() == 255, "the top-left pixel fills its enlarged cell, no blur"
     assert shot.pixelColor(12, 137).red() < 30, "the next cell is black: nearest neighbour"
-    on_dash = [shot.pixelColor(round(4 * scale) + dx, round(125 + 4 * scale) + dy).name()
-               for dx in range(0, 12) for dy in (-1, 0)]  # fmt: skip
+    on_dash = [
+        shot.pixelColor(round(4 * scale) + dx, round(125 + 4 * scale) + dy).name()
+        for dx in range(0, 12)
+        for dy in (-1, 0)
+    ]
     assert "#ffd700" in on_dash, "the dashed crop sits on the enlarged frame's pixel 4, 4"

@@ -11,12 +11,19 @@ from livevis.widgets.network_overview import NetworkOverview, default_layout
 
 # AlexNet's layers as `livevis layers` lists them: enough rows to scroll through
 LAYERS = [
-    ("features.0", "conv1", (64, 55, 55)), ("features.1", "relu1", (64, 55, 55)), ("features.2", "pool1", (64, 27, 27)),
-    ("features.3", "conv2", (192, 27, 27)), ("features.4", "relu2", (192, 27, 27)),
-    ("features.5", "pool2", (192, 13, 13)), ("features.6", "conv3", (384, 13, 13)),
-    ("features.7", "relu3", (384, 13, 13)), ("features.8", "conv4", (256, 13, 13)),
-    ("features.10", "conv5", (256, 13, 13)), ("classifier.1", "fc6", (4096,)), ("prob", "prob", (1000,)),
-]  # fmt: skip
+    ("features.0", "conv1", (64, 55, 55)),
+    ("features.1", "relu1", (64, 55, 55)),
+    ("features.2", "pool1", (64, 27, 27)),
+    ("features.3", "conv2", (192, 27, 27)),
+    ("features.4", "relu2", (192, 27, 27)),
+    ("features.5", "pool2", (192, 13, 13)),
+    ("features.6", "conv3", (384, 13, 13)),
+    ("features.7", "relu3", (384, 13, 13)),
+    ("features.8", "conv4", (256, 13, 13)),
+    ("features.10", "conv5", (256, 13, 13)),
+    ("classifier.1", "fc6", (4096,)),
+    ("prob", "prob", (1000,)),
+]
 
 
 def grid_image(layout: GridLayout, colour: tuple[int, int, int]) -> np.ndarray:
@@ -81,8 +88,9 @@ def test_a_click_on_a_tile_names_its_layer_and_channel(overview, qtbot):
         assert clicked.args == ["features.2", channel]
     # a separator between tiles 0 and 1 is no channel
     gap = overview.tile_rect("features.2", 0)
-    between = QPoint(round(gap.right() + 0.5 * (overview.tile_rect("features.2", 1).left() - gap.right())),
-                     round(gap.center().y()))  # fmt: skip
+    between = QPoint(
+        round(gap.right() + 0.5 * (overview.tile_rect("features.2", 1).left() - gap.right())), round(gap.center().y())
+    )
     with qtbot.assertNotEmitted(overview.channel_clicked, wait=50):
         qtbot.mouseClick(overview.widget(), Qt.MouseButton.LeftButton, pos=between)
 
