@@ -39,13 +39,15 @@ def main() -> None:
     from livevis.app.sources.synthetic import Resolution, synthetic_frames
     from livevis.models import Engine, ViewOptions, Visualizer
     from livevis.models.concepts import ConceptTracker, min_shifted
-    from livevis.models.views import LIVE_VIEWS
+    from livevis.views import live_views
 
     torch.manual_seed(0)
     engine = Engine.load("alexnet", weights="none", device="cpu")
     frames = synthetic_frames(Resolution(640, 480))
-    live = Visualizer(engine, ViewOptions(views=LIVE_VIEWS))
-    concepts = Visualizer(engine, ViewOptions(views=(*LIVE_VIEWS, "concepts"), concept_count=args.concepts))
+    live = Visualizer(engine, ViewOptions(views=live_views(transformer=False)))
+    concepts = Visualizer(
+        engine, ViewOptions(views=(*live_views(transformer=False), "concepts"), concept_count=args.concepts)
+    )
     x, _ = engine.preprocess(engine.upload(frames[0]))
     runs = {"bare": lambda _f: engine.forward(x), "live": live.process, "live + concepts": concepts.process}
     wall: dict[str, list[float]] = {name: [] for name in runs}

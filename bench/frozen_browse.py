@@ -47,7 +47,7 @@ def main() -> int:
     )
     window.resize(1500, 860)
     window.show()
-    grid = window.live.grid_pane.grid
+    grid = window.live.panes["grid"].grid
     painted = {"at": 0.0}
     paint = grid.paintEvent
 

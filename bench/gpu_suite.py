@@ -54,7 +54,8 @@ def run_live(device: str, frames: int) -> list[dict]:
             frames=frames,
             device=device,
             progress=False,
-            backprop=backprop,
+            views=("backprop",) if backprop != "off" else (),
+            settings={"backprop": backprop},
         )
         reports.append({"label": label, **report})
     return reports

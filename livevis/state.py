@@ -3,13 +3,19 @@
 The window, the inference worker and the widgets all read and write this one object and subscribe to
 its events (psygnal), so no widget keeps a copy of the selection and nothing is sent back and forth to
 be set again. Values are checked as they are set: a bad one raises `ValueError` and changes nothing.
+
+Its fields are the selection and the drawing options every view shares (below), and each view's own
+options, as its declaration gives them (`livevis.views`): the backprop view's `backprop` mode, the
+attention view's `attention_head`, a plug-in's own.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 
 from psygnal import evented
+
+from livevis import views
 
 COLORMAPS = ("signed", "gray", "viridis", "inferno")
 NORMALIZATIONS = ("layer", "channel")
@@ -19,38 +25,17 @@ CHANNEL_BOOSTS = (0.0, 0.3, 0.5, 0.8, 1.0)
 GAMMA_BOOSTS = (1.0, 0.7, 0.5, 0.3)
 """The Toolbox's gamma boost steps (Shift+T cycles them)."""
 
-BACKPROP_MODES = ("off", "grad", "deconv", "guided", "gradcam")
-"""What the backprop pane shows: nothing, a unit's input gradient under a ReLU rule, or Grad-CAM."""
-BACKPROP_VIEWS = ("raw", "gray", "norm", "normblur")
-ATTENTION_MODES = ("off", "heads", "rollout")
-"""What a transformer's attention pane shows: nothing, every head's attention at the selected block, or the
-attention rolled out from the first block up to it (Abnar & Zuidema 2020)."""
-MEAN_OF_HEADS = -1
-"""`attention_head` for the mean of the heads."""
-
-CONCEPT_COUNTS = range(2, 13)
-"""How many concepts a layer can be cut into (the concepts pane's spin box)."""
-
-VIEW_DEFAULTS = {
+DRAWING_DEFAULTS = {
     "colormap": "signed",
     "norm": "layer",
     "gamma": 1.0,
     "boost": 0.0,
     "overlay_mode": "overlay",
     "opacity": 0.8,
-    "backprop": "off",
-    "backprop_view": "normblur",
     "class_index": None,
-    "concept_count": 5,
-    "concept_set": "",
-    "attention": "heads",
-    "attention_head": MEAN_OF_HEADS,
-    "attention_query": None,
 }
-"""How a frame is drawn until the user says otherwise: the live state, render requests and the settings
-file all start from these."""
-VIEW_OPTION_NAMES = tuple(VIEW_DEFAULTS)
-"""The options that change how a frame is drawn, not what is computed."""
+"""How every view draws a frame until the user says otherwise (the live state, render requests and the
+settings start from these), and the class the explanations explain (None: each frame's top-1)."""
 
 
 def _one_of(name: str, value, choices) -> None:
@@ -58,16 +43,13 @@ def _one_of(name: str, value, choices) -> None:
         raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(map(str, choices))}")
 
 
-def _is_cell(value) -> bool:
-    return (
-        isinstance(value, tuple)
-        and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
-    )
+def _whole(value, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 def check_option(name: str, value) -> None:
-    """Raises ValueError, saying what is allowed, when `value` is not one `name` can take."""
+    """Raises ValueError, saying what is allowed, when `value` is not one `name` can take (a drawing option,
+    the channel, or a view's option)."""
     if name == "colormap":
         _one_of("colormap", value, COLORMAPS)
     elif name == "norm":
@@ -78,34 +60,17 @@ def check_option(name: str, value) -> None:
         raise ValueError(f"gamma must be above 0, got {value}")
     elif name in ("boost", "opacity") and not (isinstance(value, int | float) and 0 <= value <= 1):
         raise ValueError(f"{name} must lie in [0, 1], got {value}")
-    elif name == "backprop":
-        _one_of("backprop mode", value, BACKPROP_MODES)
-    elif name == "backprop_view":
-        _one_of("backprop view", value, BACKPROP_VIEWS)
-    elif name == "class_index" and not (value is None or (isinstance(value, int) and value >= 0)):
+    elif name == "class_index" and not (value is None or _whole(value, 0)):
         raise ValueError(f"a class is a whole number from 0 (or none for the top-1), got {value!r}")
-    elif name == "concept_count" and not (
-        isinstance(value, int) and not isinstance(value, bool) and value in CONCEPT_COUNTS
-    ):
-        raise ValueError(f"the number of concepts must be {CONCEPT_COUNTS[0]} to {CONCEPT_COUNTS[-1]}, got {value!r}")
-    elif name == "concept_set" and not isinstance(value, str):
-        raise ValueError(f"concepts fitted on a folder are named by their file, got {value!r}")
-    elif name == "channel" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+    elif name == "channel" and not _whole(value, 0):
         raise ValueError(f"channel must be a whole number from 0, got {value!r}")
-    elif name == "attention":
-        _one_of("attention mode", value, ATTENTION_MODES)
-    elif name == "attention_head" and not (
-        isinstance(value, int) and not isinstance(value, bool) and value >= MEAN_OF_HEADS
-    ):
-        raise ValueError(f"a head is a whole number from 0 (or {MEAN_OF_HEADS} for their mean), got {value!r}")
-    elif name == "attention_query" and not (value is None or _is_cell(value)):
-        raise ValueError(f"the attention query is a (row, column) cell of the patch grid or none, got {value!r}")
+    elif (option := views.option(name)) is not None:
+        option.check_value(value)
 
 
-@evented
 @dataclass
-class LiveState:
-    """The live selection and view options. Set attributes to change them; connect to `events.NAME`."""
+class _Selection:
+    """The selection and the drawing options; `LiveState` adds each view's options."""
 
     model: str = ""
     """The running model's name ("" until one is loaded)."""
@@ -113,29 +78,16 @@ class LiveState:
     """The selected layer's module path ("" for the model's default layer)."""
     channel: int = 0
     frozen: bool = False
-    colormap: str = VIEW_DEFAULTS["colormap"]
-    norm: str = VIEW_DEFAULTS["norm"]
-    gamma: float = VIEW_DEFAULTS["gamma"]
-    boost: float = VIEW_DEFAULTS["boost"]
-    overlay_mode: str = VIEW_DEFAULTS["overlay_mode"]
-    opacity: float = VIEW_DEFAULTS["opacity"]
+    colormap: str = DRAWING_DEFAULTS["colormap"]
+    norm: str = DRAWING_DEFAULTS["norm"]
+    gamma: float = DRAWING_DEFAULTS["gamma"]
+    boost: float = DRAWING_DEFAULTS["boost"]
+    overlay_mode: str = DRAWING_DEFAULTS["overlay_mode"]
+    opacity: float = DRAWING_DEFAULTS["opacity"]
+    class_index: int | None = DRAWING_DEFAULTS["class_index"]
+    """The class the explanations explain (a click on a prediction); None: the top-1 of each frame."""
     zoomed: bool = False
     """The selected-channel pane shows the zoomed map instead of the overlay."""
-    backprop: str = VIEW_DEFAULTS["backprop"]
-    backprop_view: str = VIEW_DEFAULTS["backprop_view"]
-    class_index: int | None = VIEW_DEFAULTS["class_index"]
-    """The class Grad-CAM explains; None: the top-1 of each frame."""
-    attention: str = VIEW_DEFAULTS["attention"]
-    attention_head: int = VIEW_DEFAULTS["attention_head"]
-    """The head shown on the frame; MEAN_OF_HEADS for their mean."""
-    attention_query: tuple[int, int] | None = VIEW_DEFAULTS["attention_query"]
-    """The patch-grid cell attention is asked from; None: the class token (the centre cell where a model
-    has no class token)."""
-    concepts: bool = False
-    """The concepts pane is on: the layer cut into a few parts, on the frame."""
-    concept_count: int = VIEW_DEFAULTS["concept_count"]
-    concept_set: str = VIEW_DEFAULTS["concept_set"]
-    """The file of concepts fitted on a folder that each frame is placed on; "": each frame's own concepts."""
 
     def __setattr__(self, name: str, value) -> None:
         check_option(name, value)
@@ -145,16 +97,29 @@ class LiveState:
         """Several values at once; all are checked before any is set. Each still fires its own event: a
         subscriber that reads the whole state defers its read to the end of the change (the app's worker
         sync does, once per turn of the event loop), so it never sees a new layer with the old channel."""
+        names = {f.name for f in fields(self)}
         for name, value in changes.items():
-            if name not in _FIELDS:
+            if name not in names:
                 raise ValueError(f"the live state has no {name!r}")
             check_option(name, value)
         for name, value in changes.items():
             setattr(self, name, value)
 
     def view_options(self) -> dict:
-        """The drawing options, as keyword arguments for a render request."""
-        return {name: getattr(self, name) for name in VIEW_OPTION_NAMES}
+        """The drawing options and every view's options, as keyword arguments for a render request."""
+        names = (*DRAWING_DEFAULTS, *(f.name for f in fields(self) if views.option(f.name) is not None))
+        return {name: getattr(self, name) for name in names}
 
 
-_FIELDS = {f.name for f in fields(LiveState)}
+def _live_state_class() -> type:
+    """The selection plus the live options of every view known now (livevis's own and the plug-ins')."""
+    view_fields = [
+        (option.name, object, field(default=option.default)) for option in views.options().values() if option.live
+    ]
+    views.state_built()
+    namespace = {"__module__": __name__, "__doc__": "The live selection, drawing options and views' options."}
+    return evented(make_dataclass("LiveState", view_fields, bases=(_Selection,), namespace=namespace))
+
+
+LiveState = _live_state_class()
+"""The live selection and view options. Set attributes to change them; connect to `events.NAME`."""

@@ -3,6 +3,7 @@
 from livevis.models import Engine, Visualizer, ViewOptions
 engine = Engine.load("alexnet", weights="none")
 views = Visualizer(engine, ViewOptions(layer="conv5", channel=3)).process(rgb_frame)
+views.images["overlay"], views.values["top5"]
 """
 
 from .engine import CropRect, Engine, ForwardResult, Prediction, PreparedFrame, available_devices, pick_device
@@ -18,8 +19,8 @@ from .errors import (
 )
 from .layers import ActivationCapture, LayerInfo
 from .pipeline import FrameViews, ViewOptions, Visualizer
+from .producer import HostContext, Producer, RenderContext
 from .render.base import COLORMAPS, GridLayout
-from .views import VIEWS, View, register_view
 from .zoo.registry import ModelSpec, get_spec, model_names
 
 __all__ = [
@@ -43,10 +44,10 @@ __all__ = [
     "PreparedFrame",
     "ViewOptions",
     "Visualizer",
-    "VIEWS",
-    "View",
+    "HostContext",
+    "Producer",
+    "RenderContext",
     "WeightsError",
-    "register_view",
     "get_spec",
     "model_names",
     "pick_device",

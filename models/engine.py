@@ -189,7 +189,7 @@ class Engine:
         progress: bool | Progress = True,
         **custom,
     ) -> Engine:
-        """`custom`: input_size, mean, std, labels for a user's own model (see `models.custom`).
+        """`custom`: input_size, mean, std, labels for a user's own model (see `models.zoo.custom`).
 
         `progress`: True draws a bar for a download in the terminal; a callable (`models.progress`) hears of
         each stage and of a download, and cancels the load by answering False."""

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from livevis.geometry import ROW_CHANNELS, GridLayout, wrapped_layout
+from livevis.geometry import ROW_CHANNELS, GridLayout, row_layout, wrapped_layout
 
 from .data.tensors import is_tensor_frame
 from .engine import Engine
 from .errors import OptionError
 from .layers import INPUT, LayerInfo
+from .producer import Producer
 
 PER_LINE = ROW_CHANNELS
 """At most this many channels side by side; a layer with more wraps onto several lines."""
@@ -113,3 +114,26 @@ def tile_row(row: OverviewRow, per_line: int = PER_LINE) -> tuple[np.ndarray, Gr
         x, y, w, h = layout.tile_rect(channel)
         mosaic[y : y + h, x : x + w] = row.maps[channel]
     return mosaic, layout
+
+
+class NetworkProducer(Producer):
+    """The network overview live: every channel of each layer asked for (`network_rows`: the rows a window
+    has in sight), one signed scale per layer, as the course notes draw a network. Only those rows are
+    computed."""
+
+    def layers(self, layer, options):
+        return set(options["network_rows"])
+
+    def render(self, ctx):
+        r, images, layouts = ctx.renderer, {}, {}
+        for path in ctx.options["network_rows"]:
+            activation = ctx.result.activations[path]
+            maps, tile = r.maps_of(r.asarray(activation))
+            low, high, _ = r.channel_stats(maps)
+            layouts[path] = row_layout(tuple(activation.shape))
+            images[path] = r.grid_image(r.levels(maps, low, high, "signed"), tile, layouts[path], "signed")
+        return {**images, "layouts": layouts}
+
+    def finish(self, host, ctx):
+        """{layer path: (its row's picture, the row's layout)}"""
+        return {"network_rows": {path: (host[path], layout) for path, layout in host["layouts"].items()}}

@@ -1,90 +1,116 @@
-"""The live pipeline: one frame in, every view of it out as host uint8 arrays.
+"""The live pipeline: one frame in, every view asked for out as host uint8 pictures and plain values.
 
 Used by the app's inference worker, by `livevis render` and by `livevis bench`, so that what is
-benchmarked is what runs.
+benchmarked is what runs. Views are known here only by their declarations (`livevis.views`): what each
+needs from the forward pass, what it draws, what it saves.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from livevis.state import VIEW_DEFAULTS, VIEW_OPTION_NAMES, check_option
+from livevis import views as declared
+from livevis.state import DRAWING_DEFAULTS, check_option
 
 from .attribution.backprop import BackwardRequest, map_cell, rank_units_at
 from .data.tensors import is_tensor_frame
 from .engine import CropRect, Engine, ForwardResult, PreparedFrame
 from .errors import ChannelOutOfRangeError, OptionError, OutputError
 from .layers import LayerInfo
+from .producer import HostContext, Producer, RenderContext
 from .render.base import Renderer, check_colormap
 from .render.opencv_renderer import OpenCVRenderer
 from .render.torch_renderer import TorchRenderer
-from .transformers import views as _transformer_views  # noqa: F401  (registers the transformer views)
-from .views import DEFAULT_VIEWS, HostContext, RenderContext, views_named
 
 
-@dataclass(frozen=True)
+def rendered_views() -> tuple[str, ...]:
+    """The views `render` draws unless told otherwise."""
+    return tuple(name for name, spec in declared.all_views().items() if spec.rendered)
+
+
+@dataclass(frozen=True, init=False)
 class ViewOptions:
     """One render request: what to draw (the views, the layer, the channel) and how, plus the sizes the
-    window shows the pictures at. Immutable, so a worker thread can hold it while the GUI makes the next."""
+    window shows the pictures at. Immutable, so a worker thread can hold it while the GUI makes the next.
+
+    Besides these fields it carries each view's options (`settings`), given by name like the fields:
+    ``ViewOptions(views=("backprop",), backprop="guided")``; read one as ``options["backprop"]`` (its declared
+    default where it was not given). Every value is checked as the request is made."""
 
     layer: str | None = None
     """Path or friendly name; None is the model's default layer."""
     channel: int = 0
-    colormap: str = VIEW_DEFAULTS["colormap"]
-    norm: str = VIEW_DEFAULTS["norm"]
-    gamma: float = VIEW_DEFAULTS["gamma"]
-    boost: float = VIEW_DEFAULTS["boost"]
-    overlay_mode: str = VIEW_DEFAULTS["overlay_mode"]
-    opacity: float = VIEW_DEFAULTS["opacity"]
+    colormap: str = DRAWING_DEFAULTS["colormap"]
+    norm: str = DRAWING_DEFAULTS["norm"]
+    gamma: float = DRAWING_DEFAULTS["gamma"]
+    boost: float = DRAWING_DEFAULTS["boost"]
+    overlay_mode: str = DRAWING_DEFAULTS["overlay_mode"]
+    opacity: float = DRAWING_DEFAULTS["opacity"]
+    class_index: int | None = DRAWING_DEFAULTS["class_index"]
+    """The class the explanations explain; None: each frame's top-1."""
     grid_aspect: float = 1.0
     grid_scale: int = 1
-    views: tuple[str, ...] = DEFAULT_VIEWS
-    """The views to produce (see `models.views`); one forward serves them all."""
-    backprop: str = VIEW_DEFAULTS["backprop"]
-    """What the backprop view shows: off, grad, deconv, guided (a unit's input gradient under that ReLU
-    rule) or gradcam (of `class_index` at `gradcam_layer`)."""
-    gradcam_layer: str | None = None
-    """Path or friendly name of the layer Grad-CAM explains the class at; None is the model's last spatial
-    layer (`Engine.gradcam_layer`)."""
-    backprop_view: str = VIEW_DEFAULTS["backprop_view"]
-    class_index: int | None = VIEW_DEFAULTS["class_index"]
-    attention: str = VIEW_DEFAULTS["attention"]
-    """A transformer's attention view: off, heads (at the selected block) or rollout (up to it)."""
-    attention_head: int = VIEW_DEFAULTS["attention_head"]
-    attention_query: tuple[int, int] | None = VIEW_DEFAULTS["attention_query"]
-    network_rows: tuple[str, ...] = ()
-    """The layers the network overview draws (the rows a window has in sight)."""
+    views: tuple[str, ...] = ()
+    """The views to produce (see `livevis.views`); empty: those `render` draws by default. One forward
+    serves them all."""
     display_size: tuple[int, int] | None = None
-    """(width, height) the overlay is shown at: the frame is shrunk to fit on the device and the map
-    blended at that size, so that a GUI blits it instead of scaling it in paintEvent (where PyQt holds
-    the GIL and stalls the worker's Python), and the blend touches only the pixels shown."""
-    frame_display_size: tuple[int, int] | None = None
-    """Likewise for the input frame, returned as `FrameViews.frame_display`."""
-    concept_count: int = VIEW_DEFAULTS["concept_count"]
-    """How many concepts the concepts view cuts the layer into (2-12)."""
-    concept_set: str = VIEW_DEFAULTS["concept_set"]
-    """A file of concepts fitted on a folder to place each frame on; "": each frame's own concepts."""
-    concept_warm_start: bool = True
-    """Each frame's concepts start from the last frame's (live); False factorises each frame from scratch
-    to convergence (one image at a time, as `render` does)."""
+    """(width, height) the pictures on the frame are shown at: the frame is shrunk to fit on the device and
+    the maps blended at that size, so that a GUI blits it instead of scaling it in paintEvent (where PyQt
+    holds the GIL and stalls the worker's Python), and the blend touches only the pixels shown."""
+    sequence: bool = True
+    """The frames follow each other (a camera, a video): a view may carry what it found from one frame to the
+    next (the concepts). False: each frame is an image of its own, drawn from scratch."""
+    settings: tuple[tuple[str, Any], ...] = ()
+    """The views' options given, by name (sorted)."""
 
-    def __post_init__(self):
+    def __init__(self, **values: Any):
+        own = {f.name for f in fields(ViewOptions)}
+        settings = dict(values.pop("settings", ()))
+        for name, value in values.items():
+            if name in own:
+                object.__setattr__(self, name, value)
+            else:
+                settings[name] = value
+        if not self.views:
+            object.__setattr__(self, "views", rendered_views())
+        object.__setattr__(self, "settings", tuple(sorted(settings.items())))
+        self._check()
+
+    def _check(self) -> None:
         check_colormap(self.colormap)
         try:
-            for name in (*VIEW_OPTION_NAMES, "channel"):
+            for name in (*DRAWING_DEFAULTS, "channel"):
                 check_option(name, getattr(self, name))
+            for name in self.views:
+                declared.view(name)
+            known = declared.options()
+            for name, value in self.settings:
+                if name not in known:
+                    raise ValueError(f"no view takes the option {name!r}")
+                known[name].check_value(value)
         except ValueError as exc:
             raise OptionError(str(exc)) from None
-        views_named(self.views)
+
+    def __getitem__(self, name: str) -> Any:
+        """A view's option: as given, else as its view declares it."""
+        for key, value in self.settings:
+            if key == name:
+                return value
+        option = declared.option(name)
+        if option is None:
+            raise KeyError(f"no view takes the option {name!r}")
+        return option.default
 
     def with_(self, **changes) -> ViewOptions:
-        return replace(self, **changes)
+        own = {f.name for f in fields(ViewOptions)}
+        settings = dict(self.settings) | {k: v for k, v in changes.items() if k not in own}
+        return replace(self, settings=tuple(settings.items()), **{k: v for k, v in changes.items() if k in own})
 
 
 _EMPTY = np.zeros((0, 0, 3), dtype=np.uint8)
@@ -94,8 +120,8 @@ _EMPTY = np.zeros((0, 0, 3), dtype=np.uint8)
 class FrameViews:
     """Everything one frame produced, on the host, immutable: safe to hand to another thread.
 
-    `images` holds the pictures of the views asked for, by view name (uint8 HxWx3); `values` the plain
-    results (grid layout, channel statistics, peak, top-5, display-only pictures).
+    `images` holds the pictures of the views asked for, by picture name (uint8 HxWx3: grid, overlay, ...);
+    `values` the plain results (a grid's layout, the peak, the top-5, display-only pictures), by name.
     """
 
     frame: np.ndarray
@@ -104,10 +130,16 @@ class FrameViews:
     layer: LayerInfo
     channel: int
     crop: CropRect
+    views: tuple[str, ...] = ()
+    """The views that were asked for."""
+    drawn: tuple[str, ...] = ()
+    """Those that gave anything for this frame (a transformer's views give nothing for other networks)."""
     activation: np.ndarray | None = None
     """The layer's raw output, float32 CxHxW or F, when asked for."""
     network_input: np.ndarray | None = None
     """The exact normalised network input, float32 1xCxSxS, when asked for."""
+    prefix_tokens: np.ndarray | None = None
+    """A transformer layer's prefix tokens (P x D: class, distillation, registers), when asked for."""
     timings_ms: dict[str, float] = field(default_factory=dict)
     reused_forward: bool = False
     """Drawn from the previous forward pass of the same frame (frozen browsing): no model forward ran."""
@@ -120,34 +152,19 @@ class FrameViews:
         return self.frame.shape[1], self.frame.shape[0]
 
     def image(self, name: str) -> np.ndarray:
-        """A view's picture; an empty image where that view was not asked for."""
+        """A picture; an empty image where no view asked for drew it."""
         return self.images.get(name, _EMPTY)
-
-    grid = property(lambda self: self.image("grid"))
-    overlay = property(lambda self: self.image("overlay"))
-    channel_tile = property(lambda self: self.image("channel_tile"))
-    input_signed = property(lambda self: self.image("input_signed"))
-    grid_layout = property(lambda self: self.values.get("grid_layout"))
-    channel_max = property(lambda self: self.values.get("channel_max"))
-    channel_mean = property(lambda self: self.values.get("channel_mean"))
-    peak = property(lambda self: self.values.get("peak"))
-    top5 = property(lambda self: self.values.get("top5", []))
-    frame_display = property(lambda self: self.values.get("frame_display"))
 
 
 def save_activations(path, views: FrameViews) -> None:
-    """The layer's output with the exact network input, crop and top-5, as one .npz (no pickles).
+    """The layer's output with the exact network input and crop, and what each view saves, as one .npz
+    (no pickles).
 
-    Keys: input (1xCxSxS float32), activation (CxHxW or F float32), layer, channel, crop (x, y, w, h),
-    top5_index (int64), top5_prob (float32), and with the backprop view on: backprop (CxSxS float32, the
-    gradient with respect to `input`) or gradcam (h x w float32 at the layer's resolution). A transformer
-    layer adds prefix_tokens (P x D: class, distillation, registers; `activation` is its patch tokens as
-    D x h x w maps), and its attention view: attention (heads x h x w, each head's softmax weight from the
-    query token, the class token by default, to every patch token, before any display normalisation) with
-    attention_prefix (heads x P), or in rollout attention_rollout (blocks x h x w: the rollout up to each
-    block); with the concepts view on: concepts (K x h x w float32) and concept_channels (K x C float32),
-    non-negative, with concept_channels.T @ concepts.reshape(K, -1) ~ the activation less each channel's minimum,
-    reshaped (C, h*w). `views` must come from `process(..., with_activations=True)`.
+    Keys: input (1xCxSxS float32), activation (CxHxW or F float32), layer, channel, crop (x, y, w, h); a
+    transformer layer adds prefix_tokens (P x D: class, distillation, registers; `activation` is then its patch
+    tokens as D x h x w maps); and each view asked for its `arrays` (its declaration in `livevis.views` says
+    which: top5_index and top5_prob, backprop or gradcam, attention, concepts, ...), float32 where they are
+    not integers. `views` must come from `process(..., with_activations=True)`.
     """
     if views.activation is None or views.network_input is None:
         raise ValueError("these views carry no activations: process the frame with with_activations=True")
@@ -158,25 +175,28 @@ def save_activations(path, views: FrameViews) -> None:
         "channel": np.array(views.channel),
         "crop": views.crop.as_array(),
     }
-    rollout = views.values.get("attention_mode") == "rollout"
-    for key, name in (
-        ("backprop_gradient", "backprop"),
-        ("gradcam_map", "gradcam"),
-        ("prefix_token_values", "prefix_tokens"),
-        ("attention_maps", "attention_rollout" if rollout else "attention"),
-        ("attention_prefix", "attention_rollout_prefix" if rollout else "attention_prefix"),
-        ("concept_maps", "concepts"),
-        ("concept_channels", "concept_channels"),
-    ):
-        if views.values.get(key) is not None:
-            arrays[name] = np.asarray(views.values[key], dtype=np.float32)
-    if views.top5:
-        arrays["top5_index"] = np.array([p.index for p in views.top5], dtype=np.int64)
-        arrays["top5_prob"] = np.array([p.probability for p in views.top5], dtype=np.float32)
+    if views.prefix_tokens is not None:
+        arrays["prefix_tokens"] = views.prefix_tokens
+    for name in views.views:
+        for value, key in declared.view(name).arrays:
+            found = views.values.get(value)
+            if found is not None:
+                integer = isinstance(found, np.ndarray) and np.issubdtype(found.dtype, np.integer)
+                arrays[key] = found if integer else np.asarray(found, dtype=np.float32)
     try:
         np.savez(path, **arrays)
     except OSError as exc:
         raise OutputError(f"could not write {path}: {exc.strerror or exc}") from None
+
+
+_LAYER = " layer"
+"""What the pipeline itself brings back beside the views (the layer's raw output, the network input), under a
+name no view can have."""
+
+
+def producers_of(names: Iterable[str]) -> dict[str, Producer]:
+    """A new producer for each view named (a producer may keep what it found on one frame for the next)."""
+    return {name: declared.resolve(declared.view(name).producer)() for name in names}
 
 
 class Visualizer:
@@ -195,6 +215,7 @@ class Visualizer:
         """Model forwards run so far (frozen browsing runs none)."""
         self.memory: dict = {}
         """What views keep from frame to frame (see `RenderContext.memory`)."""
+        self._producers: dict[str, Producer] = {}
         self._last: tuple[object, ForwardResult] | None = None
 
     def layer_info(self, options: ViewOptions) -> LayerInfo:
@@ -221,59 +242,86 @@ class Visualizer:
         the same key again reuses the last forward pass where it captured what the views need.
         """
         options = options or self.options
-        if options.backprop == "gradcam":  # a friendly name, or none, made the layer's path
-            gradcam = self.engine.layer(options.gradcam_layer) if options.gradcam_layer else self.engine.gradcam_layer()
-            options = options.with_(gradcam_layer=gradcam.path if gradcam is not None else None)
         layer = self.layer_info(options)
         self.check_channel(layer, options.channel)
-        views = views_named(options.views)
-        needed = {layer.path}.union(*(view.layers(layer, options) for view in views))
-        inputs = set().union(*(view.inputs(self.engine, layer, options) for view in views))
-        backward = next((r for r in (view.backward(layer, options) for view in views) if r is not None), None)
+        producers = self._producers_for(options.views)
+        needed = {layer.path}.union(*(p.layers(layer, options) for p in producers.values()))
+        inputs = set().union(*(p.inputs(self.engine, layer, options) for p in producers.values()))
+        asked = (p.backward(self.engine, layer, options) for p in producers.values())
+        backward = next((request for request in asked if request is not None), None)
         clock = _StageClock(self.engine.device)
         result, reused = self._forward(frame, needed, frame_key, clock, backward, inputs)
-        context = RenderContext(
-            self.renderer, result, layer, options, with_arrays=with_activations, engine=self.engine, memory=self.memory
-        )
-        produced: dict = {}
-        with torch.inference_mode():
-            for view in views:
-                produced.update(view.render(context))
-        if with_activations:
-            produced["activation"] = result.activations[layer.path].float()
-            produced["network_input"] = result.input.float()
-            if layer.path in result.prefix_tokens:
-                produced["prefix_token_values"] = result.prefix_tokens[layer.path].float()
         image = frame.image if isinstance(frame, PreparedFrame) else frame
         tensor_input = is_tensor_frame(image)
-        if tensor_input:  # the frame views show a picture of it
-            produced["tensor_display"] = result.frame
+        context = RenderContext(
+            self.renderer,
+            result,
+            layer,
+            options,
+            self.engine,
+            with_arrays=with_activations,
+            tensor_input=tensor_input,
+            memory=self.memory,
+        )
+        with torch.inference_mode():
+            produced: dict[str, Any] = {name: p.render(context) for name, p in producers.items()}
+        if with_activations:
+            produced[_LAYER] = {
+                "activation": result.activations[layer.path].float(),
+                "network_input": result.input.float(),
+                "prefix_tokens": result.prefix_tokens.get(layer.path),
+            }
+        if tensor_input:  # the views of the frame show a picture of it
+            produced[_LAYER] = {**produced.get(_LAYER, {}), "tensor_display": result.frame}
         clock.lap("render")
         host = self._to_host(produced)
         clock.lap("copy")
         finishing = HostContext(self.engine, layer, options, result.crop)
-        shown = host.pop("tensor_display") if tensor_input else image
-        values = {
-            k: v
-            for k, v in host.items()
-            if k not in ("activation", "network_input") and not k.startswith("network_row:")
-        }
-        for view in views:
-            values.update(view.finish(host, finishing))
-        images = {view.name: values.pop(view.name) for view in views if view.saved and view.name in values}
+        images, values, drawn = {}, {}, []
+        for name, producer in producers.items():
+            if not host[name]:
+                continue  # nothing to draw here (a transformer's view of another network)
+            drawn.append(name)
+            made = producer.finish(host[name], finishing)
+            for picture in declared.view(name).pictures:
+                if made.get(picture) is not None:
+                    images[picture] = made.pop(picture)
+            values.update(made)
+        own = host.get(_LAYER, {})
         return FrameViews(
-            frame=shown,
+            frame=own["tensor_display"] if tensor_input else image,
             images=images,
             values=values,
             layer=layer,
             channel=options.channel,
             crop=result.crop,
-            activation=host.get("activation"),
-            network_input=host.get("network_input"),
+            views=tuple(producers),
+            drawn=tuple(drawn),
+            activation=own.get("activation"),
+            network_input=own.get("network_input"),
+            prefix_tokens=own.get("prefix_tokens"),
             timings_ms=clock.laps,
             reused_forward=reused,
             tensor_input=tensor_input,
         )
+
+    def producer(self, name: str) -> Producer:
+        """The producer of a view, as this pipeline runs it."""
+        return self._producers_for((name,))[name]
+
+    def check(self, options: ViewOptions) -> None:
+        """Raises `OptionError` where a view asked for cannot draw what it was asked (concepts of a layer
+        without maps, a query outside the patch grid): a command stops there, with one line; the window's
+        panes say it instead."""
+        layer = self.layer_info(options)
+        for producer in self._producers_for(options.views).values():
+            producer.check(self.engine, layer, options)
+
+    def _producers_for(self, names: Iterable[str]) -> dict[str, Producer]:
+        """The producers of the views named, in that order, each made once per pipeline."""
+        missing = [name for name in names if name not in self._producers]
+        self._producers.update(producers_of(missing))
+        return {name: self._producers[name] for name in names}
 
     def units_at(
         self, frame_xy: tuple[float, float], layer_key: str | None = None, k: int = 10
@@ -313,20 +361,19 @@ class Visualizer:
         self._last = ((frame_key, backward), result) if frame_key is not None else None
         return result, False
 
-    def _to_host(self, produced: dict) -> dict:
-        """One copy back per tensor; on CUDA through pinned buffers, with a single synchronise.
-
-        Everything else (numpy arrays, numbers, layouts) passes through as it is.
-        """
-        tensors = {k: v for k, v in produced.items() if isinstance(v, torch.Tensor)}
-        host = {k: v for k, v in produced.items() if k not in tensors}
+    def _to_host(self, produced: dict[str, dict]) -> dict[str, dict]:
+        """Each view's outputs with every tensor copied back once; on CUDA through pinned buffers, with a
+        single synchronise. Everything else (numpy arrays, numbers, layouts) passes through as it is."""
+        tensors = {(v, k): x for v, made in produced.items() for k, x in made.items() if isinstance(x, torch.Tensor)}
         if self.engine.device.type != "cuda":
-            return host | {k: v.cpu().numpy() for k, v in tensors.items()}
-        pinned = {k: torch.empty(v.shape, dtype=v.dtype, pin_memory=True) for k, v in tensors.items()}
-        for k, v in tensors.items():
-            pinned[k].copy_(v, non_blocking=True)
-        torch.cuda.current_stream(self.engine.device).synchronize()
-        return host | {k: v.numpy() for k, v in pinned.items()}
+            copied = {key: x.cpu().numpy() for key, x in tensors.items()}
+        else:
+            pinned = {key: torch.empty(x.shape, dtype=x.dtype, pin_memory=True) for key, x in tensors.items()}
+            for key, x in tensors.items():
+                pinned[key].copy_(x, non_blocking=True)
+            torch.cuda.current_stream(self.engine.device).synchronize()
+            copied = {key: x.numpy() for key, x in pinned.items()}
+        return {v: {k: copied.get((v, k), x) for k, x in made.items()} for v, made in produced.items()}
 
 
 def renderer_for(device: torch.device) -> Renderer:

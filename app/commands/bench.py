@@ -17,17 +17,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from livevis.app.commands.common import add_model_options
+from livevis.app.commands.common import add_model_options, add_view_options, asked_views
 from livevis.app.sources.files import VideoFileSource
 from livevis.app.sources.synthetic import Resolution, synthetic_frames
 from livevis.models import Engine, ViewOptions, Visualizer
-from livevis.models.concepts import check_layer
-from livevis.models.concepts.nmf import check_concept_count
-from livevis.models.errors import InputError, OptionError
+from livevis.models.errors import InputError
 from livevis.models.layers import as_maps, layout_of
-from livevis.models.transformers.views import TRANSFORMER_VIEWS
-from livevis.models.views import LIVE_VIEWS
-from livevis.state import BACKPROP_MODES, VIEW_DEFAULTS
+from livevis.views import live_views
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -41,23 +37,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--view-size", metavar="WxH", help="render the overlay at this size, as the app does (default: the frame's)"
     )
-    bench.add_argument(
-        "--backprop",
-        default="off",
-        metavar="MODE",
-        help="with the backprop pane on (grad, deconv, guided, gradcam), against the bare forward + backward",
-    )
-    bench.add_argument(
-        "--concepts",
-        type=int,
-        metavar="K",
-        help="with the concepts view on: the layer cut into K concepts (2-12) each frame",
-    )
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    add_view_options(bench)
     bench.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """The views the app shows by default, and those the arguments add (`--backprop guided` turns the
+    backprop pane on, `--concepts 5` the concepts pane, `--view NAME` any other)."""
+    views, settings = asked_views(args, ())
     report = run_bench(
         model=args.model or "alexnet",
         weights=args.weights,
@@ -69,16 +57,14 @@ def run(args: argparse.Namespace) -> int:
         layer=args.layer,
         view_size=args.view_size,
         progress=not args.json,
-        backprop=args.backprop,
-        concepts=args.concepts,
+        views=views,
+        settings=settings,
     )
     print(json.dumps(report, indent=1) if args.json else format_report(report))
     return 0
 
 
 STAGES = ("decode", "preprocess", "forward", "forward+backward", "render", "copy")
-CONCEPTS_STAGE = "concepts"
-"""The factorisation alone, per frame: a part of the render stage."""
 
 
 def _frames(source: str, resolution: Resolution):
@@ -104,40 +90,34 @@ def run_bench(
     layer: str | None = None,
     view_size: str | None = None,
     progress: bool = True,
-    backprop: str = "off",
-    concepts: int | None = None,
+    views: tuple[str, ...] = (),
+    settings: dict | None = None,
 ) -> dict:
-    """`backprop`: with the backprop pane on (grad, deconv, guided or gradcam), the baseline becomes the
-    bare forward plus backward of the same model on the same input (the least such a view can cost).
-    `concepts`: with the concepts view on, the layer cut into that many concepts each frame (warm-started
-    from the frame before, as live); the factorisation alone is timed as a part of the render stage."""
+    """The views the app's Live tab computes by default for this model, plus `views`, with the view options
+    `settings` (`{"backprop": "guided"}`). Where a view needs a backward pass (backprop), the baseline becomes
+    the bare forward plus backward of the same model on the same input (the least such a view can cost). A
+    view that times a part of its own work (`NAME_ms` among its values: the concepts' factorisation) has it
+    reported as a stage, a part of render."""
     if frames < 1:
         raise InputError("--frames must be 1 or more")
-    if backprop not in BACKPROP_MODES:
-        raise OptionError(f"unknown backprop mode {backprop!r}; choose one of {', '.join(BACKPROP_MODES)}")
-    if concepts is not None:
-        check_concept_count(concepts)
     size = Resolution.parse(resolution)
     shown = Resolution.parse(view_size) if view_size else None
     stream, label = _frames(source, size)  # a bad source fails before a model loads
+    options = ViewOptions(views=("grid",), **(settings or {}))  # bad options fail before a model loads too
     engine = Engine.load(model, weights, device=device, progress=progress)
-    views = (*LIVE_VIEWS, *(("backprop",) if backprop != "off" else ()), *(("concepts",) if concepts else ()))
-    if engine.blocks:  # a transformer: its attention (grid and frame), token norms and prefix tokens too
-        views = (*views, *TRANSFORMER_VIEWS)
-    options = ViewOptions(
+    options = options.with_(
         layer=layer,
-        views=views,
+        views=tuple(dict.fromkeys((*live_views(transformer=bool(engine.blocks)), *views))),
         display_size=shown and (shown.width, shown.height),
-        backprop=backprop,
-        concept_count=concepts or VIEW_DEFAULTS["concept_count"],
     )
     visualizer = Visualizer(engine, options)
     layer_info = visualizer.layer_info(options)
     layer_path = layer_info.path
-    if concepts is not None:
-        check_layer(layer_info, concepts)
+    visualizer.check(options)
+    backward = any(visualizer.producer(n).backward(engine, layer_info, options) for n in options.views)
+    timed_by_views = [f"{name}_ms" for name in options.views]
 
-    stage_ms: dict[str, list[float]] = {stage: [] for stage in (*STAGES, CONCEPTS_STAGE)}
+    stage_ms: dict[str, list[float]] = {stage: [] for stage in STAGES}
     pipeline_ms: list[float] = []
     bare_ms: list[float] = []
 
@@ -150,13 +130,14 @@ def run_bench(
             stage_ms["decode"].append((decoded - frame_start) * 1000)
             for stage, ms in views.timings_ms.items():
                 stage_ms[stage].append(ms)
-            if "concepts_summary" in views.values:
-                stage_ms[CONCEPTS_STAGE].append(views.values["concepts_summary"].milliseconds)
+            for name in timed_by_views:
+                if name in views.values:
+                    stage_ms.setdefault(name.removesuffix("_ms"), []).append(float(views.values[name]))
             pipeline_ms.append((done - frame_start) * 1000)
 
     def bare(x: torch.Tensor) -> None:
         start = time.perf_counter()
-        if backprop == "off":
+        if not backward:
             engine.forward(x)
         else:
             bare_forward_backward(engine.model, x, layer_path)
@@ -198,10 +179,9 @@ def run_bench(
         "bare_forward_ms": _percentiles(bare_ms),
         "stages_ms": {stage: _percentiles(values) for stage, values in stage_ms.items() if values},
         "overhead_ratio": pipeline_p50 / bare_p50,
-        "backprop": backprop,
-        "concepts": concepts,
-        "baseline": "bare forward" if backprop == "off" else "bare forward + backward",
-        "views": list(views),
+        "options": {name: value for name, value in options.settings},
+        "baseline": "bare forward + backward" if backward else "bare forward",
+        "views": list(options.views),
     }
 
 
@@ -225,7 +205,7 @@ def format_report(report: dict) -> str:
         f"{report['model']} [{report['weights']}] on {report['device']} ({report['device_name']}, "
         f"{report['torch_threads']} threads), {report['source']}, overlay {report['view_size']}, "
         f"layer {report['layer']}, {report['frames']} frames"
-        + (f", {report['concepts']} concepts (their NMF is a part of render)" if report.get("concepts") else ""),
+        + "".join(f", {name} {value}" for name, value in report["options"].items()),
         f"pipeline {report['fps']:.1f} fps, {report['baseline']} {report['bare_fps']:.1f} fps, "
         f"overhead_ratio {report['overhead_ratio']:.3f}",
         f"{'stage':<24}{'p50 ms':>9}{'p95 ms':>9}",

@@ -56,3 +56,62 @@ def load_engine(args: argparse.Namespace, *, progress: bool = True):
     if notice:
         print(f"livevis: {notice}", file=sys.stderr)
     return engine
+
+
+def add_view_options(parser: argparse.ArgumentParser) -> None:
+    """`--view NAME` and a flag for each view option that declares one (`--backprop`, `--concepts`, a
+    plug-in's own), from the views' declarations (`livevis.views`)."""
+    from livevis import views
+
+    named = ", ".join(
+        f"{name} ({spec.description})" if spec.description else name
+        for name, spec in views.all_views().items()
+        if spec.pictures and not spec.rendered
+    )
+    group = parser.add_argument_group("views", "pictures beyond those drawn by default (grid, overlay, ...)")
+    group.add_argument(
+        "--view", action="append", default=[], metavar="NAME", help=f"also draw this view (repeat for several): {named}"
+    )
+    for option in views.options().values():
+        if option.flag:
+            group.add_argument(
+                option.flag,
+                dest=option.name,
+                type=_argument(option.parse),
+                help=option.help,
+                metavar=option.name.upper(),
+            )
+
+
+def _argument(parse):
+    """A view option's parser, its ValueError one line of argparse's."""
+
+    def parsed(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parsed
+
+
+def asked_views(args: argparse.Namespace, default: tuple[str, ...]) -> tuple[tuple[str, ...], dict]:
+    """The views the arguments ask for (`default`, those named by --view, and those whose flags were given)
+    and the view options given."""
+    from livevis import views
+    from livevis.models.errors import OptionError
+
+    given = {
+        name: getattr(args, name)
+        for name, o in views.options().items()
+        if o.flag and getattr(args, name, None) is not None
+    }
+    asked = list(default)
+    for name in args.view:
+        try:
+            views.view(name)
+        except ValueError as exc:  # an unknown name: the views there are
+            raise OptionError(f"--view: {exc}") from None
+        asked.append(name)
+    asked += [name for name, spec in views.all_views().items() if any(o.name in given for o in spec.options)]
+    return tuple(dict.fromkeys(asked)), given

@@ -1,4 +1,8 @@
-"""`livevis render`: the views of one image, video frame or folder of images, as PNG files."""
+"""`livevis render`: the views of one image, video frame or folder of images, as PNG files.
+
+Which views are drawn, the flags that set their options, what is printed and saved of each: all of it comes
+from the views' declarations (`livevis.views`), so a plug-in's view renders here as livevis's own do.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from livevis.app.commands.common import add_model_options, load_engine
-from livevis.state import VIEW_DEFAULTS
+from livevis.app.commands.common import add_model_options, add_view_options, asked_views, load_engine
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -16,8 +19,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     render.add_argument(
         "input",
         metavar="INPUT",
-        help="an image file, a video file, a folder of images, or a "
-        "stream URL (http://PHONE:8080/video, rtsp://...: its current frame)",
+        help="an image file, a video file, a folder of images, or a stream URL (http://PHONE:8080/video, "
+        "rtsp://...: its current frame)",
     )
     add_model_options(render)
     render.add_argument("--layer", help="module path or friendly name (default: the model's default layer)")
@@ -27,69 +30,34 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     render.add_argument("--gamma", type=float, default=1.0, help="gamma boost, < 1 lifts weak responses")
     render.add_argument("--boost", type=float, default=0.0, help="per-channel boost in [0, 1]")
     render.add_argument("--overlay-mode", default="overlay", help="overlay (default) or mask")
+    render.add_argument(
+        "--class",
+        dest="class_index",
+        type=int,
+        metavar="K",
+        help="the class the explanations explain (Grad-CAM; default: the top-1)",
+    )
     render.add_argument("--frame", type=int, default=0, metavar="N", help="frame of a video (default: 0)")
     render.add_argument("--out", default="out", metavar="DIR", help="output folder (default: out)")
     render.add_argument(
-        "--save-activations", action="store_true", help="also write DIR/activations.npz (input, activation, top-5)"
+        "--save-activations",
+        action="store_true",
+        help="also write DIR/activations.npz (input, activation, and what each view saves)",
     )
-
-    unit = render.add_argument_group("unit analysis")
-    unit.add_argument(
-        "--backprop",
-        default="off",
-        metavar="MODE",
-        help="also write backprop.png: grad, deconv or guided (what drives the channel) or gradcam",
-    )
-    unit.add_argument(
-        "--backprop-view",
-        default=VIEW_DEFAULTS["backprop_view"],
-        metavar="VIEW",
-        help="raw, gray, norm or normblur (default: the gradient's norm, blurred)",
-    )
-    unit.add_argument(
-        "--class", dest="class_index", type=int, metavar="K", help="the class Grad-CAM explains (default: the top-1)"
-    )
-    unit.add_argument(
-        "--gradcam-layer",
-        metavar="LAYER",
-        help="the layer Grad-CAM explains the class at (default: the last layer with maps)",
-    )
-    unit.add_argument(
+    render.add_argument(
         "--at",
         type=_point,
         metavar="X,Y",
         help="rank the layer's channels by their activation at this frame pixel (top 10)",
     )
-    unit.add_argument(
-        "--concepts",
-        type=int,
-        metavar="K",
-        help="also write concepts.png: the layer cut into K concepts (2-12) by NMF, on the frame, with "
-        "each one's top channels (and classes where the layer feeds the classifier)",
-    )
-    vit = render.add_argument_group("transformers")
-    vit.add_argument(
-        "--attention",
-        default="heads",
-        metavar="MODE",
-        help="attention.png and attention_overlay.png: heads (default: every head at the layer's "
-        "block), rollout (up to it) or off",
-    )
-    vit.add_argument(
-        "--head", type=int, default=-1, metavar="H", help="the head drawn on the frame (default: the mean of the heads)"
-    )
-    vit.add_argument(
-        "--query",
-        type=_cell,
-        metavar="ROW,COL",
-        help="ask attention from this patch-grid cell (default: the class token)",
-    )
     render.add_argument(
         "--all-frames",
         action="store_true",
-        help="every frame of a video: DIR/overlay.mp4 and DIR/grid.mp4 (and backprop.mp4, concepts.mp4)",
+        help="every frame of a video: one video per picture a recording keeps (overlay.mp4, "
+        "grid.mp4, backprop.mp4, ...)",
     )
     render.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    add_view_options(render)
     render.set_defaults(handler=run)
 
 
@@ -101,108 +69,124 @@ def _point(text: str) -> tuple[float, float]:
     return x, y
 
 
-def _cell(text: str) -> tuple[int, int]:
-    try:
-        row, col = (int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a grid cell ROW,COL (for example 3,7)") from None
-    if row < 0 or col < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: a cell's row and column count from 0")
-    return row, col
-
-
 def run(args: argparse.Namespace) -> int:
     from livevis.app.sources.files import read_frame, scan_folder
     from livevis.models import Visualizer
     from livevis.models.errors import InputError, OptionError
     from livevis.models.render.base import grid_layout, tile_of
-    from livevis.models.transformers.views import TRANSFORMER_VIEWS
 
-    # bad input fails before a model loads
-    options = _options(args)
+    options = _options(args)  # bad options fail before a model loads
     if args.all_frames:
         return _render_video(args)
     batch = Path(args.input).is_dir()
     if batch:
         if args.frame:
             raise InputError("--frame is for a video, not a folder of images")
+        if args.at is not None:
+            raise InputError("--at is for one image or video frame, not a folder")
         folder = scan_folder(args.input)
-        images = folder.images
     else:
         first = read_frame(args.input, args.frame)
-    if args.at is not None:
-        if batch:
-            raise InputError("--at is for one image or video frame, not a folder")
-        height, width = first.shape[:2]
-        if not (0 <= args.at[0] < width and 0 <= args.at[1] < height):
-            raise InputError(f"--at {args.at[0]:g},{args.at[1]:g} is outside the frame ({width} x {height} pixels)")
+        if args.at is not None:
+            height, width = first.shape[:2]
+            if not (0 <= args.at[0] < width and 0 <= args.at[1] < height):
+                raise InputError(f"--at {args.at[0]:g},{args.at[1]:g} is outside the frame ({width} x {height} pixels)")
     engine = load_engine(args)
     visualizer = Visualizer(engine, options)
     layer = visualizer.layer_info(options)
     visualizer.check_channel(layer, args.channel)
-    if args.concepts is not None:
-        from livevis.models.concepts import check_layer
-
-        check_layer(layer, args.concepts)
     if args.class_index is not None and not 0 <= args.class_index < len(engine.categories):
         raise OptionError(
             f"class {args.class_index} is out of range: {engine.name} has classes 0..{len(engine.categories) - 1}"
         )
+    visualizer.check(options)
     natural = grid_layout(layer.channels, *tile_of(layer.shape))
     options = options.with_(grid_scale=max(1, 720 // max(natural.width, natural.height)))
-    if engine.blocks:  # a transformer: its attention, token norms and prefix tokens as well
-        _check_query(args.query, engine.block_of(layer) or layer)
-        options = options.with_(views=(*options.views, *TRANSFORMER_VIEWS))
-    written = ", activations.npz" if args.save_activations else ""
     header = f"{engine.name} [{engine.weights.label}] on {engine.device}: {layer.name} ({layer.path})"
     header += f" channel {args.channel}"
     if not batch:
-        views = _render_to(Path(args.out), visualizer, first, options, args.save_activations)
+        views, written = _render_to(Path(args.out), visualizer, first, options, args.save_activations)
         units = _units_at(visualizer, args.at, layer) if args.at is not None else None
         if args.json:
-            print(json.dumps(_summary(engine, layer, views, units, Path(args.out), written), indent=1))
+            print(json.dumps({**_about(visualizer, layer, views), "units_at": units, "written": written}, indent=1))
             return 0
-        print(f"{header}, peak {views.peak.value:.3g} at frame x={views.peak.frame_xy[0]} y={views.peak.frame_xy[1]}")
-        for rank, prediction in enumerate(views.top5, 1):
-            print(f"{rank}. {prediction.label:<32} {prediction.probability:.4f}")
-        if args.backprop in ("deconv", "guided") and views.values.get("backprop_rule_count") == 0:
-            print(f"note: no ReLU in {engine.name} (GELU and the like): {args.backprop} is the plain gradient here")
-        if "concepts_summary" in views.values:
-            _print_concepts(views.values["concepts_summary"])
+        print(header)
+        for line in _report(visualizer, views):
+            print(line)
         if units is not None:
             print(f"units of {layer.name} at frame x={args.at[0]:g} y={args.at[1]:g} (cell {units['cell']}):")
             for rank, unit in enumerate(units["top"], 1):
                 print(f"{rank:>2}. channel {unit['channel']:<5} {unit['value']:.4g}")
-        print(f"wrote {args.out}/{', '.join(f'{name}.png' for name in views.images)}{written}")
+        print(f"wrote {args.out}/{', '.join(Path(name).name for name in written)}")
         return 0
-    print(header)
-    rendered, folders = 0, set()
-    for path in images:
+    return _render_folder(args, visualizer, folder, options, header)
+
+
+def _render_folder(args, visualizer, folder, options, header: str) -> int:
+    """Each readable image of a folder into a folder of its own; a line (or, with --json, one object) for the
+    whole run, the unreadable files with why."""
+    from livevis.app.sources.files import read_frame
+    from livevis.models.errors import InputError
+
+    images, skipped, names = [], [{"file": str(s.path), "reason": s.reason} for s in folder.skipped], set()
+    if not args.json:
+        print(header)
+    for path in folder.images:
         try:
             frame = read_frame(path)
         except InputError as exc:
-            print(f"skipped: {exc}", file=sys.stderr)
+            skipped.append({"file": str(path), "reason": str(exc)})
+            if not args.json:
+                print(f"skipped: {exc}", file=sys.stderr)
             continue
-        name = path.stem if path.stem not in folders else path.name  # a.jpg and a.png both keep a folder
-        folders.add(name)
-        views = _render_to(Path(args.out) / name, visualizer, frame, options, args.save_activations)
-        best = views.top5[0]
-        print(f"{path.name}: {best.label} {best.probability:.4f}, peak {views.peak.value:.3g} -> {args.out}/{name}/")
-        rendered += 1
-    if folder.skipped:
+        name = path.stem if path.stem not in names else path.name  # a.jpg and a.png both keep a folder
+        names.add(name)
+        views, written = _render_to(Path(args.out) / name, visualizer, frame, options, args.save_activations)
+        images.append({"file": str(path), **_about(visualizer, views.layer, views), "written": written})
+        if not args.json:
+            first_lines = [lines[0] for lines in _reports(visualizer, views) if lines]
+            print(f"{path.name}: {'; '.join(first_lines)} -> {args.out}/{name}/")
+    if args.json:
+        print(json.dumps({"folder": str(args.input), "images": images, "skipped": skipped}, indent=1))
+    elif folder.skipped:
         print(f"livevis: {folder.skipped_summary()}", file=sys.stderr)
-    if not rendered:
-        raise InputError(f"none of the {len(images)} images in {args.input} could be read")
-    print(f"wrote {', '.join(f'{name}.png' for name in views.images)}{written} for {rendered} of {len(images)} images")
+    if not images:
+        raise InputError(f"none of the {len(folder.images)} images in {args.input} could be read")
+    if not args.json:
+        files = ", ".join(Path(name).name for name in images[-1]["written"])
+        print(f"wrote {files} for {len(images)} of {len(folder.images)} images")
     return 0
 
 
-def _check_query(query: tuple[int, int] | None, block) -> None:
-    from livevis.models.errors import OptionError
+def _reports(visualizer, views) -> list[list[str]]:
+    """What each view drawn says of the frame, view by view."""
+    engine = visualizer.engine
+    return [visualizer.producer(name).report(views.values, engine) for name in views.views if _drew(name, views)]
 
-    if query is not None and not (block.is_spatial and query[0] < block.shape[1] and query[1] < block.shape[2]):
-        grid = " x ".join(map(str, block.shape[1:]))
-        raise OptionError(f"--query {query[0]},{query[1]} is outside {block.name}'s {grid} patch grid")
+
+def _report(visualizer, views) -> list[str]:
+    return [line for lines in _reports(visualizer, views) for line in lines]
+
+
+def _about(visualizer, layer, views) -> dict:
+    """What `--json` says of one frame: the model, the layer and the crop, and each view's summary."""
+    engine = visualizer.engine
+    about = {
+        "model": engine.name,
+        "weights": engine.weights.label,
+        "layer": layer.path,
+        "layer_name": layer.name,
+        "channel": views.channel,
+        "crop": views.crop.as_array().tolist(),
+    }
+    for name in views.views:
+        about.update(visualizer.producer(name).summary(views.values) if _drew(name, views) else {})
+    return about
+
+
+def _drew(name: str, views) -> bool:
+    """Whether a view gave anything for this frame (a transformer's view gives nothing for other networks)."""
+    return name in views.drawn
 
 
 def _units_at(visualizer, at: tuple[float, float], layer) -> dict:
@@ -222,86 +206,33 @@ def _units_at(visualizer, at: tuple[float, float], layer) -> dict:
     }
 
 
-def _summary(engine, layer, views, units: dict | None, out: Path, written: str) -> dict:
-    """What `--json` prints for one frame."""
-    return {
-        "model": engine.name,
-        "weights": engine.weights.label,
-        "layer": layer.path,
-        "layer_name": layer.name,
-        "channel": views.channel,
-        "peak": {"value": views.peak.value, "cell": list(views.peak.cell), "frame_xy": list(views.peak.frame_xy)},
-        "top5": [{"index": p.index, "label": p.label, "probability": p.probability} for p in views.top5],
-        "units_at": units,
-        "backprop_rule_count": views.values.get("backprop_rule_count"),
-        "concepts": _concepts_json(views.values.get("concepts_summary")),
-        "gradcam_class": views.values.get("backprop_class"),
-        "attention": None
-        if "attention_block" not in views.values
-        else {
-            "block": views.values["attention_block"],
-            "mode": views.values["attention_mode"],
-            "query": views.values["attention_query_cell"],
-            "heads": views.values["attention_layout"].channels,
-        },
-        "token_outliers": views.values.get("token_outliers"),
-        "written": [str(out / f"{name}.png") for name in views.images]
-        + ([str(out / "activations.npz")] if written else []),
-    }
-
-
-def _print_concepts(summary) -> None:
-    print(f"{len(summary.concepts)} concepts ({summary.milliseconds:.1f} ms); {summary.note}:")
-    for number, concept in enumerate(summary.concepts, 1):
-        classes = ", ".join(f"{label} {p:.2f}" for label, p in concept.classes)
-        channels = ", ".join(str(c) for c, _ in concept.channels)
-        named = f"; {classes}" if classes else ""
-        print(f"{number:>2}. {concept.share:4.0%} of the map, channels {channels}{named}")
-
-
-def _concepts_json(summary) -> list | None:
-    if summary is None:
-        return None
-    return [
-        {
-            "colour": list(c.rgb),
-            "share": c.share,
-            "channels": [channel for channel, _ in c.channels],
-            "classes": [{"label": label, "probability": p} for label, p in c.classes],
-        }
-        for c in summary.concepts
-    ]
-
-
 def _render_to(folder: Path, visualizer, frame, options, save_npz: bool):
-    """One frame's views as PNGs (and the activations) in `folder`; concepts.png with its legend."""
+    """One frame's views as PNGs (as each view writes its pictures: concepts.png with its legend), and the
+    activations, in `folder`; the views and the files written."""
     from livevis.models.data.output import output_folder, save_images
     from livevis.models.pipeline import save_activations
 
     views = visualizer.process(frame, options, with_activations=save_npz, frame_key=folder)
     out = output_folder(folder)
+    title = f"{visualizer.engine.name} {views.layer.name}"
     images = dict(views.images)
-    if "concepts" in images:
-        from livevis.models.concepts.images import concepts_figure
-
-        summary = views.values["concepts_summary"]
-        title = f"{visualizer.engine.name} {views.layer.name}: {len(summary.concepts)} concepts"
-        images["concepts"] = concepts_figure(images["concepts"], summary, title)
+    for name in views.views:
+        images.update(visualizer.producer(name).for_file(images, views.values, title))
     save_images(out, images)
+    written = [str(out / f"{name}.png") for name, image in images.items() if image.size]
     if save_npz:
         save_activations(out / "activations.npz", views)
-    return views
+        written.append(str(out / "activations.npz"))
+    return views, written
 
 
-def _options(args: argparse.Namespace):
+def _options(args: argparse.Namespace, views: tuple[str, ...] | None = None):
+    """The render request the arguments make: the views drawn by default and those asked for, each image on
+    its own (`sequence=False`) unless `views` are given for the frames of a video."""
     from livevis.models import ViewOptions
-    from livevis.models.views import DEFAULT_VIEWS
+    from livevis.models.pipeline import rendered_views
 
-    concepts = (
-        {}
-        if args.concepts is None
-        else {"views": (*DEFAULT_VIEWS, "concepts"), "concept_count": args.concepts, "concept_warm_start": False}
-    )
+    asked, given = asked_views(args, rendered_views() if views is None else views)
     return ViewOptions(
         layer=args.layer,
         channel=args.channel,
@@ -310,14 +241,10 @@ def _options(args: argparse.Namespace):
         gamma=args.gamma,
         boost=args.boost,
         overlay_mode=args.overlay_mode,
-        backprop=args.backprop,
-        backprop_view=args.backprop_view,
         class_index=args.class_index,
-        attention=args.attention,
-        attention_head=args.head,
-        attention_query=args.query,
-        gradcam_layer=args.gradcam_layer,
-        **concepts,
+        views=asked,
+        sequence=views is not None,
+        **given,
     )
 
 
@@ -326,12 +253,13 @@ def _render_video(args: argparse.Namespace) -> int:
     import cv2
     from tqdm import tqdm
 
-    from livevis.app.sources.files import is_video_path
+    from livevis import views as declared
     from livevis.app.sources.network import is_stream_url
     from livevis.models import Visualizer
     from livevis.models.data.images import check_regular_file
-    from livevis.models.data.videos import ViewVideos, open_video
+    from livevis.models.data.videos import ViewVideos, is_video_path, open_video
     from livevis.models.errors import InputError
+    from livevis.models.pipeline import rendered_views
 
     if is_stream_url(args.input):
         raise InputError(
@@ -344,17 +272,15 @@ def _render_video(args: argparse.Namespace) -> int:
     capture = open_video(path)
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     fps = capture.get(cv2.CAP_PROP_FPS)
-    options = _options(args)
+    # the views that leave pictures in a recording, each frame following the last (as in the app)
+    recorded = tuple(name for name in rendered_views() if declared.view(name).recorded)
+    options = _options(args, recorded)
+    options = options.with_(views=tuple(name for name in options.views if declared.view(name).recorded))
+    kept = {picture for name in options.views for picture in declared.view(name).recorded}
     visualizer = Visualizer(load_engine(args), options)
     layer = visualizer.layer_info(options)
     visualizer.check_channel(layer, args.channel)
-    views = ("grid", "overlay", "backprop", "peak")
-    if args.concepts is not None:  # concepts.mp4: each frame's concepts follow the frames, as in the app
-        from livevis.models.concepts import check_layer
-
-        check_layer(layer, args.concepts)
-        views, options = (*views, "concepts"), options.with_(concept_warm_start=True)
-    options = options.with_(views=views)
+    visualizer.check(options)
     videos = ViewVideos(Path(args.out), fps if 1 <= fps <= 240 else 25.0)
     try:
         with tqdm(total=total or None, desc=path.name, unit="frame", disable=args.json) as bar:
@@ -363,7 +289,7 @@ def _render_video(args: argparse.Namespace) -> int:
                 if not ok:
                     break
                 views = visualizer.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), options)
-                videos.write(views.images)
+                videos.write({name: image for name, image in views.images.items() if name in kept})
                 bar.update()
     finally:
         capture.release()

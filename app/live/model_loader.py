@@ -7,6 +7,7 @@ one still loading. A download reports its progress; `cancel_download` stops it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from PyQt6.QtCore import QObject, pyqtSignal
@@ -14,6 +15,15 @@ from PyQt6.QtCore import QObject, pyqtSignal
 from livevis.app.live.jobs import Job, JobRunner
 from livevis.models import Engine, Visualizer, available_devices, model_names
 from livevis.models.progress import Progress
+
+
+class LayerRow(NamedTuple):
+    """A layer as the window lists it."""
+
+    path: str
+    name: str
+    shape: tuple[int, ...]
+    """Its output per frame: (C, H, W) for maps, (F,) for a vector."""
 
 
 @dataclass(frozen=True)
@@ -24,7 +34,7 @@ class ModelInfo:
     device: str
     weights: str
     trained: bool
-    layers: tuple[tuple[str, str, tuple[int, ...]], ...]
+    layers: tuple[LayerRow, ...]
     default_layer: str
     """The path of the layer a model shows when none is chosen."""
     categories: tuple[str, ...] = ()
@@ -38,9 +48,9 @@ class ModelInfo:
     transformer: bool = False
     """Its layers are token maps and it has attention blocks."""
 
-    def find(self, path: str) -> tuple[str, str, tuple[int, ...]] | None:
-        """(path, name, shape) of a layer by its path."""
-        return next((row for row in self.layers if row[0] == path), None)
+    def find(self, path: str) -> LayerRow | None:
+        """A layer by its path."""
+        return next((row for row in self.layers if row.path == path), None)
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,7 @@ def model_info(engine: Engine, notice: str | None = None) -> ModelInfo:
         device=str(engine.device),
         weights=engine.weights.label,
         trained=engine.weights.trained,
-        layers=tuple((layer.path, layer.name, layer.shape) for layer in engine.layers),
+        layers=tuple(LayerRow(layer.path, layer.name, layer.shape) for layer in engine.layers),
         default_layer=engine.layer().path,
         categories=tuple(engine.categories),
         notice=notice,

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import QThread, pyqtSignal
 
+from livevis import views as declared
 from livevis.app.live.jobs import describe_failure
 from livevis.models.data.videos import ViewVideos
 
@@ -64,11 +65,9 @@ class Recorder(QThread):
 
 
 class RecordingControl:
-    """`r` in the window: records the frame with the overlay, the grid and the backprop pane (when on)
-    into a new folder beside the snapshots, until pressed again."""
-
-    VIEWS = ("overlay", "grid", "backprop", "concepts", "attention_overlay", "token_norms")
-    """What a recording keeps, where shown: a transformer adds its attention and token norms on the frame."""
+    """`r` in the window: records what the views shown declare for recordings (`ViewSpec.recorded`: the
+    overlay, the grid, backprop, concepts, a transformer's attention and token norms on the frame) into a new
+    folder beside the snapshots, one video per picture, until pressed again."""
 
     def __init__(self, window):
         self.window = window
@@ -101,7 +100,8 @@ class RecordingControl:
 
     def offer(self, views) -> None:
         if self.recorder is not None:
-            self.recorder.offer({name: views.images.get(name) for name in self.VIEWS if name in views.images})
+            kept = {name for view in views.views for name in declared.view(view).recorded}
+            self.recorder.offer({name: image for name, image in views.images.items() if name in kept})
 
     def _finished(self, folder: str, frames: dict) -> None:
         self.last_folder, self.last_frames = folder, frames

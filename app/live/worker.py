@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +32,6 @@ class LiveResult:
     sequence: int
     source: str
     options: ViewOptions
-    processed_ms: float
     still: bool = False
 
 
@@ -208,15 +206,13 @@ class InferenceWorker(QThread):
         snapshots: list[Path],
         prepared: PreparedFrame | None = None,
     ):
-        start = time.perf_counter()
         views = visualizer.process(
             prepared or frame.image, options, with_activations=bool(snapshots), frame_key=frame.sequence
         )
         self.processed += 1
-        elapsed = (time.perf_counter() - start) * 1000.0
         if not snapshots:  # saving takes a while: the frame after it should be the newest then
             self._prepare_next(visualizer)
-        self._deliver(LiveResult(views, frame.captured_at, frame.sequence, frame.source, options, elapsed, frame.still))
+        self._deliver(LiveResult(views, frame.captured_at, frame.sequence, frame.source, options, frame.still))
         for folder in snapshots:
             try:
                 self.snapshot_saved.emit(str(save_snapshot(folder, views, frame.source)))

@@ -9,7 +9,6 @@ fitting, crops, optimised images) as background jobs and sets the live state's `
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,20 +25,20 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from livevis.app.live.jobs import Job, JobRunner
-from livevis.app.panes.base import Pane
-from livevis.app.sources.files import read_frame
+from livevis.app.live.jobs import Job
+from livevis.app.panes.base import Pane, PaneServices
+from livevis.app.sources.files import read_entry, read_frame
 from livevis.models.atlas.mining import mined_folders
 from livevis.models.atlas.mosaics import mosaic
 from livevis.models.concepts.dataset import fit_concepts, load_concepts, read_concept_set
 from livevis.models.concepts.images import cached_concept_image, concept_crops, concept_image, crops_strip
 from livevis.models.progress import Progress, report
-from livevis.state import CONCEPT_COUNTS, LiveState
+from livevis.views import ViewSpec
+from livevis.views.concepts import CONCEPT_COUNTS
 from livevis.widgets.concept_legend import ConceptLegend, LegendRow
 from livevis.widgets.image_view import ImageView
 
 if TYPE_CHECKING:
-    from livevis.app.window.status_line import StatusLine
     from livevis.models import Engine
 
 THIS_FRAME = "this frame"
@@ -48,9 +47,9 @@ PREVIEW_EVERY = 16
 
 
 class ConceptsPane(Pane):
-    """Shown while the state's `concepts` is on; asks for the `concepts` view."""
+    """Shown while the state's `concepts` is on; asks for the `concepts` view. Its `controller` runs the work
+    on folders in the background."""
 
-    views = ("concepts",)
     source_chosen = pyqtSignal(str)
     """A mined folder, or "" for each frame's own concepts."""
     fit_requested = pyqtSignal()
@@ -59,8 +58,8 @@ class ConceptsPane(Pane):
     concept_chosen = pyqtSignal(int)
     """A concept of a folder (its index), to show its crops and optimised image."""
 
-    def __init__(self, state: LiveState, parent: QWidget | None = None):
-        super().__init__(state, parent)
+    def __init__(self, state, spec: ViewSpec, services: PaneServices, parent: QWidget | None = None):
+        super().__init__(state, spec, services, parent)
         self.set_title("concepts (x: on/off)")
         self.title = QLabel("concepts (x: on/off)")
         self.count = QSpinBox()
@@ -127,6 +126,7 @@ class ConceptsPane(Pane):
         self.set_folders([], None)
         self.set_running(False)
         state.events.concepts.connect(lambda on: self.wanted.emit(on))
+        self.controller = ConceptsController(self, state, services)
 
     @property
     def active(self) -> bool:
@@ -226,12 +226,8 @@ def _strips(found, *, progress: Progress) -> dict[int, np.ndarray]:
     strips = {}
     for index in range(found.k):
         report(progress, "the concepts' top crops", index, found.k)
-        strips[index] = crops_strip(concept_crops(found, index, _read_entry, tile=64))
+        strips[index] = crops_strip(concept_crops(found, index, read_entry, tile=64))
     return strips
-
-
-def _read_entry(entry) -> np.ndarray:
-    return read_frame(entry.path, entry.frame or 0)
 
 
 def folder_concepts(
@@ -253,7 +249,7 @@ def concept_details(file: str, index: int, *, progress: Progress) -> tuple[np.nd
     found = read_concept_set(file)
     if found is None:
         return np.zeros((1, 1, 3), np.uint8), None
-    return mosaic(concept_crops(found, index, _read_entry)), cached_concept_image(found, index)
+    return mosaic(concept_crops(found, index, read_entry)), cached_concept_image(found, index)
 
 
 def optimised_concept(engine: Engine, file: str, index: int, *, progress: Progress, partial) -> np.ndarray:
@@ -270,20 +266,12 @@ def optimised_concept(engine: Engine, file: str, index: int, *, progress: Progre
 
 
 class ConceptsController:
-    """Drives `pane` for the state's layer and number of concepts, running its folder work on `runner`;
-    `engine` gives the running model (None while none is loaded)."""
+    """Drives `pane` for the state's layer and number of concepts, running its folder work in the background
+    (the services' runner, on the model running now)."""
 
-    def __init__(
-        self,
-        pane: ConceptsPane,
-        state: LiveState,
-        runner: JobRunner,
-        engine: Callable[[], Engine | None],
-        status: StatusLine,
-        notice: Callable[[str], None],
-    ):
-        self.pane, self.state, self.runner, self.engine = pane, state, runner, engine
-        self.status, self.notice = status, notice
+    def __init__(self, pane: ConceptsPane, state, services: PaneServices):
+        self.pane, self.state, self.services = pane, state, services
+        self.runner, self.engine, self.notice = services.runner, services.engine, services.notice
         self.folder: str | None = None
         self._fitting: Job | None = None
         self._optimising: Job | None = None
@@ -353,7 +341,7 @@ class ConceptsController:
             self._fitting = job
             self.pane.set_running(True)
             job.progressed.connect(lambda _what, done, total: self.pane.set_progress(done, total))
-            job.cancelled.connect(lambda: self.status.message("fitting cancelled", 4000))
+            job.cancelled.connect(lambda: self.services.message("fitting cancelled", 4000))
             job.ended.connect(self._fit_ended)
 
     def _fit_ended(self) -> None:

@@ -1,29 +1,67 @@
-"""The grid pane: every channel of the selected layer."""
+"""The grid pane: every channel of the selected layer; the arrow keys move the selection in it."""
 
 from __future__ import annotations
 
-from PyQt6.QtWidgets import (
-    QWidget,
-)
+from PyQt6.QtWidgets import QWidget
 
-from livevis.app.panes.base import Pane, column
-from livevis.state import LiveState
+from livevis.app.panes.base import Pane, PaneServices, column
+from livevis.app.window.action_spec import ActionSpec
+from livevis.views import ViewSpec
 from livevis.widgets.channel_grid import ChannelGrid
 
 
 class GridPane(Pane):
-    """Every channel of the selected layer; the state's channel outlined."""
+    """Every channel of the selected layer; the state's channel outlined. Its layout follows the pane's shape,
+    so the tiles come out as large as the pane allows."""
 
-    views = ("grid",)
+    ACTIONS = (
+        ActionSpec("left", "Channel left", ("Left", "J"), "select the channel to the left", "move_left"),
+        ActionSpec("right", "Channel right", ("Right", "L"), "select the channel to the right", "move_right"),
+        ActionSpec("up", "Channel above", ("Up", "I"), "select the channel above", "move_up"),
+        ActionSpec("down", "Channel below", ("Down", "K"), "select the channel below", "move_down"),
+    )
     computed_while_closed = True
 
-    def __init__(self, state: LiveState, parent: QWidget | None = None):
-        super().__init__(state, parent)
+    def __init__(self, state, spec: ViewSpec, services: PaneServices, parent: QWidget | None = None):
+        super().__init__(state, spec, services, parent)
         self.grid = ChannelGrid(state)
+        self.grid.resized.connect(lambda *_: self.display_changed.emit())
         self.setLayout(column(self.grid))
         self.set_title("layer")
+        self._aspect: float | None = None
+
+    def request(self) -> dict:
+        width, height = self.grid.width(), self.grid.height()
+        if min(width, height) <= 16:
+            return {}
+        aspect = round(width / height, 2)
+        if self._aspect is None or abs(aspect / self._aspect - 1) > 0.05:  # not a new layout for every pixel
+            self._aspect = aspect
+        return {"grid_aspect": self._aspect}
+
+    def _move(self, rows: int, cols: int) -> None:
+        geometry = self.grid.geometry_
+        if geometry is not None:
+            self.state.channel = geometry.moved(self.state.channel, rows, cols)
+
+    def move_left(self) -> None:
+        self._move(0, -1)
+
+    def move_right(self) -> None:
+        self._move(0, 1)
+
+    def move_up(self) -> None:
+        self._move(-1, 0)
+
+    def move_down(self) -> None:
+        self._move(1, 0)
+
+    @property
+    def paint_ms(self) -> float:
+        return self.grid.last_paint_ms
 
     def show_result(self, result, model):
         views = result.views
-        self.grid.set_grid(views.grid, views.grid_layout, views.channel_max, views.channel_mean)
+        values = views.values
+        self.grid.set_grid(views.images["grid"], values["grid_layout"], values["channel_max"], values["channel_mean"])
         self.set_title(f"{views.layer.label}  ({views.layer.channels} channels; click or arrows to pick)")

@@ -3,33 +3,25 @@ at once), with previews, progress and cancel; and the unit's top crops where a f
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QWidget
 
-from livevis.app.live.jobs import Job, JobRunner
-from livevis.app.panes.base import Pane, column
-from livevis.app.sources.files import read_frame
+from livevis.app.live.jobs import Job
+from livevis.app.panes.base import Pane, PaneServices, column
+from livevis.app.sources.files import read_entry, read_frame
 from livevis.models.atlas.mining import load_atlas, mine, mined_folders
 from livevis.models.atlas.mosaics import unit_mosaics
 from livevis.models.dream.run import dream, load_cached, plan
 from livevis.models.progress import Progress, report
-from livevis.state import LiveState
 from livevis.widgets.unit_view import UnitView
 
 if TYPE_CHECKING:
-    from livevis.app.window.status_line import StatusLine
     from livevis.models import Engine
 
 PREVIEW_EVERY = 16
-
-
-def read_entry(entry) -> np.ndarray:
-    """An atlas entry's image (or video frame), as the app reads files."""
-    return read_frame(entry.path, entry.frame or 0)
 
 
 def atlas_of_unit(engine: Engine, layer: str, channel: int, folder: str | None, *, progress: Progress) -> dict:
@@ -73,35 +65,24 @@ class UnitPane(Pane):
     """The selected unit explained: its top images from a mined folder with their deconvolutions, and an
     image optimised to excite it (drawn by the unit controller, not from the live frames)."""
 
-    def __init__(self, state: LiveState, parent: QWidget | None = None):
-        super().__init__(state, parent)
+    def __init__(self, state, spec: None, services: PaneServices, parent: QWidget | None = None):
+        super().__init__(state, None, services, parent)
         self.view = UnitView()
         self.view.title.hide()  # the dock's title says which unit
         self.view.title_changed.connect(lambda text: self.set_title(f"{text} (d optimises an image for it)"))
         self.setLayout(column(self.view))
         self.set_title("unit (d optimises an image for it)")
-
-    def show_result(self, result, model):
-        pass
+        self.controller = UnitController(self.view, state, services)
 
 
 class UnitController:
-    """Drives the unit pane `view` for the unit `state` selects, running its work on `runner`. `engine`
-    gives the running model (None while none is loaded); `open_source` opens a crop's image; errors go to
-    the status line and what must stay seen to `notice`."""
+    """Drives the unit pane `view` for the unit `state` selects, running its work in the background on the
+    model running now; a crop clicked opens its image; errors go to the status line and what must stay seen
+    to the notices."""
 
-    def __init__(
-        self,
-        view: UnitView,
-        state: LiveState,
-        runner: JobRunner,
-        engine: Callable[[], Engine | None],
-        open_source: Callable[[str], None],
-        status: StatusLine,
-        notice: Callable[[str], None],
-    ):
-        self.view, self.state, self.runner, self.engine = view, state, runner, engine
-        self.open_source, self.status, self.notice = open_source, status, notice
+    def __init__(self, view: UnitView, state, services: PaneServices):
+        self.view, self.state, self.services = view, state, services
+        self.runner, self.engine, self.notice = services.runner, services.engine, services.notice
         self._optimising: Job | None = None
         self.refresh_pending = False
         for event in (state.events.layer, state.events.channel, state.events.model):
@@ -157,7 +138,7 @@ class UnitController:
 
     def _open_crop(self, index: int) -> None:
         if index < len(self._entries):
-            self.open_source(str(self._entries[index].path))
+            self.services.open_source(str(self._entries[index].path))
 
     def mine(self, folder: str) -> None:
         """Mines the selected layer's top images in a folder in the background (the live view goes on)."""
@@ -166,10 +147,10 @@ class UnitController:
             return
         engine, layer, _ = unit
         job = self.runner.submit(f"mining {folder}", mine_folder, engine, folder, layer)
-        job.succeeded.connect(lambda count: self.status.message(f"mined {count} images in {folder}", 8000))
+        job.succeeded.connect(lambda count: self.services.message(f"mined {count} images in {folder}", 8000))
         job.succeeded.connect(lambda _count: self.schedule_refresh())
         job.failed.connect(self.notice)
-        job.cancelled.connect(lambda: self.status.message("mining cancelled; it resumes from there", 6000))
+        job.cancelled.connect(lambda: self.services.message("mining cancelled; it resumes from there", 6000))
 
     def _current(self, key: tuple[str, int]) -> bool:
         return key == (self.state.layer, self.state.channel)
@@ -193,11 +174,11 @@ class UnitController:
         job.progressed.connect(lambda _what, done, total: self.view.set_progress(done, total))
         job.succeeded.connect(lambda image: self._show(key, image))
         job.failed.connect(self._show_error)
-        job.cancelled.connect(lambda: self.status.message("optimisation cancelled", 4000))
+        job.cancelled.connect(lambda: self.services.message("optimisation cancelled", 4000))
         job.ended.connect(self._ended)
 
     def _show_error(self, message: str) -> None:
-        self.status.message(message, 10000)
+        self.services.message(message, 10000)
 
     def _ended(self) -> None:
         self._optimising = None

@@ -19,7 +19,7 @@ from livevis.models.data.mnist import mnist_style
 
 if TYPE_CHECKING:
     from livevis.app.live.model_loader import ModelInfo
-    from livevis.app.panes.input import InputPane
+    from livevis.app.panes.base import Pane
 
 DRAW = "draw"
 """The source spec of the drawing pad (`--source draw`)."""
@@ -30,7 +30,7 @@ class DrawSource:
     """Feeds the pad's drawings into the frame slot while it is the source; `close_source` makes the
     capture thread let go of its camera or files meanwhile."""
 
-    def __init__(self, input_pane: InputPane, slot: LatestFrameSlot, close_source: Callable[[str], None]):
+    def __init__(self, input_pane: Pane, slot: LatestFrameSlot, close_source: Callable[[str], None]):
         self.input_pane, self.slot, self.close_source = input_pane, slot, close_source
         self.pad = input_pane.pad
         self.active = False
@@ -53,7 +53,7 @@ class DrawSource:
 
     def fit_model(self, info: ModelInfo) -> None:
         """Ink as the model expects it: white on black for a gray digit model, else black on white."""
-        self.input_shape = tuple(info.layers[0][2])
+        self.input_shape = tuple(info.layers[0].shape)
         self.pad.set_ink(dark_on_light=self.input_shape[0] == 3)
 
     def mnist_like(self) -> bool:

@@ -49,6 +49,11 @@ def read_frame(path: str | Path, index: int = 0) -> np.ndarray:
     return read_video_frame(path, index)
 
 
+def read_entry(entry) -> np.ndarray:
+    """A mined image (an atlas entry: a file, or a frame of a video) as the live view reads files."""
+    return read_frame(entry.path, entry.frame or 0)
+
+
 class SourceGone(InputError):
     """The folder or file being shown was moved or deleted."""
 

@@ -1,41 +1,31 @@
-"""The Live tab: panes that each show some of the views a frame produced, keyed by the views' names, each in
-a dock that can be moved, tabbed, floated (onto a second screen or a projector), closed and reopened from
-the View menu.
+"""The Live tab: one pane per view that has one (see `livevis.views`), each in a dock that can be moved,
+tabbed, floated (onto a second screen or a projector), closed and reopened from View > Panes.
 
-A pane declares the views it shows (`views`) and draws them from a `LiveResult` (`show_result`); the tab asks
-the pipeline for the union of what its open panes show, so a view nobody shows is never computed. `PANES` is
-the one table the docks, their default places, the View menu's entries and the presentation mode are built
-from: adding a pane is one `Pane` subclass and one row.
+The tab asks the pipeline for the views its open panes show, so a view nobody shows is never computed, and
+merges what each pane adds to the request (the sizes it shows pictures at). The docks, their default places,
+the View menu's entries and the presentation mode all come from `pane_specs()`: the views' declarations, plus
+the two panes that serve the selection (the layers and the unit).
 """
 
 from __future__ import annotations
 
+import logging
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from PyQt6.QtCore import QByteArray, QSize, Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import QByteArray, QPointF, QSize, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction
-from PyQt6.QtWidgets import (
-    QDockWidget,
-    QMainWindow,
-    QMenu,
-    QWidget,
-)
+from PyQt6.QtWidgets import QDockWidget, QMainWindow, QMenu, QWidget
 
+from livevis import views as declared
 from livevis.app.live.model_loader import ModelInfo
 from livevis.app.live.worker import LiveResult
-from livevis.app.panes.backprop import BackpropPane
-from livevis.app.panes.base import Pane
-from livevis.app.panes.concepts import ConceptsPane
-from livevis.app.panes.grid import GridPane
-from livevis.app.panes.input import InputPane
+from livevis.app.panes.base import Pane, PaneServices
 from livevis.app.panes.layers import LayersPane
-from livevis.app.panes.predictions import PredictionsPane
-from livevis.app.panes.selected import SelectedPane
-from livevis.app.panes.transformers import AttentionPane, PrefixTokensPane, TokenNormsPane
 from livevis.app.panes.unit import UnitPane
-from livevis.state import LiveState
+from livevis.views import Place, ViewSpec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,39 +34,56 @@ class PaneSpec:
     """The dock's object name, under which its place is saved: never renamed."""
     title: str
     """Its entry in the View menu."""
-    build: Callable[[LiveState], Pane]
-    beside: str = ""
-    """The pane, listed before it, that it is placed beside in the default layout ("" for the first)."""
-    side: str = "right"
-    """right of `beside` (a new column), below it (in its column), or tabbed with it."""
-    share: float = 0.3
-    """Its share of the room in the default layout: of the tab's width for a column, of its column's
-    height for a pane below another."""
-    open: bool = True
-    """Open in the default layout."""
-    presented: bool = False
-    """Shown in the presentation mode (when it is open at all)."""
+    pane: type[Pane] | str
+    """Its class, or where to import it from (a view's pane)."""
+    place: Place
+    view: ViewSpec | None = None
+    """The view it shows (None for the layers and unit panes)."""
 
 
-PANES: tuple[PaneSpec, ...] = (
-    PaneSpec("input", "Input", InputPane, share=0.22),
-    PaneSpec("grid", "Channels of the layer", GridPane, beside="input", share=0.36, presented=True),
-    PaneSpec("selected", "Selected channel", SelectedPane, beside="grid", share=0.42, presented=True),
-    PaneSpec("predictions", "Predictions", PredictionsPane, beside="input", side="below", share=0.2),
-    PaneSpec("layers", "Layers", LayersPane, beside="predictions", side="below", share=0.42),
-    PaneSpec("backprop", "Backprop", BackpropPane, beside="grid", side="below", share=0.45, open=False, presented=True),
-    PaneSpec("unit", "Unit", UnitPane, beside="selected", side="below", share=0.36, open=False),
-    PaneSpec("prefix", "Prefix tokens", PrefixTokensPane, beside="grid", side="below", share=0.18, open=False),
-    PaneSpec("attention", "Attention", AttentionPane, beside="backprop", side="tab", open=False, presented=True),
-    PaneSpec("token_norms", "Token norms", TokenNormsPane, beside="attention", side="tab", open=False),
-    PaneSpec("concepts", "Concepts", ConceptsPane, beside="backprop", side="tab", open=False, presented=True),
+SELECTION_PANES = (
+    PaneSpec("layers", "Layers", LayersPane, Place(beside="predictions", side="below", share=0.42, open=True)),
+    PaneSpec("unit", "Unit", UnitPane, Place(beside="selected", side="below", share=0.36)),
 )
-"""Every pane of the Live tab, in the order the default layout places them."""
-SPECS = {spec.id: spec for spec in PANES}
+"""The panes that serve the selection rather than show a view."""
 
-LAYOUT_FORMAT = 1
-LAYOUT_VERSION = zlib.crc32(f"{LAYOUT_FORMAT}:{[(p.id, p.beside, p.side) for p in PANES]}".encode()) & 0x7FFFFFFF
-"""Saved with the layout: a layout saved for another set of panes is not restored (the default is used)."""
+
+def pane_specs() -> tuple[PaneSpec, ...]:
+    """Every pane of the Live tab in the order the default layout places them: each view's pane in the order
+    the views were declared, the selection's panes right after the pane they sit beside. A pane beside one
+    that is not there (or beside none, after the first) is tabbed with the last one placed."""
+    specs = [PaneSpec(v.name, v.title or v.name, v.pane, v.place, v) for v in declared.all_views().values() if v.pane]
+    ordered: list[PaneSpec] = []
+    waiting = list(SELECTION_PANES)
+    for spec in specs:
+        if ordered and spec.place.beside not in {s.id for s in ordered}:
+            spec = PaneSpec(spec.id, spec.title, spec.pane, _tabbed_with(ordered[-1].id, spec.place), spec.view)
+        ordered.append(spec)
+        for core in [c for c in waiting if c.place.beside == spec.id]:
+            ordered.append(core)
+            waiting.remove(core)
+    for core in waiting:  # beside a view that is not there: tabbed with the last pane
+        ordered.append(PaneSpec(core.id, core.title, core.pane, _tabbed_with(ordered[-1].id, core.place)))
+    return tuple(ordered)
+
+
+def _tabbed_with(pane_id: str, place: Place) -> Place:
+    return Place(pane_id, "tab", place.share, place.open, place.presented, place.transformers_only)
+
+
+def _builtin(spec: PaneSpec) -> bool:
+    return spec.view is None or spec.view.producer.startswith("livevis.")
+
+
+def layout_version(specs: tuple[PaneSpec, ...]) -> int:
+    """Saved with the layout: a layout saved for another set of livevis's own panes is not restored (the
+    default is used). A plug-in's pane does not count: installing one keeps the layout, and its dock starts
+    where the default places it."""
+    placed = [(s.id, s.place.beside, s.place.side) for s in specs if _builtin(s)]
+    return zlib.crc32(f"{LAYOUT_FORMAT}:{placed}".encode()) & 0x7FFFFFFF
+
+
+LAYOUT_FORMAT = 2
 
 USEFUL_SHARE = (0.3, 0.4)
 """The least share of the tab's (width, height) the frame with the selected channel keeps when panes open
@@ -102,45 +109,61 @@ class PaneDock(QDockWidget):
 
 
 class LiveTab(QMainWindow):
-    """The panes of `PANES` in docks, in a main window of their own inside the tab (so the other tabs keep
+    """The panes of `pane_specs()` in docks, in a main window of their own inside the tab (so the other tabs keep
     the whole window)."""
 
     display_size_changed = pyqtSignal()
     views_changed = pyqtSignal()
     """The views the open panes show changed (a pane opened or closed)."""
+    frame_clicked = pyqtSignal(float, float)
+    """A click on a picture of the frame in some pane, in frame pixels."""
 
-    def __init__(self, state: LiveState, parent: QWidget | None = None):
+    def __init__(self, state, services: PaneServices, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowFlags(Qt.WindowType.Widget)  # a page of the tabs, not a window
         self.setDockNestingEnabled(True)
         self.state = state
-        self.panes: dict[str, Pane] = {spec.id: spec.build(state) for spec in PANES}
-        self.docks: dict[str, PaneDock] = {spec.id: PaneDock(spec, self.panes[spec.id], self) for spec in PANES}
+        self.left_out: list[str] = []
+        """Panes that could not be built (a broken plug-in's), for the window to say."""
+        self.specs = {spec.id: spec for spec in self._buildable(pane_specs())}
+        self.version = layout_version(tuple(self.specs.values()))
+        self.panes: dict[str, Pane] = {}
+        for spec in self.specs.values():
+            build = declared.resolve(spec.pane) if isinstance(spec.pane, str) else spec.pane
+            self.panes[spec.id] = build(state, spec.view, services)
+        self.docks: dict[str, PaneDock] = {i: PaneDock(self.specs[i], pane, self) for i, pane in self.panes.items()}
         self._arranging = False
         self._sizes_pending = False
         self._restore_on_show: QByteArray | None = None
         self._presenting: QByteArray | None = None
+        self._last: LiveResult | None = None
         self.menu_actions: dict[str, QAction] = {}
-        for spec in PANES:
-            dock, pane = self.docks[spec.id], self.panes[spec.id]
-            dock.closed.connect(lambda i=spec.id: self._opened(i, False))
-            pane.wanted.connect(lambda is_open, i=spec.id: self.set_open(i, is_open))
+        for pane_id, pane in self.panes.items():
+            self.docks[pane_id].closed.connect(lambda i=pane_id: self._opened(i, False))
+            pane.wanted.connect(lambda is_open, i=pane_id: self.set_open(i, is_open))
             pane.views_changed.connect(self.views_changed)
-        for view in (self.input.image, self.selected.overlay, self.grid_pane.grid, self.attention.overlay):
-            view.resized.connect(lambda *_: self.display_size_changed.emit())
+            pane.display_changed.connect(self.display_size_changed)
+            pane.frame_clicked.connect(self.frame_clicked)
+            pane.frame_hovered.connect(self._hovered)
         self.reset_layout()
 
-    # the panes other parts of the app reach
-    input = property(lambda self: self.panes["input"])
-    predictions = property(lambda self: self.panes["predictions"])
-    layer_tree = property(lambda self: self.panes["layers"].tree)
-    grid_pane = property(lambda self: self.panes["grid"])
-    selected = property(lambda self: self.panes["selected"])
-    backprop = property(lambda self: self.panes["backprop"])
-    unit = property(lambda self: self.panes["unit"].view)
-    attention = property(lambda self: self.panes["attention"])
-    token_norms = property(lambda self: self.panes["token_norms"])
-    prefix = property(lambda self: self.panes["prefix"])
+    def _buildable(self, specs: tuple[PaneSpec, ...]) -> list[PaneSpec]:
+        """The panes whose class can be imported; a plug-in's that cannot is left out (and said)."""
+        kept = []
+        for spec in specs:
+            if isinstance(spec.pane, str):
+                try:
+                    declared.resolve(spec.pane)
+                except Exception as exc:  # a broken plug-in must not take the window down
+                    log.warning("the pane of the view %r (%s) was left out: %s", spec.id, spec.pane, exc)
+                    self.left_out.append(f"the {spec.title} pane ({exc})")
+                    continue
+            kept.append(spec)
+        return kept
+
+    def drawing_pane(self) -> Pane | None:
+        """The pane that holds the drawing pad."""
+        return next((pane for pane in self.panes.values() if pane.pad is not None), None)
 
     def set_model(self, model: ModelInfo) -> None:
         """A model was loaded: the panes that depend on what it is (a transformer's) open or close."""
@@ -174,11 +197,11 @@ class LiveTab(QMainWindow):
 
     def _place(self, pane_id: str) -> None:
         """Back into the layout: beside its default neighbour where that one is docked, else at the right."""
-        spec = SPECS[pane_id]
+        place = self.specs[pane_id].place
         docked = [i for i in self.docks if i != pane_id and self._docked(i) and not self.docks[i].isHidden()]
-        if spec.beside in docked:
-            side = Qt.Orientation.Horizontal if spec.side == "right" or self.presenting else Qt.Orientation.Vertical
-            self.splitDockWidget(self.docks[spec.beside], self.docks[pane_id], side)
+        if place.beside in docked:
+            side = Qt.Orientation.Horizontal if place.side == "right" or self.presenting else Qt.Orientation.Vertical
+            self.splitDockWidget(self.docks[place.beside], self.docks[pane_id], side)
         elif docked:
             self.splitDockWidget(self.docks[docked[-1]], self.docks[pane_id], Qt.Orientation.Horizontal)
         else:
@@ -188,13 +211,19 @@ class LiveTab(QMainWindow):
         needed = self.layout().minimumSize()
         return needed.width() <= self.width() and needed.height() <= self.height()
 
+    def _primary(self, pane_id: str) -> bool:
+        """One of the panes the tab is for, open and presented from the start: the grid, the selected channel."""
+        place = self.specs[pane_id].place
+        return place.open and place.presented
+
     def _tab_elsewhere(self, pane_id: str) -> None:
-        """Tabs the pane with the largest docked pane that is neither the selected channel nor the grid (the
-        grid only where there is no other)."""
-        others = [i for i in self.docks if i not in (pane_id, "selected") and self._docked_open(i)]
-        if others:
-            area = {i: self.docks[i].width() * self.docks[i].height() for i in others}
-            host = max(others, key=lambda i: (i != "grid", area[i]))
+        """Tabs the pane with the largest docked pane that is not a primary one (the grid and the selected
+        channel); with the first primary one only where there is no other."""
+        others = [i for i in self.docks if i != pane_id and self._docked_open(i)]
+        first = next((i for i in others if self._primary(i)), None)
+        hosts = [i for i in others if not self._primary(i)] or ([first] if first else [])
+        if hosts:
+            host = max(hosts, key=lambda i: self.docks[i].width() * self.docks[i].height())
             self.tabifyDockWidget(self.docks[host], self.docks[pane_id])
 
     def _docked(self, pane_id: str) -> bool:
@@ -222,7 +251,7 @@ class LiveTab(QMainWindow):
 
     def add_menu_entries(self, menu: QMenu) -> None:
         """One checkable entry per pane: checked while it is open; choosing it opens or closes it."""
-        for spec in PANES:
+        for spec in self.specs.values():
             action = QAction(spec.title, self, checkable=True)
             action.setChecked(self.is_open(spec.id))
             action.triggered.connect(lambda checked, i=spec.id: self.set_open(i, checked))
@@ -238,22 +267,22 @@ class LiveTab(QMainWindow):
 
     # ------------------------------------------------------------------ layouts
     def reset_layout(self) -> None:
-        """The panes where `PANES` places them, docked, with the default ones open."""
+        """The panes where `pane_specs()` places them, docked, with the default ones open."""
         self._arranging = True
         try:
             self._take_out_all()
-            for spec in PANES:
-                dock = self.docks[spec.id]
-                if not spec.beside:
+            for spec in self.specs.values():
+                dock, place = self.docks[spec.id], spec.place
+                if place.beside not in self.docks:
                     self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-                elif spec.side == "tab":
-                    self.tabifyDockWidget(self.docks[spec.beside], dock)
+                elif place.side == "tab":
+                    self.tabifyDockWidget(self.docks[place.beside], dock)
                 else:
-                    orientation = Qt.Orientation.Horizontal if spec.side == "right" else Qt.Orientation.Vertical
-                    self.splitDockWidget(self.docks[spec.beside], dock, orientation)
+                    orientation = Qt.Orientation.Horizontal if place.side == "right" else Qt.Orientation.Vertical
+                    self.splitDockWidget(self.docks[place.beside], dock, orientation)
                 dock.show()
-            for spec in PANES:
-                if not spec.open:
+            for spec in self.specs.values():
+                if not spec.place.open:
                     self.docks[spec.id].hide()
         finally:
             self._arranging = False
@@ -273,11 +302,12 @@ class LiveTab(QMainWindow):
         """Each column of the default layout (by the pane at its top): its panes, top to bottom."""
         columns: dict[str, list[str]] = {}
         column_of: dict[str, str] = {}
-        for spec in PANES:
-            if spec.side == "tab":
-                column_of[spec.id] = column_of[spec.beside]
+        for spec in self.specs.values():
+            place = spec.place
+            if place.side == "tab" and place.beside in column_of:
+                column_of[spec.id] = column_of[place.beside]
                 continue
-            head = column_of[spec.beside] if spec.side == "below" else spec.id
+            head = column_of[place.beside] if place.side == "below" and place.beside in column_of else spec.id
             column_of[spec.id] = head
             columns.setdefault(head, []).append(spec.id)
         return columns
@@ -287,7 +317,7 @@ class LiveTab(QMainWindow):
         if not self._sizes_pending:
             return
         self._sizes_pending = False
-        share = {spec.id: spec.share for spec in PANES}
+        share = {spec.id: spec.place.share for spec in self.specs.values()}
         columns = {head: [p for p in panes if self._docked_open(p)] for head, panes in self._columns().items()}
         heads = [head for head, panes in columns.items() if panes]
         total = sum(share[head] for head in heads)
@@ -301,13 +331,13 @@ class LiveTab(QMainWindow):
 
     def save_layout(self) -> QByteArray:
         """The panes' places and sizes, as the settings keep them (the layout before the presentation mode)."""
-        return self._presenting if self._presenting is not None else self.saveState(LAYOUT_VERSION)
+        return self._presenting if self._presenting is not None else self.saveState(self.version)
 
     def restore_layout(self, saved: QByteArray) -> bool:
         """A saved layout; False (and the default layout kept) for one saved for another set of panes."""
         self._arranging = True
         try:
-            restored = self.restoreState(saved, LAYOUT_VERSION)
+            restored = self.restoreState(saved, self.version)
         finally:
             self._arranging = False
         if restored:
@@ -327,7 +357,9 @@ class LiveTab(QMainWindow):
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         width, height = USEFUL_SHARE
-        self.selected.keep_useful(QSize(round(width * self.width()), round(height * self.height())))
+        useful = QSize(round(width * self.width()), round(height * self.height()))
+        for pane in self.panes.values():
+            pane.keep_useful(useful)
 
     # ------------------------------------------------------------------ presentation
     @property
@@ -343,10 +375,10 @@ class LiveTab(QMainWindow):
             saved, self._presenting = self._presenting, None
             self.restore_layout(saved)
             return
-        self._presenting = self.saveState(LAYOUT_VERSION)
+        self._presenting = self.saveState(self.version)
         self._arranging = True
         try:
-            shown = [spec.id for spec in PANES if spec.presented and self.panes[spec.id].active]
+            shown = [i for i, spec in self.specs.items() if spec.place.presented and self.panes[i].active]
             self._take_out_all()
             previous = None
             for pane_id in shown:
@@ -369,22 +401,37 @@ class LiveTab(QMainWindow):
             for pane_id, pane in self.panes.items()
             if pane.active and (self.is_open(pane_id) or pane.computed_while_closed)
         ]
-        return tuple(dict.fromkeys(name for pane in wanted for name in pane.views))
+        return tuple(dict.fromkeys(name for pane in wanted for name in pane.views()))
+
+    def request(self) -> dict:
+        """What the panes add to the render request: the sizes they show pictures at."""
+        merged: dict = {}
+        for pane in self.panes.values():
+            merged.update(pane.request())
+        return merged
 
     def show_result(self, result: LiveResult, model: ModelInfo | None) -> None:
+        self._last = result
         for pane_id, pane in self.panes.items():
             if self.is_open(pane_id) and pane.active:
                 pane.show_result(result, model)
 
-    def display_sizes(self) -> dict:
-        """The sizes the overlay and frame are shown at, and the grid pane's shape, for render requests."""
-        grid = self.grid_pane.grid
-        sizes = {
-            "display_size": self.selected.overlay.render_size(),
-            "frame_display_size": self.input.image.render_size(),
-        }
-        if min(sizes["display_size"] + sizes["frame_display_size"]) <= 16:
-            sizes = {}
-        if min(grid.width(), grid.height()) > 16:
-            sizes["grid_aspect"] = round(grid.width() / grid.height(), 2)
-        return sizes
+    def show_units(self, cell: tuple[int, int], units: list[tuple[int, float]]) -> None:
+        """The channels ranked at a clicked spot, for the pane that lists them."""
+        if self._last is not None:
+            for pane in self.panes.values():
+                pane.show_units(cell, units, self._last.views)
+
+    def _hovered(self, x: float, y: float, where: QPointF) -> None:
+        views = self._last.views if self._last is not None else None
+        for pane in self.panes.values():
+            pane.show_value_at(x, y, where, views)
+
+    def set_stale(self, why: str) -> None:
+        for pane in self.panes.values():
+            pane.set_stale(why)
+
+    @property
+    def paint_ms(self) -> float:
+        """How long the panes' last paints took."""
+        return sum(pane.paint_ms for pane in self.panes.values())

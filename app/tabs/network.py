@@ -9,19 +9,22 @@ from typing import TYPE_CHECKING
 
 from PyQt6.QtWidgets import QTabWidget, QWidget
 
-from livevis.state import LiveState
 from livevis.widgets.network_overview import NetworkOverview
 
 if TYPE_CHECKING:
     from livevis.app.live.model_loader import ModelInfo
-    from livevis.models import FrameViews
+    from livevis.app.live.worker import LiveResult
 
 
 class NetworkTab:
-    """A tab of `tabs`. `rows_changed` hears when the rows to compute change; a click selects a layer and
-    channel in `state` and brings `live_page` to the front."""
+    """The network view's tab (see `livevis.views.network`), added to `tabs`. `rows_changed` hears when the
+    rows to compute change; a click selects a layer and channel in `state` and brings `live_page` to the
+    front.
 
-    def __init__(self, tabs: QTabWidget, state: LiveState, live_page: QWidget, rows_changed: Callable[[], None]):
+    What the window asks of a view's tab: `request()` (the options its view needs now, None while it needs
+    none), `set_model(info)` and `show_result(result)`."""
+
+    def __init__(self, tabs: QTabWidget, state, live_page: QWidget, rows_changed: Callable[[], None]):
         self.tabs, self.state, self.live_page, self.rows_changed = tabs, state, live_page, rows_changed
         self.view = NetworkOverview()
         tabs.addTab(self.view, "Network")
@@ -34,9 +37,9 @@ class NetworkTab:
     def shown(self) -> bool:
         return self.tabs.currentWidget() is self.view
 
-    def rows(self) -> tuple[str, ...]:
-        """The layers to draw now: the rows in sight while the tab is shown, else none."""
-        return self._rows if self.shown else ()
+    def request(self) -> dict | None:
+        """The layers to draw now: the rows in sight while the tab is shown; None (nothing to draw) else."""
+        return {"network_rows": self._rows} if self.shown and self._rows else None
 
     def _on_rows_in_sight(self, paths: list[str]) -> None:
         self._rows = tuple(paths)
@@ -45,9 +48,9 @@ class NetworkTab:
     def set_model(self, info: ModelInfo) -> None:
         self.view.set_layers(info.layers)
 
-    def show(self, views: FrameViews) -> None:
+    def show_result(self, result: LiveResult) -> None:
         known = set(self.view.paths())
-        for path, (image, layout) in views.values.get("network_rows", {}).items():
+        for path, (image, layout) in result.views.values.get("network_rows", {}).items():
             if path in known:
                 self.view.set_row(path, image, layout)
 

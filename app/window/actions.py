@@ -1,51 +1,32 @@
-"""Every action of the window in one table: id, title, keys, where it shows, and the method it calls.
+"""Every action of the window in one table: id, title, keys, where it shows, and what it calls.
 
-The menus, the toolbar, the shortcuts and the help overlay are all built from `ACTIONS`. Keys follow
-the Deep Visualization Toolbox: arrows (and j/l/i/k) move the selected unit, u/o step through layers,
-space freezes the frame.
+The menus, the toolbar, the shortcuts, the help overlay (h) and the README's keys table are all built from
+`all_actions()`: the window's own (`ACTIONS`), a key for each view option that declares one (it steps the
+option through its choices) and the panes' own (`Pane.ACTIONS`). Keys follow the Deep Visualization Toolbox:
+arrows (and j/l/i/k) move the selected unit, u/o step through layers, space freezes the frame.
+
+`python -m livevis.app.window.actions --markdown` prints the keys table the README shows.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import QMainWindow, QMenu, QToolBar
 
-from livevis.state import CONCEPT_COUNTS
+from livevis import views
+from livevis.app.window.action_spec import ActionSpec
 
 
-@dataclass(frozen=True)
-class ActionSpec:
-    id: str
-    title: str
-    keys: tuple[str, ...]
-    description: str
-    handler: str | Callable[[QMainWindow], object]
-    """The window's method called when the action triggers, by name, or a function of the window."""
-    menu: str = ""
-    """Top-level menu it is listed in ("" for keys only)."""
-    toolbar: bool = False
-    checkable: bool = False
-    short: str = ""
-    """Its text on the toolbar where the title is too long for it."""
-
-
-def _next_in(values, current):
-    return values[(values.index(current) + 1) % len(values)]
+def _source(method: str) -> Callable[[QMainWindow], object]:
+    return lambda window: getattr(window.sources, method)()
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
-    ActionSpec(
-        "left", "Channel left", ("Left", "J"), "select the channel to the left", lambda w: w.move_selection(0, -1)
-    ),
-    ActionSpec(
-        "right", "Channel right", ("Right", "L"), "select the channel to the right", lambda w: w.move_selection(0, 1)
-    ),
-    ActionSpec("up", "Channel above", ("Up", "I"), "select the channel above", lambda w: w.move_selection(-1, 0)),
-    ActionSpec("down", "Channel below", ("Down", "K"), "select the channel below", lambda w: w.move_selection(1, 0)),
     ActionSpec("previous_layer", "Previous layer", ("U",), "previous layer", lambda w: w.step_layer(-1), "View"),
     ActionSpec("next_layer", "Next layer", ("O",), "next layer", lambda w: w.step_layer(1), "View"),
     ActionSpec(
@@ -53,7 +34,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Open image or video files...",
         ("Ctrl+O",),
         "open image or video files",
-        lambda w: w.sources.choose_files(),
+        _source("choose_files"),
         "File",
         toolbar=True,
         short="Open...",
@@ -63,7 +44,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Open a folder of images...",
         ("Ctrl+Shift+O",),
         "open a folder of images",
-        lambda w: w.sources.choose_folder(),
+        _source("choose_folder"),
         "File",
     ),
     ActionSpec(
@@ -71,7 +52,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Open URL...",
         ("Ctrl+L",),
         "open a network camera: a phone (http://PHONE:8080/video) or an IP camera (rtsp://...)",
-        lambda w: w.sources.choose_url(),
+        _source("choose_url"),
         "File",
     ),
     ActionSpec(
@@ -79,7 +60,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Camera settings...",
         (),
         "a camera's resolution and frame rate, kept per camera",
-        lambda w: w.sources.choose_camera_settings(),
+        _source("choose_camera_settings"),
         "File",
     ),
     ActionSpec(
@@ -92,12 +73,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         toolbar=True,
     ),
     ActionSpec(
-        "toggle_source",
-        "Camera / files",
-        ("C",),
-        "switch between the camera and files",
-        lambda w: w.sources.toggle(),
-        "File",
+        "toggle_source", "Camera / files", ("C",), "switch between the camera and files", _source("toggle"), "File"
     ),
     ActionSpec(
         "previous_file",
@@ -119,6 +95,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "File",
         toolbar=True,
         checkable=True,
+        follows="frozen",
     ),
     ActionSpec(
         "snapshot",
@@ -133,7 +110,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "record",
         "Record",
         ("R",),
-        "record the overlay, the grid, the backprop and concepts panes to MP4 files",
+        "record the views on the frame and the grid to MP4 files, one per view",
         lambda w: w.recording.toggle(),
         "File",
         toolbar=True,
@@ -169,70 +146,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("colormap", "Next colormap", ("M",), "next colormap", "cycle_colormap", "View"),
     ActionSpec(
-        "backprop",
-        "Backprop mode",
-        ("B",),
-        "cycle the backprop pane: off, grad, deconv, guided, gradcam",
-        "cycle_backprop",
-        "View",
-    ),
-    ActionSpec(
-        "backprop_view",
-        "Backprop view",
-        ("N",),
-        "cycle the backprop view: raw, gray, norm, normblur",
-        "cycle_backprop_view",
-        "View",
-    ),
-    ActionSpec(
-        "attention",
-        "Attention mode",
-        ("A",),
-        "a transformer's attention pane: off, every head at the block, or the rollout up to it",
-        "cycle_attention",
-        "View",
-    ),
-    ActionSpec(
-        "attention_head",
-        "Next attention head",
-        ("V",),
-        "the attention head shown on the frame: the mean of the heads, then each head in turn",
-        "cycle_attention_head",
-        "View",
-    ),
-    ActionSpec(
         "optimise",
         "Optimise an image for the channel",
         ("D",),
         "optimise an image that excites the selected channel (in the background)",
         "optimise_unit",
         "View",
-    ),
-    ActionSpec(
-        "concepts",
-        "Concepts",
-        ("X",),
-        "cut the layer into a few concepts (NMF), on the frame",
-        lambda w: setattr(w.state, "concepts", not w.state.concepts),
-        "View",
-        checkable=True,
-    ),
-    ActionSpec(
-        "concept_count",
-        "More concepts",
-        ("Shift+X",),
-        "cut the layer into one more concept (2-12, cycles)",
-        lambda w: setattr(w.state, "concept_count", _next_in(CONCEPT_COUNTS, w.state.concept_count)),
-        "View",
-    ),
-    ActionSpec(
-        "zoom",
-        "Swap overlay and zoom",
-        ("Z",),
-        "swap the overlay and the zoomed channel in the selected-channel pane",
-        "toggle_zoom",
-        "View",
-        checkable=True,
     ),
     ActionSpec(
         "presentation",
@@ -263,21 +182,74 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("about", "About livevis", (), "versions and what livevis is", "show_about", "Help"),
 )
-
-SHORTCUTS: dict[str, tuple[tuple[str, ...], str]] = {a.id: (a.keys, a.description) for a in ACTIONS if a.keys}
-"""Every default shortcut by action id: (keys, description)."""
+"""The window's own actions."""
 
 MENUS = ("File", "View", "Model", "Help")
 
 
-def help_rows() -> list[tuple[str, str]]:
-    return [(", ".join(keys), description) for keys, description in SHORTCUTS.values()]
+def option_actions() -> tuple[ActionSpec, ...]:
+    """A key for each view option that declares one: it steps the option through its choices (a yes/no one
+    is shown checked while it is on)."""
+    return tuple(
+        ActionSpec(
+            option.name,
+            option.title or option.name,
+            (option.key,),
+            option.key_help or f"the next {option.title or option.name}: {', '.join(map(str, option.choices))}",
+            _stepper(option),
+            "View",
+            checkable=set(option.choices) == {False, True},
+            follows=option.name if set(option.choices) == {False, True} else "",
+        )
+        for option in views.options().values()
+        if option.key and option.live
+    )
+
+
+def _stepper(option: views.Option) -> Callable[[QMainWindow], object]:
+    return lambda window: setattr(window.state, option.name, option.next(getattr(window.state, option.name)))
+
+
+def pane_actions() -> tuple[ActionSpec, ...]:
+    """The panes' own actions, each naming its pane."""
+    from livevis.app.tabs.live import pane_specs
+
+    found = []
+    for spec in pane_specs():
+        try:
+            pane = views.resolve(spec.pane) if isinstance(spec.pane, str) else spec.pane
+        except Exception:  # a plug-in pane that cannot be imported has no keys (the Live tab says why)
+            continue
+        found += [replace(action, pane=spec.id) for action in pane.ACTIONS]
+    return tuple(found)
+
+
+def all_actions() -> tuple[ActionSpec, ...]:
+    """Every action: the grid's arrows first, then the window's, the views' options' and the other panes'."""
+    panes = pane_actions()
+    first = tuple(action for action in panes if action.pane == "grid")
+    return (*first, *ACTIONS, *option_actions(), *(action for action in panes if action.pane != "grid"))
+
+
+def help_rows(actions: tuple[ActionSpec, ...] | None = None) -> list[tuple[str, str]]:
+    """(keys, description) of every action that has keys, as the help overlay lists them."""
+    return [(", ".join(a.keys), a.description) for a in (actions or all_actions()) if a.keys]
+
+
+def markdown_table() -> str:
+    """The keys table of the README (generated from the same actions, so it cannot drift)."""
+    rows = ["| Keys | What they do |", "|---|---|"]
+    rows += [f"| {keys} | {description} |" for keys, description in help_rows()]
+    return "\n".join(rows)
 
 
 def build_actions(window: QMainWindow, menus: dict[str, QMenu], toolbar: QToolBar) -> dict[str, QAction]:
-    """One QAction per spec, with its shortcuts window-wide, listed in its menu and the toolbar."""
+    """One QAction per action, with its shortcuts window-wide, listed in its menu and the toolbar; a pane's
+    action only where its pane was built."""
     actions: dict[str, QAction] = {}
-    for spec in ACTIONS:
+    for spec in all_actions():
+        if spec.pane and spec.pane not in window.live.panes:
+            continue
         action = QAction(spec.title, window)
         action.setShortcuts([QKeySequence(k) for k in spec.keys])
         action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -285,10 +257,10 @@ def build_actions(window: QMainWindow, menus: dict[str, QMenu], toolbar: QToolBa
         action.setCheckable(spec.checkable)
         if spec.short:
             action.setIconText(spec.short)
-        if callable(spec.handler):
-            action.triggered.connect(lambda _=False, handler=spec.handler: handler(window))
-        else:
-            action.triggered.connect(lambda _=False, name=spec.handler: getattr(window, name)())
+        action.triggered.connect(lambda _=False, s=spec: _run(window, s))
+        if spec.follows:
+            getattr(window.state.events, spec.follows).connect(_checked_by(action))
+            action.setChecked(bool(getattr(window.state, spec.follows)))
         window.addAction(action)
         if spec.menu:
             menus[spec.menu].addAction(action)
@@ -296,3 +268,21 @@ def build_actions(window: QMainWindow, menus: dict[str, QMenu], toolbar: QToolBa
             toolbar.addAction(action)
         actions[spec.id] = action
     return actions
+
+
+def _checked_by(action: QAction) -> Callable[..., None]:
+    """Checks the action as a yes/no field of the state changes (its events carry the new and old value)."""
+    return lambda value, *_: action.setChecked(bool(value))
+
+
+def _run(window: QMainWindow, spec: ActionSpec) -> None:
+    if callable(spec.handler):
+        spec.handler(window)
+    else:
+        getattr(window.live.panes[spec.pane] if spec.pane else window, spec.handler)()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m livevis.app.window.actions --markdown")
+    print(markdown_table())

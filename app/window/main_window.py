@@ -18,6 +18,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from livevis import views as declared
 from livevis.app.live.capture import CaptureThread
 from livevis.app.live.jobs import JobRunner
 from livevis.app.live.model_loader import ModelInfo, ModelLoader
@@ -25,12 +26,10 @@ from livevis.app.live.recording import RecordingControl
 from livevis.app.live.slot import LatestFrameSlot
 from livevis.app.live.stats import LiveStats
 from livevis.app.live.worker import InferenceWorker, LiveResult
-from livevis.app.panes.concepts import ConceptsController
-from livevis.app.panes.unit import UnitController
+from livevis.app.panes.base import PaneServices
 from livevis.app.sources.draw import DrawSource
 from livevis.app.tabs.embeddings import EmbeddingsTab
 from livevis.app.tabs.live import LiveTab
-from livevis.app.tabs.network import NetworkTab
 from livevis.app.window.about import about_text
 from livevis.app.window.actions import MENUS, build_actions, help_rows
 from livevis.app.window.model_menu import ModelMenu
@@ -38,17 +37,9 @@ from livevis.app.window.option_controls import OptionControls
 from livevis.app.window.settings import SettingsStore
 from livevis.app.window.sources_menu import SourceChooser
 from livevis.app.window.status_line import StatusLine
-from livevis.app.window.unit_probe import UnitProbe
 from livevis.models import ViewOptions, model_names
-from livevis.state import (
-    ATTENTION_MODES,
-    BACKPROP_MODES,
-    BACKPROP_VIEWS,
-    CHANNEL_BOOSTS,
-    COLORMAPS,
-    GAMMA_BOOSTS,
-    MEAN_OF_HEADS,
-)
+from livevis.state import CHANNEL_BOOSTS, COLORMAPS, GAMMA_BOOSTS
+from livevis.views import Option
 from livevis.widgets.help_overlay import HelpOverlay
 from livevis.widgets.notice_banner import NoticeBanner
 
@@ -67,9 +58,9 @@ def first_launch_geometry(available: QRect) -> QRect:
     )
 
 
-def _next(values, current):
-    values = list(values)
-    return values[(values.index(current) + 1) % len(values)] if current in values else values[0]
+def _step(name: str, choices: tuple):
+    """The next value of a drawing option, as its key steps it."""
+    return Option(name, choices[0], choices=choices).next
 
 
 class MainWindow(QMainWindow):
@@ -129,12 +120,18 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ building
     def _build(self, device: str) -> None:
-        self.live = LiveTab(self.state)
-        self.embeddings = EmbeddingsTab(self.runner)
+        services = PaneServices(self.runner, self._engine, self.status_message, self.show_notice, self.open_source)
+        self.live = LiveTab(self.state, services)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.live, "Live")
+        self.view_tabs = {
+            name: declared.resolve(spec.tab)(self.tabs, self.state, self.live, self.schedule_sync)
+            for name, spec in declared.all_views().items()
+            if spec.tab
+        }
+        """The views shown in a tab of their own (the network), by view name."""
+        self.embeddings = EmbeddingsTab(self.runner)
         self.tabs.addTab(self.embeddings, "Embeddings")
-        self.network = NetworkTab(self.tabs, self.state, self.live, self.schedule_sync)
         self.notice = NoticeBanner()
         central = QWidget()
         column = QVBoxLayout(central)
@@ -150,7 +147,7 @@ class MainWindow(QMainWindow):
         toolbar.setObjectName("view-options")
         self.addToolBar(toolbar)
         self.toolbar = toolbar
-        self.draw = DrawSource(self.live.input, self.slot, self.capture.close_source)
+        self.draw = DrawSource(self.live.drawing_pane(), self.slot, self.capture.close_source)
         self.sources = SourceChooser(self, self.capture, menus["File"], self.settings, self.draw)
         self.actions_by_name = build_actions(self, menus, toolbar)
         toolbar.addSeparator()
@@ -171,13 +168,12 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         state = self.state
         state.events.all.connect(self.schedule_sync)
-        state.events.frozen.connect(lambda frozen: self.actions_by_name["freeze"].setChecked(frozen))
-        state.events.zoomed.connect(lambda zoomed: self.actions_by_name["zoom"].setChecked(zoomed))
-        state.events.concepts.connect(lambda on: self.actions_by_name["concepts"].setChecked(on))
         state.events.layer.connect(self._show_layer_status)
         state.events.channel.connect(self._show_layer_status)
         self.live.display_size_changed.connect(lambda: QTimer.singleShot(0, self._update_display_sizes))
         self.live.views_changed.connect(self.schedule_sync)
+        self.live.frame_clicked.connect(lambda x, y: self.worker.request_ranking((x, y)))
+        self.worker.units_ranked.connect(lambda ranked: self.live.show_units(*ranked))
         self.worker.result_ready.connect(self.on_result)
         self.worker.error.connect(self.show_error)
         self.worker.snapshot_saved.connect(lambda path: self.status.message(f"snapshot saved in {path}", 8000))
@@ -187,16 +183,12 @@ class MainWindow(QMainWindow):
         self.capture.error.connect(self.show_error)
         self.capture.status.connect(lambda text: self.status.message(text, 5000))
         self.capture.source_changed.connect(self.status.source.setText)
-        self.capture.stale.connect(self.live.input.image.set_stale)
-        self.unit_probe = UnitProbe(self.live, self.worker, self.state, self.status, self._last_views)
-        self.units = UnitController(
-            self.live.unit, self.state, self.runner, self._engine, self.open_source, self.status, self.show_notice
-        )
+        self.capture.stale.connect(self.live.set_stale)
+        self.units = self.live.panes["unit"].controller
         self.live.docks["unit"].visibilityChanged.connect(lambda visible: visible and self.units.schedule_refresh())
         self.recording = RecordingControl(self)
-        self.concepts = ConceptsController(
-            self.live.panes["concepts"], self.state, self.runner, self._engine, self.status, self.show_notice
-        )
+        for what in self.live.left_out:
+            self.show_notice(f"left out: {what}")
 
     # ------------------------------------------------------------------ state -> worker
     def schedule_sync(self, *_) -> None:
@@ -206,17 +198,16 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._sync_worker)
 
     def request(self) -> ViewOptions:
-        """The render request the live state and the panes' sizes make now."""
+        """The render request the live state, the open panes and the tabs make now."""
         s = self.state
-        rows = self.network.rows()
-        views = (*self.live.views(), "network") if rows else self.live.views()
+        views, extra = list(self.live.views()), {}
+        for name, tab in self.view_tabs.items():
+            asked = tab.request()
+            if asked is not None:
+                views.append(name)
+                extra.update(asked)
         return ViewOptions(
-            layer=s.layer or None,
-            channel=s.channel,
-            views=views,
-            network_rows=rows,
-            **s.view_options(),
-            **self._display,
+            layer=s.layer or None, channel=s.channel, views=tuple(views), **s.view_options(), **self._display, **extra
         )
 
     def _sync_worker(self) -> None:
@@ -227,12 +218,9 @@ class MainWindow(QMainWindow):
             self.show_error(str(exc))
 
     def _update_display_sizes(self) -> None:
-        """The worker renders the frame and overlay at the sizes they are shown at, and lays the grid out
-        in the shape of its pane, so that its tiles come out as large as the pane allows."""
-        sizes = self.live.display_sizes()
-        aspect = sizes.get("grid_aspect")
-        if aspect and abs(aspect / self._display.get("grid_aspect", 1.0) - 1) <= 0.05:
-            sizes.pop("grid_aspect")  # not a new layout for every pixel
+        """The worker draws pictures at the sizes the panes show them at (the frame, the overlay), and lays
+        the grid out in the shape of its pane, so that its tiles come out as large as the pane allows."""
+        sizes = self.live.request()
         if any(self._display.get(k) != v for k, v in sizes.items()):
             self._display.update(sizes)
             self.schedule_sync()
@@ -243,14 +231,9 @@ class MainWindow(QMainWindow):
         return super().event(event)
 
     # ------------------------------------------------------------------ actions (see actions.py)
-    def move_selection(self, d_row: int, d_col: int) -> None:
-        geometry = self.live.grid_pane.grid.geometry_
-        if geometry is not None:
-            self.state.channel = geometry.moved(self.state.channel, d_row, d_col)
-
     def step_layer(self, delta: int) -> None:
         if self.model is not None:
-            paths = [path for path, _, _ in self.model.layers]
+            paths = [row.path for row in self.model.layers]
             index = paths.index(self.state.layer) if self.state.layer in paths else 0
             self.state.update(layer=paths[(index + delta) % len(paths)], channel=0)
 
@@ -277,33 +260,13 @@ class MainWindow(QMainWindow):
         self.worker.request_snapshot(self.snapshot_folder())
 
     def cycle_channel_boost(self):
-        self.state.boost = _next(CHANNEL_BOOSTS, self.state.boost)
+        self.state.boost = _step("boost", CHANNEL_BOOSTS)(self.state.boost)
 
     def cycle_gamma(self):
-        self.state.gamma = _next(GAMMA_BOOSTS, self.state.gamma)
+        self.state.gamma = _step("gamma", GAMMA_BOOSTS)(self.state.gamma)
 
     def cycle_colormap(self):
-        self.state.colormap = _next(COLORMAPS, self.state.colormap)
-
-    def cycle_backprop(self):
-        self.state.backprop = _next(BACKPROP_MODES, self.state.backprop)
-
-    def cycle_backprop_view(self):
-        self.state.backprop_view = _next(BACKPROP_VIEWS, self.state.backprop_view)
-
-    def cycle_attention(self):
-        self.state.attention = _next(ATTENTION_MODES, self.state.attention)
-        if self.model is not None and not self.model.transformer:
-            self.status.message(f"{self.model.name} has no attention: a transformer's attention shows here", 5000)
-
-    def cycle_attention_head(self):
-        views = self.last_result.views if self.last_result is not None else None
-        layout = None if views is None else views.values.get("attention_layout")
-        if layout is not None and views.values.get("attention_mode") == "heads":
-            self.state.attention_head = _next(range(MEAN_OF_HEADS, layout.channels), self.state.attention_head)
-
-    def toggle_zoom(self):
-        self.state.zoomed = not self.state.zoomed
+        self.state.colormap = _step("colormap", COLORMAPS)(self.state.colormap)
 
     def optimise_unit(self) -> None:
         self.live.set_open("unit", True)
@@ -360,13 +323,13 @@ class MainWindow(QMainWindow):
         self.model = info
         self._fallback_pending = False
         row = info.find(self.state.layer) or info.find(info.default_layer)
-        channel = self.state.channel if self.state.channel < row[2][0] else 0
-        self.live.layer_tree.set_layers(info.layers)
+        channel = self.state.channel if self.state.channel < row.shape[0] else 0
         self.live.set_model(info)
-        self.state.update(model=info.name, layer=row[0], channel=channel)
+        self.state.update(model=info.name, layer=row.path, channel=channel)
         self.worker.adopt(visualizer, self.request())
         self.model_menu.show_loaded(info)
-        self.network.set_model(info)
+        for tab in self.view_tabs.values():
+            tab.set_model(info)
         self.draw.fit_model(info)
         if info.notice:
             self.show_notice(info.notice)
@@ -390,19 +353,15 @@ class MainWindow(QMainWindow):
             return
         self.last_result = result
         self.live.show_result(result, self.model)
-        self.network.show(result.views)
+        for tab in self.view_tabs.values():
+            tab.show_result(result)
         self.recording.offer(result.views)
         self.embeddings.offer_frame(result.views.frame, result.captured_at)
         now = time.perf_counter()
-        self.stats.add_display(
-            result.sequence, result.captured_at, now, result.views.timings_ms, self.live.grid_pane.grid.last_paint_ms
-        )
+        self.stats.add_display(result.sequence, result.captured_at, now, result.views.timings_ms, self.live.paint_ms)
         self.status.show_rate(
             self.stats, self.slot.dropped, self.state.frozen, still=result.still, recording_s=self.recording.seconds()
         )
-
-    def _last_views(self):
-        return self.last_result.views if self.last_result is not None else None
 
     def _engine(self):
         return self.worker.visualizer.engine if self.worker.visualizer is not None else None
@@ -410,7 +369,10 @@ class MainWindow(QMainWindow):
     def _show_layer_status(self, *_) -> None:
         row = self.model.find(self.state.layer) if self.model else None
         if row is not None:
-            self.status.layer.setText(f"{row[1]}:{self.state.channel}")
+            self.status.layer.setText(f"{row.name}:{self.state.channel}")
+
+    def status_message(self, text: str, milliseconds: int) -> None:
+        self.status.message(text, milliseconds)
 
     def show_error(self, message: str) -> None:
         self.status.message(message, 10000)

@@ -12,23 +12,15 @@ from PyQt6.QtCore import QObject, Qt
 from PyQt6.QtGui import QAction, QActionGroup
 from PyQt6.QtWidgets import QComboBox, QLabel, QMenu, QSlider, QToolBar
 
-from livevis.state import (
-    BACKPROP_MODES,
-    BACKPROP_VIEWS,
-    CHANNEL_BOOSTS,
-    COLORMAPS,
-    GAMMA_BOOSTS,
-    NORMALIZATIONS,
-    OVERLAY_MODES,
-    LiveState,
-)
+from livevis import views
+from livevis.state import CHANNEL_BOOSTS, COLORMAPS, GAMMA_BOOSTS, NORMALIZATIONS, OVERLAY_MODES
 
 
 def _number_text(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def bind_combo(combo: QComboBox, state: LiveState, name: str, parse: Callable = str) -> None:
+def bind_combo(combo: QComboBox, state, name: str, parse: Callable = str) -> None:
     def follow(value) -> None:
         text = _number_text(value)
         if combo.findText(text) < 0:  # a value from the settings that is not one of the steps
@@ -40,7 +32,7 @@ def bind_combo(combo: QComboBox, state: LiveState, name: str, parse: Callable = 
     follow(getattr(state, name))
 
 
-def bind_choice_menu(menu: QMenu, owner: QObject, state: LiveState, name: str, values: Sequence[str]) -> QActionGroup:
+def bind_choice_menu(menu: QMenu, owner: QObject, state, name: str, values: Sequence[str]) -> QActionGroup:
     group = QActionGroup(owner)
     for value in values:
         action = QAction(value, owner, checkable=True)
@@ -64,7 +56,7 @@ class OptionControls:
         self,
         toolbar: QToolBar,
         view_menu: QMenu,
-        state: LiveState,
+        state,
         models: Sequence[str],
         choose_model: Callable[[str], None],
     ):
@@ -93,12 +85,14 @@ class OptionControls:
         self.gamma = self._combo(toolbar, "gamma", [_number_text(g) for g in GAMMA_BOOSTS])
         self.gamma.setToolTip("gamma boost: below 1 lifts weak responses (Shift+T)")
         bind_combo(self.gamma, state, "gamma", float)
-        self.backprop = self._combo(toolbar, "backprop", BACKPROP_MODES)
-        self.backprop.setToolTip("what drives the selected unit, or where the picked class is seen (B)")
-        bind_combo(self.backprop, state, "backprop")
-        self.backprop_view = self._combo(toolbar, "view", BACKPROP_VIEWS)
-        self.backprop_view.setToolTip("how the gradient is drawn (N)")
-        bind_combo(self.backprop_view, state, "backprop_view")
+        self.view_options: dict[str, QComboBox] = {}
+        """A box for each view option that asks for one on the toolbar (the backprop mode and view)."""
+        for option in views.options().values():
+            if option.toolbar and option.live and option.choices:
+                combo = self._combo(toolbar, option.toolbar, [str(c) for c in option.choices])
+                combo.setToolTip(f"{option.help} ({option.key})" if option.key else option.help)
+                bind_combo(combo, state, option.name, option.parse)
+                self.view_options[option.name] = combo
         owner = toolbar.parent()
         self.colormap_group = bind_choice_menu(view_menu.addMenu("Colormap"), owner, state, "colormap", COLORMAPS)
         self.norm_group = bind_choice_menu(view_menu.addMenu("Normalisation"), owner, state, "norm", NORMALIZATIONS)

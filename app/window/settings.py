@@ -14,8 +14,9 @@ from pathlib import Path
 
 from PyQt6.QtCore import QByteArray, QSettings, QStandardPaths
 
+from livevis import views
 from livevis.models.errors import LivevisError
-from livevis.state import VIEW_DEFAULTS, VIEW_OPTION_NAMES, LiveState, check_option
+from livevis.state import DRAWING_DEFAULTS, LiveState, check_option
 
 FORMAT_KEY = "format"
 FORMAT = "livevis-settings-1"
@@ -81,6 +82,17 @@ def _camera_modes(value) -> dict[str, str]:
         raise ValueError(f"not camera modes: {value!r}") from None
 
 
+def _parsed(parse: Callable[[str], object]) -> Callable:
+    """A view option's value as the settings file holds it (text), parsed as its flag is."""
+
+    def read(value):
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError(f"not a value: {value!r}")
+        return parse(value) if isinstance(value, str) else value
+
+    return read
+
+
 def _saved_by_qt(what: str) -> Callable:
     """Bytes Qt saved (a window's geometry, the panes' layout), as Qt reads them back."""
 
@@ -107,15 +119,12 @@ SCHEMA: dict[str, Setting] = {
     "model": Setting("", _text),
     "layer": Setting("", _text),
     "channel": Setting(0, _number(int), "channel"),
-    "colormap": Setting(VIEW_DEFAULTS["colormap"], _text, "colormap"),
-    "norm": Setting(VIEW_DEFAULTS["norm"], _text, "norm"),
-    "gamma": Setting(VIEW_DEFAULTS["gamma"], _number(float), "gamma"),
-    "boost": Setting(VIEW_DEFAULTS["boost"], _number(float), "boost"),
-    "overlay_mode": Setting(VIEW_DEFAULTS["overlay_mode"], _text, "overlay_mode"),
-    "opacity": Setting(VIEW_DEFAULTS["opacity"], _number(float), "opacity"),
-    "backprop": Setting(VIEW_DEFAULTS["backprop"], _text, "backprop"),
-    "backprop_view": Setting(VIEW_DEFAULTS["backprop_view"], _text, "backprop_view"),
-    "concept_count": Setting(VIEW_DEFAULTS["concept_count"], _number(int), "concept_count"),
+    "colormap": Setting(DRAWING_DEFAULTS["colormap"], _text, "colormap"),
+    "norm": Setting(DRAWING_DEFAULTS["norm"], _text, "norm"),
+    "gamma": Setting(DRAWING_DEFAULTS["gamma"], _number(float), "gamma"),
+    "boost": Setting(DRAWING_DEFAULTS["boost"], _number(float), "boost"),
+    "overlay_mode": Setting(DRAWING_DEFAULTS["overlay_mode"], _text, "overlay_mode"),
+    "opacity": Setting(DRAWING_DEFAULTS["opacity"], _number(float), "opacity"),
     "mirror": Setting(True, _flag),
     "snapshot_dir": Setting("", _text),
     "geometry": Setting(None, _saved_by_qt("window geometry")),
@@ -125,8 +134,15 @@ SCHEMA: dict[str, Setting] = {
 }
 
 
-PERSISTED_OPTIONS = tuple(name for name in VIEW_OPTION_NAMES if name in SCHEMA)
-"""The drawing options kept across starts (a class picked for Grad-CAM is not)."""
+SCHEMA |= {
+    option.name: Setting(option.default, _parsed(option.parse), option.name)
+    for option in views.options().values()
+    if option.persist and option.live
+}
+"""...and each view's options that ask to be kept (the backprop mode, the number of concepts)."""
+
+PERSISTED_OPTIONS = tuple(name for name in SCHEMA if name in DRAWING_DEFAULTS or views.option(name) is not None)
+"""The drawing and view options kept across starts (a class picked for Grad-CAM is not)."""
 
 
 class SettingsStore:
@@ -204,7 +220,9 @@ def _refuse_foreign(path: Path) -> None:
         return
     probe = QSettings(str(path), QSettings.Format.IniFormat)
     keys = set(probe.allKeys())
-    if probe.status() != QSettings.Status.NoError or not keys or not keys <= {FORMAT_KEY, *SCHEMA}:
+    ours = probe.value(FORMAT_KEY) == FORMAT or (keys and keys <= {FORMAT_KEY, *SCHEMA})
+    # a file livevis wrote may hold the options of a plug-in uninstalled since: it is still livevis's
+    if probe.status() != QSettings.Status.NoError or not ours:
         raise SettingsError(
             f"{path} exists and is not a livevis settings file; livevis will not overwrite it. "
             "Give a new path, or one livevis wrote"

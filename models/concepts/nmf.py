@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from livevis.state import CONCEPT_COUNTS, check_option
+from livevis.state import check_option
+from livevis.views.concepts import CONCEPT_COUNTS
 
 from ..errors import OptionError
 from ..progress import Progress, report

@@ -4,8 +4,8 @@ Every picture is made the same way. Activations are quantised to one of `LEVELS`
 per-channel scale and offset (`level_transform`), and the levels are looked up in a 256-row table
 whose last row is the grid's separator; gamma is folded into the table, so it costs nothing per frame.
 
-`Renderer` holds the steps every renderer composes; `render_torch.TorchRenderer` runs them as torch ops
-on the model's device (CUDA, MPS). On the CPU, `render_opencv.OpenCVRenderer` runs them as numpy and
+`Renderer` holds the steps every renderer composes; `torch_renderer.TorchRenderer` runs them as torch ops
+on the model's device (CUDA, MPS). On the CPU, `opencv_renderer.OpenCVRenderer` runs them as numpy and
 OpenCV calls on the same memory: right after a forward pass has swept the caches, each torch op costs
 tens of microseconds, several times the work itself. Both give the same levels and pictures within
 a level or two (tested). Nothing here copies to the host; the pipeline copies each finished view once.

@@ -1,5 +1,5 @@
 """The renderer for accelerators (CUDA, MPS): every step a torch op on the tensors' device, nothing
-leaves it until the pipeline copies each finished view once. On the CPU, `render_opencv.OpenCVRenderer`
+leaves it until the pipeline copies each finished view once. On the CPU, `opencv_renderer.OpenCVRenderer`
 draws the same pictures with numpy and OpenCV (tested side by side)."""
 
 from __future__ import annotations

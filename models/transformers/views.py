@@ -1,8 +1,9 @@
-"""The views of a transformer: attention at the selected block (every head as a grid, one on the frame) or
-rolled out up to it, the norm of every token with the high-norm outliers marked, and the prefix tokens.
+"""The producers of a transformer's views (declared in `livevis.views.transformers`): attention at the selected
+block (every head as a grid, one on the frame) or rolled out up to it, the norm of every token with the
+high-norm outliers marked, and the prefix tokens.
 
-Each is a view producer like the others (`models.views`): a convolutional network gets none of them (they
-draw nothing), so a window or a command can ask for them whatever the model.
+A convolutional network gets none of them (they draw nothing), so a window or a command can ask for them
+whatever the model.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import numpy as np
 import torch
 
 from livevis.geometry import GridLayout, grid_layout
-from livevis.state import MEAN_OF_HEADS
+from livevis.views.transformers import MEAN_OF_HEADS
 
+from ..errors import OptionError
+from ..producer import Producer, RenderContext
 from ..render.base import SEPARATOR
-from ..views import RenderContext, View, register_view
 from .attention import attention_kind, attention_matrix, attention_modules, query_attention, rollout
 
 ATTENTION_COLORMAP = "inferno"
@@ -50,10 +52,10 @@ class _Attention:
             self.note = "no transformer block at or before this layer"
             return
         grid, prefix = self.block.shape[1:], self.block.prefix_tokens
-        self.query = _query(self.block.shape, options.attention_query)
+        self.query = _query(self.block.shape, options["attention_query"])
         blocks = engine.blocks[: engine.blocks.index(self.block) + 1]
         module = _attention_module(ctx, self.block.path)
-        self.mode = options.attention
+        self.mode = options["attention"]
         kind = attention_kind(engine.model.get_submodule(module)) if module else None
         if self.mode == "rollout" and kind != "global":
             self.mode, self.note = "heads", "rollout needs attention over every token; this model attends in windows"
@@ -62,7 +64,7 @@ class _Attention:
                 engine.model, module, result.module_inputs[module], grid=grid, prefix=prefix, query=self.query
             )
             self.maps, self.prefix, self.window = found.patch, found.prefix, found.window
-            head = options.attention_head
+            head = options["attention_head"]
             self.selected = self.maps.mean(0) if head == MEAN_OF_HEADS or head >= len(self.maps) else self.maps[head]
             self.titles = [f"head {i}" for i in range(len(self.maps))]
         else:
@@ -82,47 +84,36 @@ class _Attention:
         return None if self.query is None else self.query[0] * self.maps.shape[2] + self.query[1]
 
 
-def _attention(ctx: RenderContext) -> _Attention:
-    if "attention" not in ctx.shared:
-        ctx.shared["attention"] = _Attention(ctx)
-    return ctx.shared["attention"]
-
-
 def _attention_inputs(engine, layer, options) -> set[str]:
-    if options.attention == "off" or not engine.blocks:
+    if options["attention"] == "off" or not engine.blocks:
         return set()
     block = engine.block_of(layer)
     if block is None:
         return set()
-    blocks = engine.blocks[: engine.blocks.index(block) + 1] if options.attention == "rollout" else [block]
+    blocks = engine.blocks[: engine.blocks.index(block) + 1] if options["attention"] == "rollout" else [block]
     found = [attention_modules(engine.model, b.path) for b in blocks]
     return {paths[0] for paths in found if len(paths) == 1}
 
 
-class _AttentionView(View):
-    """The attention views share what they need kept and what they compute (once a frame)."""
+class AttentionProducer(Producer):
+    """Every head's attention from the query token at the selected block, one tile per head on the grid's
+    layout (or, in rollout, the rollout up to each block so far), each tile on its own scale; and the selected
+    head's attention (or the mean of the heads, or the rollout) on the frame at the crop the network saw, the
+    query cell ringed."""
+
+    def check(self, engine, layer, options):
+        query, block = options["attention_query"], engine.block_of(layer) or layer
+        if query is not None and not (block.is_spatial and query[0] < block.shape[1] and query[1] < block.shape[2]):
+            grid = " x ".join(map(str, block.shape[1:]))
+            raise OptionError(f"--query {query[0]},{query[1]} is outside {block.name}'s {grid} patch grid")
 
     def inputs(self, engine, layer, options):
         return _attention_inputs(engine, layer, options)
 
-    @staticmethod
-    def attention(ctx: RenderContext) -> _Attention | None:
-        """The attention to draw; None where it is off or the model has none."""
-        if ctx.options.attention == "off" or not ctx.engine.blocks:
-            return None
-        return _attention(ctx)
-
-
-class AttentionView(_AttentionView):
-    """Every head's attention from the query token at the selected block, one tile per head on the grid's
-    layout (or, in rollout, the rollout up to each block so far): each tile on its own scale."""
-
-    name = "attention"
-
     def render(self, ctx):
-        found = self.attention(ctx)
-        if found is None:
+        if ctx.options["attention"] == "off" or not ctx.engine.blocks:
             return {}
+        found = _Attention(ctx)
         if found.maps is None:
             return {"attention_note": found.note}
         r = ctx.renderer
@@ -132,7 +123,8 @@ class AttentionView(_AttentionView):
         levels = r.levels(maps, low * 0, high, ATTENTION_COLORMAP, per_channel=True)  # from 0: no weight is black
         layout = grid_layout(heads, h, w, 1.0, max(1, 64 // max(h, w)))
         out = {
-            self.name: r.grid_image(levels, (h, w), layout, ATTENTION_COLORMAP),
+            "attention": r.grid_image(levels, (h, w), layout, ATTENTION_COLORMAP),
+            "attention_overlay": self._overlay(ctx, found),
             "attention_layout": layout,
             "attention_titles": found.titles,
             "attention_block": found.block.path,
@@ -143,38 +135,39 @@ class AttentionView(_AttentionView):
             "attention_prefix_weight": r.asarray(found.prefix.sum(-1).contiguous()) if found.prefix.numel() else None,
         }
         if ctx.with_arrays:
-            out["attention_maps"] = found.maps.float()
-            out["attention_prefix"] = found.prefix.float()
+            kind = "rollout" if found.mode == "rollout" else "attention"
+            out[f"{kind}_maps"] = found.maps.float()
+            out[f"{kind}_prefix"] = found.prefix.float()
         return out
 
-
-class AttentionOverlayView(_AttentionView):
-    """The selected head's attention (or the mean of the heads, or the rollout) on the frame, at the crop the
-    network saw, the query cell ringed."""
-
-    name = "attention_overlay"
-
-    def render(self, ctx):
-        found = self.attention(ctx)
-        if found is None or found.maps is None:
-            return {}
+    @staticmethod
+    def _overlay(ctx: RenderContext, found: _Attention):
         r = ctx.renderer
         h, w = found.selected.shape
         selected = r.asarray(found.selected.reshape(1, h * w).contiguous())
         low, high, _ = r.channel_stats(selected)
         levels = r.levels(selected, low * 0, high, ATTENTION_COLORMAP, per_channel=True).reshape(h, w)  # from 0
         shown, crop = ctx.shown_frame
-        overlay = r.render_overlay(
+        return r.render_overlay(
             shown, levels, crop, ATTENTION_COLORMAP, opacity=ctx.options.opacity, peak_index=found.query_cell()
         )
-        return {self.name: overlay}
+
+    def summary(self, values):
+        if "attention_block" not in values:
+            return {"attention": None}
+        return {
+            "attention": {
+                "block": values["attention_block"],
+                "mode": values["attention_mode"],
+                "query": values["attention_query_cell"],
+                "heads": values["attention_layout"].channels,
+            }
+        }
 
 
-class TokenNormsView(View):
+class TokenNormsProducer(Producer):
     """The L2 norm of every token of the selected layer, on the frame, with the high-norm outliers ringed
     ("Vision Transformers Need Registers", Darcet et al. 2024); the prefix tokens' norms apart."""
-
-    name = "token_norms"
 
     def render(self, ctx):
         if ctx.layer.layout is None or not ctx.layer.is_spatial:
@@ -193,20 +186,21 @@ class TokenNormsView(View):
         image = r.mark_cells(image, outliers.tolist(), (h, w), crop)
         prefix = ctx.result.prefix_tokens.get(ctx.layer.path)
         return {
-            self.name: image,
+            "token_norms": image,
             "token_norm_map": r.asarray(norms.contiguous()),
             "token_norm_median": float(median),
             "token_outliers": [divmod(int(i), w) for i in outliers.tolist()],
             "prefix_norms": None if prefix is None else r.asarray(torch.linalg.vector_norm(prefix.float(), dim=-1)),
         }
 
+    def summary(self, values):
+        return {"token_outliers": values.get("token_outliers")}
 
-class PrefixTokensView(View):
+
+class PrefixTokensProducer(Producer):
     """The prefix tokens (class, distillation, registers) of the selected layer, each as a small grid of its
     channels on the layer grid's rows and columns, one cell per channel, on the layer's own colour scale:
     channel c's value in the class token sits where channel c's map sits in the grid."""
-
-    name = "prefix_tokens"
 
     def render(self, ctx):
         prefix = ctx.result.prefix_tokens.get(ctx.layer.path)
@@ -225,7 +219,7 @@ class PrefixTokensView(View):
             for i in range(count)
         ]
         names = ctx.engine.tokens.prefix[:count] if ctx.engine.tokens is not None else []
-        return {self.name: _side_by_side(tokens, r), "prefix_names": names, "prefix_layout": cells}
+        return {"prefix_tokens": _side_by_side(tokens, r), "prefix_names": names, "prefix_layout": cells}
 
 
 def _cells(levels, layout: GridLayout, renderer):
@@ -251,10 +245,3 @@ def _grey(gap, like):
     if isinstance(like, np.ndarray):
         return np.repeat(gap[..., None], 3, axis=2)
     return gap[..., None].expand(-1, -1, 3)
-
-
-for _view in (AttentionView(), AttentionOverlayView(), TokenNormsView(), PrefixTokensView()):
-    register_view(_view)
-
-TRANSFORMER_VIEWS = ("attention", "attention_overlay", "token_norms", "prefix_tokens")
-"""What the app shows of a transformer besides the views of any network."""

@@ -2,7 +2,7 @@
 
     python -m livevis.models.zoo.lenet --out assets/weights/lenet_mnist.pth
 
-trains on the 8,000 training digits of the bundled MNIST set (`models.datasets.mnist_split`) and
+trains on the 8,000 training digits of the bundled MNIST set (`models.data.datasets.mnist_split`) and
 reports accuracy on the 2,000 held-out ones. Deterministic for a given seed and torch version.
 """
 

@@ -61,7 +61,7 @@ def model_names() -> list[str]:
 def get_spec(name: str, **custom) -> ModelSpec:
     """A registered model by name, else a user's own (`timm:NAME`, a model file, `module:factory`).
 
-    `custom` (input_size, mean, std, labels) describes a user's own model; see `models.custom`.
+    `custom` (input_size, mean, std, labels) describes a user's own model; see `models.zoo.custom`.
     """
     if name in _REGISTRY:
         given = [f"--{key.replace('_', '-')}" for key, value in custom.items() if value is not None]

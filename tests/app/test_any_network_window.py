@@ -19,9 +19,9 @@ def test_a_folder_of_tensors_through_an_image_to_image_net_in_the_window(qtbot, 
     window = make_window(scenes, model="dynnet:build")
     result = wait_result(qtbot, window, lambda r: "input_signed" in r.views.images)
     assert window.model.name == "dynnet:build" and window.model.categories == ()
-    assert result.views.tensor_input and result.views.top5 == []
-    assert window.live.predictions.view.isHidden(), "no predictions for a network that is not a classifier"
-    shown = window.live.input.image.image_array()
+    assert result.views.tensor_input and result.views.values["top5"] == []
+    assert window.live.panes["predictions"].view.isHidden(), "no predictions for a network that is not a classifier"
+    shown = window.live.panes["input"].image.image_array()
     assert np.array_equal(shown, result.views.images["input_signed"]), "the input pane shows each channel signed"
     assert [path for path, _, _ in window.model.layers][-1] == "output"
     first = result.source

@@ -326,7 +326,8 @@ def test_render_with_a_users_factory_model(tmp_path, capsys):
         tmp_path,
     )
     assert code == 0, err
-    assert out.splitlines()[1].startswith(f"1. class {test_set.labels[0]} ")
+    first = next(line for line in out.splitlines() if line.startswith("1. "))
+    assert first.startswith(f"1. class {test_set.labels[0]} ")
 
 
 def test_embed_json_and_figure(tmp_path, capsys, monkeypatch):

@@ -28,7 +28,7 @@ def test_x_shows_the_concepts_which_follow_the_frames_and_k_comes_from_the_spin_
     qtbot.keyClick(window, Qt.Key.Key_X)
     first = wait_result(qtbot, window, lambda r: concepts_shown(r, 5))
     assert window.live.is_open("concepts") and window.actions_by_name["concepts"].isChecked()
-    assert first.views.images["concepts"].shape == first.views.overlay.shape
+    assert first.views.images["concepts"].shape == first.views.images["overlay"].shape
     qtbot.waitUntil(lambda: len(pane.legend.rows()) == 5, timeout=TIMEOUT_MS)
     later = wait_result(qtbot, window, lambda r: r.sequence > first.sequence + 3 and concepts_shown(r))
     assert not np.array_equal(first.views.images["concepts"], later.views.images["concepts"]), "it follows the video"
@@ -63,7 +63,9 @@ def test_a_layer_without_maps_is_said_in_the_pane_and_the_rest_goes_on(qtbot, ma
     window = make_window(video)
     wait_result(qtbot, window)
     window.state.update(concepts=True, layer="classifier.4", channel=0)
-    result = wait_result(qtbot, window, lambda r: r.views.layer.path == "classifier.4" and r.views.grid.size > 0)
+    result = wait_result(
+        qtbot, window, lambda r: r.views.layer.path == "classifier.4" and r.views.images["grid"].size > 0
+    )
     pane = window.live.panes["concepts"]
     qtbot.waitUntil(lambda: "spatial maps" in pane.message.text(), timeout=TIMEOUT_MS)
     assert "concepts" not in result.views.images
@@ -88,7 +90,7 @@ def test_concepts_fitted_on_a_mined_folder_are_placed_on_each_frame(
     window = make_window(video)
     wait_result(qtbot, window)
     with qtbot.waitSignal(window.runner.job_started, timeout=TIMEOUT_MS) as started:
-        window.units.mine(str(folder))
+        window.live.panes["unit"].controller.mine(str(folder))
     with qtbot.waitSignal(started.args[0].ended, timeout=60_000):
         pass
     window.state.update(concepts=True, concept_count=3)
@@ -105,7 +107,7 @@ def test_concepts_fitted_on_a_mined_folder_are_placed_on_each_frame(
     with qtbot.waitSignal(fitting.ended, timeout=120_000):
         pass
     qtbot.waitUntil(lambda: window.state.concept_set != "", timeout=TIMEOUT_MS)
-    placed = wait_result(qtbot, window, lambda r: r.options.concept_set != "" and concepts_shown(r, 3))
+    placed = wait_result(qtbot, window, lambda r: r.options["concept_set"] != "" and concepts_shown(r, 3))
     summary = placed.views.values["concepts_summary"]
     assert summary.source == f"fitted on {folder}" and "top channels and crops" in summary.note
     qtbot.waitUntil(lambda: all(row.crops is not None for row in pane.legend.rows()), timeout=TIMEOUT_MS)

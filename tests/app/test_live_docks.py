@@ -7,7 +7,7 @@ from __future__ import annotations
 from PyQt6.QtCore import QRect, QSettings, Qt
 from PyQt6.QtWidgets import QApplication
 
-from livevis.app.tabs.live import LAYOUT_VERSION, PANES
+from livevis.app.tabs.live import layout_version, pane_specs
 from livevis.app.window.main_window import first_launch_geometry
 from tests.app.conftest import TIMEOUT_MS, wait_result
 
@@ -18,9 +18,11 @@ USEFUL = 0.4
 def shown_overlay(qtbot, window) -> tuple[float, float]:
     """The size the frame with the selected channel is drawn at, once a frame rendered for the view's size
     is shown."""
-    overlay = window.live.selected.overlay
-    wait_result(qtbot, window, lambda r: r.options.display_size == overlay.render_size() and r.views.overlay.size > 0)
-    qtbot.waitUntil(lambda: overlay.image_array() is window.last_result.views.overlay)
+    overlay = window.live.panes["selected"].overlay
+    wait_result(
+        qtbot, window, lambda r: r.options.display_size == overlay.render_size() and r.views.images["overlay"].size > 0
+    )
+    qtbot.waitUntil(lambda: overlay.image_array() is window.last_result.views.images["overlay"])
     rect = overlay.image_rect()
     return rect.width(), rect.height()
 
@@ -35,6 +37,9 @@ def ready(qtbot, make_window, video):
 def docked_places(live) -> dict:
     """Where each pane in sight is."""
     return {pane_id: dock.geometry() for pane_id, dock in live.docks.items() if dock.isVisible()}
+
+
+PANES = pane_specs()
 
 
 def open_panes(window) -> set[str]:
@@ -78,11 +83,11 @@ def test_a_pane_with_no_room_left_is_tabbed_rather_than_squeezing_the_selected_c
     # the selected channel's column has room for one more pane; a second one there would squeeze it
     live.splitDockWidget(live.docks["selected"], live.docks["backprop"], Qt.Orientation.Vertical)
     live.docks["backprop"].hide()
-    useful = live.selected.stack.minimumHeight()
+    useful = live.panes["selected"].stack.minimumHeight()
     assert useful == round(0.4 * live.height())
     live.set_open("backprop", True)
     qtbot.waitUntil(lambda: live.is_open("backprop"))
-    assert live.selected.stack.height() >= useful
+    assert live.panes["selected"].stack.height() >= useful
     assert window.height() == first_launch_geometry(window.screen().availableGeometry()).height()
 
 
@@ -110,7 +115,7 @@ def test_a_layout_saved_for_other_panes_is_ignored_for_the_default(qtbot, make_w
     window = make_window(video)
     wait_result(qtbot, window)
     window.live.set_open("input", False)
-    foreign = window.live.saveState(LAYOUT_VERSION + 1)  # as saved by a version with other panes
+    foreign = window.live.saveState(layout_version(PANES) + 1)  # as saved by a version with other panes
     window.close()
     settings = QSettings(str(tmp_path / "settings0.ini"), QSettings.Format.IniFormat)
     settings.setValue("layout", foreign)
@@ -133,7 +138,7 @@ def test_a_closed_pane_comes_back_from_the_view_menu_and_reset_layout_restores_t
     entries["Channels of the layer"].trigger()
     qtbot.waitUntil(lambda: live.docks["grid"].isVisible())
     assert entries["Channels of the layer"].isChecked()
-    wait_result(qtbot, window, lambda r: r.views.grid.size > 0)
+    wait_result(qtbot, window, lambda r: r.views.images["grid"].size > 0)
 
     live.docks["selected"].setFloating(True)
     live.set_open("layers", False)
@@ -196,7 +201,7 @@ def test_panes_stay_open_behind_another_tab_and_closing_backprop_turns_it_off(qt
     window.state.backprop = "guided"
     qtbot.waitUntil(lambda: live.docks["backprop"].isVisible())
     opened = open_panes(window)
-    window.tabs.setCurrentWidget(window.network.view)
+    window.tabs.setCurrentWidget(window.view_tabs["network"].view)
     qtbot.waitUntil(lambda: not live.isVisible())
     assert open_panes(window) == opened and window.state.backprop == "guided", "hidden with their tab, not closed"
     window.tabs.setCurrentWidget(live)

@@ -347,7 +347,7 @@ def test_the_app_reconnects_when_the_camera_comes_back_and_marks_the_last_frame_
     camera.stop()
     host = f"127.0.0.1:{camera.port}"
     qtbot.waitUntil(lambda: f"reconnecting to {host} (attempt" in source_text(window), timeout=TIMEOUT_MS)
-    image = window.live.input.image
+    image = window.live.panes["input"].image
     assert image.image_array() is not None and image.stale_reason().startswith(f"reconnecting to {host}")
     window.state.channel = 5  # nothing waits for the camera: the last frame is drawn again for the new channel
     wait_result(qtbot, window, lambda r: r.views.channel == 5)
@@ -368,7 +368,7 @@ def test_a_stalled_camera_is_reconnected(qtbot, make_window, camera, short_timeo
     last = window.last_result.sequence
     camera.stall(False)
     wait_result(qtbot, window, lambda r: r.sequence > last)
-    qtbot.waitUntil(lambda: window.live.input.image.stale_reason() == "", timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.live.panes["input"].image.stale_reason() == "", timeout=TIMEOUT_MS)
     assert window.stats_dict()["source_reconnects"] >= 1
 
 

@@ -11,7 +11,7 @@ def test_the_network_tab_draws_the_rows_in_sight_and_a_click_selects_a_map(qtbot
     window = make_window(video)
     first = wait_result(qtbot, window)
     assert "network" not in first.options.views, "not computed while the tab is hidden"
-    overview = window.network.view
+    overview = window.view_tabs["network"].view
     window.tabs.setCurrentWidget(overview)
     qtbot.waitUntil(lambda: bool(overview.visible_paths()), timeout=TIMEOUT_MS)
     in_sight = overview.visible_paths()
@@ -23,7 +23,7 @@ def test_the_network_tab_draws_the_rows_in_sight_and_a_click_selects_a_map(qtbot
     overview.verticalScrollBar().setValue(overview.verticalScrollBar().maximum())
     qtbot.waitUntil(lambda: overview.visible_paths() != in_sight, timeout=TIMEOUT_MS)
     last = overview.visible_paths()
-    wait_result(qtbot, window, lambda r: set(r.options.network_rows) == set(last))
+    wait_result(qtbot, window, lambda r: set(r.options["network_rows"]) == set(last))
     overview.verticalScrollBar().setValue(0)
     qtbot.waitUntil(lambda: overview.visible_paths() == in_sight, timeout=TIMEOUT_MS)
     target = next(path for path in in_sight if path.startswith("features"))

@@ -35,7 +35,7 @@ def test_r_records_what_is_shown_until_pressed_again(qtbot, make_window, video, 
         qtbot.keyClick(window, Qt.Key.Key_R)
     folder, frames = done.args
     assert set(frames) == {"overlay", "grid", "backprop"} and min(frames.values()) >= 10
-    shown = {"overlay": window.last_result.views.overlay, "grid": window.last_result.views.grid}
+    shown = {"overlay": window.last_result.views.images["overlay"], "grid": window.last_result.views.images["grid"]}
     for name, count in frames.items():
         played, size = _frames_in(f"{folder}/{name}.mp4")
         assert played == count, f"{name}: {played} frames play back, {count} were written"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import QPoint, Qt
 
-from livevis.state import MEAN_OF_HEADS
+from livevis.views.transformers import MEAN_OF_HEADS
 from tests.app.conftest import TIMEOUT_MS, wait_result
 
 VIT = "timm:vit_tiny_patch16_224"
@@ -18,19 +18,19 @@ def test_the_attention_pane_follows_the_frame_a_click_asks_from_a_patch_and_keys
     window = make_window(video, model=VIT)
     result = wait_result(qtbot, window, lambda r: "attention" in r.views.images, timeout=120_000)
     live = window.live
-    assert all(live.is_open(pane) for pane in ("attention", "token_norms", "prefix"))
+    assert all(live.is_open(pane) for pane in ("attention", "token_norms", "prefix_tokens"))
     assert result.views.values["attention_layout"].channels == 3 and result.views.layer.path == "blocks.7"
-    qtbot.waitUntil(lambda: "attention at blocks.7 from the class token" in live.attention.caption.text())
-    qtbot.waitUntil(lambda: "left to right: class" in live.prefix.title_text())
+    qtbot.waitUntil(lambda: "attention at blocks.7 from the class token" in live.panes["attention"].caption.text())
+    qtbot.waitUntil(lambda: "left to right: class" in live.panes["prefix_tokens"].title_text())
 
-    overlay = live.attention.overlay
+    overlay = live.panes["attention"].overlay
     crop = result.views.crop
     cell_size = crop.w / 14
     point = overlay.to_widget(crop.x + 9.5 * cell_size, crop.y + 4.5 * cell_size)
     qtbot.mouseClick(overlay, Qt.MouseButton.LeftButton, pos=QPoint(round(point.x()), round(point.y())))
     assert window.state.attention_query == (4, 9)
     asked = wait_result(qtbot, window, lambda r: r.views.values.get("attention_query_cell") == (4, 9))
-    assert "from patch (4, 9)" in live.attention.caption.text()
+    assert "from patch (4, 9)" in live.panes["attention"].caption.text()
     assert not np.array_equal(asked.views.images["attention"], result.views.images["attention"])
     qtbot.mouseClick(overlay, Qt.MouseButton.RightButton, pos=QPoint(round(point.x()), round(point.y())))
     assert window.state.attention_query is None
@@ -38,14 +38,14 @@ def test_the_attention_pane_follows_the_frame_a_click_asks_from_a_patch_and_keys
     assert window.state.attention_head == MEAN_OF_HEADS
     qtbot.keyClick(window, Qt.Key.Key_V)
     assert window.state.attention_head == 0
-    wait_result(qtbot, window, lambda r: r.options.attention_head == 0)
-    qtbot.waitUntil(lambda: "head 0 on the frame" in live.attention.caption.text())
+    wait_result(qtbot, window, lambda r: r.options["attention_head"] == 0)
+    qtbot.waitUntil(lambda: "head 0 on the frame" in live.panes["attention"].caption.text())
 
     qtbot.keyClick(window, Qt.Key.Key_A)  # heads -> rollout
     rolled = wait_result(qtbot, window, lambda r: r.views.values.get("attention_mode") == "rollout")
     assert rolled.views.values["attention_layout"].channels == 8  # blocks 0..7
     qtbot.keyClick(window, Qt.Key.Key_A)  # rollout -> off: not computed, pane hidden
-    wait_result(qtbot, window, lambda r: r.options.attention == "off" and "attention" not in r.views.images)
+    wait_result(qtbot, window, lambda r: r.options["attention"] == "off" and "attention" not in r.views.images)
     qtbot.waitUntil(lambda: not live.is_open("attention"))
     live.set_open("attention", True)  # opening the pane turns attention on again, as it was last
     assert window.state.attention == "rollout"
@@ -71,7 +71,7 @@ def test_a_convolutional_network_shows_no_transformer_pane(qtbot, make_window, v
     window = make_window(video)
     result = wait_result(qtbot, window)
     assert "attention" not in result.views.images and "token_norms" not in result.views.images
-    assert not any(window.live.is_open(pane) for pane in ("attention", "token_norms", "prefix"))
+    assert not any(window.live.is_open(pane) for pane in ("attention", "token_norms", "prefix_tokens"))
     assert not {"attention", "token_norms", "prefix_tokens"} & set(window.live.views())
     qtbot.keyClick(window, Qt.Key.Key_A)
     qtbot.waitUntil(lambda: "has no attention" in window.statusBar().currentMessage())

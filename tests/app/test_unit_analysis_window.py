@@ -16,27 +16,29 @@ def test_b_and_n_cycle_the_backprop_pane_which_follows_the_frames(qtbot, make_wi
     seen_modes = []
     for mode in ("grad", "deconv", "guided", "gradcam"):
         qtbot.keyClick(window, Qt.Key.Key_B)
-        result = wait_result(qtbot, window, lambda r, m=mode: r.options.backprop == m and "backprop" in r.views.images)
-        seen_modes.append(result.options.backprop)
-        assert window.live.is_open("backprop") and window.live.backprop.isVisible()
-        assert result.views.images["backprop"].shape[:2] == result.views.overlay.shape[:2]
+        result = wait_result(
+            qtbot, window, lambda r, m=mode: r.options["backprop"] == m and "backprop" in r.views.images
+        )
+        seen_modes.append(result.options["backprop"])
+        assert window.live.is_open("backprop") and window.live.panes["backprop"].isVisible()
+        assert result.views.images["backprop"].shape[:2] == result.views.images["overlay"].shape[:2]
     assert seen_modes == ["grad", "deconv", "guided", "gradcam"]
-    assert "Grad-CAM of" in window.live.backprop.title_text()
+    assert "Grad-CAM of" in window.live.panes["backprop"].title_text()
     qtbot.keyClick(window, Qt.Key.Key_B)  # after gradcam: off
-    wait_result(qtbot, window, lambda r: r.options.backprop == "off" and "backprop" not in r.views.images)
+    wait_result(qtbot, window, lambda r: r.options["backprop"] == "off" and "backprop" not in r.views.images)
     assert not window.live.is_open("backprop")
     qtbot.keyClick(window, Qt.Key.Key_B)
     qtbot.keyClick(window, Qt.Key.Key_N)
-    first = wait_result(qtbot, window, lambda r: r.options.backprop_view == "raw" and "backprop" in r.views.images)
+    first = wait_result(qtbot, window, lambda r: r.options["backprop_view"] == "raw" and "backprop" in r.views.images)
     later = wait_result(qtbot, window, lambda r: r.sequence > first.sequence + 2 and "backprop" in r.views.images)
     assert not np.array_equal(first.views.images["backprop"], later.views.images["backprop"]), "it follows the frame"
-    assert "ReLU calls" in window.live.backprop.title_text()
+    assert "ReLU calls" in window.live.panes["backprop"].title_text()
 
 
 def test_clicking_the_frame_lists_the_units_that_fire_there(qtbot, make_window, video):
     window = make_window(video)
     result = wait_result(qtbot, window)
-    image = window.live.input.image
+    image = window.live.panes["input"].image
     crop = result.views.crop
     point = image.to_widget(crop.x + crop.w / 2, crop.y + crop.h / 2)
     with qtbot.waitSignal(window.worker.units_ranked, timeout=TIMEOUT_MS) as ranked:
@@ -44,7 +46,7 @@ def test_clicking_the_frame_lists_the_units_that_fire_there(qtbot, make_window, 
     cell, units = ranked.args[0]
     assert cell == (6, 6) and len(units) == 10
     assert [v for _, v in units] == sorted((v for _, v in units), reverse=True)
-    listed = window.live.input.units
+    listed = window.live.panes["input"].units
     qtbot.waitUntil(listed.isVisible)
     assert listed.channels() == [c for c, _ in units]
     best = listed.item(0)
@@ -56,8 +58,8 @@ def test_clicking_a_prediction_picks_the_class_grad_cam_explains(qtbot, make_win
     window = make_window(video)
     window.state.backprop = "gradcam"
     result = wait_result(qtbot, window, lambda r: "backprop_class" in r.views.values)
-    assert result.views.values["backprop_class"] == result.views.top5[0].index, "the top-1 by default"
-    predictions = window.live.predictions.view
+    assert result.views.values["backprop_class"] == result.views.values["top5"][0].index, "the top-1 by default"
+    predictions = window.live.panes["predictions"].view
     qtbot.mouseClick(predictions, Qt.MouseButton.LeftButton, pos=QPoint(40, 26 + 2 * predictions.ROW_HEIGHT + 5))
     picked = window.state.class_index
     assert picked is not None
@@ -70,8 +72,10 @@ def test_optimise_runs_in_the_background_with_previews_and_is_cached(qtbot, make
     window = make_window(video, model="lenet", weights="default")
     wait_result(qtbot, window)
     window.state.update(layer="conv2", channel=3)
-    qtbot.waitUntil(lambda: not window.units.refresh_pending)  # the cache lookup for the new unit started
-    unit = window.live.unit
+    qtbot.waitUntil(
+        lambda: not window.live.panes["unit"].controller.refresh_pending
+    )  # the cache lookup for the new unit started
+    unit = window.live.panes["unit"].view
     previews = []
     with qtbot.waitSignal(window.runner.job_started, timeout=TIMEOUT_MS) as started:
         qtbot.keyClick(window, Qt.Key.Key_D)
@@ -100,9 +104,9 @@ def test_an_optimisation_is_cancelled_within_a_step(qtbot, make_window, video, t
     window = make_window(video, model="lenet", weights="default")
     wait_result(qtbot, window)
     window.state.update(layer="conv2", channel=5)
-    qtbot.waitUntil(lambda: not window.units.refresh_pending)
+    qtbot.waitUntil(lambda: not window.live.panes["unit"].controller.refresh_pending)
     with qtbot.waitSignal(window.runner.job_started, timeout=TIMEOUT_MS) as started:
-        window.units.optimise()
+        window.live.panes["unit"].controller.optimise()
     job = started.args[0]
     steps = []
     job.progressed.connect(
@@ -111,7 +115,7 @@ def test_an_optimisation_is_cancelled_within_a_step(qtbot, make_window, video, t
     with qtbot.waitSignal(job.cancelled, timeout=120_000):
         pass
     assert max(steps) <= 4, "stopped within a step of the cancel"
-    qtbot.waitUntil(lambda: window.live.unit.optimise.isEnabled())
+    qtbot.waitUntil(lambda: window.live.panes["unit"].view.optimise.isEnabled())
 
 
 def test_mining_a_folder_fills_the_unit_pane_and_a_crop_opens_its_image(
@@ -130,16 +134,16 @@ def test_mining_a_folder_fills_the_unit_pane_and_a_crop_opens_its_image(
     wait_result(qtbot, window)
     window.state.update(layer="conv2", channel=2)
     window.live.set_open("unit", True)  # View > Panes > Unit
-    unit = window.live.unit
+    unit = window.live.panes["unit"].view
     qtbot.waitUntil(lambda: "no folder mined" in unit.atlas_note.text(), timeout=TIMEOUT_MS)
     with qtbot.waitSignal(window.runner.job_started, timeout=TIMEOUT_MS) as started:
-        window.units.mine(str(digits))
+        window.live.panes["unit"].controller.mine(str(digits))
     with qtbot.waitSignal(started.args[0].ended, timeout=120_000):
         pass
     qtbot.waitUntil(lambda: unit.crops.image_array() is not None, timeout=60_000)
     assert unit.deconvs.image_array() is not None and "of 24 images" in unit.atlas_note.text()
     assert unit.chosen_folder() == str(digits)
-    best = window.units._entries[0]
+    best = window.live.panes["unit"].controller._entries[0]
     crops = unit.crops
     qtbot.mouseClick(crops, Qt.MouseButton.LeftButton, pos=crops.to_widget(2, 2).toPoint())
     wait_result(qtbot, window, lambda r: r.source.startswith(best.path.name))

@@ -23,43 +23,46 @@ def test_frames_from_a_video_reach_the_grid(qtbot, make_window, video):
         pass
     result = wait_result(qtbot, window)
     assert result.views.layer.name == "conv5"
-    assert window.live.grid_pane.grid.image_array().shape == result.views.grid.shape
+    assert window.live.panes["grid"].grid.image_array().shape == result.views.images["grid"].shape
     # once the worker knows the view's current size, frames come rendered to fit it
-    view = window.live.input.image
-    wait_result(qtbot, window, lambda r: r.options.frame_display_size == (view.width(), view.height()))
-    shown = window.live.input.image.image_array()
-    assert shown.shape[0] <= window.live.input.image.height() and shown.shape[1] <= window.live.input.image.width()
+    view = window.live.panes["input"].image
+    wait_result(qtbot, window, lambda r: r.options["frame_display_size"] == (view.width(), view.height()))
+    shown = window.live.panes["input"].image.image_array()
+    assert (
+        shown.shape[0] <= window.live.panes["input"].image.height()
+        and shown.shape[1] <= window.live.panes["input"].image.width()
+    )
     assert shown.shape[1] / shown.shape[0] == pytest.approx(640 / 480, rel=0.02), "rendered to fit the view"
     # the grid is laid out in the shape of its pane
-    pane = window.live.grid_pane.grid.width() / window.live.grid_pane.grid.height()
+    pane = window.live.panes["grid"].grid.width() / window.live.panes["grid"].grid.height()
     laid_out = wait_result(qtbot, window, lambda r: r.options.grid_aspect == pytest.approx(pane, rel=0.06))
-    layout = laid_out.views.grid_layout
+    layout = laid_out.views.values["grid_layout"]
     assert layout.width / layout.height == pytest.approx(pane, rel=0.35)
     first = result.sequence
     wait_result(qtbot, window, lambda r: r.sequence > first + 3)
-    assert len(window.live.predictions.view.rows()) == 5
-    assert "UNTRAINED" in window.live.predictions.view._note
+    assert len(window.live.panes["predictions"].view.rows()) == 5
+    assert "UNTRAINED" in window.live.panes["predictions"].view._note
     assert window.slot.captured >= window.worker.processed > 3
 
 
 def test_clicking_a_tile_selects_that_channel(qtbot, make_window, video):
     window = make_window(video)
     wait_result(qtbot, window)
-    geometry = window.live.grid_pane.grid.geometry_
+    geometry = window.live.panes["grid"].grid.geometry_
     x, y, w, h = geometry.tile_rect(37)
-    grid = window.live.grid_pane.grid
+    grid = window.live.panes["grid"].grid
     point = grid.to_widget(x + w / 2, y + h / 2)
     qtbot.mouseClick(grid, Qt.MouseButton.LeftButton, pos=QPoint(round(point.x()), round(point.y())))
     result = wait_result(qtbot, window, lambda r: r.views.channel == 37)
-    assert "channel 37" in window.live.selected.info.text()
-    assert window.live.selected.tile.image_array().shape == (13, 13, 3)
-    assert np.array_equal(window.live.selected.small.image_array(), result.views.channel_tile)
+    assert "channel 37" in window.live.panes["selected"].info.text()
+    assert window.live.panes["selected"].tile.image_array().shape == (13, 13, 3)
+    assert np.array_equal(window.live.panes["selected"].small.image_array(), result.views.images["channel_tile"])
 
 
 def test_arrow_keys_move_the_channel_and_u_o_the_layer(qtbot, make_window, video):
     window = make_window(video)
     wait_result(qtbot, window)
-    cols = window.live.grid_pane.grid.geometry_.cols
+    cols = window.live.panes["grid"].grid.geometry_.cols
     qtbot.keyClick(window, Qt.Key.Key_Right)
     qtbot.keyClick(window, Qt.Key.Key_Down)
     wait_result(qtbot, window, lambda r: r.views.channel == 1 + cols)
@@ -71,7 +74,7 @@ def test_arrow_keys_move_the_channel_and_u_o_the_layer(qtbot, make_window, video
     qtbot.keyClick(window, Qt.Key.Key_U)
     qtbot.keyClick(window, Qt.Key.Key_U)
     wait_result(qtbot, window, lambda r: r.views.layer.name == "relu4")
-    assert window.live.layer_tree.currentItem().text(0).startswith("relu4")
+    assert window.live.panes["layers"].tree.currentItem().text(0).startswith("relu4")
 
 
 def test_freeze_stops_updates_but_still_redraws_selection(qtbot, make_window, video):
@@ -164,7 +167,7 @@ def test_a_first_model_that_fails_gives_way_to_the_default(qtbot, make_window, v
     window = make_window(video, model="no_such_net")
     result = wait_result(qtbot, window)
     assert window.model is not None and window.model.name in ("alexnet", "efficientnet_lite0")
-    assert result.views.top5
+    assert result.views.values["top5"]
     assert "unknown model 'no_such_net'" in window.notice.text() and "default model instead" in window.notice.text()
 
 
@@ -175,7 +178,7 @@ def test_switching_model_keeps_running_and_resets_the_layer(qtbot, make_window, 
         window.loader.load("resnet18", "none", "cpu")
     result = wait_result(qtbot, window, lambda r: r.views.layer.path == "layer4")
     assert window.model.name == "resnet18"
-    assert result.views.grid_layout.channels == 512
+    assert result.views.values["grid_layout"].channels == 512
 
 
 def test_settings_persist_across_windows(qtbot, make_window, video, tmp_path):
@@ -198,7 +201,7 @@ def test_closing_joins_both_threads_within_two_seconds(qtbot, make_window, video
 
 
 def test_help_overlay_lists_every_shortcut(qtbot, make_window, video):
-    from livevis.app.window.actions import SHORTCUTS
+    from livevis.app.window.actions import help_rows
 
     window = make_window(video)
     docks = [dock.geometry() for dock in window.live.docks.values()]
@@ -210,7 +213,8 @@ def test_help_overlay_lists_every_shortcut(qtbot, make_window, video):
     window.resize(window.width() - 100, window.height() - 50)
     qtbot.waitUntil(lambda: window.help_overlay.geometry() == window.tabs.rect())
     rows = window.help_overlay.shortcuts()
-    assert len(rows) == len(SHORTCUTS)
+    assert rows == help_rows() and len(rows) > 30, "every key, the views' and the panes' included"
+    assert ("B", "cycle the backprop pane: off, grad, deconv, guided, gradcam") in rows
     assert ("Space, F", "freeze / unfreeze the frame") in rows
 
 
@@ -365,14 +369,14 @@ def test_a_camera_that_disconnects_is_reported_retried_and_its_last_frame_kept(q
     wait_result(qtbot, window, lambda r: r.source == "camera 0")
     qtbot.waitUntil(lambda: "reconnecting" in window.statusBar().currentMessage(), timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: "reconnecting to camera 0 (attempt" in window.status.source.text(), timeout=TIMEOUT_MS)
-    assert window.live.input.image.image_array() is not None, "the last frame stays on screen"
-    assert window.live.input.image.stale_reason().startswith("reconnecting to camera 0")
+    assert window.live.panes["input"].image.image_array() is not None, "the last frame stays on screen"
+    assert window.live.panes["input"].image.stale_reason().startswith("reconnecting to camera 0")
     last = window.last_result.sequence
     FakeCamera.frames_left = 10**9  # first (a read in between would unplug it); it reads at once: never run dry
     FakeCamera.plugged = True
     qtbot.waitUntil(lambda: "camera 0 is back" in window.statusBar().currentMessage(), timeout=TIMEOUT_MS)
     wait_result(qtbot, window, lambda r: r.sequence > last)
-    assert window.live.input.image.stale_reason() == ""
+    assert window.live.panes["input"].image.stale_reason() == ""
     assert window.stats_dict()["source_reconnects"] == 1
 
 
@@ -384,12 +388,12 @@ def test_hovering_a_tile_shows_its_index_max_and_mean(qtbot, make_window, video)
     qtbot.keyClick(window, Qt.Key.Key_Space)  # freeze, so that the numbers under the mouse stay put
     wait_frozen(qtbot, window)
     result = window.last_result
-    x, y, w, h = window.live.grid_pane.grid.geometry_.tile_rect(5)
-    point = window.live.grid_pane.grid.to_widget(x + w / 2, y + h / 2)
-    qtbot.mouseMove(window.live.grid_pane.grid, QPoint(round(point.x()), round(point.y())))
+    x, y, w, h = window.live.panes["grid"].grid.geometry_.tile_rect(5)
+    point = window.live.panes["grid"].grid.to_widget(x + w / 2, y + h / 2)
+    qtbot.mouseMove(window.live.panes["grid"].grid, QPoint(round(point.x()), round(point.y())))
     qtbot.waitUntil(lambda: QToolTip.isVisible() and "channel 5" in QToolTip.text(), timeout=5000)
-    assert f"max {result.views.channel_max[5]:.3g}" in QToolTip.text()
-    assert f"mean {result.views.channel_mean[5]:.3g}" in QToolTip.text()
+    assert f"max {result.views.values['channel_max'][5]:.3g}" in QToolTip.text()
+    assert f"mean {result.views.values['channel_mean'][5]:.3g}" in QToolTip.text()
 
 
 def test_the_last_source_is_reopened_unless_it_is_gone(qtbot, make_window, video, tmp_path):
@@ -511,9 +515,9 @@ def test_moving_to_a_denser_screen_renders_at_its_device_pixels(qtbot, make_wind
     from PyQt6.QtWidgets import QApplication
 
     window = make_window(video)
-    view = window.live.selected.overlay
+    view = window.live.panes["selected"].overlay
     wait_result(qtbot, window, lambda r: r.options.display_size == (view.width(), view.height()))
-    for shown in (window.live.selected.overlay, window.live.input.image):
+    for shown in (window.live.panes["selected"].overlay, window.live.panes["input"].image):
         monkeypatch.setattr(shown, "devicePixelRatioF", lambda: 2.0)
     QApplication.sendEvent(window, QEvent(QEvent.Type.DevicePixelRatioChange))
     wait_result(qtbot, window, lambda r: r.options.display_size == (2 * view.width(), 2 * view.height()))

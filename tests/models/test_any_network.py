@@ -104,10 +104,12 @@ def test_the_output_layer_and_backprop_work_on_a_non_classifier(dynamics):
     _, scene = dynamics
     visualizer = Visualizer(Engine.load("dynnet:build", weights="none", device="cpu"))
     views = visualizer.process(scene, ViewOptions(layer="output", backprop="guided"), with_activations=True)
-    assert views.activation.shape == (1, 48, 64) and views.top5 == []
+    assert views.activation.shape == (1, 48, 64) and views.values["top5"] == []
     assert views.frame.dtype == np.uint8 and views.frame.shape == (48, 64, 3)
     assert views.values["backprop_gradient"].shape == (2, 48, 64)
-    assert views.input_signed.shape[1] > views.input_signed.shape[0], "each input channel drawn signed"
+    assert views.images["input_signed"].shape[1] > views.images["input_signed"].shape[0], (
+        "each input channel drawn signed"
+    )
     with pytest.raises(Exception, match="Grad-CAM explains a class"):
         visualizer.process(scene, ViewOptions(layer="block2", backprop="gradcam"))
 

@@ -832,8 +832,8 @@ def test_at_a_clipping_activation_the_gradient_starts_before_the_clip(lite0, pho
 def test_the_backprop_picture_is_render_gradients_on_either_renderer(view):
     """The live view colours a gradient through the renderer's own lookup: the same picture, within a level
     where a value falls on a rounding tie (OpenCV and torch round the scaled value apart)."""
+    from livevis.models.attribution.view import gradient_picture
     from livevis.models.render import OpenCVRenderer, TorchRenderer
-    from livevis.models.views import gradient_picture
 
     generator = torch.Generator().manual_seed(0)
     for gradient in (torch.randn(3, 40, 40, generator=generator), torch.randn(1, 28, 28, generator=generator)):

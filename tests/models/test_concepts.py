@@ -251,7 +251,7 @@ def test_bad_concept_requests_say_what_to_do(alexnet_engine, lite0):
         np.zeros((240, 320, 3), np.uint8)
     )
     assert "spatial maps" in views.values["concepts_summary"].error
-    assert "concepts" not in views.images and views.grid.size, "the other views go on"
+    assert "concepts" not in views.images and views.images["grid"].size, "the other views go on"
 
 
 @pytest.mark.parametrize("renderer", [TorchRenderer(), OpenCVRenderer()], ids=["torch", "opencv"])

@@ -63,10 +63,10 @@ def test_channel_out_of_range(alexnet_engine, photos):
 
 def test_top5_are_sorted_probabilities(alexnet_engine, photos):
     views = Visualizer(alexnet_engine).process(photos["chelsea"])
-    probs = [p.probability for p in views.top5]
+    probs = [p.probability for p in views.values["top5"]]
     assert len(probs) == 5 and probs == sorted(probs, reverse=True)
     assert all(0 <= p <= 1 for p in probs)
-    assert all(p.label == alexnet_engine.categories[p.index] for p in views.top5)
+    assert all(p.label == alexnet_engine.categories[p.index] for p in views.values["top5"])
 
 
 def _white_square_frame():
@@ -82,45 +82,52 @@ def test_overlay_peak_lies_over_the_part_of_the_frame_that_drives_the_channel(al
     # the channel that the square excites most, relative to an empty frame
     channel = int((conv1 - blank).amax(dim=(1, 2)).argmax())
     views = Visualizer(alexnet_engine).process(frame, ViewOptions(layer="conv1", channel=channel))
-    px, py = views.peak.frame_xy
+    px, py = views.values["peak"].frame_xy
     # conv1's receptive field is 11 input pixels = 11 * 480 / 224 frame pixels
     margin = 11 * 480 / 224
     assert x0 - margin <= px <= x1 + margin and y0 - margin <= py <= y1 + margin
     # the ring marker is drawn around the peak, in the overlay only
-    assert (views.overlay[py - 12 : py + 13, px - 12 : px + 13] == (0, 255, 0)).all(axis=2).any()
-    assert views.overlay.shape == frame.shape
+    assert (views.images["overlay"][py - 12 : py + 13, px - 12 : px + 13] == (0, 255, 0)).all(axis=2).any()
+    assert views.images["overlay"].shape == frame.shape
 
 
 def test_views_come_back_as_host_uint8(alexnet_engine, photos):
     image = photos["astronaut"]
     views = Visualizer(alexnet_engine).process(image, with_activations=True)
-    for view in (views.grid, views.overlay, views.channel_tile, views.input_signed):
+    for view in (
+        views.images["grid"],
+        views.images["overlay"],
+        views.images["channel_tile"],
+        views.images["input_signed"],
+    ):
         assert isinstance(view, np.ndarray) and view.dtype == np.uint8 and view.flags.c_contiguous
-    assert views.grid.shape == (views.grid_layout.height, views.grid_layout.width, 3)
+    assert views.images["grid"].shape == (views.values["grid_layout"].height, views.values["grid_layout"].width, 3)
     assert views.activation.shape == (256, 13, 13) and views.activation.dtype == np.float32
     assert views.network_input.shape == (1, 3, 224, 224)
-    np.testing.assert_allclose(views.channel_max, views.activation.reshape(256, -1).max(1), rtol=1e-6)
-    np.testing.assert_allclose(views.channel_mean, views.activation.reshape(256, -1).mean(1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(views.values["channel_max"], views.activation.reshape(256, -1).max(1), rtol=1e-6)
+    np.testing.assert_allclose(
+        views.values["channel_mean"], views.activation.reshape(256, -1).mean(1), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_views_can_be_rendered_at_the_size_they_are_shown(alexnet_engine, photos):
     image = photos["coffee"]  # 600 x 400
-    options = ViewOptions(display_size=(300, 300), frame_display_size=(120, 200))
+    options = ViewOptions(views=("selected", "input"), display_size=(300, 300), frame_display_size=(120, 200))
     views = Visualizer(alexnet_engine).process(image, options)
-    assert views.overlay.shape == (200, 300, 3)
-    assert views.frame_display.shape == (80, 120, 3)
+    assert views.images["overlay"].shape == (200, 300, 3)
+    assert views.values.get("frame_display").shape == (80, 120, 3)
     assert views.frame.shape == image.shape, "the full frame stays for snapshots"
     full = Visualizer(alexnet_engine).process(image)
-    shrunk = cv2.resize(full.overlay, (300, 200), interpolation=cv2.INTER_AREA).astype(int)
-    assert np.abs(views.overlay.astype(int) - shrunk).mean() < 4, "blended small = the full overlay shrunk"
+    shrunk = cv2.resize(full.images["overlay"], (300, 200), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(views.images["overlay"].astype(int) - shrunk).mean() < 4, "blended small = the full overlay shrunk"
     big = Visualizer(alexnet_engine).process(image, ViewOptions(display_size=(2000, 2000)))
-    assert big.overlay.shape == image.shape and big.frame_display is None, "never enlarged"
+    assert big.images["overlay"].shape == image.shape and big.values.get("frame_display") is None, "never enlarged"
 
 
 def _assert_same_pictures(ours, theirs) -> None:
     """Every picture of two FrameViews alike: within a level on average, within 8 at the 99th percentile."""
     for name in ("grid", "overlay", "channel_tile", "input_signed"):
-        a, b = getattr(ours, name).astype(int), getattr(theirs, name).astype(int)
+        a, b = ours.images[name].astype(int), theirs.images[name].astype(int)
         assert a.shape == b.shape, name
         assert np.abs(a - b).mean() < 1.0 and np.percentile(np.abs(a - b), 99) <= 8, name
 
@@ -144,8 +151,8 @@ def test_the_cpu_renderer_draws_what_the_torch_renderer_draws(alexnet_engine, ph
     visualizer.renderer = TorchRenderer()
     reference = visualizer.process(photos["chelsea"], options)
     _assert_same_pictures(fast, reference)
-    np.testing.assert_allclose(fast.channel_max, reference.channel_max, rtol=1e-6)
-    assert fast.peak == reference.peak and fast.top5 == reference.top5
+    np.testing.assert_allclose(fast.values["channel_max"], reference.values["channel_max"], rtol=1e-6)
+    assert fast.values["peak"] == reference.values["peak"] and fast.values["top5"] == reference.values["top5"]
 
 
 def _pipelines_agree(photo: np.ndarray, options: ViewOptions, device: torch.device) -> None:
@@ -160,9 +167,9 @@ def _pipelines_agree(photo: np.ndarray, options: ViewOptions, device: torch.devi
     accelerator.renderer = TorchRenderer()  # what CUDA and MPS use; on a machine without them, the CPU
     ours, theirs = Visualizer(cpu).process(photo, options), accelerator.process(photo, options)
     _assert_same_pictures(ours, theirs)
-    np.testing.assert_allclose(ours.channel_max, theirs.channel_max, rtol=1e-3, atol=1e-3)
-    assert ours.top5[0].label == theirs.top5[0].label
-    assert ours.top5[0].probability == pytest.approx(theirs.top5[0].probability, abs=1e-3)
+    np.testing.assert_allclose(ours.values["channel_max"], theirs.values["channel_max"], rtol=1e-3, atol=1e-3)
+    assert ours.values["top5"][0].label == theirs.values["top5"][0].label
+    assert ours.values["top5"][0].probability == pytest.approx(theirs.values["top5"][0].probability, abs=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -39,14 +39,13 @@ from livevis.models.transformers.attention import (
     rollout,
     window_geometry,
 )
-from livevis.models.transformers.views import TRANSFORMER_VIEWS
 from livevis.models.zoo.spec import ModelSpec, imagenet_categories
 from livevis.models.zoo.weights import WeightsInfo
 
 SHARPEN = 4.0
 VIT_MNIST_ACCURACY = 0.95
 """The bundled ViT for digits: 97.35% on all 2,000 held-out digits when trained."""
-VIEWS = ("grid", "overlay", "peak", "predictions", *TRANSFORMER_VIEWS)
+VIEWS = ("grid", "selected", "predictions", "attention", "token_norms", "prefix_tokens")
 
 
 def sharpen(model: nn.Module) -> nn.Module:
@@ -328,7 +327,7 @@ def test_rollout_equals_a_numpy_rollout(vit, photo_input):
         mean = hand_attention(vit.model, block.path, x).mean(0).numpy().astype(np.float64)
         mixed = 0.5 * np.eye(197) + 0.5 * mean
         expected = (mixed / mixed.sum(1, keepdims=True)) @ expected
-    rolled = views.values["attention_maps"]
+    rolled = views.values["rollout_maps"]
     assert rolled.shape == (block_index + 1, 14, 14)
     np.testing.assert_allclose(rolled[-1].ravel(), expected[0, 1:], atol=1e-5)
     assert views.values["attention_mode"] == "rollout"
@@ -364,14 +363,14 @@ def test_token_norms_mark_a_high_norm_token(vit, photo_input):
     np.testing.assert_allclose(views.values["token_norm_map"], norms, rtol=1e-5)
     assert views.values["token_outliers"] == [cell]
     assert "token_norms" in views.images
-    prefix = views.values["prefix_token_values"]
+    prefix = views.prefix_tokens
     np.testing.assert_allclose(views.values["prefix_norms"], np.linalg.norm(prefix, axis=1), rtol=1e-5)
 
 
 def test_prefix_tokens_are_drawn_on_the_grids_layout(deit, photo_input):
     views = attention_views(deit, photo_input)
     layout = views.values["prefix_layout"]
-    grid = views.grid_layout
+    grid = views.values["grid_layout"]
     assert (layout.rows, layout.cols) == (grid.rows, grid.cols) and views.values["prefix_names"] == [
         "class",
         "distillation",
@@ -383,7 +382,7 @@ def test_prefix_tokens_are_drawn_on_the_grids_layout(deit, photo_input):
     maps = views.activation.reshape(views.activation.shape[0], -1)
     low, high = maps.min(1), maps.max(1)
     span = max(high.max(), -low.min())
-    held = np.clip(views.values["prefix_token_values"][1], low, high)
+    held = np.clip(views.prefix_tokens[1], low, high)
     levels = np.rint(held * (127 / span) + 127).astype(int)
     table = colormap_table("signed")
     for channel in (0, 7, int(np.argmax(held)), int(np.argmin(held))):

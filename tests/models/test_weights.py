@@ -127,9 +127,9 @@ def test_offline_trained_model_recognises_real_photos(photos):
     engine = Engine.load("efficientnet_lite0", device="cpu")
     assert engine.weights.trained
     visualizer = Visualizer(engine)
-    cat = visualizer.process(photos["chelsea"]).top5[0]
+    cat = visualizer.process(photos["chelsea"]).values["top5"][0]
     assert cat.label in {"Egyptian cat", "tiger cat", "tabby"}
-    coffee = visualizer.process(photos["coffee"]).top5[0]
+    coffee = visualizer.process(photos["coffee"]).values["top5"][0]
     assert coffee.label in {"espresso", "cup"} and coffee.probability > 0.5
 
 

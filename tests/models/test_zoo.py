@@ -31,8 +31,8 @@ def test_every_registered_model_builds_lists_layers_renders_and_opens_on_feature
     assert engine.layers[0].path == "input" and engine.layers[-1].path == "prob"
     assert len(engine.categories) == engine.layers[-1].channels
     views = Visualizer(engine).process(photos["coffee"])
-    assert views.grid.shape == (views.grid_layout.height, views.grid_layout.width, 3)
-    assert views.overlay.shape == photos["coffee"].shape
+    assert views.images["grid"].shape == (views.values["grid_layout"].height, views.values["grid_layout"].width, 3)
+    assert views.images["overlay"].shape == photos["coffee"].shape
     assert "UNTRAINED" in engine.weights.label
     assert all(7 <= side <= 28 for side in layer.shape[1:]), layer
     if name == "alexnet":
@@ -103,9 +103,9 @@ def test_lenet_through_the_live_pipeline_reads_digits(held_out_digits):
     right = 0
     for image, label in zip(held_out_digits.images[:100], held_out_digits.labels[:100], strict=True):
         views = visualizer.process(np.repeat(image[..., None], 3, axis=2))
-        right += views.top5[0].label == str(label)
+        right += views.values["top5"][0].label == str(label)
     assert right >= 95
-    assert views.grid_layout.channels == 6 and views.channel_tile.shape == (28, 28, 3)
+    assert views.values["grid_layout"].channels == 6 and views.images["channel_tile"].shape == (28, 28, 3)
 
 
 def _lenet_with_bundled_weights() -> LeNet5:
@@ -118,7 +118,7 @@ def _digits_right(engine: Engine, digits, n: int = 200) -> float:
     visualizer = Visualizer(engine, ViewOptions(layer="input"))
     images, labels = digits.images[:n], digits.labels[:n]
     hits = [
-        visualizer.process(np.repeat(i[..., None], 3, 2)).top5[0].index == y
+        visualizer.process(np.repeat(i[..., None], 3, 2)).values["top5"][0].index == y
         for i, y in zip(images, labels, strict=True)
     ]
     return float(np.mean(hits))
@@ -142,7 +142,7 @@ def test_a_users_torchscript_file_runs_with_input_and_output(tmp_path, held_out_
     engine = Engine.load(str(path), device="cpu", **LENET_OPTIONS)
     assert [layer.path for layer in engine.layers] == ["input", "prob"]
     assert engine.categories[3] == "class 3", "no labels file: classes are numbered"
-    hits = Visualizer(engine).process(np.repeat(held_out_digits.images[0][..., None], 3, 2)).top5[0]
+    hits = Visualizer(engine).process(np.repeat(held_out_digits.images[0][..., None], 3, 2)).values["top5"][0]
     assert hits.label == f"class {held_out_digits.labels[0]}"
     with pytest.raises(WeightsError, match="inside the model file"):
         Engine.load(str(path), weights="none", device="cpu", **LENET_OPTIONS)
