@@ -19,6 +19,11 @@ class WeightsError(LivevisError):
     """Trained weights cannot be had, or a weights file does not fit the model."""
 
 
+class UnsafeModelFileError(LivevisError):
+    """A model file that would run code of its own as it loads (a pickle, compiled code, Python source):
+    opened only where the user says they trust it."""
+
+
 class LayerNotFoundError(LivevisError, KeyError):
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""

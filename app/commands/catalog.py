@@ -11,7 +11,7 @@ from livevis.app.commands.common import add_model_options, custom_options
 def add_parser(commands: argparse._SubParsersAction) -> None:
     layers = commands.add_parser("layers", help="list a model's layers in execution order")
     add_model_options(layers, device=False)
-    layers.set_defaults(weights="none", handler=list_layers)
+    layers.set_defaults(weights=None, handler=list_layers)
     layers.add_argument("--json", action="store_true", help="one JSON array on stdout")
 
     models = commands.add_parser("models", help="list the models, and whether their trained weights are at hand")
@@ -22,8 +22,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def list_layers(args: argparse.Namespace) -> int:
     from livevis.models import Engine
+    from livevis.models.zoo import DEFAULT, RANDOM, get_spec
+    from livevis.models.zoo.spec import EmbeddedWeights
 
-    engine = Engine.load(args.model or "alexnet", args.weights, device="cpu", **custom_options(args))
+    name, custom = args.model or "alexnet", custom_options(args)
+    weights = args.weights
+    if weights is None:  # shapes need no trained weights, except where they come inside the model file
+        weights = DEFAULT if isinstance(get_spec(name, **custom).weights, EmbeddedWeights) else RANDOM
+    engine = Engine.load(name, weights, device="cpu", **custom)
     rows = [
         {
             "path": layer.path,

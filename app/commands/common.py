@@ -32,6 +32,14 @@ def add_model_options(parser: argparse.ArgumentParser, *, weights: bool = True, 
     own.add_argument("--mean", type=_floats, metavar="M[,M,M]", help="per-channel mean (default ImageNet's)")
     own.add_argument("--std", type=_floats, metavar="S[,S,S]", help="per-channel std (default ImageNet's)")
     own.add_argument("--labels", metavar="FILE", help="class names, one per line")
+    own.add_argument(
+        "--trust-model-file",
+        action="store_true",
+        help="open a .pt2 file even where it carries pickles, compiled code or Python source, which run as it "
+        "loads (without this, such a file is refused and nothing in it runs); only for a file you trust. "
+        "A TorchScript file is a program whatever this says: livevis runs its code, which can call any "
+        "torch operator (reading and writing files included) but cannot import Python modules",
+    )
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -43,7 +51,8 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def custom_options(args: argparse.Namespace) -> dict:
     """The options that describe a user's own model, for `Engine.load(..., **custom)`."""
-    return {key: getattr(args, key, None) for key in ("input_size", "in_channels", "mean", "std", "labels")}
+    options = {key: getattr(args, key, None) for key in ("input_size", "in_channels", "mean", "std", "labels")}
+    return options | {"trust_model_file": bool(getattr(args, "trust_model_file", False))}
 
 
 def load_engine(args: argparse.Namespace, *, progress: bool = True):

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..cache import read_entry
 from ..engine import CropRect
 from ..layers import as_maps, layout_of
 from ..transformers.tokens import TokenLayout
@@ -250,11 +251,10 @@ def receptive_fields(
     if cache_folder is not None:
         name = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
         file = Path(cache_folder) / f"{name}.npy"
-        with contextlib.suppress(OSError, ValueError):
-            boxes = np.load(file)
-            if boxes.shape == (*map_size, 4):
-                _MEMORY[key] = ReceptiveFields(layer, input_size, boxes)
-                return _MEMORY[key]
+        boxes = read_entry(file, lambda path: _read_boxes(path, tuple(map_size)), cache=Path(cache_folder))
+        if boxes is not None:
+            _MEMORY[key] = ReceptiveFields(layer, input_size, boxes)
+            return _MEMORY[key]
     fields = compute_receptive_fields(model, layer, map_size, input_size, in_channels)
     _MEMORY[key] = fields
     if file is not None:
@@ -267,3 +267,11 @@ def receptive_fields(
             with contextlib.suppress(OSError):
                 temporary.unlink(missing_ok=True)
     return fields
+
+
+def _read_boxes(path: Path, map_size: tuple[int, int]) -> np.ndarray:
+    """Stored boxes, one (x0, y0, x1, y1) per cell of the map their file name was made for."""
+    boxes = np.load(path, allow_pickle=False)
+    if boxes.shape != (*map_size, 4) or not np.issubdtype(boxes.dtype, np.integer):
+        raise ValueError(f"boxes of {boxes.dtype} {boxes.shape} for a map of {map_size[0]} x {map_size[1]}")
+    return boxes

@@ -4,7 +4,9 @@
 stored run for listings. An atlas is keyed by the model, its weights' fingerprint, the layer, the
 preprocessing and the folder, written atomically as an .npz with a JSON sidecar that listings read
 without the arrays, and read back only while the folder's signature still matches. A run's running top-k
-is checkpointed to the same cache so that an interrupted run resumes where it stopped.
+is checkpointed to the same cache so that an interrupted run resumes where it stopped. A stored file that
+cannot be read is set aside and made again (`cache.read_entry`); a damaged sidecar is written again from
+its atlas.
 """
 
 from __future__ import annotations
@@ -13,19 +15,23 @@ import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
 
-from ..cache import cache_folder
+from ..cache import cache_folder, read_entry
 from ..data.tensors import TENSOR_SUFFIXES
 from ..engine import Engine
 from ..errors import InputError, OptionError
 from ..layers import LayerInfo
 from .folder import FolderListing, Item, list_folder
 from .topk import FIELDS, RunningTop
+
+T = TypeVar("T")
 
 
 def atlas_dir() -> Path:
@@ -250,18 +256,21 @@ def store_with_sidecar(file: Path, meta: dict, arrays: dict[str, np.ndarray]) ->
     _write_text(file.with_suffix(".json"), json.dumps(meta))  # read by listings without the arrays
 
 
-def read_stored(file: Path, signature: str | None = None) -> tuple[dict, dict[str, np.ndarray]] | None:
-    """(meta, arrays) of a stored file; None where there is none, it cannot be read, or the folder changed since."""
-    try:
-        with np.load(file, allow_pickle=False) as data:
+def read_stored(
+    file: Path, signature: str | None = None, make: Callable[[dict, dict[str, np.ndarray]], T] | None = None
+) -> T | None:
+    """What `make(meta, arrays)` builds of a stored file (by default the pair itself); None where there is
+    none or the folder changed since. A file that cannot be read, or that `make` fails on, is set aside."""
+
+    def read(path: Path):
+        with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             if signature is not None and meta["signature"] != signature:
                 return None
-            return meta, {name: data[name] for name in data.files if name != "meta"}
-    except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError):
-        return None
-    except Exception:  # a damaged zip raises zipfile's own errors: it is made again
-        return None
+            arrays = {name: data[name] for name in data.files if name != "meta"}
+        return (meta, arrays) if make is None else make(meta, arrays)
+
+    return read_entry(file, read)
 
 
 def _store_atlas(atlas: Atlas, key: dict, signature: str) -> None:
@@ -274,18 +283,42 @@ def _store_atlas(atlas: Atlas, key: dict, signature: str) -> None:
 
 def _read_atlas(file: Path, signature: str | None = None) -> Atlas | None:
     """The stored atlas; None where there is none, it cannot be read, or the folder changed since."""
-    stored = read_stored(file, signature)
-    return None if stored is None else atlas_from(*stored)
+    return read_stored(file, signature, atlas_from)
+
+
+SIDECAR_FIELDS = {"key": dict, "signature": str, "folder": str, "images": int, "top": int, "created": (int, float)}
+"""What listings read of a sidecar."""
+
+
+def _checked_meta(meta) -> dict:
+    """An atlas's meta as listings need it; ValueError where it is not."""
+    if not isinstance(meta, dict):
+        raise ValueError(f"a JSON {type(meta).__name__}, not an object")
+    for name, kind in SIDECAR_FIELDS.items():
+        if not isinstance(meta.get(name), kind):
+            raise ValueError(f"{name!r} missing or of the wrong type")
+    if "video_step" not in meta:
+        raise ValueError("'video_step' missing")
+    return meta
+
+
+def _sidecar(file: Path) -> dict | None:
+    """An atlas's sidecar; where it cannot be read, written again from the atlas's own copy of it."""
+    meta = read_entry(file, lambda path: _checked_meta(json.loads(path.read_text())))
+    if meta is None:
+        meta = read_stored(file.with_suffix(".npz"), make=lambda meta, _arrays: _checked_meta(meta))
+        if meta is not None:
+            _write_text(file, json.dumps(meta))
+    return meta
 
 
 def _stored_runs(identity: dict) -> list[dict]:
     """Sidecars of the atlases made with this model, weights, layer and preprocessing, newest first."""
     found = []
     for sidecar in atlas_dir().glob("*.json"):
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            meta = json.loads(sidecar.read_text())
-            if all(meta["key"].get(k) == v for k, v in identity.items()):
-                found.append({**meta, "file": sidecar.with_suffix(".npz")})
+        meta = _sidecar(sidecar)
+        if meta is not None and all(meta["key"].get(k) == v for k, v in identity.items()):
+            found.append({**meta, "file": sidecar.with_suffix(".npz")})
     return sorted(found, key=lambda meta: -meta["created"])
 
 
@@ -331,15 +364,15 @@ def _save_checkpoint(file: Path, state: _Progress, signature: str) -> None:
 
 
 def _load_checkpoint(file: Path, layers: list[str], signature: str, device: torch.device) -> _Progress | None:
-    try:
-        with np.load(file, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            if meta["signature"] != signature or meta["layers"] != layers:
-                return None
-            tops = {
-                path: RunningTop.from_numpy({name: data[f"{i}.{name}"] for name in FIELDS}, device)
-                for i, path in enumerate(layers)
-            }
-    except Exception:  # none, or unreadable: start from the beginning
-        return None
-    return _Progress(tops, meta["done"], meta["read"], tuple(tuple(f) for f in meta["failed"]))
+    """None where there is none, it is of another run, or it cannot be read (the run starts from the beginning)."""
+
+    def make(meta: dict, arrays: dict[str, np.ndarray]) -> _Progress | None:
+        if meta["layers"] != layers:
+            return None
+        tops = {
+            path: RunningTop.from_numpy({name: arrays[f"{i}.{name}"] for name in FIELDS}, device)
+            for i, path in enumerate(layers)
+        }
+        return _Progress(tops, meta["done"], meta["read"], tuple(tuple(f) for f in meta["failed"]))
+
+    return read_stored(file, signature, make)

@@ -272,12 +272,10 @@ def _store(found: ConceptSet, key: dict, signature: str) -> None:
 
 
 def read_concept_set(file: str | Path, signature: str | None = None) -> ConceptSet | None:
-    """The stored concepts; None where there are none, they cannot be read, or the folder changed since."""
-    stored = read_stored(Path(file), signature)
-    if stored is None:
-        return None
-    meta, arrays = stored
-    try:
+    """The stored concepts; None where there are none, they cannot be read (the file is then set aside, and
+    they are fitted again), or the folder changed since."""
+
+    def make(meta: dict, arrays: dict[str, np.ndarray]) -> ConceptSet:
         return ConceptSet(
             meta["model"],
             meta["weights"],
@@ -293,8 +291,8 @@ def read_concept_set(file: str | Path, signature: str | None = None) -> ConceptS
             meta["created"],
             cached=True,
         )
-    except KeyError:  # another kind of file
-        return None
+
+    return read_stored(Path(file), signature, make)
 
 
 @lru_cache(maxsize=4)

@@ -4,6 +4,8 @@ One reader for the app, the command line and the embeddings datasets, so that ev
 EXIF orientation is applied, transparent pixels are composited over a neutral background, 16-bit,
 grey and palette images come out as 8-bit RGB, and a huge JPEG is decoded at a reduced scale.
 Non-regular files (named pipes, sockets, devices) are refused before they are opened: reading one blocks.
+An image whose header says it would take more than `MAX_DECODE_BYTES` to decode (a 100 KB PNG can hold
+10,000 x 10,000 pixels) is refused before it is decoded.
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".m
 MAX_SIDE = 4096
 """Default cap on the longer side of a read image: several times the largest view (the model sees
 224-512 px, the windows show at most a screen), and a 12,000 px JPEG decodes in a fraction of the memory."""
+
+MAX_DECODE_BYTES = 320 * 2**20
+"""What reading one image may take beyond what is already in memory (`decoding_cost`, from its header): 100
+megapixels of 8-bit grey fit, about 45 of 8-bit colour, 18 of 16-bit colour with transparency; a JPEG of any
+size fits (it is decoded at a reduced scale)."""
+
+_STRIP_ROWS = 256
+"""Rows converted at a time, so that a conversion's temporaries stay small beside the image."""
 
 BACKGROUND = 128
 """Mid grey: what transparent pixels become, neither the black nor the white a network may read as content."""
@@ -88,6 +98,12 @@ class ImageHeader:
     orientation: int = 1
     """EXIF orientation, 1-8 (1: as stored)."""
     is_jpeg: bool = False
+    channels: int = 3
+    """Channels OpenCV decodes it to, at most (4 where it may have transparency)."""
+    sample_bytes: int = 1
+    """Bytes per channel decoded: 2 for 16-bit images, 4 or 8 for floating point."""
+    kind: str = ""
+    """The format's name, for messages: PNG, WebP, TIFF, ..."""
 
 
 def read_image(path: str | Path, *, max_side: int | None = MAX_SIDE, background: int = BACKGROUND) -> np.ndarray:
@@ -117,6 +133,7 @@ def decode_image(
     if _is_truncated_jpeg(data):
         raise InputError(f"{name} is a truncated JPEG (the file ends before the image does)")
     header = read_header(data)
+    _check_decoding_cost(header, data.size, name, max_side)
     decoded_rgb = False
     if header.is_jpeg:
         factor = _reduction(header, max_side)
@@ -136,13 +153,48 @@ def decode_image(
         if data[:4].tobytes() == b"GIF8":
             raise InputError(f"{name}: this OpenCV ({cv2.__version__}) cannot decode this GIF (4.11 and later can)")
         raise InputError(f"{name} is not an image OpenCV can decode (corrupt, truncated or another format)")
-    rgb = decoded if decoded_rgb else _to_rgb(_composite(_to_uint8(decoded), background))
-    rgb = _orient(rgb, header.orientation)
-    if max_side is not None and max(rgb.shape[:2]) > max_side:
-        scale = max_side / max(rgb.shape[:2])
-        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    return rgb
+    # each step replaces the image, so that at most two full-size copies live at once; it is made smaller
+    # before it becomes three channels or turns
+    image = decoded
+    del decoded
+    if not decoded_rgb:
+        image = _to_uint8(image)
+        image = _composite(image, background)
+    if max_side is not None and max(image.shape[:2]) > max_side:
+        scale = max_side / max(image.shape[:2])
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    if not decoded_rgb:
+        image = _to_rgb(image)
+    return _orient(image, header.orientation)
+
+
+def decoding_cost(header: ImageHeader, file_bytes: int, max_side: int | None = MAX_SIDE) -> int | None:
+    """Bytes that reading an image of this header takes at its peak: its file, twice its decoded pixels
+    (OpenCV's decoders fill a buffer of their own before the image; the 8-bit and opaque copies made after
+    take less), and the RGB result (with its turned copy); None where the header does not give the size."""
+    if not header.width or not header.height:
+        return None
+    width, height = header.width, header.height
+    if header.is_jpeg:  # decoded at a reduced scale
+        factor = _reduction(header, max_side)
+        width, height = -(-width // factor), -(-height // factor)
+    decoded = width * height * header.channels * header.sample_bytes
+    longer = max(width, height)
+    scale = 1.0 if max_side is None or longer <= max_side else max_side / longer
+    result = round(width * scale) * round(height * scale) * 3 * (2 if header.orientation != 1 else 1)
+    return file_bytes + 2 * decoded + result
+
+
+def _check_decoding_cost(header: ImageHeader, file_bytes: int, name: str, max_side: int | None) -> None:
+    cost = decoding_cost(header, file_bytes, max_side)
+    if cost is not None and cost > MAX_DECODE_BYTES:
+        depth = f"{8 * header.sample_bytes}-bit "
+        raise InputError(
+            f"{name} is a {header.width} x {header.height} {depth}{header.kind or 'image'}: decoding it would take "
+            f"about {cost / 2**20:.0f} MB, more than the {MAX_DECODE_BYTES // 2**20} MB livevis gives one image; "
+            f"save it smaller (livevis shows at most {MAX_SIDE} pixels a side)"
+        )
 
 
 def _reduction(header: ImageHeader, max_side: int | None) -> int:
@@ -168,12 +220,16 @@ def _to_uint8(decoded: np.ndarray) -> np.ndarray:
     if decoded.dtype == np.uint8:
         return decoded
     if decoded.dtype == np.uint16:
-        return ((decoded.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        scaled = np.empty(decoded.shape, np.uint8)
+        for top in range(0, len(decoded), _STRIP_ROWS):
+            rows = slice(top, top + _STRIP_ROWS)
+            scaled[rows] = (decoded[rows].astype(np.uint32) * 255 + 32767) // 65535
+        return scaled
     if decoded.ndim == 3 and decoded.shape[2] == 4 and np.issubdtype(decoded.dtype, np.floating):
         colour = cv2.normalize(decoded[..., :3], None, 0, 255, cv2.NORM_MINMAX)
         alpha = np.clip(decoded[..., 3:] * 255, 0, 255)
         return np.concatenate([colour, alpha], axis=2).round().astype(np.uint8)
-    return cv2.normalize(decoded, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    return cv2.normalize(decoded, None, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U)
 
 
 def _composite(decoded: np.ndarray, background: int) -> np.ndarray:
@@ -186,9 +242,12 @@ def _composite(decoded: np.ndarray, background: int) -> np.ndarray:
         colour, alpha = decoded[..., :3], decoded[..., 3:]
     if alpha.min() == 255:
         return np.ascontiguousarray(colour)
-    a = alpha.astype(np.uint16)
-    mixed = (colour.astype(np.uint16) * a + np.uint16(background) * (255 - a) + 127) // 255
-    return mixed.astype(np.uint8)
+    mixed = np.empty(colour.shape, np.uint8)
+    for top in range(0, len(decoded), _STRIP_ROWS):
+        rows = slice(top, top + _STRIP_ROWS)
+        a = alpha[rows].astype(np.uint16)
+        mixed[rows] = (colour[rows].astype(np.uint16) * a + np.uint16(background) * (255 - a) + 127) // 255
+    return mixed
 
 
 def _to_rgb(decoded: np.ndarray) -> np.ndarray:
@@ -217,9 +276,9 @@ def _orient(image: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def read_header(data: np.ndarray | bytes) -> ImageHeader:
-    """Size and EXIF orientation from a JPEG's markers, a PNG's chunks or a WebP's RIFF chunks; a default
-    header (size unknown, upright) for anything else or anything malformed: this never raises. (OpenCV's
-    TIFF decoder turns TIFFs upright itself, even with IMREAD_UNCHANGED.)"""
+    """Size, channels, depth and EXIF orientation from the first bytes of a JPEG, PNG, WebP, TIFF, GIF, BMP
+    or PNM file; a default header (size unknown, upright) for anything else or anything malformed: this never
+    raises. (OpenCV's TIFF decoder turns TIFFs upright itself, even with IMREAD_UNCHANGED.)"""
     raw = data if isinstance(data, bytes) else memoryview(np.ascontiguousarray(data)).cast("B")
     try:
         if raw[:2] == b"\xff\xd8":
@@ -228,6 +287,15 @@ def read_header(data: np.ndarray | bytes) -> ImageHeader:
             return _png_header(raw)
         if raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
             return _webp_header(raw)
+        if raw[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff_header(raw)
+        if raw[:6] in (b"GIF87a", b"GIF89a"):
+            width, height = struct.unpack("<HH", raw[6:10])
+            return ImageHeader(width, height, channels=4, kind="GIF")
+        if raw[:2] == b"BM":
+            return _bmp_header(raw)
+        if raw[:1] == b"P" and raw[1:2] in (b"1", b"2", b"3", b"4", b"5", b"6"):
+            return _pnm_header(raw)
     except (struct.error, IndexError, ValueError):
         pass
     return ImageHeader()
@@ -255,34 +323,103 @@ def _jpeg_header(raw) -> ImageHeader:
         elif marker == 0xDA:  # start of scan: no SOF before it
             break
         pos += 2 + length
-    return ImageHeader(width, height, orientation, is_jpeg=True)
+    return ImageHeader(width, height, orientation, is_jpeg=True, kind="JPEG")
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 4, 6: 4}
+"""Channels OpenCV decodes each PNG colour type to (grey and alpha becomes BGRA)."""
 
 
 def _png_header(raw) -> ImageHeader:
-    width, height = struct.unpack(">II", raw[16:24])
+    width, height, depth, colour = struct.unpack(">IIBB", raw[16:26])
+    channels = _PNG_CHANNELS.get(colour, 4)
     orientation, pos = 1, 8
     while pos + 8 <= len(raw):
         length = struct.unpack(">I", raw[pos : pos + 4])[0]
         kind = bytes(raw[pos + 4 : pos + 8])
         if kind == b"eXIf":
             orientation = _exif_orientation(bytes(raw[pos + 8 : pos + 8 + length]))
-            break
-        if kind == b"IEND":
+        elif kind == b"tRNS":  # a transparent colour: decoded with an alpha channel
+            channels = 4
+        elif kind == b"IEND":
             break
         pos += 12 + length
-    return ImageHeader(width, height, orientation)
+    return ImageHeader(width, height, orientation, channels=channels, sample_bytes=2 if depth == 16 else 1, kind="PNG")
 
 
 def _webp_header(raw) -> ImageHeader:
-    pos = 12
+    """The canvas from the first VP8X, VP8L or VP8 chunk; the orientation from an EXIF chunk."""
+    width = height = None
+    channels, orientation, pos = 3, 1, 12
     while pos + 8 <= len(raw):
         kind = bytes(raw[pos : pos + 4])
         length = struct.unpack("<I", raw[pos + 4 : pos + 8])[0]
-        if kind == b"EXIF":
-            payload = bytes(raw[pos + 8 : pos + 8 + length]).removeprefix(b"Exif\x00\x00")
-            return ImageHeader(orientation=_exif_orientation(payload))
+        payload = raw[pos + 8 : pos + 8 + min(length, 16)]
+        if width is None and kind == b"VP8X":
+            flags = payload[0]
+            width = 1 + int.from_bytes(bytes(payload[4:7]), "little")
+            height = 1 + int.from_bytes(bytes(payload[7:10]), "little")
+            channels = 4 if flags & 0x10 else 3
+        elif width is None and kind == b"VP8L" and payload[0] == 0x2F:
+            (bits,) = struct.unpack("<I", payload[1:5])
+            width, height = 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+            channels = 4 if bits >> 28 & 1 else 3
+        elif width is None and kind == b"VP8 " and bytes(payload[3:6]) == b"\x9d\x01\x2a":
+            w, h = struct.unpack("<HH", payload[6:10])
+            width, height = w & 0x3FFF, h & 0x3FFF
+        elif kind == b"EXIF":
+            exif = bytes(raw[pos + 8 : pos + 8 + length]).removeprefix(b"Exif\x00\x00")
+            orientation = _exif_orientation(exif)
         pos += 8 + length + (length & 1)
-    return ImageHeader()
+    return ImageHeader(width, height, orientation, channels=channels, kind="WebP")
+
+
+_TIFF_WIDTH, _TIFF_HEIGHT, _TIFF_BITS, _TIFF_PHOTOMETRIC, _TIFF_SAMPLES = 256, 257, 258, 262, 277
+_TIFF_PALETTE = 3
+
+
+def _tiff_header(raw) -> ImageHeader:
+    """The first image's size, samples per pixel and bits per sample, from its first IFD."""
+    order = "<" if raw[:2] == b"II" else ">"
+    (ifd,) = struct.unpack(order + "I", raw[4:8])
+    (count,) = struct.unpack(order + "H", raw[ifd : ifd + 2])
+    tags: dict[int, int] = {}
+    for entry in range(count):
+        at = ifd + 2 + 12 * entry
+        tag, kind, values = struct.unpack(order + "HHI", raw[at : at + 8])
+        if kind == 3:  # SHORT: the first value, inline where it fits, else at the offset
+            where = at + 8 if values <= 2 else struct.unpack(order + "I", raw[at + 8 : at + 12])[0]
+            (tags[tag],) = struct.unpack(order + "H", raw[where : where + 2])
+        elif kind == 4:  # LONG
+            where = at + 8 if values <= 1 else struct.unpack(order + "I", raw[at + 8 : at + 12])[0]
+            (tags[tag],) = struct.unpack(order + "I", raw[where : where + 4])
+    if _TIFF_WIDTH not in tags or _TIFF_HEIGHT not in tags:
+        return ImageHeader()
+    samples = tags.get(_TIFF_SAMPLES, 1)
+    channels = max(samples, 3 if tags.get(_TIFF_PHOTOMETRIC) == _TIFF_PALETTE else 1)
+    sample_bytes = max(1, -(-tags.get(_TIFF_BITS, 8) // 8))
+    return ImageHeader(tags[_TIFF_WIDTH], tags[_TIFF_HEIGHT], channels=channels, sample_bytes=sample_bytes, kind="TIFF")
+
+
+def _bmp_header(raw) -> ImageHeader:
+    (size,) = struct.unpack("<I", raw[14:18])
+    if size == 12:  # OS/2's header
+        width, height, _planes, bits = struct.unpack("<HHHH", raw[18:26])
+    else:
+        width, height, _planes, bits = struct.unpack("<iiHH", raw[18:30])
+    return ImageHeader(abs(width), abs(height), channels=4 if bits == 32 else 3, kind="BMP")
+
+
+def _pnm_header(raw) -> ImageHeader:
+    """P1-P6: the width, the height and (but for bitmaps) the largest value, as words after the magic number,
+    with comments from # to the end of a line."""
+    text = bytes(raw[2:512]).split(b"\n")
+    words = [word for line in text for word in line.split(b"#", 1)[0].split()]
+    kind = raw[1:2]
+    width, height = int(words[0]), int(words[1])
+    largest = 1 if kind in (b"1", b"4") else int(words[2])
+    channels = 3 if kind in (b"3", b"6") else 1
+    return ImageHeader(width, height, channels=channels, sample_bytes=2 if largest > 255 else 1, kind="PNM")
 
 
 def _exif_orientation(tiff: bytes) -> int:

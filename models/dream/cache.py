@@ -2,7 +2,7 @@
 
 The key holds the model, its weights and preprocessing, the layer, the channel and the request's settings,
 with `CACHE_VERSION`; a change of recipe that makes old images wrong bumps the version. Writes go through a
-temporary file, and an unreadable entry is only a miss.
+temporary file, and an unreadable entry is only a miss (set aside, and made again).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..cache import cache_folder
+from ..cache import cache_folder, read_entry
 from ..engine import Engine
 
 if TYPE_CHECKING:
@@ -48,13 +48,15 @@ def cache_file(engine: Engine, request: DreamRequest, unit: int) -> Path:
 
 def read_cached(path: Path) -> tuple[np.ndarray, np.ndarray, float] | None:
     """A cached channel's image, objective and seconds; None where there is none or it cannot be read."""
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path) as data:
-            return data["image"], data["objective"], float(data["seconds"])
-    except (OSError, ValueError, KeyError, EOFError):
-        return None
+    return read_entry(path, _read_dream)
+
+
+def _read_dream(path: Path) -> tuple[np.ndarray, np.ndarray, float]:
+    with np.load(path, allow_pickle=False) as data:
+        image, objective, seconds = data["image"], data["objective"], float(data["seconds"])
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or objective.ndim != 1:
+        raise ValueError(f"an image of {image.dtype} {image.shape} and an objective of shape {objective.shape}")
+    return image, objective, seconds
 
 
 def write_cached(path: Path, image: np.ndarray, objective: np.ndarray, seconds: float) -> None:

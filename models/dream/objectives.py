@@ -2,16 +2,16 @@
 
 Objectives (`channel`, `neuron`, `logit`) are values per image computed from captured layer outputs, and
 compose with `+`, `-` and `*` as in Lucid. `GradientCapture` hooks the layers an objective reads, keeping the
-graph and stopping the forward once they have run; `frozen_weights` spares the weights' gradients. They are
+graph and stopping the forward once they have run; the optimiser loop asks for the image's gradients alone, so
+that the model's weights, shared with the live view and other optimisations, are never changed. They are
 apart from the optimiser loop so that a new objective needs no change to it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import operator
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -209,16 +209,3 @@ class GradientCapture:
 
     def __exit__(self, *exc) -> None:
         self.release()
-
-
-@contextlib.contextmanager
-def frozen_weights(model: torch.nn.Module) -> Iterator[None]:
-    """No gradients for the weights while the image is optimised (a third less backward), restored after."""
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    for parameter in trainable:
-        parameter.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for parameter in trainable:
-            parameter.requires_grad_(True)

@@ -30,7 +30,7 @@ from ..layers import INPUT, PROB, LayerInfo
 from ..progress import Progress, report
 from .cache import CACHE_VERSION, cache_file, dreams_dir, read_cached, write_cached  # noqa: F401  (re-exported)
 from .files import classify, contact_sheet, read_png, save_png  # noqa: F401  (re-exported)
-from .objectives import GradientCapture, Objective, channel, frozen_weights, logit, neuron
+from .objectives import GradientCapture, Objective, channel, logit, neuron
 from .param import FourierImage, PixelImage
 from .transforms import Transform, standard_transforms, transformer_transforms, zero_below_percentile
 
@@ -141,7 +141,7 @@ def optimise(
     device = engine.device
     start = time.perf_counter()
     values: list[torch.Tensor] = []
-    with frozen_weights(engine.model), GradientCapture(engine.model, objective.paths) as capture:
+    with GradientCapture(engine.model, objective.paths) as capture:
         if method == "fourier":
             loop = _fourier_steps(engine, objective, capture, seeds, size, lr, transforms, generator, device)
         else:
@@ -181,12 +181,15 @@ def _fourier_steps(engine, objective, capture, seeds, size, lr, transforms, gene
     optimiser = torch.optim.Adam(image.parameters(), lr=lr)
     transforms = default_transforms(engine, size) if transforms is None else list(transforms)
     while True:
-        optimiser.zero_grad(set_to_none=True)
         x = image.image()
         for transform in transforms:
             x = transform(x, generator)
         value = objective(capture.run(_network_input(engine, x)))
-        (-value.sum()).backward()
+        # the image's gradients alone, handed to Adam: the weights are shared with the live view and other
+        # optimisations on other threads, so they are left as they are (and their gradients are not computed)
+        parameters = image.parameters()
+        for parameter, gradient in zip(parameters, torch.autograd.grad(-value.sum(), parameters), strict=True):
+            parameter.grad = gradient
         optimiser.step()
         yield image, value.detach()
 

@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import json
 import time
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..cache import cache_folder
+from ..cache import cache_folder, read_entry
 from ..data.datasets import LabelledImages
 from ..engine import Engine
 from ..errors import OptionError
@@ -213,15 +212,18 @@ def map_quality(reduced: np.ndarray, coords: np.ndarray, labels: np.ndarray) -> 
 
 
 def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
-    """A cached map's arrays; None where there is none or it cannot be read (it is then remade)."""
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path) as data:
-            stored = {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        return None
-    return stored if CACHED_KEYS <= set(stored) else None
+    """A cached map's arrays; None where there is none or it cannot be read (it is then set aside and made
+    again)."""
+    return read_entry(path, _read_map)
+
+
+def _read_map(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        stored = {k: data[k] for k in data.files}
+    missing = CACHED_KEYS - set(stored)
+    if missing:
+        raise KeyError(f"no {', '.join(sorted(missing))}")
+    return stored
 
 
 def _cache_file(key: dict, method: str, perplexity: float) -> Path:

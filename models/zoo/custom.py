@@ -1,5 +1,10 @@
 """A user's own model: `timm:NAME`, a TorchScript or torch.export (.pt2) file, or `package.module:factory`.
 
+A .pt2 file is checked before torch opens it (`exported_archive`): one that carries pickles, compiled code or
+Python source is refused unless the user trusts it. A TorchScript file is a program by design: loading it
+runs its `__setstate__` methods and showing it runs its `forward`, in TorchScript's interpreter, which cannot
+import Python modules but can call any operator torch registers, those that read and write files included.
+
 Preprocessing and labels come from timm's pretrained config, or from what the user says
 (`--input-size`, `--mean`, `--std`, `--labels`), with ImageNet's as the defaults.
 """
@@ -16,6 +21,7 @@ from torch import nn
 
 from ..data.tensors import quiet_loaders
 from ..errors import ModelError, ModelNotFoundError, OptionError, WeightsError
+from .exported_archive import check_exported_archive
 from .spec import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -55,7 +61,10 @@ def custom_spec(
     std: Sequence[float] | None = None,
     labels: str | Path | None = None,
     in_channels: int | None = None,
+    *,
+    trust_model_file: bool = False,
 ) -> ModelSpec | None:
+    """`trust_model_file`: open a .pt2 file even where it carries code of its own (see `load_model_file`)."""
     label_list = read_labels(labels)
     if std and not all(s > 0 for s in std):
         raise OptionError(f"--std must be above 0 for every channel, got {', '.join(map(str, std))}")
@@ -87,7 +96,7 @@ def custom_spec(
         return ModelSpec(
             name=path.name,
             family="exported program" if path.suffix == ".pt2" else "torchscript",
-            build=lambda: load_model_file(path),
+            build=lambda: load_model_file(path, trusted=trust_model_file),
             weights=EmbeddedWeights(path),
             description=f"the user's model file {path}",
             **common,
@@ -105,9 +114,15 @@ def custom_spec(
     return None
 
 
-def load_model_file(path: Path) -> nn.Module:
+def load_model_file(path: Path, *, trusted: bool = False) -> nn.Module:
     """A .pt2 torch.export program (every layer visible) or a TorchScript file (its inner layers are
-    compiled away from hooks: only the input and the output can be shown)."""
+    compiled away from hooks: only the input and the output can be shown).
+
+    torch's .pt2 reader unpickles what the file marks as pickled and evaluates some of its text, so an
+    untrusted .pt2 is checked first and refused (UnsafeModelFileError) where it carries such things. A
+    TorchScript file is code by design (see the module's docstring): it is loaded as it is."""
+    if path.suffix == ".pt2" and not trusted:
+        check_exported_archive(path)
     try:
         with quiet_loaders():
             if path.suffix == ".pt2":

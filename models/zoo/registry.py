@@ -58,10 +58,11 @@ def model_names() -> list[str]:
     return list(_REGISTRY)
 
 
-def get_spec(name: str, **custom) -> ModelSpec:
+def get_spec(name: str, *, trust_model_file: bool = False, **custom) -> ModelSpec:
     """A registered model by name, else a user's own (`timm:NAME`, a model file, `module:factory`).
 
     `custom` (input_size, mean, std, labels) describes a user's own model; see `models.zoo.custom`.
+    `trust_model_file` opens a .pt2 file that carries code of its own (pickles, compiled code).
     """
     if name in _REGISTRY:
         given = [f"--{key.replace('_', '-')}" for key, value in custom.items() if value is not None]
@@ -73,7 +74,7 @@ def get_spec(name: str, **custom) -> ModelSpec:
             )
         return _REGISTRY[name]
     spec = torchvision_spec(name) if not any(value is not None for value in custom.values()) else None
-    spec = spec or custom_spec(name, **custom)
+    spec = spec or custom_spec(name, **custom, trust_model_file=trust_model_file)
     if spec is None:
         known = ", ".join(_REGISTRY)
         raise ModelNotFoundError(

@@ -18,6 +18,7 @@ from urllib.request import urlopen
 import torch
 from torch import nn
 
+from ..cache import read_entry
 from ..data.tensors import quiet_loaders
 from ..errors import WeightsError
 from ..progress import Cancelled, Progress
@@ -163,8 +164,10 @@ def resolve_weights(spec: ModelSpec, weights: str | Path = DEFAULT, *, progress:
     if isinstance(spec.weights, BundledWeights):
         return read_state_dict(spec.weights.path), WeightsInfo(trained=True, source=f"bundled {spec.weights.path.name}")
     cached = hub_checkpoint_dir() / spec.weights.file_name
-    if cached.is_file():
-        return read_state_dict(cached), WeightsInfo(trained=True, source=f"cache {cached}")
+    # a cached file that cannot be read (cut short, overwritten) is set aside and downloaded again
+    state_dict = read_entry(cached, read_state_dict, cache=hub_checkpoint_dir()) if cached.is_file() else None
+    if state_dict is not None:
+        return state_dict, WeightsInfo(trained=True, source=f"cache {cached}")
     return _download(spec, cached, progress)
 
 

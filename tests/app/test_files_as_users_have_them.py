@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import threading
+import zlib
 from pathlib import Path
 
 import cv2
@@ -261,10 +263,121 @@ def test_a_huge_jpeg_costs_little_more_memory_than_an_ordinary_photo(tmp_path, c
     assert huge_kb < 1.35 * ordinary_kb, f"peak {huge_kb / 1024:.0f} MB vs {ordinary_kb / 1024:.0f} MB"
 
 
+def uniform_png(path: Path, side: int, colour_type: int) -> Path:
+    """A side x side PNG of one grey level, written row by row: 10,000 x 10,000 grey pixels fit in 100 KB."""
+    channels = {0: 1, 2: 3}[colour_type]
+    compressor = zlib.compressobj(9)
+    row = b"\x00" + bytes([90]) * side * channels  # filter 0, then the row
+    pixels = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+    return path
+
+
+def uniform_image(path: Path, side: int) -> Path:
+    options = [cv2.IMWRITE_WEBP_QUALITY, 101] if path.suffix == ".webp" else [cv2.IMWRITE_TIFF_COMPRESSION, 8]
+    assert cv2.imwrite(str(path), np.full((side, side, 3), 90, np.uint8), options)  # lossless, deflated
+    return path
+
+
+HUGE_IMAGES = {
+    "grey PNG": lambda folder, side: uniform_png(folder / f"grey{side}.png", side, 0),
+    "colour PNG": lambda folder, side: uniform_png(folder / f"colour{side}.png", side, 2),
+    "WebP": lambda folder, side: uniform_image(folder / f"colour{side}.webp", side),
+    "TIFF": lambda folder, side: uniform_image(folder / f"colour{side}.tiff", side),
+}
+
+PEAK_OR_REFUSAL = """
+import re, sys
+from pathlib import Path
+from livevis.models.data.images import read_image
+from livevis.models.errors import InputError
+for path in sys.argv[1:]:
+    try:
+        shape = read_image(path).shape
+    except InputError as exc:
+        shape = ("refused", str(exc))
+    peak_kb = re.search(r"VmHWM:\\s*(\\d+) kB", Path("/proc/self/status").read_text()).group(1)
+    print(peak_kb, *shape, sep="\t")
+"""
+"""Peak resident memory from /proc (reset when a program starts): getrusage's ru_maxrss carries the parent's
+peak over fork and exec, which hides a child's smaller one."""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="peak memory is read from /proc")
+@pytest.mark.parametrize("kind", list(HUGE_IMAGES))
+def test_a_10000_pixel_image_costs_under_400_mb_more_than_a_1000_pixel_one_or_is_refused(tmp_path, kind):
+    """A PNG, WebP or TIFF compresses 10,000 x 10,000 pixels of one colour into kilobytes: it is decoded
+    within the memory livevis gives one image, or refused in one line before it is decoded."""
+    ordinary, huge = HUGE_IMAGES[kind](tmp_path, 1000), HUGE_IMAGES[kind](tmp_path, 10_000)
+    assert huge.stat().st_size < 1_000_000
+    run = subprocess.run(
+        [sys.executable, "-c", PEAK_OR_REFUSAL, str(ordinary), str(huge)], capture_output=True, text=True, timeout=180
+    )
+    assert run.returncode == 0, run.stderr
+    (ordinary_kb, *ordinary_shape), (huge_kb, *huge_shape) = [line.split("\t") for line in run.stdout.splitlines()]
+    assert ordinary_shape == ["1000", "1000", "3"]
+    grown_mb = (int(huge_kb) - int(ordinary_kb)) / 1024
+    assert grown_mb < 400, f"{kind}: {grown_mb:.0f} MB more for 10,000 x 10,000 pixels ({huge_shape})"
+    if huge_shape[0] == "refused":
+        assert huge_shape[1].startswith(f"{huge} is a 10000 x 10000 8-bit ") and "\n" not in huge_shape[1]
+    else:
+        assert huge_shape == ["4096", "4096", "3"]
+    if kind == "grey PNG":
+        assert huge_shape[0] != "refused", "100 megapixels of grey fit in what one image may take"
+
+
+def test_the_command_line_refuses_a_huge_image_in_one_line(tmp_path):
+    uniform_png(tmp_path / "huge.png", 10_000, 2)
+    run = subprocess.run(
+        [str(LIVEVIS), "render", "huge.png", "--weights", "none", "--out", "out"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 2
+    assert run.stderr.startswith("livevis: error: huge.png is a 10000 x 10000 8-bit PNG: decoding it would take")
+    assert len(run.stderr.splitlines()) == 1
+
+
 def test_the_size_comes_from_the_header_without_decoding(tmp_path, chelsea_path):
     header = read_header(np.fromfile(chelsea_path, np.uint8))
     assert (header.width, header.height, header.is_jpeg) == (451, 300, True)
     assert read_header(b"not an image at all") == read_header(b"")
+
+
+@pytest.mark.parametrize(
+    "suffix, options, channels",
+    [
+        (".png", {}, 3),
+        (".webp", {"lossless": True}, 3),
+        (".webp", {"quality": 80}, 3),
+        (".tiff", {"compression": "tiff_deflate"}, 3),
+        (".gif", {}, 4),
+        (".bmp", {}, 3),
+        (".ppm", {}, 3),
+    ],
+)
+def test_every_formats_header_gives_its_size_before_decoding(tmp_path, photos, suffix, options, channels):
+    photo = photos["astronaut"][:301, :457]
+    path = tmp_path / f"photo{suffix}"
+    Image.fromarray(photo).save(path, **options)
+    header = read_header(np.fromfile(path, np.uint8))
+    assert (header.width, header.height, header.channels) == (457, 301, channels)
+
+
+def test_a_header_with_transparency_or_16_bits_counts_them(tmp_path, photos):
+    rgba = np.dstack([photos["chelsea"], np.full(photos["chelsea"].shape[:2], 200, np.uint8)])
+    Image.fromarray(rgba).save(tmp_path / "cutout.webp", lossless=True)
+    assert read_header(np.fromfile(tmp_path / "cutout.webp", np.uint8)).channels == 4
+    cv2.imwrite(str(tmp_path / "deep.tiff"), photos["chelsea"].astype(np.uint16) * 257)
+    deep = read_header(np.fromfile(tmp_path / "deep.tiff", np.uint8))
+    assert (deep.width, deep.height, deep.channels, deep.sample_bytes) == (451, 300, 3, 2)
 
 
 # 10. empty videos

@@ -162,6 +162,53 @@ def test_the_live_view_on_another_thread_passes_the_hooks_untouched(lenet):
     assert outputs and outputs[0].shape == (1, 10)
 
 
+def test_two_optimisations_at_once_leave_the_shared_model_as_it_was(lenet):
+    """The unit pane and the concepts pane optimise on their own threads through one model: the second starts
+    while the first runs and goes on after the first has ended. Neither may leave the weights asking for
+    gradients they did not ask for before, nor holding gradients."""
+    parameters = dict(lenet.model.named_parameters())
+    before = {name: p.requires_grad for name, p in parameters.items()}
+    assert all(p.grad is None for p in parameters.values())
+    first_running, second_running, first_done = threading.Event(), threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def first_progress(_what: str, done: int, _total: int) -> bool:
+        if done == 1:
+            first_running.set()
+            assert second_running.wait(60), "the second optimisation did not start"
+        return True
+
+    def second_progress(_what: str, done: int, _total: int) -> bool:
+        if done == 1:
+            second_running.set()
+            assert first_done.wait(60), "the first optimisation did not end"
+        return True
+
+    def first() -> None:
+        try:
+            optimise(lenet, channel("conv2", 0), steps=3, progress=first_progress)
+        except BaseException as exc:  # handed to the test
+            errors.append(exc)
+        finally:
+            first_done.set()
+
+    def second() -> None:
+        assert first_running.wait(60), "the first optimisation did not start"
+        try:
+            optimise(lenet, logit(3), steps=4, progress=second_progress)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors and not any(thread.is_alive() for thread in threads)
+    assert {name: p.requires_grad for name, p in parameters.items()} == before
+    assert [name for name, p in parameters.items() if p.grad is not None] == []
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
