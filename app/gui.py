@@ -12,6 +12,9 @@ from pathlib import Path
 
 from livevis.models.errors import LivevisError
 
+KEPT_THREADS_WAIT_MS = 30_000
+"""How long the exit waits for a thread that was still running when the window closed (a long forward pass)."""
+
 
 @dataclass(frozen=True)
 class AppConfig:
@@ -55,6 +58,7 @@ def run_app(config: AppConfig) -> int:
         )
     from PyQt6.QtWidgets import QApplication
 
+    from livevis.app.live.threads import wait_for_kept_threads
     from livevis.app.window.settings import SettingsStore
     from livevis.app.window.unexpected_errors import UnexpectedErrors
 
@@ -70,6 +74,8 @@ def run_app(config: AppConfig) -> int:
         return _run_window(app, config, settings, errors)
     finally:
         errors.uninstall()
+        # a thread the window could not stop in time ends here; the process never destroys a running one
+        wait_for_kept_threads(KEPT_THREADS_WAIT_MS)
 
 
 def _run_window(app, config: AppConfig, settings, errors) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 from PyQt6.QtCore import QThread, pyqtSignal
 
 from livevis.app.live.jobs import describe_failure
+from livevis.app.live.threads import keep_until_finished
 from livevis.models.data.videos import ViewVideos
 
 
@@ -116,4 +117,5 @@ class RecordingControl:
     def shutdown(self, timeout_ms: int = 5000) -> None:
         if self.recorder is not None:
             self.recorder.stop()
-            self.recorder.wait(timeout_ms)
+            if not self.recorder.wait(timeout_ms):
+                keep_until_finished(self.recorder)

@@ -134,3 +134,50 @@ def test_an_exception_escaping_a_slot_or_a_thread_is_reported_in_the_window_and_
     assert done.stderr.count("Traceback") == 2 and "unexpected error on frame reader" in done.stderr
     assert "hunter2" not in done.stderr + done.stdout
     assert "format=livevis-settings-1" in settings.read_text(), "settings saved as the close button saves them"
+
+
+# A network whose forward pass on the live view's worker takes 6 s, as a large model on a slow CPU can.
+SLOW_NET = """
+import time
+
+import torch
+from PyQt6.QtCore import QThread
+
+
+class SlowNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        if type(QThread.currentThread()).__name__ == "InferenceWorker":
+            print("slow forward started", flush=True)
+            time.sleep(6)
+        return self.conv(x)
+
+
+def build():
+    return SlowNet()
+"""
+
+
+def test_a_thread_still_busy_when_the_window_closes_is_waited_for_not_destroyed(tmp_path, pan_video):
+    (tmp_path / "slow_net.py").write_text(SLOW_NET)
+    stats, settings = tmp_path / "stats.json", tmp_path / "settings.ini"
+    app = subprocess.Popen(
+        [sys.executable, "-m", "livevis", "--source", str(pan_video), "--model", "slow_net:build"]
+        + ["--weights", "none", "--input-size", "64", "--device", "cpu"]
+        + ["--stats-json", str(stats), "--settings", str(settings)],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert app.stdout.readline().strip() == "slow forward started", app.stderr.read()
+    app.send_signal(signal.SIGTERM)  # closes the window while the worker is 6 s into nothing it can cut short
+    _, errors = app.communicate(timeout=120)
+    assert app.returncode == 0, errors  # Qt aborts when a running QThread is destroyed
+    assert "QThread" not in errors and "Traceback" not in errors, errors
+    assert json.loads(stats.read_text())["shutdown_ms"] < 3000, "the window still closes promptly"
+    assert "format=livevis-settings-1" in settings.read_text()
