@@ -57,6 +57,17 @@ def _flag(value) -> bool:
     raise ValueError(f"not true or false: {value!r}")
 
 
+def _listed_model(value) -> str:
+    """A listed model's name only. A settings file must never make livevis import code: a user's own model
+    (`package.module:factory`, a model file) loads only when given on the command line."""
+    from livevis.models import model_names
+
+    name = _text(value)
+    if name not in model_names():
+        raise ValueError(f"not a listed model: {name!r}")
+    return name
+
+
 def _url_list(value) -> list[str]:
     """Stream URLs, never with a password: one that was written in by hand is dropped here, and one that does
     not parse is left out (it could never open, and where its password would end cannot be known)."""
@@ -113,7 +124,7 @@ class Setting:
 
 SCHEMA: dict[str, Setting] = {
     "source": Setting("", _text),
-    "model": Setting("", _text),
+    "model": Setting("", _listed_model),
     "layer": Setting("", _text),
     "channel": Setting(0, _number(int), "channel"),
     "colormap": Setting(VIEW_DEFAULTS["colormap"], _text, "colormap"),

@@ -114,6 +114,26 @@ def test_a_job_superseded_before_it_ends_is_cancelled_and_one_not_yet_started_ne
     assert runner.shutdown(1000)
 
 
+def test_a_settings_file_never_makes_livevis_import_code(qtbot, make_window, video, tmp_path, monkeypatch):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "planted_model.py").write_text(
+        "from pathlib import Path\n\nPath(__file__).with_name('imported').touch()\n\n\n"
+        "def build():\n    raise ValueError('never built')\n"
+    )
+    monkeypatch.chdir(folder)  # where a user's own module:factory is looked up first
+    monkeypatch.delitem(sys.modules, "planted_model", raising=False)
+    raw = QSettings(str(tmp_path / "settings0.ini"), QSettings.Format.IniFormat)
+    raw.setValue("format", "livevis-settings-1")
+    raw.setValue("model", "planted_model:build")
+    raw.sync()
+    window = make_window(video, model=None, weights="none")
+    wait_result(qtbot, window)
+    assert not (folder / "imported").exists() and "planted_model" not in sys.modules
+    assert "model (was 'planted_model:build')" in window.notice.text()
+    assert window.model.name == "alexnet"
+
+
 def test_a_weights_download_inside_an_embeddings_job_reports_progress(qtbot, tmp_path, monkeypatch):
     """The embeddings job and the weights download speak one progress protocol (this raised TypeError)."""
     from tests.app.test_window import _serve_lenet_weights
