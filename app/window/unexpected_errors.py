@@ -29,7 +29,6 @@ class UnexpectedErrors(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._previous: tuple | None = None
-        self.count = 0
 
     def install(self) -> None:
         if self._previous is None:
@@ -53,7 +52,6 @@ class UnexpectedErrors(QObject):
 
     def _report(self, kind, exc, trace, where: str) -> None:
         try:  # a hook that raised would end up where the exception came from
-            self.count += 1
             details = mask_urls("".join(traceback.format_exception(kind, exc, trace))).rstrip()
             log.error("unexpected error%s; the app goes on\n%s", mask_urls(where), details)
             what = describe_failure(exc) if exc is not None else kind.__name__
