@@ -67,7 +67,7 @@ def run_app(config: AppConfig) -> int:
     app.setApplicationName("livevis")
     app.setOrganizationName("livevis")
     # an exception escaping a slot or a thread is reported in the window and the log; without a hook,
-    # PyQt6 would abort the app and lose the session's settings
+    # PyQt6 would abort the app, and the settings changed since it started (saved on close) would be lost
     errors = UnexpectedErrors()
     errors.install()
     try:

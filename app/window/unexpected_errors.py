@@ -1,8 +1,8 @@
 """Exceptions that nothing caught: reported in the window and the log, and the app goes on.
 
 Without a `sys.excepthook`, PyQt6 aborts the process when an exception escapes a slot (SIGABRT): the
-window vanishes and the session's settings, saved on close, are lost. These hooks log the traceback (any
-stream URL in it with its password masked) and say in the window, in one line, what failed.
+window vanishes and the settings changed since the start, saved on close, are lost. These hooks log the
+traceback (any stream URL in it with its password masked) and say in the window, in one line, what failed.
 """
 
 from __future__ import annotations
