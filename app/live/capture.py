@@ -260,7 +260,11 @@ class CaptureThread(QThread):
         source keeps running."""
         self._close_pending()
         if isinstance(spec, str) and is_stream_url(spec):
-            self._pending = open_source(spec, demand=self.slot)
+            try:
+                self._pending = open_source(spec, demand=self.slot)
+            except InputError as exc:  # a URL that does not parse: the previous source keeps running
+                self.error.emit(str(exc))
+                return
             self.source_changed.emit(f"connecting to {self._pending.host}...")
             return
         mode = self._camera_modes.get(camera_info(int(spec)).key) if isinstance(spec, str) and spec.isdigit() else None

@@ -107,15 +107,26 @@ class JobRunner(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._jobs: list[Job] = []
+        self._latest: dict[str, Job] = {}
+        """The last job submitted under each `supersede` key."""
         self.closed = False
 
-    def submit(self, title: str, fn: Callable, *args, partial: bool = False, **kwargs) -> Job:
+    def submit(
+        self, title: str, fn: Callable, *args, partial: bool = False, supersede: str | None = None, **kwargs
+    ) -> Job:
         """Runs `fn(*args, progress=..., **kwargs)` in the background from the event loop's next turn, so
         that the caller's connections to the job's signals (progress, previews) miss nothing. With
-        `partial`, `fn` also gets `partial=callable` to hand results on the way (previews) to `Job.partial`."""
+        `partial`, `fn` also gets `partial=callable` to hand results on the way (previews) to `Job.partial`.
+        A job submitted under a `supersede` key cancels the one submitted under it before, if that has not
+        ended: a look-up for the unit selected a key press ago is of no use any more."""
         if self.closed:
             raise RuntimeError(f"{title}: the job runner was shut down")
         job = Job(title, fn, args, kwargs, self, partial=partial)
+        if supersede is not None:
+            previous = self._latest.get(supersede)
+            if previous is not None and not previous.done:
+                previous.cancel()
+            self._latest[supersede] = job
         self._jobs.append(job)
         job.ended.connect(lambda: self._forget(job))
         QTimer.singleShot(0, lambda: self._start(job))
@@ -125,12 +136,17 @@ class JobRunner(QObject):
     def _start(self, job: Job) -> None:
         if job.done:  # ended before it started: cancelled by a shutdown
             return
+        if job.cancel_requested:  # superseded before it started: it ends here, without a thread
+            job._end(job.cancelled.emit)
+            return
         job.running = True
         QThreadPool.globalInstance().start(job.worker)
 
     def _forget(self, job: Job) -> None:
         if job in self._jobs:
             self._jobs.remove(job)
+        for key in [key for key, latest in self._latest.items() if latest is job]:
+            del self._latest[key]
         job.deleteLater()
 
     def running(self) -> list[Job]:

@@ -18,13 +18,17 @@ from PyQt6.QtCore import QThread, pyqtSignal
 
 from livevis import views as declared
 from livevis.app.live.jobs import describe_failure
+from livevis.app.live.threads import keep_until_finished
+from livevis.models.data.output import new_output_folder
 from livevis.models.data.videos import ViewVideos
 
 
 class Recorder(QThread):
-    """Records the views offered to it until stopped; `finished_recording` names the folder."""
+    """Records the views offered to it until stopped, into a new folder named after `folder` (`-2`, `-3`, ...
+    added where that one exists); `recording_to` and `finished_recording` name the folder."""
 
     error = pyqtSignal(str)
+    recording_to = pyqtSignal(str)
     finished_recording = pyqtSignal(str, object)  # folder, {view: frames written}
 
     QUEUE_FRAMES = 8
@@ -49,6 +53,8 @@ class Recorder(QThread):
     def run(self) -> None:
         videos = None
         try:
+            self.folder = new_output_folder(self.folder)
+            self.recording_to.emit(str(self.folder))
             videos = ViewVideos(self.folder, self.fps)
             while not (self._stop.is_set() and self._queue.empty()):
                 try:
@@ -93,10 +99,12 @@ class RecordingControl:
         self.recorder = Recorder(folder, self.window.stats.fps() or 25.0, self.window)
         self.recorder.error.connect(self.window.show_error)
         self.recorder.finished_recording.connect(self._finished)
+        self.recorder.recording_to.connect(
+            lambda where: self.window.status.message(f"recording to {where} (r stops)", 4000)
+        )
         self.started_at = time.perf_counter()
         self.recorder.start()
         self.window.actions_by_name["record"].setChecked(True)
-        self.window.status.message(f"recording to {folder} (r stops)", 4000)
 
     def offer(self, views) -> None:
         if self.recorder is not None:
@@ -116,4 +124,5 @@ class RecordingControl:
     def shutdown(self, timeout_ms: int = 5000) -> None:
         if self.recorder is not None:
             self.recorder.stop()
-            self.recorder.wait(timeout_ms)
+            if not self.recorder.wait(timeout_ms):
+                keep_until_finished(self.recorder)

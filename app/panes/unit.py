@@ -115,11 +115,14 @@ class UnitController:
         self.view.set_title(f"unit {engine.layer(layer).name}:{channel}")
         self.view.set_optimised(None)
         key = (layer, channel)
-        job = self.runner.submit("looking up the optimised image", cached_image, engine, layer, channel)
+        job = self.runner.submit(
+            "looking up the optimised image", cached_image, engine, layer, channel, supersede="unit image"
+        )
         job.succeeded.connect(lambda image: self._show(key, image))
         job.failed.connect(lambda message: self.view.optimised.setToolTip(message))
+        folder = self.view.chosen_folder()
         atlas = self.runner.submit(
-            "the unit's top images", atlas_of_unit, engine, layer, channel, self.view.chosen_folder()
+            "the unit's top images", atlas_of_unit, engine, layer, channel, folder, supersede="unit atlas"
         )
         atlas.succeeded.connect(lambda found: self._show_atlas(key, found))
         atlas.failed.connect(self._show_error)

@@ -9,13 +9,16 @@ be shown. And a password in a URL is shown nowhere: every label and message uses
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
+import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote_plus
 
 import cv2
 import numpy as np
@@ -31,67 +34,234 @@ READ_TIMEOUT_S = 5.0
 CAPTURE_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 RTSP_OVER_TCP = "rtsp_transport;tcp"
 """RTSP over TCP by default: over UDP a lossy Wi-Fi link tears frames and many routers drop the packets."""
-SECRET_QUERY_KEYS = frozenset(
-    {"password", "passwd", "pass", "pwd", "token", "access_token", "key", "auth", "secret", "signature", "sig"}
-)
-"""Query parameters that some cameras take credentials in (http://cam/video.cgi?user=admin&pwd=...)."""
+SECRET_KEY_PARTS = ("pass", "pas", "pwd", "psw", "token", "key", "secret", "auth", "sig", "cred")
+"""A query parameter whose name holds one of these carries a credential (pwd=, loginpas=, api_key=, access_token=,
+X-Amz-Signature=, ...): its value is masked. Masking a harmless one costs nothing; showing a secret one cannot
+be undone."""
 MASK = "***"
+MALFORMED = "(an address that does not parse)"
+"""Shown in place of a URL that does not parse: where its password ends cannot be known, so none of it is shown."""
+_AUTHORITY_ENDS = "/?#"
+_HOST = re.compile(r"[^\s@:/?#\[\]]+")
 
-_environment_lock = threading.Lock()
+
+def _prefer_rtsp_over_tcp() -> None:
+    """FFmpeg reads its capture options from the environment each time a capture is created. They are set
+    here once, when this module is first imported (on the main thread, before any reader thread runs), and
+    never changed again: a thread that changed them while FFmpeg read them on another could crash it. The
+    option only concerns RTSP; HTTP streams and files ignore it. The user's own options win."""
+    os.environ.setdefault(CAPTURE_OPTIONS_ENV, RTSP_OVER_TCP)
+
+
+_prefer_rtsp_over_tcp()
 
 
 def is_stream_url(spec: object) -> bool:
     """Whether a source spec is a network stream (http, https, rtsp, rtsps, rtmp) rather than a path."""
     if not isinstance(spec, str) or "://" not in spec:
         return False
-    return spec.split("://", 1)[0].lower() in STREAM_SCHEMES
+    return spec.split("://", 1)[0].strip().lower() in STREAM_SCHEMES
 
 
-def _rebuild(url: str, password: str | None, secret: Callable[[str], str | None]) -> str:
-    """The URL with its password replaced (None: removed) and each secret query value passed through `secret`."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, hostport = netloc.rsplit("@", 1)
-        user, has_password, _ = userinfo.partition(":")
-        netloc = f"{user}:{password}@{hostport}" if has_password and password is not None else f"{user}@{hostport}"
-    query = parts.query
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if any(k.lower() in SECRET_QUERY_KEYS for k, _ in pairs):  # else the query stays exactly as written
-        kept = [(k, secret(v) if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs]
-        query = urlencode([(k, v) for k, v in kept if v is not None], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+class BadStreamUrl(InputError):
+    """A stream URL that does not parse. Its message never quotes the URL: where a password typed in it
+    ends is exactly what cannot be known."""
+
+
+@dataclass(frozen=True)
+class StreamUrl:
+    """A stream URL taken apart by hand rather than by `urllib.parse`, which cuts the authority at the first
+    `/`, `?` or `#` and so leaks the rest of a password holding one into the path or the fragment (cameras'
+    passwords are typed as they are, not percent-encoded)."""
+
+    scheme: str
+    user: str | None
+    password: str | None
+    host: str
+    """A name, an IPv4 address, or an IPv6 address in brackets, as written."""
+    port: int | None
+    rest: str
+    """The path, query and fragment, as written."""
+
+    @property
+    def address(self) -> str:
+        """HOST or HOST:PORT: what a status line may say about the stream."""
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+    def _text(self, user: str | None, password: str | None, rest: str) -> str:
+        if user is None:
+            login = ""
+        elif password is None:
+            login = f"{user}@"
+        else:
+            login = f"{user}:{password}@"
+        return f"{self.scheme}://{login}{self.address}{rest}"
+
+    def shown(self) -> str:
+        """With the password and the secret query values masked; the user name kept, to tell logins apart."""
+        return self._text(self.user, None if self.password is None else MASK, _masked_query(self.rest, MASK))
+
+    def remembered(self) -> str:
+        """With no password and no secret query values: what may be written to the settings."""
+        return self._text(self.user, None, _masked_query(self.rest, None))
+
+    def with_password(self, password: str) -> StreamUrl:
+        return replace(self, user=self.user or "", password=password)
+
+    def typed(self) -> str:
+        """The whole URL, password included: for this run only, never shown or written."""
+        return self._text(self.user, self.password, self.rest)
+
+    def for_ffmpeg(self) -> str:
+        """The URL FFmpeg is given: `/`, `?`, `#` and `@` in the login percent-encoded, so that FFmpeg finds the
+        host where the user meant it (it decodes the login before sending it)."""
+        encode = functools.partial(quote, safe="!$&'()*+,;=%:-._~")
+        user = None if self.user is None else encode(self.user).replace(":", "%3A")
+        password = None if self.password is None else encode(self.password)
+        return self._text(user, password, self.rest)
+
+
+def _is_secret_key(key: str) -> bool:
+    name = unquote_plus(key).lower()
+    return any(part in name for part in SECRET_KEY_PARTS)
+
+
+def _masked_query(rest: str, mask: str | None) -> str:
+    """`rest` with each secret query value replaced by `mask` (None: the parameter left out). The query runs
+    to the end: a `#` in a secret value is part of it, not a fragment to be shown."""
+    path, has_query, query = rest.partition("?")
+    if not has_query:
+        return rest
+    kept = []
+    for pair in query.split("&"):
+        key, has_value, _ = pair.partition("=")
+        if not (has_value and _is_secret_key(key)):
+            kept.append(pair)
+        elif mask is not None:
+            kept.append(f"{key}={mask}")
+    return f"{path}?{'&'.join(kept)}" if kept else path
+
+
+def _end_of_authority(text: str, start: int = 0) -> int:
+    ends = [i for i in (text.find(c, start) for c in _AUTHORITY_ENDS) if i >= 0]
+    return min(ends, default=len(text))
+
+
+def _host_and_port(text: str) -> tuple[str, int | None]:
+    """HOST[:PORT] checked; a `BadStreamUrl` that says what is wrong without quoting it."""
+    if text.startswith("["):
+        address, closed, after = text[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(address.split("%", 1)[0])
+        except ValueError:
+            closed = ""
+        if not closed or (after and not after.startswith(":")):
+            raise BadStreamUrl(
+                "the stream URL's IPv6 address does not parse: write it in brackets, e.g. http://[2001:db8::7]:8080/video"
+            )
+        host, port_text = f"[{address}]", after[1:]
+    else:
+        host, _, port_text = text.partition(":")
+        if not _HOST.fullmatch(host):
+            raise BadStreamUrl(
+                "the stream URL has no host name or address that parses (e.g. http://PHONE:8080/video, "
+                "rtsp://user:pass@CAMERA/stream)"
+            )
+    if not port_text:
+        return host, None
+    if not (port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535):
+        raise BadStreamUrl("the stream URL's port is not a number from 1 to 65535 (check the address)")
+    return host, int(port_text)
+
+
+def parse_stream_url(url: str) -> StreamUrl:
+    """A stream URL taken apart; `BadStreamUrl` where it does not parse.
+
+    The login ends at the last `@` of the authority, and the authority may run past a `/`, `?` or `#` typed
+    in a password: where the login has a password (or the text before the first of those characters is no
+    HOST[:PORT]), it runs to the last later `@` followed by a host. Masking too much is the safe mistake: a
+    URL with a password and an `@` in its query (`?mail=me@home.org`) is read with its login up to there."""
+    scheme, separator, rest = url.strip().partition("://")
+    if not separator or scheme.lower() not in STREAM_SCHEMES:
+        raise BadStreamUrl("not a stream URL: give http://, https:// or rtsp://..., e.g. http://PHONE:8080/video")
+    cut = _end_of_authority(rest)
+    head = rest[:cut]
+    at = head.rfind("@")
+    login, address = (head[:at], head[at + 1 :]) if at >= 0 else (None, head)
+    failure = None
+    try:
+        host, port = _host_and_port(address)
+    except BadStreamUrl as exc:
+        failure = exc
+    if ":" in (head if login is None else login):
+        for later in (i for i in range(len(rest) - 1, cut, -1) if rest[i] == "@"):
+            between = rest[cut:later]
+            if login is None and failure is None and ("?" in between or "#" in between or between.endswith("/")):
+                continue  # HOST:PORT, no login, and an @ in the path or query: an ordinary URL
+            end = _end_of_authority(rest, later + 1)
+            try:
+                host, port = _host_and_port(rest[later + 1 : end])
+            except BadStreamUrl:
+                continue
+            login, cut, failure = rest[:later], end, None
+            break
+    if failure is not None:
+        raise failure
+    user, password = (None, None) if login is None else _split_login(login)
+    return StreamUrl(scheme, user, password, host, port, rest[cut:])
+
+
+def _split_login(login: str) -> tuple[str, str | None]:
+    user, has_password, password = login.partition(":")
+    return user, password if has_password else None
+
+
+def check_stream_url(url: str) -> None:
+    """Raises `BadStreamUrl` (one line, without the URL) where a stream URL does not parse."""
+    parse_stream_url(url)
 
 
 def display_url(url: str) -> str:
     """The URL as shown anywhere (status bar, messages, snapshots, logs): its password and secret query
-    values masked, the user name kept so that the user can tell two logins apart."""
-    return _rebuild(url, MASK, lambda _: MASK)
+    values masked, the user name kept so that the user can tell two logins apart. Never raises: a URL that
+    does not parse is shown as MALFORMED."""
+    try:
+        return parse_stream_url(url).shown()
+    except BadStreamUrl:
+        return f"{url.split('://', 1)[0].strip()}://{MALFORMED}"
+
+
+def mask_urls(text: str) -> str:
+    """Any text (an exception's message, a traceback) with each stream URL in it shown as `display_url` does."""
+    pattern = r"(?i)\b(?:" + "|".join(STREAM_SCHEMES) + r")://[^\s'\"<>]+"
+    return re.sub(pattern, lambda match: display_url(match.group(0)), text)
 
 
 def without_password(url: str) -> str:
     """The URL as remembered in the settings: no password, no secret query values (asked for again)."""
-    return _rebuild(url, None, lambda _: None)
+    return parse_stream_url(url).remembered()
 
 
 def needs_password(url: str) -> bool:
     """A remembered URL with a user name whose password was left out."""
-    netloc = urlsplit(url).netloc
-    return "@" in netloc and ":" not in netloc.rsplit("@", 1)[0]
+    try:
+        parsed = parse_stream_url(url)
+    except BadStreamUrl:
+        return False
+    return parsed.user is not None and parsed.password is None
 
 
 def with_password(url: str, password: str) -> str:
-    parts = urlsplit(url)
-    userinfo, hostport = parts.netloc.rsplit("@", 1)
-    return urlunsplit(
-        (parts.scheme, f"{userinfo.split(':')[0]}:{password}@{hostport}", parts.path, parts.query, parts.fragment)
-    )
+    """The URL with `password` for its user, the password as typed: FFmpeg gets it encoded (`for_ffmpeg`)."""
+    return parse_stream_url(url).with_password(password).typed()
 
 
 def host_of(url: str) -> str:
     """HOST or HOST:PORT, never the user name or password."""
-    parts = urlsplit(url)
-    return parts.netloc.rsplit("@", 1)[-1] or url
+    try:
+        return parse_stream_url(url).address
+    except BadStreamUrl:
+        return MALFORMED
 
 
 def _default_port(scheme: str) -> int:
@@ -110,8 +280,9 @@ def open_stream_capture(
     url: str, open_timeout_s: float | None = None, read_timeout_s: float | None = None
 ) -> cv2.VideoCapture:
     """The URL opened through FFmpeg with both timeouts; RTSP over TCP unless the user's own
-    OPENCV_FFMPEG_CAPTURE_OPTIONS says otherwise. A failure says why in one line (refused, no answer,
-    unknown host, or an answer that is no video)."""
+    OPENCV_FFMPEG_CAPTURE_OPTIONS says otherwise. A failure says why in one line (a URL that does not parse,
+    refused, no answer, unknown host, or an answer that is no video)."""
+    stream = parse_stream_url(url)
     open_timeout_s = OPEN_TIMEOUT_S if open_timeout_s is None else open_timeout_s
     read_timeout_s = READ_TIMEOUT_S if read_timeout_s is None else read_timeout_s
     params = [
@@ -121,31 +292,20 @@ def open_stream_capture(
         int(read_timeout_s * 1000),
     ]
     started = time.perf_counter()
-    # FFmpeg reads the variable when the capture is created; the lock keeps two opens from mixing theirs
-    with _environment_lock:
-        users = os.environ.get(CAPTURE_OPTIONS_ENV)
-        rtsp = urlsplit(url).scheme.lower().startswith("rtsp")
-        if rtsp and users is None:
-            os.environ[CAPTURE_OPTIONS_ENV] = RTSP_OVER_TCP
-        try:
-            capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
-        finally:
-            if rtsp and users is None:
-                os.environ.pop(CAPTURE_OPTIONS_ENV, None)
+    capture = cv2.VideoCapture(stream.for_ffmpeg(), cv2.CAP_FFMPEG, params)
     if not capture.isOpened():
         capture.release()
-        raise InputError(_why_not_opened(url, time.perf_counter() - started, open_timeout_s))
+        raise InputError(_why_not_opened(stream, time.perf_counter() - started, open_timeout_s))
     return capture
 
 
-def _why_not_opened(url: str, elapsed_s: float, open_timeout_s: float) -> str:
-    shown = display_url(url)
+def _why_not_opened(stream: StreamUrl, elapsed_s: float, open_timeout_s: float) -> str:
+    shown = stream.shown()
     if elapsed_s >= 0.9 * open_timeout_s:
         return f"{shown}: no answer within {open_timeout_s:g} s (is the address right, and the camera on?)"
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    host = stream.host.strip("[]")
     try:
-        with socket.create_connection((host, parts.port or _default_port(parts.scheme.lower())), timeout=2.0):
+        with socket.create_connection((host, stream.port or _default_port(stream.scheme.lower())), timeout=2.0):
             pass
     except socket.gaierror:
         return f"{shown}: unknown host {host!r} (check the address)"
@@ -169,6 +329,11 @@ def read_stream_frame(url: str) -> np.ndarray:
     if not ok or frame is None:
         raise InputError(f"{display_url(url)}: connected, but no frame arrived within {READ_TIMEOUT_S:g} s")
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def _described(exc: Exception) -> str:
+    """An unexpected error in one line, any URL in it masked (OpenCV's messages quote the URL they opened)."""
+    return mask_urls(f"{type(exc).__name__}: {exc}".splitlines()[0])
 
 
 class FrameDemand(Protocol):
@@ -201,9 +366,10 @@ class StreamSource:
     READ_WAIT_S = 0.1
 
     def __init__(self, url: str, demand: FrameDemand | None = None):
+        stream = parse_stream_url(url)  # a URL that does not parse fails here, before any thread starts
         self.url = url
-        self.label = display_url(url)
-        self.host = host_of(url)
+        self.label = stream.shown()
+        self.host = stream.address
         self.demand = demand or _AlwaysWanted()
         self.finite = False
         self.connected = threading.Event()
@@ -254,16 +420,21 @@ class StreamSource:
 
     # --- the reader thread ---
     def _run(self, stop: threading.Event) -> None:
+        # whatever fails here must reach `read` as an InputError: a reader that just died would leave the
+        # window saying "connecting" forever, and the capture thread could not retry
         try:
             capture = open_stream_capture(self.url)
         except InputError as exc:
             self._fail(exc, stop)
             return
+        except Exception as exc:
+            self._fail(StreamLost(f"{self.label}: cannot open it ({_described(exc)})"), stop)
+            return
         try:
             if not stop.is_set():
                 self._read_frames(capture, stop)
-        except Exception as exc:  # an OpenCV error in a thread nobody joins must still reach the window
-            self._fail(StreamLost(f"{self.label}: {type(exc).__name__}: {exc}"), stop)
+        except Exception as exc:
+            self._fail(StreamLost(f"{self.label}: {_described(exc)}"), stop)
         finally:
             capture.release()
 

@@ -25,6 +25,7 @@ from livevis.app.live.model_loader import ModelInfo, ModelLoader
 from livevis.app.live.recording import RecordingControl
 from livevis.app.live.slot import LatestFrameSlot
 from livevis.app.live.stats import LiveStats
+from livevis.app.live.threads import keep_until_finished
 from livevis.app.live.worker import InferenceWorker, LiveResult
 from livevis.app.panes.base import PaneServices
 from livevis.app.sources.draw import DrawSource
@@ -426,6 +427,8 @@ class MainWindow(QMainWindow):
         deadline = time.perf_counter() + timeout_ms / 1000
         ok = self.capture.wait(max(1, int((deadline - time.perf_counter()) * 1000)))
         ok = self.worker.wait(max(1, int((deadline - time.perf_counter()) * 1000))) and ok
+        for thread in (self.capture, self.worker):
+            keep_until_finished(thread)  # one still running must not die with the window (Qt would abort)
         ok = self.runner.shutdown(jobs_timeout_ms) and ok
         # psygnal keeps every evented instance's signals in a class-wide map, and the panes' slots hold the
         # window: connected, a closed window (and its model) could never be freed

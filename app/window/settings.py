@@ -58,14 +58,32 @@ def _flag(value) -> bool:
     raise ValueError(f"not true or false: {value!r}")
 
 
+def _listed_model(value) -> str:
+    """A listed model's name only. A settings file must never make livevis import code: a user's own model
+    (`package.module:factory`, a model file) loads only when given on the command line."""
+    from livevis.models import model_names
+
+    name = _text(value)
+    if name not in model_names():
+        raise ValueError(f"not a listed model: {name!r}")
+    return name
+
+
 def _url_list(value) -> list[str]:
-    """Stream URLs, never with a password: one that was written in by hand is dropped here."""
-    from livevis.app.sources.network import is_stream_url, without_password
+    """Stream URLs, never with a password: one that was written in by hand is dropped here, and one that does
+    not parse is left out (it could never open, and where its password would end cannot be known)."""
+    from livevis.app.sources.network import BadStreamUrl, is_stream_url, without_password
 
     urls = [value] if isinstance(value, str) else value
     if not isinstance(urls, list) or not all(isinstance(u, str) and is_stream_url(u) for u in urls):
-        raise ValueError(f"not a list of stream URLs: {value!r}")
-    return [without_password(u) for u in urls]
+        raise ValueError("not a list of stream URLs")
+    kept = []
+    for url in urls:
+        try:
+            kept.append(without_password(url))
+        except BadStreamUrl:
+            pass
+    return kept
 
 
 def _camera_modes(value) -> dict[str, str]:
@@ -112,11 +130,13 @@ class Setting:
     """The live state's option this value must be valid for (see `livevis.state.check_option`)."""
     dump: Callable | None = None
     """How the value is written, where QSettings cannot write it as it is."""
+    quoted: bool = True
+    """Whether a bad stored value may be quoted when it is reset (not where it may hold a password)."""
 
 
 SCHEMA: dict[str, Setting] = {
     "source": Setting("", _text),
-    "model": Setting("", _text),
+    "model": Setting("", _listed_model),
     "layer": Setting("", _text),
     "channel": Setting(0, _number(int), "channel"),
     "colormap": Setting(DRAWING_DEFAULTS["colormap"], _text, "colormap"),
@@ -129,7 +149,7 @@ SCHEMA: dict[str, Setting] = {
     "snapshot_dir": Setting("", _text),
     "geometry": Setting(None, _saved_by_qt("window geometry")),
     "layout": Setting(None, _saved_by_qt("pane layout")),
-    "recent_urls": Setting([], _url_list),
+    "recent_urls": Setting([], _url_list, quoted=False),
     "camera_modes": Setting({}, _camera_modes, dump=lambda modes: json.dumps(modes, sort_keys=True)),
 }
 
@@ -175,7 +195,8 @@ class SettingsStore:
                 if setting.check:
                     check_option(setting.check, value)
             except (TypeError, ValueError):
-                self.reset.append(f"{key} (was {stored!r})" if not isinstance(stored, QByteArray) else key)
+                quoted = setting.quoted and not isinstance(stored, QByteArray)
+                self.reset.append(f"{key} (was {stored!r})" if quoted else key)
                 value = setting.default
             values[key] = value
         return values

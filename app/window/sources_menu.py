@@ -9,10 +9,18 @@ from PyQt6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMenu, QWidget
 from livevis.app.live.capture import AUTO, CaptureThread
 from livevis.app.sources.cameras import CameraInfo, CameraMode, camera_info
 from livevis.app.sources.draw import DRAW, DrawSource
-from livevis.app.sources.network import is_stream_url, needs_password, with_password, without_password
+from livevis.app.sources.network import (
+    check_stream_url,
+    display_url,
+    is_stream_url,
+    needs_password,
+    with_password,
+    without_password,
+)
 from livevis.app.window.camera_settings import CameraSettingsDialog
 from livevis.app.window.settings import SettingsStore
 from livevis.models.data.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from livevis.models.errors import InputError
 
 RECENT_URLS = 10
 
@@ -43,7 +51,10 @@ class SourceChooser:
 
     def open(self, spec: str | list[str] | None) -> None:
         """None: camera 0 if it opens, else the bundled sample photos (the capture thread decides);
-        `draw`: the drawing pad; a URL: a network stream."""
+        `draw`: the drawing pad; a URL: a network stream. A URL that does not parse is one message (without
+        the URL: where its password ends cannot be known), and what runs goes on."""
+        if isinstance(spec, str) and is_stream_url(spec) and not self._parses(spec):
+            return
         if spec == DRAW:
             self.draw.start()
             return
@@ -138,18 +149,29 @@ class SourceChooser:
         for url in urls:
             self.recent_menu.addAction(url).triggered.connect(lambda _=False, u=url: self.open_url(u))
 
+    def _parses(self, url: str) -> bool:
+        try:
+            check_stream_url(url)
+        except InputError as exc:
+            self.capture.error.emit(str(exc))
+            return False
+        return True
+
     def open_url(self, url: str, password: str | None = None) -> None:
         """A stream URL as typed or remembered; a remembered one whose user needs a password asks for it."""
         url = url.strip()
         if not is_stream_url(url):
+            # not quoted: text typed here may hold a login
             self.capture.error.emit(
-                f"{url!r} is not a stream URL: give http://, https:// or rtsp://..., e.g. http://PHONE:8080/video"
+                "That is not a stream URL: give http://, https:// or rtsp://..., e.g. http://PHONE:8080/video"
             )
+            return
+        if not self._parses(url):
             return
         if needs_password(url):
             if password is None:
                 password, ok = QInputDialog.getText(
-                    self.parent, "Password", f"Password for {url}", QLineEdit.EchoMode.Password
+                    self.parent, "Password", f"Password for {display_url(url)}", QLineEdit.EchoMode.Password
                 )
                 if not ok:
                     return
@@ -170,11 +192,17 @@ class SourceChooser:
             self.open_url(url)
 
     def dropped(self, event) -> None:
-        urls = event.mimeData().urls()
-        streams = [url.toString() for url in urls if is_stream_url(url.toString())]
+        mime = event.mimeData()
+        urls = mime.urls()
+        # a URL Qt cannot parse arrives as an empty QUrl: the dropped text (if any) still holds it as written
+        texts = [url.toString() for url in urls if url.isValid()]
+        texts += [line.strip() for line in mime.text().splitlines()] if mime.hasText() else []
+        streams = [text for text in texts if is_stream_url(text)]
         if streams:
             self.open(streams[0])
             return
         paths = [url.toLocalFile() for url in urls if url.isLocalFile()]
         if paths:
             self.open(paths if len(paths) > 1 else paths[0])
+        elif any(not url.isValid() for url in urls):
+            self.capture.error.emit("the dropped URL does not parse: check it, or type it in File > Open URL...")

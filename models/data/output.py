@@ -3,6 +3,7 @@ says what to do."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
@@ -19,6 +20,24 @@ def output_folder(folder: str | Path) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot create the folder {folder}: {exc.strerror or exc}; choose another") from None
     return folder
+
+
+def new_output_folder(folder: str | Path) -> Path:
+    """A new folder of its own: `folder`, else `folder-2`, `folder-3`, ... where that name is taken (two
+    recordings started within the same second must not write into one). Made with one `mkdir` each, so two
+    writers can never both get the same one."""
+    folder = Path(folder)
+    output_folder(folder.parent)
+    for number in itertools.count(1):
+        candidate = folder if number == 1 else folder.with_name(f"{folder.name}-{number}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OutputError(f"cannot create the folder {candidate}: {exc.strerror or exc}; choose another") from None
+        return candidate
+    raise AssertionError("unreachable")
 
 
 def save_images(folder: Path, images: dict[str, np.ndarray]) -> None:

@@ -7,6 +7,7 @@ open, nothing is sent), end after a number of frames, and stamp each frame with 
 
 from __future__ import annotations
 
+import base64
 import socket
 import threading
 import time
@@ -60,8 +61,11 @@ class MjpegServer:
         stamp: bool = False,
         frame_limit: int | None = None,
         quality: int = 85,
+        login: tuple[str, str] | None = None,
     ):
+        """`login`: (user, password) the camera asks for (HTTP Basic), as most IP cameras do."""
         self.frames = frames
+        self.login = login
         self.jpegs = [self._encode(f, quality) for f in frames]
         self.fps, self.stamp, self.frame_limit, self.quality = fps, stamp, frame_limit, quality
         self.port = 0
@@ -123,6 +127,9 @@ class MjpegServer:
         self.stall(False)
         self.stop()
 
+    def _expected_authorization(self) -> str:
+        return "Basic " + base64.b64encode(":".join(self.login).encode()).decode()
+
     def _jpeg(self, index: int) -> bytes:
         if not self.stamp:
             return self.jpegs[index % len(self.jpegs)]
@@ -138,6 +145,12 @@ class MjpegServer:
             def do_GET(self) -> None:
                 if self.path.split("?")[0] != "/video":
                     self.send_error(404)
+                    return
+                if owner.login is not None and self.headers.get("Authorization") != owner._expected_authorization():
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 with owner._lock:
                     owner._sockets.add(self.connection)

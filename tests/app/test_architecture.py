@@ -84,6 +84,56 @@ def test_a_cancelled_job_is_cancelled_not_failed(qtbot):
         runner.submit("late", _steps, 1)
 
 
+def test_a_job_superseded_before_it_ends_is_cancelled_and_one_not_yet_started_never_runs(qtbot):
+    runner, gate, calls, outcomes = JobRunner(), threading.Event(), [], {}
+
+    def look_up(unit: int, *, progress) -> int:
+        calls.append(unit)
+        if unit == 1:
+            gate.wait(TIMEOUT_MS / 1000)  # still running when the next unit is selected
+        report(progress, "looking up", 0, 1)
+        return unit
+
+    def submit(unit: int):
+        job = runner.submit(f"unit {unit}", look_up, unit, supersede="unit look-up")
+        job.succeeded.connect(lambda value: outcomes.setdefault(unit, value))
+        job.cancelled.connect(lambda: outcomes.setdefault(unit, "cancelled"))
+        return job
+
+    submit(1)
+    qtbot.waitUntil(lambda: calls == [1], timeout=TIMEOUT_MS)
+    submit(2)
+    submit(3)
+    other = runner.submit("another kind of job", look_up, 4)
+    gate.set()
+    with qtbot.waitSignal(other.ended, timeout=TIMEOUT_MS):
+        pass
+    qtbot.waitUntil(lambda: len(outcomes) == 3, timeout=TIMEOUT_MS)
+    assert outcomes == {1: "cancelled", 2: "cancelled", 3: 3}
+    assert sorted(calls) == [1, 3, 4], "the job superseded before it started never ran"
+    assert runner.shutdown(1000)
+
+
+def test_a_settings_file_never_makes_livevis_import_code(qtbot, make_window, video, tmp_path, monkeypatch):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "planted_model.py").write_text(
+        "from pathlib import Path\n\nPath(__file__).with_name('imported').touch()\n\n\n"
+        "def build():\n    raise ValueError('never built')\n"
+    )
+    monkeypatch.chdir(folder)  # where a user's own module:factory is looked up first
+    monkeypatch.delitem(sys.modules, "planted_model", raising=False)
+    raw = QSettings(str(tmp_path / "settings0.ini"), QSettings.Format.IniFormat)
+    raw.setValue("format", "livevis-settings-1")
+    raw.setValue("model", "planted_model:build")
+    raw.sync()
+    window = make_window(video, model=None, weights="none")
+    wait_result(qtbot, window)
+    assert not (folder / "imported").exists() and "planted_model" not in sys.modules
+    assert "model (was 'planted_model:build')" in window.notice.text()
+    assert window.model.name == "alexnet"
+
+
 def test_a_weights_download_inside_an_embeddings_job_reports_progress(qtbot, tmp_path, monkeypatch):
     """The embeddings job and the weights download speak one progress protocol (this raised TypeError)."""
     from tests.app.test_window import _serve_lenet_weights

@@ -8,8 +8,10 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import MutableMapping
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,7 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PyQt6.QtCore import QSettings
+from PyQt6.QtCore import QMimeData, QPointF, QSettings, Qt
+from PyQt6.QtGui import QDropEvent
 
 import livevis.app.sources.network as network
 from livevis.app.cli import main
@@ -25,12 +28,14 @@ from livevis.app.live.capture import Backoff
 from livevis.app.sources import open_source
 from livevis.app.sources.cameras import CameraInfo, CameraMode, CameraSource, camera_info, list_cameras
 from livevis.app.sources.network import (
+    BadStreamUrl,
     StreamEnded,
     StreamLost,
     StreamSource,
     display_url,
     host_of,
     is_stream_url,
+    mask_urls,
     needs_password,
     open_stream_capture,
     with_password,
@@ -123,6 +128,52 @@ def test_urls_are_told_from_paths_and_shown_without_their_passwords():
     assert display_url("http://phone:8080/video") == "http://phone:8080/video"
 
 
+@pytest.mark.parametrize("password", ["s3cr#tz", "s3/cr", "s3?cr", "1234/5678", "p@ss/w#rd?x"])
+def test_a_password_holding_a_hash_slash_or_question_mark_is_masked_and_kept_nowhere(password):
+    url = f"rtsp://admin:{password}@192.0.2.7:554/Streaming/Channels/101?channel=1"
+    assert display_url(url) == "rtsp://admin:***@192.0.2.7:554/Streaming/Channels/101?channel=1"
+    assert without_password(url) == "rtsp://admin@192.0.2.7:554/Streaming/Channels/101?channel=1"
+    assert host_of(url) == "192.0.2.7:554"
+    assert needs_password(without_password(url)) and not needs_password(url)
+    assert display_url(with_password(without_password(url), password)) == display_url(url)
+    assert mask_urls(f"cannot open '{url}'") == f"cannot open '{display_url(url)}'"
+
+
+def test_every_query_value_whose_name_looks_secret_is_masked():
+    url = (
+        "http://cam/cgi-bin/video.cgi?loginuse=admin&loginpas=v1&api_key=v2&apikey=v3&access_token=v4"
+        "&X-Amz-Signature=v5&authcode=v6&resolution=640"
+    )
+    assert display_url(url) == (
+        "http://cam/cgi-bin/video.cgi?loginuse=admin&loginpas=***&api_key=***&apikey=***&access_token=***"
+        "&X-Amz-Signature=***&authcode=***&resolution=640"
+    )
+    assert without_password(url) == "http://cam/cgi-bin/video.cgi?loginuse=admin&resolution=640"
+    assert display_url("http://cam/v?pwd=ab#cd&fps=5") == "http://cam/v?pwd=***&fps=5", "the '#' is the password's"
+    assert display_url("http://cam:8080/v?mail=me@home.org") == "http://cam:8080/v?mail=me@home.org"
+
+
+@pytest.mark.parametrize(
+    ("url", "says", "hidden"),
+    [
+        ("http://[fe80::1/video", "IPv6 address does not parse", "fe80::1"),
+        ("http://127.0.0.1:80800/video", "port is not a number from 1 to 65535", "80800"),
+        (f"rtsp://admin:{SECRET}/stream", "port is not a number from 1 to 65535", SECRET),  # no host: no @
+        (f"rtsp://admin:{SECRET}@/stream", "no host name or address", SECRET),
+    ],
+)
+def test_a_url_that_does_not_parse_is_one_line_that_does_not_quote_it(url, says, hidden):
+    threads = threading.active_count()
+    with pytest.raises(BadStreamUrl, match=says) as raised:
+        StreamSource(url)
+    assert threading.active_count() == threads, "no reader thread for a URL that does not parse"
+    assert hidden not in str(raised.value) and "\n" not in str(raised.value)
+    assert display_url(url) == f"{url.split(':')[0]}://(an address that does not parse)"
+    assert host_of(url) == "(an address that does not parse)" and not needs_password(url)
+    with pytest.raises(BadStreamUrl, match=says):
+        open_stream_capture(url)
+
+
 def test_reconnect_waits_double_from_half_a_second_to_eight():
     backoff = Backoff()
     assert [backoff.next_delay() for _ in range(7)] == [0.5, 1, 2, 4, 8, 8, 8]
@@ -213,6 +264,31 @@ def test_an_address_that_never_answers_gives_up_after_the_open_timeout(short_tim
     )
 
 
+@pytest.mark.parametrize("password", [SECRET, "s3cr#t/x?y", "p@ss:w rd%"])
+def test_a_camera_that_asks_for_a_login_gets_the_password_whole_and_nothing_shows_it(pan_frames, password):
+    with MjpegServer(pan_frames, fps=20, login=("me", password)) as server:
+        with reading(server.url(userinfo=f"me:{password}")) as source:
+            assert source.label == f"http://me:***@127.0.0.1:{server.port}/video"
+            assert source._thread.name == f"livevis stream 127.0.0.1:{server.port}"
+            assert read_frame_from(source).shape == (240, 320, 3)
+        with reading(server.url(userinfo="me:wrong")) as source:
+            refused = failure_of(source)
+    assert str(refused).startswith(f"http://me:***@127.0.0.1:{server.port}/video: the server answered")
+
+
+def test_an_unexpected_error_while_connecting_reaches_read_as_one_line(monkeypatch):
+    """The reader thread would otherwise die with it, and the window say "connecting" for ever."""
+
+    def failing_capture(url, backend, params):
+        raise cv2.error(f"OpenCV(4.10.0) cap_ffmpeg.cpp:112: error: (-2) cannot open {url}\nin function 'open'")
+
+    monkeypatch.setattr(network.cv2, "VideoCapture", failing_capture)
+    with reading(f"http://me:{SECRET}@127.0.0.1:{closed_port()}/video") as source:
+        failure = failure_of(source)
+    assert isinstance(failure, StreamLost) and "\n" not in str(failure) and SECRET not in str(failure)
+    assert "cannot open it (error: OpenCV(4.10.0)" in str(failure) and "http://me:***@127.0.0.1" in str(failure)
+
+
 class QuietFiles(SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
@@ -237,7 +313,8 @@ def test_a_file_served_over_http_plays_at_its_rate_and_says_when_it_ends(pan_fra
 
 # --- RTSP ---
 class RecordingCapture:
-    """Stands in for cv2.VideoCapture: records the options FFmpeg would see when the capture is created."""
+    """Stands in for cv2.VideoCapture: records the URL, the parameters and the options FFmpeg would see when
+    the capture is created."""
 
     seen: list[tuple] = []
 
@@ -251,24 +328,64 @@ class RecordingCapture:
         pass
 
 
-def test_rtsp_goes_over_tcp_unless_the_user_says_otherwise_and_timeouts_are_given_at_creation(monkeypatch):
+class WatchedEnviron(MutableMapping):
+    """Stands in for os.environ: reads go through, writes are recorded."""
+
+    def __init__(self, real):
+        self.real, self.writes = real, []
+
+    def __getitem__(self, key):
+        return self.real[key]
+
+    def __setitem__(self, key, value):
+        self.writes.append(key)
+        self.real[key] = value
+
+    def __delitem__(self, key):
+        self.writes.append(key)
+        del self.real[key]
+
+    def __iter__(self):
+        return iter(self.real)
+
+    def __len__(self):
+        return len(self.real)
+
+
+def _options_a_new_process_gets(**environment) -> str:
+    code = "import os, livevis.app.sources.network as n; print(os.environ.get(n.CAPTURE_OPTIONS_ENV))"
+    env = {k: v for k, v in os.environ.items() if k != network.CAPTURE_OPTIONS_ENV} | environment
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_rtsp_goes_over_tcp_unless_the_user_says_otherwise_and_opening_never_changes_the_environment(monkeypatch):
+    assert _options_a_new_process_gets() == "rtsp_transport;tcp", "set once, when livevis is imported"
+    assert _options_a_new_process_gets(**{network.CAPTURE_OPTIONS_ENV: "rtsp_transport;udp"}) == "rtsp_transport;udp"
+    # FFmpeg reads the variable on whatever thread opens a capture: no open may write it meanwhile
     monkeypatch.delenv(network.CAPTURE_OPTIONS_ENV, raising=False)
+    watched = WatchedEnviron(os.environ)
+    monkeypatch.setattr(os, "environ", watched)
     monkeypatch.setattr(network.cv2, "VideoCapture", RecordingCapture)
     RecordingCapture.seen = []
-    open_stream_capture("rtsp://cam/stream", open_timeout_s=3, read_timeout_s=2)
-    open_stream_capture("http://phone:8080/video")
-    monkeypatch.setenv(network.CAPTURE_OPTIONS_ENV, "rtsp_transport;udp")
-    open_stream_capture("rtsp://cam/stream")
-    (rtsp, backend, params, options), (_, _, http_params, http_options), (_, _, _, users) = RecordingCapture.seen
-    assert backend == cv2.CAP_FFMPEG and options == "rtsp_transport;tcp"
-    assert params == [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 3000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 2000]
-    assert http_params == [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 10000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000]
-    assert http_options is None, "an HTTP stream gets no RTSP option"
-    assert users == "rtsp_transport;udp", "the user's own options are kept"
-    assert os.environ[network.CAPTURE_OPTIONS_ENV] == "rtsp_transport;udp"
-    monkeypatch.delenv(network.CAPTURE_OPTIONS_ENV)
-    open_stream_capture("rtsp://cam/stream")
-    assert network.CAPTURE_OPTIONS_ENV not in os.environ, "the variable is set only while the capture is created"
+    opening = [
+        threading.Thread(target=open_stream_capture, args=(url,), kwargs={"open_timeout_s": 3, "read_timeout_s": 2})
+        for url in ("rtsp://cam/stream", "http://phone:8080/video", f"rtsp://admin:{SECRET}#1@cam/stream")
+    ]
+    for thread in opening:
+        thread.start()
+    for thread in opening:
+        thread.join(10)
+    assert watched.writes == []
+    assert {url for url, *_ in RecordingCapture.seen} == {
+        "rtsp://cam/stream",
+        "http://phone:8080/video",
+        f"rtsp://admin:{SECRET}%231@cam/stream",  # FFmpeg would cut the login at the '#'
+    }
+    for _, backend, params, _ in RecordingCapture.seen:
+        assert backend == cv2.CAP_FFMPEG
+        assert params == [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 3000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 2000]
 
 
 RTSP_SERVER = Path(__file__).with_name("rtsp_server.py")
@@ -292,7 +409,7 @@ def test_a_real_rtsp_camera_is_read_over_tcp(tmp_path, pan_frames, monkeypatch):
     try:
         port = int(server.stdout.readline())
         url = f"rtsp://viewer:{SECRET}@127.0.0.1:{port}/camera"
-        monkeypatch.delenv(network.CAPTURE_OPTIONS_ENV, raising=False)
+        monkeypatch.setenv(network.CAPTURE_OPTIONS_ENV, network.RTSP_OVER_TCP)  # as importing livevis sets it
         with reading(url) as source:
             frame = read_frame_from(source)
         served = [np.abs(frame.astype(int) - f.astype(int)).mean() for f in pan_frames]
@@ -331,6 +448,33 @@ def test_a_url_that_cannot_be_read_is_one_line_naming_it_without_its_password(ca
     assert "no frame 3" in capsys.readouterr().err
     assert main(["render", url, "--all-frames"]) == 2
     assert "live stream has no last frame" in capsys.readouterr().err
+
+
+def _livevis(*args: str) -> subprocess.CompletedProcess:
+    """The command line as a user runs it."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "OPENCV_LOG_LEVEL": "ERROR"}
+    return subprocess.run(
+        [sys.executable, "-m", "livevis", *args], capture_output=True, text=True, timeout=180, env=env
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://[fe80::1/video", "IPv6 address does not parse"),
+        ("http://127.0.0.1:80800/video", "port is not a number from 1 to 65535"),
+        (
+            "rtsp://admin:s3cr#tz@127.0.0.1:{port}/stream",
+            "rtsp://admin:***@127.0.0.1:{port}/stream: connection refused",
+        ),
+    ],
+)
+def test_render_refuses_a_url_it_cannot_read_in_one_line_without_its_password(url, says):
+    port = closed_port()
+    done = _livevis("render", url.format(port=port), "--model", "lenet", "--weights", "none")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert says.format(port=port) in done.stderr and "s3cr" not in done.stderr and "tz@" not in done.stderr
 
 
 # --- the window ---
@@ -387,8 +531,9 @@ def test_a_silent_address_is_one_message_and_the_previous_source_goes_on(qtbot, 
     assert source_text(window) == video.name
 
 
-def test_a_password_in_a_url_is_shown_and_kept_nowhere(qtbot, make_window, camera, tmp_path, caplog):
-    url = camera.url(userinfo=f"me:{SECRET}")
+@pytest.mark.parametrize("password", [SECRET, "s3cr#t/x?y"])
+def test_a_password_in_a_url_is_shown_and_kept_nowhere(qtbot, make_window, camera, tmp_path, caplog, password):
+    url = camera.url(userinfo=f"me:{password}")
     window = make_window(url)
     shown = f"http://me:***@127.0.0.1:{camera.port}/video"
     seen: list[str] = []
@@ -406,11 +551,11 @@ def test_a_password_in_a_url_is_shown_and_kept_nowhere(qtbot, make_window, camer
     assert window.sources.recent_urls() == [f"http://me@127.0.0.1:{camera.port}/video"]
     window.close()
     texts = seen + [source_text(window), window.statusBar().currentMessage(), caplog.text]
-    assert all(SECRET not in t for t in texts)
+    assert all(password not in t for t in texts)
     for path in folder.iterdir():
-        assert SECRET.encode() not in path.read_bytes(), path.name
+        assert password.encode() not in path.read_bytes(), path.name
     settings = (tmp_path / "settings0.ini").read_bytes()
-    assert SECRET.encode() not in settings and SECRET.encode("utf-16-be") not in settings
+    assert password.encode() not in settings and password.encode("utf-16-be") not in settings
     assert QSettings(str(tmp_path / "settings0.ini"), QSettings.Format.IniFormat).value("source") in (None, "")
 
 
@@ -432,6 +577,42 @@ def test_recent_urls_are_offered_and_ask_for_their_password(qtbot, make_window, 
     qtbot.waitUntil(lambda: "is not a stream URL" in window.statusBar().currentMessage(), timeout=TIMEOUT_MS)
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://[fe80::1/video", "the stream URL's IPv6 address does not parse"),
+        ("http://127.0.0.1:80800/video", "the stream URL's port is not a number from 1 to 65535"),
+    ],
+)
+def test_a_url_that_does_not_parse_is_a_message_in_the_window_and_the_frames_go_on(
+    qtbot, make_window, video, monkeypatch, url, says
+):
+    window = make_window(video)
+    wait_result(qtbot, window)
+    messages: list[str] = []
+    window.statusBar().messageChanged.connect(messages.append)
+    monkeypatch.setattr("livevis.app.window.sources_menu.QInputDialog.getItem", lambda *args: (url, True))
+    window.sources.choose_url()  # File > Open URL...
+    qtbot.waitUntil(lambda: any(says in m for m in messages), timeout=TIMEOUT_MS)
+    dropped = QMimeData()
+    dropped.setData("text/uri-list", f"{url}\r\n".encode())  # Qt reads it as an empty QUrl
+    dropped.setText(url)  # as a browser drops a link
+    drop = QDropEvent(
+        QPointF(20, 20), Qt.DropAction.CopyAction, dropped, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    window.statusBar().clearMessage()
+    window.dropEvent(drop)
+    qtbot.waitUntil(lambda: says in window.statusBar().currentMessage(), timeout=TIMEOUT_MS)
+    dropped.removeFormat("text/plain")  # a list of URLs alone: Qt keeps none of it
+    window.dropEvent(drop)
+    qtbot.waitUntil(lambda: "the dropped URL does not parse" in window.statusBar().currentMessage(), timeout=TIMEOUT_MS)
+    assert window.sources.recent_urls() == [] and window.sources.last_url is None
+    last = window.last_result.sequence
+    wait_result(qtbot, window, lambda r: r.sequence > last and r.source == video.name)
+    assert source_text(window) == video.name, "the video goes on; nothing is left 'connecting'"
+    assert all(url.split("://")[1][:12] not in m for m in messages), "the URL is not quoted"
+
+
 def test_the_settings_never_keep_a_password_even_one_written_in_by_hand(tmp_path):
     path = tmp_path / "settings.ini"
     store = SettingsStore(path)
@@ -440,6 +621,14 @@ def test_the_settings_never_keep_a_password_even_one_written_in_by_hand(tmp_path
     again = SettingsStore(path)
     assert again.get("recent_urls") == ["rtsp://admin@cam/stream", "http://phone:8080/video"]
     assert again.reset == []
+    raw = QSettings(str(path), QSettings.Format.IniFormat)
+    raw.setValue("recent_urls", [f"rtsp://admin:{SECRET}#1@[fe80::1/stream", "http://phone:8080/video"])
+    raw.sync()
+    assert SettingsStore(path).get("recent_urls") == ["http://phone:8080/video"], "one that cannot open is left out"
+    raw.setValue("recent_urls", [f"admin:{SECRET}@cam"])
+    raw.sync()
+    reset = SettingsStore(path).reset
+    assert reset == ["recent_urls"], "named, not quoted: it may hold a password"
 
 
 # --- local cameras ---

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import cv2
+import numpy as np
 from PyQt6.QtCore import Qt
 
 from livevis.app.cli import main
+from livevis.app.live.recording import Recorder
 from tests.app.conftest import TIMEOUT_MS, wait_result
 
 
@@ -70,3 +72,21 @@ def test_a_recording_that_cannot_be_written_is_reported_and_the_app_goes_on(qtbo
     assert not window.actions_by_name["record"].isChecked()
     before = window.last_result.sequence
     wait_result(qtbot, window, lambda r: r.sequence > before)
+
+
+def test_a_recording_started_within_the_same_second_as_the_last_gets_a_folder_of_its_own(qtbot, tmp_path):
+    folder = tmp_path / "livevis-recording-20250101-120000"  # both named to the same second
+    frame = np.full((64, 96, 3), 128, np.uint8)
+    written = []
+    for count in (5, 3):
+        recorder = Recorder(folder, 10.0)
+        with qtbot.waitSignal(recorder.finished_recording, timeout=TIMEOUT_MS) as done:
+            recorder.start()
+            for _ in range(count):
+                recorder.offer({"grid": frame})
+            recorder.stop()
+        recorder.wait()
+        written.append(done.args[0])
+    assert written == [str(folder), f"{folder}-2"]
+    assert _frames_in(f"{written[0]}/grid.mp4")[0] == 5, "the first recording is kept whole"
+    assert _frames_in(f"{written[1]}/grid.mp4")[0] == 3

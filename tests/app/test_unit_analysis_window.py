@@ -148,3 +148,22 @@ def test_mining_a_folder_fills_the_unit_pane_and_a_crop_opens_its_image(
     qtbot.mouseClick(crops, Qt.MouseButton.LeftButton, pos=crops.to_widget(2, 2).toPoint())
     wait_result(qtbot, window, lambda r: r.source.startswith(best.path.name))
     assert window.state.channel == 2, "the unit stays selected"
+
+
+def test_a_unit_look_up_superseded_by_the_next_selection_is_cancelled(qtbot, make_window, video):
+    window = make_window(video)
+    wait_result(qtbot, window)
+    window.live.set_open("unit", True)
+    qtbot.waitUntil(window.units.view.isVisible, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not window.units.refresh_pending and not window.runner.running(), timeout=TIMEOUT_MS)
+    submitted, cancelled = [], []
+    window.runner.job_started.connect(submitted.append)
+    window.runner.job_started.connect(lambda job: job.cancelled.connect(lambda: cancelled.append(job)))
+    for channel in (1, 2, 3):  # three key presses faster than the look-ups they start
+        with window.state.events.channel.blocked():
+            window.state.channel = channel
+        window.units.refresh()
+    assert len(submitted) == 6, [job.title for job in submitted]
+    qtbot.waitUntil(lambda: not window.runner.running(), timeout=TIMEOUT_MS)
+    assert cancelled == submitted[:4], "each look-up for a unit no longer selected is cancelled"
+    assert not any(job.cancel_requested for job in submitted[4:])
