@@ -167,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{rank}. {prediction.label:<32} {prediction.probability:.4f}")
         if args.backprop in ("deconv", "guided") and views.values.get("backprop_rule_count") == 0:
             print(f"note: no ReLU in {engine.name} (GELU and the like): {args.backprop} is the plain gradient here")
+        if views.values.get("attention_note"):
+            print(f"attention: {views.values['attention_note']}")
         if "concepts_summary" in views.values:
             _print_concepts(views.values["concepts_summary"])
         if units is not None:
@@ -188,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
         views = _render_to(Path(args.out) / name, visualizer, frame, options, args.save_activations)
         best = views.top5[0]
         print(f"{path.name}: {best.label} {best.probability:.4f}, peak {views.peak.value:.3g} -> {args.out}/{name}/")
+        if not rendered and views.values.get("attention_note"):  # the same for every image: said once
+            print(f"attention: {views.values['attention_note']}")
         rendered += 1
     if folder.skipped:
         print(f"livevis: {folder.skipped_summary()}", file=sys.stderr)
@@ -244,6 +248,7 @@ def _summary(engine, layer, views, units: dict | None, out: Path, written: str) 
             "query": views.values["attention_query_cell"],
             "heads": views.values["attention_layout"].channels,
         },
+        "attention_note": views.values.get("attention_note") or None,
         "token_outliers": views.values.get("token_outliers"),
         "written": [str(out / f"{name}.png") for name in views.images]
         + ([str(out / "activations.npz")] if written else []),

@@ -106,8 +106,10 @@ class AttentionPane(TransformerPane):
         self._last = result
         grid = views.images.get("attention")
         if grid is None:
-            if values.get("attention_note"):
+            if values.get("attention_note"):  # no map here: none of another block's stays on show
                 self.caption.setText(f"attention: {values['attention_note']}")
+                self.heads.set_image(None)
+                self.overlay.set_image(None)
             return
         self.heads.set_grid(grid, values["attention_layout"], titles=values["attention_titles"])
         self.overlay.set_image(views.images["attention_overlay"], views.frame_size)
