@@ -35,7 +35,7 @@ FAMILIES: dict[str, tuple[str, dict]] = {
     "xcit": ("xcit_nano_12_p16_224", dict(depth=2)),
     "levit": ("levit_128s", dict()),
     "deit": ("deit_tiny_distilled_patch16_224", dict(depth=2)),
-    "dinov2_registers": ("vit_small_patch14_reg4_dinov2", dict(depth=2, img_size=112)),
+    "dinov2_registers": ("vit_small_patch14_reg4_dinov2", dict(depth=2, img_size=112, dynamic_img_size=True)),
     "swin": ("swin_tiny_patch4_window7_224", dict(depths=(2, 2, 2, 2))),
 }
 """Family -> (timm model, the options that make it small)."""

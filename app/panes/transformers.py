@@ -110,6 +110,7 @@ class AttentionPane(TransformerPane):
                 self.caption.setText(f"attention: {values['attention_note']}")
                 self.heads.set_image(None)
                 self.overlay.set_image(None)
+                self.set_title("attention (a: off / heads / rollout)")
             return
         self.heads.set_grid(grid, values["attention_layout"], titles=values["attention_titles"])
         self.overlay.set_image(views.images["attention_overlay"], views.frame_size)
