@@ -33,8 +33,8 @@ class AttentionFamily:
     """What livevis knows of one attention class."""
 
     formula: str
-    """How its scores are computed again (`attention._scores`): timm, beit, talking_heads, levit, mha, class,
-    swin, swin_torchvision; none where they are not."""
+    """Which formula `attention` computes its scores with again: timm, beit, talking_heads, levit, mha, class,
+    swin or swin_torchvision; none where it computes none."""
     kind: str
     """`global` (every token asks every token), `window` (within Swin's windows), `class` (the class token asks
     alone) or `none` (no token-to-token attention to show)."""
@@ -80,6 +80,13 @@ KNOWN: dict[str, AttentionFamily] = {
 }
 """Attention classes by their full name."""
 
+LEVIT_CONVOLUTIONAL = AttentionFamily(
+    "none",
+    "none",
+    unavailable="LeViT's convolutional variant is not computed again here: no attention map to show",
+    no_rollout="rollout needs every block's attention; LeViT's convolutional variant is not computed again here",
+)
+
 _LOOKS_LIKE_ATTENTION = re.compile(r"Attention|Attn")
 _NOT_ATTENTION_ITSELF = re.compile(r"Block|Pool|Layer|Stage")
 
@@ -90,6 +97,8 @@ def attention_family(module: nn.Module) -> AttentionFamily | None:
         return AttentionFamily("mha", "global")
     cls = type(module)
     known = KNOWN.get(f"{cls.__module__}.{cls.__qualname__}")
+    if known is not None and known.formula == "levit" and module.use_conv:
+        return LEVIT_CONVOLUTIONAL
     if known is not None:
         return known
     name = cls.__name__

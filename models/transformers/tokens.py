@@ -136,7 +136,7 @@ def find_patch_embedding(executed: Executed) -> tuple[nn.Module, tuple[int, int]
     for _path, module, shape in reversed(executed[:first]):
         if len(shape) == 4 and shape[0] == 1:
             cells = shape[2] * shape[3]
-            if 0 <= tokens - cells <= MAX_PREFIX and cells > tokens - cells:
+            if min(shape[2:]) > 1 and 0 <= tokens - cells <= MAX_PREFIX and cells > tokens - cells:
                 return module, (shape[2], shape[3])
     return None
 
@@ -173,9 +173,8 @@ def classify_output(
         tokens, width = shape[1], shape[2]
         for level, (h, w) in enumerate(levels):
             prefix = tokens - h * w
-            if 0 <= prefix <= MAX_PREFIX and (
-                level == 0 or (prefix == 0 and h * w > 1)
-            ):  # one token (CaiT: the class) is no grid
+            on_grid = level == 0 or (prefix == 0 and h * w > 1)  # one token alone (CaiT's class token) is no grid
+            if 0 <= prefix <= MAX_PREFIX and on_grid:
                 return OutputKind((width, h, w), TokenLayout("tokens", grid, prefix, level))
         return OutputKind(hidden=f"{tokens} tokens x {width}, which do not lie on the patch grid")
     if len(shape) == 4:

@@ -10,7 +10,7 @@ import timm
 import torch
 
 from livevis.models import Engine, ViewOptions, Visualizer
-from livevis.models.transformers.attention import attention_modules
+from livevis.models.transformers.attention import attention_modules, attention_unavailable
 from livevis.models.transformers.views import TRANSFORMER_VIEWS
 from livevis.models.zoo.spec import ModelSpec, imagenet_categories
 from livevis.models.zoo.weights import WeightsInfo
@@ -248,3 +248,10 @@ def test_a_convolutional_stem_is_shown_as_maps_and_its_tokens_as_a_grid(engine):
     assert all(len(shape) in (1, 3) for shape in shapes.values())
     assert all(len(shape) == 3 for path, shape in shapes.items() if path.startswith(("blocks", "stages")))
     assert engine.blocks and all(block.is_spatial for block in engine.blocks)
+
+
+def test_levits_convolutional_variant_is_not_taken_for_its_token_variant():
+    model = timm.create_model("levit_conv_128s")
+    note = attention_unavailable(model.stages[0].blocks[0].attn)
+    assert "convolutional variant" in note and "no attention map to show" in note
+    assert attention_unavailable(timm.create_model("levit_128s").stages[0].blocks[0].attn) == ""
