@@ -10,6 +10,8 @@ import timm
 import torch
 
 from livevis.models import Engine, ViewOptions, Visualizer
+from livevis.models.dream.run import default_transforms
+from livevis.models.dream.transforms import transformer_transforms
 from livevis.models.transformers.attention import attention_modules, attention_unavailable
 from livevis.models.transformers.views import TRANSFORMER_VIEWS
 from livevis.models.zoo.spec import ModelSpec, imagenet_categories
@@ -248,6 +250,8 @@ def test_a_convolutional_stem_is_shown_as_maps_and_its_tokens_as_a_grid(engine):
     assert all(len(shape) in (1, 3) for shape in shapes.values())
     assert all(len(shape) == 3 for path, shape in shapes.items() if path.startswith(("blocks", "stages")))
     assert engine.blocks and all(block.is_spatial for block in engine.blocks)
+    assert engine.tokens.grid.discovered == (14, 14)  # 16-pixel patches: the feature visualisation jitters by one
+    assert len(default_transforms(engine, 224)) == len(transformer_transforms(224, 16))
 
 
 def test_levits_convolutional_variant_is_not_taken_for_its_token_variant():
