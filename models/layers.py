@@ -194,7 +194,9 @@ def _shown_layers(model: nn.Module, order: dict, names: Mapping[str, str]) -> li
     if previous is not None:
         previous.grid.release()
     grid = PatchGrid(*found) if found is not None else None
-    kinds = {path: classify_output(shape, grid) for path, _module, shape in executed}
+    # what runs up to the patch embedding (a convolutional stem) is read as in any convolutional network
+    stem = _up_to(executed, found[0]) if found is not None else set()
+    kinds = {path: classify_output(shape, None if path in stem else grid) for path, _module, shape in executed}
     is_token_model = any(kind.layout is not None for kind in kinds.values())
     if not is_token_model:
         if grid is not None:
@@ -216,6 +218,16 @@ def _shown_layers(model: nn.Module, order: dict, names: Mapping[str, str]) -> li
         layouts = {layer.path: layer.layout for layer in layers if layer.layout is not None}
         _TOKEN_MODELS[model] = TokenModel(grid, prefix_names(model, prefixes), layouts)
     return layers
+
+
+def _up_to(executed: list, module: nn.Module) -> set[str]:
+    """The paths of the modules that ran up to `module`, itself included."""
+    paths = set()
+    for path, ran, _shape in executed:
+        paths.add(path)
+        if ran is module:
+            break
+    return paths
 
 
 def transformer_blocks(model: nn.Module, layers: Iterable[LayerInfo]) -> list[LayerInfo]:

@@ -109,8 +109,11 @@ class AttentionPane(Pane):
         self._last = result
         grid = views.images.get("attention")
         if grid is None:
-            if values.get("attention_note"):
+            if values.get("attention_note"):  # no map here: none of another block's stays on show
                 self.caption.setText(f"attention: {values['attention_note']}")
+                self.heads.set_image(None)
+                self.overlay.set_image(None)
+                self.set_title("attention (a: off / heads / rollout)")
             return
         self.heads.set_grid(grid, values["attention_layout"], titles=values["attention_titles"])
         self.overlay.set_image(views.image("attention_overlay"), views.frame_size)

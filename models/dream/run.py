@@ -169,9 +169,10 @@ def _network_input(engine: Engine, image: torch.Tensor) -> torch.Tensor:
 def default_transforms(engine: Engine, size: int) -> list[Transform]:
     """Lucid's for a convolutional network; for a transformer, a jitter of a whole patch and a colour shift."""
     tokens = engine.tokens
-    if engine.blocks and tokens is not None:
-        stride = tokens.grid.patch.stride
-        return transformer_transforms(size, max(1, round(int(stride[0]) * size / engine.spec.input_size)))
+    if (
+        engine.blocks and tokens is not None
+    ):  # a patch's side: the input's over the grid's (a stem need not be one conv)
+        return transformer_transforms(size, max(1, round(size / tokens.grid.discovered[1])))
     return standard_transforms(size)
 
 

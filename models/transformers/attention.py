@@ -2,14 +2,16 @@
 
 timm's attention runs fused (`scaled_dot_product_attention`), which never forms the attention matrix, and
 switching that off would slow every block of every forward. Instead a forward pre-hook on the attention
-modules in view keeps their input (`AttentionInputs`), and softmax(q k^T * scale) is computed again from it
-for those blocks only, and for the query rows asked for only: the class token's row costs a few
-thousandths of a forward.
+modules in view keeps their input (`AttentionInputs`), and the softmax is computed again from it, with each
+family's own formula (`families`), for those blocks only, and for the query rows asked for only: the class
+token's row costs a few thousandths of a forward.
 
-Supported: timm's `Attention` (ViT, DeiT, DINOv2 with or without registers, and the like), `EvaAttention` and
-`AttentionRope` (rotary position embeddings), torch's `nn.MultiheadAttention` (torchvision's ViT), and
-window attention: timm's Swin `WindowAttention` and torchvision's `ShiftedWindowAttention` (V1 and V2),
-where a query sees the tokens of its own (shifted) window only.
+Computed here: timm's `Attention` (ViT, DeiT, DINOv2 with or without registers, and the like), `EvaAttention`
+and `AttentionRope` (rotary position embeddings), BEiT's (relative position bias), CaiT's talking heads and
+class attention (also XCiT's), LeViT's (attention biases), torch's `nn.MultiheadAttention` (torchvision's
+ViT), and window attention: timm's Swin `WindowAttention` and torchvision's `ShiftedWindowAttention` (V1 and
+V2), where a query sees the tokens of its own (shifted) window only. What cannot be shown says why
+(`attention_unavailable`, `rollout_unavailable`).
 """
 
 from __future__ import annotations
@@ -22,23 +24,42 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .families import attention_family
+
 SWIN_MASK = -100.0
 """What Swin adds to the scores of tokens a shifted window joined from elsewhere (both timm and torchvision)."""
 
 
 def attention_kind(module: nn.Module) -> str | None:
-    """`global` (every token sees every token), `window` (Swin) or None for a module that is no attention
-    livevis can compute again."""
-    name = type(module).__name__
-    if isinstance(module, nn.MultiheadAttention):
-        return "global"
-    if name in ("Attention", "EvaAttention", "AttentionRope") and hasattr(module, "num_heads"):
-        return "global" if hasattr(module, "qkv") or hasattr(module, "q_proj") else None
-    if name == "WindowAttention" and hasattr(module, "_get_rel_pos_bias") and not hasattr(module, "logit_scale"):
-        return "window"
-    if name in ("ShiftedWindowAttention", "ShiftedWindowAttentionV2") and hasattr(module, "get_relative_position_bias"):
-        return "window"
-    return None
+    """`global` (every token sees every token), `window` (Swin), `class` (only the class token asks), `none`
+    (attention with no token-to-token map: `attention_unavailable` says why) or None for a module that is no
+    attention."""
+    family = attention_family(module)
+    return None if family is None else family.kind
+
+
+def attention_unavailable(module: nn.Module) -> str:
+    """Why the attention of `module` has no map to show; '' where it has one."""
+    family = attention_family(module)
+    return "" if family is None else family.unavailable
+
+
+def rollout_unavailable(model: nn.Module, paths: list[str]) -> str:
+    """Why the attention of the modules `paths` (every block up to the one in view, in order) cannot be rolled
+    out; '' where it can."""
+    grids = set()
+    for path in paths:
+        module = model.get_submodule(path)
+        family = attention_family(module)
+        if family is None:
+            return f"rollout needs every block's attention; {path} has none livevis knows"
+        if family.no_rollout:
+            return family.no_rollout
+        if family.formula == "levit":
+            grids.add(tuple(module.resolution))
+    if len(grids) > 1:
+        return "rollout needs one token grid; LeViT's grid shrinks from stage to stage (roll out within the first)"
+    return ""
 
 
 def attention_modules(model: nn.Module, block_path: str) -> list[str]:
@@ -107,19 +128,18 @@ def _projection(module: nn.Module, part: int) -> tuple[torch.Tensor, torch.Tenso
 
 
 def _timm_queries_keys(
-    module: nn.Module, args: tuple, kwargs: dict, rows: slice | None
+    module: nn.Module, x: torch.Tensor, rope: torch.Tensor | None, rows: slice | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """q (scaled, of the query rows only) and k, B x H x N x d, as timm's Attention, EvaAttention and
-    AttentionRope make them."""
-    x = args[0]
+    """q (scaled, of the query rows only) and k, B x H x N x d, as timm's Attention, EvaAttention,
+    AttentionRope and BEiT's Attention make them."""
     heads = module.num_heads
-    rope = kwargs.get("rope", args[1] if len(args) > 1 and isinstance(args[1], torch.Tensor) else None)
     queries = x if rows is None or rope is not None else x[:, rows]  # rotary embeddings need every position
     q = _heads(F.linear(queries, *_projection(module, 0)), heads)
     k = _heads(F.linear(x, *_projection(module, 1)), getattr(module, "num_kv_heads", heads))
     if k.shape[1] != heads:  # grouped-query attention: each key head serves several query heads
         k = k.repeat_interleave(heads // k.shape[1], dim=1)
-    q, k = module.q_norm(q), module.k_norm(k)
+    if getattr(module, "q_norm", None) is not None:  # BEiT has no query and key norms
+        q, k = module.q_norm(q), module.k_norm(k)
     if rope is not None:
         from timm.layers import apply_rot_embed_cat
 
@@ -128,6 +148,50 @@ def _timm_queries_keys(
         k = torch.cat([k[:, :, :npt], apply_rot_embed_cat(k[:, :, npt:], rope, half=half)], dim=2)
         q = q if rows is None else q[:, :, rows]
     return q * module.scale, k
+
+
+def _beit_position_bias(module: nn.Module, kwargs: dict) -> torch.Tensor | None:
+    """BEiT's relative position bias, 1 x H x N x N (class token included): the block's own, the one shared
+    by every block, or their sum; None where it has neither."""
+    bias = None
+    table = module.relative_position_bias_table
+    if table is not None:
+        tokens = module.relative_position_index.shape[0]
+        bias = table[module.relative_position_index.reshape(-1)].reshape(tokens, tokens, -1).permute(2, 0, 1)[None]
+    shared = kwargs.get("shared_rel_pos_bias")
+    if shared is not None:
+        bias = shared if bias is None else bias + shared
+    return bias
+
+
+def _talking_heads_scores(module: nn.Module, x: torch.Tensor, rows: slice | None) -> torch.Tensor:
+    """CaiT's self-attention: the heads' scores mixed by `proj_l` before the softmax, B x H x R x N."""
+    q = _heads(F.linear(x if rows is None else x[:, rows], *_projection(module, 0)), module.num_heads)
+    k = _heads(F.linear(x, *_projection(module, 1)), module.num_heads)
+    scores = (q * module.scale) @ k.transpose(-2, -1)
+    return F.linear(scores.permute(0, 2, 3, 1), module.proj_l.weight, module.proj_l.bias).permute(0, 3, 1, 2)
+
+
+def _levit_scores(module: nn.Module, x: torch.Tensor, rows: slice | None) -> torch.Tensor:
+    """LeViT's attention (tokens, not its convolutional variant): per head q, k and v lie side by side in one
+    projection with a batch norm (its own `qkv`), plus a learnt bias for each offset on its grid."""
+    b, n, _ = x.shape
+    q, k, _v = (
+        module.qkv(x).view(b, n, module.num_heads, -1).split([module.key_dim, module.key_dim, module.val_dim], dim=3)
+    )
+    q, k = q.permute(0, 2, 1, 3), k.permute(0, 2, 1, 3)
+    bias = module.attention_biases[:, module.attention_bias_idxs]
+    if rows is not None:
+        q, bias = q[:, :, rows], bias[:, rows]
+    return (q @ k.transpose(-2, -1)) * module.scale + bias
+
+
+def _class_scores(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Class attention (CaiT, XCiT): the class token's query against every token's key, B x H x 1 x N."""
+    heads = module.num_heads
+    q = _heads(F.linear(x[:, :1], module.q.weight, module.q.bias), heads)
+    k = _heads(F.linear(x, module.k.weight, module.k.bias), heads)
+    return (q * module.scale) @ k.transpose(-2, -1)
 
 
 def _mha_queries_keys(
@@ -154,9 +218,25 @@ def _mha_queries_keys(
 
 def _global_scores(module: nn.Module, args: tuple, kwargs: dict, rows: slice | None) -> torch.Tensor:
     """Pre-softmax scores B x H x R x N of the query rows `rows` (None: all) against every key."""
-    pair = _mha_queries_keys if isinstance(module, nn.MultiheadAttention) else _timm_queries_keys
-    q, k = pair(module, args, kwargs, rows)
-    scores = q @ k.transpose(-2, -1)
+    formula = attention_family(module).formula
+    if formula == "mha":
+        q, k = _mha_queries_keys(module, args, kwargs, rows)
+        scores = q @ k.transpose(-2, -1)
+    elif formula == "talking_heads":
+        return _talking_heads_scores(module, args[0], rows)
+    elif formula == "levit":
+        return _levit_scores(module, args[0], rows)
+    elif formula == "beit":
+        q, k = _timm_queries_keys(module, args[0], None, rows)
+        scores = q @ k.transpose(-2, -1)
+        bias = _beit_position_bias(module, kwargs)
+        if bias is not None:
+            scores = scores + (bias if rows is None else bias[..., rows, :])
+        return scores
+    else:
+        rope = kwargs.get("rope", args[1] if len(args) > 1 and isinstance(args[1], torch.Tensor) else None)
+        q, k = _timm_queries_keys(module, args[0], rope, rows)
+        scores = q @ k.transpose(-2, -1)
     mask = kwargs.get("attn_mask")
     if mask is not None:
         if mask.dtype == torch.bool:
@@ -303,6 +383,9 @@ class QueryAttention:
     """The query's grid cell; None for the class token."""
     window: tuple[int, int, int, int] | None = None
     """Swin: the query's window as (top row, left column, rows, columns) of the unshifted grid (it may wrap)."""
+    note: str = ""
+    """What to know when looking at these maps (talking heads mixed again; a patch query the class token
+    answered instead)."""
 
 
 @torch.no_grad()
@@ -317,13 +400,23 @@ def query_attention(
 ) -> QueryAttention:
     """The attention of module `path` (called with `inputs`) from the query token: the class token (the first
     prefix token) for `query=None`, else the patch token of grid cell (row, col). A model without prefix
-    tokens (Swin) asks from the centre cell when `query` is None."""
+    tokens (Swin) asks from the centre cell when `query` is None; class attention asks from the class token
+    whatever `query` is (`note` says so)."""
     module = model.get_submodule(path)
+    family = attention_family(module)
+    if family is None or family.kind == "none":
+        raise ValueError(attention_unavailable(module) or f"{path} is no attention module")
     args, kwargs = inputs
     height, width = grid
+    if family.kind == "class":
+        note = "class attention asks from the class token alone" if query is not None else ""
+        weights = _class_scores(module, args[0])[0, :, 0].float().softmax(-1)
+        return QueryAttention(
+            path, weights[:, prefix:].reshape(-1, height, width), weights[:, :prefix], None, note=note
+        )
     if query is None and prefix == 0:
         query = (height // 2, width // 2)
-    if attention_kind(module) == "window":
+    if family.kind == "window":
         block = model.get_submodule(path.rsplit(".", 1)[0]) if "." in path else model
         geometry = window_geometry(module, block, grid)
         index, position = geometry.locate(*query)
@@ -340,7 +433,9 @@ def query_attention(
         )
     row = 0 if query is None else prefix + query[0] * width + query[1]
     weights = _global_scores(module, args, kwargs, slice(row, row + 1))[0, :, 0].float().softmax(-1)
-    return QueryAttention(path, weights[:, prefix:].reshape(-1, height, width), weights[:, :prefix], query)
+    return QueryAttention(
+        path, weights[:, prefix:].reshape(-1, height, width), weights[:, :prefix], query, note=family.caveat
+    )
 
 
 def _window_origin(geometry: WindowGeometry, index: int) -> tuple[int, int]:
@@ -353,7 +448,7 @@ def attention_matrix(model: nn.Module, path: str, inputs: tuple[tuple, dict]) ->
     """Every head's whole attention matrix, H x T x T (the first sample of a batch): for rollout."""
     module = model.get_submodule(path)
     if attention_kind(module) != "global":
-        raise ValueError(f"{type(module).__name__} attends within windows: its attention has no rollout")
+        raise ValueError(rollout_unavailable(model, [path]) or f"{path} has no attention over every token")
     args, kwargs = inputs
     return _global_scores(module, args, kwargs, None)[0].float().softmax(-1)
 

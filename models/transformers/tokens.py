@@ -121,11 +121,22 @@ Executed = list[tuple[str, nn.Module, tuple[int, ...]]]
 
 
 def find_patch_embedding(executed: Executed) -> tuple[nn.Module, tuple[int, int]] | None:
-    """The first convolution that cuts the image into patches (stride equal to its kernel, above 1), and
-    the grid it made, from the modules in execution order with their output shapes."""
+    """The module that cuts the image into patches and the grid it made, from the modules in execution order
+    with their output shapes: the first convolution whose stride equals its kernel (above 1), as in ViT and
+    Swin; else, for a stem of strided convolutions (XCiT, LeViT, hybrid ViTs), the last module before the
+    first token sequence whose maps have one cell for each of its patch tokens."""
     for _path, module, shape in executed:
         if isinstance(module, nn.Conv2d) and len(shape) == 4:
             if module.stride == module.kernel_size and max(module.stride) > 1 and module.padding in ((0, 0), 0):
+                return module, (shape[2], shape[3])
+    first = next((i for i, (_p, _m, shape) in enumerate(executed) if len(shape) == 3 and shape[0] == 1), None)
+    if first is None:
+        return None
+    tokens = executed[first][2][1]
+    for _path, module, shape in reversed(executed[:first]):
+        if len(shape) == 4 and shape[0] == 1:
+            cells = shape[2] * shape[3]
+            if min(shape[2:]) > 1 and 0 <= tokens - cells <= MAX_PREFIX and cells > tokens - cells:
                 return module, (shape[2], shape[3])
     return None
 
@@ -148,6 +159,8 @@ def classify_output(
     network without one: then only N x C x H x W and N x F outputs are drawn, as always). In a network
     that is not a `token_model` every N x C x H x W output is maps, as in any convolutional network."""
     if len(shape) == 2:
+        if grid is not None and shape[0] != batch:  # LeViT's batch norms see the tokens as a batch
+            return OutputKind(hidden=f"{shape[0]} x {shape[1]}: every token of the batch in one, not a vector")
         return OutputKind((shape[1],))
     if grid is None or (len(shape) == 4 and shape[2:] == (1, 1)):
         if len(shape) == 4:
@@ -160,7 +173,8 @@ def classify_output(
         tokens, width = shape[1], shape[2]
         for level, (h, w) in enumerate(levels):
             prefix = tokens - h * w
-            if 0 <= prefix <= MAX_PREFIX and (level == 0 or prefix == 0):
+            on_grid = level == 0 or (prefix == 0 and h * w > 1)  # one token alone (CaiT's class token) is no grid
+            if 0 <= prefix <= MAX_PREFIX and on_grid:
                 return OutputKind((width, h, w), TokenLayout("tokens", grid, prefix, level))
         return OutputKind(hidden=f"{tokens} tokens x {width}, which do not lie on the patch grid")
     if len(shape) == 4:

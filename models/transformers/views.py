@@ -17,7 +17,14 @@ from livevis.views.transformers import MEAN_OF_HEADS
 from ..errors import OptionError
 from ..producer import Producer, RenderContext
 from ..render.base import SEPARATOR
-from .attention import attention_kind, attention_matrix, attention_modules, query_attention, rollout
+from .attention import (
+    attention_matrix,
+    attention_modules,
+    attention_unavailable,
+    query_attention,
+    rollout,
+    rollout_unavailable,
+)
 
 ATTENTION_COLORMAP = "inferno"
 PREFIX_CELL = 4
@@ -56,14 +63,21 @@ class _Attention:
         blocks = engine.blocks[: engine.blocks.index(self.block) + 1]
         module = _attention_module(ctx, self.block.path)
         self.mode = options["attention"]
-        kind = attention_kind(engine.model.get_submodule(module)) if module else None
-        if self.mode == "rollout" and kind != "global":
-            self.mode, self.note = "heads", "rollout needs attention over every token; this model attends in windows"
+        if self.mode == "rollout":
+            refused = rollout_unavailable(engine.model, [_attention_module(ctx, block.path) for block in blocks])
+            if refused:
+                self.mode, self.note = "heads", refused
         if self.mode == "heads":
+            unavailable = attention_unavailable(engine.model.get_submodule(module))
+            if unavailable:
+                self.note = unavailable
+                return
             found = query_attention(
                 engine.model, module, result.module_inputs[module], grid=grid, prefix=prefix, query=self.query
             )
             self.maps, self.prefix, self.window = found.patch, found.prefix, found.window
+            self.query = None if found.query is None else self.query  # class attention answers from the class token
+            self.note = "; ".join(note for note in (self.note, found.note) if note)
             head = options["attention_head"]
             self.selected = self.maps.mean(0) if head == MEAN_OF_HEADS or head >= len(self.maps) else self.maps[head]
             self.titles = [f"head {i}" for i in range(len(self.maps))]
@@ -153,16 +167,20 @@ class AttentionProducer(Producer):
         )
 
     def summary(self, values):
+        note = values.get("attention_note") or None
         if "attention_block" not in values:
-            return {"attention": None}
-        return {
-            "attention": {
-                "block": values["attention_block"],
-                "mode": values["attention_mode"],
-                "query": values["attention_query_cell"],
-                "heads": values["attention_layout"].channels,
-            }
+            return {"attention": None, "attention_note": note}
+        shown = {
+            "block": values["attention_block"],
+            "mode": values["attention_mode"],
+            "query": values["attention_query_cell"],
+            "heads": values["attention_layout"].channels,
         }
+        return {"attention": shown, "attention_note": note}
+
+    def report(self, values, engine):
+        """Why there is no map, or what stands for one (a note such as XCiT's channel attention)."""
+        return [f"attention: {values['attention_note']}"] if values.get("attention_note") else []
 
 
 class TokenNormsProducer(Producer):

@@ -1,5 +1,6 @@
 """A vision transformer on the command line: render's attention pictures and arrays against a hand
-computation on the saved network input, the layer list, and bad input as one line with exit 2."""
+computation on the saved network input, the layer list, and bad input as one line with exit 2; every
+transformer family rendered, its attention against that family's own softmax or a note that says why not."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import torch
 
 from livevis.app.cli import main
 from livevis.assets import SAMPLES_DIR
+from livevis.models.transformers.attention import attention_modules
 from tests.conftest import use_module
+from tests.transformer_families import build, numpy_rollout, reference_attention
 
 VIT = "vit_tiny_patch16_224"
 
@@ -192,3 +195,86 @@ def test_the_relu_rules_say_plainly_that_a_gelu_model_has_no_relu(tmp_path, caps
     out = capsys.readouterr().out
     assert "no ReLU in timm:vit_tiny_patch16_224" in out and "guided is the plain gradient" in out
     assert (tmp_path / "backprop.png").is_file()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Every family on the command line
+
+
+FAMILY_RENDERS = [
+    # family, layer, the blocks up to it, query, what heads mode says, what rollout says ('' : it is shown)
+    ("beit", "blocks.1", ["blocks.0", "blocks.1"], None, "", ""),
+    ("eva02", "blocks.1", ["blocks.0", "blocks.1"], None, "", ""),
+    ("deit", "blocks.1", ["blocks.0", "blocks.1"], None, "", ""),
+    ("dinov2_registers", "blocks.1", ["blocks.0", "blocks.1"], (3, 5), "", ""),
+    ("cait", "blocks.1", ["blocks.0", "blocks.1"], (4, 9), "talking heads", "talking heads mix the heads again"),
+    ("xcit", "cls_attn_blocks.1", None, None, "", "XCiT's blocks attend across channels"),
+    ("levit", "stages.0.blocks.1", ["stages.0.blocks.0", "stages.0.blocks.1"], (3, 3), "", ""),
+    ("levit", "stages.1.blocks.1", None, (2, 5), "", "LeViT's grid shrinks from stage to stage"),
+]
+
+
+def render_family(family: str, layer: str, query, mode: str, out, capsys) -> dict:
+    torch.manual_seed(21)
+    args = ["render", str(SAMPLES_DIR / "chelsea.jpg"), "--model", f"timm:livevis_test_{family}", "--weights", "none"]
+    args += ["--layer", layer, "--attention", mode, "--save-activations", "--out", str(out), "--json"]
+    args += ["--query", f"{query[0]},{query[1]}"] if query else []
+    assert main(args) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("family,layer,blocks,query,note,no_rollout", FAMILY_RENDERS)
+def test_render_shows_each_familys_attention_as_its_own_softmax_or_says_why(
+    family, layer, blocks, query, note, no_rollout, tmp_path, capsys
+):
+    summary = render_family(family, layer, query, "heads", tmp_path / "heads", capsys)
+    for name in ("grid", "overlay", "token_norms", "attention", "attention_overlay"):
+        assert (tmp_path / "heads" / f"{name}.png").is_file(), name
+    assert note in (summary["attention_note"] or "") and bool(note) == bool(summary["attention_note"])
+    arrays = np.load(tmp_path / "heads" / "activations.npz")
+    model = build(family, seed=21)  # the weights render built: the same factory right after the same seed
+    x = torch.from_numpy(arrays["input"])
+    (module,) = attention_modules(model, layer)
+    prefix = arrays["prefix_tokens"].shape[0] if "prefix_tokens" in arrays else 0
+    _, rows, cols = arrays["activation"].shape
+    row = 0 if query is None else prefix + query[0] * cols + query[1]
+    expected = reference_attention(model, module, x)[:, row]
+    np.testing.assert_allclose(arrays["attention"].reshape(len(expected), -1), expected[:, prefix:], atol=2e-5)
+    np.testing.assert_allclose(arrays["attention_prefix"], expected[:, :prefix], atol=2e-5)
+    assert summary["attention"]["query"] == (list(query) if query else None)
+
+    rolled = render_family(family, layer, query, "rollout", tmp_path / "rollout", capsys)
+    if no_rollout:
+        assert rolled["attention"]["mode"] == "heads" and no_rollout in rolled["attention_note"]
+        return
+    assert rolled["attention"]["mode"] == "rollout" and rolled["attention_note"] is None
+    arrays = np.load(tmp_path / "rollout" / "activations.npz")
+    matrices = [reference_attention(model, path, x) for path in (attention_modules(model, b)[0] for b in blocks)]
+    np.testing.assert_allclose(
+        arrays["attention_rollout"][-1].ravel(), numpy_rollout(matrices)[row, prefix:], atol=2e-5
+    )
+
+
+def test_render_of_cross_covariance_attention_says_in_one_line_why_there_is_no_map(tmp_path, capsys):
+    torch.manual_seed(21)
+    args = ["render", str(SAMPLES_DIR / "chelsea.jpg"), "--model", "timm:livevis_test_xcit", "--weights", "none"]
+    assert main([*args, "--layer", "blocks.1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "attention: XCiT attends across channels, not tokens: no attention map to show\n" in out
+    assert (tmp_path / "grid.png").is_file() and (tmp_path / "token_norms.png").is_file()
+    assert not (tmp_path / "attention.png").exists()
+    for mode in ("heads", "rollout"):
+        summary = render_family("xcit", "blocks.1", None, mode, tmp_path / mode, capsys)
+        assert summary["attention"] is None and "across channels" in summary["attention_note"]
+
+
+@pytest.mark.parametrize("model,layer", [("timm:livevis_test_swin", "layers.2.blocks.1"), ("vit_b_16", "")])
+def test_render_of_swin_and_torchvisions_vit_still_shows_attention(model, layer, tmp_path, capsys):
+    args = ["render", str(SAMPLES_DIR / "chelsea.jpg"), "--model", model, "--weights", "none", "--json"]
+    args += ["--layer", layer] if layer else []
+    assert main([*args, "--save-activations", "--out", str(tmp_path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    arrays = np.load(tmp_path / "activations.npz")
+    total = arrays["attention"].sum((1, 2)) + arrays["attention_prefix"].sum(1)
+    np.testing.assert_allclose(total, 1.0, atol=1e-5)  # each head's softmax, whole (within Swin's window)
+    assert summary["attention"]["heads"] == len(total) and summary["attention_note"] is None

@@ -75,3 +75,23 @@ def test_a_convolutional_network_shows_no_transformer_pane(qtbot, make_window, v
     assert not {"attention", "token_norms", "prefix_tokens"} & set(window.live.views())
     qtbot.keyClick(window, Qt.Key.Key_A)
     qtbot.waitUntil(lambda: "has no attention" in window.statusBar().currentMessage())
+
+
+def test_a_block_whose_attention_has_no_map_says_why_and_keeps_no_other_blocks_map(qtbot, make_window, video):
+    import tests.transformer_families  # noqa: F401  (registers timm:livevis_test_xcit)
+
+    window = make_window(video, model="timm:livevis_test_xcit")
+    shown = wait_result(qtbot, window, lambda r: "attention" in r.views.images, timeout=120_000)
+    assert shown.views.layer.path == "cls_attn_blocks.0"  # class attention: a map
+    live = window.live
+    assert live.panes["attention"].heads.image_array() is not None
+    window.state.layer = "blocks.1"  # cross-covariance attention: none
+    wait_result(qtbot, window, lambda r: r.views.layer.path == "blocks.1")
+    qtbot.waitUntil(
+        lambda: (
+            live.panes["attention"].caption.text()
+            == "attention: XCiT attends across channels, not tokens: no attention map to show"
+        )
+    )
+    assert live.panes["attention"].heads.image_array() is None and live.panes["attention"].overlay.image_array() is None
+    assert live.is_open("attention") and live.is_open("token_norms")
