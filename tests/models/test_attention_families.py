@@ -163,7 +163,7 @@ def test_rollout_equals_a_numpy_rollout_of_the_reference_attention(engine, block
     rolled = views.values["rollout_maps"]
     assert rolled.shape[0] == len(blocks) > 1
     np.testing.assert_allclose(rolled[-1].ravel(), expected[row, prefix:], atol=2e-5)
-    np.testing.assert_allclose(views.values["attention_prefix"][-1], expected[row, :prefix], atol=2e-5)
+    np.testing.assert_allclose(views.values["rollout_prefix"][-1], expected[row, :prefix], atol=2e-5)
 
 
 NO_ROLLOUT = [
