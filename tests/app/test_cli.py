@@ -486,3 +486,24 @@ def test_render_at_ranks_the_units_under_a_pixel_as_a_brute_force_does(tmp_path,
     order = sorted(range(len(values)), key=lambda c: (-values[c], c))[:10]
     assert [u["channel"] for u in report["units_at"]["top"]] == order
     assert [u["value"] for u in report["units_at"]["top"]] == pytest.approx(values[order].tolist())
+
+
+def test_render_a_folder_as_json_is_one_object(tmp_path, capsys, photos):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("chelsea", "coffee"):
+        cv2.imwrite(str(folder / f"{name}.jpg"), cv2.cvtColor(photos[name], cv2.COLOR_RGB2BGR))
+    (folder / "broken.png").write_bytes(b"not a png")
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "views"
+    code, stdout, err = run_cli(capsys, "render", folder, "--model", "efficientnet_lite0", "--out", out, "--json")
+    assert code == 0 and err == "", err
+    report = json.loads(stdout)
+    images = {Path(image["file"]).name: image for image in report["images"]}
+    assert set(images) == {"chelsea.jpg", "coffee.jpg"}
+    assert "cat" in images["chelsea.jpg"]["top5"][0]["label"] and images["coffee.jpg"]["top5"][0]["label"] == "espresso"
+    assert str(out / "chelsea" / "grid.png") in images["chelsea.jpg"]["written"]
+    x, y, w, h = images["chelsea.jpg"]["crop"]
+    assert w == h and x > 0 and y >= 0, "the centre square the network saw"
+    reasons = {Path(skip["file"]).name: skip["reason"] for skip in report["skipped"]}
+    assert set(reasons) == {"broken.png", "notes.txt"} and "not an image" in reasons["notes.txt"]

@@ -137,3 +137,17 @@ def test_a_pt_file_and_a_batch_of_one_read_as_c_h_w(tmp_path):
     (tmp_path / "notes.pt").write_text("not a tensor")
     with pytest.raises(InputError, match="not a tensor file"):
         read_tensor(tmp_path / "notes.pt")
+
+
+def test_render_of_a_folder_with_a_network_that_does_not_classify(dynamics, capsys):
+    folder, scene = dynamics
+    (folder / "scenes").mkdir()
+    for name in ("a", "b"):
+        np.save(folder / "scenes" / f"{name}.npy", scene * (1 if name == "a" else -1))
+    args = ["render", str(folder / "scenes"), "--model", "dynnet:build", "--weights", "none", "--layer", "block1"]
+    code = main([*args, "--out", str(folder / "views")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = {line.split(":")[0]: line for line in out.splitlines()}
+    assert "peak" in lines["a.npy"] and "peak" in lines["b.npy"], "a line per scene, with no classes to name"
+    assert (folder / "views" / "a" / "grid.png").is_file() and (folder / "views" / "b" / "grid.png").is_file()
