@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 UNIT_TILE = 3
 """Side of the tile a unit of an (N, F) layer gets in the grid."""
@@ -15,8 +16,10 @@ UNIT_TILE = 3
 
 @dataclass(frozen=True)
 class GridLayout:
-    """Tile c sits at row c // cols, column c % cols, with 1 px separators around every tile; the whole
-    image is enlarged `scale` times (nearest neighbour)."""
+    """Tile c sits at row c // cols, column c % cols, with separators around every tile. A tile of
+    tile_h x tile_w map cells is drawn `scale` times enlarged with `scale`-pixel separators (nearest neighbour),
+    or, where `cell_h` and `cell_w` are given, at that many pixels with 1-pixel separators (a grid fitted to the
+    pane that shows it)."""
 
     channels: int
     rows: int
@@ -24,29 +27,41 @@ class GridLayout:
     tile_h: int
     tile_w: int
     scale: int = 1
+    cell_h: int = 0
+    cell_w: int = 0
+
+    @property
+    def drawn(self) -> tuple[int, int]:
+        """(h, w) pixels a tile is drawn at."""
+        return (self.cell_h, self.cell_w) if self.cell_h else (self.tile_h * self.scale, self.tile_w * self.scale)
+
+    @property
+    def line(self) -> int:
+        """The separators' width in pixels."""
+        return 1 if self.cell_h else self.scale
 
     @property
     def height(self) -> int:
-        return (self.rows * (self.tile_h + 1) + 1) * self.scale
+        return self.rows * (self.drawn[0] + self.line) + self.line
 
     @property
     def width(self) -> int:
-        return (self.cols * (self.tile_w + 1) + 1) * self.scale
+        return self.cols * (self.drawn[1] + self.line) + self.line
 
     def tile_rect(self, channel: int) -> tuple[int, int, int, int]:
         """(x, y, w, h) of a channel's tile in grid pixels."""
         row, col = divmod(channel, self.cols)
-        s = self.scale
-        return ((1 + col * (self.tile_w + 1)) * s, (1 + row * (self.tile_h + 1)) * s, self.tile_w * s, self.tile_h * s)
+        (h, w), line = self.drawn, self.line
+        return line + col * (w + line), line + row * (h + line), w, h
 
     def channel_at(self, x: float, y: float) -> int | None:
         """The channel under grid pixel (x, y); None on a separator, an empty tile or outside."""
-        cell_w, cell_h = (self.tile_w + 1) * self.scale, (self.tile_h + 1) * self.scale
-        col, dx = divmod(x - self.scale, cell_w)
-        row, dy = divmod(y - self.scale, cell_h)
+        (h, w), line = self.drawn, self.line
+        col, dx = divmod(x - line, w + line)
+        row, dy = divmod(y - line, h + line)
         if not (0 <= col < self.cols and 0 <= row < self.rows):
             return None
-        if dx >= cell_w - self.scale or dy >= cell_h - self.scale:
+        if dx >= w or dy >= h:
             return None
         channel = int(row) * self.cols + int(col)
         return channel if channel < self.channels else None
@@ -69,6 +84,22 @@ def grid_layout(channels: int, tile_h: int, tile_w: int, aspect: float = 1.0, sc
     cols = max(1, min(channels, math.ceil(math.sqrt(channels * aspect * (tile_h + 1) / (tile_w + 1)))))
     rows = math.ceil(channels / cols)
     return GridLayout(channels, rows, cols, tile_h, tile_w, scale)
+
+
+@lru_cache(maxsize=64)
+def fitted_layout(channels: int, tile_h: int, tile_w: int, width: int, height: int) -> GridLayout:
+    """The layout whose tiles come out largest in a picture of (width, height) pixels, each keeping its map's
+    shape: every column count is tried. Tiles are never drawn smaller than their map."""
+    best = (0.0, 1)
+    for cols in range(1, channels + 1):
+        rows = math.ceil(channels / cols)
+        zoom = min(((width - 1) / cols - 1) / tile_w, ((height - 1) / rows - 1) / tile_h)
+        if zoom > best[0]:
+            best = (zoom, cols)
+    zoom, cols = best
+    zoom = max(zoom, 1.0)
+    cell_h, cell_w = max(tile_h, math.floor(zoom * tile_h)), max(tile_w, math.floor(zoom * tile_w))
+    return GridLayout(channels, math.ceil(channels / cols), cols, tile_h, tile_w, 1, cell_h, cell_w)
 
 
 ROW_CHANNELS = 32

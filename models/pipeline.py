@@ -54,7 +54,9 @@ class ViewOptions:
     opacity: float = DRAWING_DEFAULTS["opacity"]
     class_index: int | None = DRAWING_DEFAULTS["class_index"]
     """The class the explanations explain; None: each frame's top-1."""
-    grid_aspect: float = 1.0
+    grid_size: tuple[int, int] | None = None
+    """(width, height) the grid is shown at: its tiles are laid out and drawn to fill it (the window's grid
+    pane). None: a near-square grid, each map cell `grid_scale` pixels (`render`)."""
     grid_scale: int = 1
     views: tuple[str, ...] = ()
     """The views to produce (see `livevis.views`); empty: those `render` draws by default. One forward

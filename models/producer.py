@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from livevis.geometry import GridLayout, fitted_layout, grid_layout
+
 from .engine import CropRect, ForwardResult
 from .layers import LayerInfo
 from .render.base import Renderer
@@ -56,6 +58,15 @@ class RenderContext:
         """The selected layer as (C, N) maps in the renderer's arrays, and the (h, w) tile of a channel."""
         r = self.renderer
         return r.maps_of(r.asarray(self.result.activations[self.layer.path]))
+
+    @cached_property
+    def grid_layout(self) -> GridLayout:
+        """Where each channel's tile sits in the grid: fitted to the size the grid is shown at, else near-square
+        at `grid_scale` (the grid and the prefix tokens laid out as it)."""
+        o, (maps, tile) = self.options, self.maps
+        if o.grid_size is not None:
+            return fitted_layout(maps.shape[0], *tile, *o.grid_size)
+        return grid_layout(maps.shape[0], *tile, 1.0, o.grid_scale)
 
     @cached_property
     def stats(self):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from livevis.geometry import grid_layout
-
 from .producer import Producer
 from .render.base import crop_box, locate_peak
 
@@ -34,7 +32,7 @@ class GridProducer(Producer):
         r, o = ctx.renderer, ctx.options
         (maps, tile), (low, high, mean) = ctx.maps, ctx.stats
         levels = r.levels(maps, low, high, o.colormap, per_channel=o.norm == "channel", boost=o.boost)
-        layout = grid_layout(maps.shape[0], *tile, o.grid_aspect, o.grid_scale)
+        layout = ctx.grid_layout
         return {
             "grid": r.grid_image(levels, tile, layout, o.colormap, o.gamma),
             "grid_layout": layout,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PyQt6.QtCore import QTimer, pyqtSignal
 from PyQt6.QtWidgets import (
+    QBoxLayout,
     QComboBox,
     QHBoxLayout,
     QLabel,
@@ -108,15 +109,18 @@ class ConceptsPane(Pane):
         controls = QHBoxLayout()
         for widget, stretch in ((self.count, 0), (self.source, 2), (self.fit, 0), (self.progress, 1), (self.cancel, 0)):
             controls.addWidget(widget, stretch)
+        legend = QVBoxLayout()
+        legend.setContentsMargins(0, 0, 0, 0)
+        for widget, stretch in ((self.message, 0), (scroll, 1), (self.note, 0), (self.detail, 0)):
+            legend.addWidget(widget, stretch)
+        self.body = QBoxLayout(QBoxLayout.Direction.TopToBottom)
+        self.body.addWidget(self.image, 3)
+        self.body.addLayout(legend, 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
         layout.addLayout(controls)
-        layout.addWidget(self.image, 3)
-        layout.addWidget(self.message)
-        layout.addWidget(scroll, 2)
-        layout.addWidget(self.note)
-        layout.addWidget(self.detail)
+        layout.addLayout(self.body, 1)
         self.legend.channel_clicked.connect(lambda channel: setattr(state, "channel", channel))
         self.legend.concept_clicked.connect(self._on_concept_clicked)
         self._strips: dict[int, np.ndarray] = {}
@@ -127,6 +131,14 @@ class ConceptsPane(Pane):
         self.set_running(False)
         state.events.concepts.connect(lambda on: self.wanted.emit(on))
         self.controller = ConceptsController(self, state, services)
+
+    def resizeEvent(self, event) -> None:
+        """The segmentation keeps room of its own: beside the legend in a wide pane, above it in a tall one."""
+        super().resizeEvent(event)
+        wide = self.width() > 1.2 * self.height()
+        direction = QBoxLayout.Direction.LeftToRight if wide else QBoxLayout.Direction.TopToBottom
+        if self.body.direction() != direction:
+            self.body.setDirection(direction)
 
     @property
     def active(self) -> bool:

@@ -28,16 +28,11 @@ class GridPane(Pane):
         self.grid.resized.connect(lambda *_: self.display_changed.emit())
         self.setLayout(column(self.grid))
         self.set_title("layer")
-        self._aspect: float | None = None
 
     def request(self) -> dict:
-        width, height = self.grid.width(), self.grid.height()
-        if min(width, height) <= 16:
-            return {}
-        aspect = round(width / height, 2)
-        if self._aspect is None or abs(aspect / self._aspect - 1) > 0.05:  # not a new layout for every pixel
-            self._aspect = aspect
-        return {"grid_aspect": self._aspect}
+        """The grid drawn at the size it is shown at, its tiles as large as the pane allows."""
+        size = self.grid.render_size()
+        return {"grid_size": size} if min(size) > 16 else {}
 
     def _move(self, rows: int, cols: int) -> None:
         geometry = self.grid.geometry_

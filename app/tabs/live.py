@@ -85,6 +85,9 @@ def layout_version(specs: tuple[PaneSpec, ...]) -> int:
 
 LAYOUT_FORMAT = 2
 
+PRESENTED_OTHERS = 0.28
+"""The share of the width the presentation mode gives the panes beside the grid and the selected channel."""
+
 USEFUL_SHARE = (0.3, 0.4)
 """The least share of the tab's (width, height) the frame with the selected channel keeps when panes open
 beside it."""
@@ -177,7 +180,10 @@ class LiveTab(QMainWindow):
 
     def set_open(self, pane_id: str, is_open: bool) -> None:
         """Opens (and brings to the front) or closes a pane. A pane opened where it would squeeze the frame
-        with the selected channel below its useful size is tabbed with another pane instead."""
+        with the selected channel below its useful size is tabbed with another pane instead; in the
+        presentation mode, one that is not presented waits until it ends."""
+        if is_open and self.presenting and not self.specs[pane_id].place.presented:
+            return
         dock = self.docks[pane_id]
         if is_open == self.is_open(pane_id):
             if is_open:
@@ -196,9 +202,19 @@ class LiveTab(QMainWindow):
         self._opened(pane_id, True)
 
     def _place(self, pane_id: str) -> None:
-        """Back into the layout: beside its default neighbour where that one is docked, else at the right."""
+        """Back into the layout: beside its default neighbour where that one is docked, else at the right. In
+        the presentation mode, tabbed with the other panes beside the main ones (which stay large)."""
         place = self.specs[pane_id].place
         docked = [i for i in self.docks if i != pane_id and self._docked(i) and not self.docks[i].isHidden()]
+        if self.presenting and not self._primary(pane_id) and docked:
+            beside = [i for i in docked if not self._primary(i)]
+            if beside:
+                self.tabifyDockWidget(self.docks[beside[0]], self.docks[pane_id])
+            else:  # the first: a column of its own right of the main panes, narrower than they are
+                self.splitDockWidget(self.docks[docked[-1]], self.docks[pane_id], Qt.Orientation.Horizontal)
+                main = [i for i in docked if self._primary(i)]
+                QTimer.singleShot(0, lambda: self._present_sizes(main, [pane_id]))
+            return
         if place.beside in docked:
             side = Qt.Orientation.Horizontal if place.side == "right" or self.presenting else Qt.Orientation.Vertical
             self.splitDockWidget(self.docks[place.beside], self.docks[pane_id], side)
@@ -259,10 +275,11 @@ class LiveTab(QMainWindow):
             self.menu_actions[spec.id] = action
 
     def _follow_wishes(self) -> None:
-        """Panes bound to the state (backprop) open or close as it says."""
+        """Panes bound to the state (backprop) open or close as it says; in the presentation mode only the
+        presented ones open."""
         for pane_id, pane in self.panes.items():
             wish = pane.wants_open()
-            if wish is not None:
+            if wish is not None and not (wish and self.presenting and not self.specs[pane_id].place.presented):
                 self.set_open(pane_id, wish)
 
     # ------------------------------------------------------------------ layouts
@@ -367,8 +384,9 @@ class LiveTab(QMainWindow):
         return self._presenting is not None
 
     def present(self, on: bool) -> None:
-        """Only the presented panes (the grid and the frame with the selected channel, and backprop while it
-        is on), large, side by side; off: the layout as it was."""
+        """The main panes (the grid and the frame with the selected channel) large, side by side, and the other
+        presented panes that are on (backprop, attention, concepts) tabbed together in one narrower column
+        beside them, however many are open; off: the layout as it was."""
         if on == self.presenting:
             return
         if not on:
@@ -379,19 +397,33 @@ class LiveTab(QMainWindow):
         self._arranging = True
         try:
             shown = [i for i, spec in self.specs.items() if spec.place.presented and self.panes[i].active]
+            main = [i for i in shown if self._primary(i)]
+            others = [i for i in shown if not self._primary(i)]
             self._take_out_all()
-            previous = None
-            for pane_id in shown:
-                dock = self.docks[pane_id]
-                if previous is None:
-                    self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+            for index, pane_id in enumerate(main + others[:1]):
+                if index == 0:
+                    self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.docks[pane_id])
                 else:
-                    self.splitDockWidget(self.docks[previous], dock, Qt.Orientation.Horizontal)
-                dock.show()
-                previous = pane_id
+                    previous = (main + others)[index - 1]
+                    self.splitDockWidget(self.docks[previous], self.docks[pane_id], Qt.Orientation.Horizontal)
+            for pane_id in others[1:]:
+                self.tabifyDockWidget(self.docks[others[0]], self.docks[pane_id])
+            for pane_id in shown:
+                self.docks[pane_id].show()
+            if others:
+                self.docks[others[0]].raise_()
         finally:
             self._arranging = False
         self._arranged()
+        QTimer.singleShot(0, lambda: self._present_sizes(main, others[:1]))
+
+    def _present_sizes(self, main: list[str], others: list[str]) -> None:
+        """The main panes share most of the width; the column of the others PRESENTED_OTHERS of it."""
+        if not self.presenting or not main:
+            return
+        width = self.width() * (1 - (PRESENTED_OTHERS if others else 0))
+        sizes = [round(width / len(main))] * len(main) + [round(self.width() * PRESENTED_OTHERS)] * len(others)
+        self.resizeDocks([self.docks[i] for i in main + others], sizes, Qt.Orientation.Horizontal)
 
     # ------------------------------------------------------------------ results
     def views(self) -> tuple[str, ...]:

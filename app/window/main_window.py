@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 from PyQt6.QtCore import QEvent, QRect, Qt, QTimer
 from PyQt6.QtWidgets import (
     QApplication,
@@ -92,6 +93,8 @@ class MainWindow(QMainWindow):
         self.worker = InferenceWorker(self.slot, self)
         self._display: dict = {}
         self._sync_pending = False
+        self._choose_first_channel = self.settings.first_launch and layer is None
+        """A first launch opens on the channel most active on the first frame (`_first_channel`)."""
         self._build(device)
         self.capture.start()
         self.worker.start()
@@ -353,6 +356,8 @@ class MainWindow(QMainWindow):
         if result is None:
             return
         self.last_result = result
+        if self._choose_first_channel and self._first_channel(result):
+            return  # the frame is drawn again on that channel
         self.live.show_result(result, self.model)
         for tab in self.view_tabs.values():
             tab.show_result(result)
@@ -366,6 +371,20 @@ class MainWindow(QMainWindow):
 
     def _engine(self):
         return self.worker.visualizer.engine if self.worker.visualizer is not None else None
+
+    def _first_channel(self, result: LiveResult) -> bool:
+        """On a first launch, the channel whose peak stands furthest above its own mean on the first frame: a
+        unit that fires at something in it (on the cat, one at its eye), not a pale blob at the frame's edge
+        or a unit on everywhere. True where that selected another channel."""
+        values = result.views.values
+        if self.model is None or "channel_max" not in values or result.views.layer.path != self.state.layer:
+            return False
+        self._choose_first_channel = False
+        channel = int(np.argmax(np.asarray(values["channel_max"]) - np.asarray(values["channel_mean"])))
+        if channel == self.state.channel:
+            return False
+        self.state.channel = channel
+        return True
 
     def _show_layer_status(self, *_) -> None:
         row = self.model.find(self.state.layer) if self.model else None

@@ -177,6 +177,8 @@ class SettingsStore:
             self._qt = QSettings(str(path), QSettings.Format.IniFormat)
         self.reset: list[str] = []
         """The keys whose stored values were bad and fell back to their defaults, with what they were."""
+        self.first_launch = not self._qt.contains(FORMAT_KEY)
+        """livevis never saved its settings here: the window opens on what shows best what it is for."""
         self.values = self._read()
 
     @property

@@ -213,6 +213,12 @@ def ring_geometry(map_shape: tuple[int, int], crop: tuple[int, int, int, int]) -
     return centres[:, :, None].astype(np.int64), offsets.astype(np.int64)
 
 
+def cell_indices(cells: int, pixels: int) -> np.ndarray:
+    """For each of `pixels` pixels, the map cell it shows: cells spread evenly (13 cells over 32 pixels: each
+    cell 2 or 3 pixels)."""
+    return (np.arange(pixels) * cells) // pixels
+
+
 class Renderer(ABC):
     """The steps of a picture on one kind of array, and the pictures composed from them.
 
@@ -244,22 +250,29 @@ class Renderer(ABC):
     def enlarge(self, image, scale: int):
         """An (H, W) image repeated `scale` times along both axes (nearest neighbour)."""
 
+    @abstractmethod
+    def resample(self, tiles, height: int, width: int):
+        """(C, h, w) tiles -> (C, height, width), each pixel the map cell it falls in (nearest neighbour)."""
+
     def tile_channels(self, tiles, layout: GridLayout):
         """(C, h, w) levels -> one (H, W) level image with 1 px SEPARATOR lines between the tiles.
 
         The tiles are copied straight into a strided view of the finished image: one write of the grid.
         numpy and torch share the indexing used here, so both renderers tile with this one code.
         """
+        if layout.cell_h:  # drawn at the cells' size: each map cell repeated 1 or more times (nearest neighbour)
+            tiles = self.resample(tiles, layout.cell_h, layout.cell_w)
         c, h, w = tiles.shape
         rows, cols = layout.rows, layout.cols
-        grid = self.full((layout.height // layout.scale, layout.width // layout.scale), SEPARATOR, like=tiles)
+        scale = 1 if layout.cell_h else layout.scale
+        grid = self.full((layout.height // scale, layout.width // scale), SEPARATOR, like=tiles)
         cells = grid[1:, 1:].reshape(rows, h + 1, cols, w + 1)[:, :h, :, :w]
         full_rows, rest = divmod(c, cols)
         if full_rows:
             cells[:full_rows] = tiles[: full_rows * cols].reshape(full_rows, cols, h, w).swapaxes(1, 2)
         if rest:
             cells[full_rows, :, :rest] = tiles[full_rows * cols :].swapaxes(0, 1)
-        return self.enlarge(grid, layout.scale) if layout.scale > 1 else grid
+        return self.enlarge(grid, scale) if scale > 1 else grid
 
     @abstractmethod
     def peak_index(self, maps, channel: int):

@@ -16,6 +16,7 @@ from .base import (
     MARKER_RGB,
     Renderer,
     cell_centre,
+    cell_indices,
     check_colormap,
     colormap_table,
     overlay_table,
@@ -93,6 +94,10 @@ class OpenCVRenderer(Renderer):
 
     def enlarge(self, image, scale):
         return image.repeat(scale, 0).repeat(scale, 1)
+
+    def resample(self, tiles, height, width):
+        rows, cols = cell_indices(tiles.shape[1], height), cell_indices(tiles.shape[2], width)
+        return tiles[:, rows][:, :, cols]
 
     def peak_index(self, maps, channel: int):
         return int(maps[channel].argmax())

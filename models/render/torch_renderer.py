@@ -15,6 +15,7 @@ from .base import (
     MARKER_RGB,
     Renderer,
     _device_colour_table,
+    cell_indices,
     check_colormap,
     overlay_table,
     ring_geometry,
@@ -96,6 +97,11 @@ class TorchRenderer(Renderer):
 
     def enlarge(self, image, scale):
         return image.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+
+    def resample(self, tiles, height, width):
+        rows = torch.as_tensor(cell_indices(tiles.shape[1], height), device=tiles.device)
+        cols = torch.as_tensor(cell_indices(tiles.shape[2], width), device=tiles.device)
+        return tiles[:, rows][:, :, cols]
 
     def as_tiles(self, levels, tile):
         if levels.shape[1] == tile[0] * tile[1]:

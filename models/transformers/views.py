@@ -225,8 +225,8 @@ class PrefixTokensProducer(Producer):
         if prefix is None or not len(prefix):
             return {}
         r, o = ctx.renderer, ctx.options
-        (maps, tile), (low, high, _) = ctx.maps, ctx.stats
-        layout = grid_layout(maps.shape[0], *tile, o.grid_aspect, o.grid_scale)  # the grid's own layout
+        low, high, _ = ctx.stats
+        layout = ctx.grid_layout  # the grid's own
         count, channels = prefix.shape
         # channels x tokens, held to each channel's range in the maps so that it takes the grid's colours
         values = prefix.float().t().contiguous().clamp(torch.as_tensor(low)[:, None], torch.as_tensor(high)[:, None])

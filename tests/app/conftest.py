@@ -29,9 +29,11 @@ def make_window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setattr(QMessageBox, "information", _no_modal_dialog)
     windows: list[MainWindow] = []
 
-    def make(source, settings_file: Path | None = None, **kwargs) -> MainWindow:
-        """`settings_file`: one a window before used (a restart); by default a new one per window."""
+    def make(source, settings_file: Path | None = None, first_launch: bool = False, **kwargs) -> MainWindow:
+        """`settings_file`: one a window before used (a restart); by default a new one per window, which opens
+        on channel 0 as a later launch does unless `first_launch`."""
         settings = SettingsStore(settings_file or tmp_path / f"settings{len(windows)}.ini")
+        settings.first_launch = first_launch and settings.first_launch
         settings.set("snapshot_dir", str(tmp_path / "snapshots"))
         kwargs.setdefault("model", "alexnet")
         kwargs.setdefault("weights", "none")

@@ -30,6 +30,9 @@ def test_x_shows_the_concepts_which_follow_the_frames_and_k_comes_from_the_spin_
     assert window.live.is_open("concepts") and window.actions_by_name["concepts"].isChecked()
     assert first.views.images["concepts"].shape == first.views.images["overlay"].shape
     qtbot.waitUntil(lambda: len(pane.legend.rows()) == 5, timeout=TIMEOUT_MS)
+    # the segmentation has room of its own: at least a third of the pane's shorter side, beside or above the legend
+    shown = pane.image.image_rect()
+    assert min(shown.width(), shown.height()) >= min(pane.width(), pane.height()) / 3, (shown, pane.size())
     later = wait_result(qtbot, window, lambda r: r.sequence > first.sequence + 3 and concepts_shown(r))
     assert not np.array_equal(first.views.images["concepts"], later.views.images["concepts"]), "it follows the video"
     assert [c.colour for c in later.views.values["concepts_summary"].concepts] == [0, 1, 2, 3, 4]

@@ -95,3 +95,29 @@ def test_a_block_whose_attention_has_no_map_says_why_and_keeps_no_other_blocks_m
     )
     assert live.panes["attention"].heads.image_array() is None and live.panes["attention"].overlay.image_array() is None
     assert live.is_open("attention") and live.is_open("token_norms")
+
+
+def test_presentation_keeps_the_grid_and_the_selected_channel_large_whatever_else_is_open(qtbot, make_window, video):
+    window = make_window(video, model="vit_mnist", weights="default")
+    live = window.live
+    wait_result(qtbot, window, lambda r: "attention" in r.views.images)
+    window.state.update(backprop="guided", concepts=True)
+    for pane in ("attention", "token_norms", "prefix_tokens", "backprop", "concepts", "unit"):
+        live.set_open(pane, True)
+    wait_result(qtbot, window, lambda r: "backprop" in r.views.images and "concepts" in r.views.images)
+    qtbot.keyClick(window, Qt.Key.Key_F11)
+    qtbot.waitUntil(window.isFullScreen)
+    width = window.screen().geometry().width()
+    for main in ("grid", "selected"):
+        qtbot.waitUntil(lambda m=main: live.docks[m].isVisible() and live.docks[m].width() > 0.3 * width)
+    # in sight: shown and within the tab (a tab behind another is moved out of it)
+    in_sight = [pane for pane, dock in live.docks.items() if dock.isVisible() and live.rect().contains(dock.geometry())]
+    columns = {live.docks[pane].geometry().x() for pane in in_sight}
+    assert len(columns) == 3, in_sight
+    others = {"backprop", "attention", "concepts"}
+    tabbed = {pane for pane, dock in live.docks.items() if dock in live.tabifiedDockWidgets(live.docks["backprop"])}
+    assert tabbed | {"backprop"} == others, "the other presented panes share one column, as tabs"
+    assert not live.is_open("unit") and not live.is_open("token_norms"), "not presented"
+    qtbot.keyClick(window, Qt.Key.Key_X)  # concepts off: the column keeps the others
+    qtbot.waitUntil(lambda: not live.is_open("concepts"))
+    assert live.docks["grid"].width() > 0.3 * width

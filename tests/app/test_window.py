@@ -33,11 +33,16 @@ def test_frames_from_a_video_reach_the_grid(qtbot, make_window, video):
         and shown.shape[1] <= window.live.panes["input"].image.width()
     )
     assert shown.shape[1] / shown.shape[0] == pytest.approx(640 / 480, rel=0.02), "rendered to fit the view"
-    # the grid is laid out in the shape of its pane
-    pane = window.live.panes["grid"].grid.width() / window.live.panes["grid"].grid.height()
-    laid_out = wait_result(qtbot, window, lambda r: r.options.grid_aspect == pytest.approx(pane, rel=0.06))
+    # the grid is drawn at the size of its pane, its tiles filling it
+    grid = window.live.panes["grid"].grid
+    laid_out = wait_result(qtbot, window, lambda r: r.options.grid_size == grid.render_size())
     layout = laid_out.views.values["grid_layout"]
-    assert layout.width / layout.height == pytest.approx(pane, rel=0.35)
+    width, height = grid.render_size()
+    assert layout.width <= width and layout.height <= height
+    tiles = layout.channels * layout.cell_h * layout.cell_w
+    assert tiles >= 0.75 * width * height, (layout, width, height)
+    qtbot.waitUntil(lambda: grid.image_array() is window.last_result.views.images["grid"])
+    assert grid.image_rect().width() == pytest.approx(layout.width / grid.devicePixelRatioF()), "shown 1:1"
     first = result.sequence
     wait_result(qtbot, window, lambda r: r.sequence > first + 3)
     assert len(window.live.panes["predictions"].view.rows()) == 5
@@ -548,3 +553,26 @@ def test_the_model_moves_between_devices_from_the_menu(qtbot, make_window, video
     assert not window.model.trained, "moved as it was loaded: still the random weights asked for"
     assert [a.text() for a in window.model_menu.device_group.actions() if a.isChecked()] == ["auto"]
     wait_result(qtbot, window, lambda r: r.sequence > 0)
+
+
+def test_a_first_launch_opens_on_a_channel_that_fires_at_something_and_a_later_one_keeps_the_choice(
+    qtbot, make_window, chelsea_path, tmp_path
+):
+    settings = tmp_path / "first.ini"
+    window = make_window(
+        chelsea_path, settings_file=settings, first_launch=True, model="efficientnet_lite0", weights="default"
+    )
+    result = wait_result(qtbot, window, lambda r: r.views.channel != 0)
+    values = result.views.values
+    stands_out = np.asarray(values["channel_max"]) - np.asarray(values["channel_mean"])
+    assert result.views.channel == window.state.channel == int(stands_out.argmax())
+    assert stands_out.max() > np.percentile(stands_out, 99), "its peak stands above its own mean as few others do"
+    chosen = window.state.channel
+    window.state.channel = 3  # the user's choice is kept from then on
+    wait_result(qtbot, window, lambda r: r.views.channel == 3)
+    window.close()
+    again = make_window(
+        chelsea_path, settings_file=settings, first_launch=True, model="efficientnet_lite0", weights="default"
+    )
+    wait_result(qtbot, again)
+    assert again.state.channel == 3 != chosen, "a later launch opens on the saved selection"
