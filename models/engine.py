@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from .attribution.backprop import BackwardRequest, PassResult, forward_backward
 from .data.tensors import is_tensor_frame, tensor_display
-from .errors import InputError, WeightsError
+from .errors import InputError, OptionError, WeightsError
+from .interventions import Edit, EditHooks
 from .layers import (
     INPUT,
     OUTPUT,
@@ -341,6 +342,24 @@ class Engine:
             frame_t = frame if isinstance(frame, torch.Tensor) else self.upload(frame)
             x, crop = self.preprocess(frame_t)
             return frame_t, x, crop
+
+    def runs_after(self, path: str, other: str) -> bool:
+        """Whether layer `path`'s output is final after layer `other`'s (it may depend on it)."""
+        return self._order.get(path, -1) > self._order.get(other, len(self._order))
+
+    def edited(self, edits: Iterable[Edit]) -> EditHooks:
+        """A context manager: forward passes run inside it see the network with these edits (units switched
+        off, set to their means or scaled; directions taken out), everything after each edited layer computed
+        from the edited activation. Captures of an edited layer itself keep it as measured. A layer may be
+        named by its path or its friendly name; an edit that does not fit its layer raises `OptionError`."""
+        resolved = []
+        for change in edits:
+            layer = self.layer(change.layer)
+            if layer.path in (INPUT, PROB, OUTPUT):
+                raise OptionError(f"{layer.name} is not a layer of the network to edit; choose one inside it")
+            change.check(layer.channels, tuple(layer.shape[1:]) if layer.is_spatial else None)
+            resolved.append(replace(change, layer=layer.path))
+        return EditHooks(self.model, self.layers, resolved)
 
     def run(
         self,

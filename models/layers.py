@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -37,6 +37,8 @@ class LayerInfo:
     layout: TokenLayout | None = field(default=None, compare=False, repr=False)
     """How the raw output reads as maps, for token sequences and channels-last outputs; None where the
     output is N x C x H x W or N x F already."""
+    calls: int = field(default=1, compare=False)
+    """How many times its module runs in one forward (ResNet's shared ReLU: twice); the layer is its last."""
 
     @property
     def channels(self) -> int:
@@ -101,10 +103,12 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, int, int], names: 
     also the output a capture keeps.
     """
     order: dict[str, tuple[nn.Module, tuple[int, ...], bool]] = {}
+    calls: dict[str, int] = {}
     handles = []
 
     def make_hook(path: str, module: nn.Module):
         def hook(_module, inputs, output):
+            calls[path] = calls.get(path, 0) + 1
             if isinstance(output, torch.Tensor) and output.dim() in (2, 3, 4):
                 passes_through = bool(inputs) and output is inputs[0]
                 order.pop(path, None)
@@ -130,7 +134,8 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, int, int], names: 
     finally:
         for handle in handles:
             handle.remove()
-    layers = [LayerInfo(INPUT, INPUT, tuple(input_shape), "Input"), *_shown_layers(model, order, names)]
+    shown = [replace(layer, calls=calls.get(layer.path, 1)) for layer in _shown_layers(model, order, names)]
+    layers = [LayerInfo(INPUT, INPUT, tuple(input_shape), "Input"), *shown]
     if isinstance(output, torch.Tensor) and output.dim() == 2:
         layers.append(LayerInfo(PROB, PROB, (output.shape[1],), "Softmax"))
     elif isinstance(output, torch.Tensor) and output.dim() == 4:

@@ -22,6 +22,7 @@ from .attribution.backprop import BackwardRequest, map_cell, rank_units_at
 from .data.tensors import is_tensor_frame
 from .engine import CropRect, Engine, ForwardResult, PreparedFrame
 from .errors import ChannelOutOfRangeError, OptionError, OutputError
+from .interventions import Edit
 from .layers import LayerInfo
 from .producer import HostContext, Producer, RenderContext
 from .render.base import Renderer, check_colormap
@@ -65,6 +66,11 @@ class ViewOptions:
     """(width, height) the pictures on the frame are shown at: the frame is shrunk to fit on the device and
     the maps blended at that size, so that a GUI blits it instead of scaling it in paintEvent (where PyQt
     holds the GIL and stalls the worker's Python), and the blend touches only the pixels shown."""
+    edits: tuple[Edit, ...] = ()
+    """Units switched off, set to their means or scaled, directions taken out (`models.interventions`): the
+    forward runs with them, and every view after an edited layer shows the edited network."""
+    compare: bool = False
+    """With edits: the network without them runs too, so the predictions show both (`top5_unedited`)."""
     sequence: bool = True
     """The frames follow each other (a camera, a video): a view may carry what it found from one frame to the
     next (the concepts). False: each frame is an image of its own, drawn from scratch."""
@@ -137,7 +143,9 @@ class FrameViews:
     drawn: tuple[str, ...] = ()
     """Those that gave anything for this frame (a transformer's views give nothing for other networks)."""
     activation: np.ndarray | None = None
-    """The layer's raw output, float32 CxHxW or F, when asked for."""
+    """The layer's raw output, float32 CxHxW or F, when asked for: as measured in the network without edits."""
+    activation_edited: np.ndarray | None = None
+    """The same in the edited network, where the layer lies after an edited one."""
     network_input: np.ndarray | None = None
     """The exact normalised network input, float32 1xCxSxS, when asked for."""
     prefix_tokens: np.ndarray | None = None
@@ -179,6 +187,8 @@ def save_activations(path, views: FrameViews) -> None:
     }
     if views.prefix_tokens is not None:
         arrays["prefix_tokens"] = views.prefix_tokens
+    if views.activation_edited is not None:
+        arrays["activation_edited"] = views.activation_edited
     for name in views.views:
         for value, key in declared.view(name).arrays:
             found = views.values.get(value)
@@ -252,7 +262,9 @@ class Visualizer:
         asked = (p.backward(self.engine, layer, options) for p in producers.values())
         backward = next((request for request in asked if request is not None), None)
         clock = _StageClock(self.engine.device)
-        result, reused = self._forward(frame, needed, frame_key, clock, backward, inputs)
+        with self.engine.edited(options.edits):
+            result, reused = self._forward(frame, needed, frame_key, clock, backward, inputs, options.edits)
+        unedited = self._unedited(result, layer, options, with_activations)
         image = frame.image if isinstance(frame, PreparedFrame) else frame
         tensor_input = is_tensor_frame(image)
         context = RenderContext(
@@ -264,6 +276,7 @@ class Visualizer:
             with_arrays=with_activations,
             tensor_input=tensor_input,
             memory=self.memory,
+            unedited=unedited,
         )
         with torch.inference_mode():
             produced: dict[str, Any] = {name: p.render(context) for name, p in producers.items()}
@@ -273,6 +286,11 @@ class Visualizer:
                 "network_input": result.input.float(),
                 "prefix_tokens": result.prefix_tokens.get(layer.path),
             }
+            if unedited is not None and layer.path in unedited.activations:  # the layer lies after an edit
+                produced[_LAYER] |= {
+                    "activation": unedited.activations[layer.path].float(),
+                    "activation_edited": result.activations[layer.path].float(),
+                }
         if tensor_input:  # the views of the frame show a picture of it
             produced[_LAYER] = {**produced.get(_LAYER, {}), "tensor_display": result.frame}
         clock.lap("render")
@@ -301,6 +319,7 @@ class Visualizer:
             drawn=tuple(drawn),
             activation=own.get("activation"),
             network_input=own.get("network_input"),
+            activation_edited=own.get("activation_edited"),
             prefix_tokens=own.get("prefix_tokens"),
             timings_ms=clock.laps,
             reused_forward=reused,
@@ -339,6 +358,17 @@ class Visualizer:
         cell = map_cell(frame_xy, result.crop, tuple(activation.shape[1:]))
         return None if cell is None else (cell, rank_units_at(activation, *cell, k))
 
+    def _unedited(self, result: ForwardResult, layer: LayerInfo, options: ViewOptions, saving: bool):
+        """The same input through the network without its edits, where the predictions compare the two or the
+        selected layer (after an edited one) is saved both ways: its logits, and the layer as measured there."""
+        if not options.edits or not (options.compare or saving):
+            return None
+        after = any(self.engine.runs_after(layer.path, self.engine.layer(e.layer).path) for e in options.edits)
+        return self.engine.run(
+            PreparedFrame(result.frame, result.frame, result.input, result.crop, self.engine, 0.0),
+            [layer.path] if after else [],
+        )
+
     def _forward(
         self,
         frame: np.ndarray | PreparedFrame,
@@ -347,9 +377,10 @@ class Visualizer:
         clock,
         backward: BackwardRequest | None,
         inputs: set[str] = frozenset(),
+        edits: tuple = (),
     ) -> tuple[ForwardResult, bool]:
         last = self._last
-        if frame_key is not None and last is not None and last[0] == (frame_key, backward):
+        if frame_key is not None and last is not None and last[0] == (frame_key, backward, edits):
             if needed <= last[1].activations.keys() and inputs <= last[1].module_inputs.keys():
                 clock.lap("preprocess")
                 clock.lap("forward")
@@ -360,7 +391,7 @@ class Visualizer:
         if isinstance(frame, PreparedFrame) and result.input is frame.input:  # its preprocess ran ahead
             clock.laps["preprocess"] = frame.milliseconds
         self.forwards += 1
-        self._last = ((frame_key, backward), result) if frame_key is not None else None
+        self._last = ((frame_key, backward, edits), result) if frame_key is not None else None
         return result, False
 
     def _to_host(self, produced: dict[str, dict]) -> dict[str, dict]:

@@ -52,6 +52,8 @@ class RenderContext:
     memory: dict = field(default_factory=dict)
     """What a view keeps from one frame to the next of the same pipeline (the concepts' last factors), by
     the view's name."""
+    unedited: ForwardResult | None = None
+    """The same input through the network without the request's edits, where they are compared."""
 
     @cached_property
     def maps(self):

@@ -97,14 +97,22 @@ class PredictionsProducer(Producer):
     classify)."""
 
     def render(self, ctx):
-        return {"logits": ctx.result.logits[0]}
+        out = {"logits": ctx.result.logits[0]}
+        if ctx.unedited is not None:  # the network with edits, compared with the network without them
+            out["unedited_logits"] = ctx.unedited.logits[0]
+            if ctx.with_arrays:
+                out["probs"] = ctx.unedited.logits[0].float().softmax(0)
+                out["probs_edited"] = ctx.result.logits[0].float().softmax(0)
+        return out
 
     def finish(self, host, ctx):
         top5 = ctx.engine.top_k(host["logits"])
-        values = {"top5": top5}
+        values = {"top5": top5, **{k: host[k] for k in ("probs", "probs_edited") if k in host}}
         if top5:
             values["top5_index"] = np.array([p.index for p in top5], dtype=np.int64)
             values["top5_prob"] = np.array([p.probability for p in top5], dtype=np.float32)
+        if "unedited_logits" in host:
+            values["top5_unedited"] = ctx.engine.top_k(host["unedited_logits"])
         return values
 
     def summary(self, values):

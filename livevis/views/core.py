@@ -64,7 +64,12 @@ PREDICTIONS = ViewSpec(
     producer="livevis.models.views:PredictionsProducer",
     title="Predictions",
     pane="livevis.app.panes.predictions:PredictionsPane",
-    arrays=(("top5_index", "top5_index"), ("top5_prob", "top5_prob")),
+    arrays=(
+        ("top5_index", "top5_index"),
+        ("top5_prob", "top5_prob"),
+        ("probs", "probs"),
+        ("probs_edited", "probs_edited"),
+    ),
     rendered=True,
     place=Place(beside="input", side="below", share=0.2, open=True),
     description="the top-5 classes (none for a network that does not classify)",
