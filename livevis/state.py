@@ -64,6 +64,13 @@ def check_option(name: str, value) -> None:
         raise ValueError(f"a class is a whole number from 0 (or none for the top-1), got {value!r}")
     elif name == "channel" and not _whole(value, 0):
         raise ValueError(f"channel must be a whole number from 0, got {value!r}")
+    elif name == "edits" and not (
+        isinstance(value, tuple)
+        and all(isinstance(getattr(e, "layer", None), str) and hasattr(e, "apply") for e in value)
+    ):
+        raise ValueError(f"edits are a tuple of edits of layers (`livevis.models.interventions`), got {value!r}")
+    elif name == "compare" and not isinstance(value, bool):
+        raise ValueError(f"compare is true or false, got {value!r}")
     elif (option := views.option(name)) is not None:
         option.check_value(value)
 
@@ -88,6 +95,11 @@ class _Selection:
     """The class the explanations explain (a click on a prediction); None: the top-1 of each frame."""
     zoomed: bool = False
     """The selected-channel pane shows the zoomed map instead of the overlay."""
+    edits: tuple = ()
+    """Units switched off, set to their means or scaled, concepts taken out (`livevis.models.interventions`):
+    every view after an edited layer shows the network with them."""
+    compare: bool = True
+    """With edits, the network without them runs too: the predictions show both and the change."""
 
     def __setattr__(self, name: str, value) -> None:
         check_option(name, value)
@@ -106,8 +118,8 @@ class _Selection:
             setattr(self, name, value)
 
     def view_options(self) -> dict:
-        """The drawing options and every view's options, as keyword arguments for a render request."""
-        names = (*DRAWING_DEFAULTS, *(f.name for f in fields(self) if views.option(f.name) is not None))
+        """The drawing options, the edits and every view's options, as keyword arguments for a render request."""
+        names = (*DRAWING_DEFAULTS, "edits", "compare", *(f.name for f in fields(self) if views.option(f.name)))
         return {name: getattr(self, name) for name in names}
 
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from .attribution.backprop import BackwardRequest, PassResult, forward_backward
 from .data.tensors import is_tensor_frame, tensor_display
 from .errors import InputError, OptionError, WeightsError
-from .interventions import Edit, EditHooks
+from .interventions import Edit, EditHooks, SeenMeans
 from .layers import (
     INPUT,
     OUTPUT,
@@ -347,11 +347,16 @@ class Engine:
         """Whether layer `path`'s output is final after layer `other`'s (it may depend on it)."""
         return self._order.get(path, -1) > self._order.get(other, len(self._order))
 
-    def edited(self, edits: Iterable[Edit]) -> EditHooks:
+    def edited(self, edits: Iterable[Edit], seen: SeenMeans | None = None) -> EditHooks:
         """A context manager: forward passes run inside it see the network with these edits (units switched
         off, set to their means or scaled; directions taken out), everything after each edited layer computed
-        from the edited activation. Captures of an edited layer itself keep it as measured. A layer may be
-        named by its path or its friendly name; an edit that does not fit its layer raises `OptionError`."""
+        from the edited activation. Captures of an edited layer itself keep it as measured. `seen` keeps the
+        channel means over the frames seen (the mean mode without means of its own)."""
+        return EditHooks(self.model, self.layers, self.checked_edits(edits), seen)
+
+    def checked_edits(self, edits: Iterable[Edit]) -> list[Edit]:
+        """The edits with their layers named by path (a friendly name is allowed); `OptionError` for one that
+        does not fit its layer."""
         resolved = []
         for change in edits:
             layer = self.layer(change.layer)
@@ -359,7 +364,7 @@ class Engine:
                 raise OptionError(f"{layer.name} is not a layer of the network to edit; choose one inside it")
             change.check(layer.channels, tuple(layer.shape[1:]) if layer.is_spatial else None)
             resolved.append(replace(change, layer=layer.path))
-        return EditHooks(self.model, self.layers, resolved)
+        return resolved
 
     def run(
         self,

@@ -22,7 +22,7 @@ from .attribution.backprop import BackwardRequest, map_cell, rank_units_at
 from .data.tensors import is_tensor_frame
 from .engine import CropRect, Engine, ForwardResult, PreparedFrame
 from .errors import ChannelOutOfRangeError, OptionError, OutputError
-from .interventions import Edit
+from .interventions import Edit, SeenMeans
 from .layers import LayerInfo
 from .producer import HostContext, Producer, RenderContext
 from .render.base import Renderer, check_colormap
@@ -262,7 +262,7 @@ class Visualizer:
         asked = (p.backward(self.engine, layer, options) for p in producers.values())
         backward = next((request for request in asked if request is not None), None)
         clock = _StageClock(self.engine.device)
-        with self.engine.edited(options.edits):
+        with self.engine.edited(options.edits, self.memory.setdefault("seen_means", SeenMeans())):
             result, reused = self._forward(frame, needed, frame_key, clock, backward, inputs, options.edits)
         unedited = self._unedited(result, layer, options, with_activations)
         image = frame.image if isinstance(frame, PreparedFrame) else frame

@@ -116,7 +116,18 @@ class PredictionsProducer(Producer):
         return values
 
     def summary(self, values):
-        return {"top5": [{"index": p.index, "label": p.label, "probability": p.probability} for p in values["top5"]]}
+        def listed(predictions):
+            return [{"index": p.index, "label": p.label, "probability": p.probability} for p in predictions]
+
+        compared = {"top5_unedited": listed(values["top5_unedited"])} if "top5_unedited" in values else {}
+        return {"top5": listed(values["top5"]), **compared}
 
     def report(self, values, engine):
-        return [f"{rank}. {p.label:<32} {p.probability:.4f}" for rank, p in enumerate(values["top5"], 1)]
+        if "top5_unedited" not in values:
+            return [f"{rank}. {p.label:<32} {p.probability:.4f}" for rank, p in enumerate(values["top5"], 1)]
+        lines = [f"   {'with the edits':<32} {'':6}   {'without them':<32}"]
+        for rank, (edited, unedited) in enumerate(zip(values["top5"], values["top5_unedited"], strict=False), 1):
+            lines.append(
+                f"{rank}. {edited.label:<32} {edited.probability:.4f}   {unedited.label:<32} {unedited.probability:.4f}"
+            )
+        return lines

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from livevis.app.commands.common import add_model_options, add_view_options, asked_views
+from livevis.app.commands.common import add_edit_options, add_model_options, add_view_options, asked_views, edits_from
 from livevis.app.sources.files import VideoFileSource
 from livevis.app.sources.synthetic import Resolution, synthetic_frames
 from livevis.models import Engine, ViewOptions, Visualizer
@@ -39,6 +39,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
     add_view_options(bench)
+    add_edit_options(bench)
     bench.set_defaults(handler=run)
 
 
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.json,
         views=views,
         settings=settings,
+        edits=lambda engine: edits_from(args, engine),
     )
     print(json.dumps(report, indent=1) if args.json else format_report(report))
     return 0
@@ -92,12 +94,14 @@ def run_bench(
     progress: bool = True,
     views: tuple[str, ...] = (),
     settings: dict | None = None,
+    edits=None,
 ) -> dict:
     """The views the app's Live tab computes by default for this model, plus `views`, with the view options
     `settings` (`{"backprop": "guided"}`). Where a view needs a backward pass (backprop), the baseline becomes
     the bare forward plus backward of the same model on the same input (the least such a view can cost). A
     view that times a part of its own work (`NAME_ms` among its values: the concepts' factorisation) has it
-    reported as a stage, a part of render."""
+    reported as a stage, a part of render. `edits(engine)`: the edits the pipeline runs with (units switched
+    off in the forward); the baseline stays the bare network."""
     if frames < 1:
         raise InputError("--frames must be 1 or more")
     size = Resolution.parse(resolution)
@@ -109,6 +113,7 @@ def run_bench(
         layer=layer,
         views=tuple(dict.fromkeys((*live_views(transformer=bool(engine.blocks)), *views))),
         display_size=shown and (shown.width, shown.height),
+        edits=tuple(edits(engine)) if edits else (),
     )
     visualizer = Visualizer(engine, options)
     layer_info = visualizer.layer_info(options)
@@ -180,6 +185,7 @@ def run_bench(
         "stages_ms": {stage: _percentiles(values) for stage, values in stage_ms.items() if values},
         "overhead_ratio": pipeline_p50 / bare_p50,
         "options": {name: value for name, value in options.settings},
+        "edits": [edit.describe() for edit in options.edits],
         "baseline": "bare forward + backward" if backward else "bare forward",
         "views": list(options.views),
     }

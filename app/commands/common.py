@@ -82,7 +82,9 @@ def add_view_options(parser: argparse.ArgumentParser) -> None:
         "--view", action="append", default=[], metavar="NAME", help=f"also draw this view (repeat for several): {named}"
     )
     for option in views.options().values():
-        if option.flag:
+        if option.flag and option.default is False and set(option.choices) == {False, True}:  # a switch
+            group.add_argument(option.flag, dest=option.name, action="store_const", const=True, help=option.help)
+        elif option.flag:
             group.add_argument(
                 option.flag,
                 dest=option.name,
@@ -124,3 +126,65 @@ def asked_views(args: argparse.Namespace, default: tuple[str, ...]) -> tuple[tup
         asked.append(name)
     asked += [name for name, spec in views.all_views().items() if any(o.name in given for o in spec.options)]
     return tuple(dict.fromkeys(asked)), given
+
+
+def add_edit_options(parser: argparse.ArgumentParser) -> None:
+    """Units switched off, set to their means or scaled in the forward pass (`models.interventions`)."""
+    group = parser.add_argument_group("interventions", "switch units off and see what the network does without them")
+    group.add_argument(
+        "--ablate",
+        action="append",
+        default=[],
+        metavar="LAYER:CHANNELS",
+        help="edit these channels of a layer (conv5:3,17,40-63); repeat for several layers",
+    )
+    group.add_argument(
+        "--ablate-mode",
+        default="zero",
+        type=_edit_mode,
+        metavar="MODE",
+        help="zero (default), mean (each channel's mean over a mined folder of the layer, else over "
+        "the frames seen) or scale=F (each unit times F)",
+    )
+
+
+def _edit_mode(text: str) -> tuple[str, float]:
+    mode, _, factor = text.partition("=")
+    if mode in ("zero", "mean") and not factor:
+        return mode, 0.0
+    if mode == "scale" and factor:
+        try:
+            return mode, float(factor)
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"{text!r} is not an edit mode: zero, mean or scale=F (for example scale=0.5)")
+
+
+def edits_from(args: argparse.Namespace, engine) -> tuple:
+    """The edits `--ablate` and `--ablate-mode` ask for, their layers checked against the model; the mean mode
+    takes each channel's mean from a folder mined for the layer where there is one."""
+    from livevis.models.errors import OptionError
+    from livevis.models.interventions import UnitEdit, parse_channels
+
+    mode, factor = args.ablate_mode
+    edits = []
+    for text in args.ablate:
+        layer, found, channels = text.rpartition(":")
+        if not found or not layer:
+            raise OptionError(f"--ablate {text!r}: give LAYER:CHANNELS, for example conv5:3,17,40-63")
+        info = engine.layer(layer)
+        chosen = parse_channels(channels)
+        means = _mined_means(engine, info.path, chosen) if mode == "mean" else None
+        edits.append(UnitEdit(info.path, chosen, mode, factor, means=means))
+    return tuple(engine.checked_edits(edits))  # one line now for an edit that does not fit its layer
+
+
+def _mined_means(engine, layer: str, channels: tuple[int, ...]) -> tuple[float, ...] | None:
+    """The channels' means over the latest folder mined for the layer that kept them; None where there is none."""
+    from livevis.models.atlas.mining import load_atlas, mined_folders
+
+    for mined in sorted(mined_folders(engine, layer), key=lambda m: -m.created):
+        atlas = load_atlas(engine, mined.folder, layer)
+        if atlas is not None and atlas.means is not None:
+            return tuple(float(atlas.means[c]) for c in channels)
+    return None

@@ -11,7 +11,14 @@ import json
 import sys
 from pathlib import Path
 
-from livevis.app.commands.common import add_model_options, add_view_options, asked_views, load_engine
+from livevis.app.commands.common import (
+    add_edit_options,
+    add_model_options,
+    add_view_options,
+    asked_views,
+    edits_from,
+    load_engine,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -58,6 +65,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     render.add_argument("--json", action="store_true", help="one JSON object on stdout")
     add_view_options(render)
+    add_edit_options(render)
     render.set_defaults(handler=run)
 
 
@@ -99,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError(
             f"class {args.class_index} is out of range: {engine.name} has classes 0..{len(engine.categories) - 1}"
         )
+    edits = edits_from(args, engine)
+    options = options.with_(edits=edits, compare=bool(edits))
     visualizer.check(options)
     natural = grid_layout(layer.channels, *tile_of(layer.shape))
     options = options.with_(grid_scale=max(1, 720 // max(natural.width, natural.height)))
@@ -277,7 +287,9 @@ def _render_video(args: argparse.Namespace) -> int:
     options = _options(args, recorded)
     options = options.with_(views=tuple(name for name in options.views if declared.view(name).recorded))
     kept = {picture for name in options.views for picture in declared.view(name).recorded}
-    visualizer = Visualizer(load_engine(args), options)
+    engine = load_engine(args)
+    options = options.with_(edits=edits_from(args, engine))
+    visualizer = Visualizer(engine, options)
     layer = visualizer.layer_info(options)
     visualizer.check_channel(layer, args.channel)
     visualizer.check(options)

@@ -31,6 +31,7 @@ BUILTIN = (
     "livevis.views.transformers:VIEWS",
     "livevis.views.concepts:VIEWS",
     "livevis.views.network:VIEWS",
+    "livevis.views.impact:VIEWS",
 )
 """livevis's own declarations, in the order their panes are placed."""
 

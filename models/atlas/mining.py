@@ -298,6 +298,7 @@ def _build_atlas(
         at,
         boxes,
         input_boxes,
+        top.means(),
     )
 
 

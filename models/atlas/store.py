@@ -89,6 +89,8 @@ class Atlas:
     """C x k x 4: (x, y, w, h) in the original image."""
     input_boxes: np.ndarray
     """C x k x 4: (x0, y0, x1, y1) in network-input pixels."""
+    means: np.ndarray | None = None
+    """C: each channel's mean over every cell of every image read (None in an atlas mined before it was kept)."""
     created: float = field(default_factory=time.time)
     cached: bool = False
 
@@ -223,6 +225,7 @@ def atlas_arrays(atlas: Atlas) -> dict[str, np.ndarray]:
         "at": atlas.at,
         "boxes": atlas.boxes,
         "input_boxes": atlas.input_boxes,
+        **({} if atlas.means is None else {"means": atlas.means}),
     }
 
 
@@ -245,6 +248,7 @@ def atlas_from(meta: dict, arrays: dict[str, np.ndarray]) -> Atlas:
         arrays["at"],
         arrays["boxes"],
         arrays["input_boxes"],
+        arrays.get("means"),
         meta["created"],
         cached=True,
     )
@@ -370,7 +374,9 @@ def _load_checkpoint(file: Path, layers: list[str], signature: str, device: torc
         if meta["layers"] != layers:
             return None
         tops = {
-            path: RunningTop.from_numpy({name: arrays[f"{i}.{name}"] for name in FIELDS}, device)
+            path: RunningTop.from_numpy(
+                {name: arrays[f"{i}.{name}"] for name in (*FIELDS, "sums", "cells") if f"{i}.{name}" in arrays}, device
+            )
             for i, path in enumerate(layers)
         }
         return _Progress(tops, meta["done"], meta["read"], tuple(tuple(f) for f in meta["failed"]))

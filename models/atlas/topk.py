@@ -27,7 +27,8 @@ FIELDS = ("values", "items", "rows", "cols", "heights", "widths")
 
 @dataclass
 class RunningTop:
-    """Per channel, the k best (value, item, row, col, image height, width) so far; rows are ranks."""
+    """Per channel, the k best (value, item, row, col, image height, width) so far; rows are ranks. Besides,
+    each channel's sum over every cell seen and how many cells that was: its mean over the folder."""
 
     values: torch.Tensor
     items: torch.Tensor
@@ -35,6 +36,10 @@ class RunningTop:
     cols: torch.Tensor
     heights: torch.Tensor
     widths: torch.Tensor
+    sums: torch.Tensor | None = None
+    """1 x C float64."""
+    cells: torch.Tensor | None = None
+    """1 x C int64: the cells summed (the same for every channel)."""
 
     @classmethod
     def empty(cls, k: int, channels: int, device: torch.device | str = "cpu") -> RunningTop:
@@ -48,6 +53,8 @@ class RunningTop:
             full(0, torch.int32),
             full(0, torch.int32),
             full(0, torch.int32),
+            torch.zeros((1, channels), dtype=torch.float64, device=device),
+            torch.zeros((1, channels), dtype=torch.int64, device=device),
         )
 
     @property
@@ -62,14 +69,27 @@ class RunningTop:
         values = torch.gather(stacked["values"], 0, by_item)
         best = torch.argsort(values, dim=0, descending=True, stable=True)[: self.k]
         chosen = torch.gather(by_item, 0, best)
-        return RunningTop(**{name: torch.gather(stacked[name], 0, chosen) for name in FIELDS})
+        counted = [p for p in parts if p.sums is not None]
+        sums = sum(p.sums.to(self.values.device) for p in counted) if counted else None
+        cells = sum(p.cells.to(self.values.device) for p in counted) if counted else None
+        return RunningTop(**{name: torch.gather(stacked[name], 0, chosen) for name in FIELDS}, sums=sums, cells=cells)
+
+    def means(self) -> np.ndarray | None:
+        """Each channel's mean over every cell seen; None where nothing was counted."""
+        if self.sums is None or int(self.cells.max()) == 0:
+            return None
+        return (self.sums / self.cells.clamp_min(1)).reshape(-1).cpu().numpy().astype(np.float32)
 
     def to_numpy(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name).cpu().numpy() for name in FIELDS}
+        counted = {} if self.sums is None else {"sums": self.sums.cpu().numpy(), "cells": self.cells.cpu().numpy()}
+        return {name: getattr(self, name).cpu().numpy() for name in FIELDS} | counted
 
     @classmethod
     def from_numpy(cls, arrays: dict[str, np.ndarray], device: torch.device | str = "cpu") -> RunningTop:
-        return cls(**{name: torch.as_tensor(np.asarray(arrays[name])).to(device) for name in FIELDS})
+        counted = {
+            name: torch.as_tensor(np.asarray(arrays[name])).to(device) for name in ("sums", "cells") if name in arrays
+        }
+        return cls(**{name: torch.as_tensor(np.asarray(arrays[name])).to(device) for name in FIELDS}, **counted)
 
 
 def batch_candidates(
@@ -91,6 +111,9 @@ def batch_candidates(
     def per_image(t: torch.Tensor, dtype) -> torch.Tensor:
         return t.to(device=activation.device, dtype=dtype).view(n, 1).expand(n, channels)
 
+    flat_all = activation.float().reshape(n, channels, -1)
+    sums = flat_all.double().sum((0, 2)).reshape(1, channels)
+    cells = torch.full((1, channels), n * flat_all.shape[2], dtype=torch.int64, device=activation.device)
     return RunningTop(
         values,
         per_image(items, torch.int64),
@@ -98,6 +121,8 @@ def batch_candidates(
         cols,
         per_image(heights, torch.int32),
         per_image(widths, torch.int32),
+        sums,
+        cells,
     )
 
 

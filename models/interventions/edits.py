@@ -36,15 +36,20 @@ class UnitEdit:
     cells: tuple[int, int, int, int] | None = None
     """(top, left, bottom, right), rows top..bottom-1 and columns left..right-1 of the map; None: every cell."""
     means: tuple[float, ...] | None = None
-    """Each channel's mean, in the order of `channels` (mode `mean`)."""
+    """Each channel's mean, in the order of `channels` (mode `mean`: over a mined folder); None: each channel's
+    mean over the frames the edit has seen, this one included."""
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise OptionError(f"unknown edit mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if not self.channels or min(self.channels) < 0:
             raise OptionError("an edit needs one or more channels, each a whole number from 0")
-        if self.mode == "mean" and (self.means is None or len(self.means) != len(self.channels)):
-            raise OptionError("switching units to their means needs a mean for each (mine a folder, or show frames)")
+        if self.mode == "mean" and self.means is not None and len(self.means) != len(self.channels):
+            raise OptionError(f"{len(self.means)} means given for {len(self.channels)} channels")
+
+    @property
+    def needs_seen_means(self) -> bool:
+        return self.mode == "mean" and self.means is None
 
     def check(self, channels: int, map_hw: tuple[int, int] | None) -> None:
         """Raises `OptionError` where the edit does not fit a layer of `channels` channels (and maps)."""
@@ -59,7 +64,10 @@ class UnitEdit:
                     f"cells {self.cells} are not a rectangle of {self.layer}'s {map_hw[0]} x {map_hw[1]} map"
                 )
 
-    def apply(self, maps: torch.Tensor, prefix: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def apply(
+        self, maps: torch.Tensor, prefix: torch.Tensor | None, seen: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`seen`: the layer's channel means over the frames seen (C), for mode `mean` without means of its own."""
         index = torch.as_tensor(self.channels, device=maps.device)
         maps = maps.clone()
         if self.cells is None:
@@ -67,20 +75,23 @@ class UnitEdit:
         else:
             top, left, bottom, right = self.cells
             region = (slice(None), index, slice(top, bottom), slice(left, right))
-        maps[region] = self._new(maps[region], index, maps.dim() - 2 if self.cells is None else 2)
+        means = None
+        if self.mode == "mean":
+            means = seen[index] if self.means is None else torch.as_tensor(self.means, device=maps.device)
+        maps[region] = self._new(maps[region], means, maps.dim() - 2 if self.cells is None else 2)
         if prefix is not None and self.cells is None:
             prefix = prefix.clone()
-            prefix[..., index] = self._new(prefix[..., index], index, 0, channels_last=True)
+            prefix[..., index] = self._new(prefix[..., index], means, 0, channels_last=True)
         return maps, prefix
 
-    def _new(self, values: torch.Tensor, index: torch.Tensor, trailing: int, channels_last: bool = False):
+    def _new(self, values: torch.Tensor, means, trailing: int, channels_last: bool = False):
         """The edited values of the channels picked (their axis second, with `trailing` axes after it; last where
         `channels_last`)."""
         if self.mode == "zero":
             return torch.zeros_like(values)
         if self.mode == "scale":
             return values * self.factor
-        means = torch.as_tensor(self.means, dtype=values.dtype, device=values.device)
+        means = means.to(dtype=values.dtype)
         shape = (-1,) if channels_last else (-1, *([1] * trailing))
         return means.reshape(shape).expand_as(values)
 
@@ -93,35 +104,52 @@ class UnitEdit:
 
 
 @dataclass(frozen=True)
-class DirectionEdit:
-    """Directions taken out of every cell of a layer: each cell's part along them (`codes`) removed, the rest
-    kept (a concept: its NMF component; a learnt feature: its decoder's contribution). `strength` 0 removes
-    them, 1 leaves the layer as it was, 2 doubles them."""
+class ConceptEdit:
+    """Concepts taken out of every cell of a layer, the rest kept: each map is placed on the concepts' channel
+    vectors as the concepts view places it (its min-shifted maps V ~ W H, H >= 0 by non-negative least
+    squares), and the chosen concepts' part W_k H_k is removed (`strength` 0) or scaled (2 doubles it)."""
 
     layer: str
-    directions: tuple[tuple[float, ...], ...]
-    """K x C: a direction in the layer's channel space each."""
-    encode: str = "project"
-    """How each cell's part along them is found: `project` (least squares on the directions, non-negative)."""
+    concepts: tuple[tuple[float, ...], ...]
+    """K x C: every concept's channel vector (non-negative), as the concepts view found them."""
+    chosen: tuple[int, ...]
     strength: float = 0.0
     name: str = ""
 
-    def check(self, channels: int, map_hw: tuple[int, int] | None) -> None:
-        if any(len(direction) != channels for direction in self.directions):
-            raise OptionError(f"the directions have another length than {self.layer}'s {channels} channels")
+    needs_seen_means = False
 
-    def apply(self, maps: torch.Tensor, prefix: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        directions = torch.as_tensor(self.directions, dtype=maps.dtype, device=maps.device)  # K x C
-        cells = maps.flatten(2) if maps.dim() > 2 else maps[..., None]  # N x C x cells
-        codes = torch.linalg.lstsq(directions.t(), cells).solution.clamp_min(0)  # N x K x cells
-        change = (self.strength - 1.0) * torch.einsum("kc,nkm->ncm", directions, codes)
-        return (cells + change).reshape(maps.shape), prefix
+    def check(self, channels: int, map_hw: tuple[int, int] | None) -> None:
+        if map_hw is None:
+            raise OptionError(f"{self.layer} has no maps: concepts are parts of a layer's maps")
+        if any(len(vector) != channels for vector in self.concepts):
+            raise OptionError(f"the concepts have another length than {self.layer}'s {channels} channels")
+        if not self.chosen or not all(0 <= k < len(self.concepts) for k in self.chosen):
+            raise OptionError(f"concepts {self.chosen} are not among the {len(self.concepts)} given")
+
+    def parts(self, maps: torch.Tensor) -> torch.Tensor:
+        """N x C x H x W: the chosen concepts' part of each map."""
+        from ..concepts.nmf import min_shifted, project
+
+        W = torch.as_tensor(self.concepts, dtype=torch.float32, device=maps.device).t()  # C x K
+        chosen = torch.as_tensor(self.chosen, device=maps.device)
+        found = []
+        for activation in maps.float():
+            V, _offset = min_shifted(activation)
+            H = project(V, W)
+            found.append((W[:, chosen] @ H[chosen]).reshape(activation.shape))
+        return torch.stack(found).to(maps.dtype)
+
+    def apply(
+        self, maps: torch.Tensor, prefix: torch.Tensor | None, seen: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return maps + (self.strength - 1.0) * self.parts(maps), prefix
 
     def describe(self) -> str:
-        return f"{self.layer}: {self.name or 'directions'} x {self.strength:g}"
+        what = "off" if self.strength == 0 else f"x {self.strength:g}"
+        return f"{self.layer}: {self.name or 'concepts ' + format_channels(self.chosen)} {what}"
 
 
-Edit = UnitEdit | DirectionEdit
+Edit = UnitEdit | ConceptEdit
 
 
 def parse_channels(text: str) -> tuple[int, ...]:

@@ -38,13 +38,37 @@ def join(maps: torch.Tensor, prefix: torch.Tensor | None, layout: TokenLayout | 
     return torch.cat([prefix, tokens], dim=1) if prefix is not None else tokens.contiguous()
 
 
+class SeenMeans:
+    """Each edited layer's channel means over the frames it was measured on (the mean mode where no mined folder
+    gives them): kept by whoever runs frame after frame (the live pipeline), one forward at a time."""
+
+    def __init__(self):
+        self._sums: dict[str, tuple[torch.Tensor, int]] = {}
+
+    def add(self, path: str, maps: torch.Tensor) -> torch.Tensor:
+        """Counts this forward's measured maps in; the means so far, this forward included (C)."""
+        flat = maps.detach().float().reshape(maps.shape[0], maps.shape[1], -1)
+        total, cells = self._sums.get(path, (torch.zeros(maps.shape[1], device=maps.device), 0))
+        if total.shape[0] != maps.shape[1] or total.device != maps.device:  # another model with the same path
+            total, cells = torch.zeros(maps.shape[1], device=maps.device), 0
+        total, cells = total + flat.sum((0, 2)), cells + flat.shape[0] * flat.shape[2]
+        self._sums[path] = (total, cells)
+        return total / cells
+
+    def clear(self) -> None:
+        self._sums.clear()
+
+
 class EditHooks:
     """The edits of one forward pass as forward hooks on their layers' modules; a context manager that removes
     them on leaving."""
 
-    def __init__(self, model: nn.Module, layers: Iterable[LayerInfo], edits: Iterable[Edit]):
+    def __init__(
+        self, model: nn.Module, layers: Iterable[LayerInfo], edits: Iterable[Edit], seen: SeenMeans | None = None
+    ):
         known = {layer.path: layer for layer in layers}
         self._model = model
+        self._seen = seen if seen is not None else SeenMeans()
         self._edits = [(known[path], tuple(found)) for path, found in by_layer(edits).items()]
         self._calls: dict[str, int] = {}
         self._layer_handles: list = []
@@ -77,8 +101,9 @@ class EditHooks:
             if self._calls[layer.path] != layer.calls or not isinstance(output, torch.Tensor):
                 return None
             maps, prefix = split(output, layer.layout)
+            seen = self._seen.add(layer.path, maps) if any(edit.needs_seen_means for edit in edits) else None
             for edit in edits:
-                maps, prefix = edit.apply(maps, prefix)
+                maps, prefix = edit.apply(maps, prefix, seen)
             return join(maps, prefix, layer.layout)
 
         return hook

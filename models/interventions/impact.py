@@ -1,0 +1,178 @@
+"""Which units of a layer matter for an answer on this frame: each channel's effect on a class's score, as the
+first-order estimate for every channel and as measured for the strongest few.
+
+The estimate of switching channel c off is the change the linear term predicts, -sum(A_c * dS/dA_c) over the
+map (the activation times the gradient of the class score S); its mean mode, sum((mean_c - A_c) * dS/dA_c);
+scaling by f, (f - 1) * sum(A_c * dS/dA_c). The measured change runs the network with the channel edited.
+
+Both come from one pass: the network runs up to the layer once, and from the layer on a batch of the frame as
+measured (whose gradient gives the estimates) and one copy per measured channel, each with its channel edited.
+A network whose later part cannot take a larger batch than its earlier part gave (a concatenation with an
+earlier tensor) is run whole on the batch instead: the same numbers, more work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import OptionError
+from ..layers import LayerInfo, this_thread_only
+from .edits import MODES, UnitEdit
+from .hooks import join, split
+
+MEASURED = 20
+"""How many channels are measured, the strongest by the estimate."""
+
+
+@dataclass(frozen=True)
+class Impact:
+    """The effect of each channel of a layer on one class's score (its logit) on one frame."""
+
+    layer: str
+    class_index: int
+    score: float
+    """The class's logit as measured."""
+    estimates: np.ndarray
+    """C: the first-order change of the score with each channel edited (negative: the channel supports it)."""
+    measured: dict[int, float]
+    """The change with the channel edited, run through the network, for the channels measured."""
+    probability: float
+    measured_probability: dict[int, float]
+    """The class's probability with each measured channel edited."""
+
+    def ranked(self) -> list[int]:
+        """The channels by their estimated support of the class, strongest first."""
+        return [int(c) for c in np.argsort(self.estimates, kind="stable")]
+
+
+def channel_impact(
+    engine,
+    network_input: torch.Tensor,
+    layer: LayerInfo,
+    class_index: int | None = None,
+    *,
+    mode: str = "zero",
+    factor: float = 0.0,
+    means: np.ndarray | None = None,
+    measured: int = MEASURED,
+) -> Impact:
+    """`network_input`: the exact 1 x C x S x S input (a `ForwardResult.input`). `class_index`: None for the
+    top class. `means`: each channel's mean (mode `mean`)."""
+    if mode not in MODES:
+        raise OptionError(f"unknown edit mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode == "mean" and means is None:
+        raise OptionError("the mean mode needs each channel's mean")
+    model = engine.model
+    module = model.get_submodule(layer.path)
+    order = {"calls": 0}
+    state: dict = {}
+
+    def expand(_module, _inputs, output):
+        order["calls"] += 1
+        if order["calls"] != layer.calls:
+            return None
+        maps, prefix = split(output.detach(), layer.layout)
+        maps = maps.float().requires_grad_(True)
+        prefix = None if prefix is None else prefix.float().requires_grad_(True)
+        state["maps"], state["prefix"] = maps, prefix
+        if "channels" not in state:  # a copy: an in-place activation may follow, and `maps` must stay as measured
+            return join(maps.clone(), None if prefix is None else prefix.clone(), layer.layout).to(output.dtype)
+        copies = [_edited(maps, prefix, c, mode, factor, means) for c in state["channels"]]
+        batch_maps = torch.cat([maps, *[m for m, _ in copies]])
+        batch_prefix = None if prefix is None else torch.cat([prefix, *[p for _, p in copies]])
+        return join(batch_maps, batch_prefix, layer.layout).to(output.dtype)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        order["calls"] = 0
+        handle = module.register_forward_hook(this_thread_only(expand))
+        try:
+            return model(x)
+        finally:
+            handle.remove()
+
+    with torch.inference_mode(False), torch.enable_grad():  # a caller's inference mode (the pipeline's) set aside
+        return _measure(
+            run, state, network_input.clone(), layer, class_index, mode, factor, means, measured, model, module
+        )
+
+
+def _measure(run, state, x, layer, class_index, mode, factor, means, measured, model, module) -> Impact:
+    logits = run(x)  # the frame as measured: its gradient at the layer gives the estimates
+    klass = int(logits[0].argmax()) if class_index is None else int(class_index)
+    if not 0 <= klass < logits.shape[1]:
+        raise OptionError(f"class {klass} is out of range: the model has classes 0..{logits.shape[1] - 1}")
+    prefix = state["prefix"]
+    wrt = [state["maps"]] if prefix is None else [state["maps"], prefix]
+    gradients = torch.autograd.grad(logits[0, klass], wrt)
+    estimates = _estimates(state["maps"].detach()[0], gradients[0][0], mode, factor, means)
+    if prefix is not None:  # a token layer: the prefix tokens' features are the same channels
+        tokens = prefix.detach()[0].t()  # D x P: a channel's value in each prefix token
+        estimates = estimates + _estimates(tokens, gradients[1][0].t(), mode, factor, means)
+    strongest = np.argsort(estimates, kind="stable")[: max(0, min(measured, len(estimates)))].tolist()
+    state["channels"] = strongest
+    with torch.no_grad():
+        state["prefix"] = None if prefix is None else prefix.detach()
+        try:
+            batch = run(x)
+        except RuntimeError:  # the later part needs a batch as large as the earlier one gave
+            batch = _whole_batches(model, module, layer, x, strongest, mode, factor, means)
+    logits = logits.detach()
+    score, probability = float(logits[0, klass]), float(logits[0].float().softmax(0)[klass])
+    edited = batch[1:].float()
+    changes = (edited[:, klass] - score).tolist()
+    probabilities = edited.softmax(1)[:, klass].tolist()
+    return Impact(
+        layer.path,
+        klass,
+        score,
+        estimates,
+        dict(zip(strongest, changes, strict=True)),
+        probability,
+        dict(zip(strongest, probabilities, strict=True)),
+    )
+
+
+def _estimates(activation, gradient, mode: str, factor: float, means) -> np.ndarray:
+    """The first-order change of the score with each channel edited: gradient . (edited - measured)."""
+    a, g = activation.float(), gradient.float()
+    if mode == "zero":
+        change = -a
+    elif mode == "scale":
+        change = (factor - 1.0) * a
+    else:
+        shape = (-1, *([1] * (a.dim() - 1)))
+        change = torch.as_tensor(means, dtype=a.dtype, device=a.device).reshape(shape) - a
+    return (change * g).reshape(a.shape[0], -1).sum(1).cpu().numpy()
+
+
+def _edited(maps, prefix, channel: int, mode: str, factor: float, means):
+    edit = UnitEdit("", (channel,), mode, factor, means=None if means is None else (float(means[channel]),))
+    return edit.apply(maps.detach(), prefix)
+
+
+def _whole_batches(model, module, layer, x, channels, mode, factor, means) -> torch.Tensor:
+    """The same measurement with the whole network run on a batch: the frame and one copy per channel, each
+    copy's channel edited at the layer."""
+    calls = {"n": 0}
+
+    def edit_each(_module, _inputs, output):
+        calls["n"] += 1
+        if calls["n"] != layer.calls:
+            return None
+        maps, prefix = split(output, layer.layout)
+        rows = [(maps[:1], None if prefix is None else prefix[:1])]
+        for index, channel in enumerate(channels, 1):
+            one_prefix = None if prefix is None else prefix[index : index + 1]
+            rows.append(_edited(maps[index : index + 1], one_prefix, channel, mode, factor, means))
+        batch_maps = torch.cat([m for m, _ in rows])
+        batch_prefix = None if prefix is None else torch.cat([p for _, p in rows])
+        return join(batch_maps, batch_prefix, layer.layout)
+
+    handle = module.register_forward_hook(this_thread_only(edit_each))
+    try:
+        return model(x.expand(len(channels) + 1, *x.shape[1:]).contiguous())
+    finally:
+        handle.remove()
