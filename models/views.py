@@ -113,6 +113,9 @@ class PredictionsProducer(Producer):
             values["top5_prob"] = np.array([p.probability for p in top5], dtype=np.float32)
         if "unedited_logits" in host:
             values["top5_unedited"] = ctx.engine.top_k(host["unedited_logits"])
+            unedited = np.asarray(host["unedited_logits"], dtype=np.float64)
+            unedited = np.exp(unedited - unedited.max())
+            values["top5_before"] = [float(unedited[p.index] / unedited.sum()) for p in top5]
         return values
 
     def summary(self, values):

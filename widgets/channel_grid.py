@@ -44,6 +44,7 @@ class ChannelGrid(ImageView):
         self.last_paint_ms = 0.0
         self.setMouseTracking(True)
         self.clicked.connect(self._on_click)
+        self._marked: frozenset[int] = frozenset()
 
     def set_grid(
         self,
@@ -88,7 +89,23 @@ class ChannelGrid(ImageView):
         super().paintEvent(event)
         self.last_paint_ms = (time.perf_counter() - start) * 1000.0
 
+    def set_marked(self, channels) -> None:
+        """Channels drawn crossed out (switched off or changed by an edit): the tiles still show them as measured."""
+        self._marked = frozenset(channels)
+        self.update()
+
+    def marked(self) -> frozenset[int]:
+        return self._marked
+
     def paint_over(self, painter: QPainter, target: QRectF) -> None:
+        if self.geometry_ is not None and self.marked():
+            painter.setPen(QPen(QColor(240, 70, 70), 2))
+            for channel in self.marked():
+                if channel < self.geometry_.channels:
+                    x, y, w, h = self.geometry_.tile_rect(channel)
+                    top_left, bottom_right = self.to_widget(x, y), self.to_widget(x + w, y + h)
+                    painter.drawLine(top_left, bottom_right)
+                    painter.drawLine(QPointF(bottom_right.x(), top_left.y()), QPointF(top_left.x(), bottom_right.y()))
         selected = getattr(self.state, self.field)
         if self.geometry_ is None or not 0 <= selected < self.geometry_.channels:
             return

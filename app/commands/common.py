@@ -163,6 +163,7 @@ def _edit_mode(text: str) -> tuple[str, float]:
 def edits_from(args: argparse.Namespace, engine) -> tuple:
     """The edits `--ablate` and `--ablate-mode` ask for, their layers checked against the model; the mean mode
     takes each channel's mean from a folder mined for the layer where there is one."""
+    from livevis.models.atlas.mining import mined_means
     from livevis.models.errors import OptionError
     from livevis.models.interventions import UnitEdit, parse_channels
 
@@ -174,17 +175,6 @@ def edits_from(args: argparse.Namespace, engine) -> tuple:
             raise OptionError(f"--ablate {text!r}: give LAYER:CHANNELS, for example conv5:3,17,40-63")
         info = engine.layer(layer)
         chosen = parse_channels(channels)
-        means = _mined_means(engine, info.path, chosen) if mode == "mean" else None
+        means = mined_means(engine, info.path, chosen) if mode == "mean" else None
         edits.append(UnitEdit(info.path, chosen, mode, factor, means=means))
     return tuple(engine.checked_edits(edits))  # one line now for an edit that does not fit its layer
-
-
-def _mined_means(engine, layer: str, channels: tuple[int, ...]) -> tuple[float, ...] | None:
-    """The channels' means over the latest folder mined for the layer that kept them; None where there is none."""
-    from livevis.models.atlas.mining import load_atlas, mined_folders
-
-    for mined in sorted(mined_folders(engine, layer), key=lambda m: -m.created):
-        atlas = load_atlas(engine, mined.folder, layer)
-        if atlas is not None and atlas.means is not None:
-            return tuple(float(atlas.means[c]) for c in channels)
-    return None

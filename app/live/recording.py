@@ -6,6 +6,7 @@ queue, so a disk that cannot keep up drops frames (counted) instead of queueing 
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -40,33 +41,46 @@ class Recorder(QThread):
         self._stop = threading.Event()
         self.dropped = 0
 
-    def offer(self, images: Mapping[str, np.ndarray]) -> None:
-        """Called on the GUI thread for each result shown; never blocks."""
+    def offer(self, images: Mapping[str, np.ndarray], edits: tuple[str, ...] = ()) -> None:
+        """Called on the GUI thread for each result shown, with the edits it ran with (described); never
+        blocks."""
         try:
-            self._queue.put_nowait(dict(images))
+            self._queue.put_nowait((dict(images), tuple(edits)))
         except queue.Full:
             self.dropped += 1
 
     def stop(self) -> None:
         self._stop.set()
 
+    def _write_edits(self, edited: list[dict]) -> None:
+        try:
+            (self.folder / "edits.json").write_text(json.dumps(edited, indent=1))
+        except OSError as exc:
+            self.error.emit(f"could not write {self.folder / 'edits.json'}: {exc.strerror or exc}")
+
     def run(self) -> None:
         videos = None
+        edited: list[dict] = []
+        """From which frame on which edits ran: a recording keeps what the network was shown with."""
         try:
             self.folder = new_output_folder(self.folder)
             self.recording_to.emit(str(self.folder))
             videos = ViewVideos(self.folder, self.fps)
             while not (self._stop.is_set() and self._queue.empty()):
                 try:
-                    images = self._queue.get(timeout=0.1)
+                    images, edits = self._queue.get(timeout=0.1)
                 except queue.Empty:
                     continue
+                if not edited or edited[-1]["edits"] != list(edits):
+                    edited.append({"from_frame": max(videos.frames.values(), default=0), "edits": list(edits)})
                 videos.write(images)
         except Exception as exc:  # an exception escaping QThread.run would abort the whole app
             self.error.emit(f"recording stopped: {describe_failure(exc)}")
         finally:
             if videos is not None:
                 videos.close()
+            if any(entry["edits"] for entry in edited):
+                self._write_edits(edited)
             self.finished_recording.emit(str(self.folder), dict(videos.frames) if videos is not None else {})
 
 
@@ -106,10 +120,12 @@ class RecordingControl:
         self.recorder.start()
         self.window.actions_by_name["record"].setChecked(True)
 
-    def offer(self, views) -> None:
+    def offer(self, result) -> None:
         if self.recorder is not None:
+            views = result.views
             kept = {name for view in views.views for name in declared.view(view).recorded}
-            self.recorder.offer({name: image for name, image in views.images.items() if name in kept})
+            edits = tuple(edit.describe() for edit in result.options.edits)
+            self.recorder.offer({name: image for name, image in views.images.items() if name in kept}, edits)
 
     def _finished(self, folder: str, frames: dict) -> None:
         self.last_folder, self.last_frames = folder, frames

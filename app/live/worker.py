@@ -38,10 +38,10 @@ class LiveResult:
 _snapshot_numbers = itertools.count(1)
 
 
-def save_snapshot(folder: Path, views: FrameViews, source: str = "") -> Path:
+def save_snapshot(folder: Path, views: FrameViews, source: str = "", edits: tuple = ()) -> Path:
     """The frame, every view present, the activations (.npz) and `snapshot.json` (where the frame came from,
-    the layer and channel), in a new folder of its own. `source` is a source's label: a stream's URL
-    without its password."""
+    the layer and channel, the edits the network ran with), in a new folder of its own. `source` is a source's
+    label: a stream's URL without its password."""
     now = datetime.now()
     target = folder / f"livevis-{now.strftime('%Y%m%d-%H%M%S-%f')[:-3]}-{next(_snapshot_numbers)}"
     output_folder(target)
@@ -53,6 +53,7 @@ def save_snapshot(folder: Path, views: FrameViews, source: str = "") -> Path:
         "layer_name": views.layer.name,
         "channel": views.channel,
         "saved": now.isoformat(timespec="milliseconds"),
+        "edits": [edit.describe() for edit in edits],
     }
     try:
         (target / "snapshot.json").write_text(json.dumps(about, indent=1))
@@ -215,6 +216,6 @@ class InferenceWorker(QThread):
         self._deliver(LiveResult(views, frame.captured_at, frame.sequence, frame.source, options, frame.still))
         for folder in snapshots:
             try:
-                self.snapshot_saved.emit(str(save_snapshot(folder, views, frame.source)))
+                self.snapshot_saved.emit(str(save_snapshot(folder, views, frame.source, options.edits)))
             except OutputError as exc:
                 self.error.emit(f"snapshot not saved: {exc}")

@@ -123,6 +123,9 @@ class Pane(QWidget):
     def show_value_at(self, x: float, y: float, where: QPointF, views: FrameViews | None) -> None:
         """The mouse is over frame pixel (x, y) in some pane."""
 
+    def frame_clicked_at(self, x: float, y: float, views: FrameViews | None) -> None:
+        """Frame pixel (x, y) was clicked in some pane (the edits pane takes a rectangle's corners so)."""
+
     def show_pad(self, drawing: bool) -> None:
         """Show its drawing pad (the pad is the source) or not."""
 

@@ -32,6 +32,7 @@ from livevis.app.sources.files import read_entry, read_frame
 from livevis.models.atlas.mining import mined_folders
 from livevis.models.atlas.mosaics import mosaic
 from livevis.models.concepts.dataset import fit_concepts, load_concepts, read_concept_set
+from livevis.models.concepts.edit import ConceptEdit
 from livevis.models.concepts.images import cached_concept_image, concept_crops, concept_image, crops_strip
 from livevis.models.progress import Progress, report
 from livevis.views import ViewSpec
@@ -98,6 +99,13 @@ class ConceptsPane(Pane):
         self.optimise = QPushButton("Optimise")
         self.optimise.setToolTip("an image that maximises the concept's channel vector (in the background)")
         self.optimise.clicked.connect(lambda: self._chosen is not None and self.optimise_requested.emit(self._chosen))
+        self.switch_off = QPushButton("Switch the concept off")
+        self.switch_off.setToolTip(
+            "take the concept picked in the legend out of the layer (its part of each cell), the rest kept: "
+            "what follows sees the network without it"
+        )
+        self.switch_off.setEnabled(False)
+        self.switch_off.clicked.connect(self._switch_off)
         self.detail = QWidget()
         detail = QHBoxLayout(self.detail)
         detail.setContentsMargins(0, 0, 0, 0)
@@ -106,8 +114,18 @@ class ConceptsPane(Pane):
         detail.addWidget(self.optimise)
         self.detail.setMaximumHeight(110)
         self.detail.hide()
+        self._picked: int | None = None
+        self._found: tuple[str, object] = ("", None)
         controls = QHBoxLayout()
-        for widget, stretch in ((self.count, 0), (self.source, 2), (self.fit, 0), (self.progress, 1), (self.cancel, 0)):
+        controls_row = (
+            (self.count, 0),
+            (self.source, 2),
+            (self.fit, 0),
+            (self.progress, 1),
+            (self.cancel, 0),
+            (self.switch_off, 0),
+        )
+        for widget, stretch in controls_row:
             controls.addWidget(widget, stretch)
         legend = QVBoxLayout()
         legend.setContentsMargins(0, 0, 0, 0)
@@ -187,8 +205,21 @@ class ConceptsPane(Pane):
                 self.crops.set_image(crops)
             self.optimised.set_image(image)
 
+    def _switch_off(self) -> None:
+        """The picked concept, as this frame's concepts have it, taken out of the layer."""
+        layer, channels = self._found
+        if self._picked is None or channels is None:
+            return
+        concepts = tuple(tuple(float(v) for v in row) for row in np.asarray(channels))
+        number = self._order.index(self._picked) + 1
+        edit = ConceptEdit(layer, concepts, (self._picked,), name=f"concept {number}")
+        self.state.edits = (*self.state.edits, edit)
+        self.services.message(f"concept {number} of {layer} switched off (Ctrl+Z undoes it)", 6000)
+
     # ---------------------------------------------------------------- results
     def _on_concept_clicked(self, row: int) -> None:
+        self._picked = self._order[row] if row < len(self._order) else None
+        self.switch_off.setEnabled(self._picked is not None)
         if self._strips and row < len(self._order):
             self._chosen = self._order[row]
             self.detail.show()
@@ -217,6 +248,7 @@ class ConceptsPane(Pane):
             strip = self._strips.get(concept.index)
             rows.append(LegendRow(concept.rgb, concept.share, tiles, named or channels, strip))
         self._order = [concept.index for concept in summary.concepts]
+        self._found = (views.layer.path, views.values.get("concept_channels"))
         chosen = self._order.index(self._chosen) if self._chosen in self._order else None
         self.legend.set_rows(rows, chosen)
         self.title.setText(

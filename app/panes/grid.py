@@ -6,6 +6,7 @@ from PyQt6.QtWidgets import QWidget
 
 from livevis.app.panes.base import Pane, PaneServices, column
 from livevis.app.window.action_spec import ActionSpec
+from livevis.models.interventions import UnitEdit
 from livevis.views import ViewSpec
 from livevis.widgets.channel_grid import ChannelGrid
 
@@ -59,4 +60,7 @@ class GridPane(Pane):
         views = result.views
         values = views.values
         self.grid.set_grid(views.images["grid"], values["grid_layout"], values["channel_max"], values["channel_mean"])
+        # the channels an edit changes at this layer, crossed out: the tiles still show them as measured
+        edited = [e for e in result.options.edits if isinstance(e, UnitEdit) and e.layer == views.layer.path]
+        self.grid.set_marked({c for e in edited if e.cells is None for c in e.channels})
         self.set_title(f"{views.layer.label}  ({views.layer.channels} channels; click or arrows to pick)")

@@ -35,5 +35,9 @@ class PredictionsPane(Pane):
         self.view.setVisible(classifier)
         self.none.setVisible(not classifier)
         note = "" if model is None or model.trained else "UNTRAINED (random weights)"
-        self._top5 = result.views.values.get("top5", [])
-        self.view.set_predictions([(p.label, p.probability) for p in self._top5], note)
+        values = result.views.values
+        self._top5 = values.get("top5", [])
+        before = values.get("top5_before", ())
+        if before:
+            note = note or "with the edits; ticks: without them"
+        self.view.set_predictions([(p.label, p.probability) for p in self._top5], note, before)

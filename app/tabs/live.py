@@ -21,6 +21,7 @@ from livevis import views as declared
 from livevis.app.live.model_loader import ModelInfo
 from livevis.app.live.worker import LiveResult
 from livevis.app.panes.base import Pane, PaneServices
+from livevis.app.panes.edits import EditsPane
 from livevis.app.panes.layers import LayersPane
 from livevis.app.panes.unit import UnitPane
 from livevis.views import Place, ViewSpec
@@ -43,9 +44,10 @@ class PaneSpec:
 
 SELECTION_PANES = (
     PaneSpec("layers", "Layers", LayersPane, Place(beside="predictions", side="below", share=0.42, open=True)),
+    PaneSpec("edits", "Edits", EditsPane, Place(beside="layers", side="tab")),
     PaneSpec("unit", "Unit", UnitPane, Place(beside="selected", side="below", share=0.36)),
 )
-"""The panes that serve the selection rather than show a view."""
+"""The panes that serve the selection (or change the network) rather than show a view."""
 
 
 def pane_specs() -> tuple[PaneSpec, ...]:
@@ -147,6 +149,7 @@ class LiveTab(QMainWindow):
             pane.views_changed.connect(self.views_changed)
             pane.display_changed.connect(self.display_size_changed)
             pane.frame_clicked.connect(self.frame_clicked)
+            pane.frame_clicked.connect(self._clicked)
             pane.frame_hovered.connect(self._hovered)
         self.reset_layout()
 
@@ -453,6 +456,11 @@ class LiveTab(QMainWindow):
         if self._last is not None:
             for pane in self.panes.values():
                 pane.show_units(cell, units, self._last.views)
+
+    def _clicked(self, x: float, y: float) -> None:
+        views = self._last.views if self._last is not None else None
+        for pane in self.panes.values():
+            pane.frame_clicked_at(x, y, views)
 
     def _hovered(self, x: float, y: float, where: QPointF) -> None:
         views = self._last.views if self._last is not None else None

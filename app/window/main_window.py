@@ -29,6 +29,7 @@ from livevis.app.live.stats import LiveStats
 from livevis.app.live.threads import keep_until_finished
 from livevis.app.live.worker import InferenceWorker, LiveResult
 from livevis.app.panes.base import PaneServices
+from livevis.app.panes.edits import edits_for
 from livevis.app.sources.draw import DrawSource
 from livevis.app.tabs.embeddings import EmbeddingsTab
 from livevis.app.tabs.live import LiveTab
@@ -328,8 +329,11 @@ class MainWindow(QMainWindow):
         self._fallback_pending = False
         row = info.find(self.state.layer) or info.find(info.default_layer)
         channel = self.state.channel if self.state.channel < row.shape[0] else 0
+        edits, dropped = edits_for(info, self.state.edits)
         self.live.set_model(info)
-        self.state.update(model=info.name, layer=row.path, channel=channel)
+        self.state.update(model=info.name, layer=row.path, channel=channel, edits=edits)
+        if dropped:
+            self.show_notice(f"edits dropped, their layers are not in {info.name} as they were: " + "; ".join(dropped))
         self.worker.adopt(visualizer, self.request())
         self.model_menu.show_loaded(info)
         for tab in self.view_tabs.values():
@@ -361,7 +365,7 @@ class MainWindow(QMainWindow):
         self.live.show_result(result, self.model)
         for tab in self.view_tabs.values():
             tab.show_result(result)
-        self.recording.offer(result.views)
+        self.recording.offer(result)
         self.embeddings.offer_frame(result.views.frame, result.captured_at)
         now = time.perf_counter()
         self.stats.add_display(result.sequence, result.captured_at, now, result.views.timings_ms, self.live.paint_ms)

@@ -121,6 +121,16 @@ def load_atlas(engine: Engine, folder: str | Path, layer: str, *, top: int | Non
     return None
 
 
+def mined_means(engine: Engine, layer: str, channels: Sequence[int]) -> tuple[float, ...] | None:
+    """The channels' means over the latest folder mined for the layer that kept them (every cell of every image
+    read); None where there is none."""
+    for mined in sorted(mined_folders(engine, layer), key=lambda m: -m.created):
+        atlas = load_atlas(engine, mined.folder, layer)
+        if atlas is not None and atlas.means is not None:
+            return tuple(float(atlas.means[c]) for c in channels)
+    return None
+
+
 def mined_folders(engine: Engine, layer: str, *, check: bool = True) -> list[MinedFolder]:
     """The folders mined for the running model, weights and layer, newest first; `check` relists each
     folder to say whether its atlas is current."""

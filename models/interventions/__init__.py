@@ -5,7 +5,7 @@ with engine.edited([UnitEdit("features.10", (3, 17))]):
     result = engine.run(frame)
 """
 
-from .edits import MODES, ConceptEdit, Edit, UnitEdit, format_channels, parse_channels
+from .edits import MODES, Edit, UnitEdit, format_channels, parse_channels
 from .hooks import EditHooks, SeenMeans
 
-__all__ = ["MODES", "ConceptEdit", "Edit", "EditHooks", "SeenMeans", "UnitEdit", "format_channels", "parse_channels"]
+__all__ = ["MODES", "Edit", "EditHooks", "SeenMeans", "UnitEdit", "format_channels", "parse_channels"]

@@ -13,6 +13,8 @@ earlier tensor) is run whole on the batch instead: the same numbers, more work.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,16 +71,19 @@ def channel_impact(
     module = model.get_submodule(layer.path)
     order = {"calls": 0}
     state: dict = {}
+    replay = _Replay(model)
 
     def expand(_module, _inputs, output):
         order["calls"] += 1
         if order["calls"] != layer.calls:
             return None
+        replay.cut = True
         maps, prefix = split(output.detach(), layer.layout)
         maps = maps.float().requires_grad_(True)
         prefix = None if prefix is None else prefix.float().requires_grad_(True)
         state["maps"], state["prefix"] = maps, prefix
         if "channels" not in state:  # a copy: an in-place activation may follow, and `maps` must stay as measured
+            torch.set_grad_enabled(True)  # from here on: the graph of what follows the layer, no earlier
             return join(maps.clone(), None if prefix is None else prefix.clone(), layer.layout).to(output.dtype)
         copies = [_edited(maps, prefix, c, mode, factor, means) for c in state["channels"]]
         batch_maps = torch.cat([maps, *[m for m, _ in copies]])
@@ -87,13 +92,16 @@ def channel_impact(
 
     def run(x: torch.Tensor) -> torch.Tensor:
         order["calls"] = 0
-        handle = module.register_forward_hook(this_thread_only(expand))
-        try:
-            return model(x)
-        finally:
-            handle.remove()
+        first = "channels" not in state
+        with replay.recording() if first else replay.replaying():
+            handle = module.register_forward_hook(this_thread_only(expand))
+            try:
+                with torch.no_grad():  # up to the layer: no graph (the hook turns it on for what follows)
+                    return model(x)
+            finally:
+                handle.remove()
 
-    with torch.inference_mode(False), torch.enable_grad():  # a caller's inference mode (the pipeline's) set aside
+    with torch.inference_mode(False):  # a caller's inference mode (the pipeline's) set aside
         return _measure(
             run, state, network_input.clone(), layer, class_index, mode, factor, means, measured, model, module
         )
@@ -114,7 +122,6 @@ def _measure(run, state, x, layer, class_index, mode, factor, means, measured, m
     strongest = np.argsort(estimates, kind="stable")[: max(0, min(measured, len(estimates)))].tolist()
     state["channels"] = strongest
     with torch.no_grad():
-        state["prefix"] = None if prefix is None else prefix.detach()
         try:
             batch = run(x)
         except RuntimeError:  # the later part needs a batch as large as the earlier one gave
@@ -133,6 +140,63 @@ def _measure(run, state, x, layer, class_index, mode, factor, means, measured, m
         probability,
         dict(zip(strongest, probabilities, strict=True)),
     )
+
+
+class _Replay:
+    """What the modules before the layer gave on the first pass, given back on the second without computing them
+    again: the second pass costs the part after the layer. Each leaf module's outputs up to the layer are kept
+    (copies: an in-place operation later in the pass may change the tensor itself); on the replay the module
+    returns them in the order it made them, and computes as usual once they are used up (a module shared across
+    the layer). Other threads running the same model are left alone."""
+
+    def __init__(self, model: torch.nn.Module):
+        self._owner = threading.get_ident()
+        self._leaves = [m for m in model.modules() if next(m.children(), None) is None]
+        self._outputs: dict[torch.nn.Module, list] = {}
+        self.cut = False
+        """Set once the layer's own output was made: nothing after it is kept."""
+
+    @contextlib.contextmanager
+    def recording(self):
+        def keep(module, _inputs, output):
+            if not self.cut:
+                kept = output.detach().clone() if isinstance(output, torch.Tensor) else _Unkept
+                self._outputs.setdefault(module, []).append(kept)
+
+        handles = [leaf.register_forward_hook(this_thread_only(keep)) for leaf in self._leaves]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    @contextlib.contextmanager
+    def replaying(self):
+        """Where something kept is not a tensor (a module that returns a tuple), nothing is replayed."""
+        patched = {} if any(_Unkept in out for out in self._outputs.values()) else dict(self._outputs)
+        own = {module: module.__dict__.get("forward") for module in patched}  # a forward set on the instance
+        for module, outputs in patched.items():
+            module.forward = self._replayed(module.forward, list(outputs))
+        try:
+            yield
+        finally:
+            for module, before in own.items():
+                if before is None:
+                    del module.forward
+                else:
+                    module.forward = before
+
+    def _replayed(self, compute, queue: list):
+        def forward(*args, **kwargs):
+            if queue and threading.get_ident() == self._owner:
+                return queue.pop(0)
+            return compute(*args, **kwargs)
+
+        return forward
+
+
+class _Unkept:
+    """An output of a kind the replay does not keep."""
 
 
 def _estimates(activation, gradient, mode: str, factor: float, means) -> np.ndarray:

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from livevis.models import Engine, ViewOptions, Visualizer
-from livevis.models.interventions import ConceptEdit, UnitEdit, format_channels, parse_channels
+from livevis.models.concepts.edit import ConceptEdit
+from livevis.models.interventions import UnitEdit, format_channels, parse_channels
 from livevis.models.interventions.impact import channel_impact
 from livevis.models.pipeline import save_activations
 
