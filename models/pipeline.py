@@ -265,6 +265,8 @@ class Visualizer:
         with self.engine.edited(options.edits, self.memory.setdefault("seen_means", SeenMeans())):
             result, reused = self._forward(frame, needed, frame_key, clock, backward, inputs, options.edits)
         unedited = self._unedited(result, layer, options, with_activations)
+        if unedited is not None:
+            clock.lap("forward without the edits")
         image = frame.image if isinstance(frame, PreparedFrame) else frame
         tensor_input = is_tensor_frame(image)
         context = RenderContext(

@@ -134,7 +134,7 @@ def run_bench(
         if timed:
             stage_ms["decode"].append((decoded - frame_start) * 1000)
             for stage, ms in views.timings_ms.items():
-                stage_ms[stage].append(ms)
+                stage_ms.setdefault(stage, []).append(ms)
             for name in timed_by_views:
                 if name in views.values:
                     stage_ms.setdefault(name.removesuffix("_ms"), []).append(float(views.values[name]))
