@@ -104,13 +104,16 @@ def eigencam(activation: torch.Tensor) -> torch.Tensor:
 
     The component's sign is arbitrary; it is chosen so that the largest value is positive (the map is flipped
     where |min| > |max|, as pytorch-grad-cam's `get_2d_projection_with_sign_correction` does). NaNs count as 0.
+    Computed in float64 (but on Apple's MPS), returned in the activation's dtype.
     Instead of an SVD of the h*w x C matrix, the top eigenvector of the smaller of its two Gram matrices is
     found by subspace iteration (`_top_eigenvector`): the same component for a fraction of the time.
     """
     if activation.dim() != 3:
         raise InputError(f"EigenCAM needs a C x h x w layer output, got {tuple(activation.shape)}")
     channels, height, width = activation.shape
-    dtype = torch.float64 if activation.dtype == torch.float64 else torch.float32
+    # float64 where the device has it: the component's error is the Gram matrix's rounding over the gap
+    # between the first two eigenvalues, which a layer of near-equal components makes small
+    dtype = torch.float32 if activation.device.type == "mps" else torch.float64
     cells = torch.nan_to_num(activation.detach().to(dtype).reshape(channels, -1).T, nan=0.0)
     centred = cells - cells.mean(dim=0, keepdim=True)
     if centred.shape[0] < centred.shape[1]:  # fewer cells than channels: the cells' Gram matrix is smaller
@@ -121,7 +124,7 @@ def eigencam(activation: torch.Tensor) -> torch.Tensor:
     projection = centred @ direction
     if projection.min().abs() > projection.max().abs():
         projection = -projection
-    return projection.reshape(height, width).to(activation.dtype if activation.is_floating_point() else dtype)
+    return projection.reshape(height, width).to(activation.dtype if activation.is_floating_point() else torch.float32)
 
 
 def _top_eigenvector(gram: torch.Tensor, block: int = 4, rounds: int = 12, tolerance: float = 1e-10) -> torch.Tensor:
