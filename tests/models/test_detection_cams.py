@@ -12,16 +12,7 @@ from skimage import data
 from torchvision.models import detection, segmentation
 from torchvision.ops import box_iou
 
-from livevis.models.attribution import (
-    box_score,
-    cam_on_frame,
-    eigencam,
-    explain_detection,
-    explain_segmentation,
-    gradcam_from,
-    segmentation_class_score,
-    track_box,
-)
+from livevis.models.attribution import detection_cams as cams
 from livevis.models.errors import InputError, LayerNotFoundError, OptionError
 
 LEVEL = "backbone.fpn:0"
@@ -81,7 +72,7 @@ def _hand_box_score(out, target_box, label, threshold=0.5, same_label_only=True)
             continue
         iou = box_iou(target, out["boxes"][i : i + 1])[0, 0]
         if float(iou.detach()) > best_iou:
-            best, best_iou = i, float(iou)
+            best, best_iou = i, float(iou.detach())
     if best is None or best_iou <= threshold or int(out["labels"][best]) != label:
         return None, max(best_iou, 0.0), None
     return box_iou(target, out["boxes"][best : best + 1])[0, 0] + out["scores"][best], best_iou, best
@@ -105,7 +96,7 @@ def test_box_score_is_the_hand_loops_box_its_score_plus_iou(detections):
     for j in (0, 7, 42):
         target, label = _shifted(detections["boxes"][j]), int(detections["labels"][j])
         for same_label_only in (True, False):
-            score, iou, index = box_score([detections], target, label, same_label_only=same_label_only)
+            score, iou, index = cams.box_score([detections], target, label, same_label_only=same_label_only)
             expected, expected_iou, expected_index = _hand_box_score(detections, target, label, 0.5, same_label_only)
             assert index == expected_index
             assert iou == pytest.approx(expected_iou, abs=1e-6)
@@ -124,11 +115,11 @@ def test_box_score_takes_the_same_label_or_pytorch_grad_cams_overall_best():
         "labels": torch.tensor([3, 5]),
         "scores": scores,
     }
-    score, iou, index = box_score(out, [0.0, 0, 10, 10], 5)
+    score, iou, index = cams.box_score(out, [0.0, 0, 10, 10], 5)
     assert index == 1 and iou == pytest.approx(9 / 11) and float(score) == pytest.approx(0.4 + 9 / 11)
     (grad,) = torch.autograd.grad(score, scores)
     assert grad.tolist() == [0.0, 1.0]
-    score, iou, index = box_score(out, [0.0, 0, 10, 10], 5, same_label_only=False)
+    score, iou, index = cams.box_score(out, [0.0, 0, 10, 10], 5, same_label_only=False)
     assert index is None and iou == pytest.approx(1.0)
     (grad,) = torch.autograd.grad(score, scores)  # a lost box is a zero that still backpropagates
     assert float(score) == 0.0 and grad.tolist() == [0.0, 0.0]
@@ -145,7 +136,7 @@ def test_gradcam_of_a_box_is_autograd_of_the_hand_built_score(detector, image):
     weights = gradient[0].mean(dim=(1, 2))
     expected = (weights[:, None, None] * activation[0].detach()).sum(0).clamp(min=0)
 
-    explained = explain_detection(detector, image, LEVEL, target, label, method="gradcam")
+    explained = cams.explain_detection(detector, image, LEVEL, target, label, method="gradcam")
     assert explained.index == expected_index and explained.iou == pytest.approx(expected_iou, abs=1e-6)
     assert explained.score == pytest.approx(float(score), abs=1e-5)
     assert float(expected.max()) > 0 and not explained.cam.requires_grad
@@ -153,11 +144,11 @@ def test_gradcam_of_a_box_is_autograd_of_the_hand_built_score(detector, image):
     torch.testing.assert_close(explained.detections["boxes"], out["boxes"].detach())
     assert all(not value.requires_grad for value in explained.detections.values())
     # the same map from the activation and its gradient
-    torch.testing.assert_close(gradcam_from(activation[0], gradient[0]), expected)
+    torch.testing.assert_close(cams.gradcam_from(activation[0], gradient[0]), expected)
 
 
 def test_gradcam_of_the_top_box_when_no_target_is_given(detector, image):
-    explained = explain_detection(detector, image, "backbone.body.16", method="gradcam")
+    explained = cams.explain_detection(detector, image, "backbone.body.16", method="gradcam")
     assert explained.index == 0 and explained.iou == pytest.approx(1.0)
     assert explained.cam.shape == (10, 14) and float(explained.cam.max()) > 0
 
@@ -173,9 +164,11 @@ def _numpy_eigencam(activation: np.ndarray) -> np.ndarray:
     return projection.reshape(activation.shape[1:])
 
 
-def test_eigencam_is_numpys_first_principal_component(detector, image):
+@pytest.mark.parametrize("small_gram", [cams.SMALL_GRAM, 0], ids=["gram", "iteration"])
+def test_eigencam_is_numpys_first_principal_component(detector, image, small_gram, monkeypatch):
     """A layer of fewer cells than channels (an FPN level), one of more (an early stage), and noise with a
-    NaN."""
+    NaN, its first components close; through the Gram matrices and through subspace iteration."""
+    monkeypatch.setattr(cams, "SMALL_GRAM", small_gram)
     _, level = _hooked_forward(detector, lambda: detector([image.clone()]), detector.backbone.fpn, "0")
     _, stage = _hooked_forward(detector, lambda: detector([image.clone()]), detector.backbone.body.get_submodule("4"))
     noise = torch.randn(64, 12, 9, generator=torch.Generator().manual_seed(1))
@@ -183,7 +176,7 @@ def test_eigencam_is_numpys_first_principal_component(detector, image):
     for activation in (level[0].detach(), stage[0].detach(), noise):
         _, h, w = activation.shape
         expected = _numpy_eigencam(activation.numpy())
-        got = eigencam(activation)
+        got = cams.eigencam(activation)
         assert got.shape == (h, w) and got.dtype == torch.float32
         assert np.abs(got.numpy() - expected).max() <= 1e-4 * np.abs(expected).max()
     assert level.shape[2] * level.shape[3] < level.shape[1] and stage.shape[2] * stage.shape[3] > stage.shape[1]
@@ -192,15 +185,15 @@ def test_eigencam_is_numpys_first_principal_component(detector, image):
 def test_eigencam_explanation_is_the_layers_component_and_the_detections_a_plain_forwards(detector, image):
     with torch.no_grad():
         output, activation = _hooked_forward(detector, lambda: detector([image.clone()]), detector.backbone.fpn, "1")
-    explained = explain_detection(detector, image, "backbone.fpn:1", method="eigencam")
-    torch.testing.assert_close(explained.cam, eigencam(activation[0]).clamp(min=0))
+    explained = cams.explain_detection(detector, image, "backbone.fpn:1", method="eigencam")
+    torch.testing.assert_close(explained.cam, cams.eigencam(activation[0]).clamp(min=0))
     torch.testing.assert_close(explained.detections["scores"], output[0]["scores"])
     # 120 x 160 resized to 320 x 426, padded to 320 x 448
     assert explained.covered == pytest.approx((1.0, 426 / 448))
 
 
 def test_a_lost_box_explains_nothing(detector, image):
-    explained = explain_detection(detector, image, LEVEL, [0.0, 0.0, 4.0, 4.0], 1, method="gradcam")
+    explained = cams.explain_detection(detector, image, LEVEL, [0.0, 0.0, 4.0, 4.0], 1, method="gradcam")
     assert explained.index is None and explained.score == 0.0 and explained.iou < 0.5
     assert float(explained.cam.abs().max()) == 0.0
 
@@ -213,12 +206,12 @@ def test_the_selected_box_is_tracked_to_the_next_frame(detections):
         (i for i in range(len(boxes)) if labels[i] == labels[j]),
         key=lambda i: float(box_iou(moved[None], boxes[i : i + 1])),
     )
-    assert track_box(moved, int(labels[j]), boxes, labels) == expected
-    assert track_box(boxes[j], int(labels[j]), boxes, labels) == j
+    assert cams.track_box(moved, int(labels[j]), boxes, labels) == expected
+    assert cams.track_box(boxes[j], int(labels[j]), boxes, labels) == j
     absent = int(labels.max()) + 1
-    assert track_box(boxes[j], absent, boxes, labels) is None
-    assert track_box([500.0, 500.0, 510.0, 510.0], int(labels[j]), boxes, labels) is None
-    assert track_box(boxes[j], int(labels[j]), boxes[:0], labels[:0]) is None
+    assert cams.track_box(boxes[j], absent, boxes, labels) is None
+    assert cams.track_box([500.0, 500.0, 510.0, 510.0], int(labels[j]), boxes, labels) is None
+    assert cams.track_box(boxes[j], int(labels[j]), boxes[:0], labels[:0]) is None
 
 
 def test_segmentation_target_is_the_hand_sum_and_its_gradcam_autograds(segmenter, batch):
@@ -228,34 +221,34 @@ def test_segmentation_target_is_the_hand_sum_and_its_gradcam_autograds(segmenter
     logits = out[0].detach().numpy()
     class_index = int(np.bincount(top.ravel()).argmax())
     hand = sum(float(logits[class_index, y, x]) for y, x in zip(*np.nonzero(top == class_index), strict=True))
-    score = segmentation_class_score(out, class_index)
+    score = cams.segmentation_class_score(out, class_index)
     assert float(score) == pytest.approx(hand, rel=1e-4)
     mask = torch.zeros(out.shape[2:], dtype=torch.bool)
     mask[10:20, 30:50] = True
-    assert float(segmentation_class_score(out, 2, mask)) == pytest.approx(
+    assert float(cams.segmentation_class_score(out, 2, mask)) == pytest.approx(
         float(logits[2, 10:20, 30:50].sum()), rel=1e-4
     )
 
     (gradient,) = torch.autograd.grad(score, activation)
     weights = gradient[0].mean(dim=(1, 2))
     expected = (weights[:, None, None] * activation[0].detach()).sum(0).clamp(min=0)
-    explained = explain_segmentation(segmenter, batch, "backbone:high", method="gradcam")
+    explained = cams.explain_segmentation(segmenter, batch, "backbone:high", method="gradcam")
     assert explained.class_index == class_index and explained.pixels == int((top == class_index).sum())
     assert explained.score == pytest.approx(hand, rel=1e-4)
     assert float(expected.max()) > 0
     torch.testing.assert_close(explained.cam, expected, rtol=1e-4, atol=1e-4 * float(expected.max()))
 
-    eigen = explain_segmentation(segmenter, batch, "backbone:low", 2, method="eigencam")
+    eigen = cams.explain_segmentation(segmenter, batch, "backbone:low", 2, method="eigencam")
     _, low = _hooked_forward(segmenter, lambda: segmenter(batch.clone()), segmenter.backbone, "low")
-    torch.testing.assert_close(eigen.cam, eigencam(low[0].detach()).clamp(min=0))
+    torch.testing.assert_close(eigen.cam, cams.eigencam(low[0].detach()).clamp(min=0))
     with pytest.raises(OptionError, match="out of range"):
-        segmentation_class_score(out, 21)
+        cams.segmentation_class_score(out, 21)
 
 
 def test_cam_on_frame_puts_a_cell_where_the_padded_input_had_it():
     cam = torch.zeros(10, 14)
     cam[2, 12] = 1.0
-    frame = cam_on_frame(cam, (1.0, 426 / 448), (120, 160))
+    frame = cams.cam_on_frame(cam, (1.0, 426 / 448), (120, 160))
     assert frame.shape == (120, 160)
     y, x = divmod(int(frame.argmax()), 160)
     # cell (2, 12) of 14 columns over 448 padded pixels: its centre at 12.5 / 14 * 448 = 400 of 426 -> 150 of 160
@@ -264,12 +257,12 @@ def test_cam_on_frame_puts_a_cell_where_the_padded_input_had_it():
 
 def test_bad_layers_and_inputs_say_what_to_do(detector, image, segmenter, batch):
     with pytest.raises(LayerNotFoundError, match="backbone.fpn:0, backbone.fpn:1, backbone.fpn:pool"):
-        explain_detection(detector, image, "backbone.fpn")
+        cams.explain_detection(detector, image, "backbone.fpn")
     with pytest.raises(LayerNotFoundError, match="no layer"):
-        explain_detection(detector, image, "backbone.nope")
+        cams.explain_detection(detector, image, "backbone.nope")
     with pytest.raises(LayerNotFoundError, match="leave out"):
-        explain_segmentation(segmenter, batch, "classifier:0")
+        cams.explain_segmentation(segmenter, batch, "classifier:0")
     with pytest.raises(OptionError, match="eigencam, gradcam"):
-        explain_detection(detector, image, LEVEL, method="scorecam")
+        cams.explain_detection(detector, image, LEVEL, method="scorecam")
     with pytest.raises(InputError):
-        explain_detection(detector, image[None], LEVEL)
+        cams.explain_detection(detector, image[None], LEVEL)
