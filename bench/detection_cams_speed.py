@@ -136,22 +136,23 @@ def main() -> None:
     explained = cases["det Grad-CAM"]()
     assert explained.index == 0 and float(explained.cam.max()) > 0, "the top box's Grad-CAM is empty"
 
-    def sync() -> None:
-        if image.device.type == "cuda":
-            torch.cuda.synchronize()
+    def timed(fn: Callable) -> tuple[float, float]:
+        """(wall, CPU) seconds of one call, the device's queue drained before and after."""
+        synchronize = torch.cuda.synchronize if image.device.type == "cuda" else (lambda: None)
+        synchronize()
+        start = (time.perf_counter(), time.process_time())
+        fn()
+        synchronize()
+        return time.perf_counter() - start[0], time.process_time() - start[1]
 
     for fn in cases.values():  # warm-up
         fn()
-    wall: dict[str, list[float]] = {name: [] for name in cases}
-    cpu: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(args.frames):
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
+    for _ in range(args.frames):  # in turns, so that the machine's drift hits every case alike
         for name, fn in cases.items():
-            sync()
-            start, start_cpu = time.perf_counter(), time.process_time()
-            fn()
-            sync()
-            wall[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
+            times[name].append(timed(fn))
+    wall = {name: [w for w, _ in pairs] for name, pairs in times.items()}
+    cpu = {name: [c for _, c in pairs] for name, pairs in times.items()}
 
     threads = torch.get_num_threads()
     print(f"device {args.device}, {threads} threads, 640x480 astronaut, {args.frames} frames, medians")
