@@ -13,6 +13,7 @@ it never saw. Everything is deterministic from the seed.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -158,6 +159,28 @@ def _ink_colour(under: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return 255 - (255 - colour) * strength
 
 
+def paste_digit(
+    image: np.ndarray,
+    class_map: np.ndarray,
+    coverage: np.ndarray,
+    colour: np.ndarray,
+    x: int,
+    y: int,
+    label: int,
+    opacity: float = 1.0,
+) -> tuple[int, int, int, int]:
+    """Paints a digit's coverage patch in `colour` into the float RGB image at (x, y) (inside the frame), marks
+    its ink (coverage >= INK_THRESHOLD) in the class map, and returns the box tight around that ink."""
+    ch, cw = coverage.shape
+    region = image[y : y + ch, x : x + cw]
+    alpha = coverage[:, :, None] * opacity
+    region[:] = region * (1 - alpha) + colour * alpha
+    ink = coverage >= INK_THRESHOLD
+    class_map[y : y + ch, x : x + cw][ink] = label
+    rows, cols = np.nonzero(ink)
+    return (x + int(cols.min()), y + int(rows.min()), x + int(cols.max()) + 1, y + int(rows.max()) + 1)
+
+
 def make_scene(
     seed: int,
     split: Split = "held_out",
@@ -190,16 +213,12 @@ def make_scene(
                 break
         else:
             continue
-        ink = coverage >= INK_THRESHOLD
-        if not ink.any():
+        if not (coverage >= INK_THRESHOLD).any():
             continue
         taken.append((x, y, x + cw, y + ch))
-        region = image[y : y + ch, x : x + cw]
-        alpha = (coverage * rng.uniform(0.85, 1.0))[:, :, None]
-        region[:] = region * (1 - alpha) + _ink_colour(region, rng) * alpha
-        class_map[y : y + ch, x : x + cw][ink] = labels[index] + 1
-        rows, cols = np.nonzero(ink)
-        boxes.append((x + cols.min(), y + rows.min(), x + cols.max() + 1, y + rows.max() + 1))
+        opacity = rng.uniform(0.85, 1.0)
+        colour = _ink_colour(image[y : y + ch, x : x + cw], rng)
+        boxes.append(paste_digit(image, class_map, coverage, colour, x, y, labels[index] + 1, opacity))
         classes.append(labels[index] + 1)
     return Scene(
         image=np.clip(np.rint(image), 0, 255).astype(np.uint8),
@@ -207,6 +226,50 @@ def make_scene(
         labels=np.asarray(classes, np.int64),
         class_map=class_map,
     )
+
+
+def moving_scenes(
+    seed: int,
+    frames: int,
+    size: tuple[int, int] = (640, 480),
+    digits: int = 4,
+    photo: str = "sklearn:china.jpg",
+    speed: tuple[float, float] = (2.0, 6.0),
+) -> Iterator[Scene]:
+    """Frames of held-out digits (ink 40-90 px tall) gliding over one crop of a photo and bouncing off the
+    frame's edges, each a `Scene` with its boxes and class map (where two digits cross, the later one is
+    painted over the earlier one, whose box then still spans its whole ink)."""
+    rng = np.random.default_rng(seed)
+    images, labels = _digits("held_out")
+    width, height = size
+    background = _background(load_photo(photo), size, rng, flip=False).astype(np.float32)
+    movers = []
+    for _ in range(digits):
+        index = int(rng.integers(len(images)))
+        coverage = _coverage(images[index], rng.uniform(40, 90), rng)
+        ch, cw = coverage.shape
+        position = np.array([rng.uniform(0, width - cw), rng.uniform(0, height - ch)])
+        velocity = rng.uniform(*speed, 2) * rng.choice([-1.0, 1.0], 2)
+        x, y = position.astype(int)
+        colour = _ink_colour(background[y : y + ch, x : x + cw], rng)
+        movers.append((coverage, colour, int(labels[index]) + 1, position, velocity))
+    for _ in range(frames):
+        image, class_map = background.copy(), np.zeros((height, width), np.uint8)
+        boxes = []
+        for coverage, colour, label, position, velocity in movers:
+            x, y = np.rint(position).astype(int)
+            boxes.append(paste_digit(image, class_map, coverage, colour, int(x), int(y), label))
+            limit = np.array([width - coverage.shape[1], height - coverage.shape[0]], float)
+            position += velocity
+            bounced = (position < 0) | (position > limit)
+            velocity[bounced] *= -1
+            np.clip(position, 0, limit, out=position)
+        yield Scene(
+            image=np.clip(np.rint(image), 0, 255).astype(np.uint8),
+            boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
+            labels=np.asarray([mover[2] for mover in movers], np.int64),
+            class_map=class_map,
+        )
 
 
 SAMPLE_SCENES = {"digits_china.jpg": 6, "digits_flower.jpg": 22}

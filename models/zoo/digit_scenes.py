@@ -70,6 +70,11 @@ def _stages(widths: Sequence[int], depths: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(layers)
 
 
+BODY_WIDTHS, BODY_DEPTHS = (16, 32, 64, 128), (2, 3, 2)
+"""The convolutional body both models share (7 convolutions, strides 2 to 16), so that the segmenter can start
+from the detector's trained body."""
+
+
 def _load(model: nn.Module, path: Path, train: str) -> nn.Module:
     from .weights import read_state_dict
 
@@ -83,7 +88,7 @@ def _load(model: nn.Module, path: Path, train: str) -> nn.Module:
 def digits_detector(weights: Path | None = DETECTOR_WEIGHTS) -> FasterRCNN:
     """torchvision's Faster R-CNN over a small backbone with a feature pyramid, trained on digit scenes
     (`weights=None`: random weights)."""
-    body = _stages((16, 32, 64, 128), (2, 3, 2))
+    body = _stages(BODY_WIDTHS, BODY_DEPTHS)
     backbone = BackboneWithFPN(
         body, {"layer2": "0", "layer3": "1"}, [64, 128], 64, extra_blocks=LastLevelMaxPool(), norm_layer=None
     )
@@ -114,9 +119,9 @@ class PyramidBackbone(nn.Module):
     """A small convolutional body whose strides 16, 8 and 4 are merged top-down (as a feature pyramid) into one
     map at stride 4: `{"out": N x 32 x H/4 x W/4}`, what torchvision's segmentation heads take."""
 
-    def __init__(self, widths: Sequence[int] = (16, 32, 64, 96), channels: int = 32):
+    def __init__(self, widths: Sequence[int] = BODY_WIDTHS, channels: int = 32):
         super().__init__()
-        self.body = _stages(widths, (2, 2, 3))
+        self.body = _stages(widths, BODY_DEPTHS)
         self.lateral = nn.ModuleList(nn.Conv2d(width, channels, 1) for width in widths[1:])
         self.smooth = nn.ModuleList(_conv(channels, channels) for _ in widths[1:-1])
 
@@ -308,13 +313,21 @@ def train(
     seed: int = 0,
     device: str = "cpu",
     scenes: int = HELD_OUT_SCENES,
+    init: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[nn.Module, dict[str, float]]:
     """AdamW on freshly generated training scenes for `minutes` of wall time, the learning rate warmed up over
-    the first 3% and then on a cosine by the time spent; returns the model and its held-out figures."""
+    the first 3% and then on a cosine by the time spent; returns the model and its held-out figures. `init`: a
+    weights file of either model whose body (`backbone.body.*`) to start from."""
+    from .weights import read_state_dict
+
     build, options, batch, max_lr, loss_of, evaluate = TRAINING[kind]
     torch.manual_seed(seed)
     model = build(None).to(device)
+    if init is not None:
+        body = {k: v for k, v in read_state_dict(init).items() if k.startswith("backbone.body.")}
+        model.load_state_dict(body, strict=False)
+        log(f"started from the {len(body)} tensors of the body in {init}")
     transform = getattr(model, "transform", None)
     if transform is not None:
         transform.min_size = (options["size"][1],)  # train at the input's own scale; 320 again to evaluate
@@ -369,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
     parser.add_argument("--scenes", type=int, default=HELD_OUT_SCENES, help="held-out scenes to evaluate on")
     parser.add_argument("--out", type=Path, help="where to save the trained weights")
+    parser.add_argument("--init", type=Path, help="start from the body of this weights file (e.g. the detector's)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -377,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         figures = evaluate(build().to(args.device), held_out_scenes(args.scenes))
         print("\n".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in figures.items()))
         return
-    model, figures = train(args.train, args.minutes, args.seed, args.device, args.scenes)
+    model, figures = train(args.train, args.minutes, args.seed, args.device, args.scenes, args.init)
     print("held-out: " + _summary(figures))
     print("\n".join(f"  {k}: {v:.4f}" for k, v in figures.items() if isinstance(v, float)))
     out = args.out or (DETECTOR_WEIGHTS if args.train == "detector" else SEGMENTER_WEIGHTS)

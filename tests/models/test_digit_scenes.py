@@ -5,7 +5,7 @@ from torchvision.models.detection import FasterRCNN
 from torchvision.models.segmentation import FCN
 
 from livevis.assets import SAMPLES_DIR
-from livevis.models.data.digit_scenes import CATEGORIES, SAMPLE_SCENES, make_scene, sample_scene
+from livevis.models.data.digit_scenes import CATEGORIES, SAMPLE_SCENES, make_scene, moving_scenes, sample_scene
 from livevis.models.errors import WeightsError
 from livevis.models.zoo.digit_scenes import (
     average_precision,
@@ -55,6 +55,18 @@ def test_scenes_are_deterministic_from_the_seed():
     assert np.array_equal(first.image, again.image) and np.array_equal(first.class_map, again.class_map)
     assert np.array_equal(first.boxes, again.boxes) and np.array_equal(first.labels, again.labels)
     assert not np.array_equal(first.image, other.image)
+
+
+def test_moving_scenes_glide_with_their_boxes():
+    frames = list(moving_scenes(0, 6, size=(320, 240), digits=3))
+    again = next(moving_scenes(0, 1, size=(320, 240), digits=3))
+    assert np.array_equal(frames[0].image, again.image) and len(frames) == 6
+    steps = np.abs(np.diff(np.stack([f.boxes for f in frames]), axis=0))
+    assert steps.max() <= 7 and (steps[:, :, 0] > 0).all()  # every digit moves, by at most 6 px a frame
+    for scene in frames:
+        assert set(np.unique(scene.class_map)) <= {0, *scene.labels.tolist()}
+        for (x0, y0, x1, y1), label in zip(scene.boxes.astype(int), scene.labels, strict=True):
+            assert (scene.class_map[y0:y1, x0:x1] == label).any()
 
 
 def test_the_bundled_sample_scenes_are_the_seeded_scenes():
