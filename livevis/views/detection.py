@@ -59,7 +59,7 @@ DETECTIONS = ViewSpec(
         ),
     ),
     rendered=True,
-    place=Place(beside="selected", side="tabbed", share=0.42),
+    place=Place(beside="selected", side="tab", share=0.42),
     description="a detector's boxes (detections.png) or a segmenter's classes (segmentation.png) on the frame",
 )
 VIEWS = (DETECTIONS,)
