@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from .attribution.backprop import BackwardRequest, PassResult, forward_backward
 from .data.tensors import is_tensor_frame, tensor_display
+from .detection.explain import TargetRequest, covered_share, target_pass, watch_padding
 from .detection.outputs import DETECT, SEGMENT, adapt_model, last_detections
 from .errors import InputError, OptionError, WeightsError
 from .interventions import Edit, EditHooks, SeenMeans
@@ -157,6 +158,9 @@ class ForwardResult:
     detections: dict[str, torch.Tensor] | list[dict[str, torch.Tensor]] | None = None
     """A detector's output for the frame (`boxes` N x 4 in frame pixels, `scores`, `labels`, and `masks`,
     `keypoints` where it gives them), one per frame for a batch; None for any other model."""
+    covered: tuple[float, float] = (1.0, 1.0)
+    """The share of the layers' maps (height, width) the frame covers from their top left: a detector pads the
+    image it resized to a multiple of its stride."""
 
 
 class Engine:
@@ -173,6 +177,8 @@ class Engine:
         self.task = model_task(self.model)
         """What the model outputs: `classify`, `maps`, `segment` or `detect` (see `detection.outputs`)."""
         adapt_model(self.model, self.task)
+        if self.task == DETECT:
+            watch_padding(self.model)
         self.whole_frame = self.task in (DETECT, SEGMENT)
         """The model sees the whole frame (a detector, a segmenter), not a centre square."""
         self.class_names = self._class_names() if self.whole_frame else []
@@ -459,9 +465,12 @@ class Engine:
                     logits = self.model(x)
                 outputs, prefixes, passed = capture.activations, capture.prefix_tokens, None
             else:
-                passed = forward_backward(self.model, x, captured, backward)
+                pass_with = target_pass if isinstance(backward, TargetRequest) else forward_backward
+                passed = pass_with(self.model, x, captured, backward)
                 logits, outputs, prefixes = passed.logits, passed.activations, passed.prefix_tokens
         found = last_detections(self.model) if self.task == DETECT else None
+        if found is not None:
+            found = [{key: value.detach() for key, value in image.items()} for image in found]
         batched = frame_t.dim() == 4
         activations = {path: out if batched else out[0] for path, out in outputs.items()}
         prefix_tokens = {path: out if batched else out[0] for path, out in prefixes.items()}
@@ -475,7 +484,18 @@ class Engine:
         if on_stage:
             on_stage("forward" if backward is None else "forward+backward")
         detections = None if found is None else found if batched else found[0]
-        return ForwardResult(frame_t, x, crop, logits, activations, passed, prefix_tokens, kept.inputs, detections)
+        return ForwardResult(
+            frame_t,
+            x,
+            crop,
+            logits,
+            activations,
+            passed,
+            prefix_tokens,
+            kept.inputs,
+            detections,
+            covered_share(self.model),
+        )
 
     @contextlib.contextmanager
     def _refused_input(self, x: torch.Tensor) -> Iterator[None]:

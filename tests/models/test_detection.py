@@ -92,3 +92,52 @@ def test_a_segmenters_classes_equal_an_independent_forward(tmp_path, capsys, fra
     for index, share in shares.items():
         assert share == pytest.approx(float((classes == index).float().mean()), abs=1e-4)
     assert (out / "segmentation.png").is_file()
+
+
+def _kept(model, module, key=None):
+    """A forward hook keeping a module's output (one entry of a mapping) with its graph."""
+    kept = {}
+
+    def hook(_module, _inputs, output):
+        kept["out"] = output if key is None else output[key]
+
+    return kept, module.register_forward_hook(hook)
+
+
+def test_gradcam_of_a_box_equals_a_hand_written_backward(tmp_path, capsys, frame_file, detection_cams):
+    """`--box 0 --backprop gradcam`: the box's score (FasterRCNNBoxScoreTarget: its score plus its IoU with
+    itself) backpropagated to the pyramid's finest level, and Grad-CAM's formula there, by hand."""
+    name = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    frame_path, frame = frame_file
+    model, saved, about, out = rendered(tmp_path, capsys, name, frame_path, "--box", "0", "--backprop", "gradcam")
+    kept, handle = _kept(model, model.backbone.fpn, "0")
+    image = torch.from_numpy(frame).permute(2, 0, 1).float() / 255.0
+    detections = model([image])[0]
+    handle.remove()
+    (gradient,) = torch.autograd.grad(detections["scores"][0] + 1.0, kept["out"])
+    weights = gradient[0].mean(dim=(1, 2))
+    expected = torch.relu((weights[:, None, None] * kept["out"][0]).sum(0)).detach()
+    assert expected.max() > 0
+    np.testing.assert_allclose(saved["gradcam"], expected.numpy(), rtol=1e-3, atol=1e-5 * float(expected.max()))
+    np.testing.assert_allclose(saved["explained_box"], detections["boxes"][0].detach().numpy(), atol=1e-3)
+    explained = about["explained"]
+    assert explained["index"] == 0 and explained["iou"] == pytest.approx(1.0)
+    assert explained["layer"] == "backbone.fpn.layer_blocks.0"
+    assert (out / "backprop.png").is_file()
+
+
+def test_eigencam_of_a_segmenter_is_the_layers_first_principal_component(tmp_path, capsys, frame_file, detection_cams):
+    name = "lraspp_mobilenet_v3_large"
+    frame_path, frame = frame_file
+    model, saved, about, _ = rendered(tmp_path, capsys, name, frame_path, "--backprop", "eigencam")
+    kept, handle = _kept(model, model.get_submodule(about["explained"]["layer"]))
+    with torch.no_grad():
+        model(torch.from_numpy(saved["input"]))
+    handle.remove()
+    activation = kept["out"][0].double()
+    cells = activation.reshape(activation.shape[0], -1).T
+    centred = cells - cells.mean(0)
+    projection = (centred @ torch.linalg.svd(centred, full_matrices=False).Vh[0]).reshape(activation.shape[1:])
+    projection = projection if projection.max() >= -projection.min() else -projection
+    np.testing.assert_allclose(saved["eigencam"], projection.clamp(min=0).numpy(), rtol=1e-3, atol=1e-4)
+    assert about["explained"]["method"] == "eigencam" and about["explained"]["layer"].startswith("backbone.")
