@@ -240,7 +240,7 @@ def test_segmentation_target_is_the_hand_sum_and_its_gradcam_autograds(segmenter
     assert float(score.detach()) == pytest.approx(hand, rel=1e-4)
     mask = torch.zeros(out.shape[2:], dtype=torch.bool)
     mask[10:20, 30:50] = True
-    assert float(cams.segmentation_class_score(out, 2, mask)) == pytest.approx(
+    assert float(cams.segmentation_class_score(out, 2, mask).detach()) == pytest.approx(
         float(logits[2, 10:20, 30:50].sum()), rel=1e-4
     )
 
