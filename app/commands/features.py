@@ -21,7 +21,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--folder", required=True, help="the folder of photos (its sub-folders too)")
     train.add_argument("--width", default="4x", help="features per channel (default: 4x)")
     train.add_argument("--k", type=int, default=32, help="codes kept per cell (default: 32)")
-    train.add_argument("--epochs", type=int, default=60, help="passes over the cells (default: 60)")
+    train.add_argument("--epochs", type=int, default=20, help="passes over the cells (default: 20)")
     train.add_argument("--batch-size", type=int, default=1024, metavar="N", help="cells per step (default: 1024)")
     train.add_argument("--lr", type=float, default=4e-3, help="Adam's peak learning rate (default: 0.004)")
     train.add_argument("--seed", type=int, default=0, help="initialisation, order and held-out photos (default: 0)")

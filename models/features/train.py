@@ -50,12 +50,12 @@ class Recipe:
     width: int
     """Features per channel (F = width x C)."""
     k: int
-    epochs: int = 60
+    epochs: int = 20
     batch_size: int = 1024
     lr: float = 4e-3
     warmup: float = 0.05
     """The share of the steps the learning rate rises over."""
-    k_aux: int = 256
+    k_aux: int = 512
     seed: int = 0
 
 
@@ -202,8 +202,10 @@ class _Trainer:
     def __init__(self, rows: torch.Tensor, features: int, recipe: Recipe):
         generator = torch.Generator().manual_seed(recipe.seed)
         channels = rows.shape[1]
-        W_dec = torch.randn(features, channels, generator=generator).to(rows.device)
-        W_dec /= W_dec.norm(dim=1, keepdim=True)
+        picked = torch.randint(len(rows), (features,), generator=generator).to(rows.device)
+        noise = torch.randn(features, channels, generator=generator).to(rows.device)
+        W_dec = rows[picked] - rows.mean(0) + 0.1 * noise * rows.std(0)
+        W_dec /= W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
         self.params = {
             "W_enc": W_dec.clone(),
             "b_enc": torch.zeros(features, device=rows.device),
