@@ -32,6 +32,7 @@ from PyQt6.QtWidgets import (
 
 from livevis.app.panes.base import Pane, PaneServices
 from livevis.app.sources.files import read_entry, read_frame
+from livevis.app.window.action_spec import ActionSpec
 from livevis.models.atlas.mosaics import atlas_crops, mosaic
 from livevis.models.features import FeatureEdit, Recipe, read_features, train_features
 from livevis.models.features.gallery import feature_atlas
@@ -115,6 +116,25 @@ def where_it_fires(strength: np.ndarray, colour: np.ndarray, size: int = 96) -> 
 class FeaturesPane(Pane):
     """Asks for the `features` view while a features file is open."""
 
+    ACTIONS = (
+        ActionSpec(
+            "learn_features",
+            "Learn features...",
+            (),
+            "learn a layer's sparse features on a folder of photos (in the background)",
+            "learn_features",
+            "File",
+        ),
+        ActionSpec(
+            "open_features",
+            "Open features...",
+            (),
+            "open a features file written by `livevis features train`",
+            "open_features",
+            "File",
+        ),
+    )
+
     def __init__(self, state, spec: ViewSpec, services: PaneServices, parent: QWidget | None = None):
         super().__init__(state, spec, services, parent)
         self.set_title("sparse features")
@@ -122,7 +142,7 @@ class FeaturesPane(Pane):
         self.caption.setWordWrap(True)
         self.open = QPushButton("Open...")
         self.open.setToolTip("a features file (.safetensors) written by `livevis features train`")
-        self.open.clicked.connect(self._open)
+        self.open.clicked.connect(self.open_features)
         self.learn = QPushButton("Learn...")
         self.learn.setToolTip("learn the layer's features on a folder of photos (a TopK sparse autoencoder)")
         self.learn.clicked.connect(lambda: self.learn_features())
@@ -179,7 +199,7 @@ class FeaturesPane(Pane):
         self.cancel.setVisible(running)
         self.learn.setEnabled(not running)
 
-    def _open(self) -> None:
+    def open_features(self) -> None:
         chosen, _ = QFileDialog.getOpenFileName(self, "Open features", "", "Features (*.safetensors)")
         if chosen:
             self.use(chosen)

@@ -35,6 +35,8 @@ def test_features_learnt_in_the_window_are_drawn_picked_and_switched_off(
     window = make_window(video)
     wait_result(qtbot, window)
     pane = window.live.panes["features"]
+    file_menu = {a.text() for a in window.menuBar().actions()[0].menu().actions()}
+    assert {"Learn features...", "Open features..."} <= file_menu
     assert not pane.active, "no features file: the view is not asked for"
     job = pane.learn_features(str(folder), Recipe(width=1, k=8, epochs=2, batch_size=256), "features.10")
     assert job is not None
