@@ -257,10 +257,11 @@ class Visualizer:
         layer = self.layer_info(options)
         self.check_channel(layer, options.channel)
         producers = self._producers_for(options.views)
+        # asked first: a producer may learn there which of the engine's layers it needs
+        asked = [p.backward(self.engine, layer, options) for p in producers.values()]
+        backward = next((request for request in asked if request is not None), None)
         needed = {layer.path}.union(*(p.layers(layer, options) for p in producers.values()))
         inputs = set().union(*(p.inputs(self.engine, layer, options) for p in producers.values()))
-        asked = (p.backward(self.engine, layer, options) for p in producers.values())
-        backward = next((request for request in asked if request is not None), None)
         clock = _StageClock(self.engine.device)
         with self.engine.edited(options.edits, self.memory.setdefault("seen_means", SeenMeans())):
             result, reused = self._forward(frame, needed, frame_key, clock, backward, inputs, options.edits)

@@ -11,7 +11,8 @@ from torch import nn
 
 from livevis.assets import ASSETS_DIR
 
-from ..errors import ModelNotFoundError, OptionError
+from ..detection.outputs import unsupported_model
+from ..errors import ModelError, ModelNotFoundError, OptionError
 from .custom import custom_spec
 from .spec import (
     IMAGENET_MEAN,
@@ -25,7 +26,7 @@ from .spec import (
     WeightsSource,
     imagenet_categories,
 )
-from .torchvision_catalog import torchvision_spec
+from .torchvision_catalog import task_spec, torchvision_spec
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -73,13 +74,17 @@ def get_spec(name: str, *, trust_model_file: bool = False, **custom) -> ModelSpe
                 f"{name} has its own"
             )
         return _REGISTRY[name]
-    spec = torchvision_spec(name) if not any(value is not None for value in custom.values()) else None
+    plain = not any(value is not None for value in custom.values())
+    spec = (torchvision_spec(name) or task_spec(name)) if plain else None
+    if spec is None and plain and (why := unsupported_model(name)):
+        raise ModelError(why)
     spec = spec or custom_spec(name, **custom, trust_model_file=trust_model_file)
     if spec is None:
         known = ", ".join(_REGISTRY)
         raise ModelNotFoundError(
-            f"unknown model {name!r}; known models: {known}, any torchvision classifier by its name "
-            "(`livevis models --all`); or timm:NAME, a TorchScript or .pt2 file, or package.module:factory"
+            f"unknown model {name!r}; known models: {known}, any torchvision classifier, detector or "
+            "segmenter by its name (`livevis models --all`); or timm:NAME, a TorchScript or .pt2 file, or "
+            "package.module:factory"
         )
     return spec
 

@@ -1,0 +1,143 @@
+"""Detectors and segmenters by name: `render` saves what an independent forward of the same torchvision model, on
+the same frame, with the same random weights (given as a state-dict file), returns."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torchvision.models as tvm
+
+from livevis.app.cli import main
+
+FRAME_SIZE = (160, 120)
+
+
+@pytest.fixture(scope="module")
+def frame_file(tmp_path_factory, photos):
+    import cv2
+
+    frame = cv2.resize(photos["astronaut"], FRAME_SIZE, interpolation=cv2.INTER_AREA)
+    path = tmp_path_factory.mktemp("frame") / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return path, frame
+
+
+def torchvision_model(name: str, **options) -> torch.nn.Module:
+    """torchvision's own build of a model, random weights, nothing fetched."""
+    if name.startswith(("deeplabv3", "fcn")):
+        options.setdefault("aux_loss", True)
+    torch.manual_seed(0)
+    return tvm.get_model(name, weights=None, weights_backbone=None, **options).eval()
+
+
+def rendered(tmp_path, capsys, name, frame_path, *extra):
+    weights = tmp_path / f"{name}.pt"
+    model = torchvision_model(name)
+    if name.startswith("fasterrcnn"):  # random scores sit near 1/91, under the trained threshold: lift one class
+        with torch.no_grad():
+            model.roi_heads.box_predictor.cls_score.bias[1] += 8.0
+    torch.save(model.state_dict(), weights)
+    out = tmp_path / "out"
+    code = main(
+        ["render", str(frame_path), "--model", name, "--weights", str(weights), "--device", "cpu", "--out", str(out)]
+        + ["--save-activations", "--json", *extra]
+    )
+    about = json.loads(capsys.readouterr().out)
+    assert code == 0
+    return model, dict(np.load(out / "activations.npz")), about, out
+
+
+@pytest.mark.parametrize("name", ["fasterrcnn_mobilenet_v3_large_320_fpn", "ssdlite320_mobilenet_v3_large"])
+def test_a_detectors_boxes_equal_an_independent_forward(tmp_path, capsys, frame_file, name):
+    frame_path, frame = frame_file
+    model, saved, about, out = rendered(tmp_path, capsys, name, frame_path, "--score-threshold", "0.05")
+    image = torch.from_numpy(frame).permute(2, 0, 1).float() / 255.0
+    with torch.no_grad():
+        expected = model([image])[0]
+    assert len(expected["boxes"]) > 10  # enough detections for the comparison to mean something
+    np.testing.assert_array_equal(saved["input"][0], image.numpy())  # the whole frame, as it is, in [0, 1]
+    np.testing.assert_allclose(saved["boxes"], expected["boxes"].numpy(), rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(saved["scores"], expected["scores"].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(saved["labels"], expected["labels"].numpy())
+    assert saved["labels"].dtype == np.int64 and saved["boxes"].dtype == np.float32
+    assert len(about["detections"]) == len(expected["boxes"])
+    assert about["drawn"] == int((expected["scores"] >= 0.05).sum())
+    assert (out / "detections.png").is_file()
+    # the tree: the backbone, the pyramid's levels or SSD's feature maps as layers, the heads' convolutions
+    layers = {row["name"] for row in _layers(capsys, name)}
+    assert {"backbone.fpn:0", "backbone.fpn:1", "backbone.fpn:pool"} <= layers or {"backbone:0", "backbone:5"} <= layers
+    assert about["layer_name"] in ("backbone.fpn:0", "backbone:0")
+
+
+def _layers(capsys, name):
+    assert main(["layers", "--model", name, "--weights", "none", "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("name", ["lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large"])
+def test_a_segmenters_classes_equal_an_independent_forward(tmp_path, capsys, frame_file, name):
+    frame_path, frame = frame_file
+    model, saved, about, out = rendered(tmp_path, capsys, name, frame_path)
+    transform = tvm.get_model_weights(name).DEFAULT.transforms()
+    x = transform(torch.from_numpy(frame).permute(2, 0, 1))[None]
+    with torch.no_grad():
+        expected = model(x)["out"][0]
+    np.testing.assert_allclose(saved["input"], x.numpy(), atol=1e-5)
+    np.testing.assert_allclose(saved["segmentation"], expected.numpy(), rtol=1e-4, atol=1e-4)
+    shares = {entry["class"]: entry["share"] for entry in about["segmentation"]}
+    classes = expected.argmax(0)
+    for index, share in shares.items():
+        assert share == pytest.approx(float((classes == index).float().mean()), abs=1e-4)
+    assert (out / "segmentation.png").is_file()
+
+
+def _kept(model, module, key=None):
+    """A forward hook keeping a module's output (one entry of a mapping) with its graph."""
+    kept = {}
+
+    def hook(_module, _inputs, output):
+        kept["out"] = output if key is None else output[key]
+
+    return kept, module.register_forward_hook(hook)
+
+
+def test_gradcam_of_a_box_equals_a_hand_written_backward(tmp_path, capsys, frame_file, detection_cams):
+    """`--box 0 --backprop gradcam`: the box's score (FasterRCNNBoxScoreTarget: its score plus its IoU with
+    itself) backpropagated to the pyramid's finest level, and Grad-CAM's formula there, by hand."""
+    name = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    frame_path, frame = frame_file
+    model, saved, about, out = rendered(tmp_path, capsys, name, frame_path, "--box", "0", "--backprop", "gradcam")
+    kept, handle = _kept(model, model.backbone.fpn, "0")
+    image = torch.from_numpy(frame).permute(2, 0, 1).float() / 255.0
+    detections = model([image])[0]
+    handle.remove()
+    (gradient,) = torch.autograd.grad(detections["scores"][0] + 1.0, kept["out"])
+    weights = gradient[0].mean(dim=(1, 2))
+    expected = torch.relu((weights[:, None, None] * kept["out"][0]).sum(0)).detach()
+    assert expected.max() > 0
+    np.testing.assert_allclose(saved["gradcam"], expected.numpy(), rtol=1e-3, atol=1e-5 * float(expected.max()))
+    np.testing.assert_allclose(saved["explained_box"], detections["boxes"][0].detach().numpy(), atol=1e-3)
+    explained = about["explained"]
+    assert explained["index"] == 0 and explained["iou"] == pytest.approx(1.0)
+    assert explained["layer"] == "backbone.fpn.layer_blocks.0"
+    assert (out / "backprop.png").is_file()
+
+
+def test_eigencam_of_a_segmenter_is_the_layers_first_principal_component(tmp_path, capsys, frame_file, detection_cams):
+    name = "lraspp_mobilenet_v3_large"
+    frame_path, frame = frame_file
+    model, saved, about, _ = rendered(tmp_path, capsys, name, frame_path, "--backprop", "eigencam")
+    kept, handle = _kept(model, model.get_submodule(about["explained"]["layer"]))
+    with torch.no_grad():
+        model(torch.from_numpy(saved["input"]))
+    handle.remove()
+    activation = kept["out"][0].double()
+    cells = activation.reshape(activation.shape[0], -1).T
+    centred = cells - cells.mean(0)
+    projection = (centred @ torch.linalg.svd(centred, full_matrices=False).Vh[0]).reshape(activation.shape[1:])
+    projection = projection if projection.max() >= -projection.min() else -projection
+    np.testing.assert_allclose(saved["eigencam"], projection.clamp(min=0).numpy(), rtol=1e-3, atol=1e-4)
+    assert about["explained"]["method"] == "eigencam" and about["explained"]["layer"].startswith("backbone.")
