@@ -2,7 +2,8 @@
 trains the bundled weights:
 
     python -m livevis.models.zoo.digit_scenes --train detector --out assets/weights/digits_detector.pth
-    python -m livevis.models.zoo.digit_scenes --train segmenter --out assets/weights/digits_segmenter.pth
+    python -m livevis.models.zoo.digit_scenes --train segmenter --init assets/weights/digits_detector.pth \
+        --out assets/weights/digits_segmenter.pth
     python -m livevis.models.zoo.digit_scenes --evaluate detector      # the bundled weights, held-out scenes
 
 Both are torchvision's own classes, so whatever handles torchvision's detectors and segmenters handles them:
