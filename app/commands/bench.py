@@ -111,7 +111,8 @@ def run_bench(
     engine = Engine.load(model, weights, device=device, progress=progress)
     options = options.with_(
         layer=layer,
-        views=tuple(dict.fromkeys((*live_views(transformer=bool(engine.blocks)), *views))),
+        # a detector's or a segmenter's live tab opens its detections pane
+        views=tuple(dict.fromkeys((*live_views(transformer=bool(engine.blocks)), *_opened_for(engine), *views))),
         display_size=shown and (shown.width, shown.height),
         edits=tuple(edits(engine)) if edits else (),
     )
@@ -189,6 +190,12 @@ def run_bench(
         "baseline": "bare forward + backward" if backward else "bare forward",
         "views": list(options.views),
     }
+
+
+def _opened_for(engine: Engine) -> tuple[str, ...]:
+    """The views the Live tab opens for this model beside its default ones: a detector's or a segmenter's boxes
+    or classes."""
+    return ("detections",) if engine.whole_frame else ()
 
 
 def bare_forward_backward(model: torch.nn.Module, x: torch.Tensor, layer_path: str) -> None:
