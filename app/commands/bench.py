@@ -21,6 +21,7 @@ from livevis.app.commands.common import add_edit_options, add_model_options, add
 from livevis.app.sources.files import VideoFileSource
 from livevis.app.sources.synthetic import Resolution, synthetic_frames
 from livevis.models import Engine, ViewOptions, Visualizer
+from livevis.models.detection.outputs import DETECT, confident_random_detector
 from livevis.models.errors import InputError
 from livevis.models.layers import as_maps, layout_of
 from livevis.views import live_views
@@ -109,6 +110,8 @@ def run_bench(
     stream, label = _frames(source, size)  # a bad source fails before a model loads
     options = ViewOptions(views=("grid",), **(settings or {}))  # bad options fail before a model loads too
     engine = Engine.load(model, weights, device=device, progress=progress)
+    if engine.task == DETECT and not engine.weights.trained:
+        confident_random_detector(engine.model)  # boxes to draw and explain, as a trained detector gives
     options = options.with_(
         layer=layer,
         # a detector's or a segmenter's live tab opens its detections pane
