@@ -91,7 +91,18 @@ def test_a_segmenters_classes_equal_an_independent_forward(tmp_path, capsys, fra
     classes = expected.argmax(0)
     for index, share in shares.items():
         assert share == pytest.approx(float((classes == index).float().mean()), abs=1e-4)
-    assert (out / "segmentation.png").is_file()
+    # each pixel in its class's colour over the frame, the background left as it is (the legend beside it)
+    import cv2
+
+    from livevis.models.detection.draw import SEGMENT_OPACITY, class_colours
+
+    picture = cv2.cvtColor(cv2.imread(str(out / "segmentation.png")), cv2.COLOR_BGR2RGB)[
+        : frame.shape[0], : frame.shape[1]
+    ]
+    shown = cv2.resize(classes.numpy().astype(np.uint8), FRAME_SIZE, interpolation=cv2.INTER_NEAREST)
+    tinted = frame * (1 - SEGMENT_OPACITY) + class_colours(21)[shown] * SEGMENT_OPACITY
+    expected_picture = np.where((shown > 0)[..., None], tinted, frame)
+    assert np.abs(picture.astype(float) - expected_picture).max() <= 1.0
 
 
 def _kept(model, module, key=None):
