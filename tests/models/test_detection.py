@@ -234,3 +234,35 @@ def test_the_digit_scene_models_are_in_the_zoo_by_name(name, task, layer):
     engine = Engine.load(name, weights="none", device="cpu")
     assert engine.task == task and engine.whole_frame and engine.layer().name == layer
     assert engine.class_names[0] == "__background__" and engine.class_names[1:] == [str(d) for d in range(10)]
+
+
+def test_the_explained_box_is_followed_from_frame_to_frame(tmp_path, frame_file, detection_cams):
+    """A box picked on one frame is found on the next, shifted one, as the detection of its label that overlaps
+    it most (IoU computed here by hand), and outlined there."""
+    from livevis.models import Engine, ViewOptions, Visualizer
+
+    name = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    model = torchvision_model(name)
+    with torch.no_grad():
+        model.roi_heads.box_predictor.cls_score.bias[1] += 8.0
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    engine = Engine.load(name, tmp_path / "w.pt", device="cpu")
+    frame = frame_file[1]
+    shifted = np.ascontiguousarray(np.roll(frame, 6, axis=1))
+    options = ViewOptions(views=("detections", "backprop"), backprop="eigencam")
+    visualizer = Visualizer(engine, options)
+    first = visualizer.process(frame, options)
+    picked = first.values["boxes"][7]
+    target = (*map(float, picked), float(first.values["labels"][7]))
+    later = visualizer.process(shifted, options.with_(box_target=target))
+    boxes, labels = later.values["boxes"], later.values["labels"]
+    x0, y0 = np.maximum(boxes[:, 0], picked[0]), np.maximum(boxes[:, 1], picked[1])
+    x1, y1 = np.minimum(boxes[:, 2], picked[2]), np.minimum(boxes[:, 3], picked[3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    iou = inter / (areas + (picked[2] - picked[0]) * (picked[3] - picked[1]) - inter)
+    iou[labels != target[4]] = -1
+    assert iou.max() > 0.3
+    assert later.values["explained_index"] == int(iou.argmax())
+    np.testing.assert_allclose(later.values["explained_box"], boxes[iou.argmax()], atol=1e-4)
+    assert later.values["selected_box"] == int(iou.argmax())
