@@ -91,7 +91,18 @@ def test_a_segmenters_classes_equal_an_independent_forward(tmp_path, capsys, fra
     classes = expected.argmax(0)
     for index, share in shares.items():
         assert share == pytest.approx(float((classes == index).float().mean()), abs=1e-4)
-    assert (out / "segmentation.png").is_file()
+    # each pixel in its class's colour over the frame, the background left as it is (the legend beside it)
+    import cv2
+
+    from livevis.models.detection.draw import SEGMENT_OPACITY, class_colours
+
+    picture = cv2.cvtColor(cv2.imread(str(out / "segmentation.png")), cv2.COLOR_BGR2RGB)[
+        : frame.shape[0], : frame.shape[1]
+    ]
+    shown = cv2.resize(classes.numpy().astype(np.uint8), FRAME_SIZE, interpolation=cv2.INTER_NEAREST)
+    tinted = frame * (1 - SEGMENT_OPACITY) + class_colours(21)[shown] * SEGMENT_OPACITY
+    expected_picture = np.where((shown > 0)[..., None], tinted, frame)
+    assert np.abs(picture.astype(float) - expected_picture).max() <= 1.0
 
 
 def _kept(model, module, key=None):
@@ -141,3 +152,117 @@ def test_eigencam_of_a_segmenter_is_the_layers_first_principal_component(tmp_pat
     projection = projection if projection.max() >= -projection.min() else -projection
     np.testing.assert_allclose(saved["eigencam"], projection.clamp(min=0).numpy(), rtol=1e-3, atol=1e-4)
     assert about["explained"]["method"] == "eigencam" and about["explained"]["layer"].startswith("backbone.")
+
+
+MASK_RCNN = """
+import torch
+import torchvision
+
+
+def build():
+    torch.manual_seed(1)
+    return torchvision.models.detection.maskrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None, min_size=128, max_size=160, box_score_thresh=0.0,
+        rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=40, box_detections_per_img=12,
+    )
+"""
+TWO_OUTPUTS = """
+import torch
+
+
+class Pair(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x), self.conv(x).mean()
+
+
+def build():
+    return Pair()
+"""
+
+
+def test_a_users_factory_is_recognised_as_a_detector_by_its_output(tmp_path, capsys, monkeypatch, frame_file):
+    """`module:factory` returning Mask R-CNN: its boxes, scores, labels and masks saved as it returns them."""
+    from tests.conftest import use_module
+
+    frame_path, frame = frame_file
+    use_module(tmp_path, monkeypatch, "mydetector", MASK_RCNN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import mydetector
+
+    model = mydetector.build().eval()
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    out = tmp_path / "out"
+    args = ["render", frame_path, "--model", "mydetector:build", "--weights", tmp_path / "weights.pt", "--out", out]
+    assert main([str(a) for a in [*args, "--save-activations", "--json"]]) == 0
+    about = json.loads(capsys.readouterr().out)
+    saved = np.load(out / "activations.npz")
+    with torch.no_grad():
+        expected = model([torch.from_numpy(frame).permute(2, 0, 1).float() / 255.0])[0]
+    assert len(expected["boxes"]) == 12 and len(about["detections"]) == 12
+    np.testing.assert_allclose(saved["boxes"], expected["boxes"].numpy(), rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(saved["labels"], expected["labels"].numpy())
+    np.testing.assert_allclose(saved["masks"], expected["masks"][:, 0].numpy(), atol=1e-5)
+    assert saved["masks"].shape == (12, FRAME_SIZE[1], FRAME_SIZE[0])
+
+
+def test_other_kinds_of_model_get_one_line_saying_what_livevis_expected(tmp_path, capsys, monkeypatch, frame_file):
+    from tests.conftest import use_module
+
+    use_module(tmp_path, monkeypatch, "pair", TWO_OUTPUTS)
+    cases = {
+        "r3d_18": "is a video model",
+        "raft_small": "is an optical flow model",
+        "pair:build": "the model outputs tuple of 2",
+    }
+    for name, said in cases.items():
+        code = main(["render", str(frame_file[0]), "--model", name, "--weights", "none", "--out", str(tmp_path / "o")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and said in err and "livevis shows models" in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize(
+    ("name", "task", "layer"),
+    [("digits_detector", "detect", "backbone.fpn:0"), ("digits_segmenter", "segment", "backbone:out")],
+)
+def test_the_digit_scene_models_are_in_the_zoo_by_name(name, task, layer):
+    from livevis.models import Engine
+
+    engine = Engine.load(name, weights="none", device="cpu")
+    assert engine.task == task and engine.whole_frame and engine.layer().name == layer
+    assert engine.class_names[0] == "__background__" and engine.class_names[1:] == [str(d) for d in range(10)]
+
+
+def test_the_explained_box_is_followed_from_frame_to_frame(tmp_path, frame_file, detection_cams):
+    """A box picked on one frame is found on the next, shifted one, as the detection of its label that overlaps
+    it most (IoU computed here by hand), and outlined there."""
+    from livevis.models import Engine, ViewOptions, Visualizer
+
+    name = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    model = torchvision_model(name)
+    with torch.no_grad():
+        model.roi_heads.box_predictor.cls_score.bias[1] += 8.0
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    engine = Engine.load(name, tmp_path / "w.pt", device="cpu")
+    frame = frame_file[1]
+    shifted = np.ascontiguousarray(np.roll(frame, 6, axis=1))
+    options = ViewOptions(views=("detections", "backprop"), backprop="eigencam")
+    visualizer = Visualizer(engine, options)
+    first = visualizer.process(frame, options)
+    picked = first.values["boxes"][7]
+    target = (*map(float, picked), float(first.values["labels"][7]))
+    later = visualizer.process(shifted, options.with_(box_target=target))
+    boxes, labels = later.values["boxes"], later.values["labels"]
+    x0, y0 = np.maximum(boxes[:, 0], picked[0]), np.maximum(boxes[:, 1], picked[1])
+    x1, y1 = np.minimum(boxes[:, 2], picked[2]), np.minimum(boxes[:, 3], picked[3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    iou = inter / (areas + (picked[2] - picked[0]) * (picked[3] - picked[1]) - inter)
+    iou[labels != target[4]] = -1
+    assert iou.max() > 0.3
+    assert later.values["explained_index"] == int(iou.argmax())
+    np.testing.assert_allclose(later.values["explained_box"], boxes[iou.argmax()], atol=1e-4)
+    assert later.values["selected_box"] == int(iou.argmax())
