@@ -266,3 +266,26 @@ def test_the_explained_box_is_followed_from_frame_to_frame(tmp_path, frame_file,
     assert later.values["explained_index"] == int(iou.argmax())
     np.testing.assert_allclose(later.values["explained_box"], boxes[iou.argmax()], atol=1e-4)
     assert later.values["selected_box"] == int(iou.argmax())
+
+
+def test_the_trained_digit_detector_finds_the_digits_of_a_held_out_scene(tmp_path, capsys, detection_cams):
+    """Trained weights on a real photo: the boxes render saves are those of the detector's own forward, and the
+    confident ones name digits drawn on the scene (8, 7 and 2 among them)."""
+    import cv2
+
+    from livevis.assets import SAMPLES_DIR
+    from livevis.models.zoo.digit_scenes import digits_detector
+
+    scene = SAMPLES_DIR / "digits_china.jpg"
+    out = tmp_path / "out"
+    args = ["render", scene, "--model", "digits_detector", "--device", "cpu", "--out", out, "--save-activations"]
+    assert main([str(a) for a in [*args, "--backprop", "eigencam", "--json"]]) == 0
+    about = json.loads(capsys.readouterr().out)
+    saved = np.load(out / "activations.npz")
+    frame = cv2.cvtColor(cv2.imread(str(scene)), cv2.COLOR_BGR2RGB)
+    with torch.no_grad():
+        expected = digits_detector()([torch.from_numpy(frame).permute(2, 0, 1).float() / 255.0])[0]
+    np.testing.assert_allclose(saved["boxes"], expected["boxes"].numpy(), rtol=1e-5, atol=1e-3)
+    confident = {int(label) - 1 for label, score in zip(saved["labels"], saved["scores"], strict=True) if score > 0.9}
+    assert {8, 7, 2} <= confident
+    assert about["explained"]["index"] == 0 and saved["eigencam"].max() > 0
