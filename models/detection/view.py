@@ -35,6 +35,8 @@ class DetectionsProducer(Producer):
                 out["segmentation_scores"] = scores.float()
             return out
         found = ctx.result.detections
+        # the box the explanation follows on this frame (the backprop view is drawn before this one)
+        out["followed"] = ctx.memory.pop("followed_box", None)
         out |= {key: found[key] for key in ("boxes", "scores", "labels", "keypoints") if key in found}
         if "masks" in found:
             drawn = found["scores"] >= ctx.options["score_threshold"]
@@ -72,7 +74,8 @@ class DetectionsProducer(Producer):
         drawn = np.flatnonzero(scores >= options["score_threshold"])
         keypoints = _host(host["keypoints"]) if "keypoints" in host else None
         masks = _host(host["masks_shown"]) if "masks_shown" in host else None
-        selected = self.selected_index(boxes, labels, options)
+        followed = host.get("followed")
+        selected = int(followed) if followed is not None else self.selected_index(boxes, labels, options)
         picture = draw_detections(
             shown,
             boxes[drawn],
