@@ -289,3 +289,18 @@ def test_the_trained_digit_detector_finds_the_digits_of_a_held_out_scene(tmp_pat
     confident = {int(label) - 1 for label, score in zip(saved["labels"], saved["scores"], strict=True) if score > 0.9}
     assert {8, 7, 2} <= confident
     assert about["explained"]["index"] == 0 and saved["eigencam"].max() > 0
+
+
+def test_a_checkpoint_saved_with_frozen_batch_norms_loads(tmp_path):
+    """torchvision's trained detectors are saved from frozen batch norms, which keep no `num_batches_tracked`;
+    livevis builds plain ones (nothing downloaded), and the file loads all the same, every tensor in place."""
+    from livevis.models.zoo import get_spec
+    from livevis.models.zoo.weights import load_weights
+
+    spec = get_spec("fasterrcnn_mobilenet_v3_large_320_fpn")
+    saved = {k: v + 1 for k, v in torchvision_model(spec.name).state_dict().items() if "num_batches" not in k}
+    torch.save(saved, tmp_path / "frozen.pth")
+    model = spec.build()
+    load_weights(model, spec, tmp_path / "frozen.pth")
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in saved.items())
