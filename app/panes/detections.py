@@ -64,7 +64,8 @@ class DetectionsPane(Pane):
         return self.fits_model
 
     def _name(self, index: int) -> str:
-        return self._names[index] if 0 <= index < len(self._names) else f"class {index}"
+        name = self._names[index] if 0 <= index < len(self._names) else f"class {index}"
+        return "background" if name == "__background__" else name
 
     def _clicked(self, x: float, y: float) -> None:
         views = self._views
