@@ -59,6 +59,7 @@ def test_a_detectors_boxes_equal_an_independent_forward(tmp_path, capsys, frame_
         expected = model([image])[0]
     assert len(expected["boxes"]) > 10  # enough detections for the comparison to mean something
     np.testing.assert_array_equal(saved["input"][0], image.numpy())  # the whole frame, as it is, in [0, 1]
+    assert "crop" not in saved
     np.testing.assert_allclose(saved["boxes"], expected["boxes"].numpy(), rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(saved["scores"], expected["scores"].numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(saved["labels"], expected["labels"].numpy())
