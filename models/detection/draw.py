@@ -132,7 +132,7 @@ def legend(picture: np.ndarray, entries: list[tuple[str, float]], count: int, in
         y = 6 + i * row
         cv2.rectangle(side, (6, y), (22, y + 16), tuple(int(c) for c in colours[index]), -1)
         cv2.putText(
-            side, f"{name} {share:.0%}", (28, y + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
+            side, f"{name} {share:.1%}", (28, y + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
         )
     padded = np.full((side.shape[0], picture.shape[1], 3), 255, dtype=np.uint8)
     padded[: picture.shape[0]] = picture
