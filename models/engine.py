@@ -259,7 +259,8 @@ class Engine:
     def class_name(self, index: int) -> str:
         """A detector's label or a segmenter's class by its index."""
         names = self.class_names
-        return names[index] if 0 <= index < len(names) and names[index] else f"class {index}"
+        name = names[index] if 0 <= index < len(names) and names[index] else f"class {index}"
+        return name.strip("_") if name == "__background__" else name
 
     def _default_layer(self) -> LayerInfo:
         """The spec's choice; for a transformer, a block two thirds of the way down (its tokens as maps); for

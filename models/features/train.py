@@ -5,7 +5,8 @@ and are kept in livevis's cache keyed by the model, its weights, the layer, the 
 files, so a second run (another width, another k, a resumed one) reads no photo. Whole photos are held out (a
 tenth, at least one): the figures are measured on their cells, never trained on.
 
-The recipe is Gao et al. 2024's: b_dec starts at the cells' mean, W_enc at W_dec (the encoder the decoder's
+The recipe is Gao et al. 2024's: b_dec starts at the cells' mean, the decoder's rows at random cells' directions
+(centred; random directions left a tenth of the features dead), W_enc at W_dec (the encoder the decoder's
 transpose), decoder rows kept at unit norm after each step with the gradient's component along them taken out,
 an AuxK loss (the residual rebuilt from the top `k_aux` dead features, coefficient 1/32) to bring dead features
 back, Adam with a warm-up and a cosine decay. The decoder's product is sparse (each cell's k rows, summed by

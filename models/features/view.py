@@ -5,6 +5,7 @@ from frame to frame."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..concepts.nmf import like
 from ..errors import LivevisError, OptionError
@@ -69,16 +70,17 @@ class FeaturesProducer(Producer):
         if sae is None or sae.W_enc.device != activation.device:
             sae = features_at(ctx.options["features"]).to(activation.device)
             ctx.memory["features_sae"] = {ctx.options["features"]: sae}
-        codes, reconstruction = sae.maps(activation)
-        c = activation.shape[0]
+        c, h, w = activation.shape
         rows = activation.reshape(c, -1).t()
-        ev = explained_variance(rows, reconstruction.reshape(c, -1).t())
-        totals = codes.flatten(1).sum(1)
+        values, indices = sae.encode_sparse(rows)  # only the encoder's product is dense: F x C per cell
+        reconstruction = sae.decode_sparse(values, indices)
+        ev = explained_variance(rows, reconstruction)
+        totals = torch.zeros(sae.features, device=rows.device).index_add_(0, indices.reshape(-1), values.reshape(-1))
         top = totals.topk(min(SHOWN, sae.features)).indices
         top = top[totals[top] > 0]
         shown_features = [int(j) for j in top]
         colours = ctx.memory.setdefault("features_colours", Colours()).update(shown_features)
-        maps = codes[top]
+        maps = ((indices[None] == top.reshape(-1, 1, 1)) * values[None]).sum(2).reshape(-1, h, w)
         peak = float(maps.max()) if len(top) else 1.0
         r = ctx.renderer
         out = {
@@ -96,8 +98,9 @@ class FeaturesProducer(Producer):
         else:
             out["features"] = ctx.shown_frame[0]
         if ctx.with_arrays:
-            out["feature_codes"] = codes
-            out["feature_reconstruction"] = reconstruction
+            codes = torch.zeros((len(rows), sae.features), device=rows.device).scatter_(1, indices, values)
+            out["feature_codes"] = codes.t().reshape(-1, h, w)
+            out["feature_reconstruction"] = reconstruction.t().reshape(c, h, w)
         return out
 
     def summary(self, values):

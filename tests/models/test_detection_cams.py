@@ -79,9 +79,28 @@ def _hand_box_score(out, target_box, label, threshold=0.5, same_label_only=True)
 
 
 @pytest.fixture(scope="module")
-def detections(detector, image):
-    with torch.enable_grad():
-        return detector([image.clone()])[0]
+def traced(detector, image):
+    """One plain forward with autograd on: the detections with their graph, the FPN's levels and an early
+    stage's output, kept by hooks of the test's own."""
+    kept = {}
+    handles = [
+        detector.backbone.fpn.register_forward_hook(lambda _m, _i, output: kept.update(levels=output)),
+        detector.backbone.body.get_submodule("4").register_forward_hook(
+            lambda _m, _i, output: kept.update(stage=output)
+        ),
+    ]
+    try:
+        with torch.enable_grad():
+            detections = detector([image.clone()])[0]
+    finally:
+        for handle in handles:
+            handle.remove()
+    return detections, kept["levels"], kept["stage"]
+
+
+@pytest.fixture(scope="module")
+def detections(traced):
+    return traced[0]
 
 
 def _shifted(box, right=0.08, down=-0.05):
@@ -102,7 +121,7 @@ def test_box_score_is_the_hand_loops_box_its_score_plus_iou(detections):
             assert iou == pytest.approx(expected_iou, abs=1e-6)
             if expected is not None:
                 assert 0.5 < iou < 1.0
-                assert float(score) == pytest.approx(float(expected), abs=1e-5)
+                assert float(score.detach()) == pytest.approx(float(expected.detach()), abs=1e-5)
                 assert score.requires_grad
 
 
@@ -116,29 +135,28 @@ def test_box_score_takes_the_same_label_or_pytorch_grad_cams_overall_best():
         "scores": scores,
     }
     score, iou, index = cams.box_score(out, [0.0, 0, 10, 10], 5)
-    assert index == 1 and iou == pytest.approx(9 / 11) and float(score) == pytest.approx(0.4 + 9 / 11)
+    assert index == 1 and iou == pytest.approx(9 / 11) and float(score.detach()) == pytest.approx(0.4 + 9 / 11)
     (grad,) = torch.autograd.grad(score, scores)
     assert grad.tolist() == [0.0, 1.0]
     score, iou, index = cams.box_score(out, [0.0, 0, 10, 10], 5, same_label_only=False)
     assert index is None and iou == pytest.approx(1.0)
     (grad,) = torch.autograd.grad(score, scores)  # a lost box is a zero that still backpropagates
-    assert float(score) == 0.0 and grad.tolist() == [0.0, 0.0]
+    assert float(score.detach()) == 0.0 and grad.tolist() == [0.0, 0.0]
 
 
-def test_gradcam_of_a_box_is_autograd_of_the_hand_built_score(detector, image):
+def test_gradcam_of_a_box_is_autograd_of_the_hand_built_score(detector, image, traced):
     j = 3
-    output, activation = _hooked_forward(detector, lambda: detector([image.clone()]), detector.backbone.fpn, "0")
-    out = output[0]
+    out, activation = traced[0], traced[1]["0"]
     target, label = _shifted(out["boxes"][j]), int(out["labels"][j])
     score, expected_iou, expected_index = _hand_box_score(out, target, label)
     assert expected_index is not None
-    (gradient,) = torch.autograd.grad(score, activation)
+    (gradient,) = torch.autograd.grad(score, activation, retain_graph=True)
     weights = gradient[0].mean(dim=(1, 2))
     expected = (weights[:, None, None] * activation[0].detach()).sum(0).clamp(min=0)
 
     explained = cams.explain_detection(detector, image, LEVEL, target, label, method="gradcam")
     assert explained.index == expected_index and explained.iou == pytest.approx(expected_iou, abs=1e-6)
-    assert explained.score == pytest.approx(float(score), abs=1e-5)
+    assert explained.score == pytest.approx(float(score.detach()), abs=1e-5)
     assert float(expected.max()) > 0 and not explained.cam.requires_grad
     torch.testing.assert_close(explained.cam, expected, rtol=1e-4, atol=1e-4 * float(expected.max()))
     torch.testing.assert_close(explained.detections["boxes"], out["boxes"].detach())
@@ -148,7 +166,8 @@ def test_gradcam_of_a_box_is_autograd_of_the_hand_built_score(detector, image):
 
 
 def test_gradcam_of_the_top_box_when_no_target_is_given(detector, image):
-    explained = cams.explain_detection(detector, image, "backbone.body.16", method="gradcam")
+    with torch.inference_mode():  # as the live pipeline calls it
+        explained = cams.explain_detection(detector, image, "backbone.body.16", method="gradcam")
     assert explained.index == 0 and explained.iou == pytest.approx(1.0)
     assert explained.cam.shape == (10, 14) and float(explained.cam.max()) > 0
 
@@ -165,12 +184,11 @@ def _numpy_eigencam(activation: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("small_gram", [cams.SMALL_GRAM, 0], ids=["gram", "iteration"])
-def test_eigencam_is_numpys_first_principal_component(detector, image, small_gram, monkeypatch):
+def test_eigencam_is_numpys_first_principal_component(traced, small_gram, monkeypatch):
     """A layer of fewer cells than channels (an FPN level), one of more (an early stage), and noise with a
     NaN, its first components close; through the Gram matrices and through subspace iteration."""
     monkeypatch.setattr(cams, "SMALL_GRAM", small_gram)
-    _, level = _hooked_forward(detector, lambda: detector([image.clone()]), detector.backbone.fpn, "0")
-    _, stage = _hooked_forward(detector, lambda: detector([image.clone()]), detector.backbone.body.get_submodule("4"))
+    level, stage = traced[1]["0"], traced[2]
     noise = torch.randn(64, 12, 9, generator=torch.Generator().manual_seed(1))
     noise[5, 2, 3] = float("nan")
     for activation in (level[0].detach(), stage[0].detach(), noise):
@@ -182,12 +200,10 @@ def test_eigencam_is_numpys_first_principal_component(detector, image, small_gra
     assert level.shape[2] * level.shape[3] < level.shape[1] and stage.shape[2] * stage.shape[3] > stage.shape[1]
 
 
-def test_eigencam_explanation_is_the_layers_component_and_the_detections_a_plain_forwards(detector, image):
-    with torch.no_grad():
-        output, activation = _hooked_forward(detector, lambda: detector([image.clone()]), detector.backbone.fpn, "1")
+def test_eigencam_explanation_is_the_layers_component_and_the_detections_a_plain_forwards(detector, image, traced):
     explained = cams.explain_detection(detector, image, "backbone.fpn:1", method="eigencam")
-    torch.testing.assert_close(explained.cam, cams.eigencam(activation[0]).clamp(min=0))
-    torch.testing.assert_close(explained.detections["scores"], output[0]["scores"])
+    torch.testing.assert_close(explained.cam, cams.eigencam(traced[1]["1"][0].detach()).clamp(min=0))
+    torch.testing.assert_close(explained.detections["scores"], traced[0]["scores"].detach())
     # 120 x 160 resized to 320 x 426, padded to 320 x 448
     assert explained.covered == pytest.approx((1.0, 426 / 448))
 
@@ -222,10 +238,10 @@ def test_segmentation_target_is_the_hand_sum_and_its_gradcam_autograds(segmenter
     class_index = int(np.bincount(top.ravel()).argmax())
     hand = sum(float(logits[class_index, y, x]) for y, x in zip(*np.nonzero(top == class_index), strict=True))
     score = cams.segmentation_class_score(out, class_index)
-    assert float(score) == pytest.approx(hand, rel=1e-4)
+    assert float(score.detach()) == pytest.approx(hand, rel=1e-4)
     mask = torch.zeros(out.shape[2:], dtype=torch.bool)
     mask[10:20, 30:50] = True
-    assert float(cams.segmentation_class_score(out, 2, mask)) == pytest.approx(
+    assert float(cams.segmentation_class_score(out, 2, mask).detach()) == pytest.approx(
         float(logits[2, 10:20, 30:50].sum()), rel=1e-4
     )
 
