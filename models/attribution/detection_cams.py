@@ -104,9 +104,9 @@ def eigencam(activation: torch.Tensor) -> torch.Tensor:
 
     The component's sign is arbitrary; it is chosen so that the largest value is positive (the map is flipped
     where |min| > |max|, as pytorch-grad-cam's `get_2d_projection_with_sign_correction` does). NaNs count as 0.
-    Instead of an SVD of the h*w x C matrix, the component comes from the smaller Gram matrix's eigenvectors
-    or, for a wide layer, by subspace iteration (`_first_component`): the same map, to about 1e-5 of its
-    largest value, for a fraction of the time.
+    Instead of an SVD of the h*w x C matrix, the component comes from the smaller Gram matrix's top
+    eigenvector, found by subspace iteration where the matrix is wide (`_first_component`): the same map, to
+    about 1e-5 of its largest value, for a fraction of the time.
     """
     if activation.dim() != 3:
         raise InputError(f"EigenCAM needs a C x h x w layer output, got {tuple(activation.shape)}")
@@ -121,40 +121,39 @@ def eigencam(activation: torch.Tensor) -> torch.Tensor:
 
 
 SMALL_GRAM = 256
-"""Up to this many channels (or cells), EigenCAM takes the component from the Gram matrix's eigendecomposition."""
+"""Up to this width, the Gram matrix's first eigenvector comes from a full eigendecomposition; beyond, from
+subspace iteration on it."""
 
 
 def _first_component(centred: torch.Tensor) -> torch.Tensor:
-    """The unit first right singular vector of an n x C matrix (its first principal component, centred):
-    from the eigendecomposition of the smaller of its two Gram matrices where that is at most `SMALL_GRAM`
-    wide (n x min(n, C)^2 and an eigh of that size), by subspace iteration otherwise."""
+    """The unit first right singular vector of an n x C matrix (its first principal component, centred), from
+    the smaller of its two Gram matrices (n x min(n, C)^2, one matrix product): its top eigenvector by a full
+    eigendecomposition up to `SMALL_GRAM` wide, by subspace iteration beyond (`_top_eigenvector`)."""
     cells, channels = centred.shape
-    if channels <= SMALL_GRAM and channels <= cells:
-        return torch.linalg.eigh(centred.T @ centred)[1][:, -1]
-    if cells <= SMALL_GRAM:
-        direction = centred.T @ torch.linalg.eigh(centred @ centred.T)[1][:, -1]
-        return direction / direction.norm().clamp_min(torch.finfo(centred.dtype).tiny)
-    return _first_component_by_iteration(centred)
+    by_cells = cells < channels
+    gram = centred @ centred.T if by_cells else centred.T @ centred
+    top = torch.linalg.eigh(gram)[1][:, -1] if gram.shape[0] <= SMALL_GRAM else _top_eigenvector(gram)
+    if not by_cells:
+        return top
+    direction = centred.T @ top
+    return direction / direction.norm().clamp_min(torch.finfo(centred.dtype).tiny)
 
 
-def _first_component_by_iteration(centred: torch.Tensor, block: int = 8, products: int = 64) -> torch.Tensor:
-    """The unit first right singular vector of an n x C matrix M (its first principal component, M centred).
+def _top_eigenvector(gram: torch.Tensor, block: int = 8, products: int = 64) -> torch.Tensor:
+    """The unit eigenvector of a symmetric positive semi-definite matrix's largest eigenvalue.
 
-    Subspace iteration on M^T M without forming it: `block` vectors, started from the Gram matrix's columns of
-    the channels that vary most (they lie in its range and lean towards the component), each step one product
-    M^T (M Q), a Rayleigh-Ritz estimate from M Q, and a stop when the estimate's residual
-    |M^T M v - theta v| falls under 1e-6 of theta (1e-9 in float64). The error falls as
+    Subspace iteration: `block` vectors, started from the matrix's largest columns (they lie in its range and
+    lean towards that eigenvector), each step one product, a Rayleigh-Ritz estimate, and a stop when the
+    estimate's residual |G v - theta v| falls under 1e-6 of theta (1e-9 in float64). The error falls as
     (lambda_{block+1} / lambda_1) a step, not (lambda_2 / lambda_1) as a power iteration's: close components
-    cost few steps. A real layer stops after a few products of n x C x block; a full SVD of a 1,200 x 960
-    layer costs several times more, and the Gram matrix's n x C x C alone about as much."""
-    channels = centred.shape[1]
-    block = min(block, channels)
-    tolerance = 1e-9 if centred.dtype == torch.float64 else 1e-6
-    basis = torch.linalg.qr(centred.T @ centred[:, centred.norm(dim=0).topk(block).indices]).Q
+    cost few steps. A 960-wide Gram matrix (a 30 x 40 layer of 960 channels) takes a few products of
+    960 x 960 x 8 where its full eigendecomposition costs several times the Gram matrix itself."""
+    block = min(block, gram.shape[0])
+    tolerance = 1e-9 if gram.dtype == torch.float64 else 1e-6
+    basis = torch.linalg.qr(gram[:, gram.diagonal().topk(block).indices]).Q
     for _ in range(products):
-        projected = centred @ basis
-        image = centred.T @ projected
-        values, vectors = torch.linalg.eigh(projected.T @ projected)
+        image = gram @ basis
+        values, vectors = torch.linalg.eigh(basis.T @ image)
         top, theta = vectors[:, -1], values[-1]
         vector = basis @ top
         if float((image @ top - theta * vector).norm()) <= tolerance * float(theta):
