@@ -154,7 +154,7 @@ def test_eigencam_of_a_segmenter_is_the_layers_first_principal_component(tmp_pat
     projection = (centred @ torch.linalg.svd(centred, full_matrices=False).Vh[0]).reshape(activation.shape[1:])
     projection = projection if projection.max() >= -projection.min() else -projection
     np.testing.assert_allclose(saved["eigencam"], projection.clamp(min=0).numpy(), rtol=1e-3, atol=1e-4)
-    assert about["explained"]["method"] == "eigencam" and about["explained"]["layer"].startswith("backbone.")
+    assert about["explained"]["method"] == "eigencam" and about["explained"]["layer"] == "classifier.cbr.2"
 
 
 MASK_RCNN = """
@@ -229,7 +229,7 @@ def test_other_kinds_of_model_get_one_line_saying_what_livevis_expected(tmp_path
 
 @pytest.mark.parametrize(
     ("name", "task", "layer"),
-    [("digits_detector", "detect", "backbone.fpn:0"), ("digits_segmenter", "segment", "backbone:out")],
+    [("digits_detector", "detect", "backbone.fpn:0"), ("digits_segmenter", "segment", "classifier.0.2")],
 )
 def test_the_digit_scene_models_are_in_the_zoo_by_name(name, task, layer):
     from livevis.models import Engine
