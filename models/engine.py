@@ -14,10 +14,13 @@ import torch.nn.functional as F
 
 from .attribution.backprop import BackwardRequest, PassResult, forward_backward
 from .data.tensors import is_tensor_frame, tensor_display
+from .detection.explain import TargetRequest, covered_share, target_pass, watch_padding
+from .detection.outputs import DETECT, SEGMENT, adapt_model, last_detections
 from .errors import InputError, OptionError, WeightsError
 from .interventions import Edit, EditHooks, SeenMeans
 from .layers import (
     INPUT,
+    LEVEL,
     OUTPUT,
     PROB,
     ActivationCapture,
@@ -27,6 +30,7 @@ from .layers import (
     feature_layer,
     find_layer,
     hidden_layers,
+    model_task,
     token_model,
     transformer_blocks,
 )
@@ -34,6 +38,7 @@ from .progress import Progress, report
 from .transformers.attention import AttentionInputs
 from .zoo.custom import CUSTOM_FAMILIES
 from .zoo.registry import DEFAULT_MODEL, OFFLINE_DEFAULT, ModelSpec, get_spec
+from .zoo.spec import imagenet_categories
 from .zoo.weights import DEFAULT, WeightsInfo, load_weights
 
 
@@ -150,6 +155,12 @@ class ForwardResult:
     """A transformer layer's prefix tokens (class, distillation, registers), P x D (N x P x D for a batch)."""
     module_inputs: dict[str, tuple[tuple, dict]] = field(default_factory=dict)
     """What the modules asked for (`run(..., keep_inputs=...)`: attention modules) were called with, detached."""
+    detections: dict[str, torch.Tensor] | list[dict[str, torch.Tensor]] | None = None
+    """A detector's output for the frame (`boxes` N x 4 in frame pixels, `scores`, `labels`, and `masks`,
+    `keypoints` where it gives them), one per frame for a batch; None for any other model."""
+    covered: tuple[float, float] = (1.0, 1.0)
+    """The share of the layers' maps (height, width) the frame covers from their top left: a detector pads the
+    image it resized to a multiple of its stride."""
 
 
 class Engine:
@@ -163,6 +174,15 @@ class Engine:
         self.layers: list[LayerInfo] = discover_layers(
             self.model, (spec.in_channels, spec.input_size, spec.input_size), spec.layer_names(self.model)
         )
+        self.task = model_task(self.model)
+        """What the model outputs: `classify`, `maps`, `segment` or `detect` (see `detection.outputs`)."""
+        adapt_model(self.model, self.task)
+        if self.task == DETECT:
+            watch_padding(self.model)
+        self.whole_frame = self.task in (DETECT, SEGMENT)
+        """The model sees the whole frame (a detector, a segmenter), not a centre square."""
+        self.class_names = self._class_names() if self.whole_frame else []
+        """A detector's labels or a segmenter's classes by index (0 is the background)."""
         self.is_classifier = self.layers[-1].path == PROB
         """Outputs class scores (N x K). Other networks (image to image, segmenters, regressors) run all
         the same: their output is the `output` layer, and they have no top-5."""
@@ -228,12 +248,28 @@ class Engine:
     def name(self) -> str:
         return self.spec.name
 
+    def _class_names(self) -> list[str]:
+        """The spec's names (a user's `--labels`), else `class K`; for a segmenter as many as its classes."""
+        names = [] if self.spec.categories is imagenet_categories else list(self.spec.categories())
+        if self.task == SEGMENT:
+            count = self.layers[-1].channels
+            return names if len(names) == count else [f"class {i}" for i in range(count)]
+        return names
+
+    def class_name(self, index: int) -> str:
+        """A detector's label or a segmenter's class by its index."""
+        names = self.class_names
+        name = names[index] if 0 <= index < len(names) and names[index] else f"class {index}"
+        return name.strip("_") if name == "__background__" else name
+
     def _default_layer(self) -> LayerInfo:
         """The spec's choice; for a transformer, a block two thirds of the way down (its tokens as maps); for
         another model of a user's, its deepest activation with maps of 7 to 28 cells a side (`feature_layer`),
         else the last layer whose maps are still 7x7 or larger."""
         if self.spec.default_layer:
             return self.layer(self.spec.default_layer)
+        if self.whole_frame:
+            return self.explain_layer()
         if self.blocks:
             return self.blocks[round(2 * (len(self.blocks) - 1) / 3)]
         features = feature_layer(self.layers, self.model)
@@ -258,6 +294,14 @@ class Engine:
             inside = [layer for layer in spatial if layer.path.startswith(last)]
             return inside[0] if inside else self.blocks[-1]
         return spatial[-1] if spatial else None
+
+    def explain_layer(self) -> LayerInfo:
+        """Where a detection or a segmentation class is explained unless told otherwise, and what a detector or a
+        segmenter opens on: a pyramid's finest level (`fpn:0`), else the deepest backbone layer with maps."""
+        spatial = [layer for layer in self.layers[1:] if layer.is_spatial and layer.path != OUTPUT]
+        finest = [layer for layer in spatial if layer.name.endswith(f"{LEVEL}0")]
+        inside = [layer for layer in spatial if layer.path.startswith("backbone.")]
+        return (finest or inside or spatial or self.layers)[-1]
 
     def block_of(self, layer: LayerInfo) -> LayerInfo | None:
         """The transformer block a layer lies in, or the last one before it in execution order; None before
@@ -311,6 +355,8 @@ class Engine:
                 "(.npy or .pt, C x H x W), not a photo"
             )
         frames = frame if frame.dim() == 4 else frame.unsqueeze(0)
+        if self.whole_frame:
+            return self._whole_frame(frames)
         resized, crop = centre_square_resized(frames, self.spec.input_size)
         if self.spec.in_channels == 1:
             luma = torch.tensor([0.299, 0.587, 0.114], device=resized.device).view(1, 3, 1, 1)
@@ -318,6 +364,22 @@ class Engine:
         # Channels-first first: the float passes then run over contiguous memory.
         x = resized.contiguous().float().mul_(self._scale).add_(self._shift)
         return x, crop
+
+    def _whole_frame(self, frames: torch.Tensor) -> tuple[torch.Tensor, CropRect]:
+        """A detector's input: the frames as they are, [0, 1] RGB (its own transform resizes and normalises). A
+        segmenter's: the frames with their shorter edge resized to the spec's side, normalised."""
+        height, width = frames.shape[1:3]
+        crop = CropRect(0, 0, width, height)
+        nchw = frames.permute(0, 3, 1, 2)
+        if self.task == DETECT:
+            return nchw.float().div_(255.0).contiguous(), crop
+        side = self.spec.input_size
+        size = (side, max(1, round(width * side / height))) if height <= width else (round(height * side / width), side)
+        x = nchw.float()
+        if size != (height, width):  # as torchvision's preset does it: in float, rounded back to 8 bits
+            x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+            x = x.round_().clamp_(0, 255)
+        return x.contiguous().mul_(self._scale).add_(self._shift), crop
 
     def prepare(self, frame: np.ndarray | torch.Tensor, *, inference: bool = False) -> PreparedFrame:
         """Upload and preprocess a frame (or a batch) for `run`, timed (on CUDA up to the device's finishing).
@@ -404,8 +466,12 @@ class Engine:
                     logits = self.model(x)
                 outputs, prefixes, passed = capture.activations, capture.prefix_tokens, None
             else:
-                passed = forward_backward(self.model, x, captured, backward)
+                pass_with = target_pass if isinstance(backward, TargetRequest) else forward_backward
+                passed = pass_with(self.model, x, captured, backward)
                 logits, outputs, prefixes = passed.logits, passed.activations, passed.prefix_tokens
+        found = last_detections(self.model) if self.task == DETECT else None
+        if found is not None:
+            found = [{key: value.detach() for key, value in image.items()} for image in found]
         batched = frame_t.dim() == 4
         activations = {path: out if batched else out[0] for path, out in outputs.items()}
         prefix_tokens = {path: out if batched else out[0] for path, out in prefixes.items()}
@@ -418,7 +484,19 @@ class Engine:
             activations[OUTPUT] = logits if batched else logits[0]
         if on_stage:
             on_stage("forward" if backward is None else "forward+backward")
-        return ForwardResult(frame_t, x, crop, logits, activations, passed, prefix_tokens, kept.inputs)
+        detections = None if found is None else found if batched else found[0]
+        return ForwardResult(
+            frame_t,
+            x,
+            crop,
+            logits,
+            activations,
+            passed,
+            prefix_tokens,
+            kept.inputs,
+            detections,
+            covered_share(self.model),
+        )
 
     @contextlib.contextmanager
     def _refused_input(self, x: torch.Tensor) -> Iterator[None]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
+from .detection.outputs import CLASSIFY, DETECT, MAPS, SEGMENT, output_task
 from .errors import LayerNotFoundError, ModelError
 from .transformers.attention import attention_modules
 from .transformers.tokens import PatchGrid, TokenLayout, classify_output, find_patch_embedding, prefix_names
@@ -73,6 +74,10 @@ class TokenModel:
 
 _TOKEN_MODELS: weakref.WeakKeyDictionary[nn.Module, TokenModel] = weakref.WeakKeyDictionary()
 _HIDDEN: weakref.WeakKeyDictionary[nn.Module, dict[str, str]] = weakref.WeakKeyDictionary()
+_TASKS: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
+_LEVEL_NAMES: weakref.WeakKeyDictionary[nn.Module, dict[str, str]] = weakref.WeakKeyDictionary()
+LEVEL = ":"
+"""Between a module's path and a key of the mapping it returns: `backbone.fpn:pool`, a pyramid level."""
 
 
 def hidden_layers(model: nn.Module) -> dict[str, str]:
@@ -104,6 +109,7 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, int, int], names: 
     """
     order: dict[str, tuple[nn.Module, tuple[int, ...], bool]] = {}
     calls: dict[str, int] = {}
+    renamed: dict[str, str] = {}
     handles = []
 
     def make_hook(path: str, module: nn.Module):
@@ -112,7 +118,13 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, int, int], names: 
             if isinstance(output, torch.Tensor) and output.dim() in (2, 3, 4):
                 passes_through = bool(inputs) and output is inputs[0]
                 order.pop(path, None)
-                order[path] = (module, tuple(output.shape), passes_through)
+                order[path] = (module, tuple(output.shape), passes_through, output)
+            elif (
+                isinstance(output, Mapping)
+                and output
+                and all(isinstance(v, torch.Tensor) and v.dim() == 4 for v in output.values())
+            ):
+                _add_levels(path, module, output, order, renamed)
 
         return hook
 
@@ -134,18 +146,39 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, int, int], names: 
     finally:
         for handle in handles:
             handle.remove()
+    task = output_task(output)
+    if task == DETECT:  # per-box heads (N boxes x ...) are not maps of the image
+        order = {path: found for path, found in order.items() if found[1][0] == 1 and not path.startswith("roi_heads")}
+    _LEVEL_NAMES[model] = renamed
     shown = [replace(layer, calls=calls.get(layer.path, 1)) for layer in _shown_layers(model, order, names)]
     layers = [LayerInfo(INPUT, INPUT, tuple(input_shape), "Input"), *shown]
-    if isinstance(output, torch.Tensor) and output.dim() == 2:
+    if task == CLASSIFY:
         layers.append(LayerInfo(PROB, PROB, (output.shape[1],), "Softmax"))
-    elif isinstance(output, torch.Tensor) and output.dim() == 4:
-        layers.append(LayerInfo(OUTPUT, OUTPUT, tuple(output.shape[1:]), "Output"))
-    else:
-        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise ModelError(
-            f"the model outputs {shape}; livevis shows models that output one N x K or N x C x H x W tensor"
-        )
+    elif task in (MAPS, SEGMENT):
+        out = output if task == MAPS else output["out"]
+        layers.append(LayerInfo(OUTPUT, OUTPUT, tuple(out.shape[1:]), "Output"))
+    _TASKS[model] = task
     return layers
+
+
+def model_task(model: nn.Module) -> str:
+    """What a model whose layers were discovered outputs (`detection.CLASSIFY`, `MAPS`, `SEGMENT`, `DETECT`)."""
+    return _TASKS.get(model, CLASSIFY)
+
+
+def _add_levels(path: str, module: nn.Module, levels: Mapping, order: dict, renamed: dict[str, str]) -> None:
+    """A feature pyramid's levels as layers of their own (`PATH:KEY`), where a module returns a mapping of maps
+    (torchvision's FPN, SSD's backbone). A level that is a module's output already is that module's layer,
+    named after its level where the module lies deeper inside (the FPN's `layer_blocks.0` is `fpn:0`; a
+    backbone's direct children keep their names)."""
+    owners = {id(found[3]): owner for owner, found in order.items()}
+    for key, tensor in levels.items():
+        owner = owners.get(id(tensor))
+        level = f"{path}{LEVEL}{key}"
+        if owner is None:
+            order[level] = (module, tuple(tensor.shape), False, tensor)
+        elif owner not in renamed and owner.startswith(path + ".") and "." in owner[len(path) + 1 :]:
+            renamed[owner] = level
 
 
 ACTIVATIONS = (
@@ -186,14 +219,14 @@ def feature_layer(layers: Iterable[LayerInfo], model: nn.Module) -> LayerInfo | 
         and layer.path not in (INPUT, PROB, OUTPUT)
         and all(low <= side <= high for side in layer.shape[1:])
     ]
-    activations = [layer for layer in sized if isinstance(model.get_submodule(layer.path), ACTIVATIONS)]
+    activations = [layer for layer in sized if isinstance(module_of(model, layer.path), ACTIVATIONS)]
     return activations[-1] if activations else None
 
 
 def _shown_layers(model: nn.Module, order: dict, names: Mapping[str, str]) -> list[LayerInfo]:
     """The outputs that are maps or vectors, read through the token layout where they are a transformer's;
     registers what was learnt of a transformer for the hooks that later read its layers."""
-    executed = [(path, module, shape) for path, (module, shape, _) in order.items()]
+    executed = [(path, module, shape) for path, (module, shape, *_) in order.items()]
     found = find_patch_embedding(executed)
     previous = _TOKEN_MODELS.pop(model, None)
     if previous is not None:
@@ -209,14 +242,16 @@ def _shown_layers(model: nn.Module, order: dict, names: Mapping[str, str]) -> li
         grid = None
         kinds = {path: classify_output(shape, None) for path, _module, shape in executed}
     layers, hidden = [], {}
-    for path, (module, _shape, passes_through) in order.items():
+    renamed = _LEVEL_NAMES.get(model, {})
+    for path, (module, _shape, passes_through, _output) in order.items():
         kind = kinds[path]
         if is_token_model and passes_through:
             hidden[path] = "it passes its input through unchanged (an identity, or a dropout at inference)"
         elif kind.shape is None:
             hidden[path] = kind.hidden
         else:
-            layers.append(LayerInfo(path, names.get(path, path), kind.shape, type(module).__name__, kind.layout))
+            name = names.get(path, renamed.get(path, path))
+            layers.append(LayerInfo(path, name, kind.shape, type(module).__name__, kind.layout))
     _HIDDEN[model] = hidden
     if is_token_model:
         prefixes = max((layer.prefix_tokens for layer in layers), default=0)
@@ -269,6 +304,11 @@ def find_layer(layers: Iterable[LayerInfo], key: str, hidden: Mapping[str, str] 
     raise LayerNotFoundError(f"no layer {key!r} in this model{hint}; `livevis layers --model M` lists them")
 
 
+def module_of(model: nn.Module, path: str) -> nn.Module:
+    """The module a layer's path names; a pyramid level's (`PATH:KEY`) is the module that returns it."""
+    return model.get_submodule(path.split(LEVEL, 1)[0])
+
+
 def this_thread_only(hook: Callable) -> Callable:
     """A forward hook (or pre-hook) that acts only on the thread that made it. A model is shared between threads (the
     live view's worker, a background job mining or optimising with it), and a module's hooks see every
@@ -295,14 +335,16 @@ class ActivationCapture:
         self.prefix_tokens: dict[str, torch.Tensor] = {}
         """A transformer layer's prefix tokens (class, distillation, registers), N x P x D, by path."""
         self._handles = [
-            model.get_submodule(path).register_forward_hook(this_thread_only(self._hook(path, layout_of(model, path))))
+            module_of(model, path).register_forward_hook(this_thread_only(self._hook(path, layout_of(model, path))))
             for path in paths
             if path not in (INPUT, PROB, OUTPUT)
         ]
 
     def _hook(self, path: str, layout: TokenLayout | None):
+        key = path.split(LEVEL, 1)[1] if LEVEL in path else None
+
         def hook(_module, _inputs, output):
-            output = output.detach()
+            output = (output if key is None else output[key]).detach()
             self.activations[path] = as_maps(output, layout).clone(memory_format=torch.contiguous_format)
             prefix = layout.prefix_tokens(output) if layout is not None else None
             if prefix is not None:

@@ -103,10 +103,9 @@ def run(args: argparse.Namespace) -> int:
     visualizer = Visualizer(engine, options)
     layer = visualizer.layer_info(options)
     visualizer.check_channel(layer, args.channel)
-    if args.class_index is not None and not 0 <= args.class_index < len(engine.categories):
-        raise OptionError(
-            f"class {args.class_index} is out of range: {engine.name} has classes 0..{len(engine.categories) - 1}"
-        )
+    classes = engine.categories or engine.class_names  # a segmenter's classes
+    if args.class_index is not None and not 0 <= args.class_index < len(classes):
+        raise OptionError(f"class {args.class_index} is out of range: {engine.name} has classes 0..{len(classes) - 1}")
     edits = edits_from(args, engine)
     options = options.with_(edits=edits, compare=bool(edits))
     visualizer.check(options)

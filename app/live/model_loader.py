@@ -47,6 +47,10 @@ class ModelInfo:
     """A transformer's prefix tokens, in order (class, distillation, registers)."""
     transformer: bool = False
     """Its layers are token maps and it has attention blocks."""
+    task: str = "classify"
+    """What it outputs: `classify`, `maps`, `segment` or `detect` (a detector, a segmenter: the whole frame)."""
+    class_names: tuple[str, ...] = ()
+    """A detector's labels or a segmenter's classes by index."""
 
     def find(self, path: str) -> LayerRow | None:
         """A layer by its path."""
@@ -79,6 +83,8 @@ def model_info(engine: Engine, notice: str | None = None) -> ModelInfo:
         devices=tuple(available_devices()),
         prefix=tuple(engine.tokens.prefix) if engine.tokens is not None else (),
         transformer=bool(engine.blocks),
+        task=engine.task,
+        class_names=tuple(engine.class_names),
     )
 
 

@@ -48,7 +48,9 @@ class BackpropPane(Pane):
         self.image.set_image(image, views.frame_size)
         options, values = result.options, views.values
         mode, view = options["backprop"], options["backprop_view"]
-        if mode == "gradcam":
+        if "explained_method" in values:
+            self.set_title(explained_title(values, model))
+        elif mode == "gradcam":
             index = values.get("backprop_class")
             label = model.categories[index] if model is not None and index is not None else index
             picked = "picked" if options.class_index is not None else "top-1"
@@ -67,3 +69,22 @@ class BackpropPane(Pane):
                 else ""
             )
             self.set_title(f"{mode} ({view}) of {views.layer.name}:{views.channel} - {rule}{blind}")
+
+
+def explained_title(values, model) -> str:
+    """What the map explains: a detection (followed from frame to frame, with the IoU of the box matched), a
+    segmentation class, or the layer itself (EigenCAM of a classifier's layer)."""
+    method = "Grad-CAM" if values["explained_method"] == "gradcam" else "EigenCAM"
+    row = model.find(values["explained_layer"]) if model is not None else None
+    where = row.name if row is not None else values["explained_layer"]
+    task, index = values["explained_task"], values["explained_index"]
+    names = model.class_names if model is not None else ()
+    if task == "detect":
+        if index is None:
+            return f"{method} at {where}: no detection followed (click a box)"
+        iou = f", IoU {values['explained_iou']:.2f}" if values["explained_method"] == "gradcam" else ""
+        return f"{method} of detection {index} at {where}{iou} (click a box to follow another)"
+    if task == "segment":
+        name = names[index] if index is not None and index < len(names) else f"class {index}"
+        return f"{method} of {name} at {where} (click a class to explain another)"
+    return f"{method} of {where}: its first principal component"

@@ -412,7 +412,12 @@ class MainWindow(QMainWindow):
         self._loop_probe_last = now
 
     def stats_dict(self) -> dict:
-        return self.stats.as_dict(self.slot, self.worker.processed, self.capture.reconnects)
+        stats = self.stats.as_dict(self.slot, self.worker.processed, self.capture.reconnects)
+        stats["model"] = self.model.name if self.model is not None else None
+        boxes = self.last_result.views.values.get("boxes") if self.last_result is not None else None
+        if boxes is not None:
+            stats["detections"] = len(boxes)
+        return stats
 
     # ------------------------------------------------------------------ closing
     def save_settings(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from livevis.views import Option, Place, ViewSpec
 
-BACKPROP_MODES = ("off", "grad", "deconv", "guided", "gradcam")
+BACKPROP_MODES = ("off", "grad", "deconv", "guided", "gradcam", "eigencam")
 BACKPROP_VIEWS = ("raw", "gray", "norm", "normblur")
 """How a gradient is drawn: as it is, its mean over the input channels, its norm, its norm blurred."""
 
@@ -16,7 +16,12 @@ BACKPROP = ViewSpec(
     pane="livevis.app.panes.backprop:BackpropPane",
     pictures=("backprop",),
     recorded=("backprop",),
-    arrays=(("backprop_gradient", "backprop"), ("gradcam_map", "gradcam")),
+    arrays=(
+        ("backprop_gradient", "backprop"),
+        ("gradcam_map", "gradcam"),
+        ("eigencam_map", "eigencam"),
+        ("explained_box", "explained_box"),
+    ),
     options=(
         Option(
             "backprop",
@@ -24,10 +29,11 @@ BACKPROP = ViewSpec(
             choices=BACKPROP_MODES,
             what="backprop mode",
             flag="--backprop",
-            help="grad, deconv or guided (what drives the channel) or gradcam (where the class is seen)",
+            help="grad, deconv or guided (what drives the channel), gradcam (where the class, the detection "
+            "or the segmented class is seen) or eigencam (the layer's first principal component)",
             key="B",
             title="Backprop mode",
-            key_help="cycle the backprop pane: off, grad, deconv, guided, gradcam",
+            key_help="cycle the backprop pane: off, grad, deconv, guided, gradcam, eigencam",
             toolbar="backprop",
             persist=True,
         ),

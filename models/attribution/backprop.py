@@ -397,10 +397,16 @@ def _grad_cam_of(
     classes = _class_indices(logits, class_index)
     score = logits.gather(1, classes[:, None]).sum()
     (grad,) = torch.autograd.grad(score, raw)
-    grad = as_maps(grad, layout)
-    weights = grad.mean(dim=(2, 3))
-    cam = torch.einsum("nc,nchw->nhw", weights, activation.detach()).clamp(min=0)
+    cam, weights = grad_cam_maps(activation.detach(), as_maps(grad, layout))
     return GradCamResult(cam=cam, class_index=classes, weights=weights, logits=logits.detach())
+
+
+def grad_cam_maps(activation: torch.Tensor, gradient: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Grad-CAM formula on N x C x H x W maps and their gradients: (ReLU(sum_c w_c A_c), N x H x W, and
+    the weights w = the gradient's mean over space, N x C). Not normalised: the renderer takes 0 to the
+    map's largest value (view.py)."""
+    weights = gradient.mean(dim=(2, 3))
+    return torch.einsum("nc,nchw->nhw", weights, activation).clamp(min=0), weights
 
 
 PASS_MODES = (*MODES, "gradcam")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from ..detection.explain import TargetExplanations
 from ..producer import Producer
 from ..render.base import Renderer
 from .backprop import BackwardRequest, deconvolution_sees_the_input
@@ -38,18 +39,52 @@ def explained_layer(engine, layer, options) -> str | None:
     return found.path if found is not None else None
 
 
+def heat_picture(ctx, cam: torch.Tensor):
+    """An h x w map (>= 0) over the crop the network saw, on the frame: 0 black, its largest value the top
+    colour, every cell at the same opacity (a class weakly seen reads as a dim, not vanishing, map)."""
+    r, o = ctx.renderer, ctx.options
+    shown, placed = ctx.shown_frame
+    maps = r.asarray(cam.reshape(1, -1).contiguous())
+    _, high, _ = r.channel_stats(maps)
+    levels = r.levels(maps, high * 0, high, GRADCAM_COLORMAP, per_channel=True).reshape(cam.shape)
+    return r.render_overlay(
+        shown, levels, placed, GRADCAM_COLORMAP, mode="heatmap", opacity=GRADCAM_OPACITY * o.opacity
+    )
+
+
 class BackpropProducer(Producer):
     """What drives the selected unit (its input gradient under the chosen ReLU rule, drawn at the crop the
-    network saw, on the frame), or Grad-CAM of a class at a layer, upsampled onto the frame."""
+    network saw, on the frame), or Grad-CAM of a class at a layer, upsampled onto the frame; for a detector or
+    a segmenter, EigenCAM or Grad-CAM of the selected detection or class (`detection.explain`)."""
+
+    def __init__(self):
+        self.explained: TargetExplanations | None = None
 
     def backward(self, engine, layer, options):
         mode = options["backprop"]
+        self.explained = None
         if mode == "off":
             return None
+        if mode == "eigencam" or (mode == "gradcam" and engine.whole_frame):
+            self.explained = self.explained_for(engine, layer, options)
+            return self.explained.request(options)
         explained = explained_layer(engine, layer, options) if mode == "gradcam" else layer.path
         return BackwardRequest(mode, explained or layer.path, options.channel, options.class_index)
 
+    def explained_for(self, engine, layer, options) -> TargetExplanations:
+        """What follows the selected detection from frame to frame (one per pipeline and layer)."""
+        path = (engine.layer(options["gradcam_layer"]) if options["gradcam_layer"] else engine.explain_layer()).path
+        kept = getattr(self, "_targets", None)
+        if kept is None or kept.layer_path != path or kept.task != engine.task:
+            kept = self._targets = TargetExplanations(path, engine.task)
+        return kept
+
+    def layers(self, layer, options):
+        return {self.explained.layer_path} if self.explained is not None else set()
+
     def render(self, ctx):
+        if self.explained is not None:
+            return self.explained.render(ctx, heat_picture)
         passed = ctx.result.backward
         if passed is None:
             return {}
@@ -57,16 +92,8 @@ class BackpropProducer(Producer):
         shown, placed = ctx.shown_frame
         if passed.cam is not None:
             cam = passed.cam.cam[0]
-            maps = r.asarray(cam.reshape(1, -1))
-            _, high, _ = r.channel_stats(maps)
-            # 0 is black, the frame's largest value the top colour, every cell at the same opacity: a class
-            # weakly seen reads as a dim, not vanishing, map
-            levels = r.levels(maps, high * 0, high, GRADCAM_COLORMAP, per_channel=True).reshape(cam.shape)
-            picture = r.render_overlay(
-                shown, levels, placed, GRADCAM_COLORMAP, mode="heatmap", opacity=GRADCAM_OPACITY * o.opacity
-            )
             out = {
-                "backprop": picture,
+                "backprop": heat_picture(ctx, cam),
                 "backprop_class": int(passed.cam.class_index[0]),
                 "gradcam_layer": explained_layer(ctx.engine, ctx.layer, o) or ctx.layer.path,
             }
@@ -92,7 +119,13 @@ class BackpropProducer(Producer):
             out["backprop_gradient"] = gradient.float()
         return out
 
+    def finish(self, host, ctx):
+        return TargetExplanations.finish(host, ctx) if "explained_task" in host else dict(host)
+
     def summary(self, values):
+        if "explained_method" in values:
+            keys = ("method", "layer", "index", "iou", "score")
+            return {"explained": {key: values.get(f"explained_{key}") for key in keys}}
         return {"backprop_rule_count": values.get("backprop_rule_count"), "gradcam_class": values.get("backprop_class")}
 
     def report(self, values, engine):

@@ -84,6 +84,9 @@ class ModelSpec:
     description: str = ""
     stages: tuple[str, ...] = ()
     """The layers that make "every stage" for embeddings; empty: derived from the top-level modules."""
+    task: str = ""
+    """`detect` or `segment` for a detector or a segmenter (the whole frame, not a centre crop, is its input);
+    "" for any other model, whose kind its output tells (a user's model that detects is found so)."""
 
 
 @cache

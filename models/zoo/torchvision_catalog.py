@@ -58,3 +58,67 @@ def torchvision_spec(name: str) -> ModelSpec | None:
         categories=lambda: categories,
         description=f"torchvision {name}, ImageNet ({weights})",
     )
+
+
+@cache
+def task_names() -> dict[str, str]:
+    """torchvision's detection and segmentation models by name, with their kind (`detect`, `segment`)."""
+    import torchvision.models as tvm
+
+    found = {name: "detect" for name in tvm.list_models(module=tvm.detection)}
+    return found | {name: "segment" for name in tvm.list_models(module=tvm.segmentation)}
+
+
+def _task_build_options(name: str, task: str) -> dict:
+    """What the builder needs to make the architecture its trained weights fit, without fetching anything: no
+    ImageNet backbone download, and a segmenter's auxiliary head where its trained weights have one."""
+    options: dict = {"weights_backbone": None}
+    if task == "segment" and not name.startswith("lraspp"):
+        options["aux_loss"] = True
+    return options
+
+
+def _detector_side(name: str) -> int:
+    """The side a detector's transform resizes a frame's shorter edge to (its layers are listed at it)."""
+    for side in (320, 300):
+        if str(side) in name:
+            return side
+    return 800
+
+
+def task_spec(name: str) -> ModelSpec | None:
+    """The spec of a torchvision detector or segmenter; None for a name torchvision does not have.
+
+    A detector takes the whole frame as [0, 1] RGB (mean 0, std 1: its own transform normalises and resizes);
+    a segmenter the whole frame with its shorter edge resized to `input_size` and normalised as its weights ask.
+    """
+    task = task_names().get(name)
+    if task is None:
+        return None
+    import torchvision.models as tvm
+
+    weights = tvm.get_model_weights(name).DEFAULT
+    options = _task_build_options(name, task)
+
+    def build() -> nn.Module:
+        return tvm.get_model(name, weights=None, **options)
+
+    categories = list(weights.meta["categories"])
+    if task == "detect":
+        size, mean, std = _detector_side(name), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    else:
+        transform = weights.transforms()
+        size, mean, std = int(transform.resize_size[0]), tuple(transform.mean), tuple(transform.std)
+    return ModelSpec(
+        name=name,
+        family=f"torchvision {'detector' if task == 'detect' else 'segmenter'}",
+        build=build,
+        default_layer="",
+        weights=HubWeights(weights.url),
+        input_size=size,
+        mean=mean,
+        std=std,
+        categories=lambda: categories,
+        description=f"torchvision {name}, {'COCO' if task == 'detect' else 'COCO with VOC labels'} ({weights})",
+        task=task,
+    )

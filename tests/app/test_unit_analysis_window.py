@@ -8,7 +8,7 @@ from PyQt6.QtCore import QPoint, Qt
 from tests.app.conftest import TIMEOUT_MS, wait_result
 
 
-def test_b_and_n_cycle_the_backprop_pane_which_follows_the_frames(qtbot, make_window, video):
+def test_b_and_n_cycle_the_backprop_pane_which_follows_the_frames(qtbot, make_window, video, detection_cams):
     window = make_window(video)
     result = wait_result(qtbot, window)
     assert "backprop" not in result.options.views and not window.live.is_open("backprop"), "off: not computed"
@@ -24,7 +24,10 @@ def test_b_and_n_cycle_the_backprop_pane_which_follows_the_frames(qtbot, make_wi
         assert result.views.images["backprop"].shape[:2] == result.views.images["overlay"].shape[:2]
     assert seen_modes == ["grad", "deconv", "guided", "gradcam"]
     assert "Grad-CAM of" in window.live.panes["backprop"].title_text()
-    qtbot.keyClick(window, Qt.Key.Key_B)  # after gradcam: off
+    qtbot.keyClick(window, Qt.Key.Key_B)
+    wait_result(qtbot, window, lambda r: r.options["backprop"] == "eigencam" and "backprop" in r.views.images)
+    assert "EigenCAM" in window.live.panes["backprop"].title_text()
+    qtbot.keyClick(window, Qt.Key.Key_B)  # after eigencam: off
     wait_result(qtbot, window, lambda r: r.options["backprop"] == "off" and "backprop" not in r.views.images)
     assert not window.live.is_open("backprop")
     qtbot.keyClick(window, Qt.Key.Key_B)
