@@ -459,10 +459,12 @@ def explain_segmentation(
         x = batch.detach().to(_model_device(model, batch)).clone()
         output, activation = _forward_at(model, lambda: model(x), module, key, layer, method)
         out = output["out"] if isinstance(output, Mapping) else output
+        top = out[0].detach().argmax(0) if mask is None or class_index is None else None  # once: K x H x W
         if class_index is None:
-            class_index = int(out[0].detach().argmax(0).flatten().bincount(minlength=out.shape[1]).argmax())
+            class_index = int(top.flatten().bincount(minlength=out.shape[1]).argmax())
+        mask = top == class_index if mask is None else mask
         score = segmentation_class_score(out, class_index, mask)
-        pixels = int((out[0].detach().argmax(0) == class_index).sum()) if mask is None else int((mask != 0).sum())
+        pixels = int(mask.count_nonzero())
         cam = eigencam(activation[0]).clamp(min=0) if method == "eigencam" else _grad_cam_of(score, activation)
         return SegmentationExplanation(
             out=out.detach(),
