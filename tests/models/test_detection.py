@@ -118,7 +118,7 @@ def _kept(model, module, key=None):
     return kept, module.register_forward_hook(hook)
 
 
-def test_gradcam_of_a_box_equals_a_hand_written_backward(tmp_path, capsys, frame_file, detection_cams):
+def test_gradcam_of_a_box_equals_a_hand_written_backward(tmp_path, capsys, frame_file):
     """`--box 0 --backprop gradcam`: the box's score (FasterRCNNBoxScoreTarget: its score plus its IoU with
     itself) backpropagated to the pyramid's finest level, and Grad-CAM's formula there, by hand."""
     name = "fasterrcnn_mobilenet_v3_large_320_fpn"
@@ -140,7 +140,7 @@ def test_gradcam_of_a_box_equals_a_hand_written_backward(tmp_path, capsys, frame
     assert (out / "backprop.png").is_file()
 
 
-def test_eigencam_of_a_segmenter_is_the_layers_first_principal_component(tmp_path, capsys, frame_file, detection_cams):
+def test_eigencam_of_a_segmenter_is_the_layers_first_principal_component(tmp_path, capsys, frame_file):
     name = "lraspp_mobilenet_v3_large"
     frame_path, frame = frame_file
     model, saved, about, _ = rendered(tmp_path, capsys, name, frame_path, "--backprop", "eigencam")
@@ -239,7 +239,7 @@ def test_the_digit_scene_models_are_in_the_zoo_by_name(name, task, layer):
     assert engine.class_names[0] == "__background__" and engine.class_names[1:] == [str(d) for d in range(10)]
 
 
-def test_the_explained_box_is_followed_from_frame_to_frame(tmp_path, frame_file, detection_cams):
+def test_the_explained_box_is_followed_from_frame_to_frame(tmp_path, frame_file):
     """A box picked on one frame is found on the next, shifted one, as the detection of its label that overlaps
     it most (IoU computed here by hand), and outlined there."""
     from livevis.models import Engine, ViewOptions, Visualizer
@@ -271,7 +271,7 @@ def test_the_explained_box_is_followed_from_frame_to_frame(tmp_path, frame_file,
     assert later.values["selected_box"] == int(iou.argmax())
 
 
-def test_the_trained_digit_detector_finds_the_digits_of_a_held_out_scene(tmp_path, capsys, detection_cams):
+def test_the_trained_digit_detector_finds_the_digits_of_a_held_out_scene(tmp_path, capsys):
     """Trained weights on a real photo: the boxes render saves are those of the detector's own forward, and the
     confident ones name digits drawn on the scene (8, 7 and 2 among them)."""
     import cv2
