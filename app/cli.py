@@ -17,7 +17,8 @@ from livevis.app.commands.common import add_model_options, custom_options
 EXIT_USAGE = 2
 
 COMMAND_MODULES = tuple(
-    f"livevis.app.commands.{name}" for name in ("catalog", "render", "figure", "bench", "embed", "mine", "dream")
+    f"livevis.app.commands.{name}"
+    for name in ("catalog", "render", "figure", "bench", "embed", "mine", "dream", "features")
 )
 """The subcommands, each a module with `add_parser(commands)`, which sets the `handler` that runs it."""
 

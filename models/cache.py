@@ -60,3 +60,21 @@ def set_aside(path: Path, reason: str, *, cache: Path | None = None) -> None:
         log.warning("cache entry %s cannot be read (%s) nor set aside (%s); it is made again", path, reason, exc)
         return
     log.warning("cache entry %s cannot be read (%s); set aside as %s, it is made again", path, reason, aside.name)
+
+
+def read_per_version(read: Callable[[str], T], size: int = 4) -> Callable[[str | Path], T]:
+    """`read(file)` kept for each version of the file (its path and modification time): what every frame uses
+    (stored concepts, learnt features) is read once, and again only after the file changes."""
+    from functools import lru_cache
+
+    once = lru_cache(maxsize=size)(lambda file, _modified: read(file))
+
+    def cached(file: str | Path) -> T:
+        path = Path(file)
+        try:
+            modified = path.stat().st_mtime_ns
+        except OSError:
+            modified = -1
+        return once(str(path), modified)
+
+    return cached

@@ -19,6 +19,7 @@ from .detection.outputs import DETECT, SEGMENT, adapt_model, last_detections
 from .errors import InputError, OptionError, WeightsError
 from .interventions import Edit, EditHooks, SeenMeans
 from .layers import (
+    ACTIVATIONS,
     INPUT,
     LEVEL,
     OUTPUT,
@@ -31,6 +32,7 @@ from .layers import (
     find_layer,
     hidden_layers,
     model_task,
+    module_of,
     token_model,
     transformer_blocks,
 )
@@ -259,7 +261,8 @@ class Engine:
     def class_name(self, index: int) -> str:
         """A detector's label or a segmenter's class by its index."""
         names = self.class_names
-        return names[index] if 0 <= index < len(names) and names[index] else f"class {index}"
+        name = names[index] if 0 <= index < len(names) and names[index] else f"class {index}"
+        return name.strip("_") if name == "__background__" else name
 
     def _default_layer(self) -> LayerInfo:
         """The spec's choice; for a transformer, a block two thirds of the way down (its tokens as maps); for
@@ -296,11 +299,21 @@ class Engine:
 
     def explain_layer(self) -> LayerInfo:
         """Where a detection or a segmentation class is explained unless told otherwise, and what a detector or a
-        segmenter opens on: a pyramid's finest level (`fpn:0`), else the deepest backbone layer with maps."""
+        segmenter opens on: a pyramid's finest level (`fpn:0`); for a segmenter its head's last activation (the
+        features its classes are read from: LRASPP's 128 channels rather than its backbone's 960, whose EigenCAM
+        would cost more than the forward), else the deepest backbone layer with maps."""
         spatial = [layer for layer in self.layers[1:] if layer.is_spatial and layer.path != OUTPUT]
         finest = [layer for layer in spatial if layer.name.endswith(f"{LEVEL}0")]
+        head = [
+            layer
+            for layer in spatial
+            if self.task == SEGMENT
+            and layer.path.startswith("classifier.")
+            and min(layer.shape[1:]) >= 2
+            and isinstance(module_of(self.model, layer.path), ACTIVATIONS)
+        ]
         inside = [layer for layer in spatial if layer.path.startswith("backbone.")]
-        return (finest or inside or spatial or self.layers)[-1]
+        return (finest or head or inside or spatial or self.layers)[-1]
 
     def block_of(self, layer: LayerInfo) -> LayerInfo | None:
         """The transformer block a layer lies in, or the last one before it in execution order; None before

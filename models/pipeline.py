@@ -155,6 +155,8 @@ class FrameViews:
     """Drawn from the previous forward pass of the same frame (frozen browsing): no model forward ran."""
     tensor_input: bool = False
     """The frame was a tensor given as the network input (`frame` is then a picture of it)."""
+    cropped: bool = True
+    """The network saw a crop of the frame (`crop`); a detector or a segmenter sees the whole frame."""
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -170,7 +172,8 @@ def save_activations(path, views: FrameViews) -> None:
     """The layer's output with the exact network input and crop, and what each view saves, as one .npz
     (no pickles).
 
-    Keys: input (1xCxSxS float32), activation (CxHxW or F float32), layer, channel, crop (x, y, w, h); a
+    Keys: input (1xCxSxS float32), activation (CxHxW or F float32), layer, channel, crop (x, y, w, h; none for a
+    detector or a segmenter, which see the whole frame); a
     transformer layer adds prefix_tokens (P x D: class, distillation, registers; `activation` is then its patch
     tokens as D x h x w maps); and each view asked for its `arrays` (its declaration in `livevis.views` says
     which: top5_index and top5_prob, backprop or gradcam, attention, concepts, ...), float32 where they are
@@ -183,8 +186,9 @@ def save_activations(path, views: FrameViews) -> None:
         "activation": views.activation,
         "layer": np.array(views.layer.path),
         "channel": np.array(views.channel),
-        "crop": views.crop.as_array(),
     }
+    if views.cropped:
+        arrays["crop"] = views.crop.as_array()
     if views.prefix_tokens is not None:
         arrays["prefix_tokens"] = views.prefix_tokens
     if views.activation_edited is not None:
@@ -327,6 +331,7 @@ class Visualizer:
             timings_ms=clock.laps,
             reused_forward=reused,
             tensor_input=tensor_input,
+            cropped=not self.engine.whole_frame,
         )
 
     def producer(self, name: str) -> Producer:

@@ -104,17 +104,3 @@ def alexnet_weights_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "alexnet_seed1.pth"
     torch.save(torchvision.models.alexnet(weights=None).state_dict(), path)
     return path
-
-
-@pytest.fixture
-def detection_cams(monkeypatch):
-    """The detection explanations' targets and maps: livevis's own where installed, else the tests' stand-in."""
-    import importlib
-
-    try:
-        return importlib.import_module("livevis.models.attribution.detection_cams")
-    except ImportError:
-        from tests.models import detection_cams_standin
-
-        monkeypatch.setitem(sys.modules, "livevis.models.attribution.detection_cams", detection_cams_standin)
-        return detection_cams_standin

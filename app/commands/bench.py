@@ -21,6 +21,7 @@ from livevis.app.commands.common import add_edit_options, add_model_options, add
 from livevis.app.sources.files import VideoFileSource
 from livevis.app.sources.synthetic import Resolution, synthetic_frames
 from livevis.models import Engine, ViewOptions, Visualizer
+from livevis.models.detection.outputs import DETECT, confident_random_detector
 from livevis.models.errors import InputError
 from livevis.models.layers import as_maps, layout_of
 from livevis.views import live_views
@@ -109,9 +110,12 @@ def run_bench(
     stream, label = _frames(source, size)  # a bad source fails before a model loads
     options = ViewOptions(views=("grid",), **(settings or {}))  # bad options fail before a model loads too
     engine = Engine.load(model, weights, device=device, progress=progress)
+    if engine.task == DETECT and not engine.weights.trained:
+        confident_random_detector(engine.model)  # boxes to draw and explain, as a trained detector gives
     options = options.with_(
         layer=layer,
-        views=tuple(dict.fromkeys((*live_views(transformer=bool(engine.blocks)), *views))),
+        # a detector's or a segmenter's live tab opens its detections pane
+        views=tuple(dict.fromkeys((*live_views(transformer=bool(engine.blocks)), *_opened_for(engine), *views))),
         display_size=shown and (shown.width, shown.height),
         edits=tuple(edits(engine)) if edits else (),
     )
@@ -189,6 +193,12 @@ def run_bench(
         "baseline": "bare forward + backward" if backward else "bare forward",
         "views": list(options.views),
     }
+
+
+def _opened_for(engine: Engine) -> tuple[str, ...]:
+    """The views the Live tab opens for this model beside its default ones: a detector's or a segmenter's boxes
+    or classes."""
+    return ("detections",) if engine.whole_frame else ()
 
 
 def bare_forward_backward(model: torch.nn.Module, x: torch.Tensor, layer_path: str) -> None:

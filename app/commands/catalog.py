@@ -70,11 +70,12 @@ def list_layers(args: argparse.Namespace) -> int:
 
 def list_models(args: argparse.Namespace) -> int:
     from livevis.models import get_spec, model_names
-    from livevis.models.zoo.torchvision_catalog import torchvision_names
+    from livevis.models.zoo.torchvision_catalog import task_names, torchvision_names
     from livevis.models.zoo.weights import availability
 
     rows = []
-    names = model_names() + ([n for n in torchvision_names() if n not in model_names()] if args.all else [])
+    everything = [*torchvision_names(), *task_names()]  # classifiers, then detectors and segmenters
+    names = model_names() + ([n for n in everything if n not in model_names()] if args.all else [])
     for name in names:
         spec = get_spec(name)
         available, where = availability(spec)
@@ -97,7 +98,7 @@ def list_models(args: argparse.Namespace) -> int:
     for r in rows:
         mark = "yes" if r["trained_weights_available"] else "no "
         print(f"{r['name']:<{width}}  {r['family']:<13} {r['input_size']:>3}px  trained now: {mark}  {r['weights']}")
-    more = "" if args.all else "every torchvision classifier by its name (--all lists them), "
+    more = "" if args.all else "every torchvision classifier, detector and segmenter by its name (--all lists them), "
     print(
         f"Also: {more}timm:NAME, a .pt2 (torch.export) or TorchScript file, or package.module:factory with --weights."
     )

@@ -177,4 +177,19 @@ def edits_from(args: argparse.Namespace, engine) -> tuple:
         chosen = parse_channels(channels)
         means = mined_means(engine, info.path, chosen) if mode == "mean" else None
         edits.append(UnitEdit(info.path, chosen, mode, factor, means=means))
+    edits += _feature_edits(args)
     return tuple(engine.checked_edits(edits))  # one line now for an edit that does not fit its layer
+
+
+def _feature_edits(args: argparse.Namespace) -> list:
+    """`--feature-off J,K` with `--features FILE`: those features switched off at the file's layer."""
+    from livevis.models.errors import OptionError
+    from livevis.models.features import FeatureEdit, features_at
+    from livevis.models.interventions import parse_channels
+
+    off, file = getattr(args, "feature_off", None), getattr(args, "features", None)
+    if not off:
+        return []
+    if not file:
+        raise OptionError("--feature-off needs --features FILE: the features file the numbers refer to")
+    return [FeatureEdit(features_at(file).layer, file, parse_channels(off), 0.0)]

@@ -64,7 +64,8 @@ class DetectionsPane(Pane):
         return self.fits_model
 
     def _name(self, index: int) -> str:
-        return self._names[index] if 0 <= index < len(self._names) else f"class {index}"
+        name = self._names[index] if 0 <= index < len(self._names) else f"class {index}"
+        return "background" if name == "__background__" else name
 
     def _clicked(self, x: float, y: float) -> None:
         views = self._views
@@ -131,12 +132,12 @@ class DetectionsPane(Pane):
             index for index, _, _ in found
         ]:
             for row, (_, name, share) in enumerate(found):
-                self.legend.item(row).setText(f"{name}  {share:.0%}")
+                self.legend.item(row).setText(f"{name}  {share:.1%}")
             return
         self.legend.clear()
         colours = class_colours(max((index for index, _, _ in found), default=0) + 1)
         for index, name, share in found:
-            item = QListWidgetItem(f"{name}  {share:.0%}")
+            item = QListWidgetItem(f"{name}  {share:.1%}")
             item.setData(Qt.ItemDataRole.UserRole, index)
             item.setForeground(QColor(*(int(c) for c in colours[index])) if index else QColor("gray"))
             self.legend.addItem(item)

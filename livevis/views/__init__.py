@@ -33,6 +33,7 @@ BUILTIN = (
     "livevis.views.network:VIEWS",
     "livevis.views.impact:VIEWS",
     "livevis.views.detection:VIEWS",
+    "livevis.views.features:VIEWS",
 )
 """livevis's own declarations, in the order their panes are placed."""
 

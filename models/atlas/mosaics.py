@@ -39,6 +39,16 @@ def crop_tile(image: np.ndarray, box: tuple[int, int, int, int], tile: int = TIL
     return fit_tile(np.ascontiguousarray(image[y : y + h, x : x + w]), tile)
 
 
+def atlas_crops(atlas, index: int, read, tile: int = TILE) -> list[np.ndarray]:
+    """The receptive-field crops of a unit's top images in its folder (an atlas's `index`-th channel, concept
+    or feature), strongest first, as tiles; `read(entry)` gives an entry's image or tensor."""
+    tiles = []
+    for entry in atlas.entries(index):
+        frame = read(entry)
+        tiles.append(crop_tile(tensor_display(frame) if is_tensor_frame(frame) else frame, entry.box, tile))
+    return tiles
+
+
 SATURATED = 0.01
 """The share of a gradient picture's largest magnitudes drawn at full strength: gradients are heavy-tailed
 (a few pixels several times the rest), and scaled by their very largest value they come out a flat grey."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,7 @@ from ..atlas.store import (
     store_with_sidecar,
 )
 from ..atlas.topk import RunningTop, batch_candidates, capture_layers, weights_fingerprint
+from ..cache import read_per_version
 from ..engine import Engine
 from ..errors import InputError, OptionError
 from ..layers import LayerInfo
@@ -295,21 +295,14 @@ def read_concept_set(file: str | Path, signature: str | None = None) -> ConceptS
     return read_stored(Path(file), signature, make)
 
 
-@lru_cache(maxsize=4)
-def _read_once(file: str, modified: int) -> ConceptSet | None:
-    return read_concept_set(file)
+_read_once = read_per_version(read_concept_set)
 
 
 def concept_set_at(file: str | Path) -> ConceptSet:
     """The stored concepts of a file, read once per version of it (every frame places on them)."""
-    path = Path(file)
-    try:
-        modified = path.stat().st_mtime_ns
-    except OSError:
-        modified = -1
-    found = _read_once(str(path), modified)
+    found = _read_once(file)
     if found is None:
-        raise InputError(f"no stored concepts in {path}: fit them again on their folder")
+        raise InputError(f"no stored concepts in {file}: fit them again on their folder")
     return found
 
 

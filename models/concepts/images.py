@@ -11,9 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..atlas.mosaics import crop_tile, mosaic
+from ..atlas.mosaics import atlas_crops, mosaic
 from ..atlas.store import AtlasEntry
-from ..data.tensors import is_tensor_frame, tensor_display
 from ..dream.cache import CACHE_VERSION, read_cached, write_cached
 from ..dream.objectives import direction
 from ..dream.run import DEFAULT_STEPS, optimise
@@ -66,11 +65,7 @@ def concept_crops(
 ) -> list[np.ndarray]:
     """The receptive-field crops of a fitted concept's top images in its folder, strongest first, as tiles
     (`atlas.mosaics.mosaic` lays them out)."""
-    tiles = []
-    for entry in found.atlas.entries(index):
-        frame = read(entry)
-        tiles.append(crop_tile(tensor_display(frame) if is_tensor_frame(frame) else frame, entry.box, tile))
-    return tiles
+    return atlas_crops(found.atlas, index, read, tile)
 
 
 def crops_strip(tiles: list[np.ndarray], count: int = 3) -> np.ndarray:

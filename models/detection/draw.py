@@ -113,9 +113,9 @@ def draw_segmentation(frame: np.ndarray, classes: np.ndarray, count: int, select
     (class 0) left as it is; the selected class outlined in white."""
     height, width = frame.shape[:2]
     shown = cv2.resize(classes, (width, height), interpolation=cv2.INTER_NEAREST)
-    colours = class_colours(count)
-    cover = (shown > 0).astype(np.float32)[..., None] * SEGMENT_OPACITY
-    picture = (frame * (1 - cover) + colours[shown] * cover).astype(np.uint8)
+    frame = np.ascontiguousarray(frame)
+    blended = cv2.addWeighted(frame, 1 - SEGMENT_OPACITY, class_colours(count)[shown], SEGMENT_OPACITY, 0.0)
+    picture = np.where((shown > 0)[..., None], blended, frame)
     if selected is not None:
         mask = (shown == selected).astype(np.uint8)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -132,7 +132,7 @@ def legend(picture: np.ndarray, entries: list[tuple[str, float]], count: int, in
         y = 6 + i * row
         cv2.rectangle(side, (6, y), (22, y + 16), tuple(int(c) for c in colours[index]), -1)
         cv2.putText(
-            side, f"{name} {share:.0%}", (28, y + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
+            side, f"{name} {share:.1%}", (28, y + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
         )
     padded = np.full((side.shape[0], picture.shape[1], 3), 255, dtype=np.uint8)
     padded[: picture.shape[0]] = picture

@@ -215,6 +215,7 @@ class TargetExplanations:
             "explained_iou": iou,
             "explained_score": score,
         }
+        ctx.memory["followed_box"] = index  # the detections view marks it
         if self.task == DETECT and index is not None:
             box = result.detections["boxes"][index]
             self.tracked = (*(float(v) for v in box), float(result.detections["labels"][index]))

@@ -108,3 +108,15 @@ def unsupported_model(name: str) -> str | None:
                 "'out' is N x K x H x W) and detectors (a list of mappings with 'boxes', 'scores', 'labels')"
             )
     return None
+
+
+def confident_random_detector(model: nn.Module) -> None:
+    """Give a torchvision detector with random weights boxes to draw and explain, as a trained one has: its scores
+    sit near 1 / the number of classes, under a trained model's threshold. An R-CNN's class 1 gets a bias of 8
+    (its boxes then score about 0.97); another detector's score threshold goes to 0 (`bench`)."""
+    predictor = getattr(getattr(model, "roi_heads", None), "box_predictor", None)
+    if predictor is not None and isinstance(getattr(predictor, "cls_score", None), nn.Linear):
+        with torch.no_grad():
+            predictor.cls_score.bias[1] += 8.0
+    elif isinstance(getattr(model, "score_thresh", None), float):
+        model.score_thresh = 0.0

@@ -272,3 +272,51 @@ _digits_model(
 OFFLINE_DEFAULT = "efficientnet_lite0"
 """The trained model that needs no network: used when the default model's weights cannot be had."""
 DEFAULT_MODEL = "alexnet"
+
+
+def _digit_scenes_model(name: str, task: str, side: int, description: str) -> ModelSpec:
+    """A model livevis trained on scenes of MNIST digits on real photos (`models.zoo.digit_scenes`): labels 1 to
+    10 are the digits 0 to 9, 0 the background; its weights under assets/weights/NAME.pth."""
+
+    def build() -> nn.Module:
+        from . import digit_scenes
+
+        return getattr(digit_scenes, name)(weights=None)
+
+    def categories() -> list[str]:
+        from ..data.digit_scenes import CATEGORIES
+
+        return list(CATEGORIES)
+
+    detector = task == "detect"
+    return register_model(
+        ModelSpec(
+            name=name,
+            family="digit scenes",
+            build=build,
+            default_layer="",
+            weights=BundledWeights(ASSETS_DIR / "weights" / f"{name}.pth"),
+            input_size=side,
+            mean=(0.0,) * 3 if detector else IMAGENET_MEAN,
+            std=(1.0,) * 3 if detector else IMAGENET_STD,
+            categories=categories,
+            description=description,
+            task=task,
+        )
+    )
+
+
+_digit_scenes_model(
+    "digits_detector",
+    "detect",
+    320,
+    "torchvision's Faster R-CNN over a small backbone with a feature pyramid, trained by livevis on scenes of "
+    "real MNIST digits on real photos (python -m livevis.models.zoo.digit_scenes)",
+)
+_digit_scenes_model(
+    "digits_segmenter",
+    "segment",
+    480,
+    "torchvision's FCN over a small pyramid backbone, trained by livevis on scenes of real MNIST digits on real "
+    "photos (python -m livevis.models.zoo.digit_scenes)",
+)

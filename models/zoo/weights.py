@@ -101,6 +101,11 @@ def match_by_order(model: nn.Module, state_dict: dict[str, torch.Tensor], origin
 def load_into(model: nn.Module, state_dict: dict[str, torch.Tensor], origin: str) -> None:
     """Load strictly, and when the file does not fit, name the first tensor that does not."""
     expected = model.state_dict()
+    # frozen batch norms (torchvision's trained detectors) keep no count of batches: inference never reads it
+    state_dict = {
+        **{key: value for key, value in expected.items() if key.endswith(".num_batches_tracked")},
+        **state_dict,
+    }
     for key, tensor in expected.items():
         if key not in state_dict:
             raise WeightsError(f"{origin} does not fit this model: tensor {key!r} is missing from the file")

@@ -42,3 +42,25 @@ def test_a_detector_on_a_video_draws_its_boxes_and_a_click_picks_one(qtbot, make
     assert stats["model"] == NAME and stats["detections"] == len(window.last_result.views.values["boxes"])
     json.dumps(stats)
     pane._hovered(10.0, 10.0, QPointF(0, 0))  # no segmentation: nothing to say under the cursor
+
+
+def test_a_segmenter_colours_its_classes_and_a_legend_click_picks_one(qtbot, make_window, tmp_path, video):
+    from livevis.models.zoo.digit_scenes import digits_segmenter, normalise
+
+    torch.manual_seed(0)
+    model = digits_segmenter(weights=None).eval()
+    torch.save(model.state_dict(), tmp_path / "segmenter.pt")
+    window = make_window(video, model="digits_segmenter", weights=str(tmp_path / "segmenter.pt"))
+    result = wait_result(qtbot, window, lambda r: "segmentation" in r.views.images)
+    pane = window.live.panes["detections"]
+    qtbot.waitUntil(lambda: pane.isVisible() and pane.legend.count() > 0)
+    views = result.views
+    with torch.no_grad():
+        out = model(normalise(torch.from_numpy(views.frame).permute(2, 0, 1)[None].float() / 255.0))["out"][0]
+    classes = views.values["segmentation_classes"]
+    np.testing.assert_array_equal(classes, out.argmax(0).numpy())  # a 640 x 480 frame is the segmenter's size
+    pane.legend.itemClicked.emit(pane.legend.item(pane.legend.count() - 1))
+    picked = pane.legend.item(pane.legend.count() - 1).data(0x0100)
+    assert window.state.class_index == picked
+    pane.image.clicked.emit(100.0, 50.0)
+    assert window.state.class_index == int(classes[50, 100])

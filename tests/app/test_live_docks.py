@@ -169,7 +169,7 @@ def test_presentation_mode_shows_the_grid_and_the_selected_channel_large_and_eve
     qtbot.keyClick(window, Qt.Key.Key_B)  # backprop joins the presentation while it is on
     qtbot.waitUntil(lambda: live.docks["backprop"].isVisible())
     wait_result(qtbot, window, lambda r: "backprop" in r.views.images)
-    for _ in range(4):  # grad, deconv, guided, gradcam, then off
+    for _ in range(5):  # grad, deconv, guided, gradcam, eigencam, then off
         qtbot.keyClick(window, Qt.Key.Key_B)
     qtbot.waitUntil(lambda: not live.docks["backprop"].isVisible())
     qtbot.keyClick(window, Qt.Key.Key_Escape)

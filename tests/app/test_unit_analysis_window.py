@@ -8,7 +8,7 @@ from PyQt6.QtCore import QPoint, Qt
 from tests.app.conftest import TIMEOUT_MS, wait_result
 
 
-def test_b_and_n_cycle_the_backprop_pane_which_follows_the_frames(qtbot, make_window, video, detection_cams):
+def test_b_and_n_cycle_the_backprop_pane_which_follows_the_frames(qtbot, make_window, video):
     window = make_window(video)
     result = wait_result(qtbot, window)
     assert "backprop" not in result.options.views and not window.live.is_open("backprop"), "off: not computed"

@@ -219,7 +219,7 @@ def test_help_overlay_lists_every_shortcut(qtbot, make_window, video):
     qtbot.waitUntil(lambda: window.help_overlay.geometry() == window.tabs.rect())
     rows = window.help_overlay.shortcuts()
     assert rows == help_rows() and len(rows) > 30, "every key, the views' and the panes' included"
-    assert ("B", "cycle the backprop pane: off, grad, deconv, guided, gradcam") in rows
+    assert ("B", "cycle the backprop pane: off, grad, deconv, guided, gradcam, eigencam") in rows
     assert ("Space, F", "freeze / unfreeze the frame") in rows
 
 
