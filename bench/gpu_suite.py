@@ -6,7 +6,9 @@
 Runs, on one device: the live pipeline against the bare forward (`livevis bench`) for AlexNet and
 ResNet-152 with the whole grid, ResNet-152 with the guided backprop pane against the bare forward +
 backward, a vision transformer with its attention views (torchvision's ViT-B/16 and timm's ViT-S/16),
-and mining (`bench/mine_speed.py`: ResNet-50 layer4 over 2,000 photos against the bare batched forward).
+a detector and a segmenter with their detections drawn (and Grad-CAM of a box), mining
+(`bench/mine_speed.py`: ResNet-50 layer4 over 2,000 photos against the bare batched forward) and learning sparse
+features (`bench/features_speed.py`: EfficientNet-Lite0 blocks.5.0.bn1.act over 204 photos, 4x, k 32).
 Random weights throughout (the speed does not depend on them). Writes bench/results/NAME.json with
 every report and NAME.md with the table the README quotes; prints the table.
 """
@@ -32,6 +34,9 @@ LIVE = [
     ("ResNet-152, guided backprop pane", "resnet152", "guided"),
     ("ViT-B/16 (torchvision), attention views", "vit_b_16", "off"),
     ("ViT-S/16 (timm), attention views", "timm:vit_small_patch16_224", "off"),
+    ("Faster R-CNN MobileNetV3 320 FPN, boxes drawn", "fasterrcnn_mobilenet_v3_large_320_fpn", "off"),
+    ("Faster R-CNN MobileNetV3 320 FPN, Grad-CAM of a box", "fasterrcnn_mobilenet_v3_large_320_fpn", "gradcam"),
+    ("LRASPP MobileNetV3, segmentation drawn", "lraspp_mobilenet_v3_large", "off"),
 ]
 
 
@@ -61,12 +66,18 @@ def run_live(device: str, frames: int) -> list[dict]:
     return reports
 
 
+def run_script(script: str, *args: str) -> str:
+    """A benchmark script of this folder run in a process of its own; what it printed."""
+    command = [sys.executable, str(HERE / script), *args]
+    return subprocess.run(command, capture_output=True, text=True, check=True, cwd=HERE).stdout
+
+
 def run_mining(device: str, quick: bool) -> dict:
     size, model, layer = ("64", "alexnet", "conv5") if quick else ("2000", "resnet50", "layer4")
     print(f"mining {size} photos with {model} {layer} ...", file=sys.stderr, flush=True)
-    command = [
-        sys.executable,
-        str(HERE / "mine_speed.py"),
+    baseline, repeats = ("64", "1") if quick else ("512", "3")
+    printed = run_script(
+        "mine_speed.py",
         "--model",
         model,
         "--layer",
@@ -76,15 +87,21 @@ def run_mining(device: str, quick: bool) -> dict:
         "--device",
         device,
         "--baseline-images",
-        "64" if quick else "512",
+        baseline,
         "--repeats",
-        "1" if quick else "3",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
+        repeats,
+    )
+    return json.loads(printed)
 
 
-def table(live: list[dict], mining: dict) -> str:
+def run_features(device: str, quick: bool) -> dict:
+    photos, epochs = ("24", "1") if quick else ("204", "20")
+    print(f"learning features on {photos} photos ...", file=sys.stderr, flush=True)
+    printed = run_script("features_speed.py", "--device", device, "--photos", photos, "--epochs", epochs)
+    return json.loads(printed[printed.index("{\n") :])  # the summary, after a line per run
+
+
+def table(live: list[dict], mining: dict, features: dict) -> str:
     rows = [
         "| what | pipeline fps | baseline fps | overhead_ratio | pipeline p50 ms | baseline p50 ms |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -98,6 +115,13 @@ def table(live: list[dict], mining: dict) -> str:
         rows.append(
             f"| mining {size} images, {mining['model']} {mining['layer']} (images/s) | "
             f"{m['mined_images_per_s']} | {m['bare_forward_images_per_s']} | {m['ratio']} | | |"
+        )
+    for run in features["runs"]:
+        rows.append(
+            f"| features, {features['model']} {features['layer']}, {features['images']} photos, "
+            f"{features['features']} features k {features['k']}, {run['epochs']} epochs | "
+            f"{run['seconds']:.1f} s | explained variance {run['explained_variance']:.3f} | "
+            f"dead {run['dead']:.3f} | | |"
         )
     return "\n".join(rows)
 
@@ -115,7 +139,8 @@ def main() -> None:
     started = time.strftime("%Y-%m-%d %H:%M")
     live = run_live(args.device, frames)
     mining = run_mining(args.device, args.quick)
-    text = table(live, mining)
+    features = run_features(args.device, args.quick)
+    text = table(live, mining, features)
     name = args.name or f"{args.device.replace(':', '')}-{time.strftime('%Y%m%d-%H%M')}"
     args.out.mkdir(parents=True, exist_ok=True)
     record = {
@@ -126,6 +151,7 @@ def main() -> None:
         "frames": frames,
         "live": live,
         "mining": mining,
+        "features": features,
     }
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=1))
     header = f"{device_name(args.device)}, torch {torch.__version__}, {started}, {frames} frames a pipeline run"
