@@ -219,7 +219,7 @@ def split_layer(model: nn.Module, layer: str) -> tuple[nn.Module, str | None]:
     return _module_at(model, path), (key or None)
 
 
-class _LayerKeep:
+class LayerKeep:
     """A forward hook that keeps one output of a module (one tensor, or one entry of the dict, tuple or list
     it outputs, `key`), as a 1 x C x h x w map.
 
@@ -235,7 +235,7 @@ class _LayerKeep:
         self.calls = 0
         self._handle = module.register_forward_hook(this_thread_only(self._hook))
 
-    def __enter__(self) -> _LayerKeep:
+    def __enter__(self) -> LayerKeep:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -360,13 +360,13 @@ def _forward_at(model: nn.Module, run, module: nn.Module, key: str | None, layer
     """(model output, kept 1 x C x h x w activation) of one forward: EigenCAM's in inference mode, Grad-CAM's with
     a graph from the layer on (again with the whole graph where the module is called more than once)."""
     if method == "eigencam":
-        with torch.inference_mode(), _LayerKeep(module, key, layer) as keep:
+        with torch.inference_mode(), LayerKeep(module, key, layer) as keep:
             return run(), keep.kept()
-    with torch.no_grad(), _LayerKeep(module, key, layer, graph_from_here=True) as keep:
+    with torch.no_grad(), LayerKeep(module, key, layer, graph_from_here=True) as keep:
         output = run()
     if keep.calls == 1:
         return output, keep.kept()
-    with torch.enable_grad(), _LayerKeep(module, key, layer) as keep:
+    with torch.enable_grad(), LayerKeep(module, key, layer) as keep:
         return run(), keep.kept()
 
 

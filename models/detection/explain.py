@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..layers import ActivationCapture, module_of, this_thread_only
+from ..layers import ActivationCapture
 from .outputs import DETECT, SEGMENT, last_detections
 
 EXPLANATIONS = ("eigencam", "gradcam")
@@ -65,21 +65,6 @@ class TargetPass:
     rule_count = 0
 
 
-class _Keep:
-    """A forward hook keeping a layer's output (one level of a pyramid's mapping) with its graph."""
-
-    def __init__(self, model: nn.Module, path: str):
-        self.key = path.split(":", 1)[1] if ":" in path else None
-        self.output: torch.Tensor | None = None
-        self._handle = module_of(model, path).register_forward_hook(this_thread_only(self._hook))
-
-    def _hook(self, _module, _inputs, output):
-        self.output = output if self.key is None else output[self.key]
-
-    def release(self) -> None:
-        self._handle.remove()
-
-
 def detection_target(
     detections: dict[str, torch.Tensor], request: TargetRequest
 ) -> tuple[torch.Tensor | None, int | None]:
@@ -98,12 +83,10 @@ def target_pass(model: nn.Module, x: torch.Tensor, capture_paths: Sequence[str],
     found = cams()
     with torch.inference_mode(False), torch.enable_grad():
         leaf = x.detach().clone()
-        keep = _Keep(model, request.layer_path)
-        try:
+        module, key = found.split_layer(model, request.layer_path)
+        with found.LayerKeep(module, key, request.layer_path) as keep:
             with ActivationCapture(model, capture_paths) as capture:
                 logits = model(leaf)
-        finally:
-            keep.release()
         index, iou = None, 0.0
         if request.task == DETECT:
             detections = last_detections(model)[0]
@@ -114,7 +97,7 @@ def target_pass(model: nn.Module, x: torch.Tensor, capture_paths: Sequence[str],
         else:
             index = request.class_index if request.class_index is not None else dominant_class(logits[0])
             score = found.segmentation_class_score(logits, index, None)
-        activation = keep.output
+        activation = keep.activation
         gradient = None
         if score.requires_grad:
             (gradient,) = torch.autograd.grad(score, activation, allow_unused=True)
