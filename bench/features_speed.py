@@ -43,8 +43,9 @@ def main() -> None:
     parser.add_argument("--digits", type=int, default=0, help="real MNIST digits instead of photos")
     parser.add_argument("--width", type=int, default=4)
     parser.add_argument("--k", type=int, default=32)
-    parser.add_argument("--epochs", default="20", help="epoch counts, comma-separated: one run each")
-    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--epochs", default="30", help="epoch counts, comma-separated: one run each")
+    parser.add_argument("--views", type=int, default=4, help="views of each training photo: 1, 2 or 4")
+    parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--lr", type=float, default=4e-3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--gallery", metavar="DIR", help="write the last run's feature pictures here")
@@ -68,10 +69,13 @@ def main() -> None:
         layer = engine.layer(args.layer)
         start = time.perf_counter()
         cells = folder_cells(engine, folder, layer)
+        for view in range(1, 1 if args.digits else args.views):
+            folder_cells(engine, folder, layer, view=view)
         read_seconds = time.perf_counter() - start
         runs = []
         for epochs in (int(e) for e in args.epochs.split(",")):
-            recipe = Recipe(args.width, args.k, epochs, args.batch_size, args.lr)
+            views = 1 if args.digits else args.views
+            recipe = Recipe(args.width, args.k, epochs, args.batch_size, args.lr, views=views)
             out = scratch / f"features-{epochs}.safetensors"
             sae, _ = train_features(engine, folder, layer.path, recipe, out=out)
             runs.append({"epochs": epochs, **{k: v for k, v in sae.figures.items() if k != "epochs"}})
@@ -90,6 +94,7 @@ def main() -> None:
                     "k": args.k,
                     "images": len(cells.listing.items),
                     "cells": len(cells.rows),
+                    "views": 1 if args.digits else args.views,
                     "read_seconds": round(read_seconds, 1),
                     "threads": torch.get_num_threads(),
                     "device": args.device,

@@ -21,8 +21,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--folder", required=True, help="the folder of photos (its sub-folders too)")
     train.add_argument("--width", default="4x", help="features per channel (default: 4x)")
     train.add_argument("--k", type=int, default=32, help="codes kept per cell (default: 32)")
-    train.add_argument("--epochs", type=int, default=20, help="passes over the cells (default: 20)")
-    train.add_argument("--batch-size", type=int, default=1024, metavar="N", help="cells per step (default: 1024)")
+    train.add_argument("--epochs", type=int, default=30, help="passes over the cells (default: 30)")
+    train.add_argument(
+        "--views",
+        type=int,
+        choices=(1, 2, 4),
+        default=4,
+        help="views of each training photo: 1 as the live view sees it, 2 and mirrored, 4 and zoomed (default: 4)",
+    )
+    train.add_argument("--batch-size", type=int, default=512, metavar="N", help="cells per step (default: 512)")
     train.add_argument("--lr", type=float, default=4e-3, help="Adam's peak learning rate (default: 0.004)")
     train.add_argument("--seed", type=int, default=0, help="initialisation, order and held-out photos (default: 0)")
     train.add_argument("--workers", type=int, default=0, metavar="N", help="processes decoding photos (default: 0)")
@@ -79,7 +86,9 @@ def run_train(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():  # fails before a model loads
         raise InputError(f"{folder} is not a folder" if folder.exists() else f"{folder}: no such folder")
-    recipe = Recipe(parse_width(args.width), args.k, args.epochs, args.batch_size, args.lr, seed=args.seed)
+    recipe = Recipe(
+        parse_width(args.width), args.k, args.epochs, args.batch_size, args.lr, seed=args.seed, views=args.views
+    )
     engine = load_engine(args)
     bar = _Progress(not args.json)
     out = Path(args.out) if args.out else None

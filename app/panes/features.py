@@ -72,13 +72,18 @@ class LearnFeaturesDialog(QDialog):
         self.k.setValue(32)
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 10000)
-        self.epochs.setValue(60)
+        self.epochs.setValue(Recipe.epochs)
+        self.views = QComboBox()
+        self.views.addItems(["the photos", "and mirrored", "and mirrored and zoomed"])
+        self.views.setCurrentIndex(2)
+        self.views.setToolTip("More views of each photo: more cells to learn from, a longer reading")
         form = QFormLayout(self)
         form.addRow("folder of photos", row)
         form.addRow("layer", self.layer)
         form.addRow("features", self.width_)
         form.addRow("k (codes per cell)", self.k)
         form.addRow("epochs", self.epochs)
+        form.addRow("views of each photo", self.views)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -90,7 +95,8 @@ class LearnFeaturesDialog(QDialog):
             self.folder.setText(chosen)
 
     def recipe(self) -> Recipe:
-        return Recipe(self.width_.value(), self.k.value(), self.epochs.value())
+        views = (1, 2, 4)[self.views.currentIndex()]
+        return Recipe(self.width_.value(), self.k.value(), self.epochs.value(), views=views)
 
 
 def learn(engine: Engine, folder: str, layer: str, recipe: Recipe, *, progress: Progress) -> str:

@@ -1,16 +1,23 @@
 """Learning a layer's features: a TopK SAE trained on every cell of the layer over a folder of photos.
 
 The cells come through the atlas's reader (the same pixels as the live view: centre square, antialiased resize),
-and are kept in livevis's cache keyed by the model, its weights, the layer, the preprocessing and the folder's
-files, so a second run (another width, another k, a resumed one) reads no photo. Whole photos are held out (a
-tenth, at least one): the figures are measured on their cells, never trained on.
+and are kept in livevis's cache keyed by the model, its weights, the layer, the preprocessing, the view and the
+folder's files, so a second run (another width, another k, a resumed one) reads no photo. Whole photos are held
+out (a tenth, at least one): the figures are measured on their cells as the live view sees them, never trained
+on. The training photos are also read mirrored, zoomed (their central 80%) and both (`Recipe.views`): four times
+the cells of the same photos, which narrows the gap between the training cells' figures and the held-out ones.
 
 The recipe is Gao et al. 2024's: b_dec starts at the cells' mean, the decoder's rows at random cells' directions
 (centred; random directions left a tenth of the features dead), W_enc at W_dec (the encoder the decoder's
 transpose), decoder rows kept at unit norm after each step with the gradient's component along them taken out,
 an AuxK loss (the residual rebuilt from the top `k_aux` dead features, coefficient 1/32) to bring dead features
-back, Adam with a warm-up and a cosine decay. The decoder's product is sparse (each cell's k rows, summed by
-`embedding_bag`), so one dense product per step is left: the encoder's.
+back, Adam (beta2 0.99: a third higher explained variance for the same steps than 0.999) with a warm-up and a
+cosine decay. Features still dead early in the run are restarted at the directions of badly rebuilt cells
+(Bricken et al. 2023's resampling), which keeps the dead share near zero at that Adam's pace.
+
+One product per step is dense, the encoder's B x C x F, and it only chooses each row's k features: on a device
+with fast bfloat16 products it is made in bfloat16. Everything after the choice is sparse and in float32: the k
+pre-activations' gradients reach W_enc as a CSR matrix times the rows, the decoder's product is an embedding bag.
 
 A run saves a checkpoint beside its output every few epochs and as it is cancelled or interrupted; the same
 command resumes from it.
@@ -21,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +52,12 @@ HELD_OUT = 0.1
 """The share of photos held out (at least one)."""
 AUX_COEFFICIENT = 1 / 32
 CHECKPOINT_SECONDS = 20.0
+RESAMPLE_AT = (0.15, 0.3, 0.45, 0.6)
+"""Shares of the steps at which dead features restart; none later, so that restarted ones have time to settle."""
+RESAMPLE_ROWS = 8192
+VIEWS = ("photos", "mirrored", "zoomed", "zoomed and mirrored")
+ZOOM_MARGIN = 0.1
+"""A zoomed view leaves out this share of the photo on each side."""
 
 
 @dataclass(frozen=True)
@@ -51,13 +65,18 @@ class Recipe:
     width: int
     """Features per channel (F = width x C)."""
     k: int
-    epochs: int = 20
-    batch_size: int = 1024
+    epochs: int = 30
+    batch_size: int = 512
     lr: float = 4e-3
     warmup: float = 0.05
     """The share of the steps the learning rate rises over."""
-    k_aux: int = 512
+    k_aux: int = 64
     seed: int = 0
+    views: int = 4
+    """How many of `VIEWS` of each training photo: 1 (the photos as the live view sees them), 2 or 4."""
+    beta2: float = 0.99
+    dead_after: float = 0.2
+    """Epochs without firing after which a feature counts as dead (AuxK, resampling)."""
 
 
 def parse_width(text: str | int) -> int:
@@ -80,6 +99,8 @@ def check_recipe(recipe: Recipe, layer: LayerInfo) -> None:
         raise OptionError(f"--k {recipe.k}: from 1 to the {features} features ({recipe.width}x {layer.channels})")
     if recipe.epochs < 1 or recipe.batch_size < 1:
         raise OptionError("--epochs and --batch-size must be 1 or more")
+    if recipe.views not in (1, 2, 4):
+        raise OptionError(f"--views {recipe.views}: 1 (the photos), 2 (and mirrored) or 4 (and zoomed)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,8 +131,29 @@ class FolderCells:
         return [self.listing.items[i].name for i in np.unique(self.items[out])]
 
 
-def _cells_file(engine: Engine, layer: LayerInfo, listing: FolderListing) -> Path:
+@dataclass(frozen=True)
+class Viewed:
+    """A reader of one of `VIEWS` of each photo: its central part (`ZOOM_MARGIN` off each side) and/or its mirror
+    image, before the live view's own crop and resize. A class, not a closure, so that reader workers can take it."""
+
+    reader: Reader
+    view: int
+
+    def __call__(self, path: Path, frame: int = 0) -> np.ndarray:
+        image = self.reader(path, frame)
+        if self.view >= 2:
+            h, w = image.shape[:2]
+            dh, dw = int(h * ZOOM_MARGIN), int(w * ZOOM_MARGIN)
+            image = image[dh : h - dh, dw : w - dw]
+        if self.view % 2:
+            image = image[:, ::-1]
+        return np.ascontiguousarray(image)
+
+
+def _cells_file(engine: Engine, layer: LayerInfo, listing: FolderListing, view: int) -> Path:
     key = {**_identity(engine, weights_fingerprint(engine.model), layer), "folder": str(listing.folder.resolve())}
+    if view:
+        key["view"] = VIEWS[view]
     return cache_folder("features") / "cells" / f"{_hash({**key, 'version': VERSION})}-{listing.signature[:16]}.npz"
 
 
@@ -125,22 +167,28 @@ def folder_cells(
     reader: Reader | None = None,
     progress: Progress | None = None,
     use_cache: bool = True,
+    view: int = 0,
 ) -> FolderCells:
-    """The layer's cells over the folder, read through the atlas's reader, or from the cache."""
+    """The layer's cells over the folder (or one of `VIEWS` of its photos), read through the atlas's reader, or
+    from the cache."""
     from ..concepts.dataset import _maps_of_folder
 
     listing = list_folder(folder)
     if not listing.items:
         raise InputError(f"{folder} holds no images to learn features on")
     tensors = check_one_kind(listing)
-    file = _cells_file(engine, layer, listing)
+    if view and tensors:
+        raise OptionError("a folder of tensors is learnt from as it is: --views 1")
+    file = _cells_file(engine, layer, listing, view)
     if use_cache:
         stored = read_entry(file, _read_cells)
         if stored is not None and stored[0].shape[1] == layer.channels:
             return FolderCells(stored[0], stored[1], listing)
     rows, items = [], []
-    passes = {"tensors": tensors, "batch_size": batch_size, "workers": workers, "reader": reader or read_with_opencv}
-    what = f"reading {layer.name} over {len(listing.items)} images"
+    reader = reader or read_with_opencv
+    reader = Viewed(reader, view) if view else reader
+    passes = {"tensors": tensors, "batch_size": batch_size, "workers": workers, "reader": reader}
+    what = f"reading {layer.name} over {len(listing.items)} images" + (f" ({VIEWS[view]})" if view else "")
     for batches, _failed in _maps_of_folder(engine, listing, layer, progress=progress, what=what, **passes):
         for indices, maps, _, _ in batches:
             n, c = maps.shape[:2]
@@ -197,6 +245,50 @@ def _lr(step: int, steps: int, recipe: Recipe) -> float:
     return recipe.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def _fast_bfloat16(device: torch.device) -> bool:
+    """Whether bfloat16 products are faster than float32 ones here: a CUDA device, or a CPU with AVX-512 BF16
+    or AMX (elsewhere they are emulated, and slower)."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def _sparse_rows(indices: torch.Tensor, weights: torch.Tensor, features: int) -> torch.Tensor:
+    """F x B CSR matrix holding weights[i, j] at (indices[i, j], i): a batch's k choices per row as a matrix."""
+    rows, k = indices.shape
+    flat = indices.reshape(-1)
+    order = flat.argsort(stable=True)
+    crow = torch.zeros(features + 1, dtype=torch.long, device=indices.device)
+    crow[1:] = torch.bincount(flat, minlength=features).cumsum(0)
+    columns = torch.arange(rows, device=indices.device).repeat_interleave(k)
+    with warnings.catch_warnings():  # "CSR support is in beta": the product used here is long established
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, columns[order], weights.reshape(-1)[order], (features, rows))
+
+
+class _ChosenPreActivations(torch.autograd.Function):
+    """The pre-activations (x - b_dec) W_enc^T + b_enc at each row's chosen features (B x k), computed already,
+    passed on with their backward written sparse: W_enc's gradient a CSR matrix times the centred rows, b_enc's
+    a sum per feature, the rows' an embedding bag, in place of autograd's dense B x F gradient and its product."""
+
+    @staticmethod
+    def forward(ctx, values, centred, W_enc, b_enc, indices):  # noqa: ARG004 (b_enc: for its gradient)
+        ctx.save_for_backward(centred, W_enc, indices)
+        return values.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        centred, W_enc, indices = ctx.saved_tensors
+        features = W_enc.shape[0]
+        grad_W_enc = _sparse_rows(indices, grad, features) @ centred
+        grad_b_enc = torch.zeros(features, device=grad.device).index_add_(0, indices.reshape(-1), grad.reshape(-1))
+        grad_centred = torch.nn.functional.embedding_bag(indices, W_enc, per_sample_weights=grad, mode="sum")
+        return None, grad_centred, grad_W_enc, grad_b_enc, None
+
+
 class _Trainer:
     """The SAE's parameters, Adam's moments and how long since each feature fired; what a checkpoint holds."""
 
@@ -215,8 +307,12 @@ class _Trainer:
         }
         for p in self.params.values():
             p.requires_grad_(True)
-        self.optimiser = torch.optim.Adam(self.params.values(), lr=recipe.lr, betas=(0.9, 0.999))
+        fused = rows.device.type in ("cpu", "cuda")
+        self.step_device = rows.device if fused else torch.device("cpu")
+        betas = (0.9, recipe.beta2)
+        self.optimiser = torch.optim.Adam(self.params.values(), lr=recipe.lr, betas=betas, fused=fused or None)
         self.since_fired = torch.zeros(features, dtype=torch.long, device=rows.device)
+        self.choose_in = torch.bfloat16 if _fast_bfloat16(rows.device) else torch.float32
         self.step = 0
         self.epoch = 0
 
@@ -241,20 +337,24 @@ class _Trainer:
             if f"exp_avg.{n}" in tensors:
                 device = p.device
                 self.optimiser.state[p] = {
-                    "step": torch.tensor(float(step)),
+                    "step": torch.tensor(float(step), dtype=torch.float32, device=self.step_device),
                     "exp_avg": tensors[f"exp_avg.{n}"].to(device),
                     "exp_avg_sq": tensors[f"exp_avg_sq.{n}"].to(device),
                 }
         self.since_fired = tensors["since_fired"].to(self.since_fired.device)
         self.step, self.epoch = step, epoch
 
-    def train_step(self, x: torch.Tensor, recipe: Recipe, variance: float, dead_after: int, lr: float) -> float:
-        """One Adam step on a batch of rows. The encoder's product is written x W_enc^T + (b_enc - W_enc b_dec)
-        so that its backward is one product (W_enc's gradient), b_dec's share being a matrix-vector product."""
+    def loss(self, x: torch.Tensor, recipe: Recipe, variance: float, dead_after: int) -> torch.Tensor:
+        """The batch's reconstruction loss (over the cells' variance) plus AuxK's, ready for its backward; counts
+        which features fired."""
         p = self.params
-        pre = torch.addmm(p["b_enc"] - p["W_enc"] @ p["b_dec"], x, p["W_enc"].t())
-        top = pre.topk(recipe.k, dim=1, sorted=False)
-        values = top.values.clamp_min(0)
+        centred = x - p["b_dec"]
+        with torch.no_grad():
+            kind = self.choose_in
+            pre = torch.addmm(p["b_enc"].to(kind), centred.to(kind), p["W_enc"].to(kind).t())
+            top = pre.topk(recipe.k, dim=1, sorted=False)
+        chosen = _ChosenPreActivations.apply(top.values.float(), centred, p["W_enc"], p["b_enc"], top.indices)
+        values = chosen.clamp_min(0)
         decoded = torch.nn.functional.embedding_bag(top.indices, p["W_dec"], per_sample_weights=values, mode="sum")
         error = x - (decoded + p["b_dec"])
         loss = error.square().sum(1).mean() / variance
@@ -265,13 +365,24 @@ class _Trainer:
             self.since_fired[fired] = 0
             dead = (self.since_fired > dead_after).nonzero().squeeze(1)
         if len(dead):
-            aux_top = pre[:, dead].topk(min(recipe.k_aux, len(dead)), dim=1, sorted=False)
+            with torch.no_grad():
+                aux_top = pre[:, dead].topk(min(recipe.k_aux, len(dead)), dim=1, sorted=False)
+                aux_indices = dead[aux_top.indices]
+            aux_chosen = _ChosenPreActivations.apply(
+                aux_top.values.float(), centred, p["W_enc"], p["b_enc"], aux_indices
+            )
             aux = torch.nn.functional.embedding_bag(
-                dead[aux_top.indices], p["W_dec"], per_sample_weights=aux_top.values.clamp_min(0), mode="sum"
+                aux_indices, p["W_dec"], per_sample_weights=aux_chosen.clamp_min(0), mode="sum"
             )
             residual = error.detach()
             aux_loss = (residual - aux).square().sum(1).mean() / residual.square().sum(1).mean().clamp_min(1e-12)
             loss = loss + AUX_COEFFICIENT * torch.nan_to_num(aux_loss, nan=0.0)
+        return loss
+
+    def train_step(self, x: torch.Tensor, recipe: Recipe, variance: float, dead_after: int, lr: float) -> float:
+        """One Adam step on a batch of rows."""
+        p = self.params
+        loss = self.loss(x, recipe, variance, dead_after)
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         with torch.no_grad():
@@ -283,6 +394,32 @@ class _Trainer:
             w /= w.norm(dim=1, keepdim=True).clamp_min(1e-12)
         self.step += 1
         return float(loss.detach())
+
+    def resample(self, rows: torch.Tensor, k: int, dead_after: int) -> int:
+        """Dead features restarted at the directions of rows rebuilt badly (chosen with odds in proportion to the
+        squared error), the encoder tied to them, their Adam moments cleared; how many."""
+        p = self.params
+        with torch.no_grad():
+            dead = (self.since_fired > dead_after).nonzero().squeeze(1)
+            if not len(dead):
+                return 0
+            sae = self.sae(k)
+            error = rows - sae.decode_sparse(*sae.encode_sparse(rows))
+            generator = torch.Generator().manual_seed(self.step)
+            odds = error.square().sum(1).cpu().double().clamp_min(1e-30)
+            picked = torch.multinomial(odds, len(dead), replacement=len(dead) > len(rows), generator=generator)
+            directions = error[picked.to(rows.device)]
+            directions /= directions.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            p["W_dec"][dead] = directions
+            p["W_enc"][dead] = directions * p["W_enc"].norm(dim=1).mean()
+            p["b_enc"][dead] = 0
+            for name in ("W_enc", "W_dec", "b_enc"):
+                moments = self.optimiser.state.get(p[name], {})
+                for moment in ("exp_avg", "exp_avg_sq"):
+                    if moment in moments:
+                        moments[moment][dead] = 0
+            self.since_fired[dead] = 0
+        return len(dead)
 
 
 def _measure(sae: SparseAutoencoder, rows: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, float, torch.Tensor]:
@@ -331,13 +468,20 @@ def train_features(
     run leaves a checkpoint that the same call resumes from."""
     info = engine.layer(layer)
     check_recipe(recipe, info)
-    cells = folder_cells(engine, folder, info, workers=workers, reader=reader, progress=progress, use_cache=use_cache)
+    reading = {"workers": workers, "reader": reader, "progress": progress, "use_cache": use_cache}
+    cells = folder_cells(engine, folder, info, **reading)
     listing = cells.listing
     out = Path(out) if out is not None else default_output(engine, info, listing, recipe)
     key = _run_key(engine, info, listing, recipe)
     train_mask, held_mask = cells.split(recipe.seed)
+    held_photos = np.unique(cells.items[held_mask])
+    views = [cells.rows[train_mask]]
+    for view in range(1, recipe.views):
+        viewed = folder_cells(engine, folder, info, view=view, **reading)
+        views.append(viewed.rows[~np.isin(viewed.items, held_photos)])
     device = engine.device
-    train = torch.from_numpy(cells.rows[train_mask]).to(device)
+    train = torch.from_numpy(np.concatenate(views) if len(views) > 1 else views[0]).to(device)
+    del views
     held = torch.from_numpy(cells.rows[held_mask]).to(device)
     variance = float((train - train.mean(0)).square().sum(1).mean())
     features = recipe.width * info.channels
@@ -347,7 +491,8 @@ def train_features(
     seconds = _resume(trainer, checkpoint, key)
     steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
     steps = steps_per_epoch * recipe.epochs
-    dead_after = len(train)
+    dead_after = max(1, round(recipe.dead_after * len(train)))
+    resample_at = {round(share * steps) for share in RESAMPLE_AT}
     generator = torch.Generator().manual_seed(recipe.seed + 1)
     for _ in range(trainer.epoch):  # the same batches as an uninterrupted run
         torch.randperm(len(train), generator=generator)
@@ -359,6 +504,9 @@ def train_features(
             order = torch.randperm(len(train), generator=generator).to(device)
             for start in range(0, len(train), recipe.batch_size):
                 batch = train[order[start : start + recipe.batch_size]]
+                if trainer.step in resample_at:
+                    chosen = torch.randperm(len(train), generator=torch.Generator().manual_seed(trainer.step))
+                    trainer.resample(train[chosen[:RESAMPLE_ROWS].to(device)], recipe.k, dead_after)
                 trainer.train_step(batch, recipe, variance, dead_after, _lr(trainer.step, steps, recipe))
             trainer.epoch += 1
             elapsed = time.perf_counter() - started

@@ -72,6 +72,77 @@ def test_the_file_holds_the_tensors_and_the_metadata(trained):
     figures = json.loads(meta["figures"])
     assert 0 < figures["explained_variance"] <= 1 and 0 < figures["l0"] <= 16 and 0 <= figures["dead"] < 1
     assert figures["held_out_images"] == 1 and figures["train_images"] == 7
+    assert figures["train_cells"] == 4 * 7 * 196  # each training photo, mirrored, zoomed and both
+    assert figures["held_out_cells"] == 196  # the held-out photo only as the live view sees it
+
+
+def test_a_view_is_the_photo_mirrored_or_its_centre(photo_folder):
+    from livevis.models.atlas.data import read_with_opencv
+    from livevis.models.features.train import Viewed
+
+    path = sorted(photo_folder.iterdir())[0]
+    image = read_with_opencv(path)
+    h, w = image.shape[:2]
+    centre = image[int(h * 0.1) : h - int(h * 0.1), int(w * 0.1) : w - int(w * 0.1)]
+    assert np.array_equal(Viewed(read_with_opencv, 1)(path), image[:, ::-1])
+    assert np.array_equal(Viewed(read_with_opencv, 2)(path), centre)
+    assert np.array_equal(Viewed(read_with_opencv, 3)(path), centre[:, ::-1])
+
+
+def _dense_loss(params, x, k, k_aux, variance, dead):
+    """The training loss written densely, as autograd sees it: codes scattered into N x F, AuxK over `dead`."""
+    W_enc, b_enc, W_dec, b_dec = (params[n] for n in ("W_enc", "b_enc", "W_dec", "b_dec"))
+    pre = (x - b_dec) @ W_enc.T + b_enc
+    top = pre.topk(k, dim=1)
+    codes = torch.zeros_like(pre).scatter(1, top.indices, top.values.clamp_min(0))
+    error = x - (codes @ W_dec + b_dec)
+    loss = error.square().sum(1).mean() / variance
+    aux_top = pre[:, dead].topk(k_aux, dim=1)
+    aux_codes = torch.zeros_like(pre).index_put(
+        (torch.arange(len(x))[:, None], dead[aux_top.indices]), aux_top.values.clamp_min(0)
+    )
+    residual = error.detach()
+    aux = (residual - aux_codes @ W_dec).square().sum(1).mean() / residual.square().sum(1).mean()
+    return loss + aux / 32
+
+
+def test_the_sparse_backward_equals_autograds_dense_one(lite0, photos):
+    from livevis.models.features.train import _Trainer
+
+    activation = lite0.run(photos["chelsea"], [LAYER]).activations[LAYER].float()
+    x = activation.reshape(672, -1).T[::8].contiguous()  # 25 cells: most features fire on none of them
+    recipe = Recipe(width=2, k=16, k_aux=24)
+    trainer = _Trainer(x, 2 * 672, recipe)
+    trainer.choose_in = torch.float32  # the same choice as the dense loss's
+    dead = torch.arange(0, 2 * 672, 3)
+    trainer.since_fired[dead] = 10**9  # a third of the features dead: AuxK's path too
+    variance = float((x - x.mean(0)).square().sum(1).mean())
+    trainer.loss(x, recipe, variance, dead_after=10**8).backward()
+    dead = (trainer.since_fired > 10**8).nonzero().squeeze(1)  # those that fired on these rows came back
+    assert 0 < len(dead) < 2 * 672 // 3
+    reference = {n: p.detach().clone().requires_grad_(True) for n, p in trainer.params.items()}
+    _dense_loss(reference, x, 16, 24, variance, dead).backward()
+    for name, p in trainer.params.items():
+        torch.testing.assert_close(p.grad, reference[name].grad, rtol=1e-4, atol=1e-5 * float(p.grad.abs().max()))
+
+
+def test_dead_features_restart_at_badly_rebuilt_cells(lite0, photos):
+    from livevis.models.features.train import _Trainer
+
+    x = lite0.run(photos["coffee"], [LAYER]).activations[LAYER].float().reshape(672, -1).T.contiguous()
+    trainer = _Trainer(x, 672, Recipe(width=1, k=8))
+    trainer.since_fired[:5] = 10**9
+    before = trainer.params["W_dec"].detach().clone()
+    sae = trainer.sae(8)
+    errors = x - sae.decode_sparse(*sae.encode_sparse(x))
+    assert trainer.resample(x, 8, dead_after=10**8) == 5
+    restarted = trainer.params["W_dec"].detach()
+    assert torch.equal(restarted[5:], before[5:]) and not torch.equal(restarted[:5], before[:5])
+    directions = errors / errors.norm(dim=1, keepdim=True)
+    assert bool(((restarted[:5] @ directions.T) > 1 - 1e-5).any(1).all())  # each row is some cell's error
+    restarted_encoder = torch.nn.functional.normalize(trainer.params["W_enc"].detach()[:5], dim=1)
+    torch.testing.assert_close(restarted_encoder, restarted[:5])  # tied to its decoder row
+    assert int(trainer.since_fired[:5].max()) == 0
 
 
 def test_features_equal_an_independent_topk_encode(trained, lite0, photos):
