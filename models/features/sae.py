@@ -60,6 +60,8 @@ class SparseAutoencoder:
         return found if isinstance(found, dict) else {}
 
     def to(self, device: torch.device | str) -> SparseAutoencoder:
+        if self.W_enc.device == torch.device(device):
+            return self
         moved = {name: getattr(self, name).to(device) for name in TENSORS}
         return SparseAutoencoder(**moved, k=self.k, meta=dict(self.meta))
 

@@ -387,11 +387,11 @@ class _Trainer:
         loss.backward()
         with torch.no_grad():
             w, g = p["W_dec"], p["W_dec"].grad
-            g -= (g * w).sum(1, keepdim=True) * w
+            g.addcmul_(w, torch.linalg.vecdot(g, w).unsqueeze(1), value=-1)  # one pass, no F x C temporary
             for group in self.optimiser.param_groups:
                 group["lr"] = lr
             self.optimiser.step()
-            w /= w.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            w.div_(torch.linalg.vector_norm(w, dim=1, keepdim=True).clamp_min_(1e-12))
         self.step += 1
         return float(loss.detach())
 
@@ -476,7 +476,7 @@ def train_features(
     train_mask, held_mask = cells.split(recipe.seed)
     held_photos = np.unique(cells.items[held_mask])
     views = [cells.rows[train_mask]]
-    for view in range(1, recipe.views):
+    for view in range(1, 1 if check_one_kind(listing) else recipe.views):  # tensors: as they are
         viewed = folder_cells(engine, folder, info, view=view, **reading)
         views.append(viewed.rows[~np.isin(viewed.items, held_photos)])
     device = engine.device

@@ -67,3 +67,46 @@ def test_features_learnt_in_the_window_are_drawn_picked_and_switched_off(
     before = {p.index: p.probability for p in edited.views.values["top5_unedited"]}
     after = {p.index: p.probability for p in edited.views.values["top5"]}
     assert before != after, "switching the strongest feature off changes the predictions"
+
+
+def test_the_learn_dialog_starts_the_run_it_was_given(qtbot, make_window, video, photos, tmp_path, monkeypatch):
+    """File > Learn features...: the dialog's folder, layer and recipe are what the job learns with."""
+    import json
+
+    from PyQt6.QtCore import QTimer
+    from PyQt6.QtWidgets import QApplication
+
+    from livevis.app.panes.features import LearnFeaturesDialog
+
+    monkeypatch.setenv("LIVEVIS_CACHE", str(tmp_path / "cache"))
+    folder = _photo_folder(tmp_path / "photos", photos)
+    window = make_window(video)
+    wait_result(qtbot, window)
+    pane = window.live.panes["features"]
+    filled = []
+
+    def fill_in() -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, LearnFeaturesDialog):
+            QTimer.singleShot(20, fill_in)
+            return
+        assert dialog.views.currentIndex() == 2 and dialog.epochs.value() == Recipe.epochs  # the defaults
+        dialog.folder.setText(str(folder))
+        dialog.layer.setCurrentText("features.10")
+        dialog.width_.setValue(1)
+        dialog.k.setValue(8)
+        dialog.epochs.setValue(1)
+        dialog.views.setCurrentIndex(1)
+        filled.append(True)
+        dialog.accept()
+
+    QTimer.singleShot(0, fill_in)
+    job = pane.learn_features()
+    assert filled and job is not None
+    with qtbot.waitSignal(job.ended, timeout=120_000):
+        pass
+    sae = read_features(window.state.features)
+    recipe = json.loads(sae.meta["recipe"])
+    assert sae.layer == "features.10" and sae.k == 8 and sae.features == sae.channels  # 1x
+    assert recipe["epochs"] == 1 and recipe["views"] == 2
+    assert sae.meta["folder"] == str(folder.resolve())
