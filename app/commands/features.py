@@ -79,9 +79,10 @@ class _Progress:
 def run_train(args: argparse.Namespace) -> int:
     from livevis.app.commands.common import load_engine
     from livevis.app.sources.files import read_frame
-    from livevis.models.errors import InputError
-    from livevis.models.features import Recipe, parse_width, train_features
-    from livevis.models.features.train import checkpoint_of, default_output
+    from livevis.models.atlas.topk import Processes
+    from livevis.models.errors import InputError, OptionError
+    from livevis.models.features import Recipe, parse_width
+    from livevis.models.features.train import read_views
 
     folder = Path(args.folder)
     if not folder.is_dir():  # fails before a model loads
@@ -89,7 +90,42 @@ def run_train(args: argparse.Namespace) -> int:
     recipe = Recipe(
         parse_width(args.width), args.k, args.epochs, args.batch_size, args.lr, seed=args.seed, views=args.views
     )
-    engine = load_engine(args)
+    processes = Processes.from_environment()
+    try:
+        if processes.world > 1:
+            if args.no_cache:
+                raise OptionError(
+                    "under torchrun the processes share the photos' reading through the cache: drop --no-cache"
+                )
+            args.device = processes.device(args.device)
+        engine = load_engine(args, progress=processes.is_main)
+        if processes.world > 1:  # every process reads its share of the photos; rank 0 learns from all of them
+            bar = _Progress(processes.is_main and not args.json)
+            try:
+                read_views(
+                    engine,
+                    folder,
+                    args.layer,
+                    recipe,
+                    processes=processes,
+                    workers=args.workers,
+                    reader=read_frame,
+                    progress=bar,
+                )
+            finally:
+                bar.close()
+            if not processes.is_main:
+                return 0
+        return _train(args, engine, folder, recipe)
+    finally:
+        processes.close()
+
+
+def _train(args: argparse.Namespace, engine, folder: Path, recipe) -> int:
+    from livevis.app.sources.files import read_frame
+    from livevis.models.features import train_features
+    from livevis.models.features.train import checkpoint_of, default_output
+
     bar = _Progress(not args.json)
     out = Path(args.out) if args.out else None
     try:

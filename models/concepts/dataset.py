@@ -123,11 +123,14 @@ def _maps_of_folder(
     reader: Reader,
     progress: Progress | None,
     what: str,
+    share: slice = slice(None),
 ):
-    """Per batch: [(item indices, layer maps N x C x h x w, image heights, widths)], and the items that failed."""
+    """Per batch: [(item indices, layer maps N x C x h x w, image heights, widths)], and the items that failed;
+    `share` picks the items read (every world-th from rank under torchrun), indices staying the listing's."""
+    items = list(enumerate(listing.items))[share]
     dataset = FrameDataset(
         listing.folder,
-        list(enumerate(listing.items)),
+        items,
         engine.spec.input_size,
         reader,
         engine.spec.in_channels if tensors else None,
@@ -141,7 +144,7 @@ def _maps_of_folder(
         collate_fn=_collate_tensors if tensors else None,
     )
     done = 0
-    report(progress, what, 0, len(listing.items))
+    report(progress, what, 0, len(items))
     for indices, frames, heights, widths, errors in loader:
         failed = [(listing.items[int(indices[i])].name, error) for i, error in enumerate(errors) if error]
         groups: dict[tuple, list[int]] = {}
@@ -156,7 +159,7 @@ def _maps_of_folder(
             batches.append((indices[chosen], maps, heights[chosen], widths[chosen]))
         yield batches, failed
         done += len(errors)
-        report(progress, what, done, len(listing.items))
+        report(progress, what, done, len(items))
 
 
 def _key(engine: Engine, layer: LayerInfo, listing: FolderListing, k: int, top: int, seed: int) -> dict:

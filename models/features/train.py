@@ -38,7 +38,7 @@ import torch
 from ..atlas.data import Reader, read_with_opencv
 from ..atlas.folder import FolderListing, check_one_kind, list_folder
 from ..atlas.store import _hash, _identity, atlas_dir
-from ..atlas.topk import weights_fingerprint
+from ..atlas.topk import Processes, weights_fingerprint
 from ..cache import cache_folder, read_entry
 from ..engine import Engine
 from ..errors import InputError, OptionError
@@ -168,9 +168,11 @@ def folder_cells(
     progress: Progress | None = None,
     use_cache: bool = True,
     view: int = 0,
+    processes: Processes | None = None,
 ) -> FolderCells:
     """The layer's cells over the folder (or one of `VIEWS` of its photos), read through the atlas's reader, or
-    from the cache."""
+    from the cache. Under torchrun (`processes`) each process reads every world-th photo and every process gets
+    all the cells, in the order one process would have read them; rank 0 writes the cache."""
     from ..concepts.dataset import _maps_of_folder
 
     listing = list_folder(folder)
@@ -180,29 +182,58 @@ def folder_cells(
     if view and tensors:
         raise OptionError("a folder of tensors is learnt from as it is: --views 1")
     file = _cells_file(engine, layer, listing, view)
+    processes = processes or Processes()
     if use_cache:
         stored = read_entry(file, _read_cells)
-        if stored is not None and stored[0].shape[1] == layer.channels:
+        fits = stored is not None and stored[0].shape[1] == layer.channels
+        if processes.broadcast(fits):  # rank 0's answer: every process reads its share, or none does
+            if not fits:
+                raise InputError(f"{file} is cached for rank 0 but this process cannot read it")
             return FolderCells(stored[0], stored[1], listing)
     rows, items = [], []
     reader = reader or read_with_opencv
     reader = Viewed(reader, view) if view else reader
     passes = {"tensors": tensors, "batch_size": batch_size, "workers": workers, "reader": reader}
     what = f"reading {layer.name} over {len(listing.items)} images" + (f" ({VIEWS[view]})" if view else "")
-    for batches, _failed in _maps_of_folder(engine, listing, layer, progress=progress, what=what, **passes):
+    share = slice(processes.rank, None, processes.world)
+    for batches, _failed in _maps_of_folder(
+        engine, listing, layer, progress=progress, what=what, share=share, **passes
+    ):
         for indices, maps, _, _ in batches:
             n, c = maps.shape[:2]
             flat = maps.float().reshape(n, c, -1).transpose(1, 2)
             rows.append(flat.reshape(-1, c).cpu().numpy())
             items.append(np.repeat(indices.numpy().astype(np.int64), flat.shape[1]))
-    if not rows:
+    read = (
+        np.concatenate(rows) if rows else np.zeros((0, layer.channels), np.float32),
+        np.concatenate(items) if items else np.zeros(0, np.int64),
+    )
+    shares = processes.all_gather(read)
+    rows, items = np.concatenate([r for r, _ in shares]), np.concatenate([i for _, i in shares])
+    if not len(rows):
         raise InputError(f"none of the {len(listing.items)} files in {folder} could be read")
-    found = FolderCells(np.concatenate(rows), np.concatenate(items), listing)
-    if use_cache:
+    order = np.argsort(items, kind="stable")  # by photo, each photo's cells in their order: as one process reads
+    found = FolderCells(rows[order], items[order], listing)
+    if use_cache and processes.is_main:
         from ..atlas.store import _save_npz
 
         _save_npz(file, rows=found.rows, items=found.items)
     return found
+
+
+def read_views(
+    engine: Engine, folder: str | Path, layer: str | None, recipe: Recipe, *, processes: Processes, **reading
+) -> None:
+    """The cells of every view a run of `recipe` learns from, read into the cache, shared among torchrun's
+    processes; then rank 0's `train_features` reads no photo."""
+    from ..atlas.topk import _same_weights_everywhere
+
+    if processes.world > 1:
+        _same_weights_everywhere(engine, processes)  # random weights differ per process: rank 0's everywhere
+    info = engine.layer(layer)
+    cells = folder_cells(engine, folder, info, processes=processes, **reading)
+    for view in range(1, 1 if check_one_kind(cells.listing) else recipe.views):
+        folder_cells(engine, folder, info, view=view, processes=processes, **reading)
 
 
 def _read_cells(path: Path) -> tuple[np.ndarray, np.ndarray]:

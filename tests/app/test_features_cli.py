@@ -114,3 +114,30 @@ def test_a_damaged_features_file_is_one_line_and_exit_2(chelsea_path, tmp_path, 
     assert len(err) == 2 and all("features file" in line for line in err)
     assert main(["render", str(chelsea_path), *MODEL, "--feature-off", "3", "--out", str(tmp_path / "o")]) == 2
     assert "--feature-off needs --features" in capsys.readouterr().err
+
+
+def test_two_torchrun_processes_read_the_cells_one_process_reads(learnt, cache, tmp_path):
+    """Each process reads every other photo (and its mirrored view); rank 0 learns from all the cells, which are
+    those one process read and cached, in the same order."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder, _ = learnt
+    shared = tmp_path / "torchrun-cache"
+    env = {**os.environ, "LIVEVIS_CACHE": str(shared), "OMP_NUM_THREADS": "1"}
+    torchrun, livevis = Path(sys.executable).parent / "torchrun", Path(sys.executable).parent / "livevis"
+    command = [str(torchrun), "--standalone", "--nproc-per-node", "2", "--no-python", str(livevis), "features"]
+    command += ["train", *MODEL, "--layer", LAYER, "--folder", str(folder), "--width", "1x", "--k", "8"]
+    command += ["--epochs", "1", "--views", "2", "--out", str(tmp_path / "two.safetensors"), "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = json.loads(done.stdout)  # rank 0 alone speaks
+    assert said["train_cells"] == 2 * 7 * 196 and said["held_out_cells"] == 196
+    two = sorted((shared / "features" / "cells").glob("*.npz"))
+    assert len(two) == 2  # the photos and their mirror images
+    for file in two:
+        with np.load(file) as by_two, np.load(cache / "features" / "cells" / file.name) as by_one:
+            assert np.array_equal(by_two["items"], by_one["items"])
+            np.testing.assert_allclose(by_two["rows"], by_one["rows"], rtol=1e-5, atol=1e-5)
