@@ -102,16 +102,8 @@ def run_train(args: argparse.Namespace) -> int:
         if processes.world > 1:  # every process reads its share of the photos; rank 0 learns from all of them
             bar = _Progress(processes.is_main and not args.json)
             try:
-                read_views(
-                    engine,
-                    folder,
-                    args.layer,
-                    recipe,
-                    processes=processes,
-                    workers=args.workers,
-                    reader=read_frame,
-                    progress=bar,
-                )
+                reading = {"workers": args.workers, "reader": read_frame, "progress": bar}
+                read_views(engine, folder, args.layer, recipe, processes=processes, **reading)
             finally:
                 bar.close()
             if not processes.is_main:
