@@ -95,7 +95,7 @@ def run_mining(device: str, quick: bool) -> dict:
 
 
 def run_features(device: str, quick: bool) -> dict:
-    photos, epochs = ("24", "1") if quick else ("204", "20")
+    photos, epochs = ("24", "1") if quick else ("204", "30")
     print(f"learning features on {photos} photos ...", file=sys.stderr, flush=True)
     printed = run_script("features_speed.py", "--device", device, "--photos", photos, "--epochs", epochs)
     return json.loads(printed[printed.index("{\n") :])  # the summary, after a line per run
