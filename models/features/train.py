@@ -273,7 +273,7 @@ def _lr(step: int, steps: int, recipe: Recipe) -> float:
     if step < warm:
         return recipe.lr * (step + 1) / warm
     progress = (step - warm) / max(1, steps - warm)
-    return recipe.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return recipe.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def _fast_bfloat16(device: torch.device) -> bool:
