@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from livevis.models.progress import Progress
 
 SCALES = (("off", 0.0), ("x 0.5", 0.5), ("x 2", 2.0))
+VIEW_COUNTS = (1, 2, 4)
+"""The dialog's choices of views of each photo (`Recipe.views`), in its order."""
 
 
 class LearnFeaturesDialog(QDialog):
@@ -75,7 +77,7 @@ class LearnFeaturesDialog(QDialog):
         self.epochs.setValue(Recipe.epochs)
         self.views = QComboBox()
         self.views.addItems(["the photos", "and mirrored", "and mirrored and zoomed"])
-        self.views.setCurrentIndex(2)
+        self.views.setCurrentIndex(VIEW_COUNTS.index(Recipe.views))
         self.views.setToolTip("More views of each photo: more cells to learn from, a longer reading")
         form = QFormLayout(self)
         form.addRow("folder of photos", row)
@@ -95,7 +97,7 @@ class LearnFeaturesDialog(QDialog):
             self.folder.setText(chosen)
 
     def recipe(self) -> Recipe:
-        views = (1, 2, 4)[self.views.currentIndex()]
+        views = VIEW_COUNTS[self.views.currentIndex()]
         return Recipe(self.width_.value(), self.k.value(), self.epochs.value(), views=views)
 
 

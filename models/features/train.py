@@ -232,8 +232,13 @@ def read_views(
         _same_weights_everywhere(engine, processes)  # random weights differ per process: rank 0's everywhere
     info = engine.layer(layer)
     cells = folder_cells(engine, folder, info, processes=processes, **reading)
-    for view in range(1, 1 if check_one_kind(cells.listing) else recipe.views):
+    for view in _more_views(cells.listing, recipe):
         folder_cells(engine, folder, info, view=view, processes=processes, **reading)
+
+
+def _more_views(listing: FolderListing, recipe: Recipe) -> range:
+    """The views read besides the photos themselves: none for a folder of tensors, which is learnt as it is."""
+    return range(1, 1 if check_one_kind(listing) else recipe.views)
 
 
 def _read_cells(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -507,7 +512,7 @@ def train_features(
     train_mask, held_mask = cells.split(recipe.seed)
     held_photos = np.unique(cells.items[held_mask])
     views = [cells.rows[train_mask]]
-    for view in range(1, 1 if check_one_kind(listing) else recipe.views):  # tensors: as they are
+    for view in _more_views(listing, recipe):
         viewed = folder_cells(engine, folder, info, view=view, **reading)
         views.append(viewed.rows[~np.isin(viewed.items, held_photos)])
     device = engine.device
