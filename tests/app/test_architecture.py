@@ -224,9 +224,9 @@ def test_an_exception_in_the_worker_is_shown_and_the_frames_go_on(qtbot, make_wi
             raise error
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(Visualizer, "process", failing_once)
+    # listening before the patch: the worker may fail on its very next step, before a later connect
     with qtbot.waitSignal(window.worker.error, timeout=TIMEOUT_MS) as error:
-        pass
+        monkeypatch.setattr(Visualizer, "process", failing_once)
     assert error.args[0] == "unexpected RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
     wait_result(qtbot, window, lambda r: r.sequence > first + 2)
     assert window.worker.isRunning()
@@ -241,9 +241,8 @@ def test_an_exception_in_the_capture_thread_is_shown_and_the_app_goes_on(qtbot, 
     def broken(self):
         raise cv2.error("OpenCV(4.x) error: (-215:Assertion failed) !_src.empty()")
 
-    monkeypatch.setattr(VideoFileSource, "read", broken)
     with qtbot.waitSignal(window.capture.error, timeout=TIMEOUT_MS) as error:
-        pass
+        monkeypatch.setattr(VideoFileSource, "read", broken)
     assert "_src.empty()" in error.args[0] and "open a source again" in error.args[0]
     monkeypatch.undo()
     window.open_source(str(video))
