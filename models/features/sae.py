@@ -25,6 +25,11 @@ TENSORS = ("W_enc", "b_enc", "W_dec", "b_dec")
 FORMAT = "livevis-topk-sae"
 """The metadata's `format`: what wrote the file."""
 MAX_FEATURES = 1 << 20
+SPARSE_ROWS = 0.65
+"""On a CPU, rows with more than this share of zeros (a ReLU's output) are multiplied as sparse: the product then
+costs in proportion to the non-zeros, about 2.4 times the dense product's cost per multiply here."""
+SPARSE_BLOCK = 256
+"""Features per block of the sparse product: a block of W_enc^T (C x 256) stays in a core's cache over all the rows."""
 
 
 @dataclass
@@ -38,6 +43,10 @@ class SparseAutoencoder:
     k: int
     meta: dict[str, str] = field(default_factory=dict)
     """model, weights, layer (module path), folder, and `figures` as JSON."""
+    _encoder_blocks: tuple[list[torch.Tensor], torch.Tensor] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """W_enc^T in blocks of features and b_enc - W_enc b_dec, for the sparse product (made at its first use)."""
 
     @property
     def features(self) -> int:
@@ -67,7 +76,27 @@ class SparseAutoencoder:
 
     def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
         """N x F: (x - b_dec) W_enc^T + b_enc, for N x C rows."""
+        if x.device.type == "cpu" and x.numel() and float((x == 0).sum()) > SPARSE_ROWS * x.numel():
+            return self._sparse_pre_activations(x)
         return torch.addmm(self.b_enc, x - self.b_dec, self.W_enc.t())
+
+    def _sparse_pre_activations(self, x: torch.Tensor) -> torch.Tensor:
+        """The same as x W_enc^T + (b_enc - W_enc b_dec), each row's non-zero channels picking rows of W_enc^T
+        (an embedding bag per block of features): a ReLU's output at a CNN's middle layer is three-quarters
+        zeros, and then this takes half the dense product's time on a CPU. Equal to it up to float32 rounding."""
+        if self._encoder_blocks is None:
+            transposed = self.W_enc.t()
+            blocks = [transposed[:, s : s + SPARSE_BLOCK].contiguous() for s in range(0, self.features, SPARSE_BLOCK)]
+            self._encoder_blocks = blocks, self.b_enc - self.W_enc @ self.b_dec
+        blocks, bias = self._encoder_blocks
+        non_zero = x != 0
+        channels = non_zero.nonzero()[:, 1]
+        offsets = torch.zeros(len(x), dtype=torch.long)
+        offsets[1:] = non_zero.sum(1).cumsum(0)[:-1]
+        weights = x[non_zero].to(bias.dtype)
+        bag = torch.nn.functional.embedding_bag
+        products = [bag(channels, block, offsets, per_sample_weights=weights, mode="sum") for block in blocks]
+        return torch.cat(products, 1).add_(bias)
 
     def encode_sparse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The k codes of each of N rows (N x C): their values (N x k, >= 0) and features (N x k)."""

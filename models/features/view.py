@@ -72,7 +72,7 @@ class FeaturesProducer(Producer):
             ctx.memory["features_sae"] = {ctx.options["features"]: sae}
         c, h, w = activation.shape
         rows = activation.reshape(c, -1).t()
-        values, indices = sae.encode_sparse(rows)  # only the encoder's product is dense: F x C per cell
+        values, indices = sae.encode_sparse(rows)  # the one product over all F features per cell
         reconstruction = sae.decode_sparse(values, indices)
         ev = explained_variance(rows, reconstruction)
         totals = torch.zeros(sae.features, device=rows.device).index_add_(0, indices.reshape(-1), values.reshape(-1))

@@ -166,6 +166,26 @@ def test_features_equal_an_independent_topk_encode(trained, lite0, photos):
     assert views.images["features"].shape[2] == 3
 
 
+def test_mostly_zero_cells_take_the_sparse_product_and_get_the_same_pre_activations(trained, lite0, photos):
+    from livevis.models.features.sae import SPARSE_ROWS
+
+    sae = read_features(trained[1])
+    rows = lite0.run(photos["chelsea"], [LAYER]).activations[LAYER].float().reshape(672, -1).T.contiguous()
+    assert float((rows == 0).float().mean()) > SPARSE_ROWS  # ReLU6's output: the sparse product's case
+    tensors = load_file(str(trained[1]))
+    expected = (rows.double().numpy() - tensors["b_dec"]) @ tensors["W_enc"].T.astype(np.float64) + tensors["b_enc"]
+    assert sae._encoder_blocks is None
+    got = sae.pre_activations(rows)
+    assert sae._encoder_blocks is not None  # it took the sparse product
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-4)
+    dense = rows + 1.0  # no zeros: the dense product
+    np.testing.assert_allclose(
+        sae.pre_activations(dense).numpy(), (expected + tensors["W_enc"].sum(1)), rtol=1e-5, atol=1e-4
+    )
+    codes = sae.encode(rows).numpy()
+    assert np.array_equal(codes > 0, topk_encode(tensors, 16, rows.numpy()) > 0)
+
+
 def test_the_stored_explained_variance_is_what_the_tensors_give_on_the_held_out_photos(trained, lite0, photo_folder):
     import cv2
 
