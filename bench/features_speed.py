@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--epochs", default="30", help="epoch counts, comma-separated: one run each")
     parser.add_argument("--views", type=int, default=4, help="views of each training photo: 1, 2 or 4")
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--lr", type=float, default=4e-3)
+    parser.add_argument("--lr", type=float, default=None, help="Adam's peak learning rate (default: the recipe's)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--gallery", metavar="DIR", help="write the last run's feature pictures here")
     args = parser.parse_args()
@@ -75,7 +75,7 @@ def main() -> None:
         runs = []
         for epochs in (int(e) for e in args.epochs.split(",")):
             views = 1 if args.digits else args.views
-            recipe = Recipe(args.width, args.k, epochs, args.batch_size, args.lr, views=views)
+            recipe = Recipe(args.width, args.k, epochs, args.batch_size, args.lr or Recipe.lr, views=views)
             out = scratch / f"features-{epochs}.safetensors"
             sae, _ = train_features(engine, folder, layer.path, recipe, out=out)
             runs.append({"epochs": epochs, **{k: v for k, v in sae.figures.items() if k != "epochs"}})

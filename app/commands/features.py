@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from livevis.app.commands.common import add_model_options
+from livevis.models.features import Recipe
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -21,16 +22,27 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--folder", required=True, help="the folder of photos (its sub-folders too)")
     train.add_argument("--width", default="4x", help="features per channel (default: 4x)")
     train.add_argument("--k", type=int, default=32, help="codes kept per cell (default: 32)")
-    train.add_argument("--epochs", type=int, default=30, help="passes over the cells (default: 30)")
+    train.add_argument(
+        "--epochs", type=int, default=Recipe.epochs, help=f"passes over the cells (default: {Recipe.epochs})"
+    )
     train.add_argument(
         "--views",
         type=int,
         choices=(1, 2, 4),
-        default=4,
-        help="views of each training photo: 1 as the live view sees it, 2 and mirrored, 4 and zoomed (default: 4)",
+        default=Recipe.views,
+        help="views of each training photo: 1 as the live view sees it, 2 and mirrored, 4 and zoomed "
+        f"(default: {Recipe.views})",
     )
-    train.add_argument("--batch-size", type=int, default=512, metavar="N", help="cells per step (default: 512)")
-    train.add_argument("--lr", type=float, default=4e-3, help="Adam's peak learning rate (default: 0.004)")
+    train.add_argument(
+        "--batch-size",
+        type=int,
+        default=Recipe.batch_size,
+        metavar="N",
+        help=f"cells per step (default: {Recipe.batch_size})",
+    )
+    train.add_argument(
+        "--lr", type=float, default=Recipe.lr, help=f"Adam's peak learning rate (default: {Recipe.lr:g})"
+    )
     train.add_argument("--seed", type=int, default=0, help="initialisation, order and held-out photos (default: 0)")
     train.add_argument("--workers", type=int, default=0, metavar="N", help="processes decoding photos (default: 0)")
     train.add_argument(
@@ -81,7 +93,7 @@ def run_train(args: argparse.Namespace) -> int:
     from livevis.app.sources.files import read_frame
     from livevis.models.atlas.topk import Processes
     from livevis.models.errors import InputError, OptionError
-    from livevis.models.features import Recipe, parse_width
+    from livevis.models.features import parse_width
     from livevis.models.features.train import read_views
 
     folder = Path(args.folder)
