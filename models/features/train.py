@@ -67,7 +67,7 @@ class Recipe:
     k: int
     epochs: int = 30
     batch_size: int = 512
-    lr: float = 4e-3
+    lr: float = 3e-3
     warmup: float = 0.05
     """The share of the steps the learning rate rises over."""
     k_aux: int = 64
