@@ -75,8 +75,10 @@ class SparseAutoencoder:
         return SparseAutoencoder(**moved, k=self.k, meta=dict(self.meta))
 
     def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
-        """N x F: (x - b_dec) W_enc^T + b_enc, for N x C rows."""
-        if x.device.type == "cpu" and x.numel() and float((x == 0).sum()) > SPARSE_ROWS * x.numel():
+        """N x F: (x - b_dec) W_enc^T + b_enc, for N x C rows. Rows that need a gradient take the dense product:
+        the sparse one has none for the zeros."""
+        needs_gradient = torch.is_grad_enabled() and x.requires_grad
+        if x.device.type == "cpu" and not needs_gradient and float((x == 0).sum()) > SPARSE_ROWS * x.numel() > 0:
             return self._sparse_pre_activations(x)
         return torch.addmm(self.b_enc, x - self.b_dec, self.W_enc.t())
 

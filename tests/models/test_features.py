@@ -184,6 +184,11 @@ def test_mostly_zero_cells_take_the_sparse_product_and_get_the_same_pre_activati
     )
     codes = sae.encode(rows).numpy()
     assert np.array_equal(codes > 0, topk_encode(tensors, 16, rows.numpy()) > 0)
+    fresh = read_features(trained[1])
+    graded = rows.clone().requires_grad_(True)  # an edit inside a backward pass (Grad-CAM): the dense product
+    fresh.pre_activations(graded).sum().backward()
+    assert fresh._encoder_blocks is None
+    torch.testing.assert_close(graded.grad, fresh.W_enc.sum(0).expand_as(rows))  # zeros' gradients too
 
 
 def test_the_stored_explained_variance_is_what_the_tensors_give_on_the_held_out_photos(trained, lite0, photo_folder):
