@@ -46,7 +46,8 @@ class SparseAutoencoder:
     _encoder_blocks: tuple[list[torch.Tensor], torch.Tensor] | None = field(
         default=None, init=False, repr=False, compare=False
     )
-    """W_enc^T in blocks of features and b_enc - W_enc b_dec, for the sparse product (made at its first use)."""
+    """W_enc^T in blocks of features and b_enc - W_enc b_dec, for the sparse product, made at its first use: an SAE's
+    tensors do not change once it is encoding (training wraps its parameters in a new one each time it measures)."""
 
     @property
     def features(self) -> int:
