@@ -136,9 +136,10 @@ def test_an_exception_escaping_a_slot_or_a_thread_is_reported_in_the_window_and_
     assert "format=livevis-settings-1" in settings.read_text(), "settings saved as the close button saves them"
 
 
-# A network whose forward pass on the live view's worker takes 6 s, as a large model on a slow CPU can.
+# A network whose forward pass on the live view's worker runs until the test lets it end (a line on stdin), as a
+# large model's on a slow CPU runs on after the window has closed.
 SLOW_NET = """
-import time
+import sys
 
 import torch
 from PyQt6.QtCore import QThread
@@ -152,7 +153,7 @@ class SlowNet(torch.nn.Module):
     def forward(self, x):
         if type(QThread.currentThread()).__name__ == "InferenceWorker":
             print("slow forward started", flush=True)
-            time.sleep(6)
+            sys.stdin.readline()
         return self.conv(x)
 
 
@@ -170,13 +171,19 @@ def test_a_thread_still_busy_when_the_window_closes_is_waited_for_not_destroyed(
         + ["--stats-json", str(stats), "--settings", str(settings)],
         cwd=tmp_path,
         env=_env(),
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     assert app.stdout.readline().strip() == "slow forward started", app.stderr.read()
-    app.send_signal(signal.SIGTERM)  # closes the window while the worker is 6 s into nothing it can cut short
-    _, errors = app.communicate(timeout=120)
+    app.send_signal(signal.SIGTERM)  # closes the window while the worker is inside a forward it cannot cut short
+    deadline = time.monotonic() + 60
+    while not stats.exists() and time.monotonic() < deadline:  # written once the window has closed
+        with pytest.raises(subprocess.TimeoutExpired):  # the process never ends before its worker
+            app.wait(timeout=0.1)
+    assert stats.exists() and app.poll() is None, "the window closed; the process waits for its busy worker"
+    _, errors = app.communicate(input="\n", timeout=120)  # the forward ends
     assert app.returncode == 0, errors  # Qt aborts when a running QThread is destroyed
     assert "QThread" not in errors and "Traceback" not in errors, errors
     assert json.loads(stats.read_text())["shutdown_ms"] < 3000, "the window still closes promptly"
