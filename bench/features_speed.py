@@ -15,6 +15,7 @@ pictures of the last run (each feature's top crops and optimised image). Time it
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
@@ -44,8 +45,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=4)
     parser.add_argument("--k", type=int, default=32)
     parser.add_argument("--epochs", default="30", help="epoch counts, comma-separated: one run each")
-    parser.add_argument("--views", type=int, default=4, help="views of each training photo: 1, 2 or 4")
-    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--views", type=int, help="views of each training photo: 1, 2 or 4 (default: the recipe's)")
+    parser.add_argument("--batch-size", type=int, help="cells per step (default: the recipe's)")
     parser.add_argument("--lr", type=float, default=None, help="Adam's peak learning rate (default: the recipe's)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--gallery", metavar="DIR", help="write the last run's feature pictures here")
@@ -57,7 +58,9 @@ def main() -> None:
         import torch
 
         from livevis.models import Engine
+        from livevis.models.atlas.topk import Processes
         from livevis.models.features import Recipe, folder_cells, train_features
+        from livevis.models.features.train import read_views
 
         if args.digits:
             folder = digit_folder(scratch / "digits", args.digits)
@@ -67,15 +70,15 @@ def main() -> None:
             folder = make_folder(scratch / "photos", args.photos, sides=(300, 1400))
         engine = Engine.load(args.model, device=args.device)
         layer = engine.layer(args.layer)
+        chosen = {"views": 1 if args.digits else args.views, "batch_size": args.batch_size, "lr": args.lr}
+        recipe = Recipe(args.width, args.k, **{name: value for name, value in chosen.items() if value is not None})
         start = time.perf_counter()
-        cells = folder_cells(engine, folder, layer)
-        for view in range(1, 1 if args.digits else args.views):
-            folder_cells(engine, folder, layer, view=view)
+        read_views(engine, folder, layer.path, recipe, processes=Processes())
         read_seconds = time.perf_counter() - start
+        cells = folder_cells(engine, folder, layer)  # from the cache
         runs = []
         for epochs in (int(e) for e in args.epochs.split(",")):
-            views = 1 if args.digits else args.views
-            recipe = Recipe(args.width, args.k, epochs, args.batch_size, args.lr or Recipe.lr, views=views)
+            recipe = dataclasses.replace(recipe, epochs=epochs)
             out = scratch / f"features-{epochs}.safetensors"
             sae, _ = train_features(engine, folder, layer.path, recipe, out=out)
             runs.append({"epochs": epochs, **{k: v for k, v in sae.figures.items() if k != "epochs"}})
@@ -94,7 +97,7 @@ def main() -> None:
                     "k": args.k,
                     "images": len(cells.listing.items),
                     "cells": len(cells.rows),
-                    "views": 1 if args.digits else args.views,
+                    "views": recipe.views,
                     "read_seconds": round(read_seconds, 1),
                     "threads": torch.get_num_threads(),
                     "device": args.device,
